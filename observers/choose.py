@@ -1,0 +1,56 @@
+"""Chooses where a run is recorded: MongoDB when it answers quickly, otherwise the local file store."""
+import sys
+
+import pymongo
+from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
+from sacred.observers import FileStorageObserver, MongoObserver
+
+from observers.settings import load_settings
+from tracker.errors import UserError
+
+# Sacred waits 30 s for an unreachable server and then fails the run; we decide within this.
+CONNECT_TIMEOUT_S = 3.0
+
+
+def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
+    """A client for the configured database, or None when no server answers within `timeout_s`.
+
+    Raises UserError for a malformed URL or rejected credentials: those need fixing, not a fallback.
+    """
+    timeout_ms = int(timeout_s * 1000)
+    try:
+        client = pymongo.MongoClient(
+            settings.mongo_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+        )
+    except (InvalidURI, ConfigurationError, ValueError, TypeError) as error:
+        raise UserError(
+            f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL ({error}); "
+            f"set it to mongodb://[user:password@]host[:port] in the environment or .env"
+        ) from None
+    try:
+        client[settings.db_name].list_collection_names()  # needs read access, so it also checks credentials
+    except OperationFailure as error:
+        client.close()
+        raise UserError(
+            f"MongoDB at {settings.safe_url} refused access to database {settings.db_name!r} "
+            f"({error.details.get('errmsg', error) if error.details else error}); "
+            f"check the user and password in MONGO_URL (.env) and add ?authSource=admin for the compose stack"
+        ) from None
+    except PyMongoError:
+        client.close()
+        return None
+    return client
+
+
+def choose_observers(settings=None):
+    """[MongoObserver] when MongoDB is reachable, else [FileStorageObserver] with a one-line warning."""
+    settings = settings or load_settings()
+    client = connect(settings)
+    if client is None:
+        print(
+            f"WARNING: MongoDB at {settings.safe_url} is unreachable; recording this run in "
+            f"{settings.runs_dir}/ instead",
+            file=sys.stderr,
+        )
+        return [FileStorageObserver(str(settings.runs_dir))]
+    return [MongoObserver(client=client, db_name=settings.db_name)]

@@ -1,0 +1,49 @@
+"""Where the run store is: MONGO_URL and SACRED_DB from the environment, else from ./.env, else defaults."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+DEFAULT_MONGO_URL = "mongodb://localhost:27017"
+DEFAULT_DB = "sacred"
+DEFAULT_RUNS_DIR = "runs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongo_url: str
+    db_name: str
+    runs_dir: Path  # the file store used when MongoDB is unreachable
+
+    @property
+    def safe_url(self):
+        """The URL with any password masked, for messages and logs."""
+        return redact(self.mongo_url)
+
+
+def load_settings(env_file=".env"):
+    """Settings from the environment, falling back to `env_file` (secrets stay out of code and configs)."""
+    file_values = dotenv_values(env_file) if Path(env_file).is_file() else {}
+
+    def get(name, default):
+        return os.environ.get(name) or file_values.get(name) or default
+
+    return Settings(
+        mongo_url=get("MONGO_URL", DEFAULT_MONGO_URL),
+        db_name=get("SACRED_DB", DEFAULT_DB),
+        runs_dir=Path(get("RUNS_DIR", DEFAULT_RUNS_DIR)),
+    )
+
+
+def redact(url):
+    """`url` with the password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

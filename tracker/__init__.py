@@ -1,0 +1,5 @@
+"""sacred-tracker: experiment tracking on Sacred, MongoDB and Omniboard."""
+import warnings
+
+# Sacred 0.8.7 imports pkg_resources, which warns on every start; the pin to setuptools<81 keeps it working.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
