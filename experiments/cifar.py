@@ -36,7 +36,7 @@ def config():
 
 @ex.named_config
 def smoke():
-    """Generated data and a small CNN: under a minute on 2 CPU cores, validation accuracy >= 0.6."""
+    # Generated data and a small CNN: under a minute on 2 CPU cores, validation accuracy >= 0.6.
     lr = 0.05
     data = {"dataset": "synthetic", "batch_size": 64, "limit": 6000}
     model = {"arch": "simple", "width": 16}

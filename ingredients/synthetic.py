@@ -1,7 +1,7 @@
 """Writes a learnable, CIFAR-10-format toy dataset (`cifar-10-batches-py` pickles) for offline runs and tests.
 
-Each of the ten classes is a shape or texture in a class-specific colour, at a random place and size,
-over a random background with pixel noise. The files have CIFAR-10's names, keys, dtypes and row
+Each of the ten classes is a shape or texture, at a random place and size, in one of three colours
+that hint at the class, over a random background with strong pixel noise. The files have CIFAR-10's names, keys, dtypes and row
 layout (uint8 rows of 3072 = 3×32×32, channel-major), with fewer rows per file so they are quick to make.
 """
 import os
@@ -77,7 +77,9 @@ def draw_images(labels, rng):
     ]
     mask = np.stack(masks)[labels, np.arange(n)]  # N×32×32: each image's own class shape
     background = rng.uniform(0, 120, (n, 3, 1, 1)).astype(np.float32)
-    foreground = (PALETTE[labels] + rng.normal(0, 25, (n, 3))).astype(np.float32)[:, :, None, None]
+    # Colour alone is ambiguous (shared by three classes), so a model has to learn the shapes.
+    colour = (labels + rng.integers(0, 3, n)) % len(PALETTE)
+    foreground = (PALETTE[colour] + rng.normal(0, 25, (n, 3))).astype(np.float32)[:, :, None, None]
     images = np.where(mask[:, None], foreground, background)
-    images += rng.normal(0, 20, images.shape).astype(np.float32)
+    images += rng.normal(0, 45, images.shape).astype(np.float32)
     return np.clip(images, 0, 255).astype(np.uint8)

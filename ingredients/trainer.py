@@ -4,6 +4,7 @@ Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the
 progress bar and periodic `Iteration …` lines.
 """
 import json
+import mimetypes
 import os
 import tempfile
 import time
@@ -42,7 +43,7 @@ def config():
     checkpoint_every = 1000  # store a resumable checkpoint every this many steps
     device = "auto"  # 'auto' (CUDA when present), 'cpu' or 'cuda'
     deterministic = False  # deterministic kernels: bit-identical reruns on the same machine, slower on GPU
-    progress = True  # show a progress bar
+    progress = True  # show a progress bar on the terminal (never stored in the run's captured output)
 
 
 @trainer_ingredient.config_hook
@@ -103,6 +104,14 @@ def make_schedule(optimizer, total_steps, schedule):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def open_terminal():
+    """The controlling terminal, or None: the bar is drawn there so the run's captured output holds only lines."""
+    try:
+        return open("/dev/tty", "w")
+    except OSError:
+        return None
+
+
 def format_duration(seconds):
     seconds = int(seconds)
     return f"{seconds // 3600:02d}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
@@ -153,8 +162,9 @@ class Trainer:
         self.save_sample_grid()
         window = self.new_window()
         next_print = self.print_every
-        with tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
-                  disable=not self.progress, dynamic_ncols=True, mininterval=1.0) as bar:
+        terminal = open_terminal() if self.progress else None
+        with tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=terminal,
+                  disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar:
             while self.step < self.total_steps:
                 fetch_started = time.perf_counter()
                 for images, labels in self.batches.iterate(self.epoch, self.batch_in_epoch):
@@ -184,6 +194,8 @@ class Trainer:
                     fetch_started = time.perf_counter()
                 else:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        if terminal is not None:
+            terminal.close()
         return self.finish()
 
     def train_step(self, images, labels):
@@ -248,7 +260,8 @@ class Trainer:
         """Write a file with `write(path)` into the run's folder and attach it to the run."""
         path = self.workdir / name
         write(path)
-        self.run.add_artifact(str(path), name=name)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self.run.add_artifact(str(path), name=name, content_type=content_type)
 
     def save_sample_grid(self):
         images = self.train_split.images[:64].cpu()

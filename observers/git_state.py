@@ -15,10 +15,8 @@ def uncommitted_changes(path):
         return ""
     patch = repo.git.diff("HEAD", "--binary")
     for name in repo.untracked_files:
-                try:
-            if os.path.getsize(os.path.join(repo.working_tree_dir, name)) > MAX_UNTRACKED_BYTES:
-                continue
-        except OSError:
+        path = os.path.join(repo.working_tree_dir, name)
+        if not os.path.isfile(path) or os.path.getsize(path) > MAX_UNTRACKED_BYTES:
             continue
         # `git diff --no-index` exits 1 when the files differ, which they always do here.
         patch += "\n" + repo.git.diff("--no-index", "--binary", "--", "/dev/null", name, with_exceptions=False)
@@ -33,4 +31,4 @@ def record_uncommitted_changes(run, path, workdir):
     if patch:
         file = workdir / DIFF_ARTIFACT
         file.write_text(patch)
-        run.add_artifact(str(file), name=DIFF_ARTIFACT)
+        run.add_artifact(str(file), name=DIFF_ARTIFACT, content_type="text/x-diff")
