@@ -121,7 +121,7 @@ def run_experiment(args, workdir, mongo_url, db_name, runs_dir=None, timeout=300
 def smoke_run(tmp_path_factory, mongo_url, workdir):
     """One `with smoke lr=0.01` run recorded in MongoDB, shared by the tests that only read it."""
     db_name = f"smoke_{uuid.uuid4().hex[:10]}"
-    result = run_experiment(["with", "smoke", "lr=0.01"], workdir, mongo_url, db_name)
+    result = run_experiment(["with", "smoke", "lr=0.01", "-c", "smoke test"], workdir, mongo_url, db_name)
     assert result.returncode == 0, result.stdout + result.stderr
     client = pymongo.MongoClient(mongo_url)
     run = client[db_name].runs.find_one(sort=[("_id", -1)])
