@@ -1,0 +1,79 @@
+"""`tracker db` and `tracker board` as a user runs them: serving, stopping on Ctrl-C, and one-line errors."""
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pymongo
+import pytest
+
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool
+
+BOARD_START_TIMEOUT_S = 300  # includes installing Omniboard on first use (about a minute)
+
+
+def tracker(*args, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args], cwd=REPO_ROOT, env=python_env(**env),
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def start_board(mongo_url, db_name):
+    """`tracker board` on a free port; returns the command and the URL it printed."""
+    require_tool("node", "tracker board runs Omniboard with Node.js")
+    board = TrackerCommand("board", "--port", str(free_port()), MONGO_URL=mongo_url, SACRED_DB=db_name)
+    return board, board.wait_for(r"open (http://\S+)", BOARD_START_TIMEOUT_S)[1]
+
+
+def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    store = TrackerCommand("db", "--port", str(port), "--data-dir", str(tmp_path / "db"))
+    try:
+        store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
+        client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
+        client.sacred.runs.insert_one({"_id": 1, "status": "COMPLETED"})
+        client.close()
+        assert store.interrupt() == 0
+        assert list(tmp_path.joinpath("db").glob("sacred*")), "no data files in the data directory"
+    finally:
+        store.kill()
+
+
+def test_db_on_a_busy_port_is_a_one_line_error(mongo_url):
+    port = mongo_url.rsplit(":", 1)[1]
+    result = tracker("db", "--port", port)
+    assert result.returncode == 1
+    assert result.stderr == f"error: port {port} is already in use (another MongoDB or 'tracker db'?); " \
+                            f"stop it or choose another port with --port\n"
+
+
+def test_board_with_an_unreachable_database_is_a_one_line_error():
+    require_tool("node", "the database is checked after node")
+    result = tracker("board", MONGO_URL=f"mongodb://127.0.0.1:{free_port()}", SACRED_DB="sacred")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: MongoDB at mongodb://127.0.0.1:")
+    assert "is unreachable; start it ('docker compose up -d', or 'tracker db'" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_board_without_node_is_a_one_line_error(mongo_url, tmp_path):
+    result = tracker("board", MONGO_URL=mongo_url, PATH=str(tmp_path))  # an empty PATH: no node, no npm
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: 'node' was not found; Omniboard needs Node.js with npm: install it")
+    assert result.stderr.count("\n") == 1
+
+
+def test_board_serves_the_runs_api_and_stops_on_ctrl_c(smoke_run, mongo_url):
+    board, url = start_board(mongo_url, smoke_run["db_name"])
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/Runs?select=_id,status", timeout=30) as response:
+            runs = json.load(response)
+        assert runs == [{"_id": str(smoke_run["run"]["_id"]), "status": "COMPLETED"}]
+        assert board.interrupt() == 0
+        assert board.output[-1] == "Omniboard stopped.\n"
+        with pytest.raises(urllib.error.URLError):  # Omniboard went with it
+            urllib.request.urlopen(url, timeout=5)
+    finally:
+        board.kill()
