@@ -125,6 +125,16 @@ def require_tool(path_or_name, why):
         pytest.skip(f"{path_or_name} is not installed ({why})")
 
 
+def start_board(mongo_url, db_name, timeout_s=300):
+    """`tracker board` on a free port; returns the command and the URL it printed.
+
+    The timeout covers installing Omniboard on first use (about a minute); .ci/run installs it beforehand.
+    """
+    require_tool("node", "tracker board runs Omniboard with Node.js")
+    board = TrackerCommand("board", "--port", str(free_port()), MONGO_URL=mongo_url, SACRED_DB=db_name)
+    return board, board.wait_for(r"open (http://\S+)", timeout_s)[1]
+
+
 def python_env(**extra):
     """The environment for project subprocesses: this checkout first on the path, no stray .env settings."""
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "SACRED_DB", "RUNS_DIR")}

@@ -8,23 +8,13 @@ import urllib.request
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool
-
-BOARD_START_TIMEOUT_S = 300  # includes installing Omniboard on first use (about a minute)
-
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
 
 def tracker(*args, **env):
     return subprocess.run(
         [sys.executable, "-m", "tracker", *args], cwd=REPO_ROOT, env=python_env(**env),
         capture_output=True, text=True, timeout=60,
     )
-
-
-def start_board(mongo_url, db_name):
-    """`tracker board` on a free port; returns the command and the URL it printed."""
-    require_tool("node", "tracker board runs Omniboard with Node.js")
-    board = TrackerCommand("board", "--port", str(free_port()), MONGO_URL=mongo_url, SACRED_DB=db_name)
-    return board, board.wait_for(r"open (http://\S+)", BOARD_START_TIMEOUT_S)[1]
 
 
 def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
