@@ -4,11 +4,14 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pymongo
 import pytest
 
 from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
+from observers.settings import Settings
+from tracker.board import omniboard_uri
 
 def tracker(*args, **env):
     return subprocess.run(
@@ -46,6 +49,26 @@ def test_board_with_an_unreachable_database_is_a_one_line_error():
     assert result.stderr.startswith("error: MongoDB at mongodb://127.0.0.1:")
     assert "is unreachable; start it ('docker compose up -d', or 'tracker db'" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_credentials_for_a_store_without_logins_are_a_one_line_error(mongo_url):
+    """.env copied from .env.example (the docker stack's login) while `tracker db` serves the runs."""
+    with_login = mongo_url.replace("mongodb://", "mongodb://sacred:changeme@") + "/?authSource=admin"
+    result = tracker("board", MONGO_URL=with_login)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: MongoDB at mongodb://sacred:***@")
+    assert "does not support logging in (is it 'tracker db'?); remove user:password from MONGO_URL" in result.stderr
+    assert result.stderr.count("\n") == 1 and "changeme" not in result.stderr
+
+
+@pytest.mark.parametrize("mongo_url, expected", [
+    ("mongodb://localhost:27017", "mongodb://localhost:27017/runs_db"),
+    ("mongodb://u:p@localhost:27017/?authSource=admin", "mongodb://u:p@localhost:27017/runs_db?authSource=admin"),
+    # The database in MONGO_URL's path is where the user logs in; Omniboard's path is the one to show.
+    ("mongodb://u:p@db.example.org/admin", "mongodb://u:p@db.example.org/runs_db?authSource=admin"),
+])
+def test_board_gives_omniboard_the_database_to_show_and_where_to_log_in(mongo_url, expected):
+    assert omniboard_uri(Settings(mongo_url, "runs_db", Path("runs"))) == expected
 
 
 def test_board_without_node_is_a_one_line_error(mongo_url, tmp_path):
