@@ -76,8 +76,6 @@ class TrackerCommand:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tracker", *args], cwd=REPO_ROOT, env=python_env(**env),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-            # A shell that started pytest in the background leaves SIGINT ignored, and exec keeps that.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.output = []
         self._lines = queue.Queue()

@@ -14,7 +14,6 @@ from tracker.errors import UserError
 OMNIBOARD_VERSION = "2.16.1"
 INSTALL_DIR = Path(".tracker") / "omniboard" / OMNIBOARD_VERSION
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
-STOP_TIMEOUT_S = 10
 # Omniboard takes the next port when the asked one is busy, and says which one it took.
 LISTENING = re.compile(r"Omniboard is listening on port (\d+)")
 CONNECTED = "established successfully"
@@ -45,16 +44,16 @@ def require(tool):
         )
 
 
-def install(directory=INSTALL_DIR):
-    """Omniboard's start script, installed with npm into `directory` unless it is already there."""
-    start_script = directory / "node_modules" / "omniboard" / "dist" / "start.js"
+def install():
+    """Omniboard's start script, installed with npm into INSTALL_DIR unless it is already there."""
+    start_script = INSTALL_DIR / "node_modules" / "omniboard" / "dist" / "start.js"
     if start_script.is_file():
         return start_script
     require("npm")
     # Installed aside and renamed when complete, so an interrupted install is redone rather than used.
-    partial = directory.with_name(directory.name + ".partial")
+    partial = INSTALL_DIR.with_name(INSTALL_DIR.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {directory}/ (first use only, about a minute)...", flush=True)
+    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {INSTALL_DIR}/ (first use only, about a minute)...", flush=True)
     result = subprocess.run(
         ["npm", "install", "--prefix", str(partial), "--no-audit", "--no-fund", "--loglevel=error",
          f"omniboard@{OMNIBOARD_VERSION}"],
@@ -66,7 +65,7 @@ def install(directory=INSTALL_DIR):
             f"npm could not install omniboard@{OMNIBOARD_VERSION} ({last_line}); "
             f"check access to the npm registry and run 'tracker board' again"
         )
-    partial.rename(directory)
+    partial.rename(INSTALL_DIR)
     return start_script
 
 
@@ -99,7 +98,7 @@ def run(args):
 
 
 def serve(start_script, settings, port):
-    """Run Omniboard, echoing its output, until it exits or Ctrl-C stops it."""
+    """Run Omniboard, echoing its output, until it exits or Ctrl-C (or `kill`) stops it."""
     password = urlsplit(settings.mongo_url).password
     env = {
         **os.environ,
@@ -111,41 +110,33 @@ def serve(start_script, settings, port):
         ["node", str(start_script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, errors="replace",
     )
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_signals = []
+
+    def stop(signum, frame):
+        # Omniboard's exit ends its output, and with it the loop below.
+        stop_signals.append(signum)
+        process.terminate()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     served_port = None
-    try:
-        for line in process.stdout:
-            print(line.replace(password, "***") if password else line, end="", flush=True)
-            listening = LISTENING.search(line)
-            if listening:
-                served_port = int(listening[1])
-            if CONNECTED in line and served_port:
-                print(
-                    f"Omniboard shows database {settings.db_name!r} of {settings.safe_url}: "
-                    f"open http://localhost:{served_port}{URL_PATH}  (Ctrl-C to stop)",
-                    flush=True,
-                )
-    except KeyboardInterrupt:
-        stop(process)
-        print("Omniboard stopped.")
-        return 0
-    if process.wait() == -signal.SIGINT:  # Ctrl-C in a terminal reaches Omniboard too, sometimes first
+    for line in process.stdout:
+        print(line.replace(password, "***") if password else line, end="", flush=True)
+        listening = LISTENING.search(line)
+        if listening:
+            served_port = int(listening[1])
+        if CONNECTED in line and served_port:
+            print(
+                f"Omniboard shows database {settings.db_name!r} of {settings.safe_url}: "
+                f"open http://localhost:{served_port}{URL_PATH}  (Ctrl-C to stop)",
+                flush=True,
+            )
+    returncode = process.wait()
+    # A Ctrl-C in a terminal, or a `kill` of the process group, may reach Omniboard before this process.
+    if stop_signals or returncode in (-signal.SIGINT, -signal.SIGTERM):
         print("Omniboard stopped.")
         return 0
     raise UserError(
-        f"Omniboard exited with code {process.returncode} (its output is above); check that MONGO_URL points at "
+        f"Omniboard exited with code {returncode} (its output is above); check that MONGO_URL points at "
         f"MongoDB 5.0 or older or at 'tracker db'"
     )
-
-
-def interrupt(signum, frame):
-    raise KeyboardInterrupt  # `kill` and batch schedulers stop the board as Ctrl-C does, Omniboard included
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
