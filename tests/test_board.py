@@ -4,6 +4,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pymongo
@@ -53,22 +54,25 @@ def test_board_with_an_unreachable_database_is_a_one_line_error():
 
 def test_credentials_for_a_store_without_logins_are_a_one_line_error(mongo_url):
     """.env copied from .env.example (the docker stack's login) while `tracker db` serves the runs."""
-    with_login = mongo_url.replace("mongodb://", "mongodb://sacred:changeme@") + "/?authSource=admin"
+    password = uuid.uuid4().hex  # generated: no password is written in tracked files
+    with_login = mongo_url.replace("mongodb://", f"mongodb://sacred:{password}@") + "/?authSource=admin"
     result = tracker("board", MONGO_URL=with_login)
     assert result.returncode == 1
     assert result.stderr.startswith("error: MongoDB at mongodb://sacred:***@")
     assert "does not support logging in (is it 'tracker db'?); remove user:password from MONGO_URL" in result.stderr
-    assert result.stderr.count("\n") == 1 and "changeme" not in result.stderr
+    assert result.stderr.count("\n") == 1 and password not in result.stderr
 
 
 @pytest.mark.parametrize("mongo_url, expected", [
     ("mongodb://localhost:27017", "mongodb://localhost:27017/runs_db"),
-    ("mongodb://u:p@localhost:27017/?authSource=admin", "mongodb://u:p@localhost:27017/runs_db?authSource=admin"),
+    ("mongodb://{login}@localhost:27017/?authSource=admin", "mongodb://{login}@localhost:27017/runs_db?authSource=admin"),
     # The database in MONGO_URL's path is where the user logs in; Omniboard's path is the one to show.
-    ("mongodb://u:p@db.example.org/admin", "mongodb://u:p@db.example.org/runs_db?authSource=admin"),
+    ("mongodb://{login}@db.example.org/admin", "mongodb://{login}@db.example.org/runs_db?authSource=admin"),
 ])
 def test_board_gives_omniboard_the_database_to_show_and_where_to_log_in(mongo_url, expected):
-    assert omniboard_uri(Settings(mongo_url, "runs_db", Path("runs"))) == expected
+    login = f"someone:{uuid.uuid4().hex}"
+    settings = Settings(mongo_url.format(login=login), "runs_db", Path("runs"))
+    assert omniboard_uri(settings) == expected.format(login=login)
 
 
 def test_board_without_node_is_a_one_line_error(mongo_url, tmp_path):
