@@ -36,6 +36,12 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
             f"({error.details.get('errmsg', error) if error.details else error}); "
             f"check the user and password in MONGO_URL (.env) and add ?authSource=admin for the compose stack"
         ) from None
+    except KeyError:  # pymongo's login exchange got no answer: the server has no authentication (nx-27017)
+        client.close()
+        raise UserError(
+            f"MongoDB at {settings.safe_url} does not support logging in (is it 'tracker db'?); "
+            f"remove user:password from MONGO_URL (.env), e.g. MONGO_URL=mongodb://localhost:27017"
+        ) from None
     except PyMongoError:
         client.close()
         return None
