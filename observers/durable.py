@@ -27,9 +27,9 @@ from observers.settings import redact
 from observers.upload import RunUploader, UploadError, UploadState
 
 # Short timeouts: an attempt against a dead server fails fast, and the next one follows RETRY_S later.
-CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000, "socketTimeoutMS": 10000}
+CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000, "socketTimeoutMS": 20000}
 RETRY_S = 2.0
-GIVE_UP_S = 10.0  # at the end of a run, stop waiting once MongoDB has accepted nothing for this long
+GIVE_UP_S = 10.0  # at the end of a run, stop waiting once MongoDB has failed for this long
 LAST_HEARTBEAT_WAIT_S = 30.0
 
 
@@ -101,7 +101,10 @@ class DurableMongoObserver(FileStorageObserver):
             super().failed_event(fail_time, fail_trace)
 
     def join(self):
-        """After the final event: wait (bounded) for MongoDB to hold the finished run, then drop the local copy."""
+        """After the final event: wait for MongoDB to hold the finished run, then drop the local copy.
+
+        The wait is bounded: each MongoDB operation times out (CLIENT_OPTIONS), and failures end it after GIVE_UP_S.
+        """
         if self.mirror is None:
             return
         _wait_for_last_heartbeat()
@@ -183,12 +186,13 @@ class MongoMirror(threading.Thread):
                 self.finished.set()
 
     def finish(self, give_up_s):
-        """Upload the final state; wait while MongoDB makes progress, at most `give_up_s` without any."""
-        self.uploader.last_progress = max(self.uploader.last_progress, time.monotonic())
+        """Upload the final state; wait while uploads succeed, however slow, and at most `give_up_s` of failures."""
+        started = time.monotonic()
         self.finishing.set()
         self.wake()
         while not self.finished.wait(0.2):
-            if self.refused or time.monotonic() - self.uploader.last_progress > give_up_s:
+            failing = self.failing_since is not None
+            if self.refused or failing and time.monotonic() - max(self.failing_since, started) > give_up_s:
                 return False
         return True
 

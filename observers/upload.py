@@ -8,9 +8,9 @@ Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot ho
 - GridFS: artifacts, and sources/resources stored once per (path, md5).
 """
 import datetime
+import hashlib
 import mimetypes
 import os
-import time
 from dataclasses import dataclass, field
 
 import bson
@@ -19,14 +19,13 @@ import numpy as np
 import pymongo
 from bson import ObjectId
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError
-from sacred.dependencies import get_digest
 from sacred.observers import MongoObserver
 
 TAIL_CHARS = 1_000_000
 PLOT_POINTS = 10_000
 CHUNK_POINTS = 100_000
 OUTPUT_ARTIFACT = "captured_out.txt"
-BLOCK_BYTES = 8 * 2**20
+BLOCK_BYTES = 2**20
 DOCUMENT_LIMIT_BYTES = 16 * 2**20
 EPOCH = np.datetime64(0, "us")
 
@@ -55,7 +54,19 @@ class RunUploader:
     def __init__(self, db):
         self.db = db
         self.fs = gridfs.GridFS(db)
-        self.last_progress = time.monotonic()  # when MongoDB last accepted a write
+        self.digests = {}  # path -> ((inode, mtime, size), md5): unchanged files are not hashed again
+
+    def _md5(self, file):
+        """md5 of an open file, which is left at its start; hashed again only when the file changed."""
+        stat = os.fstat(file.fileno())
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self.digests.get(file.name, (None,))[0] != signature:
+            digest = hashlib.md5()
+            for block in iter(lambda: file.read(BLOCK_BYTES), b""):
+                digest.update(block)
+            file.seek(0)
+            self.digests[file.name] = (signature, digest.hexdigest())
+        return self.digests[file.name][1]
 
     def upload(self, run, state):
         """Bring MongoDB up to date with `run` (a LocalRun); return the run's MongoDB id."""
@@ -92,7 +103,6 @@ class RunUploader:
                 break
             except DuplicateKeyError:
                 continue
-        self._progress()
         state.run_id = run_id
 
     def _set_run_document(self, run, state, resources):
@@ -128,40 +138,31 @@ class RunUploader:
             self.db.runs.replace_one({"_id": state.run_id}, document)
         except DocumentTooLarge:
             raise UploadError(_too_large_message(state.run_id, document)) from None
-        self._progress()
 
     # ---- files --------------------------------------------------------------------------------
     def _store_once(self, path, filename, return_md5=False):
         """Store a source or resource file unless GridFS has it already; its GridFS id (or md5)."""
-        md5 = get_digest(path)
-        # Sacred looks files up by GridFS's md5 field, which PyMongo >= 4 no longer fills in; we fill it in.
-        existing = self.fs.find_one({"filename": filename, "md5": md5})
-        if existing is None:
-            file_id = self._put(path, filename=filename, md5=md5)
-        else:
-            file_id = existing._id
+        with open(path, "rb") as file:
+            md5 = self._md5(file)
+            # Sacred looks files up by GridFS's md5 field, which PyMongo >= 4 no longer fills in; we fill it in.
+            existing = self.fs.find_one({"filename": filename, "md5": md5})
+            file_id = existing._id if existing is not None else self.fs.put(file, filename=filename, md5=md5)
         return md5 if return_md5 else file_id
 
     def _store_artifact(self, state, name, path, content_type, metadata):
-        md5 = get_digest(path)
-        previous = state.artifacts.get(name)
-        if previous is not None and previous["md5"] == md5:
-            return
-        file_id = self._put(
-            path, filename=f"artifact://runs/{state.run_id}/{name}", md5=md5, metadata=metadata,
-            content_type=content_type or mimetypes.guess_type(name)[0],
-        )
+        # One open file for hash and upload: the observer may replace `path` with a newer version meanwhile.
+        with open(path, "rb") as file:
+            md5 = self._md5(file)
+            previous = state.artifacts.get(name)
+            if previous is not None and previous["md5"] == md5:
+                return
+            file_id = self.fs.put(
+                file, filename=f"artifact://runs/{state.run_id}/{name}", md5=md5, metadata=metadata,
+                content_type=content_type or mimetypes.guess_type(name)[0],
+            )
         state.artifacts[name] = {"name": name, "file_id": file_id, "md5": md5}
         if previous is not None:
             self.fs.delete(previous["file_id"])
-
-    def _put(self, path, **fields):
-        """Stream a file into GridFS, noting progress per block so a long upload is not taken for an outage."""
-        with open(path, "rb") as file, self.fs.new_file(**fields) as grid_file:
-            for block in iter(lambda: file.read(BLOCK_BYTES), b""):
-                grid_file.write(block)
-                self._progress()
-        return grid_file._id
 
     # ---- metrics ------------------------------------------------------------------------------
     def _store_metric(self, state, name, series):
@@ -177,8 +178,7 @@ class RunUploader:
                 {"$set": {"points": stop - start, **_pack(series, slice(start, stop))}},
                 upsert=True,
             )
-            self._progress()
-        if name not in state.metric_ids:
+            if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
         shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1)).tolist()
         self.db.metrics.update_one({"_id": state.metric_ids[name]}, {"$set": {
@@ -187,7 +187,6 @@ class RunUploader:
             "timestamps": [_datetime(series["timestamps"][i]) for i in shown],
             "points": total,
         }})
-        self._progress()
         state.metric_points[name] = total
 
     def _metric_document_id(self, run_id, name):
@@ -199,9 +198,6 @@ class RunUploader:
             {"_id": metric_id, "run_id": run_id, "name": name, "steps": [], "values": [], "timestamps": []}
         )
         return metric_id
-
-    def _progress(self):
-        self.last_progress = time.monotonic()
 
 
 def read_metric(db, run_id, name):
