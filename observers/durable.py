@@ -112,11 +112,10 @@ class DurableMongoObserver(FileStorageObserver):
             shutil.rmtree(self.dir, ignore_errors=True)
             self.client.close()
             return
-        print(
-            f"WARNING: MongoDB at {self.safe_url} did not take the finished run; it is complete in {self.dir}; "
-            f"upload it with `tracker sync {self.dir}` once MongoDB is back",
-            file=sys.stderr,
-        )
+        fix = ("see the warning above" if self.mirror.refused
+               else f"upload it with `tracker sync {self.dir}` once MongoDB is back")
+        print(f"WARNING: MongoDB at {self.safe_url} did not take the finished run; it is complete in {self.dir}; {fix}",
+              file=sys.stderr)
 
     # ---- for the mirror -------------------------------------------------------------------------
     def snapshot(self):
@@ -164,16 +163,17 @@ class MongoMirror(threading.Thread):
             self.refused = isinstance(error, UploadError)
             if self.failing_since is None:
                 self.failing_since = time.monotonic()
-                reason = "is unreachable" if isinstance(error, ConnectionFailure) else f"failed: {error}"
-                print(
-                    f"WARNING: MongoDB at {self.observer.safe_url} {reason}; training continues, the run is kept "
-                    f"in {self.observer.dir} and uploaded when MongoDB answers again",
-                    file=sys.stderr,
-                )
+                if self.refused:
+                    problem, then = f"cannot store the run: {error}", "kept"
+                else:
+                    reason = "is unreachable" if isinstance(error, ConnectionFailure) else f"failed ({error})"
+                    problem, then = reason, "kept, and uploaded when MongoDB answers again"
+                print(f"WARNING: MongoDB at {self.observer.safe_url} {problem}; training continues, the run is "
+                      f"{then}, in {self.observer.dir}", file=sys.stderr)
             return False
         if self.failing_since is not None:
-            print(f"MongoDB at {self.observer.safe_url} answers again; run {self.state.run_id} is up to date "
-                  f"after {time.monotonic() - self.failing_since:.0f} s", file=sys.stderr)
+            print(f"MongoDB at {self.observer.safe_url} answers again; run {self.state.run_id} is up to date there",
+                  file=sys.stderr)
             self.failing_since = None
         return True
 

@@ -1,4 +1,4 @@
-"""A run as Sacred's FileStorageObserver keeps it in RUNS_DIR: run.json, config.json, info.json, cout.txt, metrics.json."""
+"""A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
 import json
 from dataclasses import dataclass, field
 from pathlib import Path

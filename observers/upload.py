@@ -73,8 +73,9 @@ class RunUploader:
         if state.run_id is None:
             self._find_or_insert_run(run, state)
         if state.sources is None:
+            base_dir = run.entry["experiment"]["base_dir"]
             state.sources = [
-                [name, self._store_once(run.source_file(stored), os.path.join(run.entry["experiment"]["base_dir"], name))]
+                [name, self._store_once(run.source_file(stored), os.path.join(base_dir, name))]
                 for name, stored in run.entry["experiment"]["sources"]
             ]
         resources = [[path, self._store_once(stored, path, return_md5=True)] for path, stored in run.entry["resources"]]
@@ -178,7 +179,7 @@ class RunUploader:
                 {"$set": {"points": stop - start, **_pack(series, slice(start, stop))}},
                 upsert=True,
             )
-            if name not in state.metric_ids:
+        if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
         shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1)).tolist()
         self.db.metrics.update_one({"_id": state.metric_ids[name]}, {"$set": {
