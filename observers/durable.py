@@ -22,6 +22,7 @@ from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
 from sacred.serializer import flatten
 from sacred.utils import IntervalTimer
 
+import observers.capture_lock  # noqa: F401  (Sacred loses output when two threads read it at once)
 from observers.local_run import ARTIFACT_TYPES_FILE, LocalRun
 from observers.settings import redact
 from observers.upload import RunUploader, UploadError, UploadState
