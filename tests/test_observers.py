@@ -2,9 +2,8 @@
 import time
 
 import pytest
-from sacred.observers import FileStorageObserver, MongoObserver
-
 from observers.choose import choose_observers
+from observers.durable import DurableMongoObserver
 from observers.settings import Settings, load_settings, redact
 from tests.conftest import free_port
 from tracker.errors import UserError
@@ -14,20 +13,21 @@ def settings(url, tmp_path, db="sacred"):
     return Settings(mongo_url=url, db_name=db, runs_dir=tmp_path / "runs")
 
 
-def test_reachable_mongodb_gets_a_mongo_observer(mongo_url, db_name, tmp_path):
+def test_reachable_mongodb_records_into_the_configured_database(mongo_url, db_name, tmp_path, capsys):
     [observer] = choose_observers(settings(mongo_url, tmp_path, db_name))
-    assert isinstance(observer, MongoObserver)
-    assert observer.runs.database.name == db_name
+    assert isinstance(observer, DurableMongoObserver)
+    assert (observer.db_name, observer.basedir) == (db_name, str(tmp_path / "runs"))
+    assert capsys.readouterr().err == ""
 
 
-def test_unreachable_mongodb_falls_back_to_the_file_store_within_3_seconds(tmp_path, capsys):
+def test_unreachable_mongodb_warns_once_within_3_seconds_and_keeps_the_run_locally(tmp_path, capsys):
     started = time.monotonic()
     [observer] = choose_observers(settings(f"mongodb://127.0.0.1:{free_port()}", tmp_path))
     assert time.monotonic() - started < 3.5
-    assert isinstance(observer, FileStorageObserver)
     assert observer.basedir == str(tmp_path / "runs")
     warning = capsys.readouterr().err.strip().splitlines()
     assert len(warning) == 1 and "unreachable" in warning[0] and str(tmp_path / "runs") in warning[0]
+    assert "tracker sync" in warning[0]
 
 
 @pytest.mark.parametrize("url", ["mongodb://u:secret@[bad", "http://localhost:27017", "mongodb://host:notaport"])
