@@ -55,7 +55,8 @@ def choose_observers(settings=None):
     """
     settings = settings or load_settings()
     client = connect(settings)
-    if client is None:
+    reachable = client is not None
+    if not reachable:
         print(
             f"WARNING: MongoDB at {settings.safe_url} is unreachable; recording this run in "
             f"{settings.runs_dir}/ and uploading it if MongoDB answers during the run; otherwise "
@@ -64,4 +65,4 @@ def choose_observers(settings=None):
         )
     else:
         client.close()
-    return [DurableMongoObserver(settings.runs_dir, settings.mongo_url, settings.db_name)]
+    return [DurableMongoObserver(settings.runs_dir, settings.mongo_url, settings.db_name, reachable)]

@@ -31,12 +31,17 @@ from observers.upload import RunUploader, UploadError, UploadState
 CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000, "socketTimeoutMS": 20000}
 RETRY_S = 2.0
 GIVE_UP_S = 10.0  # at the end of a run, stop waiting once MongoDB has failed for this long
+# ...unless it never answered during the whole run: then the final attempt alone decides, so a laptop
+# without MongoDB does not wait at the end of every run.
+GIVE_UP_NEVER_REACHED_S = 0.0
 LAST_HEARTBEAT_WAIT_S = 30.0
 
 
 class DurableMongoObserver(FileStorageObserver):
-    def __init__(self, runs_dir, mongo_url, db_name):
+    def __init__(self, runs_dir, mongo_url, db_name, reachable=True):
+        """`reachable`: whether MongoDB answered just before the run (observers.choose has warned if not)."""
         super().__init__(runs_dir, priority=DEFAULT_MONGO_PRIORITY)
+        self.reachable = reachable
         self.safe_url = redact(mongo_url)
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)
         self.db_name = db_name
@@ -51,8 +56,9 @@ class DurableMongoObserver(FileStorageObserver):
     # ---- Sacred events: write locally, then wake the mirror -------------------------------------
     def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
         local_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, None)
-        self.mirror = MongoMirror(self, self.client[self.db_name])
-        uploaded = self.mirror.attempt()  # a reachable server gives the run its MongoDB id right away
+        self.mirror = MongoMirror(self, self.client[self.db_name], warned=not self.reachable)
+        # A reachable server gives the run its MongoDB id right away; an unreachable one is left to the mirror.
+        uploaded = self.reachable and self.mirror.attempt()
         self.mirror.start()
         return self.mirror.state.run_id if uploaded else local_id
 
@@ -109,7 +115,7 @@ class DurableMongoObserver(FileStorageObserver):
         if self.mirror is None:
             return
         _wait_for_last_heartbeat()
-        if self.mirror.finish(GIVE_UP_S):
+        if self.mirror.finish(GIVE_UP_S if self.mirror.reached else GIVE_UP_NEVER_REACHED_S):
             shutil.rmtree(self.dir, ignore_errors=True)
             self.client.close()
             return
@@ -142,7 +148,8 @@ class DurableMongoObserver(FileStorageObserver):
 class MongoMirror(threading.Thread):
     """Uploads the observer's run whenever it changes, retrying every RETRY_S while MongoDB is unreachable."""
 
-    def __init__(self, observer, db):
+    def __init__(self, observer, db, warned=False):
+        """`warned`: the user already knows MongoDB is unreachable, so the first failure is not reported again."""
         super().__init__(name="mongo-mirror", daemon=True)  # a daemon never holds up the end of the process
         self.observer = observer
         self.uploader = RunUploader(db)
@@ -150,8 +157,9 @@ class MongoMirror(threading.Thread):
         self.changed = threading.Event()
         self.finishing = threading.Event()
         self.finished = threading.Event()  # MongoDB holds the finished run
-        self.failing_since = None
+        self.failing_since = time.monotonic() if warned else None
         self.refused = False  # MongoDB cannot take the run as it is (UploadError): waiting is pointless
+        self.reached = False  # MongoDB took at least one upload of this run
 
     def wake(self):
         self.changed.set()
@@ -172,6 +180,7 @@ class MongoMirror(threading.Thread):
                 print(f"WARNING: MongoDB at {self.observer.safe_url} {problem}; training continues, the run is "
                       f"{then}, in {self.observer.dir}", file=sys.stderr)
             return False
+        self.reached = True
         if self.failing_since is not None:
             print(f"MongoDB at {self.observer.safe_url} answers again; run {self.state.run_id} is up to date there",
                   file=sys.stderr)
