@@ -3,7 +3,12 @@
     python experiments/cifar.py with lr=0.01           # train; the run is recorded in MongoDB
     python experiments/cifar.py with smoke             # a one-minute run on generated data
     python experiments/cifar.py print_config with smoke
+
+`tracker rerun` and `tracker resume` start this file again for an earlier run (see launch_env in tracker/launch.py).
 """
+import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from ingredients.trainer import train, trainer_ingredient
 from observers.choose import choose_observers
 from observers.git_state import record_uncommitted_changes
 from tracker.errors import UserError
+from tracker.launch import RESUME_CHECKPOINT_ENV, RUN_INFO_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +46,8 @@ def smoke():
     lr = 0.05
     data = {"dataset": "synthetic", "batch_size": 64, "limit": 6000}
     model = {"arch": "simple", "width": 16}
-    trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100}
+    trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100,
+               "deterministic": True}
 
 
 @ex.config_hook
@@ -66,13 +73,22 @@ def attach_observers(options):
     ex.observers.extend(AUTO_OBSERVERS)
 
 
+@ex.pre_run_hook
+def record_origin(_run):
+    """Put what `tracker rerun/resume` says about this run's origin (e.g. rerun_of) into its info."""
+    _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+
+
 @ex.main
 def main(lr, _run):
     """Train on CIFAR-10 (or `smoke` data); the run's result is the best validation accuracy."""
     with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
         record_uncommitted_changes(_run, REPO_ROOT, Path(workdir))
-    return train(lr=lr)["best_val_acc"]
+    return train(lr=lr, resume_from=os.environ.get(RESUME_CHECKPOINT_ENV))["best_val_acc"]
 
 
 if __name__ == "__main__":
-    ex.run_commandline()
+    try:
+        ex.run_commandline()
+    except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises; no traceback for Ctrl-C
+        sys.exit(130)

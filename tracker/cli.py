@@ -2,10 +2,11 @@
 import argparse
 import sys
 
+from tracker import rerun, resume
 from tracker.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
-COMMAND_MODULES = []
+COMMAND_MODULES = [rerun, resume]
 
 
 def build_parser():

@@ -1,0 +1,84 @@
+"""Reads a recorded run back (its document, decoded config and artifacts) from MongoDB or a file-store folder."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import gridfs
+from sacred.serializer import restore
+
+from observers.choose import connect
+from observers.settings import load_settings
+from tracker.errors import UserError
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One recorded run, as its observer stored it."""
+
+    label: str  # names the run in messages: "run 3" or "run runs/3"
+    origin: Union[int, str]  # names it in a later run's info: the database id, or the folder's absolute path
+    doc: dict  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
+    config: dict  # the config with Sacred's serialized values decoded, seed included
+    read_artifact: Callable[[str], Optional[bytes]]
+
+    @property
+    def status(self):
+        return self.doc.get("status")
+
+    def artifact(self, name):
+        """The content of the latest artifact called `name`, or None when the run has none."""
+        return self.read_artifact(name)
+
+
+def open_run(reference, settings=None):
+    """The run that `reference` names: a run folder of a file store (e.g. runs/3), else a MongoDB run id."""
+    if Path(reference).is_dir():
+        return _open_folder(Path(reference))
+    if not reference.isdigit():
+        raise UserError(
+            f"{reference!r} is neither a run id nor a run folder; give the id shown in Omniboard (e.g. 3) "
+            f"or a file-store folder (e.g. runs/3)"
+        )
+    return _open_mongo_run(int(reference), settings or load_settings())
+
+
+def _open_mongo_run(run_id, settings):
+    client = connect(settings)
+    if client is None:
+        raise UserError(
+            f"MongoDB at {settings.safe_url} is unreachable, so run {run_id} cannot be read; start the database, "
+            f"or give the folder of a file-store run (e.g. {settings.runs_dir}/{run_id})"
+        )
+    db = client[settings.db_name]
+    doc = db.runs.find_one({"_id": run_id})
+    if doc is None:
+        raise UserError(
+            f"there is no run {run_id} in database {settings.db_name!r} at {settings.safe_url}; "
+            f"check the id in Omniboard, and SACRED_DB"
+        )
+    files = gridfs.GridFS(db)
+
+    def read_artifact(name):
+        # Sacred appends an entry for every add_artifact call, so the last one of a name is the newest.
+        entries = [entry for entry in doc.get("artifacts", []) if entry["name"] == name]
+        return files.get(entries[-1]["file_id"]).read() if entries else None
+
+    return StoredRun(f"run {run_id}", run_id, doc, restore(doc["config"]), read_artifact)
+
+
+def _open_folder(folder):
+    try:
+        doc = json.loads((folder / "run.json").read_text())
+        config = restore(json.loads((folder / "config.json").read_text()))
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{folder} is not a readable Sacred run folder ({error.__class__.__name__}: {error}); "
+            f"give a folder with run.json and config.json, such as runs/3"
+        ) from None
+
+    def read_artifact(name):
+        # A FileStorageObserver copies each artifact to <folder>/<name>, so the file there is the newest.
+        return (folder / name).read_bytes() if name in doc.get("artifacts", []) else None
+
+    return StoredRun(f"run {folder}", str(folder.resolve()), doc, config, read_artifact)
