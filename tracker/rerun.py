@@ -1,6 +1,4 @@
 """`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run."""
-import sys
-
 from observers.run_store import open_run
 from tracker.errors import UserError
 from tracker.launch import add_code_options, relaunch
@@ -28,6 +26,5 @@ def run(args):
         raise UserError(f"put config changes after 'with', e.g. tracker rerun {args.run} with lr=0.05")
     overrides = args.updates[1:]
     stored = open_run(args.run)
-    print(f"Rerunning {stored.label}" + (f" with {' '.join(overrides)}" if overrides else ""), file=sys.stderr)
     info = {"rerun_of": stored.origin, "overrides": overrides}
     return relaunch(stored, info, overrides, at_commit=args.at_commit, force=args.force)

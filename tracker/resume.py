@@ -1,9 +1,7 @@
 """`tracker resume`: continue an interrupted run from its latest checkpoint, as a new run."""
-import sys
 import tempfile
 from pathlib import Path
 
-from ingredients.trainer import CHECKPOINT, load_checkpoint
 from observers.run_store import open_run
 from tracker.errors import UserError
 from tracker.launch import RESUME_CHECKPOINT_ENV, add_code_options, relaunch
@@ -15,9 +13,9 @@ def add_parser(subparsers):
         usage="tracker resume [--at-commit | --force] RUN",
         help="continue an interrupted run from its latest checkpoint",
         description=(
-            f"Start a new run with RUN's stored config that restores RUN's latest {CHECKPOINT} and continues at "
-            f"the next step. The new run's info records resumed_from and resumed_after_step. Refuses when this "
-            f"checkout's code differs from RUN's commit, unless --at-commit or --force is given."
+            "Start a new run with RUN's stored config that restores RUN's latest checkpoint.pt and continues at "
+            "the next step. The new run's info records resumed_from and resumed_after_step. Refuses when this "
+            "checkout's code differs from RUN's commit, unless --at-commit or --force is given."
         ),
     )
     parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
@@ -26,6 +24,9 @@ def add_parser(subparsers):
 
 
 def run(args):
+    # Imported here, not at the top: it loads torch, which would slow down every other tracker command.
+    from ingredients.trainer import CHECKPOINT, load_checkpoint
+
     stored = open_run(args.run)
     if stored.status == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
@@ -40,7 +41,6 @@ def run(args):
         checkpoint = Path(folder) / CHECKPOINT
         checkpoint.write_bytes(content)
         step = load_checkpoint(checkpoint, label=f"{stored.label}'s {CHECKPOINT}")["step"]
-        print(f"Resuming {stored.label} after step {step}", file=sys.stderr)
         info = {"resumed_from": stored.origin, "resumed_after_step": step}
         return relaunch(stored, info, at_commit=args.at_commit, force=args.force,
                         env={RESUME_CHECKPOINT_ENV: str(checkpoint)})
