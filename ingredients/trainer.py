@@ -18,6 +18,7 @@ from sacred import Ingredient
 from tqdm import tqdm
 
 from ingredients import figures
+from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.data import data_ingredient, eval_batches, load_splits, train_batches
 from ingredients.model import build_model, model_ingredient
 from tracker.errors import UserError
@@ -25,11 +26,6 @@ from tracker.errors import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
-CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_KEYS = {
-    "model", "optimizer", "scheduler", "step", "epoch", "batch_in_epoch", "best_score", "best_step", "best_model",
-    "best_confusion", "torch_rng", "cuda_rng", "augment_rng", "window", "train_seconds", "examples_seen",
-}
 
 trainer_ingredient = Ingredient(
     "trainer", ingredients=[data_ingredient, model_ingredient], base_dir=Path(__file__).resolve().parent.parent
@@ -379,19 +375,3 @@ class StopRequests:
         for number, handler in self.previous.items():
             signal.signal(number, handler)
 
-
-def load_checkpoint(path, label=CHECKPOINT):
-    """A checkpoint written by `save_checkpoint`, on the CPU; raises UserError (naming `label`) for anything else.
-
-    weights_only=True: the file may come from a shared database, so nothing in it may run code.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - whatever torch raises, the file is not a usable checkpoint
-        raise UserError(
-            f"{label} is corrupted or holds more than tensors and numbers ({type(error).__name__}), so it was not loaded"
-        ) from None
-    missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
-    if missing:
-        raise UserError(f"{label} was not written by this trainer (it lacks {', '.join(sorted(missing))})")
-    return state

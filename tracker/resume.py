@@ -25,7 +25,7 @@ def add_parser(subparsers):
 
 def run(args):
     # Imported here, not at the top: it loads torch, which would slow down every other tracker command.
-    from ingredients.trainer import CHECKPOINT, load_checkpoint
+    from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 
     stored = open_run(args.run)
     if stored.status == "COMPLETED":
