@@ -374,4 +374,3 @@ class StopRequests:
     def __exit__(self, *exc_info):
         for number, handler in self.previous.items():
             signal.signal(number, handler)
-
