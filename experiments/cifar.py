@@ -46,8 +46,7 @@ def smoke():
     lr = 0.05
     data = {"dataset": "synthetic", "batch_size": 64, "limit": 6000}
     model = {"arch": "simple", "width": 16}
-    trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100,
-               "deterministic": True}
+    trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100}
 
 
 @ex.config_hook

@@ -176,10 +176,12 @@ def smoke_run(tmp_path_factory, mongo_url, workdir):
     client.close()
 
 
-# A short deterministic `smoke` run with non-default values; dropout makes resuming depend on the global RNG too.
+# A short `smoke` run with non-default values and the determinism switch on. Dropout makes resuming depend on
+# the global RNG too; 500 training images in batches of 32 make the 24 steps cross an epoch boundary.
 REFERENCE_ARGS = [
-    "with", "smoke", "lr=0.02", "model.width=8", "model.dropout=0.1", "data.limit=2000",
-    "trainer.steps=24", "trainer.val_every=12", "trainer.log_every=4", "trainer.print_every=4",
+    "with", "smoke", "lr=0.02", "model.width=8", "model.dropout=0.1", "trainer.deterministic=True",
+    "data.limit=500", "data.batch_size=32", "data.val_fraction=0.05",
+    "trainer.steps=24", "trainer.val_every=8", "trainer.log_every=4", "trainer.print_every=4",
 ]
 
 
