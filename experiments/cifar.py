@@ -4,7 +4,8 @@
     python experiments/cifar.py with smoke             # a one-minute run on generated data
     python experiments/cifar.py print_config with smoke
 
-`tracker rerun` and `tracker resume` start this file again for an earlier run (see launch_env in tracker/launch.py).
+`tracker rerun` and `tracker resume` start this file again for an earlier run, passing the new run's origin
+and the checkpoint to resume from in environment variables (RUN_INFO_ENV, RESUME_CHECKPOINT_ENV in tracker/launch.py).
 """
 import json
 import os

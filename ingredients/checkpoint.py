@@ -20,7 +20,8 @@ def load_checkpoint(path, label=CHECKPOINT):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - whatever torch raises, the file is not a usable checkpoint
         raise UserError(
-            f"{label} is corrupted or holds more than tensors and numbers ({type(error).__name__}), so it was not loaded"
+            f"{label} is corrupted or holds more than tensors and numbers ({type(error).__name__}), "
+            f"so it was not loaded"
         ) from None
     missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
     if missing:

@@ -198,7 +198,7 @@ class Trainer:
                         self.save_checkpoint(window)
                     if stopping:
                         bar.write(f"Stopped by {stop.signal_name} at step {self.step}/{self.total_steps}; "
-                                  f"saved checkpoint.pt, so 'tracker resume' can continue this run")
+                                  f"saved {CHECKPOINT}, so 'tracker resume' can continue this run")
                         raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
                     if self.step >= self.total_steps:
                         break

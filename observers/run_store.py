@@ -1,8 +1,8 @@
 """Reads a recorded run back (its document, decoded config and artifacts) from MongoDB or a file-store folder."""
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
 
 import gridfs
 from sacred.serializer import restore
@@ -17,18 +17,10 @@ class StoredRun:
     """One recorded run, as its observer stored it."""
 
     label: str  # names the run in messages: "run 3" or "run runs/3"
-    origin: Union[int, str]  # names it in a later run's info: the database id, or the folder's absolute path
+    origin: int | str  # names it in a later run's info: the database id, or the folder's absolute path
     doc: dict  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
     config: dict  # the config with Sacred's serialized values decoded, seed included
-    read_artifact: Callable[[str], Optional[bytes]]
-
-    @property
-    def status(self):
-        return self.doc.get("status")
-
-    def artifact(self, name):
-        """The content of the latest artifact called `name`, or None when the run has none."""
-        return self.read_artifact(name)
+    artifact: Callable[[str], bytes | None]  # the content of the latest artifact of a name, or None
 
 
 def open_run(reference, settings=None):

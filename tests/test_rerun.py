@@ -54,7 +54,7 @@ def test_rerun_gives_the_same_config_and_metrics(reference_run, project_repo, wo
     assert rerun["_id"] != original["_id"] and rerun["status"] == "COMPLETED"
     assert rerun["config"] == original["config"]  # the seed included
     assert rerun["info"]["rerun_of"] == original["_id"] and rerun["info"]["overrides"] == []
-    assert "code_forced" not in rerun["info"]
+    assert "forced_instead_of" not in rerun["info"]
     assert recorded_repository(rerun) == recorded_repository(original)
     assert_same_metrics(db, rerun["_id"], original["_id"])
     assert rerun["result"] == original["result"]
@@ -100,8 +100,7 @@ def test_force_runs_this_code_and_at_commit_restores_uncommitted_changes(
 
     assert forced.returncode == 1 and "larger than the 10 training images" in forced.stderr, forced.stderr
     run = newest_run(db)
-    assert run["info"]["code_forced"] == {"original_commit": recorded_repository(original)["commit"],
-                                          "original_dirty": False}
+    assert run["info"]["forced_instead_of"] == recorded_repository(original)
     assert run["info"]["rerun_of"] == original["_id"] and run["info"]["overrides"] == ["data.limit=10"]
     assert run["config"] == {**original["config"], "data": {**original["config"]["data"], "limit": 10}}
     assert (recorded_repository(run)["commit"], recorded_repository(run)["dirty"]) == (head, True)

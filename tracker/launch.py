@@ -34,7 +34,7 @@ def add_code_options(parser):
     )
     choice.add_argument(
         "--force", action="store_true",
-        help="run this checkout's code although it differs from the original run's (recorded as code_forced)",
+        help="run this checkout's code although it differs from the original run's (recorded as forced_instead_of)",
     )
 
 
@@ -77,11 +77,8 @@ def code_for(stored, at_commit, force):
     problem = code_mismatch(stored.label, original, repo)
     if problem and not force:
         raise UserError(f"{problem}; {CODE_CHOICE_HINT}")
-    if not problem:
-        yield REPO_ROOT, {}
-        return
-    yield REPO_ROOT, {"code_forced": {"original_commit": original["commit"] if original else None,
-                                      "original_dirty": original["dirty"] if original else None}}
+    # The new run records its own git state; when forced, it also notes the one it stands in for.
+    yield REPO_ROOT, {"forced_instead_of": original or {"commit": None}} if problem else {}
 
 
 def open_checkout():

@@ -28,7 +28,7 @@ def run(args):
     from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 
     stored = open_run(args.run)
-    if stored.status == "COMPLETED":
+    if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
                         f"'tracker rerun {args.run}'")
     content = stored.artifact(CHECKPOINT)
