@@ -1,6 +1,4 @@
 """The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
-import torch
-
 from tracker.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
@@ -16,6 +14,8 @@ def load_checkpoint(path, label=CHECKPOINT):
 
     weights_only=True: the file may come from a shared database, so nothing in it may run code.
     """
+    import torch  # here, not at the top: the tracker CLI imports this module, and torch takes seconds to load
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - whatever torch raises, the file is not a usable checkpoint

@@ -2,6 +2,7 @@
 import tempfile
 from pathlib import Path
 
+from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from observers.run_store import open_run
 from tracker.errors import UserError
 from tracker.launch import RESUME_CHECKPOINT_ENV, add_code_options, relaunch
@@ -13,9 +14,9 @@ def add_parser(subparsers):
         usage="tracker resume [--at-commit | --force] RUN",
         help="continue an interrupted run from its latest checkpoint",
         description=(
-            "Start a new run with RUN's stored config that restores RUN's latest checkpoint.pt and continues at "
-            "the next step. The new run's info records resumed_from and resumed_after_step. Refuses when this "
-            "checkout's code differs from RUN's commit, unless --at-commit or --force is given."
+            f"Start a new run with RUN's stored config that restores RUN's latest {CHECKPOINT} and continues at "
+            f"the next step. The new run's info records resumed_from and resumed_after_step. Refuses when this "
+            f"checkout's code differs from RUN's commit, unless --at-commit or --force is given."
         ),
     )
     parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
@@ -24,9 +25,6 @@ def add_parser(subparsers):
 
 
 def run(args):
-    # Imported here, not at the top: it loads torch, which would slow down every other tracker command.
-    from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
