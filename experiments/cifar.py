@@ -34,11 +34,11 @@ ex = Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer
 ex.captured_out_filter = apply_backspaces_and_linefeeds  # store progress bars as their final state
 
 
+# The learning rate is the one top-level key, not `trainer.lr`: Sacred evaluates ingredient configs
+# before this one, so a trainer.lr could not follow `with lr=...` and the config would hold two values.
 @ex.config
 def config():
-    # The only learning rate in the config. It lives here, not in `trainer`, so that `with lr=0.01`
-    # works: Sacred evaluates ingredient configs before this one, so a trainer.lr could not follow it.
-    lr = 0.1
+    lr = 0.1  # learning rate of the optimizer (the only one in the config)
 
 
 @ex.named_config
@@ -50,27 +50,30 @@ def smoke():
     trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100}
 
 
-@ex.config_hook
-def validate(config, command_name, logger):
-    lr = config["lr"]
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise UserError(f"lr={lr!r} must be a positive number, e.g. with lr=0.01")
-    return {}
-
-
-# Observers are chosen when a run starts, not at import, so `--help` and print_config never wait on a database.
+# Sacred's -u/--unobserved flag, read by the option hook for the config hook below.
+OBSERVE = {"enabled": True}
 AUTO_OBSERVERS = []
 
 
 @ex.option_hook
-def attach_observers(options):
+def read_unobserved_flag(options):
+    OBSERVE["enabled"] = not options.get("--unobserved")
+
+
+@ex.config_hook
+def validate_and_attach_observers(config, command_name, logger):
+    """Check `lr`, then choose the run store. This is the last config hook, so a bad value anywhere
+    in the config fails before any database wait; print_config and --help never touch the database."""
+    lr = config["lr"]
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise UserError(f"lr={lr!r} must be a positive number, e.g. with lr=0.01")
     for observer in AUTO_OBSERVERS:
         ex.observers.remove(observer)
     AUTO_OBSERVERS.clear()
-    if options.get("COMMAND") not in (None, ex.default_command) or options.get("--unobserved"):
-        return
-    AUTO_OBSERVERS.extend(choose_observers())
-    ex.observers.extend(AUTO_OBSERVERS)
+    if command_name == ex.default_command and OBSERVE["enabled"]:
+        AUTO_OBSERVERS.extend(choose_observers())
+        ex.observers.extend(AUTO_OBSERVERS)
+    return {}
 
 
 @ex.pre_run_hook

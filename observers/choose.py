@@ -1,10 +1,10 @@
-"""Chooses where a run is recorded: MongoDB when it answers quickly, otherwise the local file store."""
+"""Chooses where a run is recorded: MongoDB through a local copy that survives outages (observers.durable)."""
 import sys
 
 import pymongo
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
-from sacred.observers import FileStorageObserver, MongoObserver
 
+from observers.durable import DurableMongoObserver
 from observers.settings import load_settings
 from tracker.errors import UserError
 
@@ -36,6 +36,12 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
             f"({error.details.get('errmsg', error) if error.details else error}); "
             f"check the user and password in MONGO_URL (.env) and add ?authSource=admin for the compose stack"
         ) from None
+    except KeyError:  # pymongo's login exchange got no answer: the server has no authentication (nx-27017)
+        client.close()
+        raise UserError(
+            f"MongoDB at {settings.safe_url} does not support logging in (is it 'tracker db'?); "
+            f"remove user:password from MONGO_URL (.env), e.g. MONGO_URL=mongodb://localhost:27017"
+        ) from None
     except PyMongoError:
         client.close()
         return None
@@ -43,14 +49,19 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
 
 
 def choose_observers(settings=None):
-    """[MongoObserver] when MongoDB is reachable, else [FileStorageObserver] with a one-line warning."""
+    """[DurableMongoObserver]: the run goes to RUNS_DIR first and to MongoDB as soon as (and whenever) it answers.
+
+    Checks the URL and credentials first, so that a mistake there stops the run with one clear line.
+    """
     settings = settings or load_settings()
     client = connect(settings)
     if client is None:
         print(
             f"WARNING: MongoDB at {settings.safe_url} is unreachable; recording this run in "
-            f"{settings.runs_dir}/ instead",
+            f"{settings.runs_dir}/ and uploading it if MongoDB answers during the run; otherwise "
+            f"upload it afterwards with `tracker sync`",
             file=sys.stderr,
         )
-        return [FileStorageObserver(str(settings.runs_dir))]
-    return [MongoObserver(client=client, db_name=settings.db_name)]
+    else:
+        client.close()
+    return [DurableMongoObserver(settings.runs_dir, settings.mongo_url, settings.db_name)]

@@ -1,14 +1,14 @@
 """Reads a recorded run back (its document, decoded config and artifacts) from MongoDB or a file-store folder."""
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import gridfs
 from sacred.serializer import restore
 
 from observers.choose import connect
+from observers.local_run import LocalRun
 from observers.settings import load_settings
+from observers.upload import read_file
 from tracker.errors import UserError
 
 
@@ -49,20 +49,18 @@ def _open_mongo_run(run_id, settings):
             f"there is no run {run_id} in database {settings.db_name!r} at {settings.safe_url}; "
             f"check the id in Omniboard, and SACRED_DB"
         )
-    files = gridfs.GridFS(db)
 
     def read_artifact(name):
-        # Sacred appends an entry for every add_artifact call, so the last one of a name is the newest.
+        # Whichever observer wrote the run, the last entry of a name is its newest file.
         entries = [entry for entry in doc.get("artifacts", []) if entry["name"] == name]
-        return files.get(entries[-1]["file_id"]).read() if entries else None
+        return read_file(db, entries[-1]["file_id"]) if entries else None
 
     return StoredRun(f"run {run_id}", run_id, doc, restore(doc["config"]), read_artifact)
 
 
 def _open_folder(folder):
     try:
-        doc = json.loads((folder / "run.json").read_text())
-        config = restore(json.loads((folder / "config.json").read_text()))
+        run = LocalRun.load(folder)
     except (OSError, ValueError) as error:
         raise UserError(
             f"{folder} is not a readable Sacred run folder ({error.__class__.__name__}: {error}); "
@@ -70,7 +68,7 @@ def _open_folder(folder):
         ) from None
 
     def read_artifact(name):
-        # A FileStorageObserver copies each artifact to <folder>/<name>, so the file there is the newest.
-        return (folder / name).read_bytes() if name in doc.get("artifacts", []) else None
+        # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
+        return (folder / name).read_bytes() if name in run.entry.get("artifacts", []) else None
 
-    return StoredRun(f"run {folder}", str(folder.resolve()), doc, config, read_artifact)
+    return StoredRun(f"run {folder}", str(folder.resolve()), run.entry, restore(run.config), read_artifact)

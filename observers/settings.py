@@ -1,8 +1,8 @@
 """Where the run store is: MONGO_URL and SACRED_DB from the environment, else from ./.env, else defaults."""
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -38,12 +38,5 @@ def load_settings(env_file=".env"):
 
 
 def redact(url):
-    """`url` with the password replaced by ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """`url` with the password replaced by ***, even when the rest of the URL is malformed."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)

@@ -4,17 +4,22 @@ The server is TEST_MONGO_URL when set (e.g. the compose stack's mongod); otherwi
 (MongoDB's wire protocol over SQLite) is started on a free port for the test session.
 """
 import os
+import queue
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pymongo
 import pytest
+
+from observers.upload import read_metric
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO_ROOT / "experiments" / "cifar.py"
@@ -64,6 +69,70 @@ class LocalMongoServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class TrackerCommand:
+    """`tracker <args>` in its own process group, its output collected by a thread so that waits can time out."""
+
+    def __init__(self, *args, **env):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracker", *args], cwd=REPO_ROOT, env=python_env(**env),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        self.output = []
+        self._lines = queue.Queue()
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self):
+        for line in self.process.stdout:
+            self.output.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, pattern, timeout_s):
+        """The first match of `pattern` in a line of the output; fails when the command ends or time is up."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} within {timeout_s}s; output:\n{''.join(self.output)}") from None
+            if line is None:
+                raise AssertionError(f"exited before {pattern!r}; output:\n{''.join(self.output)}")
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+    def interrupt(self, timeout_s=20):
+        """Press Ctrl-C; return the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout_s)
+
+    def kill(self):
+        """Stop whatever is left of the process group: the command and what it started."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # all of it has exited
+        self.process.wait()
+
+
+def require_tool(path_or_name, why):
+    """Skip when a tool is missing locally; fail in CI, where .ci/run installs everything."""
+    if shutil.which(path_or_name) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{path_or_name} is missing in CI; .ci/run installs it ({why})")
+        pytest.skip(f"{path_or_name} is not installed ({why})")
+
+
+def start_board(mongo_url, db_name, timeout_s=300):
+    """`tracker board` on a free port; returns the command and the URL it printed.
+
+    The timeout covers installing Omniboard on first use (about a minute); .ci/run installs it beforehand.
+    """
+    require_tool("node", "tracker board runs Omniboard with Node.js")
+    board = TrackerCommand("board", "--port", str(free_port()), MONGO_URL=mongo_url, SACRED_DB=db_name)
+    return board, board.wait_for(r"open (http://\S+)", timeout_s)[1]
 
 
 def python_env(**extra):
@@ -167,7 +236,7 @@ def project_repo(tmp_path_factory):
 def smoke_run(tmp_path_factory, mongo_url, workdir):
     """One `with smoke lr=0.01` run recorded in MongoDB, shared by the tests that only read it."""
     db_name = f"smoke_{uuid.uuid4().hex[:10]}"
-    result = run_experiment(["with", "smoke", "lr=0.01"], workdir, mongo_url, db_name)
+    result = run_experiment(["with", "smoke", "lr=0.01", "-c", "smoke test"], workdir, mongo_url, db_name)
     assert result.returncode == 0, result.stdout + result.stderr
     client = pymongo.MongoClient(mongo_url)
     run = client[db_name].runs.find_one(sort=[("_id", -1)])
@@ -217,9 +286,6 @@ def failed_file_store_run(project_repo, workdir, tmp_path_factory):
 
 
 def metric(db, run_id, name):
-    """{step: value} of a run's metric; values to 15 significant digits, as nx-27017 stores appended floats.
-
-    The values are float32 results, which differ long before the 15th digit, so equal here means bit-identical.
-    """
-    entry = db.metrics.find_one({"run_id": run_id, "name": name}) or {"steps": [], "values": []}
-    return {step: float(f"{value:.15g}") for step, value in zip(entry["steps"], entry["values"])}
+    """{step: value} of every point of a run's metric, as stored (exact float64)."""
+    steps, values, _ = read_metric(db, run_id, name)
+    return dict(zip(steps.tolist(), values.tolist()))

@@ -1,9 +1,10 @@
 """`tracker rerun`: a recorded run runs again as a new run, with its stored config, on the code version chosen."""
 import json
 
-import gridfs
 import pytest
 from conftest import COMPUTED_METRICS, git, metric, newest_run, run_tracker
+
+from observers.upload import read_file
 
 
 def run_count(db):
@@ -19,7 +20,7 @@ def assert_same_metrics(db, run_id, other_id):
 
 def artifact_text(db, run, name):
     (file_id,) = [artifact["file_id"] for artifact in run["artifacts"] if artifact["name"] == name]
-    return gridfs.GridFS(db).get(file_id).read().decode()
+    return read_file(db, file_id).decode()
 
 
 def recorded_repository(run):

@@ -1,0 +1,78 @@
+"""Training throughput of the `smoke` run with and without the MongoDB observer, measured side by side.
+
+    python benchmarks/observer_overhead.py [--repeats 2] [--mongo-url URL]
+
+Without --mongo-url a local nx-27017 server is started. Runs alternate (unobserved, observed, ...) so that
+machine load affects both alike; examples/s is the trainer's own figure from results (training time only).
+"""
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pymongo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+THROUGHPUT = re.compile(r"([0-9.]+) examples/s\n")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_local_server(data_dir):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "observers.local_server", "--data-dir", data_dir, "--port", str(port), "--quiet"],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"mongodb://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            pymongo.MongoClient(url, serverSelectionTimeoutMS=300).admin.command("ping")
+            return process, url
+        except pymongo.errors.PyMongoError:
+            time.sleep(0.2)
+    raise RuntimeError("local server did not start")
+
+
+def smoke_throughput(observed, mongo_url, workdir):
+    args = [sys.executable, str(REPO_ROOT / "experiments" / "cifar.py"), "with", "smoke", "trainer.progress=False"]
+    if not observed:
+        args.insert(2, "-u")
+    env = {**os.environ, "MONGO_URL": mongo_url, "SACRED_DB": "benchmark", "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, check=True).stdout
+    return float(THROUGHPUT.findall(out)[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--mongo-url")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(tmp + "/db")
+        try:
+            results = {False: [], True: []}
+            for _ in range(args.repeats):
+                for observed in (False, True):
+                    results[observed].append(smoke_throughput(observed, url, tmp))
+        finally:
+            if server:
+                server.terminate()
+    plain, observed = statistics.median(results[False]), statistics.median(results[True])
+    print(f"smoke examples/s without observer: {plain:.1f}  (runs: {results[False]})")
+    print(f"smoke examples/s with MongoDB observer: {observed:.1f}  (runs: {results[True]})")
+    print(f"ratio observed/unobserved: {observed / plain:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Content types and metadata of artifacts, which Sacred's file store does not keep (MongoDB does).
+ARTIFACT_TYPES_FILE = "artifact_types.json"
+
+
+@dataclass
+class LocalRun:
+    dir: Path
+    entry: dict  # run.json: experiment, command, host, start_time, meta, status, artifacts, result, ...
+    config: dict
+    info: dict
+    captured_out: str
+    metrics: dict  # name -> {"steps": [...], "values": [...], "timestamps": [ISO strings]}
+    artifact_types: dict = field(default_factory=dict)  # name -> {"content_type": ..., "metadata": ...}
+
+    @classmethod
+    def load(cls, run_dir):
+        run_dir = Path(run_dir)
+        return cls(
+            dir=run_dir,
+            entry=_read_json(run_dir / "run.json"),
+            config=_read_json(run_dir / "config.json", {}),
+            info=_read_json(run_dir / "info.json", {}),
+            captured_out=(run_dir / "cout.txt").read_text(errors="replace") if (run_dir / "cout.txt").exists() else "",
+            metrics=_read_json(run_dir / "metrics.json", {}),
+            artifact_types=_read_json(run_dir / ARTIFACT_TYPES_FILE, {}),
+        )
+
+    @property
+    def key(self):
+        """Identifies the run across uploads: the same for the live run and for its copy on disk."""
+        return "|".join(
+            [self.entry["host"]["hostname"], self.entry["start_time"], self.entry["experiment"]["name"]]
+        )
+
+    @property
+    def finished(self):
+        return self.entry["status"] not in ("RUNNING", "QUEUED")
+
+    def source_file(self, stored_path):
+        """Sources are stored in the file store's _sources/ folder, relative to the store (the run's parent)."""
+        return self.dir.parent / stored_path
+
+
+def is_run_dir(path):
+    return (Path(path) / "run.json").is_file()
+
+
+def _read_json(path, default=None):
+    if default is not None and not path.exists():
+        return default
+    with open(path) as file:
+        return json.load(file)

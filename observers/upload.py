@@ -1,0 +1,247 @@
+"""Writes a file-store run into MongoDB as an ordinary Sacred run; every step is idempotent, so uploads resume safely.
+
+Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot hold):
+- `runs`: the run document; `captured_out` keeps the last TAIL_CHARS characters, the whole output becomes the
+  artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it.
+- `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
+- `metric_points`: every point of every metric, CHUNK_POINTS per document, as packed binary arrays.
+- GridFS: artifacts, and sources/resources stored once per (path, md5).
+"""
+import datetime
+import hashlib
+import mimetypes
+import os
+from dataclasses import dataclass, field
+
+import bson
+import gridfs
+import numpy as np
+import pymongo
+from bson import ObjectId
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
+from sacred.observers import MongoObserver
+
+TAIL_CHARS = 1_000_000
+PLOT_POINTS = 10_000
+CHUNK_POINTS = 100_000
+OUTPUT_ARTIFACT = "captured_out.txt"
+BLOCK_BYTES = 2**20
+DOCUMENT_LIMIT_BYTES = 16 * 2**20
+EPOCH = np.datetime64(0, "us")
+
+
+class UploadError(Exception):
+    """A run that MongoDB cannot take as it is; retrying does not help."""
+
+
+@dataclass
+class UploadState:
+    """What is already in MongoDB for one run, so repeated uploads only send what changed."""
+
+    run_id: object = None
+    sources: list = None
+    artifacts: dict = field(default_factory=dict)  # name -> {"name", "file_id", "md5"}
+    metric_ids: dict = field(default_factory=dict)  # name -> _id of its `metrics` document
+    metric_points: dict = field(default_factory=dict)  # name -> points stored in `metric_points`
+
+
+def find_uploaded(db, key):
+    """The run document uploaded from the file-store run `key`, or None."""
+    return db.runs.find_one({"local_copy.key": key}, {"status": 1, "local_copy": 1, "artifacts": 1})
+
+
+class RunUploader:
+    def __init__(self, db):
+        self.db = db
+        self.fs = gridfs.GridFS(db)
+        self.digests = {}  # path -> ((inode, mtime, size), md5): unchanged files are not hashed again
+
+    def _md5(self, file):
+        """md5 of an open file, which is left at its start; hashed again only when the file changed."""
+        stat = os.fstat(file.fileno())
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self.digests.get(file.name, (None,))[0] != signature:
+            digest = hashlib.md5()
+            for block in iter(lambda: file.read(BLOCK_BYTES), b""):
+                digest.update(block)
+            file.seek(0)
+            self.digests[file.name] = (signature, digest.hexdigest())
+        return self.digests[file.name][1]
+
+    def upload(self, run, state):
+        """Bring MongoDB up to date with `run` (a LocalRun); return the run's MongoDB id."""
+        if state.run_id is None:
+            self._find_or_insert_run(run, state)
+        if state.sources is None:
+            base_dir = run.entry["experiment"]["base_dir"]
+            state.sources = [
+                [name, self._store_once(run.source_file(stored), os.path.join(base_dir, name))]
+                for name, stored in run.entry["experiment"]["sources"]
+            ]
+        resources = [[path, self._store_once(stored, path, return_md5=True)] for path, stored in run.entry["resources"]]
+        for name in dict.fromkeys(run.entry["artifacts"]):  # a name added twice keeps its latest file
+            types = run.artifact_types.get(name, {})
+            self._store_artifact(state, name, run.dir / name, types.get("content_type"), types.get("metadata"))
+        if run.finished and len(run.captured_out) > TAIL_CHARS:
+            self._store_artifact(state, OUTPUT_ARTIFACT, run.dir / "cout.txt", "text/plain", None)
+        for name, series in run.metrics.items():
+            self._store_metric(state, name, series)
+        self._set_run_document(run, state, resources)
+        return state.run_id
+
+    # ---- the run document ---------------------------------------------------------------------
+    def _find_or_insert_run(self, run, state):
+        existing = find_uploaded(self.db, run.key)
+        if existing is not None:
+            state.run_id = existing["_id"]
+            state.artifacts = {a["name"]: a for a in existing.get("artifacts", []) if "md5" in a}
+            return
+        while True:  # the next free integer id, as Sacred's MongoObserver assigns them
+            last = self.db.runs.find_one({}, {"_id": 1}, sort=[("_id", pymongo.DESCENDING)])
+            run_id = last["_id"] + 1 if last else 1
+            try:
+                self.db.runs.insert_one({"_id": run_id, "local_copy": {"key": run.key, "complete": False}})
+                break
+            except DuplicateKeyError:
+                continue
+        state.run_id = run_id
+
+    def _set_run_document(self, run, state, resources):
+        entry = run.entry
+        captured = run.captured_out
+        if len(captured) > TAIL_CHARS:
+            captured = (f"[{len(captured) - TAIL_CHARS} earlier characters: the whole output is the artifact "
+                        f"{OUTPUT_ARTIFACT} once the run has ended]\n" + captured[-TAIL_CHARS:])
+        document = {
+            "experiment": {**entry["experiment"], "sources": state.sources},
+            "format": MongoObserver.VERSION,
+            "command": entry["command"],
+            "host": entry["host"],
+            "start_time": _datetime(entry["start_time"]),
+            "config": run.config,
+            "meta": entry["meta"],
+            "status": entry["status"],
+            "resources": resources,
+            "artifacts": list(state.artifacts.values()),
+            "captured_out": captured,
+            "info": {**run.info, "metrics": [{"name": n, "id": str(i)} for n, i in state.metric_ids.items()]},
+            "heartbeat": _datetime(entry.get("heartbeat")),
+            "result": entry.get("result"),
+            "local_copy": {"key": run.key, "complete": run.finished},
+        }
+        for key in ("stop_time", "fail_trace"):
+            if key in entry:
+                document[key] = _datetime(entry[key]) if key == "stop_time" else entry[key]
+        # Replaced whole, as the uploader owns the document (nx-27017 turns top-level datetimes written by $set into
+        # strings); only Omniboard's own field (tags, notes) is carried over.
+        document.update(self.db.runs.find_one({"_id": state.run_id}, {"_id": 0, "omniboard": 1}) or {})
+        try:
+            self.db.runs.replace_one({"_id": state.run_id}, document)
+        except DocumentTooLarge:
+            raise UploadError(_too_large_message(state.run_id, document)) from None
+
+    # ---- files --------------------------------------------------------------------------------
+    def _store_once(self, path, filename, return_md5=False):
+        """Store a source or resource file unless GridFS has it already; its GridFS id (or md5)."""
+        with open(path, "rb") as file:
+            md5 = self._md5(file)
+            # Sacred looks files up by GridFS's md5 field, which PyMongo >= 4 no longer fills in; we fill it in.
+            existing = self.fs.find_one({"filename": filename, "md5": md5})
+            file_id = existing._id if existing is not None else self.fs.put(file, filename=filename, md5=md5)
+        return md5 if return_md5 else file_id
+
+    def _store_artifact(self, state, name, path, content_type, metadata):
+        # One open file for hash and upload: the observer may replace `path` with a newer version meanwhile.
+        with open(path, "rb") as file:
+            md5 = self._md5(file)
+            previous = state.artifacts.get(name)
+            if previous is not None and previous["md5"] == md5:
+                return
+            file_id = self.fs.put(
+                file, filename=f"artifact://runs/{state.run_id}/{name}", md5=md5, metadata=metadata,
+                content_type=content_type or mimetypes.guess_type(name)[0],
+            )
+        state.artifacts[name] = {"name": name, "file_id": file_id, "md5": md5}
+        if previous is not None:
+            self.fs.delete(previous["file_id"])
+
+    # ---- metrics ------------------------------------------------------------------------------
+    def _store_metric(self, state, name, series):
+        total = len(series["steps"])
+        stored = state.metric_points.get(name, 0)
+        if total == stored:
+            return
+        run_id = state.run_id
+        for chunk in range(stored // CHUNK_POINTS, (total - 1) // CHUNK_POINTS + 1):
+            start, stop = chunk * CHUNK_POINTS, min(total, (chunk + 1) * CHUNK_POINTS)
+            self.db.metric_points.update_one(
+                {"run_id": run_id, "name": name, "chunk": chunk},
+                {"$set": {"points": stop - start, **_pack(series, slice(start, stop))}},
+                upsert=True,
+            )
+        if name not in state.metric_ids:
+            state.metric_ids[name] = self._metric_document_id(run_id, name)
+        shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1)).tolist()
+        self.db.metrics.update_one({"_id": state.metric_ids[name]}, {"$set": {
+            "steps": [series["steps"][i] for i in shown],
+            "values": [series["values"][i] for i in shown],
+            "timestamps": [_datetime(series["timestamps"][i]) for i in shown],
+            "points": total,
+        }})
+        state.metric_points[name] = total
+
+    def _metric_document_id(self, run_id, name):
+        existing = self.db.metrics.find_one({"run_id": run_id, "name": name}, {"_id": 1})
+        if existing is not None:
+            return existing["_id"]
+        metric_id = ObjectId()
+        self.db.metrics.insert_one(
+            {"_id": metric_id, "run_id": run_id, "name": name, "steps": [], "values": [], "timestamps": []}
+        )
+        return metric_id
+
+
+def read_metric(db, run_id, name):
+    """Every point of a metric as numpy arrays: steps, values and timestamps (datetime64[us])."""
+    chunks = list(db.metric_points.find({"run_id": run_id, "name": name}).sort("chunk", pymongo.ASCENDING))
+    steps, values, stamps = (
+        np.concatenate([np.frombuffer(c[key], dtype) for c in chunks]) if chunks else np.array([], dtype)
+        for key, dtype in (("steps", np.int64), ("values", np.float64), ("timestamps", np.int64))
+    )
+    return steps, values, EPOCH + stamps.astype("timedelta64[us]")
+
+
+def read_file(db, file_id):
+    """A GridFS file's bytes, read in ranges of chunks: nx-27017 answers a query in one message of at most
+    48 MB, so GridFS's own reader fails on larger files there (MongoDB itself has no such limit)."""
+    file = db.fs.files.find_one({"_id": file_id})
+    count = -(-file["length"] // file["chunkSize"])
+    parts = []
+    for first in range(0, count, 64):
+        query = {"files_id": file_id, "n": {"$gte": first, "$lt": first + 64}}
+        parts.extend(chunk["data"] for chunk in db.fs.chunks.find(query).sort("n", pymongo.ASCENDING))
+    return b"".join(parts)
+
+
+def _pack(series, points):
+    """Points of a series as little-endian int64 steps, float64 values and int64 microsecond timestamps."""
+    stamps = np.array(series["timestamps"][points], dtype="datetime64[us]")
+    return {
+        "steps": bson.Binary(np.asarray(series["steps"][points], dtype="<i8").tobytes()),
+        "values": bson.Binary(np.asarray(series["values"][points], dtype="<f8").tobytes()),
+        "timestamps": bson.Binary((stamps - EPOCH).astype("<i8").tobytes()),
+    }
+
+
+def _datetime(value):
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _too_large_message(run_id, document):
+    sizes = {key: len(bson.encode({key: value})) for key, value in document.items()}
+    biggest = max(sizes, key=sizes.get)
+    return (
+        f"run {run_id}'s document is {sum(sizes.values()) / 2**20:.1f} MB, over MongoDB's "
+        f"{DOCUMENT_LIMIT_BYTES // 2**20} MB limit ('{biggest}' alone is {sizes[biggest] / 2**20:.1f} MB); "
+        f"keep _run.info, the config and the result small and store large data with _run.add_artifact"
+    )

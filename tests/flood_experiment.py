@@ -1,0 +1,41 @@
+"""A small experiment for the 16 MB tests: prints `output_mb` MB and logs `points` points to the metric `flood`.
+
+    python tests/flood_experiment.py with output_mb=100 points=1000000
+"""
+import sys
+from pathlib import Path
+
+import ingredients  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+from sacred import SETTINGS, Experiment
+
+from observers.choose import choose_observers
+
+SETTINGS.CAPTURE_MODE = "fd"  # as in experiments/cifar.py
+ex = Experiment("flood", base_dir=Path(__file__).resolve().parent.parent)
+
+
+@ex.config
+def config():
+    output_mb = 0  # MB (10**6 bytes) printed, as lines of 100 bytes
+    points = 10  # points logged to the metric `flood`: step i has value i / 2
+    info_mb = 0  # MB of text put into _run.info
+
+
+def output_line(i):
+    return f"line {i:09d} {'.' * 84}\n"
+
+
+@ex.main
+def main(output_mb, points, info_mb, _run):
+    for i in range(output_mb * 10_000):
+        sys.stdout.write(output_line(i))
+    for i in range(points):
+        _run.log_scalar("flood", i / 2, i)
+    if info_mb:
+        _run.info["blob"] = "x" * (info_mb * 10**6)
+    return points
+
+
+if __name__ == "__main__":
+    ex.observers.extend(choose_observers())
+    ex.run_commandline()

@@ -1,0 +1,96 @@
+"""`tracker db` and `tracker board` as a user runs them: serving, stopping on Ctrl-C, and one-line errors."""
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pymongo
+import pytest
+
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
+from observers.settings import Settings
+from tracker.board import omniboard_uri
+
+def tracker(*args, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args], cwd=REPO_ROOT, env=python_env(**env),
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    store = TrackerCommand("db", "--port", str(port), "--data-dir", str(tmp_path / "db"))
+    try:
+        store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
+        client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
+        client.sacred.runs.insert_one({"_id": 1, "status": "COMPLETED"})
+        client.close()
+        assert store.interrupt() == 0
+        assert list(tmp_path.joinpath("db").glob("sacred*")), "no data files in the data directory"
+    finally:
+        store.kill()
+
+
+def test_db_on_a_busy_port_is_a_one_line_error(mongo_url):
+    port = mongo_url.rsplit(":", 1)[1]
+    result = tracker("db", "--port", port)
+    assert result.returncode == 1
+    assert result.stderr == f"error: port {port} is already in use (another MongoDB or 'tracker db'?); " \
+                            f"stop it or choose another port with --port\n"
+
+
+def test_board_with_an_unreachable_database_is_a_one_line_error():
+    require_tool("node", "the database is checked after node")
+    result = tracker("board", MONGO_URL=f"mongodb://127.0.0.1:{free_port()}", SACRED_DB="sacred")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: MongoDB at mongodb://127.0.0.1:")
+    assert "is unreachable; start it ('docker compose up -d', or 'tracker db'" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_credentials_for_a_store_without_logins_are_a_one_line_error(mongo_url):
+    """.env copied from .env.example (the docker stack's login) while `tracker db` serves the runs."""
+    password = uuid.uuid4().hex  # generated: no password is written in tracked files
+    with_login = mongo_url.replace("mongodb://", f"mongodb://sacred:{password}@") + "/?authSource=admin"
+    result = tracker("board", MONGO_URL=with_login)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: MongoDB at mongodb://sacred:***@")
+    assert "does not support logging in (is it 'tracker db'?); remove user:password from MONGO_URL" in result.stderr
+    assert result.stderr.count("\n") == 1 and password not in result.stderr
+
+
+@pytest.mark.parametrize("mongo_url, expected", [
+    ("mongodb://localhost:27017", "mongodb://localhost:27017/runs_db"),
+    ("mongodb://{login}@localhost:27017/?authSource=admin", "mongodb://{login}@localhost:27017/runs_db?authSource=admin"),
+    # The database in MONGO_URL's path is where the user logs in; Omniboard's path is the one to show.
+    ("mongodb://{login}@db.example.org/admin", "mongodb://{login}@db.example.org/runs_db?authSource=admin"),
+])
+def test_board_gives_omniboard_the_database_to_show_and_where_to_log_in(mongo_url, expected):
+    login = f"someone:{uuid.uuid4().hex}"
+    settings = Settings(mongo_url.format(login=login), "runs_db", Path("runs"))
+    assert omniboard_uri(settings) == expected.format(login=login)
+
+
+def test_board_without_node_is_a_one_line_error(mongo_url, tmp_path):
+    result = tracker("board", MONGO_URL=mongo_url, PATH=str(tmp_path))  # an empty PATH: no node, no npm
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: 'node' was not found; Omniboard needs Node.js with npm: install it")
+    assert result.stderr.count("\n") == 1
+
+
+def test_board_serves_the_runs_api_and_stops_on_ctrl_c(smoke_run, mongo_url):
+    board, url = start_board(mongo_url, smoke_run["db_name"])
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/Runs?select=_id,status", timeout=30) as response:
+            runs = json.load(response)
+        assert runs == [{"_id": str(smoke_run["run"]["_id"]), "status": "COMPLETED"}]
+        assert board.interrupt() == 0
+        assert board.output[-1] == "Omniboard stopped.\n"
+        with pytest.raises(urllib.error.URLError):  # Omniboard went with it
+            urllib.request.urlopen(url, timeout=5)
+    finally:
+        board.kill()

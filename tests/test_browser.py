@@ -1,0 +1,116 @@
+"""The smoke run as a researcher sees it in Omniboard (`tracker board`), driven in headless Chromium.
+
+Screenshots go to each test's tmp_path and are copied to .tracker/screenshots/ (git-ignored) for a look afterwards.
+"""
+import importlib.util
+import os
+import shutil
+
+import pytest
+
+from conftest import REPO_ROOT, require_tool, start_board
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+SCREENSHOT_DIR = REPO_ROOT / ".tracker" / "screenshots"
+UI_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def board_url(smoke_run, mongo_url):
+    board, url = start_board(mongo_url, smoke_run["db_name"])
+    yield url
+    board.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    require_tool(CHROMIUM, "apt install chromium")
+    if importlib.util.find_spec("playwright") is None:
+        if os.environ.get("CI"):
+            pytest.fail("playwright is missing in CI; it is in the `test` extra")
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1000},
+        )
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser, board_url):
+    page = browser.new_page()
+    page.goto(board_url)
+    yield page
+    page.close()
+
+
+def screenshot(page, tmp_path, name):
+    path = tmp_path / name
+    page.screenshot(path=path)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SCREENSHOT_DIR / name)
+
+
+def table_rows(page):
+    """The runs table, once loaded, as one list of cell texts per run."""
+    page.locator("[role=row][aria-rowindex='2']").wait_for()  # the first run below the header row
+    rows = page.get_by_role("row").all()[1:]
+    return [[cell.strip() for cell in row.get_by_role("gridcell").all_inner_texts()] for row in rows]
+
+
+def open_run(page, run_id):
+    """Expand the run's row into its detail view."""
+    page.get_by_role("row").filter(has=page.get_by_role("gridcell").get_by_text(str(run_id), exact=True)).click()
+    page.get_by_text(f"(Id: {run_id})").wait_for()
+
+
+def test_runs_table_shows_the_run_with_its_status_and_result(page, smoke_run, tmp_path):
+    run = smoke_run["run"]
+    rows = table_rows(page)
+    screenshot(page, tmp_path, "runs.png")
+    row = next((cells for cells in rows if str(run["_id"]) in cells), None)
+    assert row is not None, f"run {run['_id']} is not in the runs table: {rows}"
+    assert "COMPLETED" in row
+    assert any(is_number_close(cell, run["result"]) for cell in row), f"result {run['result']} not in {row}"
+
+
+def test_run_detail_shows_the_loss_plot_the_output_and_the_artifacts(page, smoke_run, tmp_path):
+    run = smoke_run["run"]
+    table_rows(page)
+    open_run(page, run["_id"])
+
+    # The metrics plot (the detail view's first tab) draws train.loss with every recorded point.
+    plot = page.locator(".js-plotly-plot")
+    plot.locator(".legendtext", has_text="train.loss").wait_for()
+    plotted = plot.evaluate("plot => Object.fromEntries(plot.data.map(trace => [trace.name, trace.y]))")
+    recorded = smoke_run["db"].metrics.find_one({"run_id": run["_id"], "name": "train.loss"})
+    assert plotted["train.loss"] == pytest.approx(recorded["values"])
+    screenshot(page, tmp_path, "run_metrics.png")
+
+    page.get_by_role("button", name="Captured Out", exact=True).click()
+    captured = page.locator("#captured_out")
+    captured.get_by_text("Iteration", exact=False).first.wait_for()
+    screenshot(page, tmp_path, "run_captured_out.png")
+
+    page.get_by_role("button", name="Artifacts", exact=True).click()
+    artifact_names = page.locator("#artifacts .accordion__title h5")
+    artifact_names.first.wait_for()
+    names = [name.strip() for name in artifact_names.all_inner_texts()]
+    screenshot(page, tmp_path, "run_artifacts.png")
+    assert "checkpoint.pt" in names and "results.json" in names, names
+
+
+def is_number_close(text, value):
+    try:
+        return abs(float(text) - value) < 1e-3
+    except ValueError:
+        return False

@@ -1,0 +1,204 @@
+"""No run is lost: the database is killed and restarted for real during runs, huge runs are recorded whole, and
+`tracker sync` uploads local copies exactly once. Each test checks exactly what landed in MongoDB."""
+import datetime
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pymongo
+import pytest
+import torch
+from conftest import EXPERIMENT, REPO_ROOT, LocalMongoServer, python_env
+from flood_experiment import output_line
+
+from observers.upload import PLOT_POINTS, TAIL_CHARS, read_file, read_metric
+
+FLOOD = REPO_ROOT / "tests" / "flood_experiment.py"
+TRAIN_METRICS = ["train.loss", "train.acc", "lr", "examples_per_s", "time.data_ms", "time.step_ms"]
+TRAINER_ARTIFACTS = {"train_samples.png", "checkpoint.pt", "model_last.pt", "model_best.pt", "confusion_matrix.png",
+                     "results.json"}
+
+
+@pytest.fixture(scope="module")
+def fault_server(tmp_path_factory):
+    """A database server of their own for the tests that kill it."""
+    server = LocalMongoServer(tmp_path_factory.mktemp("fault-mongo")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_db(fault_server):
+    """A fresh database on the fault server; (name, client with short timeouts)."""
+    db_name = f"fault_{uuid.uuid4().hex[:10]}"
+    client = pymongo.MongoClient(fault_server.url, serverSelectionTimeoutMS=20000)
+    yield db_name, client
+    client.drop_database(db_name)
+    client.close()
+
+
+def start_experiment(script, args, workdir, mongo_url, db_name, runs_dir, log_dir):
+    """The experiment as a background process; its output goes to files so nothing can block on a pipe."""
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], cwd=workdir,
+        env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=runs_dir),
+        stdout=open(log_dir / "stdout.txt", "w"), stderr=open(log_dir / "stderr.txt", "w"),
+    )
+
+
+def wait_until_training(client, db_name, timeout_s=120):
+    """Wait until the run's first training artifact is in MongoDB: the data is loaded and training begins."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = client[db_name].runs.find_one({"artifacts.name": "train_samples.png"})
+        if run is not None:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"training did not start within {timeout_s}s")
+
+
+def logged_steps(steps, log_every=10):
+    """The steps at which the trainer logs training metrics: the first, every log_every-th and the last."""
+    return sorted({1, *range(log_every, steps + 1, log_every), steps})
+
+
+def assert_artifacts_intact(db, run):
+    names = [artifact["name"] for artifact in run["artifacts"]]
+    assert len(names) == len(set(names)), names
+    for artifact in run["artifacts"]:
+        assert hashlib.md5(read_file(db, artifact["file_id"])).hexdigest() == artifact["md5"], artifact["name"]
+    return set(names)
+
+
+def sync(mongo_url, db_name, runs_dir):
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", "sync"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=runs_dir),
+    )
+
+
+def local_copies(runs_dir):
+    return [path for path in runs_dir.iterdir() if path.name.isdigit()] if runs_dir.exists() else []
+
+
+def test_a_run_survives_a_database_outage(fault_server, fault_db, workdir, tmp_path):
+    db_name, client = fault_db
+    steps, runs_dir = 60, tmp_path / "runs"
+    process = start_experiment(EXPERIMENT, ["with", "smoke", f"trainer.steps={steps}", "trainer.checkpoint_every=20"],
+                               workdir, fault_server.url, db_name, runs_dir, tmp_path)
+    try:
+        wait_until_training(client, db_name)
+        fault_server.kill()
+        killed_at = datetime.datetime.utcnow()
+        time.sleep(8)
+        restarted_at = datetime.datetime.utcnow()
+        fault_server.start()
+        assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
+    finally:
+        process.kill()
+    db = client[db_name]
+    [run] = db.runs.find()
+    assert run["status"] == "COMPLETED" and run["local_copy"]["complete"]
+    for name in TRAIN_METRICS:
+        assert read_metric(db, run["_id"], name)[0].tolist() == logged_steps(steps), name
+        assert db.metrics.find_one({"run_id": run["_id"], "name": name})["steps"] == logged_steps(steps)
+    # Training went on during the outage, and what it logged then reached MongoDB afterwards.
+    stamps = read_metric(db, run["_id"], "train.loss")[2].astype(datetime.datetime).tolist()
+    assert any(killed_at < stamp < restarted_at for stamp in stamps), (killed_at, restarted_at, stamps)
+    assert assert_artifacts_intact(db, run) >= TRAINER_ARTIFACTS
+    [checkpoint] = [a for a in run["artifacts"] if a["name"] == "checkpoint.pt"]
+    assert torch.load(io.BytesIO(read_file(db, checkpoint["file_id"])), weights_only=True)["step"] == steps
+    assert "Best val acc" in run["captured_out"] and "answers again" in run["captured_out"]
+    assert not local_copies(runs_dir), "the local copy is dropped once MongoDB holds the finished run"
+
+
+def test_a_run_whose_database_never_returns_is_kept_and_synced_once(fault_server, fault_db, workdir, tmp_path,
+                                                                    smoke_run):
+    db_name, client = fault_db
+    steps, runs_dir = 20, tmp_path / "runs"
+    process = start_experiment(EXPERIMENT, ["with", "smoke", f"trainer.steps={steps}", "trainer.checkpoint_every=10"],
+                               workdir, fault_server.url, db_name, runs_dir, tmp_path)
+    try:
+        wait_until_training(client, db_name)
+        fault_server.kill()
+        assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
+        exited = datetime.datetime.utcnow()
+    finally:
+        process.kill()
+        fault_server.start()
+    [local_copy] = local_copies(runs_dir)
+    entry = json.loads((local_copy / "run.json").read_text())
+    assert entry["status"] == "COMPLETED"
+    assert (exited - datetime.datetime.fromisoformat(entry["stop_time"])).total_seconds() < 30
+    assert f"tracker sync {local_copy}" in (tmp_path / "stderr.txt").read_text()
+
+    first = sync(fault_server.url, db_name, runs_dir)
+    assert first.returncode == 0 and "1 uploaded, 0 skipped, 0 failed" in first.stdout, first.stdout + first.stderr
+    db = client[db_name]
+    [run] = db.runs.find()  # the document made when the run started, completed: no second run
+    uninterrupted = smoke_run["run"]
+    assert run["status"] == uninterrupted["status"] == "COMPLETED"
+    assert assert_artifacts_intact(db, run) == {a["name"] for a in uninterrupted["artifacts"]}
+    metric_names = {m["name"] for m in uninterrupted["info"]["metrics"]}
+    assert {m["name"] for m in run["info"]["metrics"]} == metric_names
+    assert read_metric(db, run["_id"], "train.loss")[0].tolist() == logged_steps(steps)
+    assert read_metric(db, run["_id"], "val.acc")[0].tolist() == [steps]
+    # The uninterrupted run follows the same rule with its 300 steps.
+    full_steps = uninterrupted["config"]["trainer"]["steps"]
+    assert read_metric(smoke_run["db"], uninterrupted["_id"], "train.loss")[0].tolist() == logged_steps(full_steps)
+    assert "Best val acc" in run["captured_out"]
+
+    def contents():
+        return {name: len(list(db[name].find({}, {"_id": 1}))) for name in
+                ("runs", "metrics", "metric_points", "fs.files", "fs.chunks")}
+
+    before = contents()
+    second = sync(fault_server.url, db_name, runs_dir)
+    assert second.returncode == 0 and "0 uploaded, 1 skipped" in second.stdout, second.stdout + second.stderr
+    assert f"already in MongoDB as run {run['_id']}" in second.stdout
+    assert contents() == before
+
+
+def test_huge_output_and_a_million_points_are_stored_whole(mongo_url, mongo_db, db_name, workdir, tmp_path):
+    points = 1_000_000
+    process = start_experiment(FLOOD, ["with", "output_mb=100", f"points={points}"], workdir, mongo_url, db_name,
+                               tmp_path / "runs", tmp_path)
+    assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
+    [run] = mongo_db.runs.find()
+    assert run["status"] == "COMPLETED" and run["result"] == points
+    steps, values, _ = read_metric(mongo_db, run["_id"], "flood")
+    assert steps.tolist() == list(range(points)) and (values == steps / 2).all()
+    plotted = mongo_db.metrics.find_one({"run_id": run["_id"], "name": "flood"})
+    assert plotted["points"] == points and len(plotted["steps"]) <= PLOT_POINTS + 1
+    assert plotted["steps"][0] == 0 and plotted["steps"][-1] == points - 1
+    assert len(run["captured_out"]) < TAIL_CHARS + 200 and output_line(999_999) in run["captured_out"]
+    [output] = [a for a in run["artifacts"] if a["name"] == "captured_out.txt"]
+    full_output = read_file(mongo_db, output["file_id"]).decode()
+    assert "".join(output_line(i) for i in range(1_000_000)) in full_output
+
+
+def test_an_oversized_run_document_is_named_as_such_and_kept(mongo_url, mongo_db, db_name, workdir, tmp_path):
+    runs_dir = tmp_path / "runs"
+    process = start_experiment(FLOOD, ["with", "info_mb=17"], workdir, mongo_url, db_name, runs_dir, tmp_path)
+    assert process.wait(timeout=120) == 0
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "over MongoDB's 16 MB limit ('info' alone is" in stderr, stderr
+    assert "unserializable" not in stderr
+    [local_copy] = local_copies(runs_dir)
+    assert len(json.loads((local_copy / "info.json").read_text())["blob"]) == 17 * 10**6
+
+
+def test_unchanged_sources_are_stored_once(mongo_url, mongo_db, db_name, workdir, tmp_path):
+    for attempt in range(3):
+        process = start_experiment(FLOOD, [], workdir, mongo_url, db_name, tmp_path / "runs", tmp_path)
+        assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
+    runs = list(mongo_db.runs.find())
+    assert len(runs) == 3 and len({str(run["experiment"]["sources"]) for run in runs}) == 1
+    stored = [f["filename"] for f in mongo_db.fs.files.find({}, {"filename": 1})]
+    sources = [str(REPO_ROOT / name) for name, _ in runs[0]["experiment"]["sources"]]
+    assert str(FLOOD) in sources
+    assert sorted(stored) == sorted(sources)

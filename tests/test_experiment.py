@@ -1,0 +1,141 @@
+"""End to end: `experiments/cifar.py` runs as a user runs it, and we read back what the run store holds."""
+import io
+import json
+import subprocess
+import sys
+
+import gridfs
+import pytest
+import torch
+
+from ingredients.model import build_model
+from tests.conftest import EXPERIMENT, REPO_ROOT, free_port, python_env, run_experiment
+
+QUICK = ["trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
+
+
+def artifact_bytes(db, run, name):
+    [file_id] = [a["file_id"] for a in run["artifacts"] if a["name"] == name][-1:]
+    return gridfs.GridFS(db).get(file_id).read()
+
+
+def test_smoke_run_is_recorded_completely_in_mongodb(smoke_run):
+    db, run = smoke_run["db"], smoke_run["run"]
+    assert run["status"] == "COMPLETED"
+    assert run["result"] >= 0.6
+    assert run["config"]["lr"] == 0.01
+    assert "lr" not in run["config"]["trainer"]  # one learning rate only
+    assert run["meta"]["comment"] == "smoke test"
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    assert {repo["commit"] for repo in run["experiment"]["repositories"]} == {head}
+    assert "experiments/cifar.py" in [name for name, _ in run["experiment"]["sources"]]
+
+    assert "Iteration 100/300 | examples/s:" in run["captured_out"]
+    assert "Fetch data time:" in run["captured_out"]
+    assert "Validation at step 300/300" in run["captured_out"]
+
+    metrics = {m["name"]: m for m in db.metrics.find({"run_id": run["_id"]})}
+    assert {"train.loss", "train.acc", "lr", "examples_per_s", "time.data_ms", "time.step_ms",
+            "val.loss", "val.acc"} <= set(metrics)
+    assert metrics["lr"]["steps"][0] == 1 and metrics["lr"]["values"][0] == 0.01
+    assert metrics["train.loss"]["steps"] == [1] + list(range(10, 301, 10))
+    assert metrics["val.acc"]["steps"] == [100, 200, 300]
+    assert max(metrics["val.acc"]["values"]) == run["result"]
+
+
+def test_smoke_run_artifacts_are_usable(smoke_run):
+    db, run = smoke_run["db"], smoke_run["run"]
+    names = {a["name"] for a in run["artifacts"]}
+    assert {"checkpoint.pt", "model_best.pt", "model_last.pt", "results.json", "confusion_matrix.png",
+            "train_samples.png"} <= names
+    results = json.loads(artifact_bytes(db, run, "results.json"))
+    assert results["best_val_acc"] == run["result"] and results["steps"] == 300
+    for png in ("confusion_matrix.png", "train_samples.png"):
+        assert artifact_bytes(db, run, png).startswith(b"\x89PNG")
+    model = build_model(num_classes=10, arch="simple", width=16, dropout=0.0)
+    model.load_state_dict(torch.load(io.BytesIO(artifact_bytes(db, run, "model_best.pt")), weights_only=True))
+    checkpoint = torch.load(io.BytesIO(artifact_bytes(db, run, "checkpoint.pt")), weights_only=True)
+    assert checkpoint["step"] == 300
+
+
+def test_unreachable_mongodb_records_the_run_in_the_file_store(workdir, tmp_path):
+    runs_dir = tmp_path / "runs"
+    result = run_experiment(["with", "smoke", "lr=0.01", *QUICK], workdir, f"mongodb://127.0.0.1:{free_port()}",
+                            "unused", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    assert "unreachable" in result.stderr
+    run_dir = runs_dir / "1"
+    for name in ("config.json", "run.json", "metrics.json", "cout.txt", "results.json", "model_best.pt",
+                 "confusion_matrix.png", "train_samples.png"):
+        assert (run_dir / name).is_file(), name
+    run = json.loads((run_dir / "run.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    assert run["status"] == "COMPLETED" and run["experiment"]["repositories"][0]["commit"] == head
+    assert json.loads((run_dir / "config.json").read_text())["lr"] == 0.01
+    assert len(json.loads((run_dir / "metrics.json").read_text())["train.loss"]["steps"]) == 3  # steps 1, 10, 20
+    assert "Iteration 20/20" in (run_dir / "cout.txt").read_text()
+
+
+@pytest.mark.parametrize("update, names", [
+    ("lr=abc", "lr='abc'"),
+    ("model.arch=nope", "model.arch='nope'"),
+    ("data.dataset=imagenet", "data.dataset='imagenet'"),
+    ("data.batch_size=0", "data.batch_size=0"),
+])
+def test_bad_config_values_fail_in_one_line_without_recording_a_run(update, names, workdir, mongo_url, mongo_db):
+    result = run_experiment(["with", "smoke", update], workdir, mongo_url, mongo_db.name)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and names in lines[0], result.stderr
+    assert mongo_db.runs.count_documents({}) == 0
+
+
+def test_malformed_mongo_url_fails_in_one_line(workdir, tmp_path):
+    result = run_experiment(["with", "smoke"], workdir, "mongodb://user:hunter2@[oops", "x", runs_dir=tmp_path / "r")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "MONGO_URL" in lines[0] and "hunter2" not in lines[0], result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_sacred_commands_keep_working(workdir, mongo_url, mongo_db, tmp_path):
+    env = python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name)
+    usage = subprocess.run([sys.executable, str(EXPERIMENT), "--help"], env=env, capture_output=True, text=True)
+    assert usage.returncode == 0 and "print_config" in usage.stdout
+    shown = subprocess.run([sys.executable, str(EXPERIMENT), "print_config", "with", "smoke", "lr=0.02"],
+                           env=env, cwd=workdir, capture_output=True, text=True)
+    assert shown.returncode == 0 and "lr = 0.02" in shown.stdout
+
+    unobserved = run_experiment(["-u", "with", "smoke", *QUICK], workdir, mongo_url, mongo_db.name)
+    assert unobserved.returncode == 0, unobserved.stderr
+    assert mongo_db.runs.count_documents({}) == 0
+
+    file_store = tmp_path / "extra"
+    both = run_experiment(["-F", str(file_store), "with", "smoke", *QUICK], workdir, mongo_url, mongo_db.name)
+    assert both.returncode == 0, both.stderr
+    assert mongo_db.runs.count_documents({"status": "COMPLETED"}) == 1
+    assert (file_store / "1" / "run.json").is_file()
+
+
+def test_dirty_tree_stores_a_patch_that_restores_the_code(tmp_path, workdir, mongo_url, mongo_db):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
+    model_file = clone / "ingredients" / "model.py"
+    model_file.write_text(model_file.read_text() + "\n# an uncommitted experiment\n")
+    (clone / "ingredients" / "new_idea.py").write_text("IDEA = 1\n")
+    result = subprocess.run(
+        [sys.executable, str(clone / "experiments" / "cifar.py"), "with", "smoke", *QUICK],
+        cwd=workdir, env=python_env(PYTHONPATH=clone, MONGO_URL=mongo_url, SACRED_DB=mongo_db.name),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    run = mongo_db.runs.find_one()
+    assert all(repo["dirty"] for repo in run["experiment"]["repositories"])
+    patch = artifact_bytes(mongo_db, run, "git_diff.patch")
+
+    restored = tmp_path / "restored"
+    subprocess.run(["git", "clone", "-q", str(clone), str(restored)], check=True)
+    subprocess.run(["git", "apply", "-"], input=patch, cwd=restored, check=True)
+    assert (restored / "ingredients" / "model.py").read_text() == model_file.read_text()
+    assert (restored / "ingredients" / "new_idea.py").read_text() == "IDEA = 1\n"

@@ -1,0 +1,59 @@
+"""Choosing the run store: MongoDB when reachable, the file store when not, a clear error when misconfigured."""
+import time
+
+import pytest
+from observers.choose import choose_observers
+from observers.durable import DurableMongoObserver
+from observers.settings import Settings, load_settings, redact
+from tests.conftest import free_port
+from tracker.errors import UserError
+
+
+def settings(url, tmp_path, db="sacred"):
+    return Settings(mongo_url=url, db_name=db, runs_dir=tmp_path / "runs")
+
+
+def test_reachable_mongodb_records_into_the_configured_database(mongo_url, db_name, tmp_path, capsys):
+    [observer] = choose_observers(settings(mongo_url, tmp_path, db_name))
+    assert isinstance(observer, DurableMongoObserver)
+    assert (observer.db_name, observer.basedir) == (db_name, str(tmp_path / "runs"))
+    assert capsys.readouterr().err == ""
+
+
+def test_unreachable_mongodb_warns_once_within_3_seconds_and_keeps_the_run_locally(tmp_path, capsys):
+    started = time.monotonic()
+    [observer] = choose_observers(settings(f"mongodb://127.0.0.1:{free_port()}", tmp_path))
+    assert time.monotonic() - started < 3.5
+    assert observer.basedir == str(tmp_path / "runs")
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "unreachable" in warning[0] and str(tmp_path / "runs") in warning[0]
+    assert "tracker sync" in warning[0]
+
+
+@pytest.mark.parametrize("url", ["mongodb://u:secret@[bad", "http://localhost:27017", "mongodb://host:notaport"])
+def test_malformed_url_is_a_one_line_error_without_the_password(url, tmp_path):
+    with pytest.raises(UserError) as error:
+        choose_observers(settings(url, tmp_path))
+    message = str(error.value)
+    assert "is not a valid MongoDB URL" in message and "MONGO_URL" in message
+    assert "secret" not in message and "\n" not in message
+
+
+def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("MONGO_URL=mongodb://user:pw@db.example:27017/?authSource=admin\nSACRED_DB=from_file\n")
+    for name in ("MONGO_URL", "SACRED_DB", "RUNS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    loaded = load_settings(env_file)
+    assert (loaded.mongo_url, loaded.db_name, str(loaded.runs_dir)) == (
+        "mongodb://user:pw@db.example:27017/?authSource=admin", "from_file", "runs")
+    assert loaded.safe_url == "mongodb://user:***@db.example:27017/?authSource=admin"
+    monkeypatch.setenv("SACRED_DB", "from_env")
+    assert load_settings(env_file).db_name == "from_env"
+    assert load_settings(tmp_path / "missing.env").mongo_url == "mongodb://localhost:27017"
+
+
+def test_redact_masks_only_the_password():
+    assert redact("mongodb://alice:s3cr3t@localhost:27017/?authSource=admin") == (
+        "mongodb://alice:***@localhost:27017/?authSource=admin")
+    assert redact("mongodb://localhost:27017") == "mongodb://localhost:27017"

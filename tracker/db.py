@@ -1,0 +1,44 @@
+"""`tracker db`: a local MongoDB-compatible run store (nx-27017 over SQLite) for machines without docker."""
+import socket
+from pathlib import Path
+
+from observers.local_server import serve
+from tracker.errors import UserError
+
+DEFAULT_DATA_DIR = Path(".tracker") / "db"
+HOST = "127.0.0.1"  # local only: the store has no authentication
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "db",
+        help="serve a local MongoDB-compatible run store (no docker needed)",
+        description=(
+            "Serve a MongoDB-compatible run store (nx-27017, data in SQLite files) in the foreground until "
+            "Ctrl-C. Experiments record into it with MONGO_URL=mongodb://localhost:PORT; 'tracker board' shows it."
+        ),
+    )
+    parser.add_argument("--port", type=int, default=27017, help="port to listen on (default: 27017)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"where the data is kept (default: {DEFAULT_DATA_DIR})"
+    )
+    parser.set_defaults(func=run)
+
+
+def check_port_free(port):
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will, so TIME_WAIT doesn't count
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            raise UserError(
+                f"port {port} is already in use (another MongoDB or 'tracker db'?); "
+                f"stop it or choose another port with --port"
+            ) from None
+
+
+def run(args):
+    check_port_free(args.port)
+    print(f"Serving the run store in {args.data_dir}/ at mongodb://localhost:{args.port} (Ctrl-C to stop)", flush=True)
+    serve(args.data_dir, host=HOST, port=args.port, quiet=True)
+    return 0
