@@ -26,18 +26,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent  # this checkout, whose exper
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
 
 
-def add_code_options(parser):
-    choice = parser.add_mutually_exclusive_group()
-    choice.add_argument(
-        "--at-commit", action="store_true",
-        help="run the original run's commit in a temporary git worktree, with its uncommitted changes re-applied",
-    )
-    choice.add_argument(
-        "--force", action="store_true",
-        help="run this checkout's code although it differs from the original run's (recorded as forced_instead_of)",
-    )
-
-
 def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 

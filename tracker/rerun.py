@@ -1,7 +1,6 @@
 """`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run."""
 from observers.run_store import open_run
 from tracker.errors import UserError
-from tracker.launch import add_code_options, relaunch
 
 
 def add_parser(subparsers):
@@ -21,7 +20,23 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
+def add_code_options(parser):
+    """The choice of code for a run whose code differs from this checkout's; `tracker resume` has it too."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--at-commit", action="store_true",
+        help="run the original run's commit in a temporary git worktree, with its uncommitted changes re-applied",
+    )
+    choice.add_argument(
+        "--force", action="store_true",
+        help="run this checkout's code although it differs from the original run's (recorded as forced_instead_of)",
+    )
+
+
 def run(args):
+    # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
+    from tracker.launch import relaunch
+
     if args.updates and args.updates[0] != "with":
         raise UserError(f"put config changes after 'with', e.g. tracker rerun {args.run} with lr=0.05")
     overrides = args.updates[1:]

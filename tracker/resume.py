@@ -5,7 +5,7 @@ from pathlib import Path
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from observers.run_store import open_run
 from tracker.errors import UserError
-from tracker.launch import RESUME_CHECKPOINT_ENV, add_code_options, relaunch
+from tracker.rerun import add_code_options
 
 
 def add_parser(subparsers):
@@ -25,6 +25,9 @@ def add_parser(subparsers):
 
 
 def run(args):
+    # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
+    from tracker.launch import RESUME_CHECKPOINT_ENV, relaunch
+
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
