@@ -3,7 +3,13 @@
     python experiments/cifar.py with lr=0.01           # train; the run is recorded in MongoDB
     python experiments/cifar.py with smoke             # a one-minute run on generated data
     python experiments/cifar.py print_config with smoke
+
+`tracker rerun` and `tracker resume` start this file again for an earlier run, passing the new run's origin
+and the checkpoint to resume from in environment variables (RUN_INFO_ENV, RESUME_CHECKPOINT_ENV in tracker/launch.py).
 """
+import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from ingredients.trainer import train, trainer_ingredient
 from observers.choose import choose_observers
 from observers.git_state import record_uncommitted_changes
 from tracker.errors import UserError
+from tracker.launch import RESUME_CHECKPOINT_ENV, RUN_INFO_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,13 +76,22 @@ def validate_and_attach_observers(config, command_name, logger):
     return {}
 
 
+@ex.pre_run_hook
+def record_origin(_run):
+    """Put what `tracker rerun/resume` says about this run's origin (e.g. rerun_of) into its info."""
+    _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+
+
 @ex.main
 def main(lr, _run):
     """Train on CIFAR-10 (or `smoke` data); the run's result is the best validation accuracy."""
     with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
         record_uncommitted_changes(_run, REPO_ROOT, Path(workdir))
-    return train(lr=lr)["best_val_acc"]
+    return train(lr=lr, resume_from=os.environ.get(RESUME_CHECKPOINT_ENV))["best_val_acc"]
 
 
 if __name__ == "__main__":
-    ex.run_commandline()
+    try:
+        ex.run_commandline()
+    except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises; no traceback for Ctrl-C
+        sys.exit(130)

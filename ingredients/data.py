@@ -205,6 +205,9 @@ class TrainBatches:
                 sampler=index_batches,
                 batch_size=None,
                 num_workers=self.num_workers,
+                # Its own generator: each new iterator draws a worker seed, which must not advance the global
+                # RNG (dropout uses it), or a run resumed mid-epoch would diverge from an uninterrupted one.
+                generator=torch.Generator(),
             )
         else:  # the data already lives on the accelerator: gather there, no worker processes
             batches = ((self.split.images[indices], self.split.labels[indices]) for indices in index_batches)

@@ -1,11 +1,13 @@
 """The `trainer` ingredient: the training loop (train steps, periodic validation, best-score checkpoints).
 
 Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a
-progress bar and periodic `Iteration …` lines.
+progress bar and periodic `Iteration …` lines. SIGINT and SIGTERM stop training at the next step
+boundary, after storing a checkpoint that `tracker resume` continues from.
 """
 import json
 import mimetypes
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from sacred import Ingredient
 from tqdm import tqdm
 
 from ingredients import figures
+from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.data import data_ingredient, eval_batches, load_splits, train_batches
 from ingredients.model import build_model, model_ingredient
 from tracker.errors import UserError
@@ -156,15 +159,18 @@ class Trainer:
         self.workdir = Path(tempfile.mkdtemp(prefix="tracker-run-"))
 
     # ---- the loop -------------------------------------------------------------------------
-    def fit(self):
-        """Train for the step budget; return the results written to results.json."""
+    def fit(self, window=None):
+        """Train for the step budget; return the results written to results.json.
+
+        `window` holds the training metrics summed since the last report (restored when resuming).
+        """
         started = time.perf_counter()
         self.save_sample_grid()
-        window = self.new_window()
-        next_print = self.print_every
+        window = window or self.new_window()
+        next_print = (self.step // self.print_every + 1) * self.print_every
         terminal = open_terminal() if self.progress else None
         with tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=terminal,
-                  disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar:
+                  disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar, StopRequests() as stop:
             while self.step < self.total_steps:
                 fetch_started = time.perf_counter()
                 for images, labels in self.batches.iterate(self.epoch, self.batch_in_epoch):
@@ -187,8 +193,13 @@ class Trainer:
                     if self.step % self.val_every == 0 or self.step == self.total_steps:
                         self.validate(bar.write)
                         window = self.new_window()  # validation time is not training time
-                    if self.step % self.checkpoint_every == 0:
-                        self.save_checkpoint()
+                    stopping = stop.signal_name is not None and self.step < self.total_steps
+                    if self.step % self.checkpoint_every == 0 or stopping:
+                        self.save_checkpoint(window)
+                    if stopping:
+                        bar.write(f"Stopped by {stop.signal_name} at step {self.step}/{self.total_steps}; "
+                                  f"saved {CHECKPOINT}, so 'tracker resume' can continue this run")
+                        raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
                     if self.step >= self.total_steps:
                         break
                     fetch_started = time.perf_counter()
@@ -268,7 +279,7 @@ class Trainer:
         labels = [self.classes[i] for i in self.train_split.labels[:64].tolist()]
         self.add_artifact("train_samples.png", lambda path: figures.save_image_grid(images, labels, path))
 
-    def save_checkpoint(self):
+    def save_checkpoint(self, window):
         """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True)."""
         state = {
             "model": self.model.state_dict(),
@@ -280,10 +291,31 @@ class Trainer:
             "best_score": self.best_score,
             "best_step": self.best_step,
             "best_model": self.best_state,
+            "best_confusion": self.best_confusion,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "augment_rng": self.batches.augment_generator.get_state(),
+            # Python numbers: the sums may live on a GPU, and a float holds a float32 sum exactly.
+            "window": {"loss": float(window["loss"]), "correct": int(window["correct"]), "steps": window["steps"]},
+            "train_seconds": self.train_seconds,
+            "examples_seen": self.examples_seen,
         }
-        self.add_artifact("checkpoint.pt", lambda path: torch.save(state, path))
+        self.add_artifact(CHECKPOINT, lambda path: torch.save(state, path))
+
+    def restore(self, state):
+        """Continue from a `save_checkpoint` state; return the metrics window to go on with."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best_score, self.best_step = state["best_score"], state["best_step"]
+        self.best_state, self.best_confusion = state["best_model"], state["best_confusion"]
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.batches.augment_generator.set_state(state["augment_rng"])
+        self.train_seconds, self.examples_seen = state["train_seconds"], state["examples_seen"]
+        return {**self.new_window(), **state["window"]}
 
     def finish(self):
         """Store the last and best models, the figures and results.json; return the results."""
@@ -311,9 +343,34 @@ class Trainer:
 
 @trainer_ingredient.capture
 def train(lr, _run, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every, device,
-          deterministic, progress):
-    """Train a model on the data ingredient's splits; return results (best val acc under 'best_val_acc')."""
+          deterministic, progress, resume_from=None):
+    """Train a model on the data ingredient's splits; return results (best val acc under 'best_val_acc').
+
+    `resume_from`: a checkpoint.pt file of an earlier run with this config, to continue after its step.
+    """
     set_determinism(deterministic)
     trainer = Trainer(_run, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
                       resolve_device(device), progress)
-    return trainer.fit()
+    if resume_from is None:
+        return trainer.fit()
+    state = load_checkpoint(resume_from)
+    print(f"Resuming after step {state['step']}/{trainer.total_steps}")
+    return trainer.fit(trainer.restore(state))
+
+
+class StopRequests:
+    """While active, SIGINT and SIGTERM only note the request, so the loop can stop at a step boundary."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.signal_name = None
+        self.previous = {number: signal.signal(number, self.request) for number in self.SIGNALS}
+        return self
+
+    def request(self, number, frame):
+        self.signal_name = signal.Signals(number).name
+
+    def __exit__(self, *exc_info):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)

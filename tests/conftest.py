@@ -19,6 +19,8 @@ from pathlib import Path
 import pymongo
 import pytest
 
+from observers.upload import read_metric
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO_ROOT / "experiments" / "cifar.py"
 
@@ -173,16 +175,61 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("work")
 
 
-def run_experiment(args, workdir, mongo_url, db_name, runs_dir=None, timeout=300, **env):
-    """Run experiments/cifar.py with `args` in a subprocess; return the CompletedProcess."""
+def run_experiment(args, workdir, mongo_url, db_name, runs_dir=None, timeout=300, project=None, **env):
+    """Run experiments/cifar.py with `args` in a subprocess; return the CompletedProcess.
+
+    `project`: run the code of that checkout (e.g. a `project_repo` copy) instead of this one.
+    """
+    if project is not None:
+        env["PYTHONPATH"] = project
+    script = Path(project) / "experiments" / "cifar.py" if project else EXPERIMENT
     return subprocess.run(
-        [sys.executable, str(EXPERIMENT), *args],
+        [sys.executable, str(script), *args],
         cwd=workdir,
         env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=runs_dir or Path(workdir) / "runs", **env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_tracker(args, workdir, mongo_url, db_name, project=None, timeout=300, **env):
+    """Run the `tracker` CLI (of `project`, default this checkout) in a subprocess; return the CompletedProcess."""
+    if project is not None:
+        env["PYTHONPATH"] = project
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        cwd=workdir,
+        env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=Path(workdir) / "runs", **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def git(*args, cwd):
+    return subprocess.run(
+        ["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", *args],
+        cwd=cwd, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout
+
+
+@pytest.fixture(scope="session")
+def project_repo(tmp_path_factory):
+    """This checkout's files, uncommitted changes included, as a fresh repository with one clean commit.
+
+    Runs made from it have a clean git state (as in CI), whatever the state of the developer's checkout.
+    """
+    copy = tmp_path_factory.mktemp("project")
+    files = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO_ROOT).split("\0")
+    for name in filter(None, files):
+        if (REPO_ROOT / name).is_file():  # deleted but not yet committed files are skipped
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, copy / name)
+    git("init", "-q", cwd=copy)
+    git("add", "-A", cwd=copy)
+    git("commit", "-q", "-m", "the code under test", cwd=copy)
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -196,3 +243,49 @@ def smoke_run(tmp_path_factory, mongo_url, workdir):
     yield {"db": client[db_name], "run": run, "process": result, "db_name": db_name}
     client.drop_database(db_name)
     client.close()
+
+
+# A short `smoke` run with non-default values and the determinism switch on. Dropout makes resuming depend on
+# the global RNG too; 500 training images in batches of 32 make the 24 steps cross an epoch boundary.
+REFERENCE_ARGS = [
+    "with", "smoke", "lr=0.02", "model.width=8", "model.dropout=0.1", "trainer.deterministic=True",
+    "data.limit=500", "data.batch_size=32", "data.val_fraction=0.05",
+    "trainer.steps=24", "trainer.val_every=8", "trainer.log_every=4", "trainer.print_every=4",
+]
+
+
+@pytest.fixture(scope="session")
+def reference_run(project_repo, mongo_url, workdir):
+    """One REFERENCE_ARGS run made from `project_repo`, recorded in MongoDB, for rerun and resume tests."""
+    db_name = f"reference_{uuid.uuid4().hex[:10]}"
+    result = run_experiment(REFERENCE_ARGS, workdir, mongo_url, db_name, project=project_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = pymongo.MongoClient(mongo_url)
+    yield {"db": client[db_name], "db_name": db_name, "run": client[db_name].runs.find_one(sort=[("_id", -1)])}
+    client.drop_database(db_name)
+    client.close()
+
+
+# Everything a run computes; the timing metrics (examples_per_s, time.*) differ between any two runs.
+COMPUTED_METRICS = ("train.loss", "train.acc", "lr", "val.loss", "val.acc", "test.acc")
+
+
+def newest_run(db):
+    return db.runs.find_one(sort=[("_id", -1)])
+
+
+@pytest.fixture(scope="session")
+def failed_file_store_run(project_repo, workdir, tmp_path_factory):
+    """A run recorded in a file store (MongoDB unreachable) that failed before its first checkpoint."""
+    runs_dir = tmp_path_factory.mktemp("file_store")
+    result = run_experiment(["with", "smoke", "data.limit=10"], workdir, "mongodb://127.0.0.1:1", "unused",
+                            runs_dir=runs_dir, project=project_repo)
+    assert result.returncode == 1 and "data.batch_size=64 is larger" in result.stderr, result.stderr
+    (folder,) = [path for path in runs_dir.iterdir() if path.name.isdigit()]
+    return folder
+
+
+def metric(db, run_id, name):
+    """{step: value} of every point of a run's metric, as stored (exact float64)."""
+    steps, values, _ = read_metric(db, run_id, name)
+    return dict(zip(steps.tolist(), values.tolist()))

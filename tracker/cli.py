@@ -2,11 +2,11 @@
 import argparse
 import sys
 
-from tracker import board, db, sync
+from tracker import board, db, rerun, resume, sync
 from tracker.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
-COMMAND_MODULES = [db, board, sync]
+COMMAND_MODULES = [db, board, sync, rerun, resume]
 
 
 def build_parser():

@@ -1,0 +1,29 @@
+"""The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
+from tracker.errors import UserError
+
+CHECKPOINT = "checkpoint.pt"
+# What Trainer.save_checkpoint writes: plain tensors, numbers and containers of them.
+CHECKPOINT_KEYS = {
+    "model", "optimizer", "scheduler", "step", "epoch", "batch_in_epoch", "best_score", "best_step", "best_model",
+    "best_confusion", "torch_rng", "cuda_rng", "augment_rng", "window", "train_seconds", "examples_seen",
+}
+
+
+def load_checkpoint(path, label=CHECKPOINT):
+    """A checkpoint written by Trainer.save_checkpoint, on the CPU; raises UserError (naming `label`) otherwise.
+
+    weights_only=True: the file may come from a shared database, so nothing in it may run code.
+    """
+    import torch  # here, not at the top: the tracker CLI imports this module, and torch takes seconds to load
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever torch raises, the file is not a usable checkpoint
+        raise UserError(
+            f"{label} is corrupted or holds more than tensors and numbers ({type(error).__name__}), "
+            f"so it was not loaded"
+        ) from None
+    missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise UserError(f"{label} was not written by this trainer (it lacks {', '.join(sorted(missing))})")
+    return state

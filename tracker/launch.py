@@ -1,0 +1,178 @@
+"""Starts a recorded run's experiment again, with its stored config, on the code version the user chose.
+
+The code is this checkout when it matches the run's commit, the run's own commit in a temporary git
+worktree (--at-commit, with its uncommitted changes re-applied), or this checkout regardless (--force).
+"""
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import git
+from sacred.config import save_config_file
+
+from observers.git_state import DIFF_ARTIFACT
+from tracker.errors import UserError
+
+# Sacred's command line sets config values only, so the experiment reads these (see experiments/cifar.py).
+RUN_INFO_ENV = "TRACKER_RUN_INFO"  # JSON merged into the new run's info: rerun_of, resumed_from, ...
+RESUME_CHECKPOINT_ENV = "TRACKER_RESUME_CHECKPOINT"  # a checkpoint.pt file for the trainer to continue from
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # this checkout, whose experiments/ hold "today's code"
+CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
+
+
+def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
+    """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
+
+    `env` adds environment variables for the experiment. Returns the experiment's exit status.
+    """
+    mainfile = stored.doc["experiment"]["mainfile"]
+    with code_for(stored, at_commit, force) as (code_dir, code_info):
+        # Sacred records mainfile relative to base_dir, which this project's experiments set to the repository root.
+        script = code_dir / mainfile
+        if not script.is_file():
+            raise UserError(f"{stored.label} ran {mainfile}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
+        child_env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir), os.environ.get("PYTHONPATH")])),
+            RUN_INFO_ENV: json.dumps({**info, **code_info}),
+            **(env or {}),
+        }
+        if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
+            check_config_keys(stored, script, child_env)
+        with tempfile.TemporaryDirectory(prefix="tracker-config-") as folder:
+            config_file = Path(folder) / "stored_config.json"
+            save_config_file(stored.config, str(config_file))
+            return run_in_foreground([sys.executable, str(script), "with", str(config_file), *updates], child_env)
+
+
+@contextlib.contextmanager
+def code_for(stored, at_commit, force):
+    """Yield the folder holding the code to run, and what the new run's info should say about it."""
+    recorded = stored.doc["experiment"].get("repositories") or []
+    # Sacred lists the repository once per source file; this project's sources all share one.
+    original = recorded[0] if recorded else None
+    repo = open_checkout()
+    if at_commit:
+        with original_code(stored, original, repo) as folder:
+            yield folder, {}
+        return
+    problem = code_mismatch(stored.label, original, repo)
+    if problem and not force:
+        raise UserError(f"{problem}; {CODE_CHOICE_HINT}")
+    # The new run records its own git state; when forced, it also notes the one it stands in for.
+    yield REPO_ROOT, {"forced_instead_of": original or {"commit": None}} if problem else {}
+
+
+def open_checkout():
+    try:
+        return git.Repo(REPO_ROOT)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+
+
+def code_mismatch(label, original, repo):
+    """Why this checkout's code may differ from the original run's, or None when it is the same."""
+    if original is None:
+        return f"{label} recorded no git commit, so its code cannot be compared with this checkout"
+    commit = original["commit"][:12]
+    if repo is None:
+        return f"this checkout ({REPO_ROOT}) is not a git repository, so it cannot be compared with commit {commit}"
+    head = repo.head.commit.hexsha[:12]
+    if original["commit"] != repo.head.commit.hexsha:
+        return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
+    if original["dirty"]:
+        return f"{label} ran at commit {commit} with uncommitted changes (this checkout: commit {head})"
+    if repo.is_dirty():
+        return f"this checkout (commit {head}) has uncommitted changes that {label} (commit {commit}) did not have"
+    return None
+
+
+@contextlib.contextmanager
+def original_code(stored, original, repo):
+    """The original run's code in a temporary git worktree, removed afterwards."""
+    if original is None or repo is None:
+        raise UserError(f"{stored.label}'s code cannot be restored: {code_mismatch(stored.label, original, repo)}; "
+                        f"use --force to run this checkout's code")
+    commit = original["commit"]
+    try:
+        repo.commit(commit)
+    except (ValueError, git.BadName):
+        raise UserError(
+            f"commit {commit[:12]} of {stored.label} is not in this repository ({REPO_ROOT}); "
+            f"fetch it (git fetch) and try again"
+        ) from None
+    patch = stored.artifact(DIFF_ARTIFACT) if original["dirty"] else None
+    if original["dirty"] and patch is None:
+        raise UserError(
+            f"{stored.label} ran with uncommitted changes but stored no {DIFF_ARTIFACT}, so they cannot be "
+            f"restored; use --force to run this checkout's code"
+        )
+    with tempfile.TemporaryDirectory(prefix="tracker-code-") as folder:
+        worktree = Path(folder) / "code"
+        repo.git.worktree("add", "--detach", str(worktree), commit)
+        try:
+            if patch:
+                patch_file = Path(folder) / DIFF_ARTIFACT
+                patch_file.write_bytes(patch)
+                try:
+                    git.Repo(worktree).git.apply("--binary", str(patch_file))
+                except git.GitCommandError:
+                    raise UserError(
+                        f"{stored.label}'s {DIFF_ARTIFACT} does not apply to commit {commit[:12]}; "
+                        f"use --force to run this checkout's code"
+                    ) from None
+            print(f"Running the code of commit {commit[:12]}{' plus ' + DIFF_ARTIFACT if patch else ''} "
+                  f"from a temporary git worktree", file=sys.stderr)
+            yield worktree
+        finally:
+            repo.git.worktree("remove", "--force", str(worktree))
+
+
+def check_config_keys(stored, script, env):
+    """Refuse, in one line, stored config keys that the code at `script` no longer has."""
+    with tempfile.TemporaryDirectory(prefix="tracker-defaults-") as folder:
+        defaults_file = Path(folder) / "defaults.json"
+        result = subprocess.run(
+            [sys.executable, str(script), "save_config", "with", f"config_filename={defaults_file}"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        if result.returncode != 0:
+            last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UserError(f"{script} of this checkout does not start ({last_line}); {CODE_CHOICE_HINT}")
+        defaults = json.loads(defaults_file.read_text())
+    unknown = sorted(set(dotted_keys(stored.config)) - set(dotted_keys(defaults)))
+    if unknown:
+        raise UserError(
+            f"{stored.label}'s config has {', '.join(unknown)}, which this checkout's code no longer has; "
+            f"add --at-commit to run the original code"
+        )
+
+
+def dotted_keys(config, prefix=""):
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            yield from dotted_keys(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key
+
+
+def run_in_foreground(command, env):
+    """Run `command` and return its exit status; it handles Ctrl-C itself, and a SIGTERM sent here is passed on."""
+    # Ctrl-C reaches the whole foreground process group, so the experiment sees it directly; this process must
+    # only wait for it to store its checkpoint. (exec resets this handler, so the child still gets Ctrl-C.)
+    previous_int = signal.signal(signal.SIGINT, lambda number, frame: None)
+    try:
+        process = subprocess.Popen(command, env=env)
+        previous_term = signal.signal(signal.SIGTERM, lambda number, frame: process.send_signal(number))
+        try:
+            return process.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous_term)
+    finally:
+        signal.signal(signal.SIGINT, previous_int)

@@ -1,0 +1,45 @@
+"""`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run."""
+from observers.run_store import open_run
+from tracker.errors import UserError
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "rerun",
+        usage="tracker rerun [--at-commit | --force] RUN [with KEY=VALUE ...]",
+        help="run a recorded run again with its stored config",
+        description=(
+            "Start a new run of RUN's experiment with RUN's stored config, seed included, plus any KEY=VALUE "
+            "changes. The new run's info records rerun_of and the overrides. Refuses when this checkout's code "
+            "differs from RUN's commit, unless --at-commit or --force is given."
+        ),
+    )
+    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+    parser.add_argument("updates", nargs="*", metavar="with KEY=VALUE", help="config changes, as for the experiment")
+    add_code_options(parser)
+    parser.set_defaults(func=run)
+
+
+def add_code_options(parser):
+    """The choice of code for a run whose code differs from this checkout's; `tracker resume` has it too."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--at-commit", action="store_true",
+        help="run the original run's commit in a temporary git worktree, with its uncommitted changes re-applied",
+    )
+    choice.add_argument(
+        "--force", action="store_true",
+        help="run this checkout's code although it differs from the original run's (recorded as forced_instead_of)",
+    )
+
+
+def run(args):
+    # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
+    from tracker.launch import relaunch
+
+    if args.updates and args.updates[0] != "with":
+        raise UserError(f"put config changes after 'with', e.g. tracker rerun {args.run} with lr=0.05")
+    overrides = args.updates[1:]
+    stored = open_run(args.run)
+    info = {"rerun_of": stored.origin, "overrides": overrides}
+    return relaunch(stored, info, overrides, at_commit=args.at_commit, force=args.force)

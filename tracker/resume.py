@@ -1,0 +1,47 @@
+"""`tracker resume`: continue an interrupted run from its latest checkpoint, as a new run."""
+import tempfile
+from pathlib import Path
+
+from ingredients.checkpoint import CHECKPOINT, load_checkpoint
+from observers.run_store import open_run
+from tracker.errors import UserError
+from tracker.rerun import add_code_options
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "resume",
+        usage="tracker resume [--at-commit | --force] RUN",
+        help="continue an interrupted run from its latest checkpoint",
+        description=(
+            f"Start a new run with RUN's stored config that restores RUN's latest {CHECKPOINT} and continues at "
+            f"the next step. The new run's info records resumed_from and resumed_after_step. Refuses when this "
+            f"checkout's code differs from RUN's commit, unless --at-commit or --force is given."
+        ),
+    )
+    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+    add_code_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
+    from tracker.launch import RESUME_CHECKPOINT_ENV, relaunch
+
+    stored = open_run(args.run)
+    if stored.doc.get("status") == "COMPLETED":
+        raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
+                        f"'tracker rerun {args.run}'")
+    content = stored.artifact(CHECKPOINT)
+    if content is None:
+        raise UserError(
+            f"{stored.label} has no {CHECKPOINT}: it stopped before its first checkpoint "
+            f"(every trainer.checkpoint_every steps, and on Ctrl-C); start it again with 'tracker rerun {args.run}'"
+        )
+    with tempfile.TemporaryDirectory(prefix="tracker-resume-") as folder:
+        checkpoint = Path(folder) / CHECKPOINT
+        checkpoint.write_bytes(content)
+        step = load_checkpoint(checkpoint, label=f"{stored.label}'s {CHECKPOINT}")["step"]
+        info = {"resumed_from": stored.origin, "resumed_after_step": step}
+        return relaunch(stored, info, at_commit=args.at_commit, force=args.force,
+                        env={RESUME_CHECKPOINT_ENV: str(checkpoint)})
