@@ -48,6 +48,14 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
     return client
 
 
+def require_database(settings, fix):
+    """The configured database, or UserError naming the unreachable server and `fix` (what the user can do)."""
+    client = connect(settings)
+    if client is None:
+        raise UserError(f"MongoDB at {settings.safe_url} is unreachable; {fix}")
+    return client[settings.db_name]
+
+
 def choose_observers(settings=None):
     """[DurableMongoObserver]: the run goes to RUNS_DIR first and to MongoDB as soon as (and whenever) it answers.
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sacred.serializer import restore
 
-from observers.choose import connect
+from observers.choose import require_database
 from observers.local_run import LocalRun
 from observers.settings import load_settings
 from observers.upload import read_file
@@ -36,13 +36,9 @@ def open_run(reference, settings=None):
 
 
 def _open_mongo_run(run_id, settings):
-    client = connect(settings)
-    if client is None:
-        raise UserError(
-            f"MongoDB at {settings.safe_url} is unreachable, so run {run_id} cannot be read; start the database, "
-            f"or give the folder of a file-store run (e.g. {settings.runs_dir}/{run_id})"
-        )
-    db = client[settings.db_name]
+    db = require_database(
+        settings, f"start it to read run {run_id}, or give the folder of a file-store run (e.g. {settings.runs_dir}/{run_id})"
+    )
     doc = db.runs.find_one({"_id": run_id})
     if doc is None:
         raise UserError(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ingredients.model import build_model
-from tests.conftest import EXPERIMENT, REPO_ROOT, free_port, python_env, run_experiment
+from conftest import EXPERIMENT, REPO_ROOT, free_port, python_env, run_experiment
 
 QUICK = ["trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
 

@@ -5,7 +5,7 @@ import pytest
 from observers.choose import choose_observers
 from observers.durable import DurableMongoObserver
 from observers.settings import Settings, load_settings, redact
-from tests.conftest import free_port
+from conftest import free_port
 from tracker.errors import UserError
 
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from observers.choose import connect
+from observers.choose import require_database
 from observers.settings import load_settings
 from tracker.errors import UserError
 
@@ -86,13 +86,10 @@ def run(args):
         return 0
     require("node")
     settings = load_settings()
-    client = connect(settings)
-    if client is None:
-        raise UserError(
-            f"MongoDB at {settings.safe_url} is unreachable; start it ('docker compose up -d', or 'tracker db' "
-            f"without docker) or point MONGO_URL in .env at a running server"
-        )
-    client.close()
+    require_database(
+        settings, "start it ('docker compose up -d', or 'tracker db' without docker) or point MONGO_URL in .env "
+        "at a running server"
+    ).client.close()
     start_script = install()
     return serve(start_script, settings, args.port)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from observers.choose import connect
+from observers.choose import require_database
 from observers.local_run import LocalRun, is_run_dir
 from observers.settings import load_settings
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
@@ -37,20 +37,14 @@ def run(args):
     if not run_dirs:
         print(f"nothing to sync: no runs in {', '.join(args.paths) or settings.runs_dir}")
         return 0
-    client = connect(settings)
-    if client is None:
-        raise UserError(
-            f"MongoDB at {settings.safe_url} is unreachable; start it or set MONGO_URL (environment or .env), "
-            f"then run tracker sync again"
-        )
-    db = client[settings.db_name]
+    db = require_database(settings, "start it or set MONGO_URL (environment or .env), then run tracker sync again")
     uploader = RunUploader(db)
     counts = {"uploaded": 0, "skipped": 0, "failed": 0}
     for run_dir in run_dirs:
         outcome, message = sync_run(db, uploader, run_dir)
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}")
-    client.close()
+    db.client.close()
     print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
     return 1 if counts["failed"] else 0
 
