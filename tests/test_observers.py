@@ -1,5 +1,6 @@
 """Choosing the run store: MongoDB when reachable, the file store when not, a clear error when misconfigured."""
 import time
+import uuid
 
 import pytest
 from observers.choose import choose_observers
@@ -30,23 +31,27 @@ def test_unreachable_mongodb_warns_once_within_3_seconds_and_keeps_the_run_local
     assert "tracker sync" in warning[0]
 
 
-@pytest.mark.parametrize("url", ["mongodb://u:secret@[bad", "http://localhost:27017", "mongodb://host:notaport"])
+# Passwords in these tests are generated, so that no password is written in tracked files.
+PASSWORD = uuid.uuid4().hex
+
+
+@pytest.mark.parametrize("url", [f"mongodb://u:{PASSWORD}@[bad", "http://localhost:27017", "mongodb://host:notaport"])
 def test_malformed_url_is_a_one_line_error_without_the_password(url, tmp_path):
     with pytest.raises(UserError) as error:
         choose_observers(settings(url, tmp_path))
     message = str(error.value)
     assert "is not a valid MongoDB URL" in message and "MONGO_URL" in message
-    assert "secret" not in message and "\n" not in message
+    assert PASSWORD not in message and "\n" not in message
 
 
 def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkeypatch):
     env_file = tmp_path / ".env"
-    env_file.write_text("MONGO_URL=mongodb://user:pw@db.example:27017/?authSource=admin\nSACRED_DB=from_file\n")
+    env_file.write_text(f"MONGO_URL=mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin\nSACRED_DB=from_file\n")
     for name in ("MONGO_URL", "SACRED_DB", "RUNS_DIR"):
         monkeypatch.delenv(name, raising=False)
     loaded = load_settings(env_file)
     assert (loaded.mongo_url, loaded.db_name, str(loaded.runs_dir)) == (
-        "mongodb://user:pw@db.example:27017/?authSource=admin", "from_file", "runs")
+        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file", "runs")
     assert loaded.safe_url == "mongodb://user:***@db.example:27017/?authSource=admin"
     monkeypatch.setenv("SACRED_DB", "from_env")
     assert load_settings(env_file).db_name == "from_env"
@@ -54,6 +59,6 @@ def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkey
 
 
 def test_redact_masks_only_the_password():
-    assert redact("mongodb://alice:s3cr3t@localhost:27017/?authSource=admin") == (
+    assert redact(f"mongodb://alice:{PASSWORD}@localhost:27017/?authSource=admin") == (
         "mongodb://alice:***@localhost:27017/?authSource=admin")
     assert redact("mongodb://localhost:27017") == "mongodb://localhost:27017"
