@@ -7,6 +7,7 @@ boundary, after storing a checkpoint that `tracker resume` continues from.
 import json
 import mimetypes
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -190,12 +191,13 @@ class Trainer:
                             bar.write(self.progress_lines(stats, time.perf_counter() - started))
                             next_print = (self.step // self.print_every + 1) * self.print_every
                         window = self.new_window()
+                    paused = time.perf_counter()
                     if self.step % self.val_every == 0 or self.step == self.total_steps:
                         self.validate(bar.write)
-                        window = self.new_window()  # validation time is not training time
                     stopping = stop.signal_name is not None and self.step < self.total_steps
                     if self.step % self.checkpoint_every == 0 or stopping:
                         self.save_checkpoint(window)
+                    window["started"] += time.perf_counter() - paused  # validation and checkpoints are not training
                     if stopping:
                         bar.write(f"Stopped by {stop.signal_name} at step {self.step}/{self.total_steps}; "
                                   f"saved {CHECKPOINT}, so 'tracker resume' can continue this run")
@@ -351,11 +353,14 @@ def train(lr, _run, _seed, epochs, steps, val_every, log_every, print_every, che
     set_determinism(deterministic)
     trainer = Trainer(_run, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
                       resolve_device(device), progress)
-    if resume_from is None:
-        return trainer.fit()
-    state = load_checkpoint(resume_from)
-    print(f"Resuming after step {state['step']}/{trainer.total_steps}")
-    return trainer.fit(trainer.restore(state))
+    try:
+        if resume_from is None:
+            return trainer.fit()
+        state = load_checkpoint(resume_from)
+        print(f"Resuming after step {state['step']}/{trainer.total_steps}")
+        return trainer.fit(trainer.restore(state))
+    finally:  # the observers copied or uploaded each artifact when it was added
+        shutil.rmtree(trainer.workdir, ignore_errors=True)
 
 
 class StopRequests:
