@@ -5,7 +5,6 @@ flip) runs batched on tensors, on the training device, instead of per sample thr
 """
 import contextlib
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,10 +220,6 @@ def eval_batches(split, batch_size):
     """Normalized (images, labels) batches of a split in order, without augmentation."""
     for start in range(0, len(split), batch_size):
         yield normalize(split.images[start : start + batch_size]), split.labels[start : start + batch_size]
-
-
-def num_batches(split, batch_size):
-    return math.ceil(len(split) / batch_size)
 
 
 
