@@ -14,14 +14,14 @@ def add_parser(subparsers):
             "differs from RUN's commit, unless --at-commit or --force is given."
         ),
     )
-    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+    add_run_arguments(parser)
     parser.add_argument("updates", nargs="*", metavar="with KEY=VALUE", help="config changes, as for the experiment")
-    add_code_options(parser)
     parser.set_defaults(func=run)
 
 
-def add_code_options(parser):
-    """The choice of code for a run whose code differs from this checkout's; `tracker resume` has it too."""
+def add_run_arguments(parser):
+    """RUN and the choice of code for a run whose code differs from this checkout's; `tracker resume` has them too."""
+    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument(
         "--at-commit", action="store_true",

@@ -5,7 +5,7 @@ from pathlib import Path
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from observers.run_store import open_run
 from tracker.errors import UserError
-from tracker.rerun import add_code_options
+from tracker.rerun import add_run_arguments
 
 
 def add_parser(subparsers):
@@ -19,8 +19,7 @@ def add_parser(subparsers):
             f"checkout's code differs from RUN's commit, unless --at-commit or --force is given."
         ),
     )
-    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
-    add_code_options(parser)
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
