@@ -1,2 +1,2 @@
-"""Sacred ingredients of the CIFAR-10 experiment: `data`, `model` and `trainer`."""
-import tracker  # noqa: F401  (silences Sacred's pkg_resources warning before Sacred is imported)
+"""Sacred ingredients: what is trained. The general trainer, and each task's data and model."""
+import observers  # noqa: F401  (silences Sacred's pkg_resources warning before Sacred is imported)

@@ -1,5 +1,5 @@
 """The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
-from tracker.errors import UserError
+from observers.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
 # What Trainer.save_checkpoint writes: plain tensors, numbers and containers of them.

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import CIFAR10
 
 from ingredients.synthetic import write_synthetic_cifar
-from tracker.errors import UserError
+from observers.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ("cifar10", "synthetic")

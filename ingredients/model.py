@@ -4,7 +4,7 @@ from pathlib import Path
 import torch.nn as nn
 from sacred import Ingredient
 
-from tracker.errors import UserError
+from observers.errors import UserError
 
 model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parent.parent)
 

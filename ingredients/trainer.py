@@ -22,7 +22,7 @@ from ingredients import figures
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.data import data_ingredient, eval_batches, load_splits, train_batches
 from ingredients.model import build_model, model_ingredient
-from tracker.errors import UserError
+from observers.errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")

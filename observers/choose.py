@@ -6,7 +6,7 @@ from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyM
 
 from observers.durable import DurableMongoObserver
 from observers.settings import load_settings
-from tracker.errors import UserError
+from observers.errors import UserError
 
 # Sacred waits 30 s for an unreachable server and then fails the run; we decide within this.
 CONNECT_TIMEOUT_S = 3.0

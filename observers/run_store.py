@@ -9,7 +9,7 @@ from observers.choose import require_database
 from observers.local_run import LocalRun
 from observers.settings import load_settings
 from observers.upload import read_file
-from tracker.errors import UserError
+from observers.errors import UserError
 
 
 @dataclass(frozen=True)

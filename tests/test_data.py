@@ -10,7 +10,7 @@ from sacred import Experiment
 from ingredients.data import (Split, TrainBatches, augment_batch, data_ingredient, eval_batches, load_splits,
                               normalize, read_split)
 from ingredients.synthetic import CLASSES, IMAGES_PER_FILE, write_synthetic_cifar
-from tracker.errors import UserError
+from observers.errors import UserError
 
 
 @pytest.fixture(scope="module")

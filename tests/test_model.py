@@ -4,7 +4,7 @@ import torch
 
 from experiments.cifar import ex
 from ingredients.model import ARCHITECTURES, build_model
-from tracker.errors import UserError
+from observers.errors import UserError
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

@@ -7,7 +7,7 @@ from observers.choose import choose_observers
 from observers.durable import DurableMongoObserver
 from observers.settings import Settings, load_settings, redact
 from conftest import free_port
-from tracker.errors import UserError
+from observers.errors import UserError
 
 
 def settings(url, tmp_path, db="sacred"):

@@ -14,7 +14,7 @@ from conftest import COMPUTED_METRICS, REFERENCE_ARGS, metric, newest_run, pytho
 
 from ingredients.checkpoint import load_checkpoint
 from ingredients.trainer import StopRequests
-from tracker.errors import UserError
+from observers.errors import UserError
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(reference_run, project_repo, workdir, mongo_url):

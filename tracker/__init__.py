@@ -1,5 +1,2 @@
-"""sacred-tracker: experiment tracking on Sacred, MongoDB and Omniboard."""
-import warnings
-
-# Sacred 0.8.7 imports pkg_resources, which warns on every start; the pin to setuptools<81 keeps it working.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+"""sacred-tracker's command line: `tracker db|board|sync|rerun|resume ...` around recorded runs."""
+import observers  # noqa: F401  (silences Sacred's pkg_resources warning before Sacred is imported)

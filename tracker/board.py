@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from observers.choose import require_database
 from observers.settings import load_settings
-from tracker.errors import UserError
+from observers.errors import UserError
 
 OMNIBOARD_VERSION = "2.16.1"
 INSTALL_DIR = Path(".tracker") / "omniboard" / OMNIBOARD_VERSION

@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from tracker import board, db, rerun, resume, sync
-from tracker.errors import UserError
+from observers.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
 COMMAND_MODULES = [db, board, sync, rerun, resume]

@@ -3,7 +3,7 @@ import socket
 from pathlib import Path
 
 from observers.local_server import serve
-from tracker.errors import UserError
+from observers.errors import UserError
 
 DEFAULT_DATA_DIR = Path(".tracker") / "db"
 HOST = "127.0.0.1"  # local only: the store has no authentication

@@ -16,13 +16,10 @@ import git
 from sacred.config import save_config_file
 
 from observers.git_state import DIFF_ARTIFACT
-from tracker.errors import UserError
+from observers.origin import RUN_INFO_ENV
+from observers.errors import UserError
 
-# Sacred's command line sets config values only, so the experiment reads these (see experiments/cifar.py).
-RUN_INFO_ENV = "TRACKER_RUN_INFO"  # JSON merged into the new run's info: rerun_of, resumed_from, ...
-RESUME_CHECKPOINT_ENV = "TRACKER_RESUME_CHECKPOINT"  # a checkpoint.pt file for the trainer to continue from
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # this checkout, whose experiments/ hold "today's code"
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
 
 
@@ -31,12 +28,10 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
 
     `env` adds environment variables for the experiment. Returns the experiment's exit status.
     """
-    mainfile = stored.doc["experiment"]["mainfile"]
-    with code_for(stored, at_commit, force) as (code_dir, code_info):
-        # Sacred records mainfile relative to base_dir, which this project's experiments set to the repository root.
-        script = code_dir / mainfile
-        if not script.is_file():
-            raise UserError(f"{stored.label} ran {mainfile}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
+    checkout, script, repo = locate(stored)
+    with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info):
+        if not (code_dir / script).is_file():
+            raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
         child_env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir), os.environ.get("PYTHONPATH")])),
@@ -44,45 +39,57 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
             **(env or {}),
         }
         if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
-            check_config_keys(stored, script, child_env)
+            check_config_keys(stored, code_dir / script, child_env)
         with tempfile.TemporaryDirectory(prefix="tracker-config-") as folder:
             config_file = Path(folder) / "stored_config.json"
             save_config_file(stored.config, str(config_file))
-            return run_in_foreground([sys.executable, str(script), "with", str(config_file), *updates], child_env)
+            return run_in_foreground([sys.executable, str(code_dir / script), "with", str(config_file), *updates],
+                                     child_env)
+
+
+def locate(stored):
+    """The checkout holding the run's experiment on this machine, its main file relative to it, and its git repository.
+
+    The checkout is the git repository around the run's recorded base_dir (Sacred's, with its main file relative to
+    it); a run recorded on another machine is looked for in the repository around the current directory.
+    """
+    experiment = stored.doc["experiment"]
+    base_dir = Path(experiment.get("base_dir") or ".")
+    if not base_dir.is_dir():
+        base_dir = Path.cwd()
+    base_dir = base_dir.resolve()
+    try:
+        repo = git.Repo(base_dir, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        repo = None
+    checkout = Path(repo.working_tree_dir).resolve() if repo else base_dir
+    return checkout, (base_dir / experiment["mainfile"]).relative_to(checkout), repo
 
 
 @contextlib.contextmanager
-def code_for(stored, at_commit, force):
+def code_for(stored, checkout, repo, at_commit, force):
     """Yield the folder holding the code to run, and what the new run's info should say about it."""
     recorded = stored.doc["experiment"].get("repositories") or []
-    # Sacred lists the repository once per source file; this project's sources all share one.
+    # Sacred lists the repository once per source file; a tracked experiment's sources share one.
     original = recorded[0] if recorded else None
-    repo = open_checkout()
     if at_commit:
-        with original_code(stored, original, repo) as folder:
+        with original_code(stored, original, checkout, repo) as folder:
             yield folder, {}
         return
-    problem = code_mismatch(stored.label, original, repo)
+    problem = code_mismatch(stored.label, original, checkout, repo)
     if problem and not force:
         raise UserError(f"{problem}; {CODE_CHOICE_HINT}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
-    yield REPO_ROOT, {"forced_instead_of": original or {"commit": None}} if problem else {}
+    yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}
 
 
-def open_checkout():
-    try:
-        return git.Repo(REPO_ROOT)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return None
-
-
-def code_mismatch(label, original, repo):
+def code_mismatch(label, original, checkout, repo):
     """Why this checkout's code may differ from the original run's, or None when it is the same."""
     if original is None:
         return f"{label} recorded no git commit, so its code cannot be compared with this checkout"
     commit = original["commit"][:12]
     if repo is None:
-        return f"this checkout ({REPO_ROOT}) is not a git repository, so it cannot be compared with commit {commit}"
+        return f"this checkout ({checkout}) is not a git repository, so it cannot be compared with commit {commit}"
     head = repo.head.commit.hexsha[:12]
     if original["commit"] != repo.head.commit.hexsha:
         return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
@@ -94,17 +101,18 @@ def code_mismatch(label, original, repo):
 
 
 @contextlib.contextmanager
-def original_code(stored, original, repo):
+def original_code(stored, original, checkout, repo):
     """The original run's code in a temporary git worktree, removed afterwards."""
     if original is None or repo is None:
-        raise UserError(f"{stored.label}'s code cannot be restored: {code_mismatch(stored.label, original, repo)}; "
+        problem = code_mismatch(stored.label, original, checkout, repo)
+        raise UserError(f"{stored.label}'s code cannot be restored: {problem}; "
                         f"use --force to run this checkout's code")
     commit = original["commit"]
     try:
         repo.commit(commit)
     except (ValueError, git.BadName):
         raise UserError(
-            f"commit {commit[:12]} of {stored.label} is not in this repository ({REPO_ROOT}); "
+            f"commit {commit[:12]} of {stored.label} is not in this repository ({checkout}); "
             f"fetch it (git fetch) and try again"
         ) from None
     patch = stored.artifact(DIFF_ARTIFACT) if original["dirty"] else None

@@ -1,6 +1,6 @@
 """`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run."""
 from observers.run_store import open_run
-from tracker.errors import UserError
+from observers.errors import UserError
 
 
 def add_parser(subparsers):

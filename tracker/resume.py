@@ -4,7 +4,8 @@ from pathlib import Path
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from observers.run_store import open_run
-from tracker.errors import UserError
+from observers.errors import UserError
+from observers.origin import RESUME_CHECKPOINT_ENV
 from tracker.rerun import add_run_arguments
 
 
@@ -25,7 +26,7 @@ def add_parser(subparsers):
 
 def run(args):
     # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
-    from tracker.launch import RESUME_CHECKPOINT_ENV, relaunch
+    from tracker.launch import relaunch
 
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":

@@ -8,7 +8,7 @@ from observers.choose import require_database
 from observers.local_run import LocalRun, is_run_dir
 from observers.settings import load_settings
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
-from tracker.errors import UserError
+from observers.errors import UserError
 
 # A RUNNING copy whose heartbeat is this recent may still be written by its process (Sacred beats every 10 s).
 ALIVE_HEARTBEAT_S = 60
