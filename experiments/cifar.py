@@ -4,17 +4,16 @@
     python experiments/cifar.py with smoke             # a one-minute run on generated data
     python experiments/cifar.py print_config with smoke
 """
-import os
 from pathlib import Path
 
 import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
 from sacred import Experiment
 
-from ingredients.data import data_ingredient
-from ingredients.model import model_ingredient
+from ingredients.checks import check_number
+from ingredients.cifar.data import data_ingredient
+from ingredients.cifar.model import model_ingredient
+from ingredients.cifar.task import CifarTask
 from ingredients.trainer import train, trainer_ingredient
-from observers.errors import UserError
-from observers.origin import RESUME_CHECKPOINT_ENV
 from observers.track import track
 
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
@@ -40,13 +39,11 @@ def smoke():
 
 @ex.config_hook
 def validate(config, command_name, logger):
-    lr = config["lr"]
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise UserError(f"lr={lr!r} must be a positive number, e.g. with lr=0.01")
+    check_number("lr", config["lr"], low=0, low_inclusive=False, example=0.01)
     return {}
 
 
 @ex.automain
 def main(lr):
     """Train on CIFAR-10 (or `smoke` data); the run's result is the best validation accuracy."""
-    return train(lr=lr, resume_from=os.environ.get(RESUME_CHECKPOINT_ENV))["best_val_acc"]
+    return train(CifarTask(), lr)["best_val_acc"]

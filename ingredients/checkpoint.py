@@ -5,7 +5,7 @@ CHECKPOINT = "checkpoint.pt"
 # What Trainer.save_checkpoint writes: plain tensors, numbers and containers of them.
 CHECKPOINT_KEYS = {
     "model", "optimizer", "scheduler", "step", "epoch", "batch_in_epoch", "best_score", "best_step", "best_model",
-    "best_confusion", "torch_rng", "cuda_rng", "augment_rng", "window", "train_seconds", "examples_seen",
+    "best_metrics", "torch_rng", "cuda_rng", "data_rng", "window", "train_seconds", "examples_seen",
 }
 
 

@@ -1,10 +1,13 @@
-"""The `trainer` ingredient: the training loop (train steps, periodic validation, best-score checkpoints).
+"""The `trainer` ingredient: the general training loop that any task (ingredients/task.py) reuses.
 
-Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a
-progress bar and periodic `Iteration …` lines. SIGINT and SIGTERM stop training at the next step
-boundary, after storing a checkpoint that `tracker resume` continues from.
+Train steps, metric windows, periodic validation, best-score checkpoints, a resumable checkpoint (model, optimizer,
+schedule, RNG and data position), progress lines, figures and results.json. Metrics go to Sacred with
+`_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
+lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
+continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
 """
 import json
+import math
 import mimetypes
 import os
 import shutil
@@ -14,23 +17,19 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from sacred import Ingredient
 from tqdm import tqdm
 
-from ingredients import figures
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from ingredients.data import data_ingredient, eval_batches, load_splits, train_batches
-from ingredients.model import build_model, model_ingredient
+from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
 from observers.errors import UserError
+from observers.origin import RESUME_CHECKPOINT_ENV
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 
-trainer_ingredient = Ingredient(
-    "trainer", ingredients=[data_ingredient, model_ingredient], base_dir=Path(__file__).resolve().parent.parent
-)
+trainer_ingredient = Ingredient("trainer", base_dir=Path(__file__).resolve().parent.parent)
 
 
 @trainer_ingredient.config
@@ -48,34 +47,26 @@ def config():
     device = "auto"  # 'auto' (CUDA when present), 'cpu' or 'cuda'
     deterministic = False  # deterministic kernels: bit-identical reruns on the same machine, slower on GPU
     progress = True  # show a progress bar on the terminal (never stored in the run's captured output)
+    stop_on_nan = True  # fail the run when the training loss becomes NaN or infinite
 
 
 @trainer_ingredient.config_hook
 def validate(config, command_name, logger):
     cfg = config["trainer"]
-    _check_choice("trainer.optimizer", cfg["optimizer"], OPTIMIZERS)
-    _check_choice("trainer.schedule", cfg["schedule"], SCHEDULES)
-    _check_choice("trainer.device", cfg["device"], DEVICES)
+    check_choice("trainer.optimizer", cfg["optimizer"], OPTIMIZERS)
+    check_choice("trainer.schedule", cfg["schedule"], SCHEDULES)
+    check_choice("trainer.device", cfg["device"], DEVICES)
     for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every"):
-        _check_positive_int(f"trainer.{key}", cfg[key])
+        check_positive_int(f"trainer.{key}", cfg[key])
     if cfg["steps"] is not None:
-        _check_positive_int("trainer.steps", cfg["steps"])
+        check_positive_int("trainer.steps", cfg["steps"])
     for key in ("momentum", "weight_decay"):
-        if not isinstance(cfg[key], (int, float)) or isinstance(cfg[key], bool) or cfg[key] < 0:
-            raise UserError(f"trainer.{key}={cfg[key]!r} must be a number >= 0")
+        check_number(f"trainer.{key}", cfg[key], low=0)
+    for key in ("deterministic", "progress", "stop_on_nan"):
+        check_bool(f"trainer.{key}", cfg[key])
     if cfg["device"] == "cuda" and not torch.cuda.is_available():
         raise UserError("trainer.device='cuda' but no CUDA device is available; use with trainer.device=auto")
     return {}
-
-
-def _check_choice(key, value, choices):
-    if value not in choices:
-        raise UserError(f"{key}={value!r} is unknown; choose one of {', '.join(choices)}")
-
-
-def _check_positive_int(key, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UserError(f"{key}={value!r} must be a positive integer")
 
 
 def resolve_device(device):
@@ -122,40 +113,41 @@ def format_duration(seconds):
 
 
 @torch.no_grad()
-def evaluate(model, split, batch_size, num_classes):
-    """Mean loss, accuracy and confusion matrix (rows: true class, columns: predicted) on a split."""
+def evaluate(model, batches, loss_fn, metrics):
+    """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute()."""
     model.eval()
-    loss_sum = torch.zeros((), device=split.labels.device)
-    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=split.labels.device)
-    for images, labels in eval_batches(split, batch_size):
-        logits = model(images)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum")
-        confusion += torch.bincount(labels * num_classes + logits.argmax(1), minlength=num_classes**2)
+    for inputs, targets in batches:
+        outputs = model(inputs)
+        metrics.update(outputs, targets, loss_fn(outputs, targets))
     model.train()
-    confusion = confusion.view(num_classes, num_classes).cpu()
-    accuracy = confusion.diag().sum().item() / max(1, len(split))
-    return loss_sum.item() / max(1, len(split)), accuracy, confusion
+    return metrics.compute()
+
+
+def floats(metrics):
+    """The metrics that are numbers (logged), without the others (e.g. a confusion matrix, kept for figures)."""
+    return {name: value for name, value in metrics.items() if isinstance(value, float)}
 
 
 class Trainer:
-    """Runs the training loop of one Sacred run and reports everything to it."""
+    """Runs the training loop of one Sacred run on a task and reports everything to the run."""
 
-    def __init__(self, run, lr, seed, epochs, steps, val_every, log_every, print_every, checkpoint_every, device,
-                 progress):
-        self.run = run
+    def __init__(self, run, task, lr, seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
+                 device, progress, stop_on_nan):
+        self.run, self.task = run, task
         self.device = device
-        self.progress = progress
+        self.progress, self.stop_on_nan = progress, stop_on_nan
         self.val_every, self.log_every = val_every, log_every
         self.print_every, self.checkpoint_every = print_every, checkpoint_every
-        self.train_split, self.val_split, self.test_split, self.classes = load_splits(device=str(device))
-        self.batches = train_batches(self.train_split, seed=seed)
-        self.batch_size = self.batches.batch_size
-        self.model = build_model(num_classes=len(self.classes)).to(device)
+        self.data = task.create_data(device=device, seed=seed)
+        self.batches = self.data.train
+        self.model = task.create_model().to(device)
+        self.loss_fn = task.create_loss()
         self.optimizer = make_optimizer(self.model.parameters(), lr)
         self.total_steps = steps or epochs * self.batches.batches_per_epoch
         self.scheduler = make_schedule(self.optimizer, self.total_steps)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.best_score, self.best_step, self.best_state, self.best_confusion = float("-inf"), 0, None, None
+        self.best_score = float("-inf") if task.higher_is_better else float("inf")
+        self.best_step, self.best_state, self.best_metrics = 0, None, None
         self.train_seconds, self.examples_seen = 0.0, 0
         self.workdir = Path(tempfile.mkdtemp(prefix="tracker-run-"))
 
@@ -163,10 +155,10 @@ class Trainer:
     def fit(self, window=None):
         """Train for the step budget; return the results written to results.json.
 
-        `window` holds the training metrics summed since the last report (restored when resuming).
+        `window` holds the training metrics accumulated since the last report (restored when resuming).
         """
-        started = time.perf_counter()
-        self.save_sample_grid()
+        started, first_step = time.perf_counter(), self.step
+        self.task.visualise_data(self.data, self.add_artifact)
         window = window or self.new_window()
         next_print = (self.step // self.print_every + 1) * self.print_every
         terminal = open_terminal() if self.progress else None
@@ -174,22 +166,23 @@ class Trainer:
                   disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar, StopRequests() as stop:
             while self.step < self.total_steps:
                 fetch_started = time.perf_counter()
-                for images, labels in self.batches.iterate(self.epoch, self.batch_in_epoch):
+                for inputs, targets in self.batches.iterate(self.epoch, self.batch_in_epoch):
                     fetched = time.perf_counter()
                     lr = self.scheduler.get_last_lr()[0]
-                    loss, correct = self.train_step(images, labels)
+                    self.train_step(inputs, targets, window["metrics"])
                     self.step += 1
                     self.batch_in_epoch += 1
-                    window["loss"] += loss
-                    window["correct"] += correct
                     window["steps"] += 1
+                    window["examples"] += len(targets)
                     window["data_s"] += fetched - fetch_started
                     bar.update(1)
                     if self.step == 1 or self.step % self.log_every == 0 or self.step == self.total_steps:
                         stats = self.log_window(window, lr)
                         if self.step >= next_print or self.step == self.total_steps:
-                            bar.write(self.progress_lines(stats, time.perf_counter() - started))
+                            elapsed = time.perf_counter() - started
+                            bar.write(self.progress_lines(stats, elapsed, self.step - first_step))
                             next_print = (self.step // self.print_every + 1) * self.print_every
+                        self.check_finite(stats["train.loss"])
                         window = self.new_window()
                     paused = time.perf_counter()
                     if self.step % self.val_every == 0 or self.step == self.total_steps:
@@ -211,42 +204,44 @@ class Trainer:
             terminal.close()
         return self.finish()
 
-    def train_step(self, images, labels):
-        logits = self.model(images)
-        loss = F.cross_entropy(logits, labels)
+    def train_step(self, inputs, targets, metrics):
+        outputs = self.model(inputs)
+        loss = self.loss_fn(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        # Kept on the device: reading them every step would synchronize a GPU.
-        return loss.detach(), (logits.argmax(1) == labels).sum()
+        metrics.update(outputs.detach(), targets, loss)  # kept on the device: no GPU synchronization per step
+
+    def check_finite(self, loss):
+        if self.stop_on_nan and not math.isfinite(loss):
+            raise UserError(f"loss is {loss} at step {self.step}; try a lower lr "
+                            f"(or with trainer.stop_on_nan=False to keep training)")
 
     # ---- reporting --------------------------------------------------------------------------
     def new_window(self):
-        return {"loss": 0.0, "correct": 0, "steps": 0, "data_s": 0.0, "started": time.perf_counter()}
+        return {"metrics": self.task.create_metrics(), "steps": 0, "examples": 0, "data_s": 0.0,
+                "started": time.perf_counter()}
 
     def log_window(self, window, lr):
-        """Log the mean training metrics of the steps since the last report."""
+        """Log the training metrics of the steps since the last report."""
         steps = window["steps"]
-        loss = float(window["loss"]) / steps  # the first read synchronizes the device
-        accuracy = float(window["correct"]) / (steps * self.batch_size)
         seconds = time.perf_counter() - window["started"]
         self.train_seconds += seconds
-        self.examples_seen += steps * self.batch_size
-        stats = {
-            "train.loss": loss,
-            "train.acc": accuracy,
+        self.examples_seen += window["examples"]
+        stats = {f"train.{name}": value for name, value in floats(window["metrics"].compute()).items()}
+        stats.update({
             "lr": lr,
-            "examples_per_s": steps * self.batch_size / seconds,
+            "examples_per_s": window["examples"] / seconds,
             "time.data_ms": 1000 * window["data_s"] / steps,
             "time.step_ms": 1000 * (seconds - window["data_s"]) / steps,
-        }
+        })
         for name, value in stats.items():
             self.run.log_scalar(name, value, self.step)
         return stats
 
-    def progress_lines(self, stats, elapsed):
-        remaining = elapsed / max(1, self.step) * (self.total_steps - self.step)
+    def progress_lines(self, stats, elapsed, steps_done):
+        remaining = elapsed / max(1, steps_done) * (self.total_steps - self.step)
         width = len(str(self.total_steps))
         return (
             f"Iteration {self.step:>{width}}/{self.total_steps} | examples/s: {stats['examples_per_s']:.1f} | "
@@ -255,14 +250,19 @@ class Trainer:
             f"Fetch data time: {stats['time.data_ms']:.0f}ms, model update time: {stats['time.step_ms']:.0f}ms"
         )
 
+    def is_better(self, score):
+        return score > self.best_score if self.task.higher_is_better else score < self.best_score
+
     def validate(self, write):
-        loss, accuracy, confusion = evaluate(self.model, self.val_split, self.batch_size, len(self.classes))
-        self.run.log_scalar("val.loss", loss, self.step)
-        self.run.log_scalar("val.acc", accuracy, self.step)
-        lines = [f"Validation at step {self.step}/{self.total_steps} | val loss: {loss:.4f} | val acc: {accuracy:.4f}"]
-        if accuracy > self.best_score:
-            lines.append(f"New best score: {self.best_score:.4f} -> {accuracy:.4f}")
-            self.best_score, self.best_step, self.best_confusion = accuracy, self.step, confusion
+        metrics = evaluate(self.model, self.data.val, self.loss_fn, self.task.create_metrics())
+        for name, value in floats(metrics).items():
+            self.run.log_scalar(f"val.{name}", value, self.step)
+        score = metrics[self.task.score]
+        lines = [f"Validation at step {self.step}/{self.total_steps} | "
+                 + " | ".join(f"val {name}: {value:.4f}" for name, value in floats(metrics).items())]
+        if self.is_better(score):
+            lines.append(f"New best score: {self.best_score:.4f} -> {score:.4f}")
+            self.best_score, self.best_step, self.best_metrics = score, self.step, metrics
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             lines.append(f"Best score so far: {self.best_score:.4f} (step {self.best_step})")
@@ -276,11 +276,6 @@ class Trainer:
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.run.add_artifact(str(path), name=name, content_type=content_type)
 
-    def save_sample_grid(self):
-        images = self.train_split.images[:64].cpu()
-        labels = [self.classes[i] for i in self.train_split.labels[:64].tolist()]
-        self.add_artifact("train_samples.png", lambda path: figures.save_image_grid(images, labels, path))
-
     def save_checkpoint(self, window):
         """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True)."""
         state = {
@@ -293,12 +288,12 @@ class Trainer:
             "best_score": self.best_score,
             "best_step": self.best_step,
             "best_model": self.best_state,
-            "best_confusion": self.best_confusion,
+            "best_metrics": self.best_metrics,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "augment_rng": self.batches.augment_generator.get_state(),
-            # Python numbers: the sums may live on a GPU, and a float holds a float32 sum exactly.
-            "window": {"loss": float(window["loss"]), "correct": int(window["correct"]), "steps": window["steps"]},
+            "data_rng": self.batches.generator.get_state(),
+            "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
+                       "examples": window["examples"]},
             "train_seconds": self.train_seconds,
             "examples_seen": self.examples_seen,
         }
@@ -311,48 +306,50 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_score, self.best_step = state["best_score"], state["best_step"]
-        self.best_state, self.best_confusion = state["best_model"], state["best_confusion"]
+        self.best_state, self.best_metrics = state["best_model"], state["best_metrics"]
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.batches.augment_generator.set_state(state["augment_rng"])
+        self.batches.generator.set_state(state["data_rng"])
         self.train_seconds, self.examples_seen = state["train_seconds"], state["examples_seen"]
-        return {**self.new_window(), **state["window"]}
+        window = self.new_window()
+        window["metrics"].load_state_dict(state["window"]["metrics"], self.device)
+        window.update(steps=state["window"]["steps"], examples=state["window"]["examples"])
+        return window
 
     def finish(self):
         """Store the last and best models, the figures and results.json; return the results."""
         self.add_artifact("model_last.pt", lambda path: torch.save(self.model.state_dict(), path))
         self.add_artifact("model_best.pt", lambda path: torch.save(self.best_state, path))
         self.model.load_state_dict(self.best_state)
-        test_loss, test_acc, _ = evaluate(self.model, self.test_split, self.batch_size, len(self.classes))
-        self.run.log_scalar("test.acc", test_acc, self.step)
-        self.add_artifact(
-            "confusion_matrix.png", lambda path: figures.save_confusion_matrix(self.best_confusion, self.classes, path)
-        )
+        test = floats(evaluate(self.model, self.data.test, self.loss_fn, self.task.create_metrics()))
+        self.run.log_scalar(f"test.{self.task.score}", test[self.task.score], self.step)
+        self.task.visualise_results(self.best_metrics, self.add_artifact)
+        score = self.task.score
         results = {
-            "best_val_acc": self.best_score,
+            f"best_val_{score}": self.best_score,
             "best_step": self.best_step,
-            "test_acc_of_best": test_acc,
-            "test_loss_of_best": test_loss,
+            **{f"test_{name}_of_best": value for name, value in test.items()},
             "steps": self.step,
             "examples_per_s": self.examples_seen / max(self.train_seconds, 1e-9),
         }
         self.add_artifact("results.json", lambda path: path.write_text(json.dumps(results, indent=2)))
-        print(f"Best val acc {self.best_score:.4f} at step {self.best_step}; test acc of that model {test_acc:.4f}; "
-              f"{results['examples_per_s']:.1f} examples/s")
+        print(f"Best val {score} {self.best_score:.4f} at step {self.best_step}; test {score} of that model "
+              f"{test[score]:.4f}; {results['examples_per_s']:.1f} examples/s")
         return results
 
 
 @trainer_ingredient.capture
-def train(lr, _run, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every, device,
-          deterministic, progress, resume_from=None):
-    """Train a model on the data ingredient's splits; return results (best val acc under 'best_val_acc').
+def train(task, lr, _run, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every, device,
+          deterministic, progress, stop_on_nan):
+    """Train `task` (an ingredients.task.Task) with learning rate `lr`; return the results (also in results.json).
 
-    `resume_from`: a checkpoint.pt file of an earlier run with this config, to continue after its step.
+    A run started by `tracker resume` continues from the checkpoint it names (observers.origin).
     """
     set_determinism(deterministic)
-    trainer = Trainer(_run, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
-                      resolve_device(device), progress)
+    trainer = Trainer(_run, task, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
+                      resolve_device(device), progress, stop_on_nan)
+    resume_from = os.environ.get(RESUME_CHECKPOINT_ENV)
     try:
         if resume_from is None:
             return trainer.fit()

@@ -7,9 +7,10 @@ import torch
 
 from sacred import Experiment
 
-from ingredients.data import (Split, TrainBatches, augment_batch, data_ingredient, eval_batches, load_splits,
-                              normalize, read_split)
-from ingredients.synthetic import CLASSES, IMAGES_PER_FILE, write_synthetic_cifar
+from ingredients.batches import TrainBatches
+from ingredients.cifar.data import (Split, augment_batch, data_ingredient, eval_batches, load_splits, normalize,
+                                    read_split)
+from ingredients.cifar.synthetic import CLASSES, IMAGES_PER_FILE, write_synthetic_cifar
 from observers.errors import UserError
 
 
@@ -89,8 +90,8 @@ def test_augmentation_crops_and_flips_every_image_independently():
 
 def test_training_order_depends_only_on_seed_and_epoch():
     split = Split(torch.zeros(100, 3, 32, 32, dtype=torch.uint8), torch.arange(100))
-    a = TrainBatches(split, batch_size=16, augment=False, seed=1)
-    b = TrainBatches(split, batch_size=16, augment=False, seed=1)
+    a = TrainBatches(split.images, split.labels, batch_size=16, seed=1)
+    b = TrainBatches(split.images, split.labels, batch_size=16, seed=1)
     assert [x.tolist() for x in a.epoch_order(3)] == [x.tolist() for x in b.epoch_order(3)]
     assert a.epoch_order(0)[0].tolist() != a.epoch_order(1)[0].tolist()
     assert a.batches_per_epoch == 6  # the incomplete last batch is dropped
@@ -100,8 +101,8 @@ def test_training_order_depends_only_on_seed_and_epoch():
 
 def test_worker_processes_deliver_the_same_batches():
     split = Split(torch.randint(0, 255, (64, 3, 32, 32), dtype=torch.uint8), torch.arange(64))
-    in_process = list(TrainBatches(split, 16, augment=False, seed=5).iterate(0))
-    with_workers = list(TrainBatches(split, 16, augment=False, seed=5, num_workers=2).iterate(0))
+    in_process = list(TrainBatches(split.images, split.labels, 16, seed=5).iterate(0))
+    with_workers = list(TrainBatches(split.images, split.labels, 16, seed=5, num_workers=2).iterate(0))
     for (x1, y1), (x2, y2) in zip(in_process, with_workers, strict=True):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
 

@@ -9,7 +9,7 @@ import gridfs
 import pytest
 import torch
 
-from ingredients.model import build_model
+from ingredients.cifar.model import build_model
 from conftest import EXPERIMENT, REPO_ROOT, free_port, python_env, run_experiment
 
 QUICK = ["trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
@@ -123,7 +123,7 @@ def test_sacred_commands_keep_working(workdir, mongo_url, mongo_db, tmp_path):
 def test_dirty_tree_stores_a_patch_that_restores_the_code(tmp_path, workdir, mongo_url, mongo_db):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
-    model_file = clone / "ingredients" / "model.py"
+    model_file = clone / "ingredients" / "cifar" / "model.py"
     model_file.write_text(model_file.read_text() + "\n# an uncommitted experiment\n")
     (clone / "ingredients" / "new_idea.py").write_text("IDEA = 1\n")
     result = subprocess.run(
@@ -139,5 +139,5 @@ def test_dirty_tree_stores_a_patch_that_restores_the_code(tmp_path, workdir, mon
     restored = tmp_path / "restored"
     subprocess.run(["git", "clone", "-q", str(clone), str(restored)], check=True)
     subprocess.run(["git", "apply", "-"], input=patch, cwd=restored, check=True)
-    assert (restored / "ingredients" / "model.py").read_text() == model_file.read_text()
+    assert (restored / "ingredients" / "cifar" / "model.py").read_text() == model_file.read_text()
     assert (restored / "ingredients" / "new_idea.py").read_text() == "IDEA = 1\n"

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from experiments.cifar import ex
-from ingredients.model import ARCHITECTURES, build_model
+from ingredients.cifar.model import ARCHITECTURES, build_model
 from observers.errors import UserError
 
 

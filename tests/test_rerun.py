@@ -32,7 +32,7 @@ def changed_clone(project_repo, tmp_path):
     """A clone of the project with one more commit, which changes training (smaller crops)."""
     clone = tmp_path / "clone"
     git("clone", "-q", str(project_repo), str(clone), cwd=tmp_path)
-    replace_in(clone / "ingredients" / "data.py", "CROP_PADDING = 4", "CROP_PADDING = 2")
+    replace_in(clone / "ingredients" / "cifar" / "data.py", "CROP_PADDING = 4", "CROP_PADDING = 2")
     git("commit", "-q", "-am", "smaller crop padding", cwd=clone)
     return clone
 
@@ -90,7 +90,7 @@ def test_force_runs_this_code_and_at_commit_restores_uncommitted_changes(
     reference_run, changed_clone, workdir, mongo_url
 ):
     db, original = reference_run["db"], reference_run["run"]
-    data_file = changed_clone / "ingredients" / "data.py"
+    data_file = changed_clone / "ingredients" / "cifar" / "data.py"
     replace_in(data_file, "CROP_PADDING = 2", "CROP_PADDING = 3")  # uncommitted
     head = git("rev-parse", "HEAD", cwd=changed_clone).strip()
     # data.limit=10 (fewer images than a batch) ends these runs early: what is tested is the code they ran.

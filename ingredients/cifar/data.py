@@ -1,4 +1,4 @@
-"""The `data` ingredient: CIFAR-10 (or a generated CIFAR-10-format stand-in) as in-memory tensors.
+"""The `data` ingredient of CIFAR-10: the dataset (or a generated CIFAR-10-format stand-in) as in-memory tensors.
 
 Each split is held whole as a uint8 tensor; augmentation (random crop with padding, horizontal
 flip) runs batched on tensors, on the training device, instead of per sample through PIL.
@@ -11,13 +11,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from sacred import Ingredient
-from torch.utils.data import DataLoader
 from torchvision.datasets import CIFAR10
 
-from ingredients.synthetic import write_synthetic_cifar
+from ingredients.batches import EvalBatches, TrainBatches
+from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
+from ingredients.cifar.synthetic import write_synthetic_cifar
 from observers.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "synthetic")
 # Per-channel statistics of the CIFAR-10 training set, used for both datasets.
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -30,7 +31,7 @@ data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 @data_ingredient.config
 def config():
     dataset = "cifar10"  # 'cifar10' (torchvision's files, downloaded when possible) or 'synthetic' (generated offline)
-    root = "data"  # folder holding cifar-10-batches-py/ (synthetic data goes to <root>/synthetic/)
+    root = "data"  # folder holding cifar-10-batches-py/, relative to the project (synthetic data: <root>/synthetic/)
     batch_size = 128  # training and evaluation batch size
     num_workers = 0  # DataLoader worker processes gathering batches (data on the CPU only)
     augment = True  # random crop (padding 4) and horizontal flip of training batches
@@ -41,25 +42,20 @@ def config():
 @data_ingredient.config_hook
 def validate(config, command_name, logger):
     cfg = config["data"]
-    if cfg["dataset"] not in DATASETS:
-        raise UserError(
-            f"data.dataset={cfg['dataset']!r} is unknown; choose one of {', '.join(DATASETS)}"
-        )
-    if not _is_int(cfg["batch_size"]) or cfg["batch_size"] < 1:
-        raise UserError(f"data.batch_size={cfg['batch_size']!r} must be a positive integer, e.g. with data.batch_size=128")
-    if not _is_int(cfg["num_workers"]) or cfg["num_workers"] < 0:
+    check_choice("data.dataset", cfg["dataset"], DATASETS)
+    check_positive_int("data.batch_size", cfg["batch_size"], example=128)
+    if not is_int(cfg["num_workers"]) or cfg["num_workers"] < 0:
         raise UserError(f"data.num_workers={cfg['num_workers']!r} must be an integer >= 0")
-    if not isinstance(cfg["val_fraction"], (int, float)) or not 0 < cfg["val_fraction"] < 1:
-        raise UserError(f"data.val_fraction={cfg['val_fraction']!r} must be a number between 0 and 1, e.g. 0.1")
-    if cfg["limit"] is not None and (not _is_int(cfg["limit"]) or cfg["limit"] < 1):
-        raise UserError(f"data.limit={cfg['limit']!r} must be a positive integer or None")
-    if not isinstance(cfg["augment"], bool):
-        raise UserError(f"data.augment={cfg['augment']!r} must be True or False")
+    check_number("data.val_fraction", cfg["val_fraction"], low=0, high=1, low_inclusive=False, example=0.1)
+    if cfg["limit"] is not None:
+        check_positive_int("data.limit", cfg["limit"])
+    check_bool("data.augment", cfg["augment"])
     return {}
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+def resolve(root):
+    """`root` as given when absolute, else inside the project (not the working directory, which varies)."""
+    return Path(root) if Path(root).is_absolute() else REPO_ROOT / root
 
 
 class SyntheticCIFAR10(CIFAR10):
@@ -73,7 +69,7 @@ class SyntheticCIFAR10(CIFAR10):
 @data_ingredient.capture
 def read_split(train, dataset, root):
     """Read one split from disk through torchvision's reader: (uint8 N×3×32×32, int64 labels, class names)."""
-    root = Path(root)
+    root = resolve(root)
     if dataset == "synthetic":
         root = root / "synthetic"
         write_synthetic_cifar(root / CIFAR10.base_folder)
@@ -164,66 +160,17 @@ def augment_batch(images, generator):
     return padded[batch_idx, channel_idx, rows, cols]
 
 
-class _GatherBatches(torch.utils.data.Dataset):
-    """Dataset whose items are whole batches: index lists in, stacked uint8 images and labels out."""
+@data_ingredient.capture
+def train_batches(split, seed, batch_size, augment, num_workers):
+    """The training batches of `split` as configured (augmented, normalized); `seed` fixes order and augmentation."""
 
-    def __init__(self, split):
-        self.split = split
+    def prepare(images, generator):
+        return normalize(augment_batch(images, generator) if augment else images)
 
-    def __len__(self):
-        return len(self.split)
-
-    def __getitem__(self, indices):
-        return self.split.images[indices], self.split.labels[indices]
-
-
-class TrainBatches:
-    """Shuffled, augmented training batches, addressable by (epoch, batch) so a run can resume mid-epoch."""
-
-    def __init__(self, split, batch_size, augment, seed, num_workers=0):
-        self.split = split
-        self.batch_size = batch_size
-        self.augment = augment
-        self.seed = seed
-        self.num_workers = num_workers
-        self.batches_per_epoch = len(split) // batch_size  # the last, incomplete batch is dropped
-        self.augment_generator = torch.Generator().manual_seed(seed)
-
-    def epoch_order(self, epoch):
-        """The index batches of `epoch`: a permutation that depends only on the seed and the epoch."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.split), generator=generator)
-        return list(order[: self.batches_per_epoch * self.batch_size].split(self.batch_size))
-
-    def iterate(self, epoch, start_batch=0):
-        """Yield normalized (images, labels) batches of `epoch`, starting at batch `start_batch`."""
-        index_batches = self.epoch_order(epoch)[start_batch:]
-        if self.split.images.device.type == "cpu":
-            batches = DataLoader(
-                _GatherBatches(self.split),
-                sampler=index_batches,
-                batch_size=None,
-                num_workers=self.num_workers,
-                # Its own generator: each new iterator draws a worker seed, which must not advance the global
-                # RNG (dropout uses it), or a run resumed mid-epoch would diverge from an uninterrupted one.
-                generator=torch.Generator(),
-            )
-        else:  # the data already lives on the accelerator: gather there, no worker processes
-            batches = ((self.split.images[indices], self.split.labels[indices]) for indices in index_batches)
-        for images, labels in batches:
-            if self.augment:
-                images = augment_batch(images, self.augment_generator)
-            yield normalize(images), labels
-
-
-def eval_batches(split, batch_size):
-    """Normalized (images, labels) batches of a split in order, without augmentation."""
-    for start in range(0, len(split), batch_size):
-        yield normalize(split.images[start : start + batch_size]), split.labels[start : start + batch_size]
-
+    return TrainBatches(split.images, split.labels, batch_size, seed, transform=prepare, num_workers=num_workers)
 
 
 @data_ingredient.capture
-def train_batches(split, seed, batch_size, augment, num_workers):
-    """The training batches of `split` as configured; `seed` fixes their order and augmentation."""
-    return TrainBatches(split, batch_size, augment, seed, num_workers)
+def eval_batches(split, batch_size):
+    """Normalized batches of a split in order, without augmentation."""
+    return EvalBatches(split.images, split.labels, batch_size, transform=normalize)

@@ -1,12 +1,12 @@
-"""The `model` ingredient: the network being trained, chosen by `model.arch`."""
+"""The `model` ingredient of CIFAR-10: the image classifier being trained, chosen by `model.arch`."""
 from pathlib import Path
 
 import torch.nn as nn
 from sacred import Ingredient
 
-from observers.errors import UserError
+from ingredients.checks import check_choice, check_number, check_positive_int
 
-model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parent.parent)
+model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
 
 
 @model_ingredient.config
@@ -82,12 +82,9 @@ ARCHITECTURES = {"simple": simple_cnn, "resnet18": resnet18}
 @model_ingredient.config_hook
 def validate(config, command_name, logger):
     cfg = config["model"]
-    if cfg["arch"] not in ARCHITECTURES:
-        raise UserError(f"model.arch={cfg['arch']!r} is unknown; choose one of {', '.join(ARCHITECTURES)}")
-    if not isinstance(cfg["width"], int) or isinstance(cfg["width"], bool) or cfg["width"] < 1:
-        raise UserError(f"model.width={cfg['width']!r} must be a positive integer, e.g. with model.width=64")
-    if not isinstance(cfg["dropout"], (int, float)) or not 0 <= cfg["dropout"] < 1:
-        raise UserError(f"model.dropout={cfg['dropout']!r} must be a number in [0, 1)")
+    check_choice("model.arch", cfg["arch"], ARCHITECTURES)
+    check_positive_int("model.width", cfg["width"], example=64)
+    check_number("model.dropout", cfg["dropout"], low=0, high=1)
     return {}
 
 

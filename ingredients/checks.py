@@ -1,0 +1,42 @@
+"""One-line checks of config values, shared by the config hooks of every ingredient and experiment."""
+import math
+
+from observers.errors import UserError
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value):
+    """A finite int or float (not a bool): `with lr=1e400` gives inf, which no config key accepts."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_choice(key, value, choices):
+    if value not in choices:
+        raise UserError(f"{key}={value!r} is unknown; choose one of {', '.join(choices)}")
+
+
+def check_positive_int(key, value, example=None):
+    if not is_int(value) or value < 1:
+        raise UserError(f"{key}={value!r} must be a positive integer" + (f", e.g. with {key}={example}" if example else ""))
+
+
+def check_number(key, value, low=None, high=None, low_inclusive=True, example=None):
+    """A finite number within [low, high] (low excluded unless `low_inclusive`, high always excluded)."""
+    fits = is_number(value) and (
+        low is None or (value >= low if low_inclusive else value > low)) and (high is None or value < high)
+    if not fits:
+        if low is not None and high is not None:
+            bounds = f"in [{low}, {high})" if low_inclusive else f"between {low} and {high}"
+        elif low is not None:
+            bounds = f">= {low}" if low_inclusive else f"> {low}"
+        else:
+            bounds = "finite"
+        raise UserError(f"{key}={value!r} must be a finite number {bounds}" + (f", e.g. with {key}={example}" if example else ""))
+
+
+def check_bool(key, value):
+    if not isinstance(value, bool):
+        raise UserError(f"{key}={value!r} must be True or False")

@@ -1,0 +1,68 @@
+"""Metrics that the trainer accumulates over batches: sums stay on the device (reading them would synchronize a
+GPU) until `compute()`. Every metrics object reports the mean `loss`; the trainer logs each float it computes
+as `train.<name>`, `val.<name>` or `test.<name>`, and hands the others (a confusion matrix) to the task's figures."""
+import torch
+
+
+class Metrics:
+    """Sums of per-batch statistics; subclasses say which, and how they become metrics."""
+
+    def __init__(self):
+        self.sums = {}
+
+    def add(self, **values):
+        for name, value in values.items():
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def update(self, outputs, targets, loss):
+        """Add one batch: the model's outputs, the targets and the batch's mean loss."""
+        raise NotImplementedError
+
+    def compute(self):
+        """The metrics of the batches added so far, as a dict with at least 'loss'."""
+        raise NotImplementedError
+
+    def state_dict(self):
+        """The sums as plain tensors on the CPU, for checkpoints (torch.load(weights_only=True) reads them)."""
+        return {name: torch.as_tensor(value).detach().cpu() for name, value in self.sums.items()}
+
+    def load_state_dict(self, state, device):
+        self.sums = {name: value.to(device) for name, value in state.items()}
+
+
+class ClassificationMetrics(Metrics):
+    """Mean loss, accuracy and the confusion matrix (rows: true class, columns: predicted class)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def update(self, outputs, targets, loss):
+        predictions = outputs.argmax(1)
+        self.add(
+            loss=loss.detach() * len(targets),
+            count=len(targets),
+            correct=(predictions == targets).sum(),
+            confusion=torch.bincount(targets * self.num_classes + predictions, minlength=self.num_classes**2),
+        )
+
+    def compute(self):
+        count = max(1, int(self.sums["count"]))
+        confusion = self.sums["confusion"].view(self.num_classes, self.num_classes).cpu()
+        return {"loss": float(self.sums["loss"]) / count, "acc": int(self.sums["correct"]) / count,
+                "confusion": confusion}
+
+
+class RegressionMetrics(Metrics):
+    """Mean loss and mean absolute error of scalar (or per-element) predictions."""
+
+    def update(self, outputs, targets, loss):
+        self.add(
+            loss=loss.detach() * len(targets),
+            count=len(targets),
+            abs_error=(outputs.detach() - targets).abs().reshape(len(targets), -1).mean(1).sum(),
+        )
+
+    def compute(self):
+        count = max(1, int(self.sums["count"]))
+        return {"loss": float(self.sums["loss"]) / count, "mae": float(self.sums["abs_error"]) / count}
