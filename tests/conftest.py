@@ -175,14 +175,15 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("work")
 
 
-def run_experiment(args, workdir, mongo_url, db_name, runs_dir=None, timeout=300, project=None, **env):
-    """Run experiments/cifar.py with `args` in a subprocess; return the CompletedProcess.
+def run_experiment(args, workdir, mongo_url, db_name, runs_dir=None, timeout=300, project=None, experiment="cifar",
+                   **env):
+    """Run experiments/<experiment>.py with `args` in a subprocess; return the CompletedProcess.
 
     `project`: run the code of that checkout (e.g. a `project_repo` copy) instead of this one.
     """
     if project is not None:
         env["PYTHONPATH"] = project
-    script = Path(project) / "experiments" / "cifar.py" if project else EXPERIMENT
+    script = Path(project or REPO_ROOT) / "experiments" / f"{experiment}.py"
     return subprocess.run(
         [sys.executable, str(script), *args],
         cwd=workdir,
@@ -191,6 +192,28 @@ def run_experiment(args, workdir, mongo_url, db_name, runs_dir=None, timeout=300
         text=True,
         timeout=timeout,
     )
+
+
+def interrupt_at(pattern, args, workdir, mongo_url, db_name, project, experiment="cifar"):
+    """Run an experiment like run_experiment and press Ctrl-C (SIGINT) once a line matches `pattern`.
+
+    Returns (exit code, the whole output).
+    """
+    process = subprocess.Popen(
+        [sys.executable, str(Path(project) / "experiments" / f"{experiment}.py"), *args],
+        cwd=workdir, env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, PYTHONPATH=project),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    watchdog = threading.Timer(300, process.kill)
+    watchdog.start()
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if re.match(pattern, line):
+            process.send_signal(signal.SIGINT)
+    returncode = process.wait()
+    watchdog.cancel()
+    return returncode, "".join(output)
 
 
 def run_tracker(args, workdir, mongo_url, db_name, project=None, timeout=300, **env):

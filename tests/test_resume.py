@@ -3,14 +3,11 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 import torch
-from conftest import COMPUTED_METRICS, REFERENCE_ARGS, metric, newest_run, python_env, run_tracker
+from conftest import COMPUTED_METRICS, REFERENCE_ARGS, interrupt_at, metric, newest_run, run_tracker
 
 from ingredients.checkpoint import load_checkpoint
 from ingredients.trainer import StopRequests
@@ -20,23 +17,8 @@ from observers.errors import UserError
 def test_interrupted_run_resumes_to_the_uninterrupted_result(reference_run, project_repo, workdir, mongo_url):
     db, original = reference_run["db"], reference_run["run"]
     # The reference run's config and seed, interrupted by SIGINT (Ctrl-C) once step 8 is reported.
-    process = subprocess.Popen(
-        [sys.executable, str(project_repo / "experiments" / "cifar.py"), *REFERENCE_ARGS,
-         f"seed={original['config']['seed']}"],
-        cwd=workdir, env=python_env(MONGO_URL=mongo_url, SACRED_DB=reference_run["db_name"], PYTHONPATH=project_repo),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    watchdog = threading.Timer(300, process.kill)
-    watchdog.start()
-    output = []
-    for line in process.stdout:
-        output.append(line)
-        if re.match(r"Iteration\s+8/24", line):
-            process.send_signal(signal.SIGINT)
-    returncode = process.wait()
-    watchdog.cancel()
-
-    output = "".join(output)
+    returncode, output = interrupt_at(r"Iteration\s+8/24", [*REFERENCE_ARGS, f"seed={original['config']['seed']}"],
+                                      workdir, mongo_url, reference_run["db_name"], project_repo)
     assert returncode == 130, output
     stopped_at = int(re.search(r"Stopped by SIGINT at step (\d+)/24", output).group(1))
     assert 8 <= stopped_at < 24

@@ -13,8 +13,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="tracker",
         description=(
-            "Experiment tracking on Sacred, MongoDB and Omniboard. Train with "
-            "'python experiments/cifar.py with lr=0.01'; runs are recorded in MONGO_URL/SACRED_DB "
+            "Experiment tracking on Sacred, MongoDB and Omniboard. Run any tracked experiment "
+            "('python EXPERIMENT.py with KEY=VALUE ...'); runs are recorded in MONGO_URL/SACRED_DB "
             "(environment or .env), or in runs/ when MongoDB is unreachable."
         ),
     )

@@ -69,9 +69,7 @@ def locate(stored):
 @contextlib.contextmanager
 def code_for(stored, checkout, repo, at_commit, force):
     """Yield the folder holding the code to run, and what the new run's info should say about it."""
-    recorded = stored.doc["experiment"].get("repositories") or []
-    # Sacred lists the repository once per source file; a tracked experiment's sources share one.
-    original = recorded[0] if recorded else None
+    original = original_repository(stored, repo)
     if at_commit:
         with original_code(stored, original, checkout, repo) as folder:
             yield folder, {}
@@ -81,6 +79,22 @@ def code_for(stored, checkout, repo, at_commit, force):
         raise UserError(f"{problem}; {CODE_CHOICE_HINT}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
     yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}
+
+
+def original_repository(stored, repo):
+    """The recorded git state of the repository holding the experiment's main file, or None if none was recorded.
+
+    Sacred lists one repository per source file, so an experiment using this project's installed ingredients from
+    another repository lists both; the main file's is the one named like this checkout (Sacred's own naming).
+    """
+    recorded = stored.doc["experiment"].get("repositories") or []
+    if repo is not None:
+        try:
+            url = repo.remote().url
+        except ValueError:  # no remote: Sacred names the repository by its folder
+            url = "git:/" + repo.working_dir
+        recorded = [entry for entry in recorded if entry["url"] == url] or recorded
+    return recorded[0] if recorded else None
 
 
 def code_mismatch(label, original, checkout, repo):

@@ -38,7 +38,7 @@ def run(args):
     from tracker.launch import relaunch
 
     if args.updates and args.updates[0] != "with":
-        raise UserError(f"put config changes after 'with', e.g. tracker rerun {args.run} with lr=0.05")
+        raise UserError(f"put config changes after 'with', e.g. tracker rerun {args.run} with KEY=VALUE")
     overrides = args.updates[1:]
     stored = open_run(args.run)
     info = {"rerun_of": stored.origin, "overrides": overrides}

@@ -1,0 +1,44 @@
+"""The `model` ingredient of the signals task: a 1-D convolutional network that regresses one number per signal."""
+from pathlib import Path
+
+import torch.nn as nn
+from sacred import Ingredient
+
+from ingredients.checks import check_positive_int
+
+model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
+
+
+@model_ingredient.config
+def config():
+    width = 32  # channels of the first convolution; each later stage doubles it
+    stages = 3  # convolution stages, each halving the length
+    kernel_size = 7  # samples each convolution sees
+
+
+@model_ingredient.config_hook
+def validate(config, command_name, logger):
+    for key in ("width", "stages", "kernel_size"):
+        check_positive_int(f"model.{key}", config["model"][key])
+    return {}
+
+
+class SignalRegressor(nn.Module):
+    def __init__(self, width, stages, kernel_size):
+        super().__init__()
+        layers, channels = [], 1
+        for stage in range(stages):
+            out_channels = width * 2**stage
+            layers += [nn.Conv1d(channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+                       nn.BatchNorm1d(out_channels), nn.ReLU(inplace=True), nn.MaxPool1d(2)]
+            channels = out_channels
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten())
+        self.head = nn.Linear(channels, 1)
+
+    def forward(self, signals):
+        return self.head(self.features(signals)).squeeze(-1)
+
+
+@model_ingredient.capture
+def build_model(width, stages, kernel_size):
+    return SignalRegressor(width, stages, kernel_size)
