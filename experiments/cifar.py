@@ -9,16 +9,16 @@ from pathlib import Path
 import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
 from sacred import Experiment
 
-from ingredients.checks import check_number
 from ingredients.cifar.data import data_ingredient
 from ingredients.cifar.model import model_ingredient
 from ingredients.cifar.task import CifarTask
-from ingredients.trainer import train, trainer_ingredient
+from ingredients.trainer import train, trainer_ingredient, validate_lr
 from observers.track import track
 
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
 ex = track(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
                       base_dir=Path(__file__).resolve().parent.parent))
+ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
 
 
 # The learning rate is the one top-level key, not `trainer.lr`: Sacred evaluates ingredient configs
@@ -35,12 +35,6 @@ def smoke():
     data = {"dataset": "synthetic", "batch_size": 64, "limit": 6000}
     model = {"arch": "simple", "width": 16}
     trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100}
-
-
-@ex.config_hook
-def validate(config, command_name, logger):
-    check_number("lr", config["lr"], low=0, low_inclusive=False, example=0.01)
-    return {}
 
 
 @ex.automain

@@ -8,15 +8,15 @@ from pathlib import Path
 import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
 from sacred import Experiment
 
-from ingredients.checks import check_number
 from ingredients.signals.data import data_ingredient
 from ingredients.signals.model import model_ingredient
 from ingredients.signals.task import SignalTask
-from ingredients.trainer import train, trainer_ingredient
+from ingredients.trainer import train, trainer_ingredient, validate_lr
 from observers.track import track
 
 ex = track(Experiment("signals", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
                       base_dir=Path(__file__).resolve().parent.parent))
+ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
 
 
 @ex.config
@@ -29,12 +29,6 @@ def smoke():
     data = {"train_size": 4000, "eval_size": 500, "length": 64}
     model = {"width": 16}
     trainer = {"steps": 300, "val_every": 100, "log_every": 10, "print_every": 100, "checkpoint_every": 100}
-
-
-@ex.config_hook
-def validate(config, command_name, logger):
-    check_number("lr", config["lr"], low=0, low_inclusive=False, example=0.01)
-    return {}
 
 
 @ex.automain

@@ -69,6 +69,13 @@ def validate(config, command_name, logger):
     return {}
 
 
+def validate_lr(config, command_name, logger):
+    """A config hook for each experiment (`ex.config_hook(validate_lr)`): the top-level `lr` that it passes to
+    train() is checked with the rest of the config, so a bad value stops the run before it is recorded."""
+    check_number("lr", config["lr"], low=0, low_inclusive=False, example=0.01)
+    return {}
+
+
 def resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

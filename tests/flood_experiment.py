@@ -5,13 +5,12 @@
 import sys
 from pathlib import Path
 
-import ingredients  # noqa: F401  (first: silences Sacred's pkg_resources warning)
-from sacred import SETTINGS, Experiment
+import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+from sacred import Experiment
 
-from observers.choose import choose_observers
+from observers.track import track
 
-SETTINGS.CAPTURE_MODE = "fd"  # as in experiments/cifar.py
-ex = Experiment("flood", base_dir=Path(__file__).resolve().parent.parent)
+ex = track(Experiment("flood", base_dir=Path(__file__).resolve().parent.parent))
 
 
 @ex.config
@@ -25,7 +24,7 @@ def output_line(i):
     return f"line {i:09d} {'.' * 84}\n"
 
 
-@ex.main
+@ex.automain
 def main(output_mb, points, info_mb, _run):
     for i in range(output_mb * 10_000):
         sys.stdout.write(output_line(i))
@@ -34,8 +33,3 @@ def main(output_mb, points, info_mb, _run):
     if info_mb:
         _run.info["blob"] = "x" * (info_mb * 10**6)
     return points
-
-
-if __name__ == "__main__":
-    ex.observers.extend(choose_observers())
-    ex.run_commandline()
