@@ -83,6 +83,9 @@ def test_unreachable_mongodb_records_the_run_in_the_file_store(workdir, tmp_path
     ("model.arch=nope", "model.arch='nope'"),
     ("data.dataset=imagenet", "data.dataset='imagenet'"),
     ("data.batch_size=0", "data.batch_size=0"),
+    ("lr=1e400", "lr=inf must be a finite number"),
+    ("trainer.momentum=-1e400", "trainer.momentum=-inf must be a finite number"),
+    ("trainer.weight_decay=1e400", "trainer.weight_decay=inf must be a finite number"),
 ])
 def test_bad_config_values_fail_in_one_line_without_recording_a_run(update, names, workdir, mongo_url, mongo_db):
     result = run_experiment(["with", "smoke", update], workdir, mongo_url, mongo_db.name)
