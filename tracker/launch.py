@@ -17,6 +17,7 @@ from sacred.config import save_config_file
 
 from observers.git_state import DIFF_ARTIFACT
 from observers.origin import RUN_INFO_ENV
+from observers.plain_json import dotted_keys
 from observers.errors import UserError
 
 
@@ -160,14 +161,6 @@ def check_config_keys(stored, script, env):
             f"{stored.label}'s config has {', '.join(unknown)}, which this checkout's code no longer has; "
             f"add --at-commit to run the original code"
         )
-
-
-def dotted_keys(config, prefix=""):
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            yield from dotted_keys(value, f"{prefix}{key}.")
-        else:
-            yield prefix + key
 
 
 def run_in_foreground(command, env):
