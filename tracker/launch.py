@@ -15,7 +15,7 @@ from pathlib import Path
 import git
 from sacred.config import save_config_file
 
-from observers.git_state import DIFF_ARTIFACT
+from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
 from observers.errors import UserError
@@ -73,6 +73,8 @@ def code_for(stored, checkout, repo, at_commit, force):
     recorded = stored.doc["experiment"].get("repositories") or []
     # Sacred lists the repository once per source file; a tracked experiment's sources share one.
     original = recorded[0] if recorded else None
+    if original is not None:  # untracked files count as uncommitted changes, though Sacred's flag ignores them
+        original = {**original, "dirty": had_uncommitted_changes(original, stored.info)}
     if at_commit:
         with original_code(stored, original, checkout, repo) as folder:
             yield folder, {}
@@ -96,7 +98,7 @@ def code_mismatch(label, original, checkout, repo):
         return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
     if original["dirty"]:
         return f"{label} ran at commit {commit} with uncommitted changes (this checkout: commit {head})"
-    if repo.is_dirty():
+    if is_dirty(repo):
         return f"this checkout (commit {head}) has uncommitted changes that {label} (commit {commit}) did not have"
     return None
 

@@ -1,0 +1,54 @@
+"""Tells a RUNNING run whose process has died (SIGKILL, a crash, a lost node) from one that is still training.
+
+A killed process cannot record its own end, so its run stays RUNNING. A tracked run records its process id
+(info.pid, observers.track) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
+is asked directly; from another host only the heartbeat tells, after STALE_HEARTBEAT_S.
+"""
+import datetime
+import os
+import platform
+
+# Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
+STALE_HEARTBEAT_S = 600
+
+
+def death(doc, info, now=None):
+    """None while the run `doc` (a MongoDB run document or a file store's run.json) may be alive, or is not RUNNING;
+    else {"at": ISO time, "how": how its death was found}, as info.died records it. `info`: the run's info."""
+    if doc.get("status") != "RUNNING":
+        return None
+    now = now or datetime.datetime.utcnow()
+    host, pid = doc["host"]["hostname"], info.get("pid")
+    if host == platform.node() and pid is not None:
+        if _process_exists(pid):
+            return None
+        how = f"process {pid} on host {host} is gone"
+    else:
+        last_sign = _datetime(doc.get("heartbeat") or doc["start_time"])
+        silent_s = (now - last_sign).total_seconds()
+        if silent_s < STALE_HEARTBEAT_S:
+            return None
+        how = f"no heartbeat from host {host} for {silent_s:.0f} s (limit {STALE_HEARTBEAT_S} s)"
+    return {"at": now.isoformat(), "how": how}
+
+
+def describe_alive(doc, info):
+    """Why a RUNNING run counts as alive, for messages: its process, or its recent heartbeat."""
+    host, pid = doc["host"]["hostname"], info.get("pid")
+    if host == platform.node() and pid is not None:
+        return f"its process {pid} on this host ({host}) is alive"
+    return f"host {host} sent a heartbeat within the last {STALE_HEARTBEAT_S} s"
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _datetime(value):
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
