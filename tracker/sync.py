@@ -43,8 +43,12 @@ def run(args):
         outcome, message = sync_run(db, uploader, run_dir)
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}")
-    for run_id, died in mark_dead_runs(db):
-        print(f"interrupted run {run_id}: it died ({died['how']}); continue it with 'tracker resume {run_id}'")
+    try:
+        for run_id, died in mark_dead_runs(db):
+            print(f"interrupted run {run_id}: it died ({died['how']}); continue it with 'tracker resume {run_id}'")
+    except PyMongoError as error:
+        counts["failed"] += 1
+        print(f"failed to look for dead runs in MongoDB: {error}")
     db.client.close()
     print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
     return 1 if counts["failed"] else 0
