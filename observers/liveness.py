@@ -3,13 +3,20 @@
 A killed process cannot record its own end, so its run stays RUNNING. A tracked run records its process id
 (info.pid, observers.track) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
 is asked directly; from another host only the heartbeat tells, after STALE_HEARTBEAT_S.
+
+A tracked run keeps its temporary files in process_temp_dir(pid) (observers.track), which it removes when it ends;
+after a kill, whoever finds the run dead removes it.
 """
 import datetime
 import os
 import platform
+import shutil
+import tempfile
+from pathlib import Path
 
 # Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
 STALE_HEARTBEAT_S = 600
+TEMP_ROOT = Path(tempfile.gettempdir())  # read at import, before a tracked run points tempfile at its own folder
 
 
 def death(doc, info, now=None):
@@ -38,6 +45,17 @@ def describe_alive(doc, info):
     if host == platform.node() and pid is not None:
         return f"its process {pid} on this host ({host}) is alive"
     return f"host {host} sent a heartbeat within the last {STALE_HEARTBEAT_S} s"
+
+
+def process_temp_dir(pid):
+    """The folder holding the temporary files of the tracked run in process `pid` on this host."""
+    return TEMP_ROOT / f"tracker-process-{pid}"
+
+
+def remove_temporary_files(doc, info):
+    """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
+    if doc["host"]["hostname"] == platform.node() and info.get("pid") is not None:
+        shutil.rmtree(process_temp_dir(info["pid"]), ignore_errors=True)
 
 
 def _process_exists(pid):

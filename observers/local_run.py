@@ -52,7 +52,8 @@ class LocalRun:
         _write_json(self.dir / "run.json", self.entry)
 
     def source_file(self, stored_path):
-        """Sources are stored in the file store's _sources/ folder, relative to the store (the run's parent)."""
+        """Sources are stored relative to the store (the run's parent): in the run's own _sources/ (observers.durable),
+        or in the store's _sources/ (Sacred's FileStorageObserver)."""
         return self.dir.parent / stored_path
 
 

@@ -6,7 +6,8 @@ What a tracked experiment gets:
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info;
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
-- its process id in info.pid (with the host Sacred records, `tracker sync` can tell a killed run, observers.liveness);
+- its process id in info.pid (with the host Sacred records, `tracker sync` can tell a killed run, observers.liveness),
+  and its temporary files in one folder per process, removed at its end, or by `tracker sync` after a kill;
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions).
 """
@@ -14,6 +15,7 @@ import difflib
 import functools
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +26,7 @@ from sacred.utils import ConfigAddedError, apply_backspaces_and_linefeeds
 from observers.choose import choose_observers
 from observers.errors import UserError
 from observers.git_state import record_uncommitted_changes
+from observers.liveness import process_temp_dir
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
 from observers.settings import load_settings
@@ -53,6 +56,10 @@ def track(ex):
     def record_origin_and_code(_run):
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
         _run.info["pid"] = os.getpid()
+        # All temporary files of the run in one folder named by its process, which `tracker sync` removes if the
+        # process is killed (a killed process cannot clean up).
+        process_temp_dir(os.getpid()).mkdir(exist_ok=True)
+        tempfile.tempdir = str(process_temp_dir(os.getpid()))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir))
 
@@ -87,5 +94,7 @@ def _exit_130_on_ctrl_c(run_commandline):
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it
             sys.exit(130)
+        finally:
+            shutil.rmtree(process_temp_dir(os.getpid()), ignore_errors=True)
 
     return run

@@ -18,6 +18,7 @@ from conftest import (COMPUTED_METRICS, EXPERIMENT, REPO_ROOT, git, metric, newe
                       run_tracker)
 
 from observers.git_state import MAX_UNTRACKED_FILE_BYTES, uncommitted_changes
+from observers.liveness import process_temp_dir
 from observers.local_run import LocalRun
 from observers.settings import load_settings, redact
 
@@ -103,12 +104,14 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         process.kill()
         process.wait()
 
+    assert any(process_temp_dir(process.pid).glob("*/checkpoint.pt")), "the trainer's files are in the run's folder"
     first = run_tracker(["sync", str(runs_dir)], workdir, mongo_url, mongo_db.name)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"it had died (process {process.pid} on host {platform.node()} is gone)" in first.stdout
     dead = mongo_db.runs.find_one({"_id": killed["_id"]})
     assert dead["status"] == "INTERRUPTED"
     assert dead["info"]["died"]["how"] == f"process {process.pid} on host {platform.node()} is gone"
+    assert not process_temp_dir(process.pid).exists()
     second = run_tracker(["sync", str(runs_dir)], workdir, mongo_url, mongo_db.name)
     assert second.returncode == 0 and "0 uploaded, 1 skipped, 0 failed" in second.stdout, second.stdout
     assert "died" not in second.stdout
@@ -123,6 +126,17 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         expected = {s: v for s, v in metric(mongo_db, original["_id"], name).items() if s > step}
         assert metric(mongo_db, continued["_id"], name) == expected != {}, name
     assert continued["result"] == original["result"]
+
+
+def test_an_uploaded_run_leaves_nothing_in_runs_dir(tmp_path, mongo_url, mongo_db):
+    runs_dir = tmp_path / "runs"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "tests" / "flood_experiment.py")], cwd=tmp_path,
+                            env=python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name, RUNS_DIR=runs_dir),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    run = newest_run(mongo_db)
+    assert run["status"] == "COMPLETED" and "tests/flood_experiment.py" in [n for n, _ in run["experiment"]["sources"]]
+    assert list(runs_dir.iterdir()) == []  # no _sources/ left behind
 
 
 # ---- settings ----------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pymongo.errors import PyMongoError
 
 from observers.choose import require_database
 from observers.errors import UserError
-from observers.liveness import death, describe_alive
+from observers.liveness import death, describe_alive, remove_temporary_files
 from observers.local_run import LocalRun, is_run_dir
 from observers.plain_json import plain_values
 from observers.settings import load_settings
@@ -84,6 +84,7 @@ def sync_run(db, uploader, run_dir):
         return "skipped", f"still running ({describe_alive(run.entry, run.info)}); sync it when it has ended"
     if died is not None:
         run.mark_dead(died)
+        remove_temporary_files(run.entry, run.info)
     existing = find_uploaded(db, key)
     if existing and existing["local_copy"]["complete"] and existing["status"] == run.entry["status"]:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
@@ -109,6 +110,7 @@ def mark_dead_runs(db):
         stopped = {"status": "INTERRUPTED", "stop_time": doc.get("heartbeat") or doc["start_time"], "info.died": died}
         # Only while still RUNNING: the run's own upload may have ended it meanwhile.
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
+            remove_temporary_files(doc, doc.get("info") or {})
             yield doc["_id"], died
 
 
