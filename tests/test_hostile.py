@@ -17,10 +17,12 @@ import pytest
 from conftest import (COMPUTED_METRICS, EXPERIMENT, REPO_ROOT, git, metric, newest_run, python_env, run_experiment,
                       run_tracker)
 
+from observers.errors import UserError
 from observers.git_state import MAX_UNTRACKED_FILE_BYTES, uncommitted_changes
+from observers.run_store import StoredRun
 from observers.liveness import process_temp_dir
 from observers.local_run import LocalRun
-from observers.settings import load_settings, redact
+from observers.settings import load_settings, project_root, redact
 
 NONFINITE = REPO_ROOT / "tests" / "nonfinite_experiment.py"
 UNREACHABLE = "mongodb://127.0.0.1:1"
@@ -170,6 +172,10 @@ def test_runs_dir_and_env_file_belong_to_the_project_root(tmp_path, monkeypatch)
     assert (load_settings().db_name, load_settings().runs_dir) == ("from_project", project / "runs")
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "elsewhere"))
     assert load_settings().runs_dir == tmp_path / "elsewhere"
+    (tmp_path / "repo" / ".git").mkdir(parents=True)  # tracker db and board keep .tracker/ here too
+    (tmp_path / "repo" / "notes").mkdir()
+    assert project_root(tmp_path / "repo" / "notes") == tmp_path / "repo"
+    assert project_root(tmp_path / "loose") == tmp_path / "loose"
 
 
 # ---- untracked files in the diff artifact -------------------------------------------------------------------------
@@ -191,6 +197,33 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
                                 "deploy_key": "the name looks like a secret",
                                 "data.bin": f"{MAX_UNTRACKED_FILE_BYTES + 1} bytes, over the "
                                             f"{MAX_UNTRACKED_FILE_BYTES} bytes per file"}
+
+
+
+def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):
+    import git as gitpython
+
+    from tracker.launch import code_for
+
+    git("init", "-q", cwd=tmp_path)
+    (tmp_path / "train.py").write_text("print(1)\n")
+    git("add", "train.py", cwd=tmp_path)
+    git("commit", "-q", "-m", "first", cwd=tmp_path)
+    repo = gitpython.Repo(tmp_path)
+    head = repo.head.commit.hexsha
+
+    def stored(info):  # a run at this commit that Sacred recorded as clean
+        doc = {"experiment": {"repositories": [{"commit": head, "dirty": False, "url": None}]}}
+        return StoredRun("run 3", 3, doc, {}, info, lambda name: None)
+
+    untracked = {"untracked_files": {"included": ["idea.py"], "left_out": {}}}
+    with pytest.raises(UserError, match=f"run 3 ran at commit {head[:12]} with uncommitted changes"):
+        with code_for(stored(untracked), tmp_path, repo, at_commit=False, force=False):
+            pass
+    (tmp_path / "idea.py").write_text("IDEA = 1\n")
+    with pytest.raises(UserError, match="this checkout .* has uncommitted changes"):
+        with code_for(stored({}), tmp_path, repo, at_commit=False, force=False):
+            pass
 
 
 # ---- NaN and infinities ------------------------------------------------------------------------------------------
