@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import git
 
 DIFF_ARTIFACT = "git_diff.patch"
-UNTRACKED_INFO = "untracked_files"  # info key: {"included": [names], "left_out": {name: why}}
+UNTRACKED_INFO = "untracked_files"  # info key: {"included": [names], "left_out": [{"file": name, "why": ...}]}
 MAX_UNTRACKED_FILE_BYTES = 1_000_000  # larger untracked files are data, not code
 MAX_UNTRACKED_TOTAL_BYTES = 10_000_000
 # Matched against the lower-cased file name: keys, certificates, tokens and environment files.
@@ -24,7 +24,8 @@ SECRET_NAMES = (".env*", "*.pem", "*key*", "*.token", "id_rsa*", "id_dsa*", "id_
 class Changes:
     patch: str = ""  # what `git apply` restores on the commit; '' when there is nothing
     included: list = field(default_factory=list)  # untracked files in the patch
-    left_out: dict = field(default_factory=dict)  # untracked files not in it: name -> why
+    # Untracked files not in it, as {"file": name, "why": ...}: names hold dots, which MongoDB keys must not.
+    left_out: list = field(default_factory=list)
 
     @property
     def has_untracked(self):
@@ -46,7 +47,7 @@ def uncommitted_changes(path):
         size = os.path.getsize(file)
         why = _left_out_because(name, size, total)
         if why:
-            changes.left_out[name] = why
+            changes.left_out.append({"file": name, "why": why})
             continue
         total += size
         changes.included.append(name)

@@ -193,10 +193,12 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
 
     assert changes.included == ["idea.py"] and "IDEA = 1" in changes.patch
     assert "hunter2" not in changes.patch and "BEGIN" not in changes.patch and "xxxx" not in changes.patch
-    assert changes.left_out == {".env.local": "the name looks like a secret",
-                                "deploy_key": "the name looks like a secret",
-                                "data.bin": f"{MAX_UNTRACKED_FILE_BYTES + 1} bytes, over the "
-                                            f"{MAX_UNTRACKED_FILE_BYTES} bytes per file"}
+    assert sorted(changes.left_out, key=lambda entry: entry["file"]) == [
+        {"file": ".env.local", "why": "the name looks like a secret"},
+        {"file": "data.bin",
+         "why": f"{MAX_UNTRACKED_FILE_BYTES + 1} bytes, over the {MAX_UNTRACKED_FILE_BYTES} bytes per file"},
+        {"file": "deploy_key", "why": "the name looks like a secret"},
+    ]
 
 
 
@@ -216,7 +218,7 @@ def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):
         doc = {"experiment": {"repositories": [{"commit": head, "dirty": False, "url": None}]}}
         return StoredRun("run 3", 3, doc, {}, info, lambda name: None)
 
-    untracked = {"untracked_files": {"included": ["idea.py"], "left_out": {}}}
+    untracked = {"untracked_files": {"included": ["idea.py"], "left_out": []}}
     with pytest.raises(UserError, match=f"run 3 ran at commit {head[:12]} with uncommitted changes"):
         with code_for(stored(untracked), tmp_path, repo, at_commit=False, force=False):
             pass
