@@ -25,14 +25,16 @@ def death(doc, info, now=None):
     if doc.get("status") != "RUNNING":
         return None
     now = now or datetime.datetime.utcnow()
-    host, pid = doc["host"]["hostname"], info.get("pid")
+    host, pid = _hostname(doc), info.get("pid")
     if host == platform.node() and pid is not None:
         if _process_exists(pid):
             return None
         how = f"process {pid} on host {host} is gone"
     else:
-        last_sign = _datetime(doc.get("heartbeat") or doc["start_time"])
-        silent_s = (now - last_sign).total_seconds()
+        last_sign = doc.get("heartbeat") or doc.get("start_time")
+        if last_sign is None:  # not a run Sacred wrote: nothing tells
+            return None
+        silent_s = (now - _utc(last_sign)).total_seconds()
         if silent_s < STALE_HEARTBEAT_S:
             return None
         how = f"no heartbeat from host {host} for {silent_s:.0f} s (limit {STALE_HEARTBEAT_S} s)"
@@ -41,7 +43,7 @@ def death(doc, info, now=None):
 
 def describe_alive(doc, info):
     """Why a RUNNING run counts as alive, for messages: its process, or its recent heartbeat."""
-    host, pid = doc["host"]["hostname"], info.get("pid")
+    host, pid = _hostname(doc), info.get("pid")
     if host == platform.node() and pid is not None:
         return f"its process {pid} on this host ({host}) is alive"
     return f"host {host} sent a heartbeat within the last {STALE_HEARTBEAT_S} s"
@@ -54,7 +56,7 @@ def process_temp_dir(pid):
 
 def remove_temporary_files(doc, info):
     """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
-    if doc["host"]["hostname"] == platform.node() and info.get("pid") is not None:
+    if _hostname(doc) == platform.node() and info.get("pid") is not None:
         shutil.rmtree(process_temp_dir(info["pid"]), ignore_errors=True)
 
 
@@ -68,5 +70,13 @@ def _process_exists(pid):
     return True
 
 
-def _datetime(value):
-    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+def _hostname(doc):
+    return (doc.get("host") or {}).get("hostname")
+
+
+def _utc(value):
+    """A stored time as naive UTC, as Sacred writes it: a datetime, or an ISO string (file store, nx-27017)."""
+    value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value

@@ -41,7 +41,8 @@ def track(ex):
     def attach_observers(config, command_name, logger):
         for observer in state["attached"]:
             ex.observers.remove(observer)
-        state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if command_name == ex.default_command and state["observe"] else []
+        observe = command_name == ex.default_command and state["observe"]
+        state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
         ex.observers.extend(state["attached"])
         return {}
 

@@ -2,6 +2,7 @@
 
 Each test checks what a user sees: one line, the exit status, and that nothing is lost or recorded wrongly.
 """
+import datetime
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from conftest import (COMPUTED_METRICS, EXPERIMENT, REPO_ROOT, git, metric, newe
 from observers.errors import UserError
 from observers.git_state import MAX_UNTRACKED_FILE_BYTES, uncommitted_changes
 from observers.run_store import StoredRun
-from observers.liveness import process_temp_dir
+from observers.liveness import STALE_HEARTBEAT_S, death, process_temp_dir
 from observers.local_run import LocalRun
 from observers.settings import load_settings, project_root, redact
 
@@ -128,6 +129,18 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         expected = {s: v for s, v in metric(mongo_db, original["_id"], name).items() if s > step}
         assert metric(mongo_db, continued["_id"], name) == expected != {}, name
     assert continued["result"] == original["result"]
+
+
+def test_a_run_on_another_host_is_dead_once_its_heartbeat_is_too_old():
+    now = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    run = {"status": "RUNNING", "host": {"hostname": "another-node"}, "start_time": "2026-01-01T10:00:00"}
+    recent = {**run, "heartbeat": (now - datetime.timedelta(seconds=STALE_HEARTBEAT_S - 1)).isoformat()}
+    silent = {**run, "heartbeat": now - datetime.timedelta(seconds=STALE_HEARTBEAT_S + 1)}  # as MongoDB returns it
+    assert death(recent, {"pid": 1}, now) is None
+    assert death(silent, {"pid": 1}, now) == {
+        "at": now.isoformat(), "how": f"no heartbeat from host another-node for {STALE_HEARTBEAT_S + 1} s "
+                                      f"(limit {STALE_HEARTBEAT_S} s)"}
+    assert death({**silent, "status": "COMPLETED"}, {}, now) is None
 
 
 def test_an_uploaded_run_leaves_nothing_in_runs_dir(tmp_path, mongo_url, mongo_db):

@@ -107,7 +107,8 @@ def mark_dead_runs(db):
         died = death(doc, doc.get("info") or {})
         if died is None:
             continue
-        stopped = {"status": "INTERRUPTED", "stop_time": doc.get("heartbeat") or doc["start_time"], "info.died": died}
+        stopped = {"status": "INTERRUPTED", "stop_time": doc.get("heartbeat") or doc.get("start_time"),
+                   "info.died": died}
         # Only while still RUNNING: the run's own upload may have ended it meanwhile.
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
             remove_temporary_files(doc, doc.get("info") or {})
