@@ -1,4 +1,6 @@
 """The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
+import warnings
+
 from observers.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
@@ -17,7 +19,9 @@ def load_checkpoint(path, label=CHECKPOINT):
     import torch  # here, not at the top: the tracker CLI imports this module, and torch takes seconds to load
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a raw pickle gets torch's two-line protocol warning before our one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - whatever torch raises, the file is not a usable checkpoint
         raise UserError(
             f"{label} is corrupted or holds more than tensors and numbers ({type(error).__name__}), "

@@ -1,5 +1,6 @@
 """Chooses where a run is recorded: MongoDB through a local copy that survives outages (observers.durable)."""
 import sys
+import tempfile
 
 import pymongo
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
@@ -8,6 +9,7 @@ from observers.durable import DurableMongoObserver
 from observers.settings import load_settings
 from observers.errors import UserError
 
+URL_SCHEMES = ("mongodb://", "mongodb+srv://")
 # Sacred waits 30 s for an unreachable server and then fails the run; we decide within this.
 CONNECT_TIMEOUT_S = 3.0
 
@@ -18,14 +20,17 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
     Raises UserError for a malformed URL or rejected credentials: those need fixing, not a fallback.
     """
     timeout_ms = int(timeout_s * 1000)
+    fix = "set it to mongodb://[user:password@]host[:port] in the environment or .env"
+    if not settings.mongo_url.startswith(URL_SCHEMES):  # pymongo would take a bare word for a host name
+        raise UserError(f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL (it must start with "
+                        f"mongodb:// or mongodb+srv://); {fix}")
     try:
         client = pymongo.MongoClient(
             settings.mongo_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
         )
     except (InvalidURI, ConfigurationError, ValueError, TypeError) as error:
         raise UserError(
-            f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL ({error}); "
-            f"set it to mongodb://[user:password@]host[:port] in the environment or .env"
+            f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL ({error}); {fix}"
         ) from None
     try:
         client[settings.db_name].list_collection_names()  # needs read access, so it also checks credentials
@@ -64,6 +69,9 @@ def choose_observers(settings=None):
     settings = settings or load_settings()
     client = connect(settings)
     reachable = client is not None
+    if reachable:
+        client.close()
+    require_writable(settings.runs_dir)
     if not reachable:
         print(
             f"WARNING: MongoDB at {settings.safe_url} is unreachable; recording this run in "
@@ -71,6 +79,17 @@ def choose_observers(settings=None):
             f"upload it afterwards with `tracker sync`",
             file=sys.stderr,
         )
-    else:
-        client.close()
     return [DurableMongoObserver(settings.runs_dir, settings.mongo_url, settings.db_name, reachable)]
+
+
+def require_writable(folder):
+    """Create `folder` if needed; UserError when no file can be written there (every run is written there first)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        why = "it is a file" if folder.is_file() else error.strerror or error
+        raise UserError(
+            f"RUNS_DIR={folder} is not a writable folder ({why}); set RUNS_DIR in the "
+            f"environment or .env to a folder you can write, or unset it for runs/ in the project root"
+        ) from None

@@ -62,6 +62,12 @@ class DurableMongoObserver(FileStorageObserver):
         self.mirror.start()
         return self.mirror.state.run_id if uploaded else local_id
 
+    def save_sources(self, ex_info):
+        # Each run keeps its sources (and resources) in its own folder, removed with it; Sacred's shared
+        # RUNS_DIR/_sources/ would stay behind after every run has been uploaded.
+        self.source_dir = self.resource_dir = Path(self.dir) / "_sources"
+        return super().save_sources(ex_info)
+
     def heartbeat_event(self, info, captured_out, beat_time, result):
         with self.lock:
             super().heartbeat_event(flatten(info), captured_out, beat_time, result)
@@ -104,6 +110,8 @@ class DurableMongoObserver(FileStorageObserver):
             super().interrupted_event(interrupt_time, status)
 
     def failed_event(self, fail_time, fail_trace):
+        if self.mirror is None:  # the run failed in started_event itself: there is nothing to record it in
+            return
         with self.lock:
             super().failed_event(fail_time, fail_trace)
 

@@ -1,34 +1,89 @@
-"""Stores uncommitted changes of the experiment's git repository with the run, so its code can be restored."""
+"""Stores uncommitted changes of the experiment's git repository with the run, so its code can be restored.
+
+Untracked files that git does not ignore are changes too (a new module is one), so they go into the patch, and make
+the run count as having uncommitted changes even when Sacred's `dirty` flag (which ignores them) says clean. They go
+in only as code would: none whose name looks like a secret, none over MAX_UNTRACKED_FILE_BYTES, and at most
+MAX_UNTRACKED_TOTAL_BYTES in all; what was left out, and why, is listed in the run's info.
+"""
+import fnmatch
 import os
+from dataclasses import dataclass, field
 
 import git
 
 DIFF_ARTIFACT = "git_diff.patch"
-MAX_UNTRACKED_BYTES = 1_000_000  # larger untracked files are data, not code
+UNTRACKED_INFO = "untracked_files"  # info key: {"included": [names], "left_out": [{"file": name, "why": ...}]}
+MAX_UNTRACKED_FILE_BYTES = 1_000_000  # larger untracked files are data, not code
+MAX_UNTRACKED_TOTAL_BYTES = 10_000_000
+# Matched against the lower-cased file name: keys, certificates, tokens and environment files.
+SECRET_NAMES = (".env*", "*.pem", "*key*", "*.token", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.p12",
+                "*.pfx", "*.jks", "*.kdbx", "*secret*", "*password*", "*credential*", ".netrc", ".pgpass", "*.ovpn")
+
+
+@dataclass
+class Changes:
+    patch: str = ""  # what `git apply` restores on the commit; '' when there is nothing
+    included: list = field(default_factory=list)  # untracked files in the patch
+    # Untracked files not in it, as {"file": name, "why": ...}: names hold dots, which MongoDB keys must not.
+    left_out: list = field(default_factory=list)
+
+    @property
+    def has_untracked(self):
+        return bool(self.included or self.left_out)
 
 
 def uncommitted_changes(path):
-    """`git diff HEAD` plus new untracked files, as one patch that `git apply` restores; '' when clean."""
+    """`git diff HEAD` plus the untracked files that may go in (see the module docstring), as one patch."""
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        return ""
-    patch = repo.git.diff("HEAD", "--binary")
+        return Changes()
+    changes = Changes(patch=repo.git.diff("HEAD", "--binary"))
+    total = 0
     for name in repo.untracked_files:
-        path = os.path.join(repo.working_tree_dir, name)
-        if not os.path.isfile(path) or os.path.getsize(path) > MAX_UNTRACKED_BYTES:
+        file = os.path.join(repo.working_tree_dir, name)
+        if not os.path.isfile(file):
             continue
+        size = os.path.getsize(file)
+        why = _left_out_because(name, size, total)
+        if why:
+            changes.left_out.append({"file": name, "why": why})
+            continue
+        total += size
+        changes.included.append(name)
         # `git diff --no-index` exits 1 when the files differ, which they always do here.
-        patch += "\n" + repo.git.diff("--no-index", "--binary", "--", "/dev/null", name, with_exceptions=False)
-    return patch.strip() and patch + "\n"
+        changes.patch += "\n" + repo.git.diff("--no-index", "--binary", "--", "/dev/null", name, with_exceptions=False)
+    changes.patch = changes.patch.strip() and changes.patch + "\n"
+    return changes
+
+
+def _left_out_because(name, size, total):
+    base = os.path.basename(name).lower()
+    if any(fnmatch.fnmatch(base, pattern) for pattern in SECRET_NAMES):
+        return "the name looks like a secret"
+    if size > MAX_UNTRACKED_FILE_BYTES:
+        return f"{size} bytes, over the {MAX_UNTRACKED_FILE_BYTES} bytes per file"
+    if total + size > MAX_UNTRACKED_TOTAL_BYTES:
+        return f"the untracked files would exceed {MAX_UNTRACKED_TOTAL_BYTES} bytes in all"
+    return None
 
 
 def record_uncommitted_changes(run, path, workdir):
-    """Attach the patch of uncommitted changes as an artifact when the repository is dirty."""
-    if not any(repo.get("dirty") for repo in run.experiment_info.get("repositories", [])):
-        return
-    patch = uncommitted_changes(path)
-    if patch:
+    """Attach the patch of uncommitted changes as an artifact, and list untracked files in the run's info."""
+    changes = uncommitted_changes(path)
+    if changes.has_untracked:
+        run.info[UNTRACKED_INFO] = {"included": changes.included, "left_out": changes.left_out}
+    if changes.patch:
         file = workdir / DIFF_ARTIFACT
-        file.write_text(patch)
+        file.write_text(changes.patch)
         run.add_artifact(str(file), name=DIFF_ARTIFACT, content_type="text/x-diff")
+
+
+def had_uncommitted_changes(recorded_repository, info):
+    """Whether a run's code differed from its commit: Sacred's dirty flag, or untracked files (UNTRACKED_INFO)."""
+    return bool(recorded_repository["dirty"] or info.get(UNTRACKED_INFO))
+
+
+def is_dirty(repo):
+    """Whether a checkout differs from its commit, in the sense a run records: untracked files count."""
+    return repo.is_dirty(untracked_files=True)

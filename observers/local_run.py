@@ -1,5 +1,6 @@
 """A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,18 @@ class LocalRun:
     def finished(self):
         return self.entry["status"] not in ("RUNNING", "QUEUED")
 
+    def mark_dead(self, died):
+        """Record that the run's process died (observers.liveness.death): INTERRUPTED at its last heartbeat, and
+        info.died. Written to its folder, so later reads and syncs see it as ended."""
+        self.entry["status"] = "INTERRUPTED"
+        self.entry["stop_time"] = self.entry.get("heartbeat") or self.entry["start_time"]
+        self.info["died"] = died
+        _write_json(self.dir / "info.json", self.info)
+        _write_json(self.dir / "run.json", self.entry)
+
     def source_file(self, stored_path):
-        """Sources are stored in the file store's _sources/ folder, relative to the store (the run's parent)."""
+        """Sources are stored relative to the store (the run's parent): in the run's own _sources/ (observers.durable),
+        or in the store's _sources/ (Sacred's FileStorageObserver)."""
         return self.dir.parent / stored_path
 
 
@@ -55,3 +66,10 @@ def _read_json(path, default=None):
         return default
     with open(path) as file:
         return json.load(file)
+
+
+def _write_json(path, value):
+    """Replaced whole, so a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value, indent=2))
+    os.replace(partial, path)

@@ -3,10 +3,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sacred.serializer import restore
-
 from observers.choose import require_database
 from observers.local_run import LocalRun
+from observers.plain_json import plain_values
 from observers.settings import load_settings
 from observers.upload import read_file
 from observers.errors import UserError
@@ -19,7 +18,8 @@ class StoredRun:
     label: str  # names the run in messages: "run 3" or "run runs/3"
     origin: int | str  # names it in a later run's info: the database id, or the folder's absolute path
     doc: dict  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
-    config: dict  # the config with Sacred's serialized values decoded, seed included
+    config: dict  # the config, seed included: plain JSON values only (observers.plain_json)
+    info: dict  # the run's info: plain JSON values only
     artifact: Callable[[str], bytes | None]  # the content of the latest artifact of a name, or None
 
 
@@ -51,7 +51,7 @@ def _open_mongo_run(run_id, settings):
         entries = [entry for entry in doc.get("artifacts", []) if entry["name"] == name]
         return read_file(db, entries[-1]["file_id"]) if entries else None
 
-    return StoredRun(f"run {run_id}", run_id, doc, restore(doc["config"]), read_artifact)
+    return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), read_artifact)
 
 
 def _open_folder(folder):
@@ -67,4 +67,10 @@ def _open_folder(folder):
         # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
         return (folder / name).read_bytes() if name in run.entry.get("artifacts", []) else None
 
-    return StoredRun(f"run {folder}", str(folder.resolve()), run.entry, restore(run.config), read_artifact)
+    return _stored_run(f"run {folder}", str(folder.resolve()), run.entry, run.config, run.info, read_artifact)
+
+
+def _stored_run(label, origin, doc, config, info, read_artifact):
+    """The StoredRun, once its config and info are known to be plain data (nothing in them can run code)."""
+    return StoredRun(label, origin, doc, plain_values(config, label, "config"), plain_values(info, label, "info"),
+                     read_artifact)

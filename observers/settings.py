@@ -1,4 +1,11 @@
-"""Where the run store is: MONGO_URL and SACRED_DB from the environment, else from ./.env, else defaults."""
+"""Where the run store is: MONGO_URL, SACRED_DB and RUNS_DIR from the environment, else from the project's .env,
+else defaults.
+
+The project root is the nearest folder, at or above the starting folder, that holds `.git` or `.env`; when there is
+none, the starting folder itself. Experiments start from their base_dir (observers.track), the `tracker` command from
+the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
+another folder neither scatters runs nor misses the settings.
+"""
 import os
 import re
 from dataclasses import dataclass
@@ -15,7 +22,7 @@ DEFAULT_RUNS_DIR = "runs"
 class Settings:
     mongo_url: str
     db_name: str
-    runs_dir: Path  # the file store used when MongoDB is unreachable
+    runs_dir: Path  # the local file store every run is written to first (absolute)
 
     @property
     def safe_url(self):
@@ -23,9 +30,23 @@ class Settings:
         return redact(self.mongo_url)
 
 
-def load_settings(env_file=".env"):
-    """Settings from the environment, falling back to `env_file` (secrets stay out of code and configs)."""
-    file_values = dotenv_values(env_file) if Path(env_file).is_file() else {}
+def project_root(start=None):
+    """The nearest folder at or above `start` (default: the current directory) holding .git or .env, else `start`."""
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists() or (folder / ".env").is_file():
+            return folder
+    return start
+
+
+def load_settings(env_file=None, root=None):
+    """Settings from the environment, falling back to `env_file` (default: .env in the project root around `root`).
+
+    Secrets stay out of code and configs. A relative RUNS_DIR is taken relative to the project root.
+    """
+    root = project_root(root)
+    env_file = Path(env_file) if env_file else root / ".env"
+    file_values = dotenv_values(env_file) if env_file.is_file() else {}
 
     def get(name, default):
         return os.environ.get(name) or file_values.get(name) or default
@@ -33,10 +54,13 @@ def load_settings(env_file=".env"):
     return Settings(
         mongo_url=get("MONGO_URL", DEFAULT_MONGO_URL),
         db_name=get("SACRED_DB", DEFAULT_DB),
-        runs_dir=Path(get("RUNS_DIR", DEFAULT_RUNS_DIR)),
+        runs_dir=root / Path(get("RUNS_DIR", DEFAULT_RUNS_DIR)).expanduser(),
     )
 
 
 def redact(url):
-    """`url` with the password replaced by ***, even when the rest of the URL is malformed."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+    """`url` with the password replaced by ***, even when the rest of the URL is malformed.
+
+    The password runs to the last '@': an unescaped '@' in it must not leave its end visible.
+    """
+    return re.sub(r"(://[^:/@]*):.*@", r"\1:***@", url)

@@ -6,21 +6,30 @@ What a tracked experiment gets:
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info;
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
-- exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED).
+- its process id in info.pid (with the host Sacred records, `tracker sync` can tell a killed run, observers.liveness),
+  and its temporary files in one folder per process, removed at its end, or by `tracker sync` after a kill;
+- exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
+- one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions).
 """
+import difflib
 import functools
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from sacred import SETTINGS
-from sacred.utils import apply_backspaces_and_linefeeds
+from sacred.utils import ConfigAddedError, apply_backspaces_and_linefeeds
 
 from observers.choose import choose_observers
+from observers.errors import UserError
 from observers.git_state import record_uncommitted_changes
+from observers.liveness import process_temp_dir
 from observers.origin import RUN_INFO_ENV
+from observers.plain_json import dotted_keys
+from observers.settings import load_settings
 
 
 def track(ex):
@@ -32,7 +41,8 @@ def track(ex):
     def attach_observers(config, command_name, logger):
         for observer in state["attached"]:
             ex.observers.remove(observer)
-        state["attached"] = choose_observers() if command_name == ex.default_command and state["observe"] else []
+        observe = command_name == ex.default_command and state["observe"]
+        state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
         ex.observers.extend(state["attached"])
         return {}
 
@@ -46,11 +56,36 @@ def track(ex):
     @ex.pre_run_hook
     def record_origin_and_code(_run):
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+        _run.info["pid"] = os.getpid()
+        # All temporary files of the run in one folder named by its process, which `tracker sync` removes if the
+        # process is killed (a killed process cannot clean up).
+        process_temp_dir(os.getpid()).mkdir(exist_ok=True)
+        tempfile.tempdir = str(process_temp_dir(os.getpid()))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir))
 
+    ex.run = _one_line_for_unknown_keys(ex.run)
     ex.run_commandline = _exit_130_on_ctrl_c(ex.run_commandline)
     return ex
+
+
+def _one_line_for_unknown_keys(run):
+    @functools.wraps(run)
+    def checked(*args, **kwargs):
+        try:
+            return run(*args, **kwargs)
+        except ConfigAddedError as error:
+            # The key is dotted from the top; the config is that of the ingredient whose config got it.
+            key = error.__conflicting_configs__[0]
+            keys = list(dotted_keys(error.__config__))
+            added = max((k for k in keys if key == k or key.endswith("." + k)), key=len)
+            prefix = key[: len(key) - len(added)]
+            others = [prefix + k for k in keys if k != added]
+            close = difflib.get_close_matches(key, others, n=3, cutoff=0.5)
+            hint = f"did you mean {' or '.join(close)}?" if close else "print_config shows every key"
+            raise UserError(f"{key} is not a config key; {hint}") from None
+
+    return checked
 
 
 def _exit_130_on_ctrl_c(run_commandline):
@@ -60,5 +95,7 @@ def _exit_130_on_ctrl_c(run_commandline):
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it
             sys.exit(130)
+        finally:
+            shutil.rmtree(process_temp_dir(os.getpid()), ignore_errors=True)
 
     return run

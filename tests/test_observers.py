@@ -5,7 +5,7 @@ import uuid
 import pytest
 from observers.choose import choose_observers
 from observers.durable import DurableMongoObserver
-from observers.settings import Settings, load_settings, redact
+from observers.settings import Settings, load_settings, project_root, redact
 from conftest import free_port
 from observers.errors import UserError
 
@@ -50,8 +50,8 @@ def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkey
     for name in ("MONGO_URL", "SACRED_DB", "RUNS_DIR"):
         monkeypatch.delenv(name, raising=False)
     loaded = load_settings(env_file)
-    assert (loaded.mongo_url, loaded.db_name, str(loaded.runs_dir)) == (
-        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file", "runs")
+    assert (loaded.mongo_url, loaded.db_name, loaded.runs_dir) == (
+        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file", project_root() / "runs")
     assert loaded.safe_url == "mongodb://user:***@db.example:27017/?authSource=admin"
     monkeypatch.setenv("SACRED_DB", "from_env")
     assert load_settings(env_file).db_name == "from_env"

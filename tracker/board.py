@@ -8,11 +8,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from observers.choose import require_database
-from observers.settings import load_settings
+from observers.settings import load_settings, project_root
 from observers.errors import UserError
 
 OMNIBOARD_VERSION = "2.16.1"
-INSTALL_DIR = Path(".tracker") / "omniboard" / OMNIBOARD_VERSION
+INSTALL_DIR = Path(".tracker") / "omniboard" / OMNIBOARD_VERSION  # in the project root (observers.settings)
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
 # Omniboard takes the next port when the asked one is busy, and says which one it took.
 LISTENING = re.compile(r"Omniboard is listening on port (\d+)")
@@ -25,7 +25,7 @@ def add_parser(subparsers):
         help="browse the recorded runs in Omniboard (no docker needed)",
         description=(
             f"Run Omniboard {OMNIBOARD_VERSION} on the runs in MONGO_URL/SACRED_DB (environment or .env) until "
-            f"Ctrl-C. Needs Node.js; the npm package is installed into {INSTALL_DIR}/ on first use."
+            f"Ctrl-C. Needs Node.js; the npm package is installed into {INSTALL_DIR}/ of the project root on first use."
         ),
     )
     parser.add_argument("--port", type=int, default=9000, help="port to serve on (default: 9000)")
@@ -46,14 +46,15 @@ def require(tool):
 
 def install():
     """Omniboard's start script, installed with npm into INSTALL_DIR unless it is already there."""
-    start_script = INSTALL_DIR / "node_modules" / "omniboard" / "dist" / "start.js"
+    install_dir = project_root() / INSTALL_DIR
+    start_script = install_dir / "node_modules" / "omniboard" / "dist" / "start.js"
     if start_script.is_file():
         return start_script
     require("npm")
     # Installed aside and renamed when complete, so an interrupted install is redone rather than used.
-    partial = INSTALL_DIR.with_name(INSTALL_DIR.name + ".partial")
+    partial = install_dir.with_name(install_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {INSTALL_DIR}/ (first use only, about a minute)...", flush=True)
+    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {install_dir}/ (first use only, about a minute)...", flush=True)
     result = subprocess.run(
         ["npm", "install", "--prefix", str(partial), "--no-audit", "--no-fund", "--loglevel=error",
          f"omniboard@{OMNIBOARD_VERSION}"],
@@ -65,7 +66,7 @@ def install():
             f"npm could not install omniboard@{OMNIBOARD_VERSION} ({last_line}); "
             f"check access to the npm registry and run 'tracker board' again"
         )
-    partial.rename(INSTALL_DIR)
+    partial.rename(install_dir)
     return start_script
 
 
@@ -81,8 +82,8 @@ def omniboard_uri(settings):
 
 def run(args):
     if args.install:
-        install()
-        print(f"Omniboard {OMNIBOARD_VERSION} is installed in {INSTALL_DIR}/; start it with 'tracker board'")
+        start_script = install()
+        print(f"Omniboard {OMNIBOARD_VERSION} is installed in {start_script.parents[3]}/; start it with 'tracker board'")
         return 0
     require("node")
     settings = load_settings()

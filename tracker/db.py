@@ -2,10 +2,11 @@
 import socket
 from pathlib import Path
 
-from observers.local_server import serve
 from observers.errors import UserError
+from observers.local_server import serve
+from observers.settings import project_root
 
-DEFAULT_DATA_DIR = Path(".tracker") / "db"
+DEFAULT_DATA_DIR = Path(".tracker") / "db"  # in the project root (observers.settings)
 HOST = "127.0.0.1"  # local only: the store has no authentication
 
 
@@ -20,7 +21,7 @@ def add_parser(subparsers):
     )
     parser.add_argument("--port", type=int, default=27017, help="port to listen on (default: 27017)")
     parser.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"where the data is kept (default: {DEFAULT_DATA_DIR})"
+        "--data-dir", type=Path, help=f"where the data is kept (default: {DEFAULT_DATA_DIR} in the project root)"
     )
     parser.set_defaults(func=run)
 
@@ -39,6 +40,7 @@ def check_port_free(port):
 
 def run(args):
     check_port_free(args.port)
-    print(f"Serving the run store in {args.data_dir}/ at mongodb://localhost:{args.port} (Ctrl-C to stop)", flush=True)
-    serve(args.data_dir, host=HOST, port=args.port, quiet=True)
+    data_dir = args.data_dir or project_root() / DEFAULT_DATA_DIR
+    print(f"Serving the run store in {data_dir}/ at mongodb://localhost:{args.port} (Ctrl-C to stop)", flush=True)
+    serve(data_dir, host=HOST, port=args.port, quiet=True)
     return 0

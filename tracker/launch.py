@@ -15,8 +15,9 @@ from pathlib import Path
 import git
 from sacred.config import save_config_file
 
-from observers.git_state import DIFF_ARTIFACT
+from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
 from observers.origin import RUN_INFO_ENV
+from observers.plain_json import dotted_keys
 from observers.errors import UserError
 
 
@@ -70,6 +71,8 @@ def locate(stored):
 def code_for(stored, checkout, repo, at_commit, force):
     """Yield the folder holding the code to run, and what the new run's info should say about it."""
     original = original_repository(stored, repo)
+    if original is not None:  # untracked files count as uncommitted changes, though Sacred's flag ignores them
+        original = {**original, "dirty": had_uncommitted_changes(original, stored.info)}
     if at_commit:
         with original_code(stored, original, checkout, repo) as folder:
             yield folder, {}
@@ -109,7 +112,7 @@ def code_mismatch(label, original, checkout, repo):
         return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
     if original["dirty"]:
         return f"{label} ran at commit {commit} with uncommitted changes (this checkout: commit {head})"
-    if repo.is_dirty():
+    if is_dirty(repo):
         return f"this checkout (commit {head}) has uncommitted changes that {label} (commit {commit}) did not have"
     return None
 
@@ -174,14 +177,6 @@ def check_config_keys(stored, script, env):
             f"{stored.label}'s config has {', '.join(unknown)}, which this checkout's code no longer has; "
             f"add --at-commit to run the original code"
         )
-
-
-def dotted_keys(config, prefix=""):
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            yield from dotted_keys(value, f"{prefix}{key}.")
-        else:
-            yield prefix + key
 
 
 def run_in_foreground(command, env):

@@ -5,6 +5,7 @@ from pathlib import Path
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from observers.run_store import open_run
 from observers.errors import UserError
+from observers.liveness import death, describe_alive
 from observers.origin import RESUME_CHECKPOINT_ENV
 from tracker.rerun import add_run_arguments
 
@@ -32,6 +33,9 @@ def run(args):
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
                         f"'tracker rerun {args.run}'")
+    if stored.doc.get("status") == "RUNNING" and death(stored.doc, stored.info) is None:
+        raise UserError(f"{stored.label} is still running ({describe_alive(stored.doc, stored.info)}); resume it "
+                        f"once it has ended (Ctrl-C stops it with a checkpoint)")
     content = stored.artifact(CHECKPOINT)
     if content is None:
         raise UserError(

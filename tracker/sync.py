@@ -1,17 +1,16 @@
-"""`tracker sync [PATH ...]`: uploads runs kept in the local file store (runs/) to MongoDB, each exactly once."""
-import datetime
+"""`tracker sync [PATH ...]`: uploads runs kept in the local file store (runs/) to MongoDB, each exactly once, and
+marks RUNNING runs whose process has died as INTERRUPTED (observers.liveness)."""
 from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
 from observers.choose import require_database
+from observers.errors import UserError
+from observers.liveness import death, describe_alive, remove_temporary_files
 from observers.local_run import LocalRun, is_run_dir
+from observers.plain_json import plain_values
 from observers.settings import load_settings
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
-from observers.errors import UserError
-
-# A RUNNING copy whose heartbeat is this recent may still be written by its process (Sacred beats every 10 s).
-ALIVE_HEARTBEAT_S = 60
 
 
 def add_parser(subparsers):
@@ -21,7 +20,8 @@ def add_parser(subparsers):
         description=(
             "Upload runs that were recorded in the local file store, because MongoDB was unreachable when they "
             "started or ended, into MONGO_URL/SACRED_DB with all their content. Runs already uploaded are skipped, "
-            "so syncing again is safe. The local copies are left in place."
+            "so syncing again is safe. The local copies are left in place. RUNNING runs whose process has died "
+            "(killed, crashed) are marked INTERRUPTED, with info.died saying when and how that was found."
         ),
     )
     parser.add_argument(
@@ -34,16 +34,21 @@ def add_parser(subparsers):
 def run(args):
     settings = load_settings()
     run_dirs = find_run_dirs([Path(p) for p in args.paths] or [settings.runs_dir])
-    if not run_dirs:
-        print(f"nothing to sync: no runs in {', '.join(args.paths) or settings.runs_dir}")
-        return 0
     db = require_database(settings, "start it or set MONGO_URL (environment or .env), then run tracker sync again")
+    if not run_dirs:
+        print(f"nothing to upload: no runs in {', '.join(args.paths) or settings.runs_dir}")
     uploader = RunUploader(db)
     counts = {"uploaded": 0, "skipped": 0, "failed": 0}
     for run_dir in run_dirs:
         outcome, message = sync_run(db, uploader, run_dir)
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}")
+    try:
+        for run_id, died in mark_dead_runs(db):
+            print(f"interrupted run {run_id}: it died ({died['how']}); continue it with 'tracker resume {run_id}'")
+    except PyMongoError as error:
+        counts["failed"] += 1
+        print(f"failed to look for dead runs in MongoDB: {error}")
     db.client.close()
     print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
     return 1 if counts["failed"] else 0
@@ -69,8 +74,17 @@ def sync_run(db, uploader, run_dir):
         key = run.key
     except (OSError, ValueError, KeyError) as error:
         return "skipped", f"not a readable Sacred run ({error})"
-    if not run.finished and _seconds_since(run.entry.get("heartbeat") or run.entry["start_time"]) < ALIVE_HEARTBEAT_S:
-        return "skipped", "still running (its heartbeat is recent); sync it when it has ended"
+    try:
+        plain_values(run.config, f"run {run_dir}", "config")
+        plain_values(run.info, f"run {run_dir}", "info")
+    except UserError as error:
+        return "failed", str(error)
+    died = death(run.entry, run.info)
+    if not run.finished and died is None:
+        return "skipped", f"still running ({describe_alive(run.entry, run.info)}); sync it when it has ended"
+    if died is not None:
+        run.mark_dead(died)
+        remove_temporary_files(run.entry, run.info)
     existing = find_uploaded(db, key)
     if existing and existing["local_copy"]["complete"] and existing["status"] == run.entry["status"]:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
@@ -79,15 +93,27 @@ def sync_run(db, uploader, run_dir):
     except (UploadError, PyMongoError) as error:
         return "failed", str(error)
     points = sum(len(series["steps"]) for series in run.metrics.values())
+    dead = f"; it had died ({died['how']}), continue it with 'tracker resume {run_id}'" if died else ""
     return "uploaded", (
         f"run {run_id} ({run.entry['status']}, {len(run.metrics)} metrics with {points} points, "
-        f"{len(set(run.entry['artifacts']))} artifacts)"
+        f"{len(set(run.entry['artifacts']))} artifacts){dead}"
     )
+
+
+def mark_dead_runs(db):
+    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died)."""
+    for doc in db.runs.find({"status": "RUNNING"}, {"status": 1, "host": 1, "heartbeat": 1, "start_time": 1,
+                                                      "info": 1}):
+        died = death(doc, doc.get("info") or {})
+        if died is None:
+            continue
+        stopped = {"status": "INTERRUPTED", "stop_time": doc.get("heartbeat") or doc.get("start_time"),
+                   "info.died": died}
+        # Only while still RUNNING: the run's own upload may have ended it meanwhile.
+        if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
+            remove_temporary_files(doc, doc.get("info") or {})
+            yield doc["_id"], died
 
 
 def _run_number(path):
     return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
-
-
-def _seconds_since(iso_time):
-    return (datetime.datetime.utcnow() - datetime.datetime.fromisoformat(iso_time)).total_seconds()

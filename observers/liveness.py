@@ -1,0 +1,82 @@
+"""Tells a RUNNING run whose process has died (SIGKILL, a crash, a lost node) from one that is still training.
+
+A killed process cannot record its own end, so its run stays RUNNING. A tracked run records its process id
+(info.pid, observers.track) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
+is asked directly; from another host only the heartbeat tells, after STALE_HEARTBEAT_S.
+
+A tracked run keeps its temporary files in process_temp_dir(pid) (observers.track), which it removes when it ends;
+after a kill, whoever finds the run dead removes it.
+"""
+import datetime
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+# Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
+STALE_HEARTBEAT_S = 600
+TEMP_ROOT = Path(tempfile.gettempdir())  # read at import, before a tracked run points tempfile at its own folder
+
+
+def death(doc, info, now=None):
+    """None while the run `doc` (a MongoDB run document or a file store's run.json) may be alive, or is not RUNNING;
+    else {"at": ISO time, "how": how its death was found}, as info.died records it. `info`: the run's info."""
+    if doc.get("status") != "RUNNING":
+        return None
+    now = now or datetime.datetime.utcnow()
+    host, pid = _hostname(doc), info.get("pid")
+    if host == platform.node() and pid is not None:
+        if _process_exists(pid):
+            return None
+        how = f"process {pid} on host {host} is gone"
+    else:
+        last_sign = doc.get("heartbeat") or doc.get("start_time")
+        if last_sign is None:  # not a run Sacred wrote: nothing tells
+            return None
+        silent_s = (now - _utc(last_sign)).total_seconds()
+        if silent_s < STALE_HEARTBEAT_S:
+            return None
+        how = f"no heartbeat from host {host} for {silent_s:.0f} s (limit {STALE_HEARTBEAT_S} s)"
+    return {"at": now.isoformat(), "how": how}
+
+
+def describe_alive(doc, info):
+    """Why a RUNNING run counts as alive, for messages: its process, or its recent heartbeat."""
+    host, pid = _hostname(doc), info.get("pid")
+    if host == platform.node() and pid is not None:
+        return f"its process {pid} on this host ({host}) is alive"
+    return f"host {host} sent a heartbeat within the last {STALE_HEARTBEAT_S} s"
+
+
+def process_temp_dir(pid):
+    """The folder holding the temporary files of the tracked run in process `pid` on this host."""
+    return TEMP_ROOT / f"tracker-process-{pid}"
+
+
+def remove_temporary_files(doc, info):
+    """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
+    if _hostname(doc) == platform.node() and info.get("pid") is not None:
+        shutil.rmtree(process_temp_dir(info["pid"]), ignore_errors=True)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _hostname(doc):
+    return (doc.get("host") or {}).get("hostname")
+
+
+def _utc(value):
+    """A stored time as naive UTC, as Sacred writes it: a datetime, or an ISO string (file store, nx-27017)."""
+    value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
