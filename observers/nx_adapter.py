@@ -10,7 +10,8 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    serves those itself.
 2. Non-finite floats. neosqlite stores documents as JSON, which has no NaN or Infinity: SQLite answers
    'malformed JSON' and the write fails (a run logging a NaN loss would lose that metric). Incoming NaN, inf and
-   -inf are stored as {NON_FINITE_KEY: "NaN" | "Infinity" | "-Infinity"} and turned back into floats in replies.
+   -inf are stored as {NON_FINITE_KEY: "NaN" | "Infinity" | "-Infinity"} and turned back into floats in replies
+   (also from the JSON text of such a marker, the form in which neosqlite keeps a `$push`ed one).
 3. Date arithmetic in aggregations. Omniboard computes a run's duration and whether it is probably dead with
    `$subtract` of dates in an aggregation; neosqlite's SQL translation of it answers 0 (Duration 0 for every run)
    and its Python evaluator fails on dates. Aggregations with `$subtract` are run by neosqlite's Python engine
@@ -21,11 +22,17 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    `$lookup` ('localField' error, no column values). That join (Omniboard's stages from `$unwind` of `info.metrics`
    to `$project` of `runs.metrics`) is done here in Python with the same result; the stages before it run in
    nx-27017, the stages after it (extrema, filters, sorting) in neosqlite's Python engine on the joined runs.
-5. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
+5. Projections of nested fields. nx-27017 answers a projection such as {"experiment.sources": 1} with a top-level
+   key "experiment.sources" where MongoDB answers {"experiment": {"sources": ...}}; replies nest such keys (Sacred
+   and Omniboard never write dots in keys). Code that reads a projected field would otherwise see nothing.
+6. GridFS upload dates. nx-27017 keeps a GridFS file's `uploadDate` as ISO text and answers it so; replies give
+   it back as a date, as MongoDB does (`tracker gc` compares it with the time now).
+7. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
    so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
    engine (every Omniboard page load, by 3.) are not errors and are not shown.
 """
 import datetime
+import json
 import logging
 import math
 
@@ -41,6 +48,8 @@ TESTED_VERSION = "0.8.1"  # pinned in pyproject.toml; each adaptation was checke
 DOT_ESCAPE = "_dot_"
 NON_FINITE_KEY = "__non_finite__"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# neosqlite's SQL for `$push` stores a pushed object as its JSON text, so markers come back in this form too.
+_NON_FINITE_TEXT = {json.dumps({NON_FINITE_KEY: name}, separators=(",", ":")): value for name, value in _NON_FINITE.items()}
 # Commands whose first value names a collection; getMore names it in "collection".
 _GRIDFS_SUFFIXES = (".files", ".chunks")
 
@@ -78,6 +87,8 @@ def decode(value):
         return {key: decode(item) for key, item in value.items()}
     if isinstance(value, list):
         return [decode(item) for item in value]
+    if isinstance(value, str):
+        return _NON_FINITE_TEXT.get(value, value)
     return value
 
 
@@ -100,7 +111,24 @@ def _decode_reply(reply):
             for doc in cursor.get(batch) or []:
                 if isinstance(doc, dict) and doc.get("type") == "collection":  # listCollections
                     doc["name"] = unescape_name(doc.get("name"))
+                if isinstance(doc, dict) and isinstance(doc.get("uploadDate"), str):  # a GridFS file
+                    doc["uploadDate"] = datetime.datetime.fromisoformat(doc["uploadDate"])
+            cursor[batch] = [_nest(doc) for doc in cursor.get(batch) or []]
     return reply
+
+
+def _nest(doc):
+    """`doc` with top-level dotted keys ("experiment.sources", from a projection) as nested fields."""
+    if not isinstance(doc, dict) or not any("." in key for key in doc):
+        return doc
+    nested = {}
+    for key, value in doc.items():
+        *parents, last = key.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[last] = value
+    return nested
 
 
 def _encode_message(msg):
