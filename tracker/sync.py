@@ -38,15 +38,21 @@ def run(args):
         print(f"nothing to sync: no runs in {', '.join(args.paths) or settings.runs_dir}")
         return 0
     db = require_database(settings, "start it or set MONGO_URL (environment or .env), then run tracker sync again")
+    counts = sync_runs(db, run_dirs)
+    db.client.close()
+    print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
+    return 1 if counts["failed"] else 0
+
+
+def sync_runs(db, run_dirs):
+    """Upload each of `run_dirs`, printing one line per run; {outcome: number of runs}."""
     uploader = RunUploader(db)
     counts = {"uploaded": 0, "skipped": 0, "failed": 0}
     for run_dir in run_dirs:
         outcome, message = sync_run(db, uploader, run_dir)
         counts[outcome] += 1
-        print(f"{outcome} {run_dir}: {message}")
-    db.client.close()
-    print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
-    return 1 if counts["failed"] else 0
+        print(f"{outcome} {run_dir}: {message}", flush=True)
+    return counts
 
 
 def find_run_dirs(paths):
