@@ -12,11 +12,12 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    'malformed JSON' and the write fails (a run logging a NaN loss would lose that metric). Incoming NaN, inf and
    -inf are stored as {NON_FINITE_KEY: "NaN" | "Infinity" | "-Infinity"} and turned back into floats in replies
    (also from the JSON text of such a marker, the form in which neosqlite keeps a `$push`ed one).
-3. Date arithmetic in aggregations. Omniboard computes a run's duration and whether it is probably dead with
-   `$subtract` of dates in an aggregation; neosqlite's SQL translation of it answers 0 (Duration 0 for every run)
-   and its Python evaluator fails on dates. Aggregations with `$subtract` are run by neosqlite's Python engine
-   (which also keeps `_id` numbers as numbers, where its SQL tier answers strings), and its `$subtract` gets
-   MongoDB's date semantics: date - date is milliseconds, date - number is a date.
+3. Aggregations. neosqlite's SQL translation of an aggregation turns numeric `_id`s into strings (so Omniboard's
+   count of the runs using a source file, which compares `_id` with the run id, finds none and a deleted run's
+   sources stay) and answers 0 for `$subtract` of dates (Duration 0 for every run). Aggregations are run by
+   neosqlite's Python engine instead, whose `$subtract` gets MongoDB's date semantics: date - date is
+   milliseconds, date - number is a date. Its `$project` drops `"_id": "$_id"` (Omniboard's source-file count),
+   which is therefore sent as `"_id": 1`, the same in MongoDB. Omniboard's aggregations go over run documents.
 4. Metric columns. Omniboard joins each run with its metrics by a `$lookup` with `let` and a sub-pipeline, then
    builds a {metric name: metric} object with `$group`, `$reduce` and `$arrayToObject`; neosqlite has no such
    `$lookup` ('localField' error, no column values). That join (Omniboard's stages from `$unwind` of `info.metrics`
@@ -27,7 +28,13 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    and Omniboard never write dots in keys). Code that reads a projected field would otherwise see nothing.
 6. GridFS upload dates. nx-27017 keeps a GridFS file's `uploadDate` as ISO text and answers it so; replies give
    it back as a date, as MongoDB does (`tracker gc` compares it with the time now).
-7. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
+7. Deleting a run in Omniboard. Omniboard removes the run document, its metrics and artifact files, but not the
+   `metric_points` documents that only this project writes. When the embedded store deletes a run document through
+   findAndModify (Omniboard's way), the run's `metric_points` go with it. (On MongoDB, `tracker gc` removes them.)
+8. Deleting GridFS files by several ids. Omniboard deletes a run's artifact files with one delete of
+   {"$or": [{"_id": id}, ...]} from `fs.files` and {"$or": [{"files_id": id}, ...]} from `fs.chunks`; nx-27017's GridFS
+   delete reads only a plain `_id` or `files_id` and keeps the files. Such a delete becomes one per id.
+9. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
    so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
    engine (every Omniboard page load, by 3.) are not errors and are not shown.
 """
@@ -97,6 +104,10 @@ def _encode_command(command):
     first_key = next(iter(command), None)
     if first_key is not None:
         command[first_key] = escape_name(command[first_key])
+    for stage in command.get("pipeline") or []:
+        projection = stage.get("$project") if isinstance(stage, dict) else None
+        if isinstance(projection, dict) and projection.get("_id") == "$_id":
+            projection["_id"] = 1  # the same in MongoDB; neosqlite's Python engine drops "$_id"
     if "getMore" in command:
         command["collection"] = escape_name(command.get("collection"))
     return command
@@ -131,13 +142,26 @@ def _nest(doc):
     return nested
 
 
+def _split_or_deletes(deletes):
+    """Each delete of {"$or": [query, ...]} as one delete per query."""
+    split = []
+    for delete in deletes:
+        alternatives = (delete.get("q") or {}).get("$or") if isinstance(delete, dict) else None
+        if isinstance(alternatives, list) and len(delete["q"]) == 1:
+            split.extend({**delete, "q": query} for query in alternatives)
+        else:
+            split.append(delete)
+    return split
+
+
 def _encode_message(msg):
     sections = []
+    body = _body(msg)
+    gridfs_delete = isinstance(body.get("delete"), str) and body["delete"].endswith(_GRIDFS_SUFFIXES)
     for section_type, doc in msg["sections"]:
-        if section_type == "body" and isinstance(doc, dict):
-            doc = _encode_command(doc)
-        else:
-            doc = encode(doc)
+        doc = _encode_command(doc) if section_type == "body" and isinstance(doc, dict) else encode(doc)
+        if gridfs_delete and isinstance(doc, dict) and isinstance(doc.get("deletes"), list):
+            doc["deletes"] = _split_or_deletes(doc["deletes"])
         sections.append((section_type, doc))
     return {**msg, "sections": sections}
 
@@ -178,7 +202,7 @@ class TrackerHandler(NeoSQLiteHandler):
         body = _body(msg)
         if "aggregate" in body and _metric_join(body.get("pipeline") or []):
             return msg["request_id"], _decode_reply(self._aggregate_with_metric_columns(msg, body))
-        if "$subtract" in repr(body.get("pipeline")):
+        if "aggregate" in body:
             # neosqlite's switch is global; while it is on, other requests also take the (correct, slower) Python path.
             query_utils._FORCE_FALLBACK = True
             try:
@@ -187,6 +211,11 @@ class TrackerHandler(NeoSQLiteHandler):
                 query_utils._FORCE_FALLBACK = False
         else:
             request_id, reply = super().handle_command(msg)
+        deleted = reply.get("value") if body.get("findAndModify") == "runs" and body.get("remove") else None
+        if isinstance(deleted, dict) and "_id" in deleted:
+            db_name = body.get("$db", "test")
+            with self._lock_for(db_name):
+                self.get_database(db_name)["metric_points"].delete_many({"run_id": deleted["_id"]})
         return request_id, _decode_reply(reply)
 
     def _aggregate_with_metric_columns(self, msg, body):

@@ -1,14 +1,18 @@
-"""The smoke run as a researcher sees it in Omniboard (`tracker board`), driven in headless Chromium.
+"""Runs as a researcher sees them in Omniboard (`tracker board`) on the test server, driven in headless Chromium.
 
+On nx-27017 (the embedded store, the default without TEST_MONGO_URL) this checks what observers/nx_adapter.py adapts:
+durations, settings and metric columns (dotted collections), compare, and deleting a run.
 Screenshots go to each test's tmp_path and are copied to .tracker/screenshots/ (git-ignored) for a look afterwards.
 """
 import importlib.util
 import os
 import shutil
+import uuid
 
+import pymongo
 import pytest
 
-from conftest import REPO_ROOT, require_tool, start_board
+from conftest import REPO_ROOT, require_tool, run_experiment, run_tracker, start_board
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
 CHROMIUM_ARGS = [
@@ -17,11 +21,32 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT_DIR = REPO_ROOT / ".tracker" / "screenshots"
 UI_TIMEOUT_MS = 30_000
+# Two short runs with different learning rates: enough for the table, the detail view and Compare.
+TINY_ARGS = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "trainer.log_every=5", "data.limit=1000"]
 
 
 @pytest.fixture(scope="module")
-def board_url(smoke_run, mongo_url):
-    board, url = start_board(mongo_url, smoke_run["db_name"])
+def two_runs(mongo_url, workdir):
+    db_name = f"browser_{uuid.uuid4().hex[:10]}"
+    for lr in ("0.01", "0.05"):
+        result = run_experiment([*TINY_ARGS, f"lr={lr}"], workdir, mongo_url, db_name)
+        assert result.returncode == 0, result.stderr
+    client = pymongo.MongoClient(mongo_url)
+    db = client[db_name]
+    yield {"db": db, "db_name": db_name, "runs": list(db.runs.find(sort=[("_id", 1)]))}
+    client.drop_database(db_name)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(two_runs):
+    """The first run, in the shape of conftest's smoke_run, which these tests used to share."""
+    return {"db": two_runs["db"], "run": two_runs["runs"][0], "db_name": two_runs["db_name"]}
+
+
+@pytest.fixture(scope="module")
+def board_url(two_runs, mongo_url):
+    board, url = start_board(mongo_url, two_runs["db_name"])
     yield url
     board.kill()
 
@@ -38,7 +63,7 @@ def browser(tmp_path_factory):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             tmp_path_factory.mktemp("chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1000},
+            viewport={"width": 4000, "height": 1000},  # wide enough that the table shows every column
         )
         context.set_default_timeout(UI_TIMEOUT_MS)
         yield context
