@@ -17,8 +17,14 @@ CONNECT_TIMEOUT_S = 3.0
 def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
     """A client for the configured database, or None when no server answers within `timeout_s`.
 
-    Raises UserError for a malformed URL or rejected credentials: those need fixing, not a fallback.
+    Raises UserError for a malformed URL, the placeholder password of .env.example or rejected credentials: those need fixing, not a fallback.
     """
+    if settings.has_placeholder_password:
+        raise UserError(
+            f"MONGO_URL {settings.safe_url!r} uses the placeholder password of .env.example; choose your own "
+            f"MONGO_PASSWORD (letters and digits) in .env (with the docker stack: before its first start, or "
+            f"'docker compose down -v' to start over)"
+        )
     timeout_ms = int(timeout_s * 1000)
     fix = "set it to mongodb://[user:password@]host[:port] in the environment or .env"
     if not settings.mongo_url.startswith(URL_SCHEMES):  # pymongo would take a bare word for a host name

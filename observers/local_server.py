@@ -1,16 +1,12 @@
 """Runs nx-27017, a MongoDB wire-protocol server over SQLite, as a local run store without docker."""
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-import nx_27017.handler
-import nx_27017.wire_protocol
 from nx_27017.nx_27017 import main as nx_main
 
-# Omniboard's MongoDB driver (3.x) refuses servers whose minWireVersion is above what it speaks;
-# nx-27017 reports 17 but serves the older protocol fine.
-nx_27017.wire_protocol.MIN_WIRE_VERSION = 0
-nx_27017.handler.MIN_WIRE_VERSION = 0
+from observers import nx_adapter
 
 
 def serve(data_dir, host="127.0.0.1", port=27017, quiet=False):
@@ -25,10 +21,11 @@ def serve(data_dir, host="127.0.0.1", port=27017, quiet=False):
         "--pid-file", str(data_dir / f"server-{port}.pid"),
         "--log-file", str(data_dir / "server.log"),
     ]
-    if quiet:
-        import logging
-
-        logging.disable(logging.INFO)
+    nx_adapter.install()
+    # Configured before nx-27017's own basicConfig, which then leaves it alone: one line per message.
+    console = logging.StreamHandler()
+    console.setFormatter(nx_adapter.OneLineErrors())
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[console])
     nx_main()
 
 

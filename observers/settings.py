@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 DEFAULT_MONGO_URL = "mongodb://localhost:27017"
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
+PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class Settings:
     mongo_url: str
     db_name: str
     runs_dir: Path  # the local file store every run is written to first (absolute)
+
+    @property
+    def has_placeholder_password(self):
+        return re.search(rf"://[^:/@]*:{PLACEHOLDER_PASSWORD}@", self.mongo_url) is not None
 
     @property
     def safe_url(self):

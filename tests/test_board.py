@@ -10,9 +10,12 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, run_experiment, start_board
 from observers.settings import Settings
 from tracker.board import omniboard_uri
+from tracker.db import DEFAULT_DATA_DIR
+
+TINY_ARGS = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
 
 def tracker(*args, **env):
     return subprocess.run(
@@ -45,9 +48,10 @@ def test_db_on_a_busy_port_is_a_one_line_error(mongo_url):
 
 def test_board_with_an_unreachable_database_is_a_one_line_error():
     require_tool("node", "the database is checked after node")
-    result = tracker("board", MONGO_URL=f"mongodb://127.0.0.1:{free_port()}", SACRED_DB="sacred")
+    # Another machine's address (127.0.0.2 refuses at once): the embedded store is started only for this machine.
+    result = tracker("board", MONGO_URL=f"mongodb://127.0.0.2:{free_port()}", SACRED_DB="sacred")
     assert result.returncode == 1
-    assert result.stderr.startswith("error: MongoDB at mongodb://127.0.0.1:")
+    assert result.stderr.startswith("error: MongoDB at mongodb://127.0.0.2:")
     assert "is unreachable; start it ('docker compose up -d', or 'tracker db'" in result.stderr
     assert result.stderr.count("\n") == 1
 
@@ -87,10 +91,42 @@ def test_board_serves_the_runs_api_and_stops_on_ctrl_c(smoke_run, mongo_url):
     try:
         with urllib.request.urlopen(f"{url}/api/v1/Runs?select=_id,status", timeout=30) as response:
             runs = json.load(response)
-        assert runs == [{"_id": str(smoke_run["run"]["_id"]), "status": "COMPLETED"}]
+        assert runs == [{"_id": smoke_run["run"]["_id"], "status": "COMPLETED"}]
         assert board.interrupt() == 0
         assert board.output[-1] == "Omniboard stopped.\n"
         with pytest.raises(urllib.error.URLError):  # Omniboard went with it
             urllib.request.urlopen(url, timeout=5)
     finally:
         board.kill()
+
+
+def test_board_alone_starts_the_store_and_shows_a_run_recorded_while_no_database_ran(workdir, tmp_path):
+    """The newcomer's path: a run lands in runs/ (nothing at MONGO_URL), then `tracker board` shows it."""
+    url = f"mongodb://127.0.0.1:{free_port()}"
+    db_name = f"test_{uuid.uuid4().hex[:10]}"
+    runs_dir = tmp_path / "runs"
+    result = run_experiment(TINY_ARGS, workdir, url, db_name, runs_dir=runs_dir)
+    assert result.returncode == 0 and "tracker sync" in result.stderr, result.stderr
+    require_tool("node", "tracker board runs Omniboard with Node.js")
+    board = TrackerCommand("board", "--port", str(free_port()), MONGO_URL=url, SACRED_DB=db_name, RUNS_DIR=runs_dir)
+    try:
+        assert board.wait_for("Nothing answers at", 30)
+        uploaded = board.wait_for(r"uploaded .*runs/1: run (\d+) \(COMPLETED", 120)
+        board.wait_for(f"Showing database '{db_name}' of the embedded run store", 30)
+        board_url = board.wait_for(r"open (http://\S+)", 300)[1]
+        with urllib.request.urlopen(f"{board_url}/api/v1/Runs?select=_id,status,duration", timeout=30) as response:
+            (run,) = json.load(response)
+        assert run["_id"] == int(uploaded[1]) and run["status"] == "COMPLETED" and run["duration"] > 0
+        assert board.interrupt() == 0
+        assert "Omniboard stopped.\n" in board.output and board.output[-1] == "Run store stopped.\n", board.output
+        with pytest.raises(pymongo.errors.PyMongoError):  # the store went with it
+            pymongo.MongoClient(url, serverSelectionTimeoutMS=1000).admin.command("ping")
+    finally:
+        board.kill()
+        _drop_store_database(db_name)
+
+
+def _drop_store_database(db_name):
+    """The embedded store keeps data in .tracker/db/ of the checkout; remove this test's database file."""
+    for path in (REPO_ROOT / DEFAULT_DATA_DIR).glob(f"{db_name}.db*"):
+        path.unlink()

@@ -1,14 +1,19 @@
-"""The smoke run as a researcher sees it in Omniboard (`tracker board`), driven in headless Chromium.
+"""Runs as a researcher sees them in Omniboard (`tracker board`) on the test server, driven in headless Chromium.
 
+On nx-27017 (the embedded store, the default without TEST_MONGO_URL) this checks what observers/nx_adapter.py adapts:
+durations, settings and metric columns (dotted collections), compare, and deleting a run.
 Screenshots go to each test's tmp_path and are copied to .tracker/screenshots/ (git-ignored) for a look afterwards.
 """
 import importlib.util
 import os
+import re
 import shutil
+import uuid
 
+import pymongo
 import pytest
 
-from conftest import REPO_ROOT, require_tool, start_board
+from conftest import REPO_ROOT, require_tool, run_experiment, run_tracker, start_board
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
 CHROMIUM_ARGS = [
@@ -17,11 +22,32 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOT_DIR = REPO_ROOT / ".tracker" / "screenshots"
 UI_TIMEOUT_MS = 30_000
+# Two short runs with different learning rates: enough for the table, the detail view and Compare.
+TINY_ARGS = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "trainer.log_every=5", "data.limit=1000"]
 
 
 @pytest.fixture(scope="module")
-def board_url(smoke_run, mongo_url):
-    board, url = start_board(mongo_url, smoke_run["db_name"])
+def two_runs(mongo_url, workdir):
+    db_name = f"browser_{uuid.uuid4().hex[:10]}"
+    for lr in ("0.01", "0.05"):
+        result = run_experiment([*TINY_ARGS, f"lr={lr}"], workdir, mongo_url, db_name)
+        assert result.returncode == 0, result.stderr
+    client = pymongo.MongoClient(mongo_url)
+    db = client[db_name]
+    yield {"db": db, "db_name": db_name, "runs": list(db.runs.find(sort=[("_id", 1)]))}
+    client.drop_database(db_name)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(two_runs):
+    """The first run, in the shape of conftest's smoke_run, which these tests used to share."""
+    return {"db": two_runs["db"], "run": two_runs["runs"][0], "db_name": two_runs["db_name"]}
+
+
+@pytest.fixture(scope="module")
+def board_url(two_runs, mongo_url):
+    board, url = start_board(mongo_url, two_runs["db_name"])
     yield url
     board.kill()
 
@@ -38,7 +64,7 @@ def browser(tmp_path_factory):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             tmp_path_factory.mktemp("chromium-profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1000},
+            viewport={"width": 4000, "height": 1000},  # wide enough that the table shows every column
         )
         context.set_default_timeout(UI_TIMEOUT_MS)
         yield context
@@ -106,7 +132,7 @@ def test_run_detail_shows_the_loss_plot_the_output_and_the_artifacts(page, smoke
     artifact_names.first.wait_for()
     names = [name.strip() for name in artifact_names.all_inner_texts()]
     screenshot(page, tmp_path, "run_artifacts.png")
-    assert "checkpoint.pt" in names and "results.json" in names, names
+    assert "model_best.pt" in names and "results.json" in names, names
 
 
 def is_number_close(text, value):
@@ -114,3 +140,95 @@ def is_number_close(text, value):
         return abs(float(text) - value) < 1e-3
     except ValueError:
         return False
+
+
+def column(page, header):
+    """{run id: cell text} of the runs table's column `header`."""
+    rows = table_rows(page)
+    headers = [text.strip() for text in page.get_by_role("columnheader").all_inner_texts()]
+    return {int(row[headers.index("Id")]): row[headers.index(header)] for row in rows}
+
+
+def choose(page, select_input, option):
+    """Pick `option` in one of Omniboard's drop-downs (react-select) by typing it."""
+    select_input.fill(option)
+    page.keyboard.press("Enter")
+
+
+def test_runs_table_shows_durations(page, two_runs, tmp_path):
+    durations = column(page, "Duration")
+    screenshot(page, tmp_path, "runs_durations.png")
+    for run in two_runs["runs"]:
+        seconds = (run["heartbeat"] - run["start_time"]).total_seconds()
+        assert seconds > 1 and durations[run["_id"]] not in ("", "0", "0s"), durations
+        assert float(re.findall(r"[\d.]+", durations[run["_id"]])[0]) > 0, durations
+
+
+def test_a_metric_column_added_in_the_ui_shows_each_runs_best_value(page, two_runs, tmp_path):
+    table_rows(page)
+    page.get_by_role("button", name="+/- Metric Columns").click()
+    page.locator("[test-attr=add-column-btn]").click()
+    row = page.locator(".modal-body form .row").last
+    row.locator("[test-attr^=column-name-text-]").fill("best_val_acc")
+    drop_downs = row.locator("input[id^=react-select]")
+    choose(page, drop_downs.nth(0), "val.acc")
+    choose(page, drop_downs.nth(1), "max")
+    page.locator("[test-attr=apply-btn]").click()
+    page.get_by_role("columnheader", name="Best Val Acc").wait_for()
+    page.reload()  # the column is stored in omniboard.metric.columns, not only in the page
+    best = column(page, "Best Val Acc")
+    screenshot(page, tmp_path, "runs_metric_column.png")
+    for run in two_runs["runs"]:
+        recorded = two_runs["db"].metrics.find_one({"run_id": run["_id"], "name": "val.acc"})["values"]
+        assert is_number_close(best[run["_id"]], max(recorded)), best
+
+
+def open_settings(page):
+    page.locator("#settings").click()
+    page.locator("[test-attr=settings-button]").click()
+    return page.locator(".modal-content")
+
+
+def test_the_time_zone_setting_survives_a_reload(page, tmp_path):
+    table_rows(page)
+    settings = open_settings(page)
+    choose(page, settings.locator("input[id^=react-select]").first, "Asia/Tokyo")
+    page.locator("[test-attr=apply-btn]").click()
+    page.get_by_text("Asia/Tokyo").first.wait_for()
+    page.reload()
+    table_rows(page)
+    settings = open_settings(page)
+    settings.get_by_text("Asia/Tokyo", exact=True).wait_for()  # stored in omniboard.settings
+    screenshot(page, tmp_path, "settings_time_zone.png")
+
+
+def test_compare_of_two_runs_plots_both_runs(page, two_runs, tmp_path):
+    table_rows(page)
+    for index in (0, 1):
+        page.locator(f"[test-attr=cell-row_selection-{index}]").click()
+    page.get_by_role("button", name="Compare").click()
+    plot = page.locator(".metrics-plot-content .js-plotly-plot")
+    plot.locator(".legendtext").first.wait_for()
+    plotted = plot.evaluate("plot => Object.fromEntries(plot.data.map(trace => [trace.name, trace.y]))")
+    screenshot(page, tmp_path, "compare.png")
+    for run in two_runs["runs"]:
+        recorded = two_runs["db"].metrics.find_one({"run_id": run["_id"], "name": "train.loss"})["values"]
+        assert plotted[f"{run['_id']}-train.loss"] == pytest.approx(recorded)
+
+
+def test_deleting_a_run_in_the_ui_leaves_nothing_behind(page, two_runs, mongo_url, workdir, tmp_path):
+    """Runs last in this module: it deletes the second run."""
+    db, run = two_runs["db"], two_runs["runs"][1]
+    column(page, "Id")
+    page.get_by_role("row").filter(has=page.get_by_role("gridcell").get_by_text(str(run["_id"]), exact=True)) \
+        .locator("[test-attr^=cell-row_selection-]").click()
+    page.locator("button:has-text('Delete')").first.click()
+    page.locator("[test-attr=delete-btn]").click()
+    page.get_by_text(f"Experiment run {run['_id']} was deleted successfully").wait_for()
+    screenshot(page, tmp_path, "runs_after_delete.png")
+    assert db.runs.find_one({"_id": run["_id"]}) is None
+    assert db.metrics.find_one({"run_id": run["_id"]}) is None
+    if os.environ.get("TEST_MONGO_URL") is None:  # on MongoDB, Omniboard leaves metric_points to `tracker gc`
+        assert db.metric_points.find_one({"run_id": run["_id"]}) is None
+        gc = run_tracker(["gc", "--dry-run", "--min-age", "0"], workdir, mongo_url, two_runs["db_name"])
+        assert gc.returncode == 0 and gc.stdout.startswith("would free nothing"), gc.stdout + gc.stderr

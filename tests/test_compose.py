@@ -1,25 +1,29 @@
 """docker-compose.yml, checked with Debian's docker-compose (no docker engine needed) and the settings of .env.example."""
 import os
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, require_tool
-from observers.settings import load_settings
+from conftest import REPO_ROOT, python_env, require_tool
+from observers.settings import PLACEHOLDER_PASSWORD, load_settings
+from tracker.board import OMNIBOARD_VERSION
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 
 
-def compose_config(compose_file=COMPOSE_FILE, *args):
-    """`docker-compose config` of `compose_file` with the values of .env.example, as a CompletedProcess."""
+def compose_config(compose_file=COMPOSE_FILE, *args, env_file=ENV_EXAMPLE):
+    """`docker-compose config` of `compose_file` with the values of `env_file`, as a CompletedProcess."""
     require_tool("docker-compose", "apt install docker-compose")
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_USER", "MONGO_PASSWORD", "SACRED_DB")}
     return subprocess.run(
         ["docker-compose", "--project-directory", str(REPO_ROOT), "--file", str(compose_file),
-         "--env-file", str(ENV_EXAMPLE), "config", *args],
+         "--env-file", str(env_file), "config", *args],
         capture_output=True, text=True, timeout=60, env=env,
     )
 
@@ -55,10 +59,13 @@ def test_mongo_has_auth_a_named_volume_a_healthcheck_and_a_local_port(stack):
     assert mongo["ports"] == ["127.0.0.1:27017:27017/tcp"]
 
 
-def test_omniboard_is_pinned_local_and_waits_for_a_healthy_mongo(stack):
+def test_omniboard_is_built_from_the_npm_package_that_tracker_board_installs(stack):
     omniboard = stack["services"]["omniboard"]
-    image, _, tag = omniboard["image"].partition(":")
-    assert image == "vivekratnavel/omniboard" and tag and tag != "latest"
+    assert omniboard["build"]["args"]["OMNIBOARD_VERSION"] == OMNIBOARD_VERSION
+    dockerfile = (Path(omniboard["build"]["context"]) / "Dockerfile").read_text()
+    assert f"ARG OMNIBOARD_VERSION={OMNIBOARD_VERSION}" in dockerfile
+    assert '"omniboard@${OMNIBOARD_VERSION}"' in dockerfile
+    assert omniboard["image"].endswith(f":{OMNIBOARD_VERSION}")
     assert omniboard["ports"] == ["127.0.0.1:9000:9000/tcp"]
     assert omniboard["depends_on"] == {"mongo": {"condition": "service_healthy"}}
 
@@ -68,8 +75,9 @@ def test_omniboard_and_the_experiments_use_the_credentials_from_env(stack, monke
     monkeypatch.delenv("SACRED_DB", raising=False)
     example_settings = load_settings(str(ENV_EXAMPLE))  # what `cp .env.example .env` gives the experiments
     mongo_env = stack["services"]["mongo"]["environment"]
-    command = stack["services"]["omniboard"]["command"]
-    omniboard_url = urlsplit(command[command.index("--mu") + 1])
+    omniboard = stack["services"]["omniboard"]
+    assert "command" not in omniboard  # a password on the command line shows in `ps` and `docker inspect`
+    omniboard_url = urlsplit(omniboard["environment"]["MONGO_URI"])
     assert (omniboard_url.username, omniboard_url.password) == (
         mongo_env["MONGO_INITDB_ROOT_USERNAME"], mongo_env["MONGO_INITDB_ROOT_PASSWORD"])
     assert (omniboard_url.hostname, omniboard_url.path) == ("mongo", f"/{example_settings.db_name}")
@@ -84,5 +92,26 @@ def test_omniboard_and_the_experiments_use_the_credentials_from_env(stack, monke
 
 def test_the_compose_file_holds_no_credentials():
     raw = yaml.safe_load(COMPOSE_FILE.read_text())  # before .env is substituted in
-    assert raw["services"]["mongo"]["environment"]["MONGO_INITDB_ROOT_PASSWORD"] == "${MONGO_PASSWORD}"
-    assert "${MONGO_PASSWORD}@" in raw["services"]["omniboard"]["command"][1]
+    assert raw["services"]["mongo"]["environment"]["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGO_PASSWORD:?")
+    assert ":${MONGO_PASSWORD:?" in raw["services"]["omniboard"]["environment"]["MONGO_URI"]
+
+
+def test_compose_without_a_password_stops_with_a_message(tmp_path):
+    no_password = tmp_path / ".env"
+    no_password.write_text("MONGO_USER=sacred\n")
+    result = compose_config(COMPOSE_FILE, "-q", env_file=no_password)
+    assert result.returncode != 0
+    assert "set MONGO_PASSWORD in .env" in result.stderr
+
+
+def test_tracker_refuses_the_placeholder_password_of_env_example(tmp_path):
+    assert f"MONGO_PASSWORD={PLACEHOLDER_PASSWORD}\n" in ENV_EXAMPLE.read_text()
+    shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker", "gc"], cwd=tmp_path, env=python_env(), capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: MONGO_URL 'mongodb://sacred:***@localhost:27017/?authSource=admin' uses "
+                                    "the placeholder password of .env.example; choose your own MONGO_PASSWORD")
+    assert result.stderr.count("\n") == 1

@@ -4,16 +4,22 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from observers.choose import require_database
+from observers.choose import connect, require_database
 from observers.settings import load_settings, project_root
 from observers.errors import UserError
+from tracker.db import DEFAULT_DATA_DIR
+from tracker.sync import find_run_dirs, sync_runs
 
 OMNIBOARD_VERSION = "2.16.1"
 INSTALL_DIR = Path(".tracker") / "omniboard" / OMNIBOARD_VERSION  # in the project root (observers.settings)
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
+STORE_START_S = 30  # how long the embedded store may take to answer
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
 # Omniboard takes the next port when the asked one is busy, and says which one it took.
 LISTENING = re.compile(r"Omniboard is listening on port (\d+)")
 CONNECTED = "established successfully"
@@ -87,12 +93,70 @@ def run(args):
         return 0
     require("node")
     settings = load_settings()
-    require_database(
-        settings, "start it ('docker compose up -d', or 'tracker db' without docker) or point MONGO_URL in .env "
-        "at a running server"
-    ).client.close()
-    start_script = install()
-    return serve(start_script, settings, args.port)
+    client = connect(settings)
+    store = None
+    if client is None and embeddable(settings.mongo_url):
+        store = start_store(settings)
+    elif client is None:
+        require_database(
+            settings, "start it ('docker compose up -d', or 'tracker db' without docker) or point MONGO_URL in .env "
+            "at a running server"
+        )
+    else:
+        client.close()
+        print(f"Showing database {settings.db_name!r} of the MongoDB at {settings.safe_url}", flush=True)
+    try:
+        start_script = install()
+        return serve(start_script, settings, args.port)
+    finally:
+        if store is not None:
+            stop_store(store)
+
+
+def embeddable(mongo_url):
+    """Whether `tracker board` may start the embedded store for `mongo_url`: this machine, no login."""
+    parts = urlsplit(mongo_url)
+    return parts.scheme == "mongodb" and parts.hostname in LOCAL_HOSTS and not parts.username
+
+
+def start_store(settings):
+    """The embedded run store (as `tracker db`) serving MONGO_URL's port, with the runs waiting in RUNS_DIR uploaded."""
+    port = urlsplit(settings.mongo_url).port or 27017
+    data_dir = project_root() / DEFAULT_DATA_DIR
+    print(
+        f"Nothing answers at {settings.safe_url}: starting the embedded run store ('tracker db', data in "
+        f"{data_dir}/) there; it stops with Omniboard", flush=True,
+    )
+    store = subprocess.Popen(
+        [sys.executable, "-m", "observers.local_server", "--data-dir", str(data_dir), "--port", str(port), "--quiet"],
+        start_new_session=True,  # a Ctrl-C stops Omniboard first and then the store, which Omniboard was using
+    )
+    deadline = time.monotonic() + STORE_START_S
+    while (client := connect(settings, timeout_s=1)) is None:
+        if store.poll() is not None or time.monotonic() > deadline:
+            stop_store(store)
+            raise UserError(
+                f"the embedded run store did not start at {settings.safe_url}; run 'tracker db' to see why"
+            )
+        time.sleep(0.2)
+    run_dirs = find_run_dirs([settings.runs_dir]) if settings.runs_dir.is_dir() else []
+    if run_dirs:
+        print(f"Uploading the runs waiting in {settings.runs_dir}/:", flush=True)
+        sync_runs(client[settings.db_name], run_dirs)
+    client.close()
+    print(f"Showing database {settings.db_name!r} of the embedded run store at {settings.safe_url}", flush=True)
+    return store
+
+
+def stop_store(store):
+    if store.poll() is None:
+        store.terminate()
+    try:
+        store.wait(10)
+    except subprocess.TimeoutExpired:
+        store.kill()
+        store.wait()
+    print("Run store stopped.", flush=True)
 
 
 def serve(start_script, settings, port):

@@ -37,21 +37,27 @@ def run(args):
     db = require_database(settings, "start it or set MONGO_URL (environment or .env), then run tracker sync again")
     if not run_dirs:
         print(f"nothing to upload: no runs in {', '.join(args.paths) or settings.runs_dir}")
+    counts = sync_runs(db, run_dirs)
+    db.client.close()
+    print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
+    return 1 if counts["failed"] else 0
+
+
+def sync_runs(db, run_dirs):
+    """Upload each of `run_dirs`, then mark runs that died as INTERRUPTED, a line each; {outcome: number of runs}."""
     uploader = RunUploader(db)
     counts = {"uploaded": 0, "skipped": 0, "failed": 0}
     for run_dir in run_dirs:
         outcome, message = sync_run(db, uploader, run_dir)
         counts[outcome] += 1
-        print(f"{outcome} {run_dir}: {message}")
+        print(f"{outcome} {run_dir}: {message}", flush=True)
     try:
         for run_id, died in mark_dead_runs(db):
             print(f"interrupted run {run_id}: it died ({died['how']}); continue it with 'tracker resume {run_id}'")
     except PyMongoError as error:
         counts["failed"] += 1
         print(f"failed to look for dead runs in MongoDB: {error}")
-    db.client.close()
-    print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
-    return 1 if counts["failed"] else 0
+    return counts
 
 
 def find_run_dirs(paths):

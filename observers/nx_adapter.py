@@ -1,0 +1,277 @@
+"""Makes nx-27017 0.8.1 (over neosqlite 1.17.2) serve Omniboard and Sacred as MongoDB would, from the outside.
+
+nx-27017 is a dependency, not this project's code, so nothing in it is edited; `install()` adapts it where it
+differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, and why:
+
+1. Dotted collection names. neosqlite names SQLite tables after collections and refuses names with dots, but
+   Omniboard keeps its settings and columns in `omniboard.settings`, `omniboard.columns`, `omniboard.metric.columns`,
+   `omniboard.custom.columns` and `omniboard.config.columns`. Commands get such names with each dot spelled
+   DOT_ESCAPE, and replies get them back with dots. GridFS's `fs.files` and `fs.chunks` are left alone: nx-27017
+   serves those itself.
+2. Non-finite floats. neosqlite stores documents as JSON, which has no NaN or Infinity: SQLite answers
+   'malformed JSON' and the write fails (a run logging a NaN loss would lose that metric). Incoming NaN, inf and
+   -inf are stored as {NON_FINITE_KEY: "NaN" | "Infinity" | "-Infinity"} and turned back into floats in replies
+   (also from the JSON text of such a marker, the form in which neosqlite keeps a `$push`ed one).
+3. Aggregations. neosqlite's SQL translation of an aggregation turns numeric `_id`s into strings (so Omniboard's
+   count of the runs using a source file, which compares `_id` with the run id, finds none and a deleted run's
+   sources stay) and answers 0 for `$subtract` of dates (Duration 0 for every run). Aggregations are run by
+   neosqlite's Python engine instead, whose `$subtract` gets MongoDB's date semantics: date - date is
+   milliseconds, date - number is a date. Its `$project` drops `"_id": "$_id"` (Omniboard's source-file count),
+   which is therefore sent as `"_id": 1`, the same in MongoDB. Omniboard's aggregations go over run documents.
+4. Metric columns. Omniboard joins each run with its metrics by a `$lookup` with `let` and a sub-pipeline, then
+   builds a {metric name: metric} object with `$group`, `$reduce` and `$arrayToObject`; neosqlite has no such
+   `$lookup` ('localField' error, no column values). That join (Omniboard's stages from `$unwind` of `info.metrics`
+   to `$project` of `runs.metrics`) is done here in Python with the same result; the stages before it run in
+   nx-27017, the stages after it (extrema, filters, sorting) in neosqlite's Python engine on the joined runs.
+5. Projections of nested fields. nx-27017 answers a projection such as {"experiment.sources": 1} with a top-level
+   key "experiment.sources" where MongoDB answers {"experiment": {"sources": ...}}; replies nest such keys (Sacred
+   and Omniboard never write dots in keys). Code that reads a projected field would otherwise see nothing.
+6. GridFS upload dates. nx-27017 keeps a GridFS file's `uploadDate` as ISO text and answers it so; replies give
+   it back as a date, as MongoDB does (`tracker gc` compares it with the time now).
+7. Deleting a run in Omniboard. Omniboard removes the run document, its metrics and artifact files, but not the
+   `metric_points` documents that only this project writes. When the embedded store deletes a run document through
+   findAndModify (Omniboard's way), the run's `metric_points` go with it. (On MongoDB, `tracker gc` removes them.)
+8. Deleting GridFS files by several ids. Omniboard deletes a run's artifact files with one delete of
+   {"$or": [{"_id": id}, ...]} from `fs.files` and {"$or": [{"files_id": id}, ...]} from `fs.chunks`; nx-27017's GridFS
+   delete reads only a plain `_id` or `files_id` and keeps the files. Such a delete becomes one per id.
+9. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
+   so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
+   engine (every Omniboard page load, by 3.) are not errors and are not shown.
+"""
+import datetime
+import json
+import logging
+import math
+
+import nx_27017.daemon
+import nx_27017.handler
+import nx_27017.wire_protocol
+from neosqlite import Connection
+from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
+from neosqlite.collection.query_helper import utils as query_utils
+from nx_27017.handler import NeoSQLiteHandler
+
+TESTED_VERSION = "0.8.1"  # pinned in pyproject.toml; each adaptation was checked against this version
+DOT_ESCAPE = "_dot_"
+NON_FINITE_KEY = "__non_finite__"
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# neosqlite's SQL for `$push` stores a pushed object as its JSON text, so markers come back in this form too.
+_NON_FINITE_TEXT = {json.dumps({NON_FINITE_KEY: name}, separators=(",", ":")): value for name, value in _NON_FINITE.items()}
+# Commands whose first value names a collection; getMore names it in "collection".
+_GRIDFS_SUFFIXES = (".files", ".chunks")
+
+
+def escape_name(name):
+    """The table-safe spelling of a collection name (dots replaced), GridFS collections as they are."""
+    if not isinstance(name, str) or "." not in name or name.endswith(_GRIDFS_SUFFIXES):
+        return name
+    return name.replace(".", DOT_ESCAPE)
+
+
+def unescape_name(name):
+    return name.replace(DOT_ESCAPE, ".") if isinstance(name, str) else name
+
+
+def encode(value):
+    """`value` with non-finite floats replaced by JSON-storable markers, and $lookup collections escaped."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {NON_FINITE_KEY: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        encoded = {key: encode(item) for key, item in value.items()}
+        if "$lookup" in encoded and isinstance(encoded["$lookup"], dict):
+            encoded["$lookup"]["from"] = escape_name(encoded["$lookup"].get("from"))
+        return encoded
+    if isinstance(value, list):
+        return [encode(item) for item in value]
+    return value
+
+
+def decode(value):
+    """`value` with the markers of `encode` turned back into floats."""
+    if isinstance(value, dict):
+        if len(value) == 1 and NON_FINITE_KEY in value:
+            return _NON_FINITE.get(value[NON_FINITE_KEY], value)
+        return {key: decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode(item) for item in value]
+    if isinstance(value, str):
+        return _NON_FINITE_TEXT.get(value, value)
+    return value
+
+
+def _encode_command(command):
+    command = encode(command)
+    first_key = next(iter(command), None)
+    if first_key is not None:
+        command[first_key] = escape_name(command[first_key])
+    for stage in command.get("pipeline") or []:
+        projection = stage.get("$project") if isinstance(stage, dict) else None
+        if isinstance(projection, dict) and projection.get("_id") == "$_id":
+            projection["_id"] = 1  # the same in MongoDB; neosqlite's Python engine drops "$_id"
+    if "getMore" in command:
+        command["collection"] = escape_name(command.get("collection"))
+    return command
+
+
+def _decode_reply(reply):
+    reply = decode(reply)
+    cursor = reply.get("cursor") if isinstance(reply, dict) else None
+    if isinstance(cursor, dict):
+        cursor["ns"] = unescape_name(cursor.get("ns"))
+        for batch in ("firstBatch", "nextBatch"):
+            for doc in cursor.get(batch) or []:
+                if isinstance(doc, dict) and doc.get("type") == "collection":  # listCollections
+                    doc["name"] = unescape_name(doc.get("name"))
+                if isinstance(doc, dict) and isinstance(doc.get("uploadDate"), str):  # a GridFS file
+                    doc["uploadDate"] = datetime.datetime.fromisoformat(doc["uploadDate"])
+            cursor[batch] = [_nest(doc) for doc in cursor.get(batch) or []]
+    return reply
+
+
+def _nest(doc):
+    """`doc` with top-level dotted keys ("experiment.sources", from a projection) as nested fields."""
+    if not isinstance(doc, dict) or not any("." in key for key in doc):
+        return doc
+    nested = {}
+    for key, value in doc.items():
+        *parents, last = key.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[last] = value
+    return nested
+
+
+def _split_or_deletes(deletes):
+    """Each delete of {"$or": [query, ...]} as one delete per query."""
+    split = []
+    for delete in deletes:
+        alternatives = (delete.get("q") or {}).get("$or") if isinstance(delete, dict) else None
+        if isinstance(alternatives, list) and len(delete["q"]) == 1:
+            split.extend({**delete, "q": query} for query in alternatives)
+        else:
+            split.append(delete)
+    return split
+
+
+def _encode_message(msg):
+    sections = []
+    body = _body(msg)
+    gridfs_delete = isinstance(body.get("delete"), str) and body["delete"].endswith(_GRIDFS_SUFFIXES)
+    for section_type, doc in msg["sections"]:
+        doc = _encode_command(doc) if section_type == "body" and isinstance(doc, dict) else encode(doc)
+        if gridfs_delete and isinstance(doc, dict) and isinstance(doc.get("deletes"), list):
+            doc["deletes"] = _split_or_deletes(doc["deletes"])
+        sections.append((section_type, doc))
+    return {**msg, "sections": sections}
+
+
+def _body(msg):
+    return next((doc for kind, doc in msg["sections"] if kind == "body" and isinstance(doc, dict)), {})
+
+
+def _metric_join(pipeline):
+    """(start, end, metric names) of Omniboard's metric-column join in `pipeline`, or None."""
+    for start, stage in enumerate(pipeline):
+        lookup = stage.get("$lookup") if isinstance(stage, dict) else None
+        if isinstance(lookup, dict) and "pipeline" in lookup and "let" in lookup:
+            end = next(i for i, later in enumerate(pipeline) if later == {"$project": {"runs.metrics": 0}})
+            names = lookup["pipeline"][0]["$match"]["$expr"]["$and"][1]["$in"][1]
+            return start - 1, end + 1, names  # from the $unwind before the $lookup
+    return None
+
+
+def _with_metrics(runs, metrics, names):
+    """Each run with "metrics": {name with dots as _: its metric document}, as Omniboard's join gives it."""
+    by_run = {}
+    for metric in metrics:
+        if metric.get("name") in names:
+            by_run.setdefault(metric["run_id"], {})[metric["name"].replace(".", "_")] = metric
+    return [{**run, "metrics": by_run.get(run["_id"], {})} for run in runs]
+
+
+class TrackerHandler(NeoSQLiteHandler):
+    """nx-27017's request handler with the adaptations of this module's docstring."""
+
+    def handle_insert(self, msg):
+        request_id, reply = super().handle_insert(_encode_message(msg))
+        return request_id, _decode_reply(reply)
+
+    def handle_command(self, msg):
+        msg = _encode_message(msg)
+        body = _body(msg)
+        if "aggregate" in body and _metric_join(body.get("pipeline") or []):
+            return msg["request_id"], _decode_reply(self._aggregate_with_metric_columns(msg, body))
+        if "aggregate" in body:
+            # neosqlite's switch is global; while it is on, other requests also take the (correct, slower) Python path.
+            query_utils._FORCE_FALLBACK = True
+            try:
+                request_id, reply = super().handle_command(msg)
+            finally:
+                query_utils._FORCE_FALLBACK = False
+        else:
+            request_id, reply = super().handle_command(msg)
+        deleted = reply.get("value") if body.get("findAndModify") == "runs" and body.get("remove") else None
+        if isinstance(deleted, dict) and "_id" in deleted:
+            db_name = body.get("$db", "test")
+            with self._lock_for(db_name):
+                self.get_database(db_name)["metric_points"].delete_many({"run_id": deleted["_id"]})
+        return request_id, _decode_reply(reply)
+
+    def _aggregate_with_metric_columns(self, msg, body):
+        db_name, collection = body.get("$db", "test"), body["aggregate"]
+        pipeline = body["pipeline"]
+        start, end, names = _metric_join(pipeline)
+        with self._lock_for(db_name):
+            db = self.get_database(db_name)
+            query_utils._FORCE_FALLBACK = True
+            try:
+                runs = list(db[collection].aggregate(pipeline[:start]))
+                metrics = db["metrics"].find({"run_id": {"$in": [run["_id"] for run in runs]}})
+                scratch = Connection(":memory:")  # the joined runs, for the stages after the join
+                for run in _with_metrics(runs, metrics, names):
+                    scratch.runs.insert_one(run)
+                docs = list(scratch.runs.aggregate(pipeline[end:]))
+            finally:
+                query_utils._FORCE_FALLBACK = False
+            first, cursor_id = self._split_first_batch(
+                docs, self._first_batch_size(body), f"{db_name}.{collection}", db_name, owner=msg.get("_conn_id")
+            )
+        return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{collection}", "firstBatch": first}}
+
+
+def _as_utc(value):
+    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+
+
+_original_arithmetic = MathPythonMixin._evaluate_arithmetic_python
+
+
+def _arithmetic_with_dates(self, operator, operands, document):
+    """MongoDB's `$subtract` of dates: date - date is milliseconds (int), date - number is a date."""
+    if operator == "$subtract" and isinstance(operands, list) and len(operands) == 2:
+        left, right = (self._evaluate_operand_python(operand, document) for operand in operands)
+        if isinstance(left, datetime.datetime) and isinstance(right, datetime.datetime):
+            return int((_as_utc(left) - _as_utc(right)).total_seconds() * 1000)
+        if isinstance(left, datetime.datetime) and isinstance(right, (int, float)):
+            return left - datetime.timedelta(milliseconds=right)
+    return _original_arithmetic(self, operator, operands, document)
+
+
+class OneLineErrors(logging.Formatter):
+    """A log record as one line: the message, without the traceback nx-27017 attaches to failed requests."""
+
+    def format(self, record):
+        record.exc_info = record.exc_text = record.stack_info = None
+        return f"nx-27017 {record.levelname.lower()}: {record.getMessage()}".replace("\n", " ")
+
+
+def install():
+    """Adapt nx-27017 in this process; call before its server starts."""
+    # Omniboard's MongoDB driver (3.x) refuses servers whose minWireVersion is above what it speaks;
+    # nx-27017 reports 17 but serves the older protocol fine.
+    nx_27017.wire_protocol.MIN_WIRE_VERSION = 0
+    nx_27017.handler.MIN_WIRE_VERSION = 0
+    nx_27017.daemon.NeoSQLiteHandler = TrackerHandler
+    MathPythonMixin._evaluate_arithmetic_python = _arithmetic_with_dates
+    logging.getLogger("neosqlite").setLevel(logging.ERROR)

@@ -1,0 +1,61 @@
+"""The embedded run store (nx-27017 with observers/nx_adapter.py) answers as MongoDB does where runs and Omniboard
+notice: non-finite floats, dotted collection names, date arithmetic, projections of nested fields."""
+import datetime
+import json
+import math
+import urllib.parse
+import urllib.request
+
+from conftest import start_board
+
+
+def test_nan_and_inf_metrics_round_trip_and_omniboard_serves_them(mongo_db, mongo_url, db_name):
+    values = [0.5, math.nan, math.inf, -math.inf]
+    mongo_db.runs.insert_one({"_id": 1, "status": "COMPLETED", "result": math.nan, "info": {"best": math.inf}})
+    mongo_db.metrics.insert_one({"run_id": 1, "name": "train.loss", "steps": [0, 1, 2, 3], "values": values})
+    # As Sacred appends points to a metric: $push with $each.
+    mongo_db.metrics.update_one({"run_id": 1, "name": "train.loss"},
+                                {"$push": {"steps": {"$each": [4, 5]}, "values": {"$each": [math.nan, 1.5]}}})
+    mongo_db.metrics.insert_one({"run_id": 1, "name": "after", "values": [2.0]})  # later writes are not poisoned
+
+    stored = mongo_db.metrics.find_one({"name": "train.loss"})["values"]
+    assert stored[0] == 0.5 and math.isnan(stored[1]) and stored[2:4] == [math.inf, -math.inf]
+    assert math.isnan(stored[4]) and stored[5] == 1.5
+    run = mongo_db.runs.find_one({"_id": 1})
+    assert math.isnan(run["result"]) and run["info"]["best"] == math.inf
+    assert mongo_db.metrics.find_one({"name": "after"})["values"] == [2.0]
+
+    board, url = start_board(mongo_url, db_name)
+    try:
+        query = urllib.parse.quote(json.dumps({"run_id": 1, "name": "train.loss"}))
+        with urllib.request.urlopen(f"{url}/api/v1/Metrics?query={query}", timeout=30) as response:
+            (served,) = json.load(response)
+        # JSON has no NaN or Infinity: Omniboard serves them as null, as it does from MongoDB.
+        assert served["values"] == [0.5, None, None, None, None, 1.5]
+    finally:
+        board.kill()
+
+
+def test_dotted_collections_keep_omniboards_settings(mongo_db):
+    for name in ("omniboard.settings", "omniboard.columns", "omniboard.metric.columns", "omniboard.custom.columns",
+                 "omniboard.config.columns"):
+        mongo_db[name].insert_one({"name": "timezone", "value": "Europe/Berlin"})
+        mongo_db[name].update_one({"name": "timezone"}, {"$set": {"value": "Asia/Tokyo"}})
+        assert [doc["value"] for doc in mongo_db[name].find({"name": "timezone"})] == ["Asia/Tokyo"]
+    assert "omniboard.metric.columns" in mongo_db.list_collection_names()
+
+
+def test_durations_are_date_differences_in_milliseconds(mongo_db):
+    start = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    for run_id, minutes in ((1, 3), (2, 1)):
+        mongo_db.runs.insert_one({"_id": run_id, "start_time": start,
+                                  "heartbeat": start + datetime.timedelta(minutes=minutes)})
+    pipeline = [{"$project": {"start_time": 1, "heartbeat": 1}},  # as Omniboard's runs table asks
+                {"$addFields": {"duration": {"$subtract": ["$heartbeat", "$start_time"]}}},
+                {"$sort": {"duration": 1}}]
+    assert [(run["_id"], run["duration"]) for run in mongo_db.runs.aggregate(pipeline)] == [(2, 60_000), (1, 180_000)]
+
+
+def test_projections_of_nested_fields_are_nested(mongo_db):
+    mongo_db.runs.insert_one({"_id": 1, "experiment": {"name": "cifar", "sources": [["a.py", 7]]}, "status": "X"})
+    assert mongo_db.runs.find_one({}, {"experiment.sources": 1}) == {"_id": 1, "experiment": {"sources": [["a.py", 7]]}}
