@@ -6,6 +6,7 @@ What a tracked experiment gets:
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info;
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
+- system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED).
 """
 import functools
@@ -21,6 +22,8 @@ from sacred.utils import apply_backspaces_and_linefeeds
 from observers.choose import choose_observers
 from observers.git_state import record_uncommitted_changes
 from observers.origin import RUN_INFO_ENV
+from observers.settings import load_settings
+from observers.system_metrics import start_system_metrics
 
 
 def track(ex):
@@ -48,6 +51,10 @@ def track(ex):
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir))
+
+    @ex.pre_run_hook
+    def sample_system_metrics(_run):
+        start_system_metrics(_run, load_settings().system_metrics_s)  # stops when the run is no longer RUNNING
 
     ex.run_commandline = _exit_130_on_ctrl_c(ex.run_commandline)
     return ex
