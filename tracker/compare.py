@@ -2,8 +2,6 @@
 optionally one metric of each overlaid in a figure."""
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from observers.errors import UserError
 from observers.query import differing_keys, metric_history, rows_of
 from tracker.runs import cell, render_table
@@ -49,6 +47,8 @@ def run(args):
 
 def plot(rows, metric, path, label_keys):
     """Draw every point of `metric` of each run in one figure at `path`; a line saying what was written."""
+    from matplotlib.figure import Figure  # here, not at the top: every tracker command starts faster without it
+
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.subplots()
     points = 0
