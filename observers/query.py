@@ -80,8 +80,8 @@ def runs(where=(), experiment=None, tag=None, since=None, sort="-start", limit=N
 
     `where`: conditions such as "config.lr>=0.01" (see the module docstring); `sort`: a column, '-' for descending.
     """
-    rows = select(list_rows(settings), conditions(where, experiment, tag, since), sort, limit)
-    return to_frame(rows)
+    wanted = conditions(where, experiment, tag, since)  # a malformed one fails before any database wait
+    return to_frame(select(list_rows(settings), wanted, sort, limit))
 
 
 def metric_history(run, name, settings=None):

@@ -36,7 +36,7 @@ class SystemSampler(threading.Thread):
         self.interval_s = interval_s
         self.process = psutil.Process()
         self.processes = {}  # pid -> psutil.Process, kept so that cpu_percent measures since the previous sample
-        self.gpus = _gpu_handles()
+        self.gpus = gpu_handles()
 
     def run(self):
         # psutil's CPU percentages count from the previous call (in the same thread, for the machine's): the first.
@@ -81,7 +81,7 @@ class SystemSampler(threading.Thread):
         return cpu_percent, rss
 
 
-def _gpu_handles():
+def gpu_handles():
     """NVML handles of the machine's GPUs; none when NVML does not answer (no GPU, no driver)."""
     if pynvml is None:
         return []

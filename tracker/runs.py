@@ -17,7 +17,7 @@ def add_parser(subparsers):
         help="list recorded runs: filter, sort, compare configs and metrics",
         description=(
             "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=yes): "
-            "id, experiment, status, start, duration, result, the config keys that differ between the listed runs, "
+            "id, experiment, status, start, duration, result, the config keys that differ between the matching runs, "
             "and the metric summaries asked for. Filters are ANDed. The same from Python: observers.query.runs()."
         ),
     )
@@ -45,10 +45,11 @@ def run(args):
     rows = list_rows()
     metrics = [name for name in args.metrics.split(",") if name]
     check_keys(rows, metrics, "--metrics")
-    shown = select(rows, wanted, args.sort, args.limit)
+    matching = select(rows, wanted, args.sort)
+    shown = matching[:args.limit]
     columns = ["id", "experiment", "status", "start", "duration_s", "result"]
     columns += ["local"] if any(row["local"] for row in shown) else []
-    columns += differing_keys(shown) + metrics
+    columns += differing_keys(matching) + metrics  # of all matching runs: --limit 1 still shows what the best one chose
     write(shown, columns, args.format)
     return 0
 
