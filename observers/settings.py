@@ -13,10 +13,13 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from observers.errors import UserError
+
 DEFAULT_MONGO_URL = "mongodb://localhost:27017"
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
 PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
+DEFAULT_SYSTEM_METRICS_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Settings:
     mongo_url: str
     db_name: str
     runs_dir: Path  # the local file store every run is written to first (absolute)
+    system_metrics_s: float = DEFAULT_SYSTEM_METRICS_S  # seconds between sys.* samples of a run; 0 disables them
 
     @property
     def has_placeholder_password(self):
@@ -60,7 +64,18 @@ def load_settings(env_file=None, root=None):
         mongo_url=get("MONGO_URL", DEFAULT_MONGO_URL),
         db_name=get("SACRED_DB", DEFAULT_DB),
         runs_dir=root / Path(get("RUNS_DIR", DEFAULT_RUNS_DIR)).expanduser(),
+        system_metrics_s=_seconds("SYSTEM_METRICS_S", get("SYSTEM_METRICS_S", DEFAULT_SYSTEM_METRICS_S)),
     )
+
+
+def _seconds(name, value):
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise UserError(f"{name}={value!r} must be a number of seconds, e.g. {name}=10 (0 disables)")
+    return seconds
 
 
 def redact(url):

@@ -8,6 +8,7 @@ What a tracked experiment gets:
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
 - its process id in info.pid (with the host Sacred records, `tracker sync` can tell a killed run, observers.liveness),
   and its temporary files in one folder per process, removed at its end, or by `tracker sync` after a kill;
+- system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions).
 """
@@ -30,6 +31,7 @@ from observers.liveness import process_temp_dir
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
 from observers.settings import load_settings
+from observers.system_metrics import start_system_metrics
 
 
 def track(ex):
@@ -63,6 +65,10 @@ def track(ex):
         tempfile.tempdir = str(process_temp_dir(os.getpid()))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir))
+
+    @ex.pre_run_hook
+    def sample_system_metrics(_run):
+        start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
     ex.run = _one_line_for_unknown_keys(ex.run)
     ex.run_commandline = _exit_130_on_ctrl_c(ex.run_commandline)

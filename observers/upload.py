@@ -4,6 +4,8 @@ Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot ho
 - `runs`: the run document; `captured_out` keeps the last TAIL_CHARS characters, the whole output becomes the
   artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it.
 - `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
+- `metric_summaries` in the run document: first, last, min, max and the step of the max of every metric, so run
+  listings (observers.query) need not read any points.
 - `metric_points`: every point of every metric, CHUNK_POINTS per document, as packed binary arrays.
 - GridFS: artifacts, and sources/resources stored once per (path, md5).
 """
@@ -43,6 +45,7 @@ class UploadState:
     artifacts: dict = field(default_factory=dict)  # name -> {"name", "file_id", "md5"}
     metric_ids: dict = field(default_factory=dict)  # name -> _id of its `metrics` document
     metric_points: dict = field(default_factory=dict)  # name -> points stored in `metric_points`
+    metric_summaries: dict = field(default_factory=dict)  # name -> summarize(series)
 
 
 def find_uploaded(db, key):
@@ -125,6 +128,7 @@ class RunUploader:
             "artifacts": list(state.artifacts.values()),
             "captured_out": captured,
             "info": {**run.info, "metrics": [{"name": n, "id": str(i)} for n, i in state.metric_ids.items()]},
+            "metric_summaries": list(state.metric_summaries.values()),
             "heartbeat": _datetime(entry.get("heartbeat")),
             "result": entry.get("result"),
             "local_copy": {"key": run.key, "complete": run.finished},
@@ -189,6 +193,7 @@ class RunUploader:
             "points": total,
         }})
         state.metric_points[name] = total
+        state.metric_summaries[name] = {"name": name, **summarize(series["steps"], series["values"])}
 
     def _metric_document_id(self, run_id, name):
         existing = self.db.metrics.find_one({"run_id": run_id, "name": name}, {"_id": 1})
@@ -199,6 +204,17 @@ class RunUploader:
             {"_id": metric_id, "run_id": run_id, "name": name, "steps": [], "values": [], "timestamps": []}
         )
         return metric_id
+
+
+def summarize(steps, values):
+    """first, last, min, max of a series' values and `argmax`, the step of its max (NaNs ignored, as in plots)."""
+    values = np.asarray(values, dtype=float)
+    finite = np.where(np.isnan(values), -np.inf, values)
+    known = values[~np.isnan(values)]
+    if known.size == 0:
+        return {"first": None, "last": None, "min": None, "max": None, "argmax": None, "points": len(values)}
+    return {"first": known[0].item(), "last": known[-1].item(), "min": known.min().item(), "max": known.max().item(),
+            "argmax": int(steps[int(finite.argmax())]), "points": len(values)}
 
 
 def read_metric(db, run_id, name):

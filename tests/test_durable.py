@@ -143,8 +143,9 @@ def test_a_run_whose_database_never_returns_is_kept_and_synced_once(fault_server
     uninterrupted = smoke_run["run"]
     assert run["status"] == uninterrupted["status"] == "COMPLETED"
     assert assert_artifacts_intact(db, run) == {a["name"] for a in uninterrupted["artifacts"]}
-    metric_names = {m["name"] for m in uninterrupted["info"]["metrics"]}
-    assert {m["name"] for m in run["info"]["metrics"]} == metric_names
+    # sys.* samples come every 10 s, so how many there are depends on the run's duration.
+    metric_names = {m["name"] for m in uninterrupted["info"]["metrics"] if not m["name"].startswith("sys.")}
+    assert {m["name"] for m in run["info"]["metrics"] if not m["name"].startswith("sys.")} == metric_names
     assert read_metric(db, run["_id"], "train.loss")[0].tolist() == logged_steps(steps)
     assert read_metric(db, run["_id"], "val.acc")[0].tolist() == [steps]
     # The uninterrupted run follows the same rule with its 300 steps.

@@ -1,0 +1,318 @@
+"""Recorded runs as rows, for `tracker runs`, `tracker compare` and notebooks:
+
+    from observers.query import runs, metric_history
+    table = runs(where=["config.lr>=0.01", "status=COMPLETED"], sort="-result")   # a pandas DataFrame
+    history = metric_history(table.id[0], "val.acc")                              # step, value, timestamp
+
+A row holds id, experiment, status, start, stop, duration_s, result, host, commit, tags, local (True for a run still
+waiting in RUNS_DIR for `tracker sync`), the config flattened with dots (config.model.arch) and five summaries of
+every metric (val.acc.first/last/min/max, and val.acc.argmax: the step of the max). The summaries come from the run
+documents (observers.upload stores them), so listing 10,000 runs reads no metric points.
+
+Filters are KEY OP VALUE with OP one of = != < <= > >= ~ (regex search); they compare numbers as numbers, times as
+times (status, start>=2026-11-01) and anything else as text. This module is their one home.
+"""
+import datetime
+import difflib
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from observers.choose import connect, require_database
+from observers.errors import UserError
+from observers.local_run import LocalRun, is_run_dir
+from observers.run_store import open_run
+from observers.settings import load_settings
+from observers.upload import read_metric, summarize
+
+STATS = ("first", "last", "min", "max", "argmax")
+RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "host", "commit", "tags", "local")
+# What a listing reads of each run document (no captured output, sources or artifacts). An aggregation's $project, as
+# nx-27017 computes it in SQLite; its find() projection copies each whole document first, three times slower.
+LISTED_FIELDS = {
+    "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
+    "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
+}
+CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
+WHERE_HELP = "KEY OP VALUE, OP one of = != < <= > >= ~ (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    op: str
+    text: str
+
+    def __str__(self):
+        return f"{self.key}{self.op}{self.text}"
+
+    def matches(self, row):
+        return _matches(row.get(self.key), self.op, self.text, self)
+
+
+def parse_condition(text):
+    """'config.lr>=0.01' as a Condition; UserError for anything else."""
+    match = CONDITION.fullmatch(text)
+    if match is None:
+        raise UserError(f"--where {text!r} is not a condition; write {WHERE_HELP}")
+    condition = Condition(*match.groups())
+    if condition.op == "~":
+        try:
+            re.compile(condition.text)
+        except re.error as error:
+            raise UserError(f"--where {text!r}: {condition.text!r} is not a regular expression ({error})") from None
+    return condition
+
+
+def conditions(where=(), experiment=None, tag=None, since=None):
+    """The conditions of `tracker runs`' options: --where (each), --experiment, --tag and --since."""
+    found = [parse_condition(text) for text in where]
+    found += [Condition("experiment", "=", experiment)] if experiment else []
+    found += [Condition("tags", "=", tag)] if tag else []
+    found += [Condition("start", ">=", since)] if since else []
+    return found
+
+
+def runs(where=(), experiment=None, tag=None, since=None, sort="-start", limit=None, settings=None):
+    """A pandas DataFrame with one row per run (MongoDB and RUNS_DIR) that meets every condition, sorted and limited.
+
+    `where`: conditions such as "config.lr>=0.01" (see the module docstring); `sort`: a column, '-' for descending.
+    """
+    wanted = conditions(where, experiment, tag, since)  # a malformed one fails before any database wait
+    return to_frame(select(list_rows(settings), wanted, sort, limit))
+
+
+def metric_history(run, name, settings=None):
+    """Every point of metric `name` of `run` (an id or a run folder such as runs/3): step, value, timestamp."""
+    stored = open_run(str(run), settings)
+    if isinstance(stored.origin, int):
+        db = require_database(settings or load_settings(), "start it to read the run's metrics")
+        steps, values, stamps = read_metric(db, stored.origin, name)
+        names = [metric["name"] for metric in stored.doc.get("info", {}).get("metrics", [])]
+    else:
+        series = LocalRun.load(stored.origin).metrics
+        names = list(series)
+        steps, values, stamps = (series.get(name, {}).get(key, []) for key in ("steps", "values", "timestamps"))
+    if len(steps) == 0:
+        raise UserError(f"{stored.label} has no metric {name!r}{_did_you_mean(name, names)}")
+    import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
+
+    return pd.DataFrame({"step": steps, "value": values, "timestamp": pd.to_datetime(stamps)})
+
+
+# ---- rows -------------------------------------------------------------------------------------------
+def list_rows(settings=None):
+    """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is down."""
+    settings = settings or load_settings()
+    client = connect(settings)
+    if client is None:
+        print(f"WARNING: MongoDB at {settings.safe_url} is unreachable; listing only the runs in {settings.runs_dir}/",
+              file=sys.stderr)
+        return _local_rows(settings.runs_dir, uploaded=set())
+    with client:
+        db = client[settings.db_name]
+        documents = [_nested(doc) for doc in db.runs.aggregate([{"$project": LISTED_FIELDS}])]
+        _add_missing_summaries(db, documents)
+    uploaded = {doc["local_copy"]["key"] for doc in documents if "local_copy" in doc}
+    return [_mongo_row(doc) for doc in documents] + _local_rows(settings.runs_dir, uploaded)
+
+
+def rows_of(references, settings=None):
+    """The rows of the runs named by `references` (ids or run folders), in that order; UserError for unknown ones."""
+    settings = settings or load_settings()
+    rows = []
+    for reference in references:
+        stored = open_run(reference, settings)
+        if isinstance(stored.origin, int):
+            db = require_database(settings, "start it to read the runs")
+            _add_missing_summaries(db, [stored.doc])
+            rows.append(_mongo_row(stored.doc))
+        else:
+            rows.append(_local_row(Path(reference), LocalRun.load(reference)))
+    return rows
+
+
+def _nested(doc):
+    """A projected document as MongoDB returns it. nx-27017 returns a projected "a.b" as a top-level key "a.b" (None
+    when missing) and an integer _id as text."""
+    nested = {}
+    for key, value in doc.items():
+        *parents, last = key.split(".")
+        if value is None and parents:
+            continue
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[last] = value
+    if isinstance(nested["_id"], str) and nested["_id"].isdigit():
+        nested["_id"] = int(nested["_id"])
+    return nested
+
+
+def _mongo_row(doc):
+    summaries = {s["name"]: s for s in doc.get("metric_summaries", [])}
+    return _row(doc["_id"], doc, doc.get("config", {}), summaries, local=False)
+
+
+def _local_rows(runs_dir, uploaded):
+    rows = []
+    folders = sorted((p for p in Path(runs_dir).iterdir() if is_run_dir(p)), key=_folder_order) \
+        if Path(runs_dir).is_dir() else []
+    for folder in folders:
+        try:
+            run = LocalRun.load(folder)
+            if run.key not in uploaded:
+                rows.append(_local_row(folder, run))
+        except (OSError, ValueError, KeyError):
+            continue  # a folder being written or not a run: `tracker sync` reports those
+    return rows
+
+
+def _local_row(folder, run):
+    summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
+    return _row(str(folder), run.entry, run.config, summaries, local=True)
+
+
+def _row(run_id, doc, config, summaries, local):
+    start, stop = _time(doc.get("start_time")), _time(doc.get("stop_time"))
+    end = stop or _time(doc.get("heartbeat"))
+    repositories = doc.get("experiment", {}).get("repositories") or [{}]
+    row = {
+        "id": run_id,
+        "experiment": doc.get("experiment", {}).get("name"),
+        "status": doc.get("status"),
+        "start": start,
+        "stop": stop,
+        "duration_s": (end - start).total_seconds() if start and end else None,
+        "result": doc.get("result"),
+        "host": doc.get("host", {}).get("hostname"),
+        "commit": repositories[0].get("commit"),
+        "tags": doc.get("omniboard", {}).get("tags", []),
+        "local": local,
+    }
+    row.update(_flatten(config, "config."))
+    for name, summary in summaries.items():
+        row.update({f"{name}.{stat}": summary.get(stat) for stat in STATS})
+    return row
+
+
+def _add_missing_summaries(db, documents):
+    """Runs recorded by Sacred's own MongoObserver have no stored summaries: compute them from their plotted series."""
+    missing = {doc["_id"]: doc for doc in documents if "metric_summaries" not in doc}
+    if not missing:
+        return
+    for doc in missing.values():
+        doc["metric_summaries"] = []
+    for metric in db.metrics.find({"run_id": {"$in": list(missing)}}, {"run_id": 1, "name": 1, "steps": 1, "values": 1}):
+        summary = summarize(metric["steps"], metric["values"])
+        missing[metric["run_id"]]["metric_summaries"].append({"name": metric["name"], **summary})
+
+
+def _flatten(value, prefix):
+    if not isinstance(value, dict):
+        return {prefix[:-1]: value}
+    flat = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}{key}."))
+    return flat
+
+
+def _time(value):
+    """A stored time as a naive UTC datetime (Sacred's convention); nx-27017 returns times as ISO strings."""
+    value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if value is not None and value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _folder_order(path):
+    return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
+
+
+# ---- selecting ---------------------------------------------------------------------------------------
+def select(rows, conditions=(), sort=None, limit=None):
+    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing values last), at most
+    `limit` of them. UserError for a key that no row has, naming the closest ones."""
+    for condition in conditions:
+        check_keys(rows, [condition.key], "--where")
+    if sort:
+        check_keys(rows, [sort.lstrip("-")], "--sort")
+    rows = [row for row in rows if all(condition.matches(row) for condition in conditions)]
+    if sort:
+        key = sort.lstrip("-")
+        present = [row for row in rows if row.get(key) is not None]
+        present.sort(key=lambda row: _sort_key(row[key]), reverse=sort.startswith("-"))
+        rows = present + [row for row in rows if row.get(key) is None]
+    return rows if limit is None else rows[:limit]
+
+
+def check_keys(rows, keys, option):
+    known = set(RUN_COLUMNS).union(*rows) if rows else set(RUN_COLUMNS)
+    for key in keys:
+        if key not in known:
+            raise UserError(f"{option}: no run has {key!r}{_did_you_mean(key, known)}")
+
+
+def differing_keys(rows, prefix="config."):
+    """The keys starting with `prefix` whose values are not the same in all `rows` (config.seed aside: every run
+    draws its own)."""
+    keys = sorted({key for row in rows for key in row if key.startswith(prefix)} - {"config.seed"})
+    return [key for key in keys if any(row.get(key) != rows[0].get(key) for row in rows[1:])]
+
+
+def to_frame(rows):
+    """The rows as a DataFrame: the run columns, then config.* and the metric summaries, each sorted by name."""
+    import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
+
+    extra = sorted({key for row in rows for key in row} - set(RUN_COLUMNS), key=lambda k: (not k.startswith("config."), k))
+    frame = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *extra])
+    for column in ("start", "stop"):
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def _matches(value, op, text, condition):
+    if isinstance(value, list):  # tags: any of them
+        return any(_matches(item, op, text, condition) for item in value)
+    if value is None:
+        return False
+    if op == "~":
+        return re.search(text, str(value)) is not None
+    target = _same_type(value, text)
+    if target is None:
+        if op in ("=", "!="):
+            return (str(value) == text) == (op == "=")
+        kind, example = _KINDS.get(type(value), ("text", "abc"))
+        raise UserError(f"--where {condition}: {condition.key} holds {kind} values, and {text!r} is not one; "
+                        f"compare it with a {kind}, e.g. {condition.key}{op}{example}")
+    return {"=": value == target, "!=": value != target, "<": value < target, "<=": value <= target,
+            ">": value > target, ">=": value >= target}[op]
+
+
+_KINDS = {bool: ("true or false", "true"), int: ("number", "0.5"), float: ("number", "0.5"),
+          datetime.datetime: ("time", "2026-11-01T14:30")}
+
+
+def _same_type(value, text):
+    """`text` as a value of the type of `value`, or None when it cannot be one."""
+    try:
+        if isinstance(value, bool):
+            return {"true": True, "false": False}[text.lower()]
+        if isinstance(value, (int, float)):
+            return float(text)
+        if isinstance(value, datetime.datetime):
+            return datetime.datetime.fromisoformat(text)
+    except (KeyError, ValueError):
+        return None
+    return text if isinstance(value, str) else None
+
+
+def _sort_key(value):
+    return (0, value, "") if isinstance(value, (int, float)) and not math.isnan(value) else (1, 0, str(value))
+
+
+def _did_you_mean(key, known):
+    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else "; `tracker runs --format csv` shows every column"

@@ -1,0 +1,219 @@
+"""Finding the best run: `tracker runs`, `tracker compare`, observers.query (DataFrames) and sys.* metrics."""
+import datetime
+import json
+import re
+import subprocess
+import sys
+import uuid
+
+import pymongo
+import pytest
+from conftest import COMPUTED_METRICS, REPO_ROOT, metric, python_env, run_experiment, run_tracker
+
+from observers.errors import UserError
+from observers.query import metric_history, runs
+from observers.system_metrics import gpu_handles
+from observers.settings import Settings
+from observers.upload import CHUNK_POINTS, PLOT_POINTS, _pack, read_metric
+
+LRS = (0.01, 0.05, 0.1)
+TINY = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False",
+        "trainer.deterministic=True", "seed=7"]
+
+
+@pytest.fixture(scope="session")
+def lr_runs(mongo_url, workdir):
+    """Three tiny runs with lr 0.01, 0.05 and 0.1, sampling system metrics every 0.2 s; {lr: run document}."""
+    db_name = f"query_{uuid.uuid4().hex[:10]}"
+    for lr in LRS:
+        result = run_experiment([*TINY, f"lr={lr}"], workdir, mongo_url, db_name, SYSTEM_METRICS_S=0.2)
+        assert result.returncode == 0, result.stdout + result.stderr
+    client = pymongo.MongoClient(mongo_url)
+    db = client[db_name]
+    yield {"db": db, "db_name": db_name, "runs": {run["config"]["lr"]: run for run in db.runs.find()}}
+    client.drop_database(db_name)
+    client.close()
+
+
+def tracker(args, lr_runs, tmp_path, mongo_url):
+    """`tracker ARGS` on the runs of `lr_runs`, from an empty folder (so no other test's runs/ is listed)."""
+    return run_tracker(args, tmp_path, mongo_url, lr_runs["db_name"])
+
+
+def as_time(value):
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value  # nx-27017 returns text
+
+
+def settings_for(mongo_url, db_name, runs_dir):
+    return Settings(mongo_url=mongo_url, db_name=db_name, runs_dir=runs_dir)
+
+
+def test_the_best_completed_run_as_json(lr_runs, tmp_path, mongo_url):
+    best = max(lr_runs["runs"].values(), key=lambda run: run["result"])
+
+    result = tracker(["runs", "--where", "status=COMPLETED", "--sort", "-result", "--limit", "1", "--format", "json"],
+                     lr_runs, tmp_path, mongo_url)
+
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert (row["id"], row["result"], row["config.lr"]) == (best["_id"], best["result"], best["config"]["lr"])
+
+
+def test_the_table_shows_differing_config_and_chosen_summaries(lr_runs, tmp_path, mongo_url):
+    db = lr_runs["db"]
+    result = tracker(["runs", "--metrics", "val.acc.max,train.loss.last,val.acc.argmax"], lr_runs, tmp_path, mongo_url)
+
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["id", "experiment", "status", "start", "duration_s", "result", "config.lr",
+                              "val.acc.max", "train.loss.last", "val.acc.argmax"]
+    assert len(lines) == 3  # newest first
+    assert [int(line.split()[0]) for line in lines] == sorted((run["_id"] for run in lr_runs["runs"].values()),
+                                                              reverse=True)
+    for line in lines:
+        cells = line.split()
+        run_id, lr, acc_max, loss_last, argmax = int(cells[0]), float(cells[-4]), *map(float, cells[-3:])
+        val_acc, train_loss = metric(db, run_id, "val.acc"), metric(db, run_id, "train.loss")
+        assert lr == lr_runs["runs"][lr]["config"]["lr"] and lr_runs["runs"][lr]["_id"] == run_id
+        assert acc_max == pytest.approx(max(val_acc.values()), rel=1e-3)
+        assert loss_last == pytest.approx(train_loss[max(train_loss)], rel=1e-3)
+        assert argmax == max(val_acc, key=lambda step: (val_acc[step], -step))
+
+
+def test_filters_combine_and_the_dataframe_matches_the_cli(lr_runs, mongo_url, tmp_path):
+    middle = lr_runs["runs"][0.05]
+    where = ["config.lr>=0.05", "config.lr<0.1", "experiment~^cif", f"val.acc.max>={middle['result']}"]
+    result = tracker(["runs", "--format", "csv", "--since", "2020-01-01", "--experiment", "cifar",
+                      *[arg for condition in where for arg in ("--where", condition)]], lr_runs, tmp_path, mongo_url)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(",")[0] for line in result.stdout.splitlines()[1:]] == [str(middle["_id"])]
+
+    frame = runs(where=where, since="2020-01-01", experiment="cifar",
+                 settings=settings_for(mongo_url, lr_runs["db_name"], tmp_path / "runs"))
+    assert frame.id.tolist() == [middle["_id"]]
+
+    everything = runs(settings=settings_for(mongo_url, lr_runs["db_name"], tmp_path / "runs"))
+    assert sorted(everything.id) == sorted(run["_id"] for run in lr_runs["runs"].values())  # one row per run
+    for column in ("id", "experiment", "status", "start", "stop", "duration_s", "result", "host", "commit",
+                   "config.lr", "config.model.arch", "config.trainer.steps", "val.acc.last", "val.acc.min",
+                   "val.acc.max", "train.loss.last", "sys.cpu_percent.max"):
+        assert column in everything.columns, column
+    row = everything.set_index("id").loc[middle["_id"]]
+    assert (row["config.lr"], row.result, row.commit) == (0.05, middle["result"],
+                                                          middle["experiment"]["repositories"][0]["commit"])
+    assert row.duration_s == pytest.approx((as_time(middle["stop_time"]) - as_time(middle["start_time"])).total_seconds(),
+                                           abs=1e-3)
+
+
+def test_compare_shows_lr_as_the_difference_and_plots_two_curves(lr_runs, mongo_url, tmp_path):
+    first, second = lr_runs["runs"][0.01], lr_runs["runs"][0.1]
+    png = tmp_path / "val_acc.png"
+
+    result = tracker(["compare", str(first["_id"]), str(second["_id"]), "--plot", str(png), "--metric", "val.acc"],
+                     lr_runs, tmp_path, mongo_url)
+
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:] if line.strip()}
+    assert [key for key in lines if key.startswith("config.")] == ["config.lr"]
+    assert lines["config.lr"] == ["0.01", "0.1"]
+    assert lines["result"] == [f"{first['result']:.4g}", f"{second['result']:.4g}"]
+    assert lines["commit"] == [first["experiment"]["repositories"][0]["commit"][:12]] * 2
+    assert lines["val.acc.max"] == [f"{max(metric(lr_runs['db'], run['_id'], 'val.acc').values()):.4g}"
+                                    for run in (first, second)]
+    assert f"wrote {png}: 2 curves of val.acc, 4 points" in result.stdout
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_metric_history_reads_every_point_beyond_the_plotted_document(mongo_db, mongo_url, db_name, tmp_path):
+    """A series longer than its `metrics` document (an even sample) is read whole from `metric_points`."""
+    total = PLOT_POINTS + 50
+    series = {"steps": list(range(total)), "values": [step / 7 for step in range(total)],
+              "timestamps": [datetime.datetime(2026, 11, 1, 0, 0, step % 60).isoformat() for step in range(total)]}
+    mongo_db.runs.insert_one({"_id": 1, "experiment": {"name": "long"}, "status": "COMPLETED", "config": {},
+                              "info": {"metrics": [{"name": "loss", "id": "x"}]}})
+    mongo_db.metric_points.insert_one({"run_id": 1, "name": "loss", "chunk": 0, "points": total,
+                                       **_pack(series, slice(0, min(total, CHUNK_POINTS)))})
+
+    history = metric_history(1, "loss", settings=settings_for(mongo_url, db_name, tmp_path / "runs"))
+
+    assert history.step.tolist() == series["steps"] and history.value.tolist() == series["values"]
+    assert list(history.columns) == ["step", "value", "timestamp"]
+    with pytest.raises(UserError, match="run 1 has no metric 'los'; did you mean loss"):
+        metric_history(1, "los", settings=settings_for(mongo_url, db_name, tmp_path / "runs"))
+
+
+def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
+    """Tags set in Omniboard filter runs; a run still waiting in runs/ is listed too, marked local."""
+    started = datetime.datetime(2026, 11, 2, 10, 0)
+    for run_id, tags in ((1, ["baseline"]), (2, [])):
+        mongo_db.runs.insert_one({"_id": run_id, "experiment": {"name": "cifar"}, "status": "COMPLETED",
+                                  "start_time": started, "config": {"lr": 0.1 * run_id}, "result": 0.5,
+                                  "omniboard": {"tags": tags}, "metric_summaries": []})
+    local = tmp_path / "runs" / "1"
+    local.mkdir(parents=True)
+    (local / "run.json").write_text(json.dumps({
+        "experiment": {"name": "cifar"}, "host": {"hostname": "laptop"}, "status": "COMPLETED", "result": 0.6,
+        "start_time": "2026-11-03T09:00:00", "stop_time": "2026-11-03T09:01:00", "artifacts": []}))
+    (local / "config.json").write_text(json.dumps({"lr": 0.3}))
+    (local / "metrics.json").write_text(json.dumps({"val.acc": {
+        "steps": [10, 20], "values": [0.6, 0.5], "timestamps": ["2026-11-03T09:00:30", "2026-11-03T09:01:00"]}}))
+
+    tagged = run_tracker(["runs", "--tag", "baseline", "--format", "json"], tmp_path, mongo_url, db_name)
+    listed = run_tracker(["runs", "--sort", "-result", "--metrics", "val.acc.argmax"], tmp_path, mongo_url, db_name)
+
+    assert [row["id"] for row in json.loads(tagged.stdout)] == [1]
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == ["id", "experiment", "status", "start", "duration_s", "result", "local", "config.lr",
+                              "val.acc.argmax"]
+    assert lines[0].split() == [str(local), "cifar", "COMPLETED", "2026-11-03", "09:00:00",
+                                "1m00s", "0.6", "yes", "0.3", "10"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "1", "999"], r"^error: there is no run 999 in database"),
+    (["compare", "1", "2", "--plot", "x.png", "--metric", "val.acc.max"], r"^error: run \d has no metric 'val.acc.max'; "
+                                                                          r"did you mean val.acc"),
+    (["runs", "--metrics", "val.acc.mx"], r"^error: --metrics: no run has 'val.acc.mx'; did you mean val.acc.max"),
+    (["runs", "--where", "config.lr"], r"^error: --where 'config.lr' is not a condition; write KEY OP VALUE"),
+    (["runs", "--where", "config.lrr>1"], r"^error: --where: no run has 'config.lrr'; did you mean config.lr"),
+    (["runs", "--where", "config.lr>high"], r"^error: --where config.lr>high: config.lr holds number values"),
+    (["runs", "--where", "status~("], r"^error: --where 'status~\(': '\(' is not a regular expression"),
+])
+def test_bad_input_is_one_line_and_exit_1(lr_runs, tmp_path, mongo_url, args, message):
+    result = tracker(args, lr_runs, tmp_path, mongo_url)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert re.search(message, result.stderr), result.stderr
+
+
+def test_runs_record_system_metrics_without_changing_training(lr_runs, workdir, mongo_url, mongo_db, db_name):
+    db, run = lr_runs["db"], lr_runs["runs"][0.01]
+    for name, low, high in (("sys.cpu_percent", 0, 100), ("sys.memory_gb", 0.01, 10_000),
+                            ("sys.process_cpu_percent", 0, 100 * 1024), ("sys.process_memory_gb", 0.01, 10_000)):
+        steps, values, _ = read_metric(db, run["_id"], name)
+        assert len(steps) >= 2 and steps.tolist() == list(range(len(steps))), name
+        assert ((low <= values) & (values <= high)).all(), (name, values)
+    gpu_metrics = [name for name in db.metrics.distinct("name") if name.startswith("sys.gpu")]
+    assert bool(gpu_metrics) == bool(gpu_handles()), gpu_metrics
+
+    # The same run without the sampler computes exactly the same metrics.
+    result = run_experiment([*TINY, "lr=0.01"], workdir, mongo_url, db_name, SYSTEM_METRICS_S=0)
+    assert result.returncode == 0, result.stderr
+    (unsampled,) = mongo_db.runs.find()
+    assert not read_metric(mongo_db, unsampled["_id"], "sys.cpu_percent")[0].size
+    for name in COMPUTED_METRICS:
+        assert metric(mongo_db, unsampled["_id"], name) == metric(db, run["_id"], name), name
+
+
+def test_readme_example_runs(lr_runs, mongo_url, tmp_path):
+    """The notebook example in README.md, exactly as written there."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Finding the best run"):]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)[1]
+    assert len(code.strip().splitlines()) == 5
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nprint('example done', len(table), len(history))"], cwd=tmp_path,
+        env=python_env(MONGO_URL=mongo_url, SACRED_DB=lr_runs["db_name"], MPLBACKEND="Agg"),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "example done 3 2" in result.stdout  # three runs; the best one's two val.acc points

@@ -1,0 +1,67 @@
+"""`tracker compare RUN RUN [...]`: runs side by side (config differences, result, metric summaries, commit), and
+optionally one metric of each overlaid in a figure."""
+from pathlib import Path
+
+from observers.errors import UserError
+from observers.query import differing_keys, metric_history, rows_of
+from tracker.runs import cell, render_table
+
+RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
+SUMMARIES = ("last", "min", "max")
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare runs side by side; overlay a metric of each in a figure",
+        description=(
+            "Show runs side by side: the config keys that differ (all of them with --all), status, git commit, "
+            "result, and the last, min and max of every metric. With --plot, also draw one metric of every run "
+            "(all its points) in one figure."
+        ),
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
+    parser.add_argument("--all", action="store_true", help="show every config key, not only those that differ")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a figure of --metric for every run")
+    parser.add_argument("--metric", help="the metric to plot, e.g. val.acc")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    if len(args.runs) < 2:
+        raise UserError("give at least two runs to compare, e.g. tracker compare 3 4")
+    if (args.plot is None) != (args.metric is None):
+        raise UserError("--plot FILE.png and --metric NAME go together, e.g. --plot val_acc.png --metric val.acc")
+    rows = rows_of(args.runs)
+    config_keys = sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all else differing_keys(rows)
+    metrics = sorted({key.rsplit(".", 1)[0] for row in rows for key in row if key.endswith(".last")})
+    keys = RUN_KEYS + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
+    header = [""] + [str(row["id"]) for row in rows]
+    lines = [[key] + [_short(cell(row.get(key), key), key) for row in rows] for key in keys]
+    written = plot(rows, args.metric, args.plot, differing_keys(rows)) if args.plot else None
+    print(render_table([header] + lines), end="")
+    if written:
+        print(written)
+    return 0
+
+
+def plot(rows, metric, path, label_keys):
+    """Draw every point of `metric` of each run in one figure at `path`; a line saying what was written."""
+    from matplotlib.figure import Figure  # here, not at the top: every tracker command starts faster without it
+
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.subplots()
+    points = 0
+    for row in rows:
+        history = metric_history(row["id"], metric)
+        settings = ", ".join(f"{key.removeprefix('config.')}={row.get(key)}" for key in label_keys)
+        axes.plot(history.step, history.value, label=f"run {row['id']}" + (f" ({settings})" if settings else ""))
+        points += len(history)
+    axes.set(xlabel="step", ylabel=metric, title=f"{metric} of runs {', '.join(str(row['id']) for row in rows)}")
+    axes.legend()
+    figure.savefig(path, dpi=100)
+    return f"wrote {path}: {len(axes.get_lines())} curves of {metric}, {points} points"
+
+
+def _short(text, key):
+    return text[:12] if key == "commit" else text

@@ -1,0 +1,112 @@
+"""`tracker runs`: the recorded runs as a table (or CSV, JSON), filtered, sorted and with chosen metric summaries."""
+import csv
+import datetime
+import json
+import re
+import sys
+
+from observers.errors import UserError
+from observers.query import STATS, WHERE_HELP, check_keys, conditions, differing_keys, list_rows, select
+
+FORMATS = ("table", "csv", "json")
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "runs",
+        help="list recorded runs: filter, sort, compare configs and metrics",
+        description=(
+            "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=yes): "
+            "id, experiment, status, start, duration, result, the config keys that differ between the matching runs, "
+            "and the metric summaries asked for. Filters are ANDed. The same from Python: observers.query.runs()."
+        ),
+    )
+    # Reads `--sort -result` as a value, not as an unknown option; real options are still matched first.
+    parser._negative_number_matcher = re.compile("^-")
+    parser.add_argument("--where", action="append", default=[], metavar="COND",
+                        help=f"keep runs that meet COND: {WHERE_HELP}, 'val.acc.max>0.9'; repeatable")
+    parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
+    parser.add_argument("--tag", help="keep runs with this Omniboard tag")
+    parser.add_argument("--since", metavar="DATE", help="keep runs started at or after DATE (UTC), e.g. 2026-11-01")
+    parser.add_argument("--sort", default="-start", metavar="KEY",
+                        help="sort by a column, '-KEY' for descending, e.g. -result (default: -start, newest first)")
+    parser.add_argument("--limit", type=int, metavar="N", help="show at most N runs (after sorting)")
+    parser.add_argument("--metrics", default="", metavar="M.STAT,...",
+                        help=f"metric summaries to show, STAT one of {', '.join(STATS)} (argmax: the step of the max), "
+                             f"e.g. val.acc.max,train.loss.last")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit} must be at least 1")
+    wanted = conditions(args.where, args.experiment, args.tag, args.since)  # malformed ones fail before any wait
+    rows = list_rows()
+    metrics = [name for name in args.metrics.split(",") if name]
+    check_keys(rows, metrics, "--metrics")
+    matching = select(rows, wanted, args.sort)
+    shown = matching[:args.limit]
+    columns = ["id", "experiment", "status", "start", "duration_s", "result"]
+    columns += ["local"] if any(row["local"] for row in shown) else []
+    columns += differing_keys(matching) + metrics  # of all matching runs: --limit 1 still shows what the best one chose
+    write(shown, columns, args.format)
+    return 0
+
+
+def write(rows, columns, output_format, out=sys.stdout):
+    """`rows` (dicts) as a text table, CSV or a JSON list of objects, with `columns` in that order."""
+    if output_format == "json":
+        json.dump([{key: _plain(row.get(key)) for key in columns} for row in rows], out, indent=1)
+        out.write("\n")
+    elif output_format == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows([_plain(row.get(key)) for key in columns] for row in rows)
+    else:
+        out.write(render_table([columns] + [[cell(row.get(key), key) for key in columns] for row in rows]))
+
+
+def render_table(lines):
+    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    numeric = [all(_looks_numeric(line[i]) for line in lines[1:]) for i in range(len(widths))]
+    return "".join(
+        "  ".join(text.rjust(w) if right else text.ljust(w) for text, w, right in zip(line, widths, numeric)).rstrip()
+        + "\n"
+        for line in lines
+    )
+
+
+def cell(value, key=""):
+    """A value as the table shows it: 4 significant digits, times to the second, durations as 1h02m03s."""
+    if value is None:
+        return "-"
+    if key == "duration_s":
+        return _duration(value)
+    if key == "local":
+        return "yes" if value else ""
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _plain(value):
+    """A value for CSV and JSON: times in ISO format, the rest as stored."""
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+
+def _duration(seconds):
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _looks_numeric(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return text == "-"
