@@ -2,11 +2,11 @@
 import argparse
 import sys
 
-from tracker import board, db, rerun, resume, sync
+from tracker import board, db, rerun, resume, sweep, sync
 from observers.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
-COMMAND_MODULES = [db, board, sync, rerun, resume]
+COMMAND_MODULES = [db, board, sync, rerun, resume, sweep]
 
 
 def build_parser():
