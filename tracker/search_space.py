@@ -18,7 +18,8 @@ from sacred.arg_parser import _convert_value
 from observers.errors import UserError
 
 DISTRIBUTIONS = ("loguniform", "uniform", "intuniform", "choice")
-_SWEPT = re.compile(r"^(?P<key>[A-Za-z_][\w.]*)=(?:\[(?P<list>.*)\]|(?P<kind>[A-Za-z_]\w*)\((?P<args>.*)\))$", re.S)
+# A list, or a function call: what a fixed Sacred value never is.
+_SWEPT = re.compile(r"^(?P<key>[A-Za-z_][\w.]*)=(?P<value>\[.*|(?P<kind>[A-Za-z_]\w*)\(.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,16 @@ def split_arguments(arguments):
 
 
 def _parameter(argument, match):
-    key = match["key"]
-    if match["list"] is not None:
-        values = _values(argument, match["list"])
+    key, value, kind = match["key"], match["value"], match["kind"]
+    if not value.endswith("]" if kind is None else ")"):
+        raise UserError(f"{argument!r} is malformed: it does not end with {'] ' if kind is None else ') '}; "
+                        f"e.g. {key}=[0.01,0.1] or {key}=loguniform(1e-3,0.3)")
+    if kind is None:
+        values = _values(argument, value[1:-1])
         if not values:
             raise UserError(f"{argument!r} lists no values; give at least one, e.g. {key}=[0.01,0.1]")
         return Parameter(key, "grid", values)
-    kind, values = match["kind"], _values(argument, match["args"])
+    values = _values(argument, value[len(kind) + 1:-1])
     if kind not in DISTRIBUTIONS:
         raise UserError(f"{argument!r}: unknown distribution {kind!r}; use one of {', '.join(DISTRIBUTIONS)}, "
                         f"or a list such as {key}=[1,2]")

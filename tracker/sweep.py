@@ -205,12 +205,12 @@ def make_executor(record, folder):
         executor = submitit.LocalExecutor(jobs)
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
         return executor
-    require_slurm()
     valid = set(submitit.AutoExecutor._typed_parameters()) | submitit.SlurmExecutor._valid_parameters()
     unknown = sorted(set(slurm) - valid)
     if unknown:
         raise UserError(f"--slurm {unknown[0]}=... is not a submitit SLURM parameter; use e.g. partition, "
                         f"timeout_min, gpus_per_node, cpus_per_task, mem_gb (submitit.SlurmExecutor's parameters)")
+    require_slurm()
     executor = submitit.AutoExecutor(jobs, cluster="slurm")
     generic = set(submitit.AutoExecutor._typed_parameters())
     try:
