@@ -262,6 +262,7 @@ class Sweep:
         self.trials = {trial["number"]: trial for trial in record["trials"]}
         self.study = self.open_study() if record["search"] == "optuna" else None
         self.running = {}  # job -> trial number
+        self.cancelling = False
         self.shown = None
 
     def run(self):
@@ -340,7 +341,9 @@ class Sweep:
         trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
         if outcome["run"] is not None and outcome["run"] not in trial["runs"]:
             trial["runs"].append(outcome["run"])
-        if outcome["status"] not in ("COMPLETED", "INTERRUPTED"):
+        if self.cancelling and outcome["status"] != "COMPLETED":
+            trial["status"] = "INTERRUPTED"  # stopped by Ctrl-C, however far it got: --continue runs it
+        elif outcome["status"] not in ("COMPLETED", "INTERRUPTED"):
             trial["status"] = "FAILED"
             run = f"run {outcome['run']}" if outcome["run"] is not None else f"job {job.job_id}, log {job.paths.stderr}"
             error = "\n".join("    " + line for line in outcome["error"].splitlines())
@@ -389,10 +392,9 @@ class Sweep:
 
     def report(self):
         """The trials as a table, best result first; the exit status is the number of failed trials."""
-        reverse = self.record["direction"] == "maximize"
+        sign = -1 if self.record["direction"] == "maximize" else 1
         ranked = sorted(self.trials.values(), key=lambda t: (
-            not isinstance(t["result"], (int, float)), -t["result"] if reverse and t["result"] is not None
-            else t["result"] or 0))
+            (0, sign * t["result"]) if isinstance(t["result"], (int, float)) else (1, t["number"])))
         keys = [parameter.key for parameter in self.parameters]
         rows = [["trial", "run", "status", "result", *keys]] + [
             [str(t["number"]), str(t["run"]), t["status"],
@@ -411,11 +413,19 @@ class Sweep:
     def cancel(self):
         """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
         print(f"\nsweep {self.record['_id']}: cancelling {len(self.running)} running trial(s)", flush=True)
-        for job in self.running:
-            if self.local:  # the job controller passes SIGTERM on to the trial, which passes it to the experiment
+        self.cancelling = True
+        if not self.local:
+            for job in self.running:
+                job.cancel(check=False)  # scancel: SLURM sends SIGTERM, the experiments store their checkpoints
+        elif os.getpgrp() == os.getpid():
+            # Leading its process group (a terminal's foreground job): Ctrl-C as the terminal sends it, to every
+            # experiment, also when only this process got it; the trials' job processes ignore it.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.killpg(0, signal.SIGINT)
+            signal.signal(signal.SIGINT, previous)
+        else:
+            for job in self.running:  # the job's controller passes SIGTERM to the trial, and it to the experiment
                 os.kill(int(job.job_id), signal.SIGTERM)
-            else:
-                job.cancel(check=False)  # scancel: SLURM sends SIGTERM, the experiment stores its checkpoint
         deadline = time.monotonic() + (CANCEL_WAIT_S if self.local else 0)
         while self.running and time.monotonic() < deadline:
             for job in [job for job in self.running if job.done()]:
