@@ -29,7 +29,8 @@ def slurm(tmp_path_factory):
 def test_grid_sweep_on_slurm_runs_every_trial_as_a_tagged_run(slurm, mongo_url, mongo_db, db_name, workdir):
     started = time.monotonic()
     result = run_tracker(["sweep", "--executor", "slurm", "--slurm", "timeout_min=10", str(EXPERIMENT), *TINY,
-                          "lr=[0.02,0.05]", "model.width=[8,16]"], workdir, mongo_url, db_name, **slurm)
+                          "lr=[0.02,0.05]", "model.width=[8,16]"], workdir, mongo_url, db_name, timeout=900,
+                         **slurm)
     seconds = time.monotonic() - started
 
     output = result.stdout + result.stderr
@@ -49,7 +50,7 @@ def test_grid_sweep_on_slurm_runs_every_trial_as_a_tagged_run(slurm, mongo_url, 
 def test_a_failing_trial_is_reported_and_the_others_complete(slurm, mongo_url, mongo_db, db_name, workdir):
     # data.limit=10 leaves fewer training images than one batch: that trial's run fails.
     result = run_tracker(["sweep", "--executor", "slurm", str(EXPERIMENT), *TINY, "data.limit=[1000,10]"],
-                         workdir, mongo_url, db_name, **slurm)
+                         workdir, mongo_url, db_name, timeout=900, **slurm)
 
     output = result.stdout + result.stderr
     assert result.returncode == 1, output

@@ -57,7 +57,9 @@ class Trial:
                 [sys.executable, self.script, "with", *updates], experiment_env(info, env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
             )
-        return outcome(self.newest_run(), returncode)
+        latest = self.newest_run()
+        started = latest is not None and (previous is None or latest.origin != previous.origin)
+        return outcome(latest if started else None, returncode)
 
     def started(self, process):
         self.process = process
