@@ -3,8 +3,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from observers.choose import require_database
-from observers.local_run import LocalRun
+from observers.choose import connect, require_database
+from observers.local_run import LocalRun, is_run_dir
 from observers.plain_json import plain_values
 from observers.settings import load_settings
 from observers.upload import read_file
@@ -33,6 +33,40 @@ def open_run(reference, settings=None):
             f"or a file-store folder (e.g. runs/3)"
         )
     return _open_mongo_run(int(reference), settings or load_settings())
+
+
+def newest_run_with_info(info, settings=None):
+    """The newest run whose info has all of `info`'s values ({dotted key: value}), or None.
+
+    Looks in RUNS_DIR, whose copies are the latest state of runs MongoDB did not take in full, and in MongoDB.
+    """
+    settings = settings or load_settings()
+    found = []
+    folders = settings.runs_dir.iterdir() if settings.runs_dir.is_dir() else ()
+    for folder in filter(is_run_dir, folders):
+        try:
+            run = LocalRun.load(folder)
+        except (OSError, ValueError):  # a run being written right now, or not a run
+            continue
+        if all(_dotted(run.info, key) == value for key, value in info.items()):
+            found.append((run.entry["start_time"], lambda folder=folder: _open_folder(folder)))
+    client = connect(settings)
+    if client is not None:
+        query = {f"info.{key}": value for key, value in info.items()}
+        with client:
+            docs = list(client[settings.db_name].runs.find(query, {"_id": 1, "start_time": 1}))
+        for doc in docs:
+            found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
+    if not found:
+        return None
+    # ISO start times sort as text (nx-27017 returns them as strings, MongoDB as datetimes: both become ISO text).
+    return max(found, key=lambda item: item[0].replace(" ", "T"))[1]()
+
+
+def _dotted(info, key):
+    for part in key.split("."):
+        info = info.get(part) if isinstance(info, dict) else None
+    return info
 
 
 def _open_mongo_run(run_id, settings):

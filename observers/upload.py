@@ -2,7 +2,8 @@
 
 Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot hold):
 - `runs`: the run document; `captured_out` keeps the last TAIL_CHARS characters, the whole output becomes the
-  artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it.
+  artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it;
+  `omniboard.tags` (Omniboard's tags) also holds the tags listed in the run's info['tags'].
 - `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
 - `metric_summaries` in the run document: first, last, min, max and the step of the max of every metric, so run
   listings (observers.query) need not read any points.
@@ -139,6 +140,11 @@ class RunUploader:
         # Replaced whole, as the uploader owns the document (nx-27017 turns top-level datetimes written by $set into
         # strings); only Omniboard's own field (tags, notes) is carried over.
         document.update(self.db.runs.find_one({"_id": state.run_id}, {"_id": 0, "omniboard": 1}) or {})
+        # The run's info['tags'] (e.g. its sweep's, from `tracker sweep`) are Omniboard tags too.
+        tags = document.get("omniboard", {}).get("tags", [])
+        added = [tag for tag in run.info.get("tags", []) if tag not in tags]
+        if added:
+            document["omniboard"] = {**document.get("omniboard", {}), "tags": tags + added}
         try:
             self.db.runs.replace_one({"_id": state.run_id}, document)
         except DocumentTooLarge:

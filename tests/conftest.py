@@ -74,9 +74,9 @@ class LocalMongoServer:
 class TrackerCommand:
     """`tracker <args>` in its own process group, its output collected by a thread so that waits can time out."""
 
-    def __init__(self, *args, **env):
+    def __init__(self, *args, cwd=REPO_ROOT, **env):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tracker", *args], cwd=REPO_ROOT, env=python_env(**env),
+            [sys.executable, "-m", "tracker", *args], cwd=cwd, env=python_env(**env),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         self.output = []

@@ -5,17 +5,15 @@ Each test checks what a user sees: one line, the exit status, and that nothing i
 import datetime
 import json
 import math
-import os
 import platform
 import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
-from conftest import (COMPUTED_METRICS, EXPERIMENT, REPO_ROOT, git, metric, newest_run, python_env, run_experiment,
+from conftest import (COMPUTED_METRICS, REPO_ROOT, git, metric, newest_run, python_env, run_experiment,
                       run_tracker)
 
 from observers.errors import UserError

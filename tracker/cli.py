@@ -2,11 +2,11 @@
 import argparse
 import sys
 
-from tracker import board, compare, db, delete, gc, rerun, resume, runs, sync
+from tracker import board, compare, db, delete, gc, rerun, resume, runs, sweep, sync
 from observers.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
-COMMAND_MODULES = [db, board, sync, runs, compare, rerun, resume, delete, gc]
+COMMAND_MODULES = [db, board, sync, runs, compare, rerun, resume, sweep, delete, gc]
 
 
 def build_parser():

@@ -33,12 +33,7 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
     with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info):
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
-        child_env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir), os.environ.get("PYTHONPATH")])),
-            RUN_INFO_ENV: json.dumps({**info, **code_info}),
-            **(env or {}),
-        }
+        child_env = experiment_env({**info, **code_info}, env, code_dir)
         if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
             check_config_keys(stored, code_dir / script, child_env)
         with tempfile.TemporaryDirectory(prefix="tracker-config-") as folder:
@@ -46,6 +41,16 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
             save_config_file(stored.config, str(config_file))
             return run_in_foreground([sys.executable, str(code_dir / script), "with", str(config_file), *updates],
                                      child_env)
+
+
+def experiment_env(info, env=None, code_dir=None):
+    """The environment for an experiment process: `info` for its run's info, `env` added, `code_dir` first on the path."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [code_dir and str(code_dir), os.environ.get("PYTHONPATH")])),
+        RUN_INFO_ENV: json.dumps(info),
+        **(env or {}),
+    }
 
 
 def locate(stored):
@@ -179,13 +184,23 @@ def check_config_keys(stored, script, env):
         )
 
 
-def run_in_foreground(command, env):
-    """Run `command` and return its exit status; it handles Ctrl-C itself, and a SIGTERM sent here is passed on."""
+def run_in_foreground(command, env, started=None, ignored_signals=()):
+    """Run `command` and return its exit status; it handles Ctrl-C itself, and a SIGTERM sent here is passed on.
+
+    `started(process)` is called once it runs; `ignored_signals` are ignored by it (a batch system sends its
+    warning signal to every process of a job, but only this one handles it).
+    """
     # Ctrl-C reaches the whole foreground process group, so the experiment sees it directly; this process must
     # only wait for it to store its checkpoint. (exec resets this handler, so the child still gets Ctrl-C.)
     previous_int = signal.signal(signal.SIGINT, lambda number, frame: None)
     try:
-        process = subprocess.Popen(command, env=env)
+        def ignore_signals():
+            for number in ignored_signals:
+                signal.signal(number, signal.SIG_IGN)
+
+        process = subprocess.Popen(command, env=env, preexec_fn=ignore_signals if ignored_signals else None)
+        if started:
+            started(process)
         previous_term = signal.signal(signal.SIGTERM, lambda number, frame: process.send_signal(number))
         try:
             return process.wait()

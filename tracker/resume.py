@@ -36,16 +36,26 @@ def run(args):
     if stored.doc.get("status") == "RUNNING" and death(stored.doc, stored.info) is None:
         raise UserError(f"{stored.label} is still running ({describe_alive(stored.doc, stored.info)}); resume it "
                         f"once it has ended (Ctrl-C stops it with a checkpoint)")
+    with tempfile.TemporaryDirectory(prefix="tracker-resume-") as folder:
+        continued = continuation(stored, Path(folder))
+        if continued is None:
+            raise UserError(
+                f"{stored.label} has no {CHECKPOINT}: it stopped before its first checkpoint (every "
+                f"trainer.checkpoint_every steps, and on Ctrl-C); start it again with 'tracker rerun {args.run}'"
+            )
+        info, env = continued
+        return relaunch(stored, info, at_commit=args.at_commit, force=args.force, env=env)
+
+
+def continuation(stored, folder):
+    """(info, env) of a new run that continues `stored` from its latest checkpoint, written to `folder`.
+
+    None when `stored` has no checkpoint. `tracker sweep` continues interrupted trials with it too.
+    """
     content = stored.artifact(CHECKPOINT)
     if content is None:
-        raise UserError(
-            f"{stored.label} has no {CHECKPOINT}: it stopped before its first checkpoint "
-            f"(every trainer.checkpoint_every steps, and on Ctrl-C); start it again with 'tracker rerun {args.run}'"
-        )
-    with tempfile.TemporaryDirectory(prefix="tracker-resume-") as folder:
-        checkpoint = Path(folder) / CHECKPOINT
-        checkpoint.write_bytes(content)
-        step = load_checkpoint(checkpoint, label=f"{stored.label}'s {CHECKPOINT}")["step"]
-        info = {"resumed_from": stored.origin, "resumed_after_step": step}
-        return relaunch(stored, info, at_commit=args.at_commit, force=args.force,
-                        env={RESUME_CHECKPOINT_ENV: str(checkpoint)})
+        return None
+    checkpoint = folder / CHECKPOINT
+    checkpoint.write_bytes(content)
+    step = load_checkpoint(checkpoint, label=f"{stored.label}'s {CHECKPOINT}")["step"]
+    return {"resumed_from": stored.origin, "resumed_after_step": step}, {RESUME_CHECKPOINT_ENV: str(checkpoint)}

@@ -1,0 +1,125 @@
+"""`tracker sweep` on the local executor: trials are ordinary tracked runs, tagged and recorded with their sweep."""
+import json
+import os
+import re
+import signal
+
+import pytest
+from conftest import EXPERIMENT, TrackerCommand, metric, run_tracker
+
+from observers.upload import read_file
+
+# A trial of a few seconds: 20 steps of the smoke model on 1000 generated images.
+TINY = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False"]
+
+
+def sweep_runs(db, sweep_id):
+    return sorted(db.runs.find({"info.sweep.id": sweep_id}), key=lambda run: run["info"]["sweep"]["trial"])
+
+
+def sweep_id_of(output):
+    return int(re.search(r"^sweep (\d+): ", output, re.M).group(1))
+
+
+def test_random_sweep_runs_two_trials_at_once(mongo_url, mongo_db, db_name, workdir):
+    result = run_tracker(["sweep", "--random", "3", "--parallel", "2", str(EXPERIMENT), *TINY,
+                          "lr=loguniform(1e-3,0.3)", "model.width=choice(8,16)"], workdir, mongo_url, db_name,
+                         timeout=900)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    sweep_id = sweep_id_of(output)
+    assert "0/3 done, 2 running, 0 failed" in output and "3 running" not in output
+    assert "3/3 done, 0 running, 0 failed; best " in output
+    runs = sweep_runs(mongo_db, sweep_id)
+    assert [run["info"]["sweep"]["trial"] for run in runs] == [0, 1, 2]
+    for run in runs:
+        params = run["info"]["sweep"]["params"]
+        assert run["status"] == "COMPLETED" and run["omniboard"]["tags"] == [f"sweep-{sweep_id}"]
+        assert 1e-3 <= params["lr"] <= 0.3 and params["model.width"] in (8, 16)
+        assert run["config"]["lr"] == params["lr"] and run["config"]["model"]["width"] == params["model.width"]
+    # The table lists the trials best first, and the record in MongoDB has every trial's run and result.
+    table = re.findall(r"^(\d+)\s+(\d+)\s+COMPLETED\s+([\d.]+)", output, re.M)
+    assert [float(row[2]) for row in table] == sorted((round(run["result"], 4) for run in runs), reverse=True)
+    record = mongo_db.sweeps.find_one({"_id": sweep_id})
+    assert record["status"] == "COMPLETED"
+    assert {(t["number"], t["run"], t["result"]) for t in record["trials"]} == {
+        (run["info"]["sweep"]["trial"], run["_id"], run["result"]) for run in runs}
+
+
+def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, mongo_db, db_name, workdir):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    sweep = TrackerCommand("sweep", "--optuna", "4", "--parallel", "2", str(EXPERIMENT), *TINY,
+                           "lr=loguniform(1e-3,0.3)", cwd=workdir, MONGO_URL=mongo_url, SACRED_DB=db_name,
+                           RUNS_DIR=workdir / "runs")
+    try:
+        sweep.wait_for(r"2/4 done", timeout_s=400)
+        os.killpg(sweep.process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        assert sweep.process.wait(180) == 130
+    finally:
+        sweep.kill()
+    output = "".join(sweep.output)
+    sweep_id = sweep_id_of(output)
+    assert re.search(r"trials finished: 0, 1; not finished: 2, 3; continue with 'tracker sweep --continue \d+'",
+                     output), output
+
+    result = run_tracker(["sweep", "--continue", str(sweep_id)], workdir, mongo_url, db_name)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "4/4 done" in output and f"sweep {sweep_id}: all 4 trials completed" in output
+    completed = [run for run in sweep_runs(mongo_db, sweep_id) if run["status"] == "COMPLETED"]
+    assert sorted(run["info"]["sweep"]["trial"] for run in completed) == [0, 1, 2, 3]
+    folder = json.loads((workdir / "sweeps" / str(sweep_id) / "sweep.json").read_text())["folder"]
+    study = optuna.load_study(study_name=f"sweep-{sweep_id}",
+                              storage=JournalStorage(JournalFileBackend(f"{folder}/optuna.journal")))
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE"] * 4
+    assert {trial.number: trial.value for trial in study.trials} == {
+        run["info"]["sweep"]["trial"]: run["result"] for run in completed}
+
+
+def test_eight_trials_started_together_keep_their_own_ids_and_records(mongo_url, mongo_db, db_name, workdir):
+    seeds = list(range(1, 9))
+    result = run_tracker(["sweep", "--parallel", "8", str(EXPERIMENT), *TINY, "trainer.steps=4",
+                          "trainer.val_every=2", f"seed={seeds}"], workdir, mongo_url, db_name, timeout=900)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    runs = sweep_runs(mongo_db, sweep_id_of(output))
+    assert len({run["_id"] for run in runs}) == 8
+    for run in runs:  # each run's config, metrics, output and artifacts are its own
+        assert run["config"]["seed"] == run["info"]["sweep"]["params"]["seed"]
+        assert sorted(metric(mongo_db, run["_id"], "val.acc")) == [2, 4]
+        assert max(metric(mongo_db, run["_id"], "val.acc").values()) == run["result"]
+        artifacts = {artifact["name"]: artifact["file_id"] for artifact in run["artifacts"]}
+        stored = json.loads(read_file(mongo_db, artifacts["results.json"]))
+        assert stored["best_val_acc"] == run["result"]
+        assert stored["test_acc_of_best"] == metric(mongo_db, run["_id"], "test.acc")[4]
+        assert f"Best val acc {run['result']:.4f}" in run["captured_out"]
+        assert mongo_db.fs.files.find_one({"_id": artifacts["results.json"]})["filename"].startswith(
+            f"artifact://runs/{run['_id']}/")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["lr=[0.1,"], "'lr=[0.1,' is malformed"),
+    (["lr=[0.1,(]"], "'lr=[0.1,(]' is malformed"),
+    (["lr=loguniform(0.3)"], "needs two numbers low < high above 0"),
+    (["lr=normal(0,1)"], "unknown distribution 'normal'"),
+    (["lr=loguniform(1e-3,0.3)"], "is drawn at random; add --random N or --optuna N"),
+    (["lr=[0.1]", "--executor", "cloud"], "unknown executor 'cloud'"),
+    (["lr=[0.1]", "--slurm", "partition=gpu"], "--slurm parameters need --executor slurm"),
+    (["lr=[0.1]", "trainer.stepz=3"], "rejects the sweep's config"),
+    (["lr=[0.1]", "--executor", "slurm", "--slurm", "partitionn=gpu"], "partitionn=... is not a submitit SLURM"),
+    (["lr=[0.1]", "--executor", "slurm"], "SLURM"),  # no sbatch, or no controller answers
+])
+def test_bad_input_is_one_line_and_submits_nothing(arguments, message, mongo_url, mongo_db, db_name, tmp_path):
+    result = run_tracker(["sweep", str(EXPERIMENT), "with", "smoke", *arguments], tmp_path, mongo_url, db_name,
+                         SLURM_CONF=tmp_path / "no-cluster.conf")
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and message in result.stderr, \
+        result.stderr
+    assert not (tmp_path / "sweeps").exists() and mongo_db.sweeps.count_documents({}) == 0

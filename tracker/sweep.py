@@ -1,0 +1,460 @@
+"""`tracker sweep`: run an experiment over a grid, random draws or an Optuna study, each trial an ordinary tracked run.
+
+Trials are submitit jobs (tracker.trial.Trial): local processes (--executor local) or SLURM jobs (--executor slurm),
+so a sweep outgrows one machine without changing. The sweep's record (its arguments and every trial's run, status
+and result) is kept in sweeps/<id>/sweep.json beside RUNS_DIR, with submitit's job logs and the Optuna journal, and
+in MongoDB's `sweeps` collection when MongoDB answers; `--continue` reads it back.
+"""
+import datetime
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from observers.choose import connect
+from observers.errors import UserError
+from observers.settings import load_settings
+from tracker.search_space import as_updates, grid, split_arguments
+from tracker.trial import Trial, sweep_tag
+
+EXECUTORS = ("local", "slurm")
+POLL_S = 1.0  # how often job states are checked
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor stops jobs after 2 minutes unless told otherwise
+CANCEL_WAIT_S = 120  # after Ctrl-C, how long local trials get to store their checkpoints
+RECORD_FILE = "sweep.json"
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "sweep",
+        usage="tracker sweep [OPTIONS] SCRIPT with [FIXED ...] KEY=[A,B] KEY=DISTRIBUTION(...) ...\n"
+              "       tracker sweep --continue SWEEP [--parallel K] [--executor local|slurm] [--slurm KEY=VALUE]",
+        help="run an experiment over a grid, random draws or an Optuna search; every trial is a tracked run",
+        description=(
+            "Run SCRIPT once per trial with the fixed updates plus the trial's parameters. KEY=[A,B,...] sweeps a "
+            "list (the grid of all lists by default); with --random N or --optuna N also loguniform(LOW,HIGH), "
+            "uniform(LOW,HIGH), intuniform(LOW,HIGH) and choice(A,B,...). Each trial's run records the sweep in "
+            "its info and carries the Omniboard tag sweep-ID. Exit status: the number of failed trials."
+        ),
+    )
+    parser.add_argument("command", nargs="*", metavar="SCRIPT with ARGUMENTS",
+                        help="the experiment and its `with` arguments, fixed and swept")
+    search = parser.add_mutually_exclusive_group()
+    search.add_argument("--random", type=int, metavar="N", help="N trials with parameters drawn at random")
+    search.add_argument("--optuna", type=int, metavar="N", help="N trials chosen by Optuna (TPE) from the results")
+    parser.add_argument("--direction", choices=("maximize", "minimize"), default="maximize",
+                        help="whether a larger or smaller run result is better (default: maximize)")
+    parser.add_argument("--executor", help="local (default: processes on this machine) or slurm (jobs on SLURM)")
+    parser.add_argument("--parallel", type=int, metavar="K",
+                        help="trials at once (default: 1 on local, every trial on slurm, queued by SLURM)")
+    parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                        help="a submitit SLURM parameter, e.g. partition=gpu, gpus_per_node=1, timeout_min=60")
+    parser.add_argument("--continue", dest="continue_sweep", metavar="SWEEP",
+                        help="run the trials of sweep SWEEP (an id, or its folder) that have not completed")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    settings = load_settings()
+    client = connect(settings)
+    db = client[settings.db_name] if client is not None else None
+    if args.continue_sweep:
+        if args.command or args.random or args.optuna:
+            raise UserError("--continue SWEEP takes the sweep's own script and parameters; give only --parallel, "
+                            "--executor or --slurm with it")
+        record = load_record(args.continue_sweep, settings, db)
+    else:
+        record = new_record(args)
+    record["executor"] = args.executor or record.get("executor") or "local"
+    record["slurm"] = {**record.get("slurm", {}), **slurm_parameters(args.slurm)}
+    record["parallel"] = args.parallel or record.get("parallel")
+    if record["parallel"] is not None and record["parallel"] < 1:
+        raise UserError(f"--parallel {record['parallel']} must be at least 1, e.g. --parallel 2")
+    with tempfile.TemporaryDirectory(prefix="tracker-sweep-") as scratch:
+        make_executor(record, Path(scratch))  # refuses bad settings before anything is recorded or submitted
+    if not args.continue_sweep:
+        check_config(record)
+        create_record(record, settings, db)
+    sweep = Sweep(record, settings, db)
+    return sweep.run()
+
+
+# ---- a new sweep ----------------------------------------------------------------------------------------------
+def new_record(args):
+    if not args.command:
+        raise UserError("give the experiment and its sweep, e.g. tracker sweep experiments/cifar.py with smoke "
+                        "'lr=[0.01,0.05]'")
+    script, *arguments = args.command
+    if arguments[:1] == ["with"]:
+        arguments = arguments[1:]
+    if not Path(script).is_file():
+        raise UserError(f"{script} is not a file; give the experiment's script, e.g. experiments/cifar.py")
+    fixed, parameters = split_arguments(arguments)
+    if not parameters:
+        raise UserError("nothing is swept; give a list or a distribution, e.g. 'lr=[0.01,0.05]' or "
+                        "'lr=loguniform(1e-3,0.3)' with --random 8")
+    for option in ("random", "optuna"):
+        count = getattr(args, option)
+        if count is not None and count < 1:
+            raise UserError(f"--{option} {count} must be at least 1, e.g. --{option} 8")
+    search = "random" if args.random else "optuna" if args.optuna else "grid"
+    record = {
+        "script": str(Path(script).resolve()), "arguments": arguments, "search": search,
+        "direction": args.direction, "budget": args.random or args.optuna, "cwd": os.getcwd(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "status": "RUNNING", "trials": [],
+    }
+    if search == "grid":
+        record["trials"] = [new_trial(number, params) for number, params in enumerate(grid(parameters))]
+        record["budget"] = len(record["trials"])
+    elif search == "random":
+        rng = random.Random()
+        record["trials"] = [new_trial(number, {p.key: p.sample(rng) for p in parameters})
+                            for number in range(args.random)]
+    return record
+
+
+def new_trial(number, params):
+    return {"number": number, "params": params, "status": "QUEUED", "run": None, "result": None, "runs": []}
+
+
+def check_config(record):
+    """Refuse, in one line, a sweep whose first trial's config Sacred rejects (e.g. a misspelt key)."""
+    first = record["trials"][0]["params"] if record["trials"] else {}
+    fixed, _ = split_arguments(record["arguments"])
+    command = [sys.executable, record["script"], "print_config", "with", *fixed, *as_updates(first)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"{Path(record['script']).name} rejects the sweep's config ({last_line}); "
+                        f"fix the `with` arguments")
+
+
+# ---- where sweeps are recorded --------------------------------------------------------------------------------
+def sweeps_dir(settings):
+    """sweeps/ beside RUNS_DIR: records, job logs and Optuna journals (on SLURM, on a filesystem the nodes share)."""
+    return settings.runs_dir.parent / "sweeps"
+
+
+def create_record(record, settings, db):
+    """Give the sweep the next free id (in MongoDB's `sweeps` and in sweeps/), its folder, and store its record."""
+    folder = sweeps_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
+    if db is not None:
+        last = db.sweeps.find_one({}, {"_id": 1}, sort=[("_id", -1)])
+        taken.append(last["_id"] if last else 0)
+    sweep_id = max(taken, default=0) + 1
+    while True:  # insert-and-retry, as run ids: sweeps started at the same moment get different ids
+        try:
+            (folder / str(sweep_id)).mkdir()
+            if db is not None:
+                db.sweeps.insert_one({"_id": sweep_id})
+            break
+        except (FileExistsError, DuplicateKeyError) as error:
+            if isinstance(error, DuplicateKeyError):
+                (folder / str(sweep_id)).rmdir()
+            sweep_id += 1
+    record["_id"], record["folder"] = sweep_id, str((folder / str(sweep_id)).resolve())
+
+
+def load_record(reference, settings, db):
+    """The record of sweep `reference`: its folder, or its id (MongoDB's record, else the one in sweeps/)."""
+    folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else sweeps_dir(settings) / reference
+    if reference.isdigit() and db is not None:
+        record = db.sweeps.find_one({"_id": int(reference)})
+        if record is not None and "trials" in record:
+            return record
+    if not (folder / RECORD_FILE).is_file():
+        raise UserError(f"there is no sweep {reference!r} in MongoDB or in {sweeps_dir(settings)}/; give the id "
+                        f"'tracker sweep' printed, or the sweep's folder")
+    return json.loads((folder / RECORD_FILE).read_text())
+
+
+# ---- executors ------------------------------------------------------------------------------------------------
+def slurm_parameters(pairs):
+    parameters = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise UserError(f"--slurm {pair!r} must be KEY=VALUE, e.g. --slurm partition=gpu")
+        from sacred.arg_parser import _convert_value
+        parameters[key] = _convert_value(value)
+    return parameters
+
+
+def make_executor(record, folder):
+    """The submitit executor for the record's settings, keeping its job logs in `folder`/jobs."""
+    import submitit
+
+    kind, slurm = record["executor"], record["slurm"]
+    if kind not in EXECUTORS:
+        raise UserError(f"unknown executor {kind!r}; use --executor local or --executor slurm")
+    if kind == "local" and slurm:
+        raise UserError("--slurm parameters need --executor slurm")
+    jobs = folder / "jobs"
+    if kind == "local":
+        executor = submitit.LocalExecutor(jobs)
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
+        return executor
+    valid = set(submitit.AutoExecutor._typed_parameters()) | submitit.SlurmExecutor._valid_parameters()
+    unknown = sorted(set(slurm) - valid)
+    if unknown:
+        raise UserError(f"--slurm {unknown[0]}=... is not a submitit SLURM parameter; use e.g. partition, "
+                        f"timeout_min, gpus_per_node, cpus_per_task, mem_gb (submitit.SlurmExecutor's parameters)")
+    require_slurm()
+    executor = submitit.AutoExecutor(jobs, cluster="slurm")
+    generic = set(submitit.AutoExecutor._typed_parameters())
+    try:
+        executor.update_parameters(name=f"sweep-{record.get('_id', 'new')}",
+                                   **{k if k in generic else f"slurm_{k}": v for k, v in slurm.items()})
+    except (AssertionError, NameError, ValueError, TypeError) as error:
+        problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"submitit rejects the --slurm parameters {slurm} ({problem}); fix their values") from None
+    return executor
+
+
+def require_slurm():
+    """Refuse, in one line, a SLURM sweep when SLURM's commands or its controller do not answer."""
+    if shutil.which("sbatch") is None:
+        raise UserError("--executor slurm needs SLURM's sbatch, which is not on PATH; run on a SLURM login node, "
+                        "or use --executor local")
+    try:
+        answer = subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        answer = subprocess.CompletedProcess([], 1, "", str(error))
+    if answer.returncode != 0:
+        last_line = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise UserError(f"SLURM is not reachable ({last_line}); check SLURM_CONF and that slurmctld runs, or use "
+                        f"--executor local")
+
+
+def gpu_ids():
+    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(gpu) for gpu in visible.split(",") if gpu.strip().isdigit()]
+    import torch
+
+    return list(range(torch.cuda.device_count()))
+
+
+# ---- running the trials ---------------------------------------------------------------------------------------
+class Sweep:
+    def __init__(self, record, settings, db):
+        self.record = record
+        self.settings = settings
+        self.db = db
+        self.folder = Path(record["folder"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.executor = make_executor(record, self.folder)
+        self.local = record["executor"] == "local"
+        self.gpus = gpu_ids() if self.local else []
+        self.fixed, self.parameters = split_arguments(record["arguments"])
+        self.trials = {trial["number"]: trial for trial in record["trials"]}
+        self.study = self.open_study() if record["search"] == "optuna" else None
+        self.running = {}  # job -> trial number
+        self.cancelling = False
+        self.shown = None
+
+    def run(self):
+        sweep_id = self.record["_id"]
+        print(f"sweep {sweep_id}: {self.record['search']} search over {', '.join(p.key for p in self.parameters)}, "
+              f"{self.record['budget']} trials on {self.record['executor']}; runs are tagged {sweep_tag(sweep_id)}; "
+              f"record and job logs in {self.folder}", flush=True)
+        self.record["status"] = "RUNNING"
+        self.queue = [number for number, trial in sorted(self.trials.items()) if self.to_run(trial)]
+        try:
+            while self.submit_more() or self.running:
+                for job in [job for job in self.running if job.done()]:
+                    self.finish(job)
+                self.show_progress()
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            return self.cancel()
+        self.record["status"] = "COMPLETED"
+        self.save()
+        return self.report()
+
+    def to_run(self, trial):
+        finished = ("COMPLETED", "FAILED") if self.study is not None else ("COMPLETED",)
+        return trial["status"] not in finished  # Optuna was told of a failure already; it cannot be told again
+
+    def submit_more(self):
+        """Submit trials while fewer than --parallel run; False when none is left to submit."""
+        limit = self.record["parallel"] or (1 if self.local else self.record["budget"])
+        while len(self.running) < limit:
+            number = self.next_trial()
+            if number is None:
+                return False
+            trial = self.trials[number]
+            job = self.submit(Trial(self.record["_id"], number, self.record["script"],
+                                    [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"]))
+            self.running[job] = number
+            trial["status"] = "RUNNING"
+            self.save()
+        return True
+
+    def next_trial(self):
+        if self.queue:
+            return self.queue.pop(0)
+        if self.study is not None and len(self.study.trials) < self.record["budget"]:
+            asked = self.study.ask()
+            trial = new_trial(asked.number, {p.key: p.suggest(asked) for p in self.parameters})
+            self.trials[asked.number] = trial
+            self.record["trials"].append(trial)
+            return asked.number
+        return None
+
+    def submit(self, trial):
+        if self.local and self.gpus:  # one GPU per trial: the one running the fewest trials now
+            in_use = [job.gpu for job in self.running]
+            gpu = min(self.gpus, key=in_use.count)
+            self.executor.update_parameters(visible_gpus=[gpu], gpus_per_node=1)
+        # Local jobs inherit an ignored SIGINT: Ctrl-C then reaches the experiments, which store their checkpoints,
+        # and not submitit's job controllers, which would kill them a second later.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if self.local else None
+        try:
+            job = self.executor.submit(trial)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        job.gpu = gpu if self.local and self.gpus else None
+        return job
+
+    def finish(self, job):
+        number = self.running.pop(job)
+        trial = self.trials[number]
+        try:
+            outcome = job.result()
+        except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
+            lines = str(error).strip().splitlines()
+            outcome = {"run": None, "status": "FAILED", "result": None, "error": "\n".join(lines[-5:])}
+        trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
+        if outcome["run"] is not None and outcome["run"] not in trial["runs"]:
+            trial["runs"].append(outcome["run"])
+        if self.cancelling and outcome["status"] != "COMPLETED":
+            trial["status"] = "INTERRUPTED"  # stopped by Ctrl-C, however far it got: --continue runs it
+        elif outcome["status"] not in ("COMPLETED", "INTERRUPTED"):
+            trial["status"] = "FAILED"
+            run = f"run {outcome['run']}" if outcome["run"] is not None else f"job {job.job_id}, log {job.paths.stderr}"
+            error = "\n".join("    " + line for line in outcome["error"].splitlines())
+            print(f"trial {number} failed ({run}):\n{error}", flush=True)
+        if self.study is not None:
+            self.tell(number, trial)
+        self.save()
+
+    # ---- Optuna ----------------------------------------------------------------------------------------------
+    def open_study(self):
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = JournalStorage(JournalFileBackend(str(self.folder / "optuna.journal")))
+        return optuna.create_study(study_name=sweep_tag(self.record["_id"]), storage=storage, load_if_exists=True,
+                                   direction=self.record["direction"])
+
+    def tell(self, number, trial):
+        from optuna.trial import TrialState
+
+        if trial["status"] == "COMPLETED" and isinstance(trial["result"], (int, float)):
+            self.study.tell(number, trial["result"])
+        elif trial["status"] != "INTERRUPTED":  # an interrupted trial is continued by --continue
+            self.study.tell(number, state=TrialState.FAIL)
+
+    # ---- what the user sees ----------------------------------------------------------------------------------
+    def counts(self):
+        statuses = [trial["status"] for trial in self.trials.values()]
+        return {status: statuses.count(status) for status in ("COMPLETED", "RUNNING", "FAILED", "INTERRUPTED")}
+
+    def best(self):
+        done = [t for t in self.trials.values() if t["status"] == "COMPLETED" and isinstance(t["result"], (int, float))]
+        pick = max if self.record["direction"] == "maximize" else min
+        return pick(done, key=lambda trial: trial["result"]) if done else None
+
+    def show_progress(self):
+        counts, best = self.counts(), self.best()
+        line = (f"sweep {self.record['_id']}: {counts['COMPLETED']}/{self.record['budget']} done, "
+                f"{counts['RUNNING']} running, {counts['FAILED']} failed"
+                + (f"; best {best['result']:.4g} (trial {best['number']}, run {best['run']})" if best else ""))
+        if line != self.shown:
+            print(line, flush=True)
+            self.shown = line
+
+    def report(self):
+        """The trials as a table, best result first; the exit status is the number of failed trials."""
+        sign = -1 if self.record["direction"] == "maximize" else 1
+        ranked = sorted(self.trials.values(), key=lambda t: (
+            (0, sign * t["result"]) if isinstance(t["result"], (int, float)) else (1, t["number"])))
+        keys = [parameter.key for parameter in self.parameters]
+        rows = [["trial", "run", "status", "result", *keys]] + [
+            [str(t["number"]), str(t["run"]), t["status"],
+             f"{t['result']:.4f}" if isinstance(t["result"], (int, float)) else "-",
+             *(format_value(t["params"].get(key)) for key in keys)] for t in ranked]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        counts = self.counts()
+        failed = counts["FAILED"] + counts["INTERRUPTED"]
+        print(f"sweep {self.record['_id']}: {counts['COMPLETED']} of {len(self.trials)} trials completed, "
+              f"{failed} failed; continue with 'tracker sweep --continue {self.record['_id']}'" if failed else
+              f"sweep {self.record['_id']}: all {len(self.trials)} trials completed")
+        return min(failed, 125)
+
+    def cancel(self):
+        """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
+        print(f"\nsweep {self.record['_id']}: cancelling {len(self.running)} running trial(s)", flush=True)
+        self.cancelling = True
+        if not self.local:
+            for job in self.running:
+                job.cancel(check=False)  # scancel: SLURM sends SIGTERM, the experiments store their checkpoints
+        elif os.getpgrp() == os.getpid():
+            # Leading its process group (a terminal's foreground job): Ctrl-C as the terminal sends it, to every
+            # experiment, also when only this process got it; the trials' job processes ignore it.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            os.killpg(0, signal.SIGINT)
+            signal.signal(signal.SIGINT, previous)
+        else:
+            for job in self.running:  # the job's controller passes SIGTERM to the trial, and it to the experiment
+                os.kill(int(job.job_id), signal.SIGTERM)
+        deadline = time.monotonic() + (CANCEL_WAIT_S if self.local else 0)
+        while self.running and time.monotonic() < deadline:
+            for job in [job for job in self.running if job.done()]:
+                self.finish(job)
+            time.sleep(POLL_S / 4)
+        for number in self.running.values():
+            self.trials[number]["status"] = "INTERRUPTED"
+        self.record["status"] = "INTERRUPTED"
+        self.save()
+        finished = sorted(n for n, t in self.trials.items() if t["status"] == "COMPLETED")
+        unfinished = sorted(n for n, t in self.trials.items() if t["status"] != "COMPLETED")
+        print(f"sweep {self.record['_id']}: trials finished: {', '.join(map(str, finished)) or 'none'}; "
+              f"not finished: {', '.join(map(str, unfinished)) or 'none'}; "
+              f"continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
+        return 130
+
+    def save(self):
+        """Write the record to its folder and, when MongoDB answers, to the `sweeps` collection."""
+        path = self.folder / RECORD_FILE
+        path.with_suffix(".partial").write_text(json.dumps(self.record, indent=1, default=str))
+        os.replace(path.with_suffix(".partial"), path)
+        if self.db is not None:
+            try:
+                self.db.sweeps.replace_one({"_id": self.record["_id"]}, self.record)
+            except PyMongoError as error:
+                print(f"WARNING: the sweep's record could not be stored in MongoDB ({error}); it is kept in {path}",
+                      file=sys.stderr)
+                self.db = None
+
+
+def format_value(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

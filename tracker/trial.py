@@ -1,0 +1,89 @@
+"""One sweep trial as a submitit job: runs the experiment as an ordinary tracked run, continuing an interrupted one.
+
+The job runs `python SCRIPT with UPDATES` in a subprocess, so the trial is a normal run with the durable observer;
+its info records the sweep (id, trial number, swept parameters) and its tags the sweep's Omniboard tag. When this
+trial's newest run was interrupted with a checkpoint (Ctrl-C, SLURM preemption or time limit), the job continues it
+from there, as `tracker resume` does. On SLURM, submitit calls `checkpoint` on the warning signal before a time
+limit or preemption: the experiment stores its checkpoint, and submitit requeues this job, which then continues it.
+"""
+import os
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from observers.run_store import newest_run_with_info
+from tracker.launch import experiment_env, run_in_foreground
+from tracker.resume import continuation
+
+ERROR_LINES = 5  # lines of a failed trial's traceback shown by the sweep
+
+
+def sweep_tag(sweep_id):
+    """The Omniboard tag of every run of a sweep."""
+    return f"sweep-{sweep_id}"
+
+
+@dataclass
+class Trial:
+    sweep: int
+    number: int
+    script: str
+    updates: list  # the `with` updates: the sweep's fixed ones, then this trial's parameters
+    params: dict  # the swept parameters, {key: value}
+    cwd: str  # where the sweep was started: relative paths (script, RUNS_DIR, data) mean the same in the job
+    process: object = field(default=None, repr=False, compare=False)  # the experiment, while it runs
+
+    def __getstate__(self):
+        return {**self.__dict__, "process": None}
+
+    def __call__(self):
+        """Run (or continue) the trial; returns its outcome: run, status, result, error."""
+        os.chdir(self.cwd)
+        info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
+                "tags": [sweep_tag(self.sweep)]}
+        updates, env = list(self.updates), {}
+        previous = self.newest_run()
+        if previous is not None and previous.doc.get("status") == "COMPLETED":
+            return outcome(previous)  # finished already (a job requeued after its run ended)
+        with tempfile.TemporaryDirectory(prefix="tracker-trial-") as folder:
+            continued = continuation(previous, Path(folder)) if previous is not None else None
+            if continued is not None:
+                info.update(continued[0])
+                env = continued[1]
+                updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
+            returncode = run_in_foreground(
+                [sys.executable, self.script, "with", *updates], experiment_env(info, env),
+                started=self.started, ignored_signals=(signal.SIGUSR2,),
+            )
+        latest = self.newest_run()
+        started = latest is not None and (previous is None or latest.origin != previous.origin)
+        return outcome(latest if started else None, returncode)
+
+    def started(self, process):
+        self.process = process
+
+    def newest_run(self):
+        return newest_run_with_info({"sweep.id": self.sweep, "sweep.trial": self.number})
+
+    def checkpoint(self):
+        """Called by submitit on SLURM's warning signal: stop the experiment at a checkpoint, then requeue."""
+        import submitit
+
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)  # the trainer stores checkpoint.pt and the run ends INTERRUPTED
+            # Wait without reaping: the wait this signal interrupted reaps it and holds Popen's lock meanwhile.
+            os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
+        return submitit.helpers.DelayedSubmission(Trial(self.sweep, self.number, self.script, self.updates,
+                                                        self.params, self.cwd))
+
+
+def outcome(stored, returncode=0):
+    """What the sweep needs to know of a trial's run: its id, status, result, and the end of its error."""
+    if stored is None:
+        return {"run": None, "status": "FAILED", "result": None, "error": f"no run was recorded (exit {returncode})"}
+    trace = stored.doc.get("fail_trace") or []
+    lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
+    return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
+            "error": "\n".join(lines)}
