@@ -79,7 +79,8 @@ def set_determinism(deterministic):
     """Deterministic kernels make reruns bit-identical; otherwise let cuDNN pick the fastest ones."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:  # the call imports torch._inductor: ~1 s
+        torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
 
 
