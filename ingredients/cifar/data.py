@@ -24,9 +24,9 @@ DATASETS = ("cifar10", "synthetic")
 # Per-channel statistics of the CIFAR-10 training set, used for both datasets.
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
-CROP_PADDING = 4
 # The python version of CIFAR-10 (cifar-10-python.tar.gz), as torchvision downloads and unpacks it.
 FOLDER = "cifar-10-batches-py"
+CROP_PADDING = 4
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 
 data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
@@ -39,7 +39,8 @@ def config():
     batch_size = 128  # training batch size
     eval_batch_size = 1000  # evaluation batch size (no gradients are kept, so it can be larger)
     num_workers = 0  # DataLoader worker processes gathering batches (data on the CPU only)
-    augment = True  # random crop (padding 4) and horizontal flip of training batches
+    augment = True  # random translation (crop with zero padding) and horizontal flip of training batches
+    crop_padding = None  # the largest translation in pixels (None: CROP_PADDING, 4; airbench94: 2)
     val_fraction = 0.1  # share of the training images held out as the validation split
     limit = None  # at most this many images per split, for quick runs (None: all)
 
@@ -56,6 +57,8 @@ def validate(config, command_name, logger):
     if cfg["limit"] is not None:
         check_positive_int("data.limit", cfg["limit"])
     check_bool("data.augment", cfg["augment"])
+    if cfg["crop_padding"] is not None and (not is_int(cfg["crop_padding"]) or cfg["crop_padding"] < 0):
+        raise UserError(f"data.crop_padding={cfg['crop_padding']!r} must be an integer >= 0, e.g. 4")
     return {}
 
 
@@ -152,15 +155,15 @@ def normalize(images):
     return (images.float().div_(255) - mean) / std
 
 
-def augment_batch(images, generator):
-    """Random crop with zero padding and random horizontal flip, for a whole uint8 batch at once.
+def augment_batch(images, generator, crop_padding=CROP_PADDING):
+    """Random crop with `crop_padding` pixels of zero padding and random horizontal flip, for a whole uint8 batch.
 
     Random numbers come from `generator` (a CPU generator), so the result does not depend on
     the device and the generator's state can be checkpointed.
     """
     batch, _, height, width = images.shape
-    padded = F.pad(images, (CROP_PADDING,) * 4)
-    offsets = torch.randint(0, 2 * CROP_PADDING + 1, (2, batch), generator=generator).to(images.device)
+    padded = F.pad(images, (crop_padding,) * 4)
+    offsets = torch.randint(0, 2 * crop_padding + 1, (2, batch), generator=generator).to(images.device)
     flips = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
     rows = (offsets[0, :, None] + torch.arange(height, device=images.device))[:, None, :, None]
     cols = (offsets[1, :, None] + torch.arange(width, device=images.device))[:, None, None, :]
@@ -171,11 +174,12 @@ def augment_batch(images, generator):
 
 
 @data_ingredient.capture
-def train_batches(split, seed, batch_size, augment, num_workers):
+def train_batches(split, seed, batch_size, augment, crop_padding, num_workers):
     """The training batches of `split` as configured (augmented, normalized); `seed` fixes order and augmentation."""
 
     def prepare(images, generator):
-        return normalize(augment_batch(images, generator) if augment else images)
+        padding = CROP_PADDING if crop_padding is None else crop_padding
+        return normalize(augment_batch(images, generator, padding) if augment else images)
 
     return TrainBatches(split.images, split.labels, batch_size, seed, transform=prepare, num_workers=num_workers)
 
