@@ -8,40 +8,16 @@ machine load affects both alike; examples/s is the trainer's own figure from res
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import pymongo
+from local_mongo import start_local_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = re.compile(r"([0-9.]+) examples/s\n")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_local_server(data_dir):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "observers.local_server", "--data-dir", data_dir, "--port", str(port), "--quiet"],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"mongodb://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            pymongo.MongoClient(url, serverSelectionTimeoutMS=300).admin.command("ping")
-            return process, url
-        except pymongo.errors.PyMongoError:
-            time.sleep(0.2)
-    raise RuntimeError("local server did not start")
 
 
 def smoke_throughput(observed, mongo_url, workdir):

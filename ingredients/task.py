@@ -36,6 +36,10 @@ class Task:
         """A fresh ingredients.metrics.Metrics; the trainer makes one per training window and per evaluation."""
         raise NotImplementedError
 
+    def predict(self, model, inputs):
+        """The outputs that evaluation scores; a task may override it, e.g. to average augmented views."""
+        return model(inputs)
+
     def visualise_data(self, data, add_artifact):
         """Optional figures of the data, once training has started; `add_artifact(name, write)` attaches a file."""
 

@@ -6,6 +6,8 @@ schedule, RNG and data position), progress lines, figures and results.json. Metr
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
 continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
 """
+import contextlib
+import copy
 import json
 import math
 import mimetypes
@@ -26,8 +28,11 @@ from observers.errors import UserError
 from observers.origin import RESUME_CHECKPOINT_ENV
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "triangle")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The 'triangle' schedule, as airbench94's: the learning rate's factor at the start, after warm-up and at the end.
+TRIANGLE_FACTORS = (0.2, 1.0, 0.07)
 
 trainer_ingredient = Ingredient("trainer", base_dir=Path(__file__).resolve().parent.parent)
 
@@ -37,7 +42,8 @@ def config():
     optimizer = "sgd"  # 'sgd' (Nesterov momentum), 'adam' or 'adamw'; the learning rate is the top-level `lr`
     momentum = 0.9  # SGD momentum (ignored by Adam)
     weight_decay = 5e-4  # L2 penalty (decoupled for AdamW)
-    schedule = "cosine"  # 'cosine' (decays the learning rate to 0 over the run) or 'constant'
+    schedule = "cosine"  # 'cosine' (decays the learning rate to 0), 'constant' or 'triangle' (warm-up, linear decay)
+    warmup = 0.23  # share of the steps over which 'triangle' raises the learning rate from 0.2x to 1x (then to 0.07x)
     epochs = 30  # passes over the training split, used when `steps` is None
     steps = None  # step budget; overrides `epochs` when set
     val_every = 500  # validate every this many steps (and at the end)
@@ -48,6 +54,13 @@ def config():
     deterministic = False  # deterministic kernels: bit-identical reruns on the same machine, slower on GPU
     progress = True  # show a progress bar on the terminal (never stored in the run's captured output)
     stop_on_nan = True  # fail the run when the training loss becomes NaN or infinite
+    ema_decay = None  # decay of an average of the weights updated every ema_every steps (None: off); evaluation,
+    #                   the best and last models and checkpoints use the averaged weights
+    ema_every = 5  # steps between updates of the weight average
+    lookahead = False  # after each update of the average, training continues from it (airbench's lookahead)
+    precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
+    channels_last = False  # channels-last memory format for 4-D inputs and the model, on CUDA (faster convolutions)
+    compile = False  # torch.compile the model (the first steps then include compilation)
 
 
 @trainer_ingredient.config_hook
@@ -56,16 +69,24 @@ def validate(config, command_name, logger):
     check_choice("trainer.optimizer", cfg["optimizer"], OPTIMIZERS)
     check_choice("trainer.schedule", cfg["schedule"], SCHEDULES)
     check_choice("trainer.device", cfg["device"], DEVICES)
-    for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every"):
+    check_choice("trainer.precision", cfg["precision"], PRECISIONS)
+    for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every", "ema_every"):
         check_positive_int(f"trainer.{key}", cfg[key])
     if cfg["steps"] is not None:
         check_positive_int("trainer.steps", cfg["steps"])
     for key in ("momentum", "weight_decay"):
         check_number(f"trainer.{key}", cfg[key], low=0)
-    for key in ("deterministic", "progress", "stop_on_nan"):
+    check_number("trainer.warmup", cfg["warmup"], low=0, high=1, example=0.23)
+    if cfg["ema_decay"] is not None:
+        check_number("trainer.ema_decay", cfg["ema_decay"], low=0, high=1, example=0.95)
+    for key in ("deterministic", "progress", "stop_on_nan", "lookahead", "channels_last", "compile"):
         check_bool(f"trainer.{key}", cfg[key])
+    if cfg["lookahead"] and cfg["ema_decay"] is None:
+        raise UserError("trainer.lookahead=True needs a weight average; set trainer.ema_decay too, e.g. 0.95")
     if cfg["device"] == "cuda" and not torch.cuda.is_available():
         raise UserError("trainer.device='cuda' but no CUDA device is available; use with trainer.device=auto")
+    if cfg["precision"] == "fp16" and resolve_device(cfg["device"]).type != "cuda":
+        raise UserError("trainer.precision='fp16' needs a CUDA device; use with trainer.precision=bf16 on the CPU")
     return {}
 
 
@@ -86,7 +107,8 @@ def set_determinism(deterministic):
     """Deterministic kernels make reruns bit-identical; otherwise let cuDNN pick the fastest ones."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:  # the call imports torch._inductor: ~1 s
+        torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
 
 
@@ -100,10 +122,21 @@ def make_optimizer(parameters, lr, optimizer, momentum, weight_decay):
 
 
 @trainer_ingredient.capture
-def make_schedule(optimizer, total_steps, schedule):
+def make_schedule(optimizer, total_steps, schedule, warmup):
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if schedule == "triangle":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: triangle(step, total_steps, warmup))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def triangle(step, total_steps, warmup):
+    """Linear warm-up over the first `warmup` share of the steps, then linear decay (TRIANGLE_FACTORS)."""
+    start, peak, end = TRIANGLE_FACTORS
+    top = warmup * total_steps
+    if step < top:
+        return start + (peak - start) * step / top
+    return peak + (end - peak) * (step - top) / max(1e-9, total_steps - top)
 
 
 def open_terminal():
@@ -120,12 +153,18 @@ def format_duration(seconds):
 
 
 @torch.no_grad()
-def evaluate(model, batches, loss_fn, metrics):
-    """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute()."""
+def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast):
+    """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute().
+
+    `predict(model, inputs)` gives the outputs (Task.predict), `prepare(inputs)` sets the inputs' memory format
+    and `autocast()` the precision.
+    """
     model.eval()
     for inputs, targets in batches:
-        outputs = model(inputs)
-        metrics.update(outputs, targets, loss_fn(outputs, targets))
+        with autocast():
+            outputs = predict(model, prepare(inputs))
+            loss = loss_fn(outputs, targets)
+        metrics.update(outputs, targets, loss)
     model.train()
     return metrics.compute()
 
@@ -139,15 +178,28 @@ class Trainer:
     """Runs the training loop of one Sacred run on a task and reports everything to the run."""
 
     def __init__(self, run, task, lr, seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
-                 device, progress, stop_on_nan):
+                 device, progress, stop_on_nan, ema_decay=None, ema_every=5, lookahead=False, precision="fp32",
+                 channels_last=False, compile=False):
         self.run, self.task = run, task
         self.device = device
         self.progress, self.stop_on_nan = progress, stop_on_nan
         self.val_every, self.log_every = val_every, log_every
         self.print_every, self.checkpoint_every = print_every, checkpoint_every
+        self.ema_decay, self.ema_every, self.lookahead = ema_decay, ema_every, lookahead
         self.data = task.create_data(device=device, seed=seed)
         self.batches = self.data.train
+        self.channels_last = channels_last and device.type == "cuda"
         self.model = task.create_model().to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # The weight average, which evaluation, saved models and checkpoints use; without one, the model itself.
+        self.averaged = copy.deepcopy(self.model) if ema_decay is not None else self.model
+        self.forward = torch.compile(self.model) if compile else self.model
+        self.eval_forward = self.forward
+        if self.averaged is not self.model:
+            self.eval_forward = torch.compile(self.averaged) if compile else self.averaged
+        self.autocast_dtype = PRECISIONS[precision]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.loss_fn = task.create_loss()
         self.optimizer = make_optimizer(self.model.parameters(), lr)
         self.total_steps = steps or epochs * self.batches.batches_per_epoch
@@ -211,14 +263,44 @@ class Trainer:
             terminal.close()
         return self.finish()
 
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def prepare(self, inputs):
+        if self.channels_last and inputs.dim() == 4:
+            return inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
     def train_step(self, inputs, targets, metrics):
-        outputs = self.model(inputs)
-        loss = self.loss_fn(outputs, targets)
+        with self.autocast():
+            outputs = self.forward(self.prepare(inputs))
+            loss = self.loss_fn(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()  # loss scaling only with fp16; otherwise loss.backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         metrics.update(outputs.detach(), targets, loss)  # kept on the device: no GPU synchronization per step
+        if self.ema_decay is not None and (self.step + 1) % self.ema_every == 0:
+            self.update_average()
+
+    @torch.no_grad()
+    def update_average(self):
+        """Move the weight average towards the current weights (buffers such as BatchNorm statistics too)."""
+        current = self.model.state_dict()
+        for name, average in self.averaged.state_dict().items():
+            if average.is_floating_point():
+                average.lerp_(current[name], 1 - self.ema_decay)
+            else:
+                average.copy_(current[name])
+        if self.lookahead:
+            self.model.load_state_dict(self.averaged.state_dict())
+
+    def evaluate(self, batches):
+        return evaluate(self.eval_forward, batches, self.loss_fn, self.task.create_metrics(), self.task.predict,
+                        self.prepare, self.autocast)
 
     def check_finite(self, loss):
         if self.stop_on_nan and not math.isfinite(loss):
@@ -261,7 +343,7 @@ class Trainer:
         return score > self.best_score if self.task.higher_is_better else score < self.best_score
 
     def validate(self, write):
-        metrics = evaluate(self.model, self.data.val, self.loss_fn, self.task.create_metrics())
+        metrics = self.evaluate(self.data.val)
         for name, value in floats(metrics).items():
             self.run.log_scalar(f"val.{name}", value, self.step)
         score = metrics[self.task.score]
@@ -270,7 +352,7 @@ class Trainer:
         if self.is_better(score):
             lines.append(f"New best score: {self.best_score:.4f} -> {score:.4f}")
             self.best_score, self.best_step, self.best_metrics = score, self.step, metrics
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_state = {k: v.detach().clone() for k, v in self.averaged.state_dict().items()}
         else:
             lines.append(f"Best score so far: {self.best_score:.4f} (step {self.best_step})")
         write("\n".join(lines))
@@ -287,6 +369,8 @@ class Trainer:
         """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True)."""
         state = {
             "model": self.model.state_dict(),
+            "averaged_model": self.averaged.state_dict() if self.ema_decay is not None else None,
+            "grad_scaler": self.scaler.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
@@ -309,6 +393,13 @@ class Trainer:
     def restore(self, state):
         """Continue from a `save_checkpoint` state; return the metrics window to go on with."""
         self.model.load_state_dict(state["model"])
+        if self.ema_decay is not None:
+            if state.get("averaged_model") is None:
+                raise UserError("the checkpoint holds no weight average (its run had trainer.ema_decay=None); "
+                                "resume it without changing trainer.ema_decay")
+            self.averaged.load_state_dict(state["averaged_model"])
+        if state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
@@ -326,10 +417,10 @@ class Trainer:
 
     def finish(self):
         """Store the last and best models, the figures and results.json; return the results."""
-        self.add_artifact("model_last.pt", lambda path: torch.save(self.model.state_dict(), path))
+        self.add_artifact("model_last.pt", lambda path: torch.save(self.averaged.state_dict(), path))
         self.add_artifact("model_best.pt", lambda path: torch.save(self.best_state, path))
-        self.model.load_state_dict(self.best_state)
-        test = floats(evaluate(self.model, self.data.test, self.loss_fn, self.task.create_metrics()))
+        self.averaged.load_state_dict(self.best_state)
+        test = floats(self.evaluate(self.data.test))
         self.run.log_scalar(f"test.{self.task.score}", test[self.task.score], self.step)
         self.task.visualise_results(self.best_metrics, self.add_artifact)
         score = self.task.score
@@ -348,14 +439,15 @@ class Trainer:
 
 @trainer_ingredient.capture
 def train(task, lr, _run, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every, device,
-          deterministic, progress, stop_on_nan):
+          deterministic, progress, stop_on_nan, ema_decay, ema_every, lookahead, precision, channels_last, compile):
     """Train `task` (an ingredients.task.Task) with learning rate `lr`; return the results (also in results.json).
 
     A run started by `tracker resume` continues from the checkpoint it names (observers.origin).
     """
     set_determinism(deterministic)
     trainer = Trainer(_run, task, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
-                      resolve_device(device), progress, stop_on_nan)
+                      resolve_device(device), progress, stop_on_nan, ema_decay, ema_every, lookahead, precision,
+                      channels_last, compile)
     resume_from = os.environ.get(RESUME_CHECKPOINT_ENV)
     try:
         if resume_from is None:

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pymongo
 from pymongo.errors import ConnectionFailure
 from sacred.observers import FileStorageObserver
@@ -46,7 +47,8 @@ class DurableMongoObserver(FileStorageObserver):
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)
         self.db_name = db_name
         self.lock = threading.Lock()  # Sacred calls events from the training and the heartbeat thread
-        self.metrics = {}
+        self.metrics = {}  # name -> MetricSeries
+        self.metrics_changed = False  # points arrived since metrics.json was last written
         self.artifact_types = {}
         self.mirror = None
 
@@ -74,15 +76,23 @@ class DurableMongoObserver(FileStorageObserver):
         self.mirror.wake()
 
     def log_metrics(self, metrics_by_name, info):
+        """Sacred's heartbeat: the `_run.log_scalar` points since the last one; also writes log_batch's points."""
         with self.lock:
             for name, new in metrics_by_name.items():
-                series = self.metrics.setdefault(name, {"steps": [], "values": [], "timestamps": []})
-                series["steps"].extend(new["steps"])
-                series["values"].extend(v.item() if hasattr(v, "item") else v for v in new["values"])
-                series["timestamps"].extend(t.isoformat() for t in new["timestamps"])
-            # Written whole without indentation: Sacred's re-read-and-indent takes seconds for a million points.
-            self._write_json_atomically(self.metrics, "metrics.json")
+                values = [v.item() if hasattr(v, "item") else v for v in new["values"]]
+                self.metrics.setdefault(name, MetricSeries()).append(new["steps"], values, new["timestamps"])
+                self.metrics_changed = True
+            if self.metrics_changed:
+                self._write_metrics()
+                self.metrics_changed = False
         self.mirror.wake()
+
+    def log_batch(self, name, steps, values, timestamp):
+        """Points of one metric logged at `timestamp` (observers.log_batch); stored at the next heartbeat, as
+        Sacred stores `_run.log_scalar` points."""
+        with self.lock:
+            self.metrics.setdefault(name, MetricSeries()).append(steps, values, np.full(len(steps), timestamp))
+            self.metrics_changed = True
 
     def artifact_event(self, name, filename, metadata=None, content_type=None):
         with self.lock:
@@ -142,15 +152,62 @@ class DurableMongoObserver(FileStorageObserver):
                 config=flatten(self.config),
                 info=self.info,
                 captured_out=self.cout,
-                metrics={name: {k: list(v) for k, v in series.items()} for name, series in self.metrics.items()},
+                metrics={name: series.as_dict() for name, series in self.metrics.items()},
                 artifact_types=dict(self.artifact_types),
             )
+
+    def _write_metrics(self):
+        """metrics.json in Sacred's format, written piecewise from the arrays: json.dump of a million points as
+        Python lists took seconds and hundreds of MB."""
+        path = os.path.join(self.dir, "metrics.json")
+        with open(path + ".partial", "w") as file:
+            file.write("{")
+            for index, (name, series) in enumerate(self.metrics.items()):
+                steps, values, stamps = series.arrays()
+                file.write(f'{", " if index else ""}{json.dumps(name)}: {{"steps": ')
+                _write_json_list(file, steps)
+                file.write(', "values": ')
+                _write_json_list(file, values)
+                file.write(', "timestamps": ')
+                _write_json_list(file, stamps, lambda part: np.datetime_as_string(part, unit="us"))
+                file.write("}")
+            file.write("}")
+        os.replace(path + ".partial", path)
 
     def _write_json_atomically(self, value, name):
         path = os.path.join(self.dir, name)
         with open(path + ".partial", "w") as file:
             json.dump(value, file)
         os.replace(path + ".partial", path)
+
+
+class MetricSeries:
+    """One metric's points as numpy arrays (int64 steps, float64 values, datetime64[us] timestamps), appended in
+    chunks and joined when read: a million points as lists of Python objects took over 400 MB."""
+
+    def __init__(self):
+        self.chunks = []  # (steps, values, timestamps) per append; a series is created by its first append
+
+    def append(self, steps, values, timestamps):
+        self.chunks.append((np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64),
+                            np.asarray(timestamps, dtype="datetime64[us]")))
+
+    def arrays(self):
+        """(steps, values, timestamps); the arrays are never changed afterwards, so readers may keep them."""
+        if len(self.chunks) > 1:
+            self.chunks = [tuple(np.concatenate(parts) for parts in zip(*self.chunks))]
+        return self.chunks[0]
+
+    def as_dict(self):
+        return dict(zip(("steps", "values", "timestamps"), self.arrays()))
+
+
+def _write_json_list(file, array, to_json=lambda part: part, points=100_000):
+    """`array` as a JSON list, converted `points` at a time, so the text never exists whole in memory."""
+    file.write("[")
+    for start in range(0, len(array), points):
+        file.write((", " if start else "") + json.dumps(to_json(array[start:start + points]).tolist())[1:-1])
+    file.write("]")
 
 
 class MongoMirror(threading.Thread):

@@ -177,25 +177,26 @@ class RunUploader:
 
     # ---- metrics ------------------------------------------------------------------------------
     def _store_metric(self, state, name, series):
-        total = len(series["steps"])
+        steps, values, stamps = _arrays(series)
+        total = len(steps)
         stored = state.metric_points.get(name, 0)
         if total == stored:
             return
         run_id = state.run_id
         for chunk in range(stored // CHUNK_POINTS, (total - 1) // CHUNK_POINTS + 1):
-            start, stop = chunk * CHUNK_POINTS, min(total, (chunk + 1) * CHUNK_POINTS)
+            points = slice(chunk * CHUNK_POINTS, min(total, (chunk + 1) * CHUNK_POINTS))
             self.db.metric_points.update_one(
                 {"run_id": run_id, "name": name, "chunk": chunk},
-                {"$set": {"points": stop - start, **_pack(series, slice(start, stop))}},
+                {"$set": {"points": points.stop - points.start, **_pack(steps[points], values[points], stamps[points])}},
                 upsert=True,
             )
         if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
-        shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1)).tolist()
+        shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1))
         self.db.metrics.update_one({"_id": state.metric_ids[name]}, {"$set": {
-            "steps": [series["steps"][i] for i in shown],
-            "values": [series["values"][i] for i in shown],
-            "timestamps": [_datetime(series["timestamps"][i]) for i in shown],
+            "steps": steps[shown].tolist(),
+            "values": values[shown].tolist(),
+            "timestamps": stamps[shown].astype(datetime.datetime).tolist(),
             "points": total,
         }})
         state.metric_points[name] = total
@@ -245,12 +246,18 @@ def read_file(db, file_id):
     return b"".join(parts)
 
 
-def _pack(series, points):
-    """Points of a series as little-endian int64 steps, float64 values and int64 microsecond timestamps."""
-    stamps = np.array(series["timestamps"][points], dtype="datetime64[us]")
+def _arrays(series):
+    """A series' steps, values and timestamps as int64, float64 and datetime64[us] arrays (a live run holds them so
+    already; metrics.json holds lists, with ISO timestamps)."""
+    return (np.asarray(series["steps"], dtype=np.int64), np.asarray(series["values"], dtype=np.float64),
+            np.asarray(series["timestamps"], dtype="datetime64[us]"))
+
+
+def _pack(steps, values, stamps):
+    """Points as little-endian int64 steps, float64 values and int64 microsecond timestamps."""
     return {
-        "steps": bson.Binary(np.asarray(series["steps"][points], dtype="<i8").tobytes()),
-        "values": bson.Binary(np.asarray(series["values"][points], dtype="<f8").tobytes()),
+        "steps": bson.Binary(steps.astype("<i8").tobytes()),
+        "values": bson.Binary(values.astype("<f8").tobytes()),
         "timestamps": bson.Binary((stamps - EPOCH).astype("<i8").tobytes()),
     }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
 from sacred import Experiment
 
+from observers.log_batch import log_batch
 from observers.track import track
 
 ex = track(Experiment("flood", base_dir=Path(__file__).resolve().parent.parent))
@@ -18,6 +19,7 @@ def config():
     output_mb = 0  # MB (10**6 bytes) printed, as lines of 100 bytes
     points = 10  # points logged to the metric `flood`: step i has value i / 2
     info_mb = 0  # MB of text put into _run.info
+    batch = False  # log the points with observers.log_batch, 1000 per call, instead of _run.log_scalar
 
 
 def output_line(i):
@@ -25,11 +27,16 @@ def output_line(i):
 
 
 @ex.automain
-def main(output_mb, points, info_mb, _run):
+def main(output_mb, points, info_mb, batch, _run):
     for i in range(output_mb * 10_000):
         sys.stdout.write(output_line(i))
-    for i in range(points):
-        _run.log_scalar("flood", i / 2, i)
+    if batch:
+        for start in range(0, points, 1000):
+            steps = list(range(start, min(points, start + 1000)))
+            log_batch(_run, "flood", steps, [step / 2 for step in steps])
+    else:
+        for i in range(points):
+            _run.log_scalar("flood", i / 2, i)
     if info_mb:
         _run.info["blob"] = "x" * (info_mb * 10**6)
     return points

@@ -12,7 +12,7 @@ import uuid
 import pymongo
 import pytest
 import torch
-from conftest import EXPERIMENT, REPO_ROOT, LocalMongoServer, python_env
+from conftest import EXPERIMENT, REPO_ROOT, LocalMongoServer, free_port, python_env
 from flood_experiment import output_line
 
 from observers.upload import PLOT_POINTS, TAIL_CHARS, read_file, read_metric
@@ -180,6 +180,23 @@ def test_huge_output_and_a_million_points_are_stored_whole(mongo_url, mongo_db, 
     [output] = [a for a in run["artifacts"] if a["name"] == "captured_out.txt"]
     full_output = read_file(mongo_db, output["file_id"]).decode()
     assert "".join(output_line(i) for i in range(1_000_000)) in full_output
+
+
+def test_log_batch_points_are_kept_locally_and_synced_whole(mongo_url, mongo_db, db_name, workdir, tmp_path):
+    points, runs_dir = 2500, tmp_path / "runs"
+    process = start_experiment(FLOOD, ["with", f"points={points}", "batch=True"], workdir,
+                               f"mongodb://127.0.0.1:{free_port()}", db_name, runs_dir, tmp_path)
+    assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
+    [local] = local_copies(runs_dir)
+    series = json.loads((local / "metrics.json").read_text())["flood"]
+    assert series["steps"] == list(range(points)) and series["values"] == [step / 2 for step in range(points)]
+    stamps = [datetime.datetime.fromisoformat(stamp) for stamp in series["timestamps"]]
+    assert stamps == sorted(stamps) and len(set(stamps[:1000])) == 1  # one log_batch call, one time
+
+    assert sync(mongo_url, db_name, runs_dir).returncode == 0
+    [run] = mongo_db.runs.find()
+    steps, values, _ = read_metric(mongo_db, run["_id"], "flood")
+    assert steps.tolist() == series["steps"] and values.tolist() == series["values"]
 
 
 def test_an_oversized_run_document_is_named_as_such_and_kept(mongo_url, mongo_db, db_name, workdir, tmp_path):

@@ -5,13 +5,14 @@ flip) runs batched on tensors, on the training device, instead of per sample thr
 """
 import contextlib
 import io
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sacred import Ingredient
-from torchvision.datasets import CIFAR10
 
 from ingredients.batches import EvalBatches, TrainBatches
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
@@ -23,7 +24,10 @@ DATASETS = ("cifar10", "synthetic")
 # Per-channel statistics of the CIFAR-10 training set, used for both datasets.
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
+# The python version of CIFAR-10 (cifar-10-python.tar.gz), as torchvision downloads and unpacks it.
+FOLDER = "cifar-10-batches-py"
 CROP_PADDING = 4
+TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 
 data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 
@@ -32,9 +36,11 @@ data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 def config():
     dataset = "cifar10"  # 'cifar10' (torchvision's files, downloaded when possible) or 'synthetic' (generated offline)
     root = "data"  # folder holding cifar-10-batches-py/, relative to the project (synthetic data: <root>/synthetic/)
-    batch_size = 128  # training and evaluation batch size
+    batch_size = 128  # training batch size
+    eval_batch_size = 1000  # evaluation batch size (no gradients are kept, so it can be larger)
     num_workers = 0  # DataLoader worker processes gathering batches (data on the CPU only)
-    augment = True  # random crop (padding 4) and horizontal flip of training batches
+    augment = True  # random translation (crop with zero padding) and horizontal flip of training batches
+    crop_padding = None  # the largest translation in pixels (None: CROP_PADDING, 4; airbench94: 2)
     val_fraction = 0.1  # share of the training images held out as the validation split
     limit = None  # at most this many images per split, for quick runs (None: all)
 
@@ -44,12 +50,15 @@ def validate(config, command_name, logger):
     cfg = config["data"]
     check_choice("data.dataset", cfg["dataset"], DATASETS)
     check_positive_int("data.batch_size", cfg["batch_size"], example=128)
+    check_positive_int("data.eval_batch_size", cfg["eval_batch_size"], example=1000)
     if not is_int(cfg["num_workers"]) or cfg["num_workers"] < 0:
         raise UserError(f"data.num_workers={cfg['num_workers']!r} must be an integer >= 0")
     check_number("data.val_fraction", cfg["val_fraction"], low=0, high=1, low_inclusive=False, example=0.1)
     if cfg["limit"] is not None:
         check_positive_int("data.limit", cfg["limit"])
     check_bool("data.augment", cfg["augment"])
+    if cfg["crop_padding"] is not None and (not is_int(cfg["crop_padding"]) or cfg["crop_padding"] < 0):
+        raise UserError(f"data.crop_padding={cfg['crop_padding']!r} must be an integer >= 0, e.g. 4")
     return {}
 
 
@@ -58,37 +67,41 @@ def resolve(root):
     return Path(root) if Path(root).is_absolute() else REPO_ROOT / root
 
 
-class SyntheticCIFAR10(CIFAR10):
-    """torchvision's CIFAR-10 reader pointed at generated files: same format, so no fixed checksums."""
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
-
-
 @data_ingredient.capture
 def read_split(train, dataset, root):
-    """Read one split from disk through torchvision's reader: (uint8 N×3×32×32, int64 labels, class names)."""
+    """Read one split of the CIFAR-10 pickles: (uint8 N×3×32×32, int64 labels, class names).
+
+    Read directly rather than through torchvision, whose import loads its models and ops (seconds per run).
+    """
     root = resolve(root)
     if dataset == "synthetic":
-        root = root / "synthetic"
-        write_synthetic_cifar(root / CIFAR10.base_folder)
-        reader = SyntheticCIFAR10(root, train=train)
+        folder = write_synthetic_cifar(root / "synthetic" / FOLDER)
     else:
-        reader = _read_cifar10(root, train)
-    images = torch.from_numpy(reader.data).permute(0, 3, 1, 2).contiguous()
-    return images, torch.tensor(reader.targets, dtype=torch.int64), list(reader.classes)
+        folder = root / FOLDER
+        if not all((folder / name).exists() for name in TRAIN_FILES + ["test_batch", "batches.meta"]):
+            download_cifar10(root)
+    batches = [_unpickle(folder / name) for name in (TRAIN_FILES if train else ["test_batch"])]
+    rows = torch.from_numpy(np.concatenate([batch["data"] for batch in batches]))
+    labels = torch.tensor([label for batch in batches for label in batch["labels"]], dtype=torch.int64)
+    return rows.view(-1, 3, 32, 32), labels, list(_unpickle(folder / "batches.meta")["label_names"])
 
 
-def _read_cifar10(root, train):
-    folder = root / CIFAR10.base_folder
+def _unpickle(path):
+    with open(path, "rb") as file:
+        return pickle.load(file, encoding="latin1")
+
+
+def download_cifar10(root):
+    """Download and unpack CIFAR-10 into `root` with torchvision (imported only here: it is slow to import)."""
     try:
+        from torchvision.datasets import CIFAR10
+
         with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints every download attempt
-            return CIFAR10(root, train=train, download=True)
+            CIFAR10(root, train=True, download=True)
     except Exception as error:  # noqa: BLE001 - any failure here means: no usable data
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(
-            f"CIFAR-10 is not in {folder}/ and could not be downloaded ({reason}); "
+            f"CIFAR-10 is not in {root / FOLDER}/ and could not be downloaded ({reason}); "
             f"put the extracted cifar-10-python.tar.gz there, or run offline with 'with data.dataset=synthetic' "
             f"(or 'with smoke')"
         ) from None
@@ -142,15 +155,15 @@ def normalize(images):
     return (images.float().div_(255) - mean) / std
 
 
-def augment_batch(images, generator):
-    """Random crop with zero padding and random horizontal flip, for a whole uint8 batch at once.
+def augment_batch(images, generator, crop_padding=CROP_PADDING):
+    """Random crop with `crop_padding` pixels of zero padding and random horizontal flip, for a whole uint8 batch.
 
     Random numbers come from `generator` (a CPU generator), so the result does not depend on
     the device and the generator's state can be checkpointed.
     """
     batch, _, height, width = images.shape
-    padded = F.pad(images, (CROP_PADDING,) * 4)
-    offsets = torch.randint(0, 2 * CROP_PADDING + 1, (2, batch), generator=generator).to(images.device)
+    padded = F.pad(images, (crop_padding,) * 4)
+    offsets = torch.randint(0, 2 * crop_padding + 1, (2, batch), generator=generator).to(images.device)
     flips = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
     rows = (offsets[0, :, None] + torch.arange(height, device=images.device))[:, None, :, None]
     cols = (offsets[1, :, None] + torch.arange(width, device=images.device))[:, None, None, :]
@@ -161,16 +174,17 @@ def augment_batch(images, generator):
 
 
 @data_ingredient.capture
-def train_batches(split, seed, batch_size, augment, num_workers):
+def train_batches(split, seed, batch_size, augment, crop_padding, num_workers):
     """The training batches of `split` as configured (augmented, normalized); `seed` fixes order and augmentation."""
 
     def prepare(images, generator):
-        return normalize(augment_batch(images, generator) if augment else images)
+        padding = CROP_PADDING if crop_padding is None else crop_padding
+        return normalize(augment_batch(images, generator, padding) if augment else images)
 
     return TrainBatches(split.images, split.labels, batch_size, seed, transform=prepare, num_workers=num_workers)
 
 
 @data_ingredient.capture
-def eval_batches(split, batch_size):
+def eval_batches(split, eval_batch_size):
     """Normalized batches of a split in order, without augmentation."""
-    return EvalBatches(split.images, split.labels, batch_size, transform=normalize)
+    return EvalBatches(split.images, split.labels, eval_batch_size, transform=normalize)

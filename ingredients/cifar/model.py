@@ -1,19 +1,23 @@
 """The `model` ingredient of CIFAR-10: the image classifier being trained, chosen by `model.arch`."""
 from pathlib import Path
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from sacred import Ingredient
 
-from ingredients.checks import check_choice, check_number, check_positive_int
+from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
 
 model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
 
 
 @model_ingredient.config
 def config():
-    arch = "resnet18"  # 'simple' (a small CNN) or 'resnet18' (CIFAR-style ResNet-18)
-    width = 64  # channels of the first stage; later stages double it
+    arch = "resnet18"  # 'simple' (a small CNN), 'resnet18' (CIFAR-style ResNet-18) or 'airbench' (airbench94's net)
+    width = 64  # channels of the first stage; later stages double it (airbench: width, 4·width, 4·width)
     dropout = 0.0  # dropout before the classifier
+    label_smoothing = 0.0  # cross-entropy label smoothing (airbench94: 0.2)
+    tta = False  # evaluate on the mean of the outputs for the image, its mirror and their 1-pixel translations
 
 
 def conv_bn_relu(in_channels, out_channels, stride=1):
@@ -76,7 +80,57 @@ def resnet18(width, dropout, num_classes):
     return nn.Sequential(*layers)
 
 
-ARCHITECTURES = {"simple": simple_cnn, "resnet18": resnet18}
+class Airbench(nn.Module):
+    """airbench94's network (Keller Jordan): a frozen 2×2 patch-whitening convolution, then three groups of
+    conv → max-pool → BatchNorm → GELU → conv → BatchNorm → GELU, a global max-pool and an unbiased linear layer.
+
+    The whitening filters are set from training patches by `init_whitening` (see CifarTask.create_model).
+    """
+
+    WHITENING_KERNEL = 2
+    OUTPUT_SCALE = 1 / 9  # airbench scales the logits down; its learning rates assume it
+
+    def __init__(self, width, dropout, num_classes):
+        super().__init__()
+        patch_size = 3 * self.WHITENING_KERNEL**2
+        # Each eigenvector of the patch covariance and its negative: GELU keeps both signs' information.
+        self.whiten = nn.Conv2d(3, 2 * patch_size, self.WHITENING_KERNEL, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        widths = [2 * patch_size, width, 4 * width, 4 * width]
+        self.groups = nn.Sequential(*[self.conv_group(a, b) for a, b in zip(widths, widths[1:])])
+        self.head = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(widths[-1], num_classes, bias=False))
+
+    @staticmethod
+    def conv_group(in_channels, out_channels):
+        return nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.MaxPool2d(2),
+            nn.BatchNorm2d(out_channels, momentum=0.4, eps=1e-12), nn.GELU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels, momentum=0.4, eps=1e-12), nn.GELU(),
+        )
+
+    @torch.no_grad()
+    def init_whitening(self, images, eps=5e-4):
+        """Whitening filters from the 2×2 patches of `images` (normalized, N×3×H×W): the patch covariance's
+        eigenvectors scaled by 1/sqrt(eigenvalue + eps), so the first layer's outputs are decorrelated."""
+        patches = F.unfold(images.float(), self.WHITENING_KERNEL).transpose(1, 2).reshape(-1, self.whiten.in_channels
+                                                                                            * self.WHITENING_KERNEL**2)
+        patches = patches - patches.mean(0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        filters = (eigenvectors / torch.sqrt(eigenvalues + eps)).T.reshape(-1, *self.whiten.weight.shape[1:])
+        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight))
+        self.whiten.bias.zero_()
+
+    def forward(self, x):
+        return self.head(self.groups(F.gelu(self.whiten(x)))) * self.OUTPUT_SCALE
+
+
+def airbench(width, dropout, num_classes):
+    return Airbench(width, dropout, num_classes)
+
+
+ARCHITECTURES = {"simple": simple_cnn, "resnet18": resnet18, "airbench": airbench}
 
 
 @model_ingredient.config_hook
@@ -85,10 +139,37 @@ def validate(config, command_name, logger):
     check_choice("model.arch", cfg["arch"], ARCHITECTURES)
     check_positive_int("model.width", cfg["width"], example=64)
     check_number("model.dropout", cfg["dropout"], low=0, high=1)
+    check_number("model.label_smoothing", cfg["label_smoothing"], low=0, high=1, example=0.2)
+    check_bool("model.tta", cfg["tta"])
     return {}
 
 
 @model_ingredient.capture
-def build_model(num_classes, arch, width, dropout):
-    """The network named by `arch`, for `num_classes` outputs."""
-    return ARCHITECTURES[arch](width, dropout, num_classes)
+def build_model(num_classes, arch, width, dropout, train_images=None):
+    """The network named by `arch`, for `num_classes` outputs; `train_images` (normalized) set airbench's whitening."""
+    model = ARCHITECTURES[arch](width, dropout, num_classes)
+    if arch == "airbench" and train_images is not None:
+        model.init_whitening(train_images)
+    return model
+
+
+@model_ingredient.capture
+def make_loss(label_smoothing):
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+@model_ingredient.capture
+def predict(model, images, tta):
+    """The model's outputs for a batch of images; with `tta`, the mean over the image, its mirror and both
+    translated by one pixel up-left and down-right (edges repeated), as airbench evaluates."""
+    if not tta:
+        return model(images)
+    return torch.stack([model(view) for view in tta_views(images)]).mean(0)
+
+
+def tta_views(images):
+    """The image, then translated up-left and down-right by one pixel, each also mirrored: 6 views."""
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    shifted = [images, padded[..., :height, :width], padded[..., 2:, 2:]]
+    return [view for image in shifted for view in (image, image.flip(-1))]

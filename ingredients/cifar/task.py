@@ -1,11 +1,11 @@
 """CIFAR-10 as a trainer task: its data, network, cross-entropy loss, classification metrics and figures."""
-import torch.nn as nn
-
-from ingredients.cifar import figures
-from ingredients.cifar.data import eval_batches, load_splits, train_batches
-from ingredients.cifar.model import build_model
+from ingredients.cifar import figures, model
+from ingredients.cifar.data import eval_batches, load_splits, normalize, train_batches
 from ingredients.metrics import ClassificationMetrics
 from ingredients.task import Data, Task
+
+
+WHITENING_IMAGES = 5000  # training images whose patches set airbench's whitening layer
 
 
 class CifarTask(Task):
@@ -13,14 +13,19 @@ class CifarTask(Task):
 
     def create_data(self, device, seed):
         train, val, test, self.classes = load_splits(device=str(device))
+        self.train_images = train.images
         self.samples = train.images[:64].cpu(), [self.classes[i] for i in train.labels[:64].tolist()]
         return Data(train_batches(train, seed=seed), eval_batches(val), eval_batches(test))
 
     def create_model(self):
-        return build_model(num_classes=len(self.classes))
+        return model.build_model(num_classes=len(self.classes),
+                                 train_images=normalize(self.train_images[:WHITENING_IMAGES]))
 
     def create_loss(self):
-        return nn.CrossEntropyLoss()
+        return model.make_loss()
+
+    def predict(self, network, inputs):
+        return model.predict(network, inputs)
 
     def create_metrics(self):
         return ClassificationMetrics(len(self.classes))

@@ -1,0 +1,145 @@
+"""The airbench-class fast path on the CPU: the whitening network, test-time augmentation, the weight average in
+checkpoints and resumes, bf16 autocast, and the `fast` named config."""
+import json
+import re
+import subprocess
+import sys
+
+import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+import pytest
+import torch
+from conftest import EXPERIMENT, python_env
+from sacred import Experiment
+from sacred.observers import RunObserver
+
+from ingredients.batches import EvalBatches, TrainBatches
+from ingredients.cifar.model import Airbench, build_model, predict, tta_views
+from ingredients.metrics import ClassificationMetrics
+from ingredients.task import Data, Task
+from ingredients.trainer import train, trainer_ingredient
+from observers.origin import RESUME_CHECKPOINT_ENV
+
+
+def test_whitening_layer_decorrelates_training_patches():
+    torch.manual_seed(0)
+    mixing = torch.randn(3, 3)
+    images = torch.einsum("dc,nchw->ndhw", mixing, torch.randn(200, 3, 16, 16)) + 0.5  # correlated channels
+    model = Airbench(width=8, dropout=0, num_classes=10)
+    model.init_whitening(images)
+    half = model.whiten.out_channels // 2  # the other half are the same filters negated
+    outputs = model.whiten(images)[:, :half].transpose(0, 1).reshape(half, -1)
+    covariance = torch.cov(outputs)
+    assert torch.allclose(covariance, torch.eye(half), atol=0.05)
+    assert not model.whiten.weight.requires_grad and model.whiten.bias.requires_grad
+
+
+def test_tta_is_the_mean_of_mirrored_and_translated_predictions():
+    torch.manual_seed(0)
+    model = build_model(num_classes=10, arch="simple", width=4, dropout=0).eval()
+    images = torch.randn(3, 3, 32, 32)
+    rows = torch.arange(32)
+    down_right = images[:, :, (rows - 1).clamp(0)][:, :, :, (rows - 1).clamp(0)]  # moved one pixel, edge repeated
+    up_left = images[:, :, (rows + 1).clamp(max=31)][:, :, :, (rows + 1).clamp(max=31)]
+    views = [images, images.flip(-1), down_right, down_right.flip(-1), up_left, up_left.flip(-1)]
+    assert all(torch.equal(a, b) for a, b in zip(tta_views(images), views))
+    with torch.no_grad():
+        expected = sum(model(view) for view in views) / 6
+        assert torch.allclose(predict(model, images, tta=True), expected, atol=1e-6)
+        assert torch.equal(predict(model, images, tta=False), model(images))
+
+
+class Blobs(Task):
+    """A tiny classification task: Gaussian blobs, a network with BatchNorm (whose statistics are averaged too)."""
+
+    def create_data(self, device, seed):
+        generator = torch.Generator().manual_seed(0)
+        labels = torch.randint(0, 3, (240,), generator=generator)
+        inputs = torch.randn(240, 8, generator=generator) + 2 * torch.eye(3, 8)[labels]
+        return Data(TrainBatches(inputs[:160], labels[:160], 16, seed), EvalBatches(inputs[160:200], labels[160:200], 20),
+                    EvalBatches(inputs[200:], labels[200:], 20))
+
+    def create_model(self):
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                   torch.nn.Linear(16, 3))
+
+    def create_loss(self):
+        return torch.nn.CrossEntropyLoss()
+
+    def create_metrics(self):
+        return ClassificationMetrics(3)
+
+
+class KeepArtifacts(RunObserver):
+    """Keeps every version of every artifact, in order, as bytes."""
+
+    def __init__(self):
+        self.versions = []
+
+    def artifact_event(self, name, filename, metadata=None, content_type=None):
+        with open(filename, "rb") as file:
+            self.versions.append((name, file.read()))
+
+    def latest(self, name):
+        return [content for stored, content in self.versions if stored == name][-1]
+
+
+def run_blobs(**trainer_config):
+    """Train Blobs in-process through the trainer ingredient; the observer with the run's artifacts."""
+    ex = Experiment("blobs", ingredients=[trainer_ingredient])
+
+    @ex.main
+    def main():
+        return train(Blobs(), 0.05)
+
+    artifacts = KeepArtifacts()
+    ex.observers.append(artifacts)
+    config = {"steps": 12, "val_every": 4, "log_every": 4, "print_every": 4, "checkpoint_every": 6,
+              "progress": False, "ema_decay": 0.8, "ema_every": 2, **trainer_config}
+    ex.run(config_updates={"seed": 1, "trainer": config})
+    return artifacts
+
+
+def load(content, tmp_path):
+    path = tmp_path / "state.pt"
+    path.write_bytes(content)
+    return torch.load(path, weights_only=True)
+
+
+def states_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+@pytest.mark.parametrize("lookahead", [False, True])
+def test_the_weight_average_is_checkpointed_saved_and_restored_on_resume(tmp_path, monkeypatch, lookahead):
+    full = run_blobs(lookahead=lookahead)
+    checkpoint = load(full.latest("checkpoint.pt"), tmp_path)
+    last = load(full.latest("model_last.pt"), tmp_path)
+    assert states_equal(checkpoint["averaged_model"], last)  # the saved model is the average
+    # Without lookahead training goes on from its own weights, which differ from the average.
+    assert states_equal(checkpoint["model"], last) == lookahead
+
+    first_checkpoint = next(content for name, content in full.versions if name == "checkpoint.pt")
+    (tmp_path / "step6.pt").write_bytes(first_checkpoint)
+    assert load(first_checkpoint, tmp_path)["step"] == 6
+    monkeypatch.setenv(RESUME_CHECKPOINT_ENV, str(tmp_path / "step6.pt"))
+    resumed = run_blobs(lookahead=lookahead)
+    assert states_equal(load(resumed.latest("model_last.pt"), tmp_path), last)
+    assert states_equal(load(resumed.latest("model_best.pt"), tmp_path), load(full.latest("model_best.pt"), tmp_path))
+
+
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    artifacts = run_blobs(precision="bf16", ema_decay=None)
+    results = json.loads(artifacts.latest("results.json"))
+    assert results["steps"] == 12 and 0 <= results["test_acc_of_best"] <= 1
+
+
+def test_fast_config_trains_the_airbench_net_on_the_cpu(tmp_path):
+    """`fast` with tiny sizes: the airbench net, its recipe and bf16 autocast run end to end on the CPU."""
+    result = subprocess.run(
+        [sys.executable, str(EXPERIMENT), "-u", "with", "fast", "data.dataset=synthetic", "data.limit=600",
+         "data.batch_size=32", "data.eval_batch_size=300", "model.width=8", "trainer.steps=4", "trainer.val_every=2",
+         "trainer.progress=False"],
+        cwd=tmp_path, env=python_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Best val acc [0-9.]+ at step [24]; test acc of that model [0-9.]+", result.stdout)
