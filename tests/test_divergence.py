@@ -1,0 +1,49 @@
+"""A run whose loss diverges to NaN on the embedded store: FAILED with one line, its NaN point stored, and the
+store keeps taking runs and syncs afterwards; Omniboard serves the metrics of both."""
+import json
+import math
+import re
+import urllib.parse
+import urllib.request
+
+from conftest import free_port, metric, newest_run, run_experiment, run_tracker, start_board
+
+QUICK = ["trainer.steps=20", "trainer.val_every=10", "trainer.log_every=5", "data.limit=1000", "trainer.progress=False"]
+
+
+def served_values(url, run_id, name):
+    query = urllib.parse.quote(json.dumps({"run_id": run_id, "name": name}))
+    with urllib.request.urlopen(f"{url}/api/v1/Metrics?query={query}", timeout=30) as response:
+        (served,) = json.load(response)
+    return served["values"]
+
+
+def test_diverging_run_fails_in_one_line_and_the_store_keeps_working(workdir, mongo_url, mongo_db, tmp_path):
+    diverged = run_experiment(["with", "smoke", "lr=1e6", *QUICK], workdir, mongo_url, mongo_db.name)
+
+    assert diverged.returncode == 1
+    errors = [line for line in diverged.stderr.splitlines() if "loss is" in line]
+    assert len(errors) == 1 and re.search(r"loss is nan at step \d+; try a lower lr", errors[0]), diverged.stderr
+    failed = newest_run(mongo_db)
+    assert failed["status"] == "FAILED"
+    assert any(math.isnan(value) for value in metric(mongo_db, failed["_id"], "train.loss").values())
+
+    normal = run_experiment(["with", "smoke", *QUICK], workdir, mongo_url, mongo_db.name)
+    assert normal.returncode == 0, normal.stderr
+    completed = newest_run(mongo_db)
+    assert completed["status"] == "COMPLETED" and completed["_id"] != failed["_id"]
+
+    offline = run_experiment(["with", "smoke", "lr=1e6", *QUICK], workdir, f"mongodb://127.0.0.1:{free_port()}",
+                             "unused", runs_dir=tmp_path / "runs")
+    assert offline.returncode == 1
+    synced = run_tracker(["sync", str(tmp_path / "runs")], workdir, mongo_url, mongo_db.name)
+    assert synced.returncode == 0 and "1 uploaded" in synced.stdout, synced.stdout + synced.stderr
+    assert newest_run(mongo_db)["status"] == "FAILED"
+
+    board, url = start_board(mongo_url, mongo_db.name)
+    try:
+        # JSON has no NaN: Omniboard serves it as null, as it does from MongoDB.
+        assert None in served_values(url, failed["_id"], "train.loss")
+        assert None not in served_values(url, completed["_id"], "train.loss")
+    finally:
+        board.kill()
