@@ -32,17 +32,21 @@ class Changes:
         return bool(self.included or self.left_out)
 
 
-def uncommitted_changes(path):
-    """`git diff HEAD` plus the untracked files that may go in (see the module docstring), as one patch."""
+def uncommitted_changes(path, skip=()):
+    """`git diff HEAD` plus the untracked files that may go in (see the module docstring), as one patch.
+
+    `skip`: folders whose untracked files are not changes of the code (the tracker's own records).
+    """
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return Changes()
     changes = Changes(patch=repo.git.diff("HEAD", "--binary"))
     total = 0
+    skip = [os.path.realpath(folder) + os.sep for folder in skip]
     for name in repo.untracked_files:
         file = os.path.join(repo.working_tree_dir, name)
-        if not os.path.isfile(file):
+        if not os.path.isfile(file) or os.path.realpath(file).startswith(tuple(skip)):
             continue
         size = os.path.getsize(file)
         why = _left_out_because(name, size, total)
@@ -68,9 +72,9 @@ def _left_out_because(name, size, total):
     return None
 
 
-def record_uncommitted_changes(run, path, workdir):
+def record_uncommitted_changes(run, path, workdir, skip=()):
     """Attach the patch of uncommitted changes as an artifact, and list untracked files in the run's info."""
-    changes = uncommitted_changes(path)
+    changes = uncommitted_changes(path, skip)
     if changes.has_untracked:
         run.info[UNTRACKED_INFO] = {"included": changes.included, "left_out": changes.left_out}
     if changes.patch:

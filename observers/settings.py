@@ -18,6 +18,7 @@ from observers.errors import UserError
 DEFAULT_MONGO_URL = "mongodb://localhost:27017"
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
+TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, Omniboard's install, screenshots
 PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
 DEFAULT_SYSTEM_METRICS_S = 10.0
 

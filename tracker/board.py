@@ -10,13 +10,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from observers.choose import connect, require_database
-from observers.settings import load_settings, project_root
+from observers.settings import TRACKER_DIR, load_settings, project_root
 from observers.errors import UserError
 from tracker.db import DEFAULT_DATA_DIR
 from tracker.sync import find_run_dirs, sync_runs
 
 OMNIBOARD_VERSION = "2.16.1"
-INSTALL_DIR = Path(".tracker") / "omniboard" / OMNIBOARD_VERSION  # in the project root (observers.settings)
+INSTALL_DIR = Path(TRACKER_DIR) / "omniboard" / OMNIBOARD_VERSION  # in the project root (observers.settings)
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
 STORE_START_S = 30  # how long the embedded store may take to answer
 LOCAL_HOSTS = ("localhost", "127.0.0.1")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 from observers.errors import UserError
 from observers.local_server import serve
-from observers.settings import project_root
+from observers.settings import TRACKER_DIR, project_root
 
-DEFAULT_DATA_DIR = Path(".tracker") / "db"  # in the project root (observers.settings)
+DEFAULT_DATA_DIR = Path(TRACKER_DIR) / "db"  # in the project root (observers.settings)
 HOST = "127.0.0.1"  # local only: the store has no authentication
 
 
