@@ -43,11 +43,8 @@ def uncommitted_changes(path, skip=()):
         return Changes()
     changes = Changes(patch=repo.git.diff("HEAD", "--binary"))
     total = 0
-    skip = [os.path.realpath(folder) + os.sep for folder in skip]
-    for name in repo.untracked_files:
+    for name in untracked_files(repo, skip):
         file = os.path.join(repo.working_tree_dir, name)
-        if not os.path.isfile(file) or os.path.realpath(file).startswith(tuple(skip)):
-            continue
         size = os.path.getsize(file)
         why = _left_out_because(name, size, total)
         if why:
@@ -59,6 +56,15 @@ def uncommitted_changes(path, skip=()):
         changes.patch += "\n" + repo.git.diff("--no-index", "--binary", "--", "/dev/null", name, with_exceptions=False)
     changes.patch = changes.patch.strip() and changes.patch + "\n"
     return changes
+
+
+def untracked_files(repo, skip=()):
+    """The untracked, not ignored files of `repo` (names relative to it), but for those in the `skip` folders."""
+    skip = tuple(os.path.realpath(folder) + os.sep for folder in skip)
+    for name in repo.untracked_files:
+        file = os.path.join(repo.working_tree_dir, name)
+        if os.path.isfile(file) and not os.path.realpath(file).startswith(skip):
+            yield name
 
 
 def _left_out_because(name, size, total):
@@ -88,6 +94,7 @@ def had_uncommitted_changes(recorded_repository, info):
     return bool(recorded_repository["dirty"] or info.get(UNTRACKED_INFO))
 
 
-def is_dirty(repo):
-    """Whether a checkout differs from its commit, in the sense a run records: untracked files count."""
-    return repo.is_dirty(untracked_files=True)
+def is_dirty(repo, skip=()):
+    """Whether a checkout differs from its commit, in the sense a run records: untracked files count, but for those
+    in the `skip` folders."""
+    return repo.is_dirty() or any(True for _ in untracked_files(repo, skip))

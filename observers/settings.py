@@ -49,6 +49,11 @@ def project_root(start=None):
     return start
 
 
+def tracker_folders(root=None):
+    """The tracker's own folders in the project around `root`: RUNS_DIR and .tracker/ hold records, not code."""
+    return [load_settings(root=root).runs_dir, project_root(root) / TRACKER_DIR]
+
+
 def load_settings(env_file=None, root=None):
     """Settings from the environment, falling back to `env_file` (default: .env in the project root around `root`).
 

@@ -30,7 +30,7 @@ from observers.git_state import record_uncommitted_changes
 from observers.liveness import process_temp_dir
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
-from observers.settings import TRACKER_DIR, load_settings, project_root
+from observers.settings import load_settings, tracker_folders
 from observers.system_metrics import start_system_metrics
 
 
@@ -64,8 +64,7 @@ def track(ex):
         process_temp_dir(os.getpid()).mkdir(exist_ok=True)
         tempfile.tempdir = str(process_temp_dir(os.getpid()))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
-            tracker_folders = [load_settings(root=ex.base_dir).runs_dir, project_root(ex.base_dir) / TRACKER_DIR]
-            record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders)
+            record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
 
     @ex.pre_run_hook
     def sample_system_metrics(_run):

@@ -18,6 +18,7 @@ from sacred.config import save_config_file
 from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
+from observers.settings import tracker_folders
 from observers.errors import UserError
 
 
@@ -117,7 +118,7 @@ def code_mismatch(label, original, checkout, repo):
         return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
     if original["dirty"]:
         return f"{label} ran at commit {commit} with uncommitted changes (this checkout: commit {head})"
-    if is_dirty(repo):
+    if is_dirty(repo, tracker_folders(checkout)):
         return f"this checkout (commit {head}) has uncommitted changes that {label} (commit {commit}) did not have"
     return None
 
