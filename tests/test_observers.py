@@ -46,12 +46,13 @@ def test_malformed_url_is_a_one_line_error_without_the_password(url, tmp_path):
 
 def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkeypatch):
     env_file = tmp_path / ".env"
-    assert (loaded.mongo_url, loaded.db_name, loaded.runs_dir) == (
+    env_file.write_text(f"MONGO_URL=mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin\nSACRED_DB=from_file\n")
     for name in ("MONGO_URL", "SACRED_DB", "RUNS_DIR"):
         monkeypatch.delenv(name, raising=False)
     loaded = load_settings(env_file)
     assert (loaded.mongo_url, loaded.db_name, loaded.runs_dir) == (
-        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file", project_root() / "runs")
+        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file",
+        project_root() / "runs")
     assert loaded.safe_url == "mongodb://user:***@db.example:27017/?authSource=admin"
     monkeypatch.setenv("SACRED_DB", "from_env")
     assert load_settings(env_file).db_name == "from_env"
