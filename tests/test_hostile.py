@@ -259,3 +259,18 @@ def test_nan_and_infinities_survive_the_file_store_and_sync(tmp_path, mongo_url,
     assert points[0] == 1.0 and math.isnan(points[1]) and points[2] == math.inf
     plotted = mongo_db.metrics.find_one({"run_id": run["_id"], "name": "loss"})["values"]
     assert math.isnan(plotted[1]) and plotted[2] == math.inf
+
+
+def test_a_raw_pickle_checkpoint_gets_one_line_without_torch_warnings(tmp_path):
+    import pickle
+    import warnings
+
+    from ingredients.checkpoint import load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps({"step": 3}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UserError, match="run 3's checkpoint.pt is corrupted or holds more than tensors"):
+            load_checkpoint(path, label="run 3's checkpoint.pt")
+    assert [str(warning.message) for warning in caught] == []

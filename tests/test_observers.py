@@ -51,7 +51,8 @@ def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkey
         monkeypatch.delenv(name, raising=False)
     loaded = load_settings(env_file)
     assert (loaded.mongo_url, loaded.db_name, loaded.runs_dir) == (
-        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file", project_root() / "runs")
+        f"mongodb://user:{PASSWORD}@db.example:27017/?authSource=admin", "from_file",
+        project_root() / "runs")
     assert loaded.safe_url == "mongodb://user:***@db.example:27017/?authSource=admin"
     monkeypatch.setenv("SACRED_DB", "from_env")
     assert load_settings(env_file).db_name == "from_env"

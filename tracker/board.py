@@ -50,9 +50,14 @@ def require(tool):
         )
 
 
+def installed_in():
+    """INSTALL_DIR in the project root (observers.settings), wherever in the project the command runs."""
+    return project_root() / INSTALL_DIR
+
+
 def install():
     """Omniboard's start script, installed with npm into INSTALL_DIR unless it is already there."""
-    install_dir = project_root() / INSTALL_DIR
+    install_dir = installed_in()
     start_script = install_dir / "node_modules" / "omniboard" / "dist" / "start.js"
     if start_script.is_file():
         return start_script
@@ -60,7 +65,8 @@ def install():
     # Installed aside and renamed when complete, so an interrupted install is redone rather than used.
     partial = install_dir.with_name(install_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {install_dir}/ (first use only, about a minute)...", flush=True)
+    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {install_dir}/ (first use only, about a minute)...",
+          flush=True)
     result = subprocess.run(
         ["npm", "install", "--prefix", str(partial), "--no-audit", "--no-fund", "--loglevel=error",
          f"omniboard@{OMNIBOARD_VERSION}"],
@@ -88,8 +94,8 @@ def omniboard_uri(settings):
 
 def run(args):
     if args.install:
-        start_script = install()
-        print(f"Omniboard {OMNIBOARD_VERSION} is installed in {start_script.parents[3]}/; start it with 'tracker board'")
+        install()
+        print(f"Omniboard {OMNIBOARD_VERSION} is installed in {installed_in()}/; start it with 'tracker board'")
         return 0
     require("node")
     settings = load_settings()
