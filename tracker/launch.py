@@ -22,6 +22,7 @@ from observers.settings import tracker_folders
 from observers.errors import UserError
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
 
 
@@ -57,12 +58,15 @@ def experiment_env(info, env=None, code_dir=None):
 def locate(stored):
     """The checkout holding the run's experiment on this machine, its main file relative to it, and its git repository.
 
-    The checkout is the git repository around the run's recorded base_dir (Sacred's, with its main file relative to
-    it); a run recorded on another machine is looked for in the repository around the current directory.
+    For one of this project's experiments (its main file, relative to Sacred's base_dir, is in PROJECT_ROOT) the
+    checkout is this project's, whose code this command runs; for another project's experiment, the git repository
+    around the run's recorded base_dir, or around the current directory when that folder is not on this machine.
     """
     experiment = stored.doc["experiment"]
     base_dir = Path(experiment.get("base_dir") or ".")
-    if not base_dir.is_dir():
+    if (PROJECT_ROOT / experiment["mainfile"]).is_file():
+        base_dir = PROJECT_ROOT
+    elif not base_dir.is_dir():
         base_dir = Path.cwd()
     base_dir = base_dir.resolve()
     try:
