@@ -264,15 +264,15 @@ def _arithmetic_with_dates(self, operator, operands, document):
     return _original_arithmetic(self, operator, operands, document)
 
 
-class OneLineErrors(logging.Formatter):
-    """A log record as one line: the message, without the traceback nx-27017 attaches to failed requests."""
+class OneLineErrors(logging.Filter):
+    """A failed request logged in one line: the message and the error, without the traceback."""
 
-    def format(self, record):
-        message = record.getMessage()
+    def filter(self, record):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
-            message = f"{message}: {type(error).__name__}: {error}"
-        return f"nx-27017 {record.levelname.lower()}: {message}".replace("\n", " ")
+            record.msg, record.args = f"{record.getMessage()}: {type(error).__name__}: {error}", None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
 
 
 def install():
@@ -284,3 +284,5 @@ def install():
     nx_27017.daemon.NeoSQLiteHandler = TrackerHandler
     MathPythonMixin._evaluate_arithmetic_python = _arithmetic_with_dates
     logging.getLogger("neosqlite").setLevel(logging.ERROR)
+    for name in ("nx_27017", "asyncio"):  # asyncio: a connection that breaks off mid-request
+        logging.getLogger(name).addFilter(OneLineErrors())
