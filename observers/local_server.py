@@ -22,10 +22,8 @@ def serve(data_dir, host="127.0.0.1", port=27017, quiet=False):
         "--log-file", str(data_dir / "server.log"),
     ]
     nx_adapter.install()
-    # Configured before nx-27017's own basicConfig, which then leaves it alone: one line per message.
-    console = logging.StreamHandler()
-    console.setFormatter(nx_adapter.OneLineErrors())
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[console])
+    if quiet:
+        logging.disable(logging.INFO)
     nx_main()
 
 

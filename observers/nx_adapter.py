@@ -51,13 +51,12 @@ from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathP
 from neosqlite.collection.query_helper import utils as query_utils
 from nx_27017.handler import NeoSQLiteHandler
 
-TESTED_VERSION = "0.8.1"  # pinned in pyproject.toml; each adaptation was checked against this version
 DOT_ESCAPE = "_dot_"
 NON_FINITE_KEY = "__non_finite__"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # neosqlite's SQL for `$push` stores a pushed object as its JSON text, so markers come back in this form too.
 _NON_FINITE_TEXT = {json.dumps({NON_FINITE_KEY: name}, separators=(",", ":")): value for name, value in _NON_FINITE.items()}
-# Commands whose first value names a collection; getMore names it in "collection".
+# GridFS collections keep their names: nx-27017 serves them itself.
 _GRIDFS_SUFFIXES = (".files", ".chunks")
 
 
@@ -119,13 +118,20 @@ def _decode_reply(reply):
     if isinstance(cursor, dict):
         cursor["ns"] = unescape_name(cursor.get("ns"))
         for batch in ("firstBatch", "nextBatch"):
-            for doc in cursor.get(batch) or []:
-                if isinstance(doc, dict) and doc.get("type") == "collection":  # listCollections
-                    doc["name"] = unescape_name(doc.get("name"))
-                if isinstance(doc, dict) and isinstance(doc.get("uploadDate"), str):  # a GridFS file
-                    doc["uploadDate"] = datetime.datetime.fromisoformat(doc["uploadDate"])
-            cursor[batch] = [_nest(doc) for doc in cursor.get(batch) or []]
+            if isinstance(cursor.get(batch), list):
+                cursor[batch] = [_fix_document(doc) for doc in cursor[batch]]
     return reply
+
+
+def _fix_document(doc):
+    """A document of a reply as MongoDB answers it (adaptations 1, 5 and 6)."""
+    if not isinstance(doc, dict):
+        return doc
+    if doc.get("type") == "collection":  # listCollections
+        doc["name"] = unescape_name(doc.get("name"))
+    if isinstance(doc.get("uploadDate"), str):  # a GridFS file
+        doc["uploadDate"] = datetime.datetime.fromisoformat(doc["uploadDate"])
+    return _nest(doc)
 
 
 def _nest(doc):
@@ -258,12 +264,15 @@ def _arithmetic_with_dates(self, operator, operands, document):
     return _original_arithmetic(self, operator, operands, document)
 
 
-class OneLineErrors(logging.Formatter):
-    """A log record as one line: the message, without the traceback nx-27017 attaches to failed requests."""
+class OneLineErrors(logging.Filter):
+    """A failed request logged in one line: the message and the error, without the traceback."""
 
-    def format(self, record):
+    def filter(self, record):
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()}: {type(error).__name__}: {error}", None
         record.exc_info = record.exc_text = record.stack_info = None
-        return f"nx-27017 {record.levelname.lower()}: {record.getMessage()}".replace("\n", " ")
+        return True
 
 
 def install():
@@ -275,3 +284,5 @@ def install():
     nx_27017.daemon.NeoSQLiteHandler = TrackerHandler
     MathPythonMixin._evaluate_arithmetic_python = _arithmetic_with_dates
     logging.getLogger("neosqlite").setLevel(logging.ERROR)
+    for name in ("nx_27017", "asyncio"):  # asyncio: a connection that breaks off mid-request
+        logging.getLogger(name).addFilter(OneLineErrors())

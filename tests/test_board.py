@@ -130,3 +130,20 @@ def _drop_store_database(db_name):
     """The embedded store keeps data in .tracker/db/ of the checkout; remove this test's database file."""
     for path in (REPO_ROOT / DEFAULT_DATA_DIR).glob(f"{db_name}.db*"):
         path.unlink()
+
+
+def test_db_reports_a_failed_request_in_one_line(tmp_path):
+    port = free_port()
+    store = TrackerCommand("db", "--port", str(port), "--data-dir", str(tmp_path / "db"))
+    try:
+        store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
+        client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
+        with pytest.raises(pymongo.errors.OperationFailure):
+            client["not%name"].runs.insert_one({"_id": 1})  # nx-27017 keeps databases in files named after them
+        error = store.wait_for(r"ERROR .*", 30)[0]
+        assert "Invalid database name: 'not%name'" in error
+        client.close()
+        assert store.interrupt() == 0
+        assert not any("Traceback" in line or line.startswith("  File") for line in store.output), store.output
+    finally:
+        store.kill()

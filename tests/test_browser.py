@@ -8,6 +8,7 @@ import importlib.util
 import os
 import re
 import shutil
+import time
 import uuid
 
 import pymongo
@@ -183,18 +184,26 @@ def test_a_metric_column_added_in_the_ui_shows_each_runs_best_value(page, two_ru
         assert is_number_close(best[run["_id"]], max(recorded)), best
 
 
+def stored_time_zone(db):
+    setting = db["omniboard.settings"].find_one({"name": "timezone"})
+    return setting and setting["value"]
+
+
 def open_settings(page):
     page.locator("#settings").click()
     page.locator("[test-attr=settings-button]").click()
     return page.locator(".modal-content")
 
 
-def test_the_time_zone_setting_survives_a_reload(page, tmp_path):
+def test_the_time_zone_setting_survives_a_reload(page, two_runs, tmp_path):
     table_rows(page)
     settings = open_settings(page)
     choose(page, settings.locator("input[id^=react-select]").first, "Asia/Tokyo")
     page.locator("[test-attr=apply-btn]").click()
-    page.get_by_text("Asia/Tokyo").first.wait_for()
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while stored_time_zone(two_runs["db"]) != "Asia/Tokyo":  # saved in omniboard.settings
+        assert time.monotonic() < deadline, f"the time zone was not saved: {stored_time_zone(two_runs['db'])!r}"
+        time.sleep(0.2)
     page.reload()
     table_rows(page)
     settings = open_settings(page)

@@ -45,7 +45,7 @@ def test_dotted_collections_keep_omniboards_settings(mongo_db):
     assert "omniboard.metric.columns" in mongo_db.list_collection_names()
 
 
-def test_durations_are_date_differences_in_milliseconds(mongo_db):
+def test_durations_are_date_differences_in_milliseconds_and_dates_sort(mongo_db):
     start = datetime.datetime(2026, 1, 1, 12, 0, 0)
     for run_id, minutes in ((1, 3), (2, 1)):
         mongo_db.runs.insert_one({"_id": run_id, "start_time": start,
@@ -54,6 +54,8 @@ def test_durations_are_date_differences_in_milliseconds(mongo_db):
                 {"$addFields": {"duration": {"$subtract": ["$heartbeat", "$start_time"]}}},
                 {"$sort": {"duration": 1}}]
     assert [(run["_id"], run["duration"]) for run in mongo_db.runs.aggregate(pipeline)] == [(2, 60_000), (1, 180_000)]
+    by_heartbeat = [{"$project": {"heartbeat": 1}}, {"$sort": {"heartbeat": -1}}]  # Omniboard's sorting by a date
+    assert [run["_id"] for run in mongo_db.runs.aggregate(by_heartbeat)] == [1, 2]
 
 
 def test_projections_of_nested_fields_are_nested(mongo_db):
