@@ -73,9 +73,11 @@ def run(args):
         record = load_record(args.continue_sweep, settings, db)
     else:
         record = new_record(args)
+    # Given again with --continue, these replace the recorded ones (e.g. a sweep moved to SLURM).
     record["executor"] = args.executor or record.get("executor") or "local"
-    record["slurm"] = {**record.get("slurm", {}), **slurm_parameters(args.slurm)}
-    record["parallel"] = args.parallel or record.get("parallel")
+    recorded_slurm = record.get("slurm", {}) if record["executor"] == "slurm" else {}
+    record["slurm"] = {**recorded_slurm, **slurm_parameters(args.slurm)}
+    record["parallel"] = args.parallel if args.parallel is not None else record.get("parallel")
     if record["parallel"] is not None and record["parallel"] < 1:
         raise UserError(f"--parallel {record['parallel']} must be at least 1, e.g. --parallel 2")
     with tempfile.TemporaryDirectory(prefix="tracker-sweep-") as scratch:
@@ -83,8 +85,7 @@ def run(args):
     if not args.continue_sweep:
         check_config(record)
         create_record(record, settings, db)
-    sweep = Sweep(record, settings, db)
-    return sweep.run()
+    return Sweep(record, db).run()
 
 
 # ---- a new sweep ----------------------------------------------------------------------------------------------
@@ -238,20 +239,21 @@ def require_slurm():
 
 
 def gpu_ids():
-    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs."""
+    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs (asking nvidia-smi, not importing torch)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [int(gpu) for gpu in visible.split(",") if gpu.strip().isdigit()]
-    import torch
-
-    return list(range(torch.cuda.device_count()))
+    if shutil.which("nvidia-smi") is None:
+        return []
+    answer = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                            text=True, timeout=60)
+    return [int(line) for line in answer.stdout.split() if line.isdigit()] if answer.returncode == 0 else []
 
 
 # ---- running the trials ---------------------------------------------------------------------------------------
 class Sweep:
-    def __init__(self, record, settings, db):
+    def __init__(self, record, db):
         self.record = record
-        self.settings = settings
         self.db = db
         self.folder = Path(record["folder"])
         self.folder.mkdir(parents=True, exist_ok=True)
