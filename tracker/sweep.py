@@ -264,6 +264,7 @@ class Sweep:
         self.trials = {trial["number"]: trial for trial in record["trials"]}
         self.study = self.open_study() if record["search"] == "optuna" else None
         self.running = {}  # job -> trial number
+        self.stop_file = self.folder / "cancelled"
         self.cancelling = False
         self.shown = None
 
@@ -273,12 +274,16 @@ class Sweep:
               f"{self.record['budget']} trials on {self.record['executor']}; runs are tagged {sweep_tag(sweep_id)}; "
               f"record and job logs in {self.folder}", flush=True)
         self.record["status"] = "RUNNING"
+        self.stop_file.unlink(missing_ok=True)
         self.queue = [number for number, trial in sorted(self.trials.items()) if self.to_run(trial)]
         try:
-            while self.submit_more() or self.running:
+            while True:
                 for job in [job for job in self.running if job.done()]:
                     self.finish(job)
+                more = self.submit_more()
                 self.show_progress()
+                if not (more or self.running):
+                    break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             return self.cancel()
@@ -299,7 +304,8 @@ class Sweep:
                 return False
             trial = self.trials[number]
             job = self.submit(Trial(self.record["_id"], number, self.record["script"],
-                                    [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"]))
+                                    [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"],
+                                    str(self.stop_file)))
             self.running[job] = number
             trial["status"] = "RUNNING"
             self.save()
@@ -416,6 +422,7 @@ class Sweep:
         """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
         print(f"\nsweep {self.record['_id']}: cancelling {len(self.running)} running trial(s)", flush=True)
         self.cancelling = True
+        self.stop_file.touch()
         if not self.local:
             for job in self.running:
                 job.cancel(check=False)  # scancel: SLURM sends SIGTERM, the experiments store their checkpoints
@@ -439,9 +446,11 @@ class Sweep:
         self.save()
         finished = sorted(n for n, t in self.trials.items() if t["status"] == "COMPLETED")
         unfinished = sorted(n for n, t in self.trials.items() if t["status"] != "COMPLETED")
+        never_asked = self.record["budget"] - len(self.trials)  # Optuna's trials are chosen when they start
         print(f"sweep {self.record['_id']}: trials finished: {', '.join(map(str, finished)) or 'none'}; "
-              f"not finished: {', '.join(map(str, unfinished)) or 'none'}; "
-              f"continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
+              f"not finished: {', '.join(map(str, unfinished)) or 'none'}"
+              + (f"; {never_asked} more to choose" if never_asked else "")
+              + f"; continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
         return 130
 
     def save(self):
