@@ -228,8 +228,11 @@ def require_slurm():
     if shutil.which("sbatch") is None:
         raise UserError("--executor slurm needs SLURM's sbatch, which is not on PATH; run on a SLURM login node, "
                         "or use --executor local")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():  # SLURM's commands would retry reading it for a minute
+        raise UserError(f"SLURM_CONF={conf} is not a file; point it at the cluster's slurm.conf, or unset it")
     try:
-        answer = subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, text=True, timeout=30)
+        answer = subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         answer = subprocess.CompletedProcess([], 1, "", str(error))
     if answer.returncode != 0:
