@@ -123,3 +123,41 @@ def test_bad_input_is_one_line_and_submits_nothing(arguments, message, mongo_url
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and message in result.stderr, \
         result.stderr
     assert not (tmp_path / "sweeps").exists() and mongo_db.sweeps.count_documents({}) == 0
+
+
+def test_eight_uploads_at_the_same_instant_get_distinct_ids(mongo_url, mongo_db, db_name, tmp_path):
+    """The race of Sacred #244 without the processes around it: 8 runs' first uploads released together."""
+    import datetime
+    import threading
+
+    import pymongo
+
+    from observers.local_run import LocalRun
+    from observers.upload import RunUploader, UploadState
+
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    runs = [LocalRun(
+        dir=tmp_path, config={"seed": n}, info={"tags": [f"sweep-{n}"]}, captured_out=f"output of run {n}\n",
+        metrics={"loss": {"steps": [0], "values": [float(n)], "timestamps": [now.isoformat()]}},
+        entry={"experiment": {"name": "race", "base_dir": str(tmp_path), "sources": []}, "command": "main",
+               "host": {"hostname": "here"}, "start_time": (now + datetime.timedelta(microseconds=n)).isoformat(),
+               "meta": {}, "status": "COMPLETED", "resources": [], "artifacts": [], "result": n},
+    ) for n in range(8)]
+    barrier, ids = threading.Barrier(8), {}
+
+    def upload(run):
+        uploader = RunUploader(pymongo.MongoClient(mongo_url)[db_name])
+        barrier.wait()
+        ids[run.config["seed"]] = uploader.upload(run, UploadState())
+
+    threads = [threading.Thread(target=upload, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert sorted(ids.values()) == list(range(1, 9))
+    for n, run_id in ids.items():
+        doc = mongo_db.runs.find_one({"_id": run_id})
+        assert doc["config"]["seed"] == doc["result"] == n and doc["captured_out"] == f"output of run {n}\n"
+        assert doc["omniboard"]["tags"] == [f"sweep-{n}"] and metric(mongo_db, run_id, "loss") == {0: float(n)}

@@ -2,6 +2,7 @@
 
 The code is this checkout when it matches the run's commit, the run's own commit in a temporary git
 worktree (--at-commit, with its uncommitted changes re-applied), or this checkout regardless (--force).
+How an experiment process is started (experiment_env, run_in_foreground) is shared with `tracker sweep`'s trials.
 """
 import contextlib
 import json
@@ -192,8 +193,8 @@ def check_config_keys(stored, script, env):
 def run_in_foreground(command, env, started=None, ignored_signals=()):
     """Run `command` and return its exit status; it handles Ctrl-C itself, and a SIGTERM sent here is passed on.
 
-    `started(process)` is called once it runs; `ignored_signals` are ignored by it (a batch system sends its
-    warning signal to every process of a job, but only this one handles it).
+    `started(process)` is called once it runs; `ignored_signals` are ignored by it (SLURM sends its warning signal
+    to every process of a job, but only the job's own process, which calls this, handles it).
     """
     # Ctrl-C reaches the whole foreground process group, so the experiment sees it directly; this process must
     # only wait for it to store its checkpoint. (exec resets this handler, so the child still gets Ctrl-C.)

@@ -73,9 +73,11 @@ def run(args):
         record = load_record(args.continue_sweep, settings, db)
     else:
         record = new_record(args)
+    # Given again with --continue, these replace the recorded ones (e.g. a sweep moved to SLURM).
     record["executor"] = args.executor or record.get("executor") or "local"
-    record["slurm"] = {**record.get("slurm", {}), **slurm_parameters(args.slurm)}
-    record["parallel"] = args.parallel or record.get("parallel")
+    recorded_slurm = record.get("slurm", {}) if record["executor"] == "slurm" else {}
+    record["slurm"] = {**recorded_slurm, **slurm_parameters(args.slurm)}
+    record["parallel"] = args.parallel if args.parallel is not None else record.get("parallel")
     if record["parallel"] is not None and record["parallel"] < 1:
         raise UserError(f"--parallel {record['parallel']} must be at least 1, e.g. --parallel 2")
     with tempfile.TemporaryDirectory(prefix="tracker-sweep-") as scratch:
@@ -83,8 +85,7 @@ def run(args):
     if not args.continue_sweep:
         check_config(record)
         create_record(record, settings, db)
-    sweep = Sweep(record, settings, db)
-    return sweep.run()
+    return Sweep(record, db).run()
 
 
 # ---- a new sweep ----------------------------------------------------------------------------------------------
@@ -227,8 +228,11 @@ def require_slurm():
     if shutil.which("sbatch") is None:
         raise UserError("--executor slurm needs SLURM's sbatch, which is not on PATH; run on a SLURM login node, "
                         "or use --executor local")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():  # SLURM's commands would retry reading it for a minute
+        raise UserError(f"SLURM_CONF={conf} is not a file; point it at the cluster's slurm.conf, or unset it")
     try:
-        answer = subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, text=True, timeout=30)
+        answer = subprocess.run(["sinfo", "--noheader", "--summarize"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         answer = subprocess.CompletedProcess([], 1, "", str(error))
     if answer.returncode != 0:
@@ -238,20 +242,21 @@ def require_slurm():
 
 
 def gpu_ids():
-    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs."""
+    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs (asking nvidia-smi, not importing torch)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [int(gpu) for gpu in visible.split(",") if gpu.strip().isdigit()]
-    import torch
-
-    return list(range(torch.cuda.device_count()))
+    if shutil.which("nvidia-smi") is None:
+        return []
+    answer = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                            text=True, timeout=60)
+    return [int(line) for line in answer.stdout.split() if line.isdigit()] if answer.returncode == 0 else []
 
 
 # ---- running the trials ---------------------------------------------------------------------------------------
 class Sweep:
-    def __init__(self, record, settings, db):
+    def __init__(self, record, db):
         self.record = record
-        self.settings = settings
         self.db = db
         self.folder = Path(record["folder"])
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -262,6 +267,7 @@ class Sweep:
         self.trials = {trial["number"]: trial for trial in record["trials"]}
         self.study = self.open_study() if record["search"] == "optuna" else None
         self.running = {}  # job -> trial number
+        self.stop_file = self.folder / "cancelled"
         self.cancelling = False
         self.shown = None
 
@@ -271,12 +277,16 @@ class Sweep:
               f"{self.record['budget']} trials on {self.record['executor']}; runs are tagged {sweep_tag(sweep_id)}; "
               f"record and job logs in {self.folder}", flush=True)
         self.record["status"] = "RUNNING"
+        self.stop_file.unlink(missing_ok=True)
         self.queue = [number for number, trial in sorted(self.trials.items()) if self.to_run(trial)]
         try:
-            while self.submit_more() or self.running:
+            while True:
                 for job in [job for job in self.running if job.done()]:
                     self.finish(job)
+                more = self.submit_more()
                 self.show_progress()
+                if not (more or self.running):
+                    break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             return self.cancel()
@@ -297,7 +307,8 @@ class Sweep:
                 return False
             trial = self.trials[number]
             job = self.submit(Trial(self.record["_id"], number, self.record["script"],
-                                    [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"]))
+                                    [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"],
+                                    str(self.stop_file)))
             self.running[job] = number
             trial["status"] = "RUNNING"
             self.save()
@@ -414,6 +425,7 @@ class Sweep:
         """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
         print(f"\nsweep {self.record['_id']}: cancelling {len(self.running)} running trial(s)", flush=True)
         self.cancelling = True
+        self.stop_file.touch()
         if not self.local:
             for job in self.running:
                 job.cancel(check=False)  # scancel: SLURM sends SIGTERM, the experiments store their checkpoints
@@ -437,9 +449,11 @@ class Sweep:
         self.save()
         finished = sorted(n for n, t in self.trials.items() if t["status"] == "COMPLETED")
         unfinished = sorted(n for n, t in self.trials.items() if t["status"] != "COMPLETED")
+        never_asked = self.record["budget"] - len(self.trials)  # Optuna's trials are chosen when they start
         print(f"sweep {self.record['_id']}: trials finished: {', '.join(map(str, finished)) or 'none'}; "
-              f"not finished: {', '.join(map(str, unfinished)) or 'none'}; "
-              f"continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
+              f"not finished: {', '.join(map(str, unfinished)) or 'none'}"
+              + (f"; {never_asked} more to choose" if never_asked else "")
+              + f"; continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
         return 130
 
     def save(self):

@@ -33,6 +33,7 @@ class Trial:
     updates: list  # the `with` updates: the sweep's fixed ones, then this trial's parameters
     params: dict  # the swept parameters, {key: value}
     cwd: str  # where the sweep was started: relative paths (script, RUNS_DIR, data) mean the same in the job
+    stop_file: str  # exists once the sweep is cancelled: a trial that has not started its experiment then does not
     process: object = field(default=None, repr=False, compare=False)  # the experiment, while it runs
 
     def __getstate__(self):
@@ -53,6 +54,8 @@ class Trial:
                 info.update(continued[0])
                 env = continued[1]
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
+            if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
+                return {"run": None, "status": "INTERRUPTED", "result": None, "error": "the sweep was cancelled"}
             returncode = run_in_foreground(
                 [sys.executable, self.script, "with", *updates], experiment_env(info, env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
@@ -76,7 +79,7 @@ class Trial:
             # Wait without reaping: the wait this signal interrupted reaps it and holds Popen's lock meanwhile.
             os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
         return submitit.helpers.DelayedSubmission(Trial(self.sweep, self.number, self.script, self.updates,
-                                                        self.params, self.cwd))
+                                                        self.params, self.cwd, self.stop_file))
 
 
 def outcome(stored, returncode=0):
