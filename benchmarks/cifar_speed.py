@@ -1,7 +1,7 @@
 """Speed of the `fast` config (airbench94's recipe): time to 94 % on CIFAR-10 on a GPU, images/s on a CPU.
 
     python benchmarks/cifar_speed.py [--seeds 5] [--compile]     # CUDA: real CIFAR-10 in data/, whole `fast` runs
-    python benchmarks/cifar_speed.py --steps 20                   # CPU: synthetic data, `fast` vs `smoke`'s network
+    python benchmarks/cifar_speed.py --steps 3                    # CPU: synthetic data, `fast` vs `smoke`'s network
 
 On CUDA it runs `fast` once as a warm-up (cuDNN autotuning, and torch.compile with --compile), then once per seed,
 and reports apart, as airbench does: the time to read the data, the warm-up run, and the training time (the
@@ -101,7 +101,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="timed runs on CUDA")
     parser.add_argument("--compile", action="store_true", help="with trainer.compile=True (CUDA)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per network on the CPU")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per network on the CPU")
     args = parser.parse_args()
     if torch.cuda.is_available():
         gpu(args.seeds, args.compile)
