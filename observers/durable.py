@@ -169,7 +169,7 @@ class DurableMongoObserver(FileStorageObserver):
                 file.write(', "values": ')
                 _write_json_list(file, values)
                 file.write(', "timestamps": ')
-                _write_json_list(file, stamps, lambda part: np.datetime_as_string(part, unit="us"))
+                _write_json_list(file, stamps, _timestamps_json)
                 file.write("}")
             file.write("}")
         os.replace(path + ".partial", path)
@@ -202,11 +202,22 @@ class MetricSeries:
         return dict(zip(("steps", "values", "timestamps"), self.arrays()))
 
 
-def _write_json_list(file, array, to_json=lambda part: part, points=100_000):
+def _numbers_json(part):
+    return json.dumps(part.tolist())[1:-1]
+
+
+def _timestamps_json(part):
+    """datetime64 values as quoted ISO strings, each distinct one formatted once (a log_batch call shares one)."""
+    unique, index = np.unique(part, return_inverse=True)
+    texts = np.array([f'"{text}"' for text in np.datetime_as_string(unique, unit="us")])
+    return ", ".join(texts[index].tolist())
+
+
+def _write_json_list(file, array, to_json=_numbers_json, points=100_000):
     """`array` as a JSON list, converted `points` at a time, so the text never exists whole in memory."""
     file.write("[")
     for start in range(0, len(array), points):
-        file.write((", " if start else "") + json.dumps(to_json(array[start:start + points]).tolist())[1:-1])
+        file.write((", " if start else "") + to_json(array[start:start + points]))
     file.write("]")
 
 

@@ -133,13 +133,23 @@ def test_bf16_autocast_trains_on_the_cpu(tmp_path):
     assert results["steps"] == 12 and 0 <= results["test_acc_of_best"] <= 1
 
 
-def test_fast_config_trains_the_airbench_net_on_the_cpu(tmp_path):
-    """`fast` with tiny sizes: the airbench net, its recipe and bf16 autocast run end to end on the CPU."""
+def run_cifar(tmp_path, *overrides):
     result = subprocess.run(
-        [sys.executable, str(EXPERIMENT), "-u", "with", "fast", "data.dataset=synthetic", "data.limit=600",
-         "data.batch_size=32", "data.eval_batch_size=300", "model.width=8", "trainer.steps=4", "trainer.val_every=2",
+        [sys.executable, str(EXPERIMENT), "-u", "with", "fast", "data.dataset=synthetic", *overrides,
          "trainer.progress=False"],
-        cwd=tmp_path, env=python_env(), capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=python_env(), capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr
-    assert re.search(r"Best val acc [0-9.]+ at step [24]; test acc of that model [0-9.]+", result.stdout)
+    return [float(value) for value in re.findall(r"Best val acc ([0-9.]+) at step", result.stdout)][-1]
+
+
+def test_fast_config_runs_on_the_cpu(tmp_path):
+    """`fast` as it is (airbench net, its recipe, bf16 autocast, TTA, lookahead), with tiny sizes."""
+    assert 0 <= run_cifar(tmp_path, "data.limit=600", "data.batch_size=32", "data.eval_batch_size=300",
+                          "model.width=8", "trainer.steps=4", "trainer.val_every=2") <= 1
+
+
+def test_the_airbench_net_learns_the_synthetic_data_in_a_short_run(tmp_path):
+    # 80 steps of 64 images (fp32: bf16 is slower on CPUs); it reached 0.61 after 50 and 1.0 after 100 of 150 steps.
+    assert run_cifar(tmp_path, "data.limit=3000", "data.batch_size=64", "data.eval_batch_size=500", "model.width=16",
+                     "trainer.precision=fp32", "trainer.steps=80", "trainer.val_every=40") >= 0.6

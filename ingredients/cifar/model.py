@@ -7,6 +7,9 @@ import torch.nn.functional as F
 from sacred import Ingredient
 
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
+from ingredients.cifar.data import normalize
+
+WHITENING_IMAGES = 5000  # training images whose 2×2 patches set airbench's whitening layer
 
 model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
 
@@ -146,10 +149,10 @@ def validate(config, command_name, logger):
 
 @model_ingredient.capture
 def build_model(num_classes, arch, width, dropout, train_images=None):
-    """The network named by `arch`, for `num_classes` outputs; `train_images` (normalized) set airbench's whitening."""
+    """The network named by `arch`, for `num_classes` outputs; `train_images` (uint8) set airbench's whitening."""
     model = ARCHITECTURES[arch](width, dropout, num_classes)
     if arch == "airbench" and train_images is not None:
-        model.init_whitening(train_images)
+        model.init_whitening(normalize(train_images[:WHITENING_IMAGES]))
     return model
 
 

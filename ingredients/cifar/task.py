@@ -1,11 +1,8 @@
 """CIFAR-10 as a trainer task: its data, network, cross-entropy loss, classification metrics and figures."""
 from ingredients.cifar import figures, model
-from ingredients.cifar.data import eval_batches, load_splits, normalize, train_batches
+from ingredients.cifar.data import eval_batches, load_splits, train_batches
 from ingredients.metrics import ClassificationMetrics
 from ingredients.task import Data, Task
-
-
-WHITENING_IMAGES = 5000  # training images whose patches set airbench's whitening layer
 
 
 class CifarTask(Task):
@@ -18,8 +15,7 @@ class CifarTask(Task):
         return Data(train_batches(train, seed=seed), eval_batches(val), eval_batches(test))
 
     def create_model(self):
-        return model.build_model(num_classes=len(self.classes),
-                                 train_images=normalize(self.train_images[:WHITENING_IMAGES]))
+        return model.build_model(num_classes=len(self.classes), train_images=self.train_images)
 
     def create_loss(self):
         return model.make_loss()
