@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from observers.run_store import newest_run_with_info
-from tracker.launch import experiment_env, run_in_foreground
 from tracker.resume import continuation
 
 ERROR_LINES = 5  # lines of a failed trial's traceback shown by the sweep
@@ -41,6 +40,10 @@ class Trial:
 
     def __call__(self):
         """Run (or continue) the trial; returns its outcome: run, status, result, error."""
+        # Imported here, in the job: GitPython cannot even be imported without a git executable, which the other
+        # `tracker` commands do without.
+        from tracker.launch import experiment_env, run_in_foreground
+
         os.chdir(self.cwd)
         info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
                 "tags": [sweep_tag(self.sweep)]}
