@@ -58,6 +58,9 @@ class DurableMongoObserver(FileStorageObserver):
     # ---- Sacred events: write locally, then wake the mirror -------------------------------------
     def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
         local_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, None)
+        # The process writing the run (observers.liveness), in its info from the first upload on.
+        self.info = {"pid": os.getpid()}
+        self.save_json(self.info, "info.json")
         self.mirror = MongoMirror(self, self.client[self.db_name], warned=not self.reachable)
         # A reachable server gives the run its MongoDB id right away; an unreachable one is left to the mirror.
         uploaded = self.reachable and self.mirror.attempt()
@@ -72,7 +75,7 @@ class DurableMongoObserver(FileStorageObserver):
 
     def heartbeat_event(self, info, captured_out, beat_time, result):
         with self.lock:
-            super().heartbeat_event(flatten(info), captured_out, beat_time, result)
+            super().heartbeat_event(flatten({**info, "pid": os.getpid()}), captured_out, beat_time, result)
         self.mirror.wake()
 
     def log_metrics(self, metrics_by_name, info):

@@ -1,7 +1,7 @@
 """Tells a RUNNING run whose process has died (SIGKILL, a crash, a lost node) from one that is still training.
 
 A killed process cannot record its own end, so its run stays RUNNING. A tracked run records its process id
-(info.pid, observers.track) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
+(info.pid, observers.durable) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
 is asked directly; from another host only the heartbeat tells, after STALE_HEARTBEAT_S.
 
 A tracked run keeps its temporary files in process_temp_dir(pid) (observers.track), which it removes when it ends;

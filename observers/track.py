@@ -6,8 +6,9 @@ What a tracked experiment gets:
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info;
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
-- its process id in info.pid (with the host Sacred records, `tracker sync` can tell a killed run, observers.liveness),
-  and its temporary files in one folder per process, removed at its end, or by `tracker sync` after a kill;
+- its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
+  run, observers.liveness), and its temporary files in one folder per process, removed at its end, or by
+  `tracker sync` after a kill;
 - system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions).
@@ -58,7 +59,6 @@ def track(ex):
     @ex.pre_run_hook
     def record_origin_and_code(_run):
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
-        _run.info["pid"] = os.getpid()
         # All temporary files of the run in one folder named by its process, which `tracker sync` removes if the
         # process is killed (a killed process cannot clean up).
         process_temp_dir(os.getpid()).mkdir(exist_ok=True)
