@@ -150,6 +150,6 @@ def test_fast_config_runs_on_the_cpu(tmp_path):
 
 
 def test_the_airbench_net_learns_the_synthetic_data_in_a_short_run(tmp_path):
-    # 80 steps of 64 images (fp32: bf16 is slower on CPUs); it reached 0.61 after 50 and 1.0 after 100 of 150 steps.
+    # 100 steps of 64 images (fp32: bf16 is slower on CPUs); seeds 1, 2 and 3 reached 0.98, 0.935 and 0.96.
     assert run_cifar(tmp_path, "data.limit=3000", "data.batch_size=64", "data.eval_batch_size=500", "model.width=16",
-                     "trainer.precision=fp32", "trainer.steps=80", "trainer.val_every=40") >= 0.6
+                     "trainer.precision=fp32", "trainer.steps=100", "trainer.val_every=50", "seed=1") >= 0.9
