@@ -49,6 +49,15 @@ class UploadState:
     metric_summaries: dict = field(default_factory=dict)  # name -> summarize(series)
 
 
+def highest_id(collection):
+    """The highest integer `_id` in `collection`, 0 if none. nx-27017 sorts `_id` as text (9 after 10), so the search
+    goes on above each answer until none is higher; on MongoDB the second query finds none."""
+    highest = 0
+    while found := collection.find_one({"_id": {"$gt": highest}}, {"_id": 1}, sort=[("_id", pymongo.DESCENDING)]):
+        highest = found["_id"]
+    return highest
+
+
 def find_uploaded(db, key):
     """The run document uploaded from the file-store run `key`, or None."""
     return db.runs.find_one({"local_copy.key": key}, {"status": 1, "local_copy": 1, "artifacts": 1})
@@ -101,8 +110,7 @@ class RunUploader:
             state.artifacts = {a["name"]: a for a in existing.get("artifacts", []) if "md5" in a}
             return
         while True:  # the next free integer id, as Sacred's MongoObserver assigns them
-            last = self.db.runs.find_one({}, {"_id": 1}, sort=[("_id", pymongo.DESCENDING)])
-            run_id = last["_id"] + 1 if last else 1
+            run_id = highest_id(self.db.runs) + 1
             try:
                 self.db.runs.insert_one({"_id": run_id, "local_copy": {"key": run.key, "complete": False}})
                 break

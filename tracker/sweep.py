@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from observers.choose import connect
 from observers.errors import UserError
 from observers.settings import load_settings
+from observers.upload import highest_id
 from tracker.search_space import as_updates, grid, split_arguments
 from tracker.trial import Trial, sweep_tag
 
@@ -151,8 +152,7 @@ def create_record(record, settings, db):
     folder.mkdir(parents=True, exist_ok=True)
     taken = [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
     if db is not None:
-        last = db.sweeps.find_one({}, {"_id": 1}, sort=[("_id", -1)])
-        taken.append(last["_id"] if last else 0)
+        taken.append(highest_id(db.sweeps))
     sweep_id = max(taken, default=0) + 1
     while True:  # insert-and-retry, as run ids: sweeps started at the same moment get different ids
         try:
