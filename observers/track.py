@@ -25,6 +25,7 @@ from pathlib import Path
 from sacred import SETTINGS
 from sacred.utils import ConfigAddedError, apply_backspaces_and_linefeeds
 
+from observers import imports_done
 from observers.choose import choose_observers
 from observers.errors import UserError
 from observers.git_state import record_uncommitted_changes
@@ -32,7 +33,11 @@ from observers.liveness import process_temp_dir
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
 from observers.settings import load_settings, tracker_folders
+from observers.sources import look_up_git_once_per_repository
 from observers.system_metrics import start_system_metrics
+
+# Experiments import this module first, so this applies to their Ingredients, which Sacred records at creation.
+look_up_git_once_per_repository()
 
 
 def track(ex):
@@ -71,7 +76,7 @@ def track(ex):
         start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
     ex.run = _one_line_for_unknown_keys(ex.run)
-    ex.run_commandline = _exit_130_on_ctrl_c(ex.run_commandline)
+    ex.run_commandline = _commandline(ex.run_commandline)
     return ex
 
 
@@ -94,9 +99,11 @@ def _one_line_for_unknown_keys(run):
     return checked
 
 
-def _exit_130_on_ctrl_c(run_commandline):
+def _commandline(run_commandline):
+    """Sacred's command line, started once the experiment's imports are done, and exiting 130 on Ctrl-C."""
     @functools.wraps(run_commandline)
     def run(*args, **kwargs):
+        imports_done()
         try:
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it
