@@ -6,7 +6,7 @@ from observers.errors import UserError
 CHECKPOINT = "checkpoint.pt"
 # What Trainer.save_checkpoint writes: plain tensors, numbers and containers of them.
 CHECKPOINT_KEYS = {
-    "model", "optimizer", "scheduler", "step", "epoch", "batch_in_epoch", "best_score", "best_step", "best_model",
+    "model", "optimizer", "step", "epoch", "batch_in_epoch", "best_score", "best_step", "best_model",
     "best_metrics", "torch_rng", "cuda_rng", "data_rng", "window", "train_seconds", "examples_seen",
 }
 

@@ -1,7 +1,7 @@
 """The `trainer` ingredient: the general training loop that any task (ingredients/task.py) reuses.
 
 Train steps, metric windows, periodic validation, best-score checkpoints, a resumable checkpoint (model, optimizer,
-schedule, RNG and data position), progress lines, figures and results.json. Metrics go to Sacred with
+RNG and data position; the schedule is a function of the step), progress lines, figures and results.json. Metrics go to Sacred with
 `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
 continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
+from ingredients.sgd import SGD
 from observers.errors import UserError
 from observers.origin import RESUME_CHECKPOINT_ENV
 
@@ -59,7 +60,7 @@ def config():
     ema_every = 5  # steps between updates of the weight average
     lookahead = False  # after each update of the average, training continues from it (airbench's lookahead)
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
-    channels_last = False  # channels-last memory format for 4-D inputs and the model, on CUDA (faster convolutions)
+    channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
 
 
@@ -115,19 +116,21 @@ def set_determinism(deterministic):
 @trainer_ingredient.capture
 def make_optimizer(parameters, lr, optimizer, momentum, weight_decay):
     if optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+        return SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if optimizer == "adam":
         return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
 
 
 @trainer_ingredient.capture
-def make_schedule(optimizer, total_steps, schedule, warmup):
+def make_schedule(total_steps, schedule, warmup):
+    """The learning rate's factor at each step (0 to total_steps - 1), a function of the step alone, so a resumed
+    run needs no schedule state."""
     if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        return lambda step: (1 + math.cos(math.pi * step / total_steps)) / 2
     if schedule == "triangle":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: triangle(step, total_steps, warmup))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        return lambda step: triangle(step, total_steps, warmup)
+    return lambda step: 1.0
 
 
 def triangle(step, total_steps, warmup):
@@ -188,7 +191,7 @@ class Trainer:
         self.ema_decay, self.ema_every, self.lookahead = ema_decay, ema_every, lookahead
         self.data = task.create_data(device=device, seed=seed)
         self.batches = self.data.train
-        self.channels_last = channels_last and device.type == "cuda"
+        self.channels_last = channels_last
         self.model = task.create_model().to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -203,7 +206,7 @@ class Trainer:
         self.loss_fn = task.create_loss()
         self.optimizer = make_optimizer(self.model.parameters(), lr)
         self.total_steps = steps or epochs * self.batches.batches_per_epoch
-        self.scheduler = make_schedule(self.optimizer, self.total_steps)
+        self.lr, self.lr_factor = lr, make_schedule(self.total_steps)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_score = float("-inf") if task.higher_is_better else float("inf")
         self.best_step, self.best_state, self.best_metrics = 0, None, None
@@ -227,8 +230,8 @@ class Trainer:
                 fetch_started = time.perf_counter()
                 for inputs, targets in self.batches.iterate(self.epoch, self.batch_in_epoch):
                     fetched = time.perf_counter()
-                    lr = self.scheduler.get_last_lr()[0]
-                    self.train_step(inputs, targets, window["metrics"])
+                    lr = self.lr * self.lr_factor(self.step)
+                    self.train_step(inputs, targets, window["metrics"], lr)
                     self.step += 1
                     self.batch_in_epoch += 1
                     window["steps"] += 1
@@ -273,7 +276,9 @@ class Trainer:
             return inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
-    def train_step(self, inputs, targets, metrics):
+    def train_step(self, inputs, targets, metrics, lr):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         with self.autocast():
             outputs = self.forward(self.prepare(inputs))
             loss = self.loss_fn(outputs, targets)
@@ -281,7 +286,6 @@ class Trainer:
         self.scaler.scale(loss).backward()  # loss scaling only with fp16; otherwise loss.backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
         metrics.update(outputs.detach(), targets, loss)  # kept on the device: no GPU synchronization per step
         if self.ema_decay is not None and (self.step + 1) % self.ema_every == 0:
             self.update_average()
@@ -372,7 +376,6 @@ class Trainer:
             "averaged_model": self.averaged.state_dict() if self.ema_decay is not None else None,
             "grad_scaler": self.scaler.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
@@ -401,7 +404,6 @@ class Trainer:
         if state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         self.best_state, self.best_metrics = state["best_model"], state["best_metrics"]

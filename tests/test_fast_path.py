@@ -15,6 +15,7 @@ from sacred.observers import RunObserver
 from ingredients.batches import EvalBatches, TrainBatches
 from ingredients.cifar.model import Airbench, build_model, predict, tta_views
 from ingredients.metrics import ClassificationMetrics
+from ingredients.sgd import SGD
 from ingredients.task import Data, Task
 from ingredients.trainer import train, trainer_ingredient
 from observers.origin import RESUME_CHECKPOINT_ENV
@@ -31,6 +32,26 @@ def test_whitening_layer_decorrelates_training_patches():
     covariance = torch.cov(outputs)
     assert torch.allclose(covariance, torch.eye(half), atol=0.05)
     assert not model.whiten.weight.requires_grad and model.whiten.bias.requires_grad
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 5e-4), (0.0, 5e-4), (0.85, 0.0)])
+def test_sgd_steps_exactly_as_torch_optim_sgd(momentum, weight_decay):
+    torch.manual_seed(0)
+    ours = build_model(num_classes=10, arch="simple", width=4, dropout=0)
+    theirs = build_model(num_classes=10, arch="simple", width=4, dropout=0)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = [SGD(ours.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay),
+                  torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay,
+                                  nesterov=momentum > 0)]
+    for step in range(4):
+        images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        for model, optimizer in zip((ours, theirs), optimizers):
+            optimizer.param_groups[0]["lr"] = 0.1 / (step + 1)
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+    for mine, reference in zip(ours.state_dict().values(), theirs.state_dict().values()):
+        assert torch.equal(mine, reference)
 
 
 def test_tta_is_the_mean_of_mirrored_and_translated_predictions():
