@@ -61,6 +61,13 @@ def wait_until_training(client, db_name, timeout_s=120):
     raise AssertionError(f"training did not start within {timeout_s}s")
 
 
+def wait_for_text(path, text, timeout_s=60):
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text():
+        assert time.monotonic() < deadline, f"{text!r} not in {path.name} within {timeout_s}s: {path.read_text()}"
+        time.sleep(0.2)
+
+
 def logged_steps(steps, log_every=10):
     """The steps at which the trainer logs training metrics: the first, every log_every-th and the last."""
     return sorted({1, *range(log_every, steps + 1, log_every), steps})
@@ -87,14 +94,14 @@ def local_copies(runs_dir):
 
 def test_a_run_survives_a_database_outage(fault_server, fault_db, workdir, tmp_path):
     db_name, client = fault_db
-    steps, runs_dir = 60, tmp_path / "runs"
-    process = start_experiment(EXPERIMENT, ["with", "smoke", f"trainer.steps={steps}", "trainer.checkpoint_every=20"],
+    steps, runs_dir = 600, tmp_path / "runs"  # training (about 50 steps/s) goes on past the 8 s outage
+    process = start_experiment(EXPERIMENT, ["with", "smoke", f"trainer.steps={steps}", "trainer.checkpoint_every=200"],
                                workdir, fault_server.url, db_name, runs_dir, tmp_path)
     try:
         wait_until_training(client, db_name)
         fault_server.kill()
         killed_at = datetime.datetime.utcnow()
-        time.sleep(8)
+        wait_for_text(tmp_path / "stderr.txt", "is unreachable; training continues")  # an upload failed meanwhile
         restarted_at = datetime.datetime.utcnow()
         fault_server.start()
         assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
