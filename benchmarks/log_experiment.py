@@ -24,9 +24,10 @@ def config():
 
 @ex.automain
 def main(points, per_step, how, _run):
+    rng = np.random.default_rng(0)
     for start in range(0, points, per_step):
         steps = np.arange(start, min(points, start + per_step))
-        values = steps / 2
+        values = 1 / (1 + steps / 1000) + 0.01 * rng.standard_normal(len(steps))  # a noisy loss: as incompressible
         if how == "batch":
             log_batch(_run, "points", steps, values)
         elif how == "scalar":

@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 from observers.settings import load_settings  # noqa: E402
 from observers.query import runs  # noqa: E402
-from observers.upload import _arrays, _pack, summarize  # noqa: E402
+from observers.upload import pack_points, series_arrays, summarize  # noqa: E402
 
 METRICS = ("train.loss", "train.acc", "val.loss", "val.acc", "lr")
 POINTS = 100
@@ -57,7 +57,8 @@ def fill(db, count):
                 metric_id = ObjectId()
                 metrics.append({"_id": metric_id, "run_id": run_id, "name": name, "steps": steps, "values": values,
                                 "timestamps": [datetime.datetime.fromisoformat(t) for t in stamps], "points": POINTS})
-                points.append({"run_id": run_id, "name": name, "chunk": 0, "points": POINTS, **_pack(*_arrays(series))})
+                points.append({"run_id": run_id, "name": name, "chunk": 0, "points": POINTS,
+                               **pack_points(*series_arrays(series))})
                 summaries.append({"name": name, **summarize(steps, values)})
                 listed.append({"name": name, "id": str(metric_id)})
             documents.append(run_document(run_id, began, rng, summaries, listed))

@@ -86,10 +86,11 @@ class DurableMongoObserver(FileStorageObserver):
                 values = [v.item() if hasattr(v, "item") else v for v in new["values"]]
                 self.metrics.setdefault(name, MetricSeries()).append(new["steps"], values, new["timestamps"])
                 self.metrics_changed = True
-            if self.metrics_changed:
-                self._write_metrics()
-                self.metrics_changed = False
-        self.mirror.wake()
+            arrays = {name: series.arrays() for name, series in self.metrics.items()} if self.metrics_changed else None
+            self.metrics_changed = False
+        self.mirror.wake()  # the upload runs while metrics.json is written (the arrays never change)
+        if arrays is not None:
+            self._write_metrics(arrays)
 
     def log_batch(self, name, steps, values, timestamp):
         """Points of one metric logged at `timestamp` (observers.log_batch); stored at the next heartbeat, as
@@ -161,14 +162,13 @@ class DurableMongoObserver(FileStorageObserver):
                 artifact_types=dict(self.artifact_types),
             )
 
-    def _write_metrics(self):
-        """metrics.json in Sacred's format, written piecewise from the arrays: json.dump of a million points as
-        Python lists took seconds and hundreds of MB."""
+    def _write_metrics(self, arrays):
+        """metrics.json in Sacred's format from {name: (steps, values, timestamps)}, written piecewise: json.dump of
+        a million points as Python lists took seconds and hundreds of MB."""
         path = os.path.join(self.dir, "metrics.json")
         with open(path + ".partial", "w") as file:
             file.write("{")
-            for index, (name, series) in enumerate(self.metrics.items()):
-                steps, values, stamps = series.arrays()
+            for index, (name, (steps, values, stamps)) in enumerate(arrays.items()):
                 file.write(f'{", " if index else ""}{json.dumps(name)}: {{"steps": ')
                 _write_json_list(file, steps)
                 file.write(', "values": ')

@@ -7,13 +7,15 @@ Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot ho
 - `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
 - `metric_summaries` in the run document: first, last, min, max and the step of the max of every metric, so run
   listings (observers.query) need not read any points.
-- `metric_points`: every point of every metric, CHUNK_POINTS per document, as packed binary arrays.
+- `metric_points`: every point of every metric, CHUNK_POINTS per document, as packed binary arrays, zlib-compressed
+  (steps and times compress to almost nothing, which makes storing a million points ~3x faster on nx-27017).
 - GridFS: artifacts, and sources/resources stored once per (path, md5).
 """
 import datetime
 import hashlib
 import mimetypes
 import os
+import zlib
 from dataclasses import dataclass, field
 
 import bson
@@ -22,10 +24,11 @@ import numpy as np
 import pymongo
 from bson import ObjectId
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError
-from sacred.observers import MongoObserver
 
 TAIL_CHARS = 1_000_000
 PLOT_POINTS = 10_000
+# Sacred's MongoObserver.VERSION, which Omniboard reads (not imported: the tracker CLI starts without Sacred).
+MONGO_OBSERVER_FORMAT = "MongoObserver-0.7.0"
 CHUNK_POINTS = 100_000
 OUTPUT_ARTIFACT = "captured_out.txt"
 BLOCK_BYTES = 2**20
@@ -126,7 +129,7 @@ class RunUploader:
                         f"{OUTPUT_ARTIFACT} once the run has ended]\n" + captured[-TAIL_CHARS:])
         document = {
             "experiment": {**entry["experiment"], "sources": state.sources},
-            "format": MongoObserver.VERSION,
+            "format": MONGO_OBSERVER_FORMAT,
             "command": entry["command"],
             "host": entry["host"],
             "start_time": _datetime(entry["start_time"]),
@@ -185,7 +188,7 @@ class RunUploader:
 
     # ---- metrics ------------------------------------------------------------------------------
     def _store_metric(self, state, name, series):
-        steps, values, stamps = _arrays(series)
+        steps, values, stamps = series_arrays(series)
         total = len(steps)
         stored = state.metric_points.get(name, 0)
         if total == stored:
@@ -193,11 +196,9 @@ class RunUploader:
         run_id = state.run_id
         for chunk in range(stored // CHUNK_POINTS, (total - 1) // CHUNK_POINTS + 1):
             points = slice(chunk * CHUNK_POINTS, min(total, (chunk + 1) * CHUNK_POINTS))
-            self.db.metric_points.update_one(
-                {"run_id": run_id, "name": name, "chunk": chunk},
-                {"$set": {"points": points.stop - points.start, **_pack(steps[points], values[points], stamps[points])}},
-                upsert=True,
-            )
+            packed = pack_points(steps[points], values[points], stamps[points])
+            self.db.metric_points.update_one({"run_id": run_id, "name": name, "chunk": chunk},
+                                             {"$set": {"points": points.stop - points.start, **packed}}, upsert=True)
         if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
         shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1))
@@ -236,7 +237,7 @@ def read_metric(db, run_id, name):
     """Every point of a metric as numpy arrays: steps, values and timestamps (datetime64[us])."""
     chunks = list(db.metric_points.find({"run_id": run_id, "name": name}).sort("chunk", pymongo.ASCENDING))
     steps, values, stamps = (
-        np.concatenate([np.frombuffer(c[key], dtype) for c in chunks]) if chunks else np.array([], dtype)
+        np.concatenate([unpack_points(c, key, dtype) for c in chunks]) if chunks else np.array([], dtype)
         for key, dtype in (("steps", np.int64), ("values", np.float64), ("timestamps", np.int64))
     )
     return steps, values, EPOCH + stamps.astype("timedelta64[us]")
@@ -254,20 +255,25 @@ def read_file(db, file_id):
     return b"".join(parts)
 
 
-def _arrays(series):
+def series_arrays(series):
     """A series' steps, values and timestamps as int64, float64 and datetime64[us] arrays (a live run holds them so
     already; metrics.json holds lists, with ISO timestamps)."""
     return (np.asarray(series["steps"], dtype=np.int64), np.asarray(series["values"], dtype=np.float64),
             np.asarray(series["timestamps"], dtype="datetime64[us]"))
 
 
-def _pack(steps, values, stamps):
-    """Points as little-endian int64 steps, float64 values and int64 microsecond timestamps."""
-    return {
-        "steps": bson.Binary(steps.astype("<i8").tobytes()),
-        "values": bson.Binary(values.astype("<f8").tobytes()),
-        "timestamps": bson.Binary((stamps - EPOCH).astype("<i8").tobytes()),
-    }
+def pack_points(steps, values, stamps):
+    """Points as zlib-compressed little-endian int64 steps, float64 values and int64 microsecond timestamps."""
+    arrays = {"steps": steps.astype("<i8"), "values": values.astype("<f8"),
+              "timestamps": (stamps - EPOCH).astype("<i8")}
+    packed = {key: bson.Binary(zlib.compress(array.tobytes(), 1)) for key, array in arrays.items()}
+    return {"encoding": "zlib", **packed}
+
+
+def unpack_points(chunk, key, dtype):
+    """One array of a `metric_points` document (uncompressed in those stored before compression came)."""
+    data = zlib.decompress(chunk[key]) if chunk.get("encoding") == "zlib" else chunk[key]
+    return np.frombuffer(data, dtype)
 
 
 def _datetime(value):

@@ -14,7 +14,7 @@ from observers.errors import UserError
 from observers.query import metric_history, runs
 from observers.system_metrics import gpu_handles
 from observers.settings import Settings
-from observers.upload import PLOT_POINTS, _arrays, _pack, read_metric
+from observers.upload import PLOT_POINTS, pack_points, read_metric, series_arrays
 
 LRS = (0.01, 0.05, 0.1)
 TINY = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False",
@@ -132,7 +132,7 @@ def test_metric_history_reads_every_point_beyond_the_plotted_document(mongo_db, 
     mongo_db.runs.insert_one({"_id": 1, "experiment": {"name": "long"}, "status": "COMPLETED", "config": {},
                               "info": {"metrics": [{"name": "loss", "id": "x"}]}})
     mongo_db.metric_points.insert_one({"run_id": 1, "name": "loss", "chunk": 0, "points": total,
-                                       **_pack(*_arrays(series))})  # one chunk: total < CHUNK_POINTS
+                                       **pack_points(*series_arrays(series))})  # one chunk: total < CHUNK_POINTS
 
     history = metric_history(1, "loss", settings=settings_for(mongo_url, db_name, tmp_path / "runs"))
 
