@@ -2,69 +2,10 @@
 import sys
 import tempfile
 
-import pymongo
-from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
-
+from observers.database import connect
 from observers.durable import DurableMongoObserver
-from observers.settings import load_settings
 from observers.errors import UserError
-
-URL_SCHEMES = ("mongodb://", "mongodb+srv://")
-# Sacred waits 30 s for an unreachable server and then fails the run; we decide within this.
-CONNECT_TIMEOUT_S = 3.0
-
-
-def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
-    """A client for the configured database, or None when no server answers within `timeout_s`.
-
-    Raises UserError for a malformed URL, the placeholder password of .env.example or rejected credentials: those need fixing, not a fallback.
-    """
-    if settings.has_placeholder_password:
-        raise UserError(
-            f"MONGO_URL {settings.safe_url!r} uses the placeholder password of .env.example; choose your own "
-            f"MONGO_PASSWORD (letters and digits) in .env (with the docker stack: before its first start, or "
-            f"'docker compose down -v' to start over)"
-        )
-    timeout_ms = int(timeout_s * 1000)
-    fix = "set it to mongodb://[user:password@]host[:port] in the environment or .env"
-    if not settings.mongo_url.startswith(URL_SCHEMES):  # pymongo would take a bare word for a host name
-        raise UserError(f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL (it must start with "
-                        f"mongodb:// or mongodb+srv://); {fix}")
-    try:
-        client = pymongo.MongoClient(
-            settings.mongo_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
-        )
-    except (InvalidURI, ConfigurationError, ValueError, TypeError) as error:
-        raise UserError(
-            f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL ({error}); {fix}"
-        ) from None
-    try:
-        client[settings.db_name].list_collection_names()  # needs read access, so it also checks credentials
-    except OperationFailure as error:
-        client.close()
-        raise UserError(
-            f"MongoDB at {settings.safe_url} refused access to database {settings.db_name!r} "
-            f"({error.details.get('errmsg', error) if error.details else error}); "
-            f"check the user and password in MONGO_URL (.env) and add ?authSource=admin for the compose stack"
-        ) from None
-    except KeyError:  # pymongo's login exchange got no answer: the server has no authentication (nx-27017)
-        client.close()
-        raise UserError(
-            f"MongoDB at {settings.safe_url} does not support logging in (is it 'tracker db'?); "
-            f"remove user:password from MONGO_URL (.env), e.g. MONGO_URL=mongodb://localhost:27017"
-        ) from None
-    except PyMongoError:
-        client.close()
-        return None
-    return client
-
-
-def require_database(settings, fix):
-    """The configured database, or UserError naming the unreachable server and `fix` (what the user can do)."""
-    client = connect(settings)
-    if client is None:
-        raise UserError(f"MongoDB at {settings.safe_url} is unreachable; {fix}")
-    return client[settings.db_name]
+from observers.settings import load_settings
 
 
 def choose_observers(settings=None):

@@ -3,7 +3,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from observers.choose import connect, require_database
+from observers.database import connect, require_database
 from observers.local_run import LocalRun, is_run_dir
 from observers.plain_json import plain_values
 from observers.settings import load_settings

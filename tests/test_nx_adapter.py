@@ -6,6 +6,8 @@ import math
 import urllib.parse
 import urllib.request
 
+from bson import ObjectId
+
 from conftest import start_board
 
 
@@ -61,3 +63,23 @@ def test_durations_are_date_differences_in_milliseconds_and_dates_sort(mongo_db)
 def test_projections_of_nested_fields_are_nested(mongo_db):
     mongo_db.runs.insert_one({"_id": 1, "experiment": {"name": "cifar", "sources": [["a.py", 7]]}, "status": "X"})
     assert mongo_db.runs.find_one({}, {"experiment.sources": 1}) == {"_id": 1, "experiment": {"sources": [["a.py", 7]]}}
+
+
+def test_a_listing_find_answers_as_mongodb_does(mongo_db):
+    # tracker runs' query: no filter, an inclusion projection (the embedded store answers it from SQL).
+    started, source = datetime.datetime(2026, 1, 1, 12, 0, 0, 123000), ObjectId()
+    mongo_db.runs.insert_many([
+        {"_id": 1, "status": "COMPLETED", "result": 0.12345678901234568, "start_time": started, "info": {"best": 1e300},
+         "experiment": {"name": "cifar", "sources": [["a.py", source]]}, "config": {"lr": 0.01, "model": {"w": 8}},
+         "captured_out": "x" * 10_000},
+        {"_id": 2, "status": "FAILED", "result": None, "config": {"lr": math.inf}, "info": {"best": -math.inf}},
+    ])
+    projection = {"status": 1, "result": 1, "start_time": 1, "experiment.name": 1, "experiment.sources": 1,
+                  "config": 1, "info.best": 1}
+    first, second = mongo_db.runs.find({}, projection)
+    assert first == {"_id": 1, "status": "COMPLETED", "result": 0.12345678901234568, "start_time": started,
+                     "experiment": {"name": "cifar", "sources": [["a.py", source]]}, "info": {"best": 1e300},
+                     "config": {"lr": 0.01, "model": {"w": 8}}}
+    assert second.pop("result", None) is None  # the embedded store leaves a null field out
+    assert second == {"_id": 2, "status": "FAILED", "config": {"lr": math.inf}, "info": {"best": -math.inf}}
+    assert [run["_id"] for run in mongo_db.runs.find({"status": "FAILED"}, projection)] == [2]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from observers.choose import connect, require_database
+from observers.database import connect, require_database
 from observers.settings import TRACKER_DIR, load_settings, project_root
 from observers.errors import UserError
 from tracker.db import DEFAULT_DATA_DIR

@@ -1,5 +1,5 @@
 """`tracker delete RUN [RUN ...]`: removes runs from MongoDB with their metrics, metric points and files."""
-from observers.choose import require_database
+from observers.database import require_database
 from observers.cleanup import delete_run
 from observers.settings import load_settings
 from observers.errors import UserError

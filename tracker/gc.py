@@ -1,7 +1,7 @@
 """`tracker gc`: removes what deleted runs left behind in MongoDB (metrics, metric points, GridFS files)."""
 import datetime
 
-from observers.choose import require_database
+from observers.database import require_database
 from observers.cleanup import find_orphans, remove_orphans
 from observers.settings import load_settings
 

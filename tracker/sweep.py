@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from observers.choose import connect
+from observers.database import connect
 from observers.errors import UserError
 from observers.settings import load_settings
 from observers.upload import highest_id

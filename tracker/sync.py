@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from observers.choose import require_database
+from observers.database import require_database
 from observers.errors import UserError
 from observers.liveness import death, describe_alive, remove_temporary_files
 from observers.local_run import LocalRun, is_run_dir
