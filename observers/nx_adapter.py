@@ -36,7 +36,7 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    delete reads only a plain `_id` or `files_id` and keeps the files. Such a delete becomes one per id.
 10. Projected finds. neosqlite decodes each whole document in Python and then projects it, so listing 10,000 runs
    with `tracker runs` took ~5 s, most of it in their captured output. A find with an empty filter and a plain
-   inclusion projection (what observers.query sends) is answered from SQLite's JSON text of the projected fields
+   inclusion projection (what observers.query sends) is answered from SQLite's JSON text of the projected top-level fields
    (~2 s); a field holding null is then left out, as if missing. Any other find goes to nx-27017 as before.
 11. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
     so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
@@ -229,7 +229,7 @@ class TrackerHandler(NeoSQLiteHandler):
         body = _body(msg)
         if "aggregate" in body and _metric_join(body.get("pipeline") or []):
             return msg["request_id"], _decode_reply(self._aggregate_with_metric_columns(msg, body))
-        if "find" in body and _sql_projection(body):
+        if "find" in body and not self._is_gridfs_collection(body["find"]) and _sql_projection(body):
             return msg["request_id"], _decode_reply(self._find_projected(msg, body, _sql_projection(body)))
         if "aggregate" in body:
             # neosqlite's switch is global; while it is on, other requests also take the (correct, slower) Python path.
@@ -271,8 +271,9 @@ class TrackerHandler(NeoSQLiteHandler):
 
     def _find_projected(self, msg, body, paths):
         db_name, name = body.get("$db", "test"), body["find"]
+        tops = list(dict.fromkeys(path.split(".")[0] for path in ["_id", *paths]))
         # `->` gives each field's JSON text as stored (json_extract would round numbers to 15 digits).
-        fields = ", ".join(f"'{path}', data -> '$.{path}'" for path in ["_id", *paths])
+        fields = ", ".join(f"'{top}', data -> '$.{top}'" for top in tops)
         with self._lock_for(db_name):
             db = self.get_database(db_name)
             docs = []
@@ -281,19 +282,33 @@ class TrackerHandler(NeoSQLiteHandler):
                 rows = collection.db.execute(
                     f"SELECT id, _id, json_object({fields}) FROM {quote_table_name(collection.name)} ORDER BY id")
                 for row_id, stored_id, projected in rows:
+                    values = neosqlite_json_loads(projected)
                     doc = {"_id": collection._resolve_stored_id(stored_id, row_id)}  # when not in the document
-                    for path, value in neosqlite_json_loads(projected).items():
-                        if value is not None:
-                            *parents, last = path.split(".")
-                            target = doc
-                            for parent in parents:
-                                target = target.setdefault(parent, {})
-                            target[last] = value
+                    if values.get("_id") is not None:
+                        doc["_id"] = values["_id"]
+                    for path in paths:
+                        top, *rest = path.split(".")
+                        _include(doc, top, values.get(top), rest)
                     docs.append(doc)
             first, cursor_id = self._split_first_batch(
-                docs, self._first_batch_size(body), f"{db_name}.{body['find']}", db_name, owner=msg.get("_conn_id")
+                docs, self._first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
             )
-        return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{body['find']}", "firstBatch": first}}
+        return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{name}", "firstBatch": first}}
+
+
+def _include(target, key, value, rest):
+    """Put what an inclusion projection of `key`.`rest` keeps of `value` into `target`, as MongoDB does: through
+    arrays, keeping only their subdocuments' fields."""
+    if value is None:
+        return
+    if not rest:
+        target[key] = value
+    elif isinstance(value, dict):
+        _include(target.setdefault(key, {}), rest[0], value.get(rest[0]), rest[1:])
+    elif isinstance(value, list):
+        kept = target.setdefault(key, [{} for item in value if isinstance(item, dict)])
+        for index, item in enumerate(item for item in value if isinstance(item, dict)):
+            _include(kept[index], rest[0], item.get(rest[0]), rest[1:])
 
 
 def _as_utc(value):

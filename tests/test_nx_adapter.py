@@ -83,3 +83,11 @@ def test_a_listing_find_answers_as_mongodb_does(mongo_db):
     assert second.pop("result", None) is None  # the embedded store leaves a null field out
     assert second == {"_id": 2, "status": "FAILED", "config": {"lr": math.inf}, "info": {"best": -math.inf}}
     assert [run["_id"] for run in mongo_db.runs.find({"status": "FAILED"}, projection)] == [2]
+
+
+def test_a_listing_find_projects_through_arrays_and_gridfs_as_mongodb_does(mongo_db):
+    mongo_db.runs.insert_one({"_id": 1, "artifacts": [{"name": "a", "file_id": 5}, {"name": "b", "file_id": 6}, 7]})
+    assert list(mongo_db.runs.find({}, {"artifacts.file_id": 1})) == [{"_id": 1, "artifacts": [{"file_id": 5},
+                                                                                                {"file_id": 6}]}]
+    mongo_db.fs.files.insert_one({"filename": "x.py", "length": 0})
+    assert [f["filename"] for f in mongo_db.fs.files.find({}, {"filename": 1})] == ["x.py"]
