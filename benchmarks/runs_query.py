@@ -26,7 +26,7 @@ import psutil
 import pymongo
 from bson import ObjectId
 
-from observer_overhead import start_local_server
+from local_mongo import start_local_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -169,7 +169,7 @@ def main():
             env = {**os.environ, "MONGO_URL": url, "SACRED_DB": db_name, "RUNS_DIR": str(Path(data_dir) / "runs"),
                    "PYTHONPATH": str(REPO_ROOT)}
             seconds, _ = clock.time(lambda: run_tracker(["--help"], env))
-            print(f"tracker --help: {seconds} (starting the command: Python, Sacred, pandas)")
+            print(f"tracker --help: {seconds} (starting the command: Python and its imports)")
             for cli_args in (["runs", "--metrics", "val.acc.max,train.loss.last"],
                              ["runs", "--where", "config.lr>=0.05", "--where", "val.acc.max>1", "--sort", "-result",
                               "--limit", "10", "--format", "csv"]):

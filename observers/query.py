@@ -14,6 +14,7 @@ times (status, start>=2026-11-01) and anything else as text. This module is thei
 """
 import datetime
 import difflib
+import functools
 import math
 import re
 import sys
@@ -35,7 +36,7 @@ LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
 }
-LISTING_BATCH = 5000  # runs per reply when listing: a few MB, far below the 16 MB that a batch may hold
+LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
 WHERE_HELP = "KEY OP VALUE, OP one of = != < <= > >= ~ (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
 
@@ -115,7 +116,7 @@ def list_rows(settings=None):
     with client:
         db = client[settings.db_name]
         # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
-        documents = [_nested(doc) for doc in db.runs.find({}, LISTED_FIELDS, batch_size=LISTING_BATCH)]
+        documents = list(db.runs.find({}, LISTED_FIELDS, batch_size=LISTING_BATCH))
         _add_missing_summaries(db, documents)
     uploaded = {doc["local_copy"]["key"] for doc in documents if "local_copy" in doc}
     return [_mongo_row(doc) for doc in documents] + _local_rows(settings.runs_dir, uploaded)
@@ -134,23 +135,6 @@ def rows_of(references, settings=None):
         else:
             rows.append(_local_row(Path(reference), LocalRun.load(reference)))
     return rows
-
-
-def _nested(doc):
-    """A projected document as MongoDB returns it. nx-27017 returns a projected "a.b" as a top-level key "a.b" (None
-    when missing) and an integer _id as text."""
-    nested = {}
-    for key, value in doc.items():
-        *parents, last = key.split(".")
-        if value is None and parents:
-            continue
-        target = nested
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[last] = value
-    if isinstance(nested["_id"], str) and nested["_id"].isdigit():
-        nested["_id"] = int(nested["_id"])
-    return nested
 
 
 def _mongo_row(doc):
@@ -194,10 +178,16 @@ def _row(run_id, doc, config, summaries, local):
         "tags": doc.get("omniboard", {}).get("tags", []),
         "local": local,
     }
-    row.update(_flatten(config, "config."))
+    _flatten_into(row, config, "config.")
     for name, summary in summaries.items():
-        row.update({f"{name}.{stat}": summary.get(stat) for stat in STATS})
+        row.update(zip(_summary_columns(name), map(summary.get, STATS)))
     return row
+
+
+@functools.cache
+def _summary_columns(metric):
+    """The column of each of STATS of `metric`: named once, not for every run."""
+    return tuple(f"{metric}.{stat}" for stat in STATS)
 
 
 def _add_missing_summaries(db, documents):
@@ -212,13 +202,13 @@ def _add_missing_summaries(db, documents):
         missing[metric["run_id"]]["metric_summaries"].append({"name": metric["name"], **summary})
 
 
-def _flatten(value, prefix):
-    if not isinstance(value, dict):
-        return {prefix[:-1]: value}
-    flat = {}
-    for key, item in value.items():
-        flat.update(_flatten(item, f"{prefix}{key}."))
-    return flat
+def _flatten_into(row, config, prefix):
+    """Each value of the nested dict `config` into `row` under its dotted key."""
+    for key, value in config.items():
+        if isinstance(value, dict):
+            _flatten_into(row, value, f"{prefix}{key}.")
+        else:
+            row[prefix + key] = value
 
 
 def _time(value):
@@ -260,7 +250,7 @@ def check_keys(rows, keys, option):
 def differing_keys(rows, prefix="config."):
     """The keys starting with `prefix` whose values are not the same in all `rows` (config.seed aside: every run
     draws its own)."""
-    keys = sorted({key for row in rows for key in row if key.startswith(prefix)} - {"config.seed"})
+    keys = sorted(key for key in set().union(*rows) if key.startswith(prefix) and key != "config.seed")
     return [key for key in keys if any(row.get(key) != rows[0].get(key) for row in rows[1:])]
 
 

@@ -11,7 +11,8 @@ What a tracked experiment gets:
   `tracker sync` after a kill;
 - system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
-- one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions).
+- one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
+  and one line, exit status 1, for any UserError.
 """
 import difflib
 import functools
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from sacred import SETTINGS
-from sacred.utils import ConfigAddedError, apply_backspaces_and_linefeeds
+from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
 from observers import imports_done
 from observers.choose import choose_observers
@@ -75,12 +76,39 @@ def track(ex):
     def sample_system_metrics(_run):
         start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
-    ex.run = _one_line_for_unknown_keys(ex.run)
+    ex.run = _one_line_errors(ex.run)
     ex.run_commandline = _commandline(ex.run_commandline)
     return ex
 
 
-def _one_line_for_unknown_keys(run):
+class SacredUserError(UserError, SacredError):
+    """A UserError as Sacred's command line prints its own errors: one line, without a traceback. (UserError itself
+    does not derive from Sacred's error, so that the `tracker` command starts without importing Sacred.)"""
+
+    def __init__(self, message):
+        SacredError.__init__(self, message, print_traceback=False)
+
+
+SacredUserError.__name__ = SacredUserError.__qualname__ = "UserError"
+SacredUserError.__module__ = "builtins"  # Sacred prints `module.Class: message`; keep the line short
+
+
+def _one_line_errors(run):
+    """`run` (Sacred's Experiment.run) raising any UserError as a SacredUserError. Sacred has recorded the failed
+    run, with the traceback, by then."""
+    @functools.wraps(run)
+    def checked(*args, **kwargs):
+        try:
+            return _unknown_keys_as_user_error(run)(*args, **kwargs)
+        except UserError as error:
+            if isinstance(error, SacredError):
+                raise
+            raise SacredUserError(str(error)) from error
+
+    return checked
+
+
+def _unknown_keys_as_user_error(run):
     @functools.wraps(run)
     def checked(*args, **kwargs):
         try:
