@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pymongo
 from pymongo.errors import ConnectionFailure
 from sacred.observers import FileStorageObserver
@@ -208,14 +209,19 @@ class MetricSeries:
 
 
 def _numbers_json(part):
-    return json.dumps(part.tolist())[1:-1]
+    """Numbers as JSON list items. orjson writes a numpy array ~10x faster than json.dumps its list, but writes NaN
+    and infinities as null, so arrays holding them keep Python's NaN, Infinity, as Sacred's metrics.json has."""
+    if part.dtype.kind == "f" and not np.isfinite(part).all():
+        return json.dumps(part.tolist())[1:-1]
+    return orjson.dumps(part, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1]
 
 
 def _timestamps_json(part):
-    """datetime64 values as quoted ISO strings, each distinct one formatted once (a log_batch call shares one)."""
-    unique, index = np.unique(part, return_inverse=True)
-    texts = np.array([f'"{text}"' for text in np.datetime_as_string(unique, unit="us")])
-    return ", ".join(texts[index].tolist())
+    """datetime64 values as quoted ISO strings, formatted once per run of equal ones (a log_batch call's points)."""
+    starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
+    counts = np.diff(np.r_[starts, len(part)]).tolist()
+    texts = np.datetime_as_string(part[starts], unit="us").tolist()
+    return "".join(f'"{text}", ' * count for text, count in zip(texts, counts))[:-2]
 
 
 def _write_json_list(file, array, to_json=_numbers_json, points=100_000):

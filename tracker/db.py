@@ -3,7 +3,6 @@ import socket
 from pathlib import Path
 
 from observers.errors import UserError
-from observers.local_server import serve
 from observers.settings import TRACKER_DIR, project_root
 
 DEFAULT_DATA_DIR = Path(TRACKER_DIR) / "db"  # in the project root (observers.settings)
@@ -42,5 +41,7 @@ def run(args):
     check_port_free(args.port)
     data_dir = args.data_dir or project_root() / DEFAULT_DATA_DIR
     print(f"Serving the run store in {data_dir}/ at mongodb://localhost:{args.port} (Ctrl-C to stop)", flush=True)
+    from observers.local_server import serve  # here: only this command needs nx-27017
+
     serve(data_dir, host=HOST, port=args.port, quiet=True)
     return 0
