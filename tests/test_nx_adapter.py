@@ -85,6 +85,22 @@ def test_a_listing_find_answers_as_mongodb_does(mongo_db):
     assert [run["_id"] for run in mongo_db.runs.find({"status": "FAILED"}, projection)] == [2]
 
 
+def test_a_listing_find_sees_every_later_write(mongo_db):
+    # The embedded store answers listings from an index it keeps: it must follow inserts, updates and deletes, and
+    # listings of other fields in turn.
+    listing, other = {"status": 1, "config.lr": 1}, {"result": 1}
+    mongo_db.runs.insert_many([{"_id": 1, "status": "RUNNING", "config": {"lr": 0.1}, "result": None},
+                               {"_id": 2, "status": "RUNNING", "config": {"lr": 0.2}}])
+    assert list(mongo_db.runs.find({}, listing)) == [{"_id": 1, "status": "RUNNING", "config": {"lr": 0.1}},
+                                                     {"_id": 2, "status": "RUNNING", "config": {"lr": 0.2}}]
+    mongo_db.runs.update_one({"_id": 1}, {"$set": {"status": "COMPLETED", "result": 0.9, "config.lr": 0.3}})
+    mongo_db.runs.delete_one({"_id": 2})
+    mongo_db.runs.insert_one({"_id": 3, "status": "QUEUED", "config": {}})
+    assert list(mongo_db.runs.find({}, other)) == [{"_id": 1, "result": 0.9}, {"_id": 3}]
+    assert list(mongo_db.runs.find({}, listing)) == [{"_id": 1, "status": "COMPLETED", "config": {"lr": 0.3}},
+                                                     {"_id": 3, "status": "QUEUED", "config": {}}]
+
+
 def test_a_listing_find_projects_through_arrays_and_gridfs_as_mongodb_does(mongo_db):
     mongo_db.runs.insert_one({"_id": 1, "artifacts": [{"name": "a", "file_id": 5}, {"name": "b", "file_id": 6}, 7]})
     assert list(mongo_db.runs.find({}, {"artifacts.file_id": 1})) == [{"_id": 1, "artifacts": [{"file_id": 5},
