@@ -168,6 +168,9 @@ def main():
             print(f"stored {args.runs} runs (10 config keys, {len(METRICS)} metrics x {POINTS} points) in {seconds}")
             env = {**os.environ, "MONGO_URL": url, "SACRED_DB": db_name, "RUNS_DIR": str(Path(data_dir) / "runs"),
                    "PYTHONPATH": str(REPO_ROOT)}
+            seconds, _ = clock.time(lambda: run_tracker(["runs", "--limit", "1"], env))
+            print(f"first listing: {seconds} (a local server builds its listing index then, once; every later write "
+                  f"keeps it up to date)")
             seconds, _ = clock.time(lambda: run_tracker(["--help"], env))
             print(f"tracker --help: {seconds} (starting the command: Python and its imports)")
             for cli_args in (["runs", "--metrics", "val.acc.max,train.loss.last"],

@@ -58,12 +58,12 @@ import math
 import re
 
 import nx_27017.daemon
-import orjson
 import nx_27017.handler
 import nx_27017.wire_protocol
+import orjson
 from bson import Decimal128, Int64, ObjectId
-from bson.codec_options import CodecOptions, TypeRegistry
 from bson import encode as bson_encode
+from bson.codec_options import CodecOptions, TypeRegistry
 from neosqlite import Connection
 from neosqlite.collection.json_helpers import neosqlite_json_loads
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
