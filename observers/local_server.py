@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nx_27017.nx_27017 import main as nx_main
 
-from observers import nx_adapter
+from observers import imports_done, nx_adapter
 
 
 def serve(data_dir, host="127.0.0.1", port=27017, quiet=False):
@@ -22,6 +22,7 @@ def serve(data_dir, host="127.0.0.1", port=27017, quiet=False):
         "--log-file", str(data_dir / "server.log"),
     ]
     nx_adapter.install()
+    imports_done()
     if quiet:
         logging.disable(logging.INFO)
     nx_main()

@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from tracker import board, compare, db, delete, gc, rerun, resume, runs, sweep, sync
+from observers import imports_done
 from observers.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
@@ -25,6 +26,7 @@ def build_parser():
 
 
 def main(argv=None):
+    imports_done()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
