@@ -105,5 +105,11 @@ def test_a_listing_find_projects_through_arrays_and_gridfs_as_mongodb_does(mongo
     mongo_db.runs.insert_one({"_id": 1, "artifacts": [{"name": "a", "file_id": 5}, {"name": "b", "file_id": 6}, 7]})
     assert list(mongo_db.runs.find({}, {"artifacts.file_id": 1})) == [{"_id": 1, "artifacts": [{"file_id": 5},
                                                                                                 {"file_id": 6}]}]
+    at = datetime.datetime(2026, 1, 2, 3, 4, 5, 678000)
+    mongo_db.runs.insert_one({"_id": 2, "artifacts": 5, "info": {"at": at, "seen": [1, {"at": at}]}})
+    assert list(mongo_db.runs.find({}, {"artifacts.file_id": 1, "info": 1})) == [
+        {"_id": 1, "artifacts": [{"file_id": 5}, {"file_id": 6}]},
+        {"_id": 2, "info": {"at": at, "seen": [1, {"at": at}]}},  # a scalar parent leaves nothing; dates anywhere
+    ]
     mongo_db.fs.files.insert_one({"filename": "x.py", "length": 0})
     assert [f["filename"] for f in mongo_db.fs.files.find({}, {"filename": 1})] == ["x.py"]
