@@ -76,7 +76,7 @@ def track(ex):
     def sample_system_metrics(_run):
         start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
-    ex.run = _one_line_errors(ex.run)
+    ex.run = _one_line_errors(_unknown_keys_as_user_error(ex.run))
     ex.run_commandline = _commandline(ex.run_commandline)
     return ex
 
@@ -99,7 +99,7 @@ def _one_line_errors(run):
     @functools.wraps(run)
     def checked(*args, **kwargs):
         try:
-            return _unknown_keys_as_user_error(run)(*args, **kwargs)
+            return run(*args, **kwargs)
         except UserError as error:
             if isinstance(error, SacredError):
                 raise
@@ -109,6 +109,7 @@ def _one_line_errors(run):
 
 
 def _unknown_keys_as_user_error(run):
+    """`run` raising Sacred's error for an unknown config key as a UserError naming the closest existing keys."""
     @functools.wraps(run)
     def checked(*args, **kwargs):
         try:
