@@ -49,6 +49,7 @@ class DurableMongoObserver(FileStorageObserver):
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)
         self.db_name = db_name
         self.lock = threading.Lock()  # Sacred calls events from the training and the heartbeat thread
+        self.metrics_file_lock = threading.Lock()  # metrics.json is written outside self.lock, one snapshot at a time
         self.metrics = {}  # name -> MetricSeries
         self.metrics_changed = False  # points arrived since metrics.json was last written
         self.artifact_types = {}
@@ -82,16 +83,19 @@ class DurableMongoObserver(FileStorageObserver):
 
     def log_metrics(self, metrics_by_name, info):
         """Sacred's heartbeat: the `_run.log_scalar` points since the last one; also writes log_batch's points."""
-        with self.lock:
-            for name, new in metrics_by_name.items():
-                values = [v.item() if hasattr(v, "item") else v for v in new["values"]]
-                self.metrics.setdefault(name, MetricSeries()).append(new["steps"], values, new["timestamps"])
-                self.metrics_changed = True
-            arrays = {name: series.arrays() for name, series in self.metrics.items()} if self.metrics_changed else None
-            self.metrics_changed = False
-        self.mirror.wake()  # the upload runs while metrics.json is written (the arrays never change)
-        if arrays is not None:
-            self._write_metrics(arrays)
+        # Sacred's final heartbeat may overlap a slow one of its heartbeat thread: a newer snapshot is never
+        # overwritten by an older one.
+        with self.metrics_file_lock:
+            with self.lock:
+                for name, new in metrics_by_name.items():
+                    values = [v.item() if hasattr(v, "item") else v for v in new["values"]]
+                    self.metrics.setdefault(name, MetricSeries()).append(new["steps"], values, new["timestamps"])
+                    self.metrics_changed = True
+                changed, self.metrics_changed = self.metrics_changed, False
+                arrays = {name: series.arrays() for name, series in self.metrics.items()} if changed else None
+            self.mirror.wake()  # the upload runs while metrics.json is written (the arrays never change)
+            if arrays is not None:
+                self._write_metrics(arrays)
 
     def log_batch(self, name, steps, values, timestamp):
         """Points of one metric logged at `timestamp` (observers.log_batch); stored at the next heartbeat, as

@@ -308,15 +308,16 @@ class TrackerHandler(NeoSQLiteHandler):
                 rows = collection.db.execute(
                     f"SELECT id, _id, {', '.join(columns)} FROM {table}{f' INDEXED BY {index}' if index else ''} "
                     f"ORDER BY id")
+                # Each path's parts, and the position of its parent check among the row's columns (None: top level).
+                fields = [(path.split("."), nested.index(path) if path in nested else None) for path in paths]
                 for row_id, stored_id, values, *parents in rows:
                     doc = {"_id": collection._resolve_stored_id(stored_id, row_id)}  # when not in the document
-                    through = dict(zip(nested, parents))
-                    for path, value in zip(paths, _loads_values(values)):
-                        parent = through.get(path, 1)
+                    for (parts, check), value in zip(fields, _loads_values(values)):
+                        parent = 1 if check is None else parents[check]
                         if isinstance(parent, str):  # a parent is not an object: project from the top-level field
-                            _include(doc, path.split("."), _loads(parent))
+                            _include(doc, parts, _loads_values(f"[{parent}]")[0])
                         elif parent is not None:
-                            _include(doc, path.split("."), value, direct=True)
+                            _include(doc, parts, value, direct=True)
                     docs.append(doc)
             first, cursor_id = self._split_first_batch(
                 docs, self._first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
@@ -354,7 +355,7 @@ def _listing_index(connection, table, columns):
 
 
 def _loads_values(text):
-    """The list of values in stored JSON text. Dates that are whole values are read here; anything else beyond JSON
+    """The list of values in stored JSON text (a JSON array). Dates that are whole values are read here; anything else beyond JSON
     (a nested date, neosqlite's ObjectIds and binaries, adaptation 2's markers) takes neosqlite's slower hooks."""
     values = orjson.loads(text)
     dates = 0
@@ -377,13 +378,6 @@ def _date(text):
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-def _loads(text):
-    """The value of stored JSON text."""
-    if "$date" in text or "__neosqlite_" in text or NON_FINITE_KEY in text:
-        return decode(neosqlite_json_loads(text))
-    return orjson.loads(text)
 
 
 def _include(target, parts, value, direct=False):
