@@ -39,10 +39,17 @@ def _first_tag(value, path):
     return None
 
 
-def dotted_keys(config, prefix=""):
+def dotted_keys(config):
     """Every leaf key of a nested config, as Sacred's command line writes it: trainer.steps, lr, ..."""
+    return dotted_values(config).keys()
+
+
+def dotted_values(config, prefix=""):
+    """{dotted key: value} of every leaf of a nested config."""
+    values = {}
     for key, value in config.items():
         if isinstance(value, dict) and value:
-            yield from dotted_keys(value, f"{prefix}{key}.")
+            values.update(dotted_values(value, f"{prefix}{key}."))
         else:
-            yield prefix + key
+            values[prefix + key] = value
+    return values

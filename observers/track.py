@@ -3,7 +3,8 @@
 What a tracked experiment gets:
 - the durable MongoDB observer (observers.durable), attached after every other config hook has run, so a bad config
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
-- what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info;
+- what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
+  script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
 - its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
@@ -31,7 +32,7 @@ from observers.choose import choose_observers
 from observers.errors import UserError
 from observers.git_state import record_uncommitted_changes
 from observers.liveness import process_temp_dir
-from observers.origin import RUN_INFO_ENV
+from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RUN_INFO_ENV, config_not_given
 from observers.plain_json import dotted_keys
 from observers.settings import load_settings, tracker_folders
 from observers.sources import look_up_git_once_per_repository
@@ -48,6 +49,8 @@ def track(ex):
     state = {"observe": True, "attached": []}
 
     def attach_observers(config, command_name, logger):
+        if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":
+            sys.exit(IGNORES_COMMAND_LINE_EXIT)  # asked for its defaults, the script started a run: it calls ex.run
         for observer in state["attached"]:
             ex.observers.remove(observer)
         observe = command_name == ex.default_command and state["observe"]
@@ -65,6 +68,9 @@ def track(ex):
     @ex.pre_run_hook
     def record_origin_and_code(_run):
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+        problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
+        if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
+            raise SystemExit(f"UserError: {problem}")
         # All temporary files of the run in one folder named by its process, which `tracker sync` removes if the
         # process is killed (a killed process cannot clean up).
         process_temp_dir(os.getpid()).mkdir(exist_ok=True)

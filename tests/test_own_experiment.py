@@ -11,7 +11,7 @@ def readme_snippet():
     return re.search(r"<!-- own-experiment -->\n```python\n(.*?)```", readme, re.S)[1]
 
 
-def test_readme_experiment_is_recorded_and_rerun_exactly(tmp_path, workdir, mongo_url, mongo_db):
+def test_readme_experiment_is_recorded_and_rerun_exactly(tmp_path, mongo_url, mongo_db):
     project = tmp_path / "my-research"
     project.mkdir()
     (project / "line.py").write_text(readme_snippet())
@@ -38,7 +38,8 @@ def test_readme_experiment_is_recorded_and_rerun_exactly(tmp_path, workdir, mong
     assert "untracked_files" not in run["info"]
     assert len(metric(mongo_db, run["_id"], "val.mae")) == 4
 
-    rerun = run_tracker(["rerun", str(run["_id"])], workdir, mongo_url, mongo_db.name)
+    # Another repository's run is rerun from within it: a rerun starts only the code of the checkout it runs from.
+    rerun = run_tracker(["rerun", str(run["_id"])], project, mongo_url, mongo_db.name)
 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     again = newest_run(mongo_db)

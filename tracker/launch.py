@@ -2,6 +2,8 @@
 
 The code is this checkout when it matches the run's commit, the run's own commit in a temporary git
 worktree (--at-commit, with its uncommitted changes re-applied), or this checkout regardless (--force).
+A stored run is data: the script that runs is always a file of a local checkout (trusted_script, inside_checkout),
+whatever paths the run's record holds (docs/security.md, "What a rerun trusts").
 How an experiment process is started (experiment_env, run_in_foreground) is shared with `tracker sweep`'s trials.
 """
 import contextlib
@@ -11,39 +13,50 @@ import signal
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import git
 from sacred.config import save_config_file
 
 from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
-from observers.origin import RUN_INFO_ENV
-from observers.plain_json import dotted_keys
+from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
+from observers.plain_json import dotted_keys, dotted_values
 from observers.settings import tracker_folders
 from observers.errors import UserError
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
+NOT_RUN = "it was not run: a rerun starts only scripts of the checkout it runs from"
+OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout of that repository"
+SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 
 
-def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
+def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, action="rerun"):
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 
-    `env` adds environment variables for the experiment. Returns the experiment's exit status.
+    `env` adds environment variables for the experiment; `action` ("rerun", "resume") names the run in the line
+    saying what runs. Returns the experiment's exit status.
     """
-    checkout, script, repo = locate(stored)
-    with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info):
+    checkout, script, repo = trusted_script(stored)
+    with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info, commit):
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
         child_env = experiment_env({**info, **code_info}, env, code_dir)
-        if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
-            check_config_keys(stored, code_dir / script, child_env)
+        defaults = experiment_defaults(code_dir / script, child_env)
+        if defaults is not None:
+            if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
+                check_config_keys(stored, defaults)
+            check_data_root(stored, defaults, updates)
+        print(f"{action} of {stored.label}: {script} at {commit}; {differences(stored.config, defaults)}",
+              file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="tracker-config-") as folder:
             config_file = Path(folder) / "stored_config.json"
             save_config_file(stored.config, str(config_file))
-            return run_in_foreground([sys.executable, str(code_dir / script), "with", str(config_file), *updates],
-                                     child_env)
+            arguments = [str(config_file), *updates]
+            # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
+            child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
+            return run_in_foreground([sys.executable, str(code_dir / script), "with", *arguments], child_env)
 
 
 def experiment_env(info, env=None, code_dir=None):
@@ -56,43 +69,79 @@ def experiment_env(info, env=None, code_dir=None):
     }
 
 
-def locate(stored):
-    """The checkout holding the run's experiment on this machine, its main file relative to it, and its git repository.
+def trusted_script(stored):
+    """The checkout whose code reruns `stored`, the run's main file relative to it, and the checkout's git repository.
 
-    For one of this project's experiments (its main file, relative to Sacred's base_dir, is in PROJECT_ROOT) the
-    checkout is this project's, whose code this command runs; for another project's experiment, the git repository
-    around the run's recorded base_dir, or around the current directory when that folder is not on this machine.
+    The checkout is chosen here, never by the stored run: this project's checkout (PROJECT_ROOT) for one of its
+    experiments, else the git repository the command runs from (around the current directory). The run's
+    experiment.mainfile and base_dir only name a file inside it; any that point elsewhere are refused. `tracker
+    rerun` and `resume` start their script through this, and so must every command that runs a stored run's code.
     """
-    experiment = stored.doc["experiment"]
-    base_dir = Path(experiment.get("base_dir") or ".")
-    if (PROJECT_ROOT / experiment["mainfile"]).is_file():
-        base_dir = PROJECT_ROOT
-    elif not base_dir.is_dir():
-        base_dir = Path.cwd()
-    base_dir = base_dir.resolve()
+    experiment = stored.doc.get("experiment") or {}
+    mainfile = relative_inside(stored.label, "experiment.mainfile", experiment.get("mainfile"))
+    if (PROJECT_ROOT / mainfile).is_file():
+        checkout, base_dir = PROJECT_ROOT, PROJECT_ROOT
+    else:
+        checkout, base_dir = repository_root(Path.cwd()), Path.cwd().resolve()
+        recorded = experiment.get("base_dir")
+        # A base_dir that is not on this machine is another machine's: the current directory stands for it.
+        if isinstance(recorded, str) and Path(recorded).is_dir():
+            base_dir = inside_checkout(stored.label, "experiment.base_dir", recorded, [checkout], fix=OTHER_REPOSITORY)
+    script = inside_checkout(stored.label, "experiment.mainfile", base_dir / mainfile, [checkout])
+    return checkout, script.relative_to(checkout), git_repository(checkout)
+
+
+def trusted_checkouts():
+    """The checkouts whose code a command may start: this project's, and the git repository it runs from."""
+    return [PROJECT_ROOT, repository_root(Path.cwd())]
+
+
+def relative_inside(label, field, value):
+    """`value`, a path read from a stored record, when it is relative and without `..`; refused otherwise."""
+    if not isinstance(value, str) or not value or PurePath(value).is_absolute() or ".." in PurePath(value).parts:
+        raise UserError(f"{label}'s {field} {value!r} is not a relative path inside a checkout; {NOT_RUN}")
+    return PurePath(value)
+
+
+def inside_checkout(label, field, path, checkouts, fix=None):
+    """`path` (from a stored record), resolved, when it lies inside one of `checkouts`; refused, naming `field`."""
+    for checkout in checkouts:
+        resolved = Path(checkout, path).resolve()  # links included: a file linking out is outside too
+        if resolved.is_relative_to(checkout):
+            return resolved
+    raise UserError(f"{label}'s {field} {str(path)!r} is outside {' and '.join(map(str, checkouts))}; {NOT_RUN}"
+                    + (f" ({fix})" if fix else ""))
+
+
+def repository_root(folder):
+    """The top folder of the git repository around `folder`, or `folder` itself outside any repository."""
+    repo = git_repository(folder)
+    return Path(repo.working_tree_dir).resolve() if repo else Path(folder).resolve()
+
+
+def git_repository(folder):
     try:
-        repo = git.Repo(base_dir, search_parent_directories=True)
+        return git.Repo(folder, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        repo = None
-    checkout = Path(repo.working_tree_dir).resolve() if repo else base_dir
-    return checkout, (base_dir / experiment["mainfile"]).relative_to(checkout), repo
+        return None
 
 
 @contextlib.contextmanager
 def code_for(stored, checkout, repo, at_commit, force):
-    """Yield the folder holding the code to run, and what the new run's info should say about it."""
+    """Yield the folder holding the code to run, what the new run's info should say about it, and its commit."""
     original = original_repository(stored, repo)
     if original is not None:  # untracked files count as uncommitted changes, though Sacred's flag ignores them
+        check_repository(stored, original, checkout, repo)
         original = {**original, "dirty": had_uncommitted_changes(original, stored.info)}
     if at_commit:
-        with original_code(stored, original, checkout, repo) as folder:
-            yield folder, {}
+        with original_code(stored, original, checkout, repo) as (folder, commit):
+            yield folder, {}, commit
         return
     problem = code_mismatch(stored.label, original, checkout, repo)
     if problem and not force:
         raise UserError(f"{problem}; {CODE_CHOICE_HINT}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
-    yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}
+    yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}, checkout_commit(checkout, repo)
 
 
 def original_repository(stored, repo):
@@ -102,13 +151,53 @@ def original_repository(stored, repo):
     another repository lists both; the main file's is the one named like this checkout (Sacred's own naming).
     """
     recorded = stored.doc["experiment"].get("repositories") or []
+    if not isinstance(recorded, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("url"), str) and isinstance(entry.get("commit"), str)
+        for entry in recorded
+    ):
+        raise UserError(f"{stored.label}'s experiment.repositories is not a list of {{url, commit, dirty}} entries, "
+                        f"as Sacred records them; {NOT_RUN}")
     if repo is not None:
-        try:
-            url = repo.remote().url
-        except ValueError:  # no remote: Sacred names the repository by its folder
-            url = "git:/" + repo.working_dir
-        recorded = [entry for entry in recorded if entry["url"] == url] or recorded
+        recorded = [entry for entry in recorded if entry["url"] == local_url(repo)] or recorded
     return recorded[0] if recorded else None
+
+
+def local_url(repo):
+    try:
+        return repo.remote().url
+    except ValueError:  # no remote: Sacred names the repository by its folder
+        return "git:/" + repo.working_dir
+
+
+def check_repository(stored, original, checkout, repo):
+    """Refuse a recorded repository that is another folder of this machine, whose commit this checkout lacks.
+
+    Sacred names a repository without a remote by its folder (git:/PATH). One that exists here but is not this
+    checkout, with a commit this checkout does not have, is another repository's code: it is never run.
+    """
+    folder = original["url"].removeprefix("git:/") if original["url"].startswith("git:/") else None
+    if folder is None or not Path(folder).is_dir() or Path(folder).resolve() == checkout:
+        return
+    if repo is None or not has_commit(repo, original["commit"]):
+        raise UserError(f"{stored.label}'s experiment.repositories names {original['url']!r} at commit "
+                        f"{original['commit'][:12]}, a repository outside {checkout} whose commit it lacks; {NOT_RUN} "
+                        f"({OTHER_REPOSITORY})")
+
+
+def has_commit(repo, commit):
+    try:
+        repo.commit(commit)
+        return True
+    except (ValueError, git.BadName):
+        return False
+
+
+def checkout_commit(checkout, repo):
+    """How the line saying what runs names this checkout's code: its commit, and whether it has changes."""
+    if repo is None:
+        return f"{checkout} (not a git repository)"
+    changes = " with uncommitted changes" if is_dirty(repo, tracker_folders(checkout)) else ""
+    return f"commit {repo.head.commit.hexsha[:12]}{changes} of {checkout}"
 
 
 def code_mismatch(label, original, checkout, repo):
@@ -130,19 +219,17 @@ def code_mismatch(label, original, checkout, repo):
 
 @contextlib.contextmanager
 def original_code(stored, original, checkout, repo):
-    """The original run's code in a temporary git worktree, removed afterwards."""
+    """The original run's code in a temporary git worktree, removed afterwards, and how to name its commit."""
     if original is None or repo is None:
         problem = code_mismatch(stored.label, original, checkout, repo)
         raise UserError(f"{stored.label}'s code cannot be restored: {problem}; "
                         f"use --force to run this checkout's code")
     commit = original["commit"]
-    try:
-        repo.commit(commit)
-    except (ValueError, git.BadName):
+    if not has_commit(repo, commit):
         raise UserError(
             f"commit {commit[:12]} of {stored.label} is not in this repository ({checkout}); "
             f"fetch it (git fetch) and try again"
-        ) from None
+        )
     patch = stored.artifact(DIFF_ARTIFACT) if original["dirty"] else None
     if original["dirty"] and patch is None:
         raise UserError(
@@ -163,31 +250,78 @@ def original_code(stored, original, checkout, repo):
                         f"{stored.label}'s {DIFF_ARTIFACT} does not apply to commit {commit[:12]}; "
                         f"use --force to run this checkout's code"
                     ) from None
-            print(f"Running the code of commit {commit[:12]}{' plus ' + DIFF_ARTIFACT if patch else ''} "
-                  f"from a temporary git worktree", file=sys.stderr)
-            yield worktree
+            yield worktree, (f"commit {commit[:12]}{' plus its ' + DIFF_ARTIFACT if patch else ''} "
+                             f"in a temporary git worktree")
         finally:
             repo.git.worktree("remove", "--force", str(worktree))
 
 
-def check_config_keys(stored, script, env):
-    """Refuse, in one line, stored config keys that the code at `script` no longer has."""
+def experiment_defaults(script, env):
+    """The config `script` has without any changes (seed included), or None when the script ignores its command line.
+
+    A script that calls ex.run() itself (as a notebook does) would start a run even for save_config: while
+    CONFIG_QUERY_ENV is set, the experiment stops before any run with IGNORES_COMMAND_LINE_EXIT (observers.track).
+    """
     with tempfile.TemporaryDirectory(prefix="tracker-defaults-") as folder:
         defaults_file = Path(folder) / "defaults.json"
         result = subprocess.run(
             [sys.executable, str(script), "save_config", "with", f"config_filename={defaults_file}"],
-            env=env, capture_output=True, text=True, timeout=300,
+            env={**env, CONFIG_QUERY_ENV: "1"}, capture_output=True, text=True, timeout=300,
         )
-        if result.returncode != 0:
+        if result.returncode == IGNORES_COMMAND_LINE_EXIT:
+            return None
+        if result.returncode != 0 or not defaults_file.is_file():
             last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"{script} of this checkout does not start ({last_line}); {CODE_CHOICE_HINT}")
-        defaults = json.loads(defaults_file.read_text())
+        return json.loads(defaults_file.read_text())
+
+
+def check_config_keys(stored, defaults):
+    """Refuse, in one line, stored config keys that the code (whose config is `defaults`) no longer has."""
     unknown = sorted(set(dotted_keys(stored.config)) - set(dotted_keys(defaults)))
     if unknown:
         raise UserError(
             f"{stored.label}'s config has {', '.join(unknown)}, which this checkout's code no longer has; "
             f"add --at-commit to run the original code"
         )
+
+
+def check_data_root(stored, defaults, updates):
+    """Refuse a stored data.root outside the experiment's default data folder, unless `updates` give data.root.
+
+    Experiments download or generate data into data.root, so a stored one could make a rerun write anywhere: outside
+    the project, or into a folder of the checkout that git does not ignore. Only the user's own command line widens it.
+    """
+    data, default_root = stored.config.get("data"), (defaults.get("data") or {}).get("root")
+    if not isinstance(data, dict) or "root" not in data or not isinstance(default_root, str):
+        return
+    stored_root = data["root"]
+    if stored_root == default_root:
+        return
+    if any(update.startswith("data.root=") for update in updates):
+        return
+    allowed = PurePath(default_root).parts
+    parts = PurePath(stored_root).parts if isinstance(stored_root, str) else ()
+    if not parts or parts[:len(allowed)] != allowed or ".." in parts:
+        raise UserError(
+            f"{stored.label}'s data.root {stored_root!r} is outside the experiment's data folder {default_root!r}; "
+            f"it was not used, so that a rerun writes data only there: give it on the command line to use it "
+            f"(with data.root=PATH)"
+        )
+
+
+def differences(config, defaults):
+    """The stored config's values that differ from the experiment's defaults, as key=value, for one line."""
+    if defaults is None:
+        return "the script ignores its command line (it calls ex.run itself), so its config is checked as it starts"
+    default_values = dotted_values(defaults)
+    changed = [(key, value) for key, value in dotted_values(config).items() if default_values.get(key) != value]
+    shown = ", ".join(f"{key}={shorten(json.dumps(value))}" for key, value in changed)
+    return f"config differing from its defaults: {shown}" if changed else "its default config"
+
+
+def shorten(text):
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS - 1] + "…"
 
 
 def run_in_foreground(command, env, started=None, ignored_signals=()):

@@ -11,7 +11,10 @@ def add_parser(subparsers):
         description=(
             "Start a new run of RUN's experiment with RUN's stored config, seed included, plus any KEY=VALUE "
             "changes. The new run's info records rerun_of and the overrides. Refuses when this checkout's code "
-            "differs from RUN's commit, unless --at-commit or --force is given."
+            "differs from RUN's commit, unless --at-commit or --force is given. Only scripts of this checkout run: "
+            "a stored main file, base_dir or repository pointing elsewhere is refused, and a stored data.root "
+            "outside the experiment's data folder is used only when given again (with data.root=PATH). Prints the "
+            "script, commit and non-default config values before it starts."
         ),
     )
     add_run_arguments(parser)

@@ -13,15 +13,18 @@ from tracker.rerun import add_run_arguments
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "resume",
-        usage="tracker resume [--at-commit | --force] RUN",
+        usage="tracker resume [--at-commit | --force] RUN [with data.root=PATH]",
         help="continue an interrupted run from its latest checkpoint",
         description=(
             f"Start a new run with RUN's stored config that restores RUN's latest {CHECKPOINT} and continues at "
             f"the next step. The new run's info records resumed_from and resumed_after_step. Refuses when this "
-            f"checkout's code differs from RUN's commit, unless --at-commit or --force is given."
+            f"checkout's code differs from RUN's commit, unless --at-commit or --force is given. Only data.root may be "
+            f"given again: a stored data.root outside the experiment's data folder is used only when given so."
         ),
     )
     add_run_arguments(parser)
+    parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
+                        help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
     parser.set_defaults(func=run)
 
 
@@ -29,6 +32,9 @@ def run(args):
     # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
     from tracker.launch import relaunch
 
+    if args.updates[:1] not in ([], ["with"]) or not all(u.startswith("data.root=") for u in args.updates[1:]):
+        raise UserError(f"tracker resume continues the run's own config; only where its data is may be given, "
+                        f"e.g. tracker resume {args.run} with data.root=PATH")
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
@@ -44,7 +50,8 @@ def run(args):
                 f"trainer.checkpoint_every steps, and on Ctrl-C); start it again with 'tracker rerun {args.run}'"
             )
         info, env = continued
-        return relaunch(stored, info, at_commit=args.at_commit, force=args.force, env=env)
+        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, env=env,
+                        action="resume")
 
 
 def continuation(stored, folder):

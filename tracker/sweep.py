@@ -31,6 +31,8 @@ POLL_S = 1.0  # how often job states are checked
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor stops jobs after 2 minutes unless told otherwise
 CANCEL_WAIT_S = 120  # after Ctrl-C, how long local trials get to store their checkpoints
 RECORD_FILE = "sweep.json"
+RECORD_CODE_FIELDS = ("_id", "script", "arguments", "cwd", "folder", "search")  # what the trials run, and where
+NOT_RUN = "it was not run: a sweep starts only scripts of the checkout it runs from"
 
 
 def add_parser(subparsers):
@@ -168,16 +170,46 @@ def create_record(record, settings, db):
 
 
 def load_record(reference, settings, db):
-    """The record of sweep `reference`: its folder, or its id (MongoDB's record, else the one in sweeps/)."""
+    """The record of sweep `reference` (its id, or its folder), once it is known to run only this checkout's code.
+
+    The record is in sweeps/ID/sweep.json and, when MongoDB answers, in its `sweeps` collection; a record in a shared
+    database may have been edited, so where both exist they must agree on what runs (RECORD_CODE_FIELDS).
+    """
     folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else sweeps_dir(settings) / reference
-    if reference.isdigit() and db is not None:
-        record = db.sweeps.find_one({"_id": int(reference)})
-        if record is not None and "trials" in record:
-            return record
-    if not (folder / RECORD_FILE).is_file():
+    local = json.loads((folder / RECORD_FILE).read_text()) if (folder / RECORD_FILE).is_file() else None
+    stored = db.sweeps.find_one({"_id": int(reference)}) if reference.isdigit() and db is not None else None
+    if stored is not None and "trials" not in stored:  # only its id is taken yet: the sweep never started
+        stored = None
+    if stored is None and local is None:
         raise UserError(f"there is no sweep {reference!r} in MongoDB or in {sweeps_dir(settings)}/; give the id "
                         f"'tracker sweep' printed, or the sweep's folder")
-    return json.loads((folder / RECORD_FILE).read_text())
+    record = stored or local
+    label = f"sweep {record.get('_id', reference)}"
+    if stored is not None and local is not None:
+        local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
+        fields = [(field, stored.get(field), local.get(field)) for field in RECORD_CODE_FIELDS] + [
+            (f"trial {trial.get('number')}'s params", trial.get("params"), local_params[trial.get("number")])
+            for trial in stored["trials"] if trial.get("number") in local_params]
+        for field, in_database, in_file in fields:
+            if in_database != in_file:
+                raise UserError(f"{label}'s {field} in MongoDB ({in_database!r}) differs from the one in "
+                                f"{folder / RECORD_FILE} ({in_file!r}); {NOT_RUN}")
+    check_record_paths(record, label, settings)
+    return record
+
+
+def check_record_paths(record, label, settings):
+    """Refuse a record whose script, cwd or folder is not this project's: it would start code from elsewhere."""
+    from tracker.launch import inside_checkout, repository_root, trusted_checkouts
+
+    expected = (sweeps_dir(settings) / str(record.get("_id"))).resolve()
+    if not isinstance(record.get("folder"), str) or Path(record["folder"]).resolve() != expected:
+        raise UserError(f"{label}'s folder {record.get('folder')!r} is not {expected}, where this project keeps it; "
+                        f"{NOT_RUN}")
+    for field, checkouts in (("script", trusted_checkouts()), ("cwd", [repository_root(Path.cwd())])):
+        if not isinstance(record.get(field), str):
+            raise UserError(f"{label}'s {field} {record.get(field)!r} is not a path; {NOT_RUN}")
+        inside_checkout(label, field, record[field], checkouts)
 
 
 # ---- executors ------------------------------------------------------------------------------------------------

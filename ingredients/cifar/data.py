@@ -86,9 +86,34 @@ def read_split(train, dataset, root):
     return rows.view(-1, 3, 32, 32), labels, list(_unpickle(folder / "batches.meta")["label_names"])
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Reads CIFAR-10's pickles, which hold only dicts, lists, text, bytes and numpy arrays, and nothing else.
+
+    A pickle can call any importable function while it loads; data files can come from anywhere (data.root is a
+    config value), so every global a file names must be one of the few that numpy arrays are rebuilt with.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol 2, as Python 3 writes them
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which CIFAR-10's files never hold")
+        return super().find_class(module, name)
+
+
 def _unpickle(path):
     with open(path, "rb") as file:
-        return pickle.load(file, encoding="latin1")
+        try:
+            return CifarUnpickler(file, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+            raise UserError(
+                f"{path} is not a CIFAR-10 file ({error}); it was not read: put the files of cifar-10-python.tar.gz "
+                f"there, or delete the folder to download them again"
+            ) from None
 
 
 def download_cifar10(root):
