@@ -6,13 +6,12 @@ exits 1, and that it says so in one line naming the run and the field (docs/secu
 import json
 import os
 import pickle
+import subprocess
+import sys
 import uuid
 
 import pytest
-from conftest import git, newest_run, python_env, run_experiment, run_tracker
-
-import subprocess
-import sys
+from conftest import EXPERIMENT, git, newest_run, python_env, run_experiment, run_tracker
 
 
 def error_lines(result):
@@ -53,7 +52,7 @@ def test_a_stored_mainfile_outside_the_checkout_never_runs(force, project_repo, 
 
     assert result.returncode == 1
     assert error_lines(result) == [f"error: run {run_id}'s experiment.mainfile '../{name}' is not a relative path "
-                                   f"inside a checkout; it was not run: a rerun starts only scripts of the checkout it "
+                                   f"inside a checkout; it was not run: tracker starts only scripts of the checkout it "
                                    f"runs from"]
     assert not marker.exists()
 
@@ -111,8 +110,6 @@ def test_a_stored_repository_of_another_folder_is_refused(force, other_repositor
 # ---- sweep records -----------------------------------------------------------------------------------------------
 def sweep_record(tmp_path, **changes):
     """A sweep's record as `tracker sweep` stores it, with one queued trial."""
-    from conftest import EXPERIMENT
-
     return {"_id": 1, "script": str(EXPERIMENT), "arguments": ["smoke", "lr=[0.1]"], "search": "grid",
             "direction": "maximize", "budget": 1, "cwd": str(tmp_path), "started": "2026-12-01T00:00:00+00:00",
             "status": "INTERRUPTED", "executor": "local", "slurm": {}, "parallel": None,
@@ -126,26 +123,27 @@ def sweep_record(tmp_path, **changes):
 ])
 def test_a_sweep_record_pointing_elsewhere_never_runs(field, in_file, tmp_path, mongo_url, mongo_db):
     marker = tmp_path / "PWNED"
-    elsewhere = tmp_path / "elsewhere"
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"  # the user's project, and a folder outside it
+    here.mkdir()
     elsewhere.mkdir()
     evil = evil_script(elsewhere / "evil.py", marker)
     planted = {"script": str(evil), "cwd": str(elsewhere), "folder": str(elsewhere / "sweeps" / "1")}[field]
-    mongo_db.sweeps.insert_one(sweep_record(tmp_path, **{field: planted}))
+    mongo_db.sweeps.insert_one(sweep_record(here, **{field: planted}))
     if in_file:  # the sweep's own record on this machine still holds what it ran
-        folder = tmp_path / "sweeps" / "1"
+        folder = here / "sweeps" / "1"
         folder.mkdir(parents=True)
-        (folder / "sweep.json").write_text(json.dumps(sweep_record(tmp_path)))
+        (folder / "sweep.json").write_text(json.dumps(sweep_record(here)))
 
-    result = run_tracker(["sweep", "--continue", "1"], tmp_path, mongo_url, mongo_db.name)
+    result = run_tracker(["sweep", "--continue", "1"], here, mongo_url, mongo_db.name)
 
     assert result.returncode == 1
     (line,) = error_lines(result)
     if in_file:
         assert line.startswith(f"error: sweep 1's {field} in MongoDB ({planted!r}) differs from the one in "
-                               f"{tmp_path / 'sweeps' / '1' / 'sweep.json'}"), line
+                               f"{here / 'sweeps' / '1' / 'sweep.json'}"), line
     else:
         assert line.startswith(f"error: sweep 1's {field} {planted!r} is "), line
-    assert line.endswith("it was not run: a sweep starts only scripts of the checkout it runs from"), line
+    assert line.endswith("it was not run: tracker starts only scripts of the checkout it runs from"), line
     assert not marker.exists()
     assert mongo_db.runs.count_documents({}) == 0
 

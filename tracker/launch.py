@@ -27,7 +27,7 @@ from observers.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
-NOT_RUN = "it was not run: a rerun starts only scripts of the checkout it runs from"
+NOT_RUN = "it was not run: tracker starts only scripts of the checkout it runs from"
 OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout of that repository"
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 

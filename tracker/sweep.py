@@ -32,7 +32,6 @@ LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor stops jobs after 2 
 CANCEL_WAIT_S = 120  # after Ctrl-C, how long local trials get to store their checkpoints
 RECORD_FILE = "sweep.json"
 RECORD_CODE_FIELDS = ("_id", "script", "arguments", "cwd", "folder", "search")  # what the trials run, and where
-NOT_RUN = "it was not run: a sweep starts only scripts of the checkout it runs from"
 
 
 def add_parser(subparsers):
@@ -185,6 +184,14 @@ def load_record(reference, settings, db):
                         f"'tracker sweep' printed, or the sweep's folder")
     record = stored or local
     label = f"sweep {record.get('_id', reference)}"
+    check_record(record, label, settings, stored, local, folder / RECORD_FILE)
+    return record
+
+
+def check_record(record, label, settings, stored, local, local_file):
+    """Refuse a record that would start code from elsewhere, or whose copies in MongoDB and on disk disagree."""
+    from tracker.launch import NOT_RUN, inside_checkout, repository_root, trusted_checkouts
+
     if stored is not None and local is not None:
         local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
         fields = [(field, stored.get(field), local.get(field)) for field in RECORD_CODE_FIELDS] + [
@@ -193,15 +200,7 @@ def load_record(reference, settings, db):
         for field, in_database, in_file in fields:
             if in_database != in_file:
                 raise UserError(f"{label}'s {field} in MongoDB ({in_database!r}) differs from the one in "
-                                f"{folder / RECORD_FILE} ({in_file!r}); {NOT_RUN}")
-    check_record_paths(record, label, settings)
-    return record
-
-
-def check_record_paths(record, label, settings):
-    """Refuse a record whose script, cwd or folder is not this project's: it would start code from elsewhere."""
-    from tracker.launch import inside_checkout, repository_root, trusted_checkouts
-
+                                f"{local_file} ({in_file!r}); {NOT_RUN}")
     expected = (sweeps_dir(settings) / str(record.get("_id"))).resolve()
     if not isinstance(record.get("folder"), str) or Path(record["folder"]).resolve() != expected:
         raise UserError(f"{label}'s folder {record.get('folder')!r} is not {expected}, where this project keeps it; "
