@@ -51,6 +51,13 @@ def test_rerun_gives_the_same_config_and_metrics(reference_run, project_repo, wo
                          project=project_repo)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    # One line says what runs: the script, the commit, and the values other than the experiment's defaults.
+    (said,) = [line for line in result.stderr.splitlines() if line.startswith(f"rerun of run {original['_id']}: ")]
+    commit = recorded_repository(original)["commit"][:12]
+    assert said.startswith(f"rerun of run {original['_id']}: experiments/cifar.py at commit {commit} of "
+                           f"{project_repo}; config differing from its defaults: "), said
+    assert "lr=0.02" in said and "model.width=8" in said and f"seed={original['config']['seed']}" in said
+    assert "trainer.steps=24" in said and "trainer.optimizer=" not in said
     rerun = newest_run(db)
     assert rerun["_id"] != original["_id"] and rerun["status"] == "COMPLETED"
     assert rerun["config"] == original["config"]  # the seed included
