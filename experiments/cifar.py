@@ -13,11 +13,13 @@ from sacred import Experiment
 from ingredients.cifar.data import data_ingredient
 from ingredients.cifar.model import model_ingredient
 from ingredients.cifar.task import CifarTask
+from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import train, trainer_ingredient, validate_lr
 
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
 ex = track(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
                       base_dir=Path(__file__).resolve().parent.parent))
+add_rebuild_command(ex, CifarTask)  # how tracker's load_model and export rebuild a run's network
 ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
 
 

@@ -11,10 +11,12 @@ from sacred import Experiment
 from ingredients.signals.data import data_ingredient
 from ingredients.signals.model import model_ingredient
 from ingredients.signals.task import SignalTask
+from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import train, trainer_ingredient, validate_lr
 
 ex = track(Experiment("signals", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
                       base_dir=Path(__file__).resolve().parent.parent))
+add_rebuild_command(ex, SignalTask)  # how tracker's load_model and export rebuild a run's network
 ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
 
 

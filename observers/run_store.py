@@ -21,6 +21,8 @@ class StoredRun:
     config: dict  # the config, seed included: plain JSON values only (observers.plain_json)
     info: dict  # the run's info: plain JSON values only
     artifact: Callable[[str], bytes | None]  # the content of the latest artifact of a name, or None
+    artifact_names: tuple[str, ...] = ()  # the names of its artifacts, in the order they were first added
+    sources: Callable[[], dict[str, bytes]] = dict  # its source files: {path relative to the experiment's base_dir: content}
 
 
 def open_run(reference, settings=None):
@@ -85,7 +87,12 @@ def _open_mongo_run(run_id, settings):
         entries = [entry for entry in doc.get("artifacts", []) if entry["name"] == name]
         return read_file(db, entries[-1]["file_id"]) if entries else None
 
-    return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), read_artifact)
+    def read_sources():
+        return {path: read_file(db, file_id) for path, file_id in doc["experiment"].get("sources", [])}
+
+    names = [entry["name"] for entry in doc.get("artifacts", [])]
+    return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), read_artifact, names,
+                       read_sources)
 
 
 def _open_folder(folder):
@@ -101,10 +108,14 @@ def _open_folder(folder):
         # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
         return (folder / name).read_bytes() if name in run.entry.get("artifacts", []) else None
 
-    return _stored_run(f"run {folder}", str(folder.resolve()), run.entry, run.config, run.info, read_artifact)
+    def read_sources():
+        return {path: run.source_file(stored).read_bytes() for path, stored in run.entry["experiment"].get("sources", [])}
+
+    return _stored_run(f"run {folder}", str(folder.resolve()), run.entry, run.config, run.info, read_artifact,
+                       run.entry.get("artifacts", []), read_sources)
 
 
-def _stored_run(label, origin, doc, config, info, read_artifact):
+def _stored_run(label, origin, doc, config, info, read_artifact, artifact_names, read_sources):
     """The StoredRun, once its config and info are known to be plain data (nothing in them can run code)."""
     return StoredRun(label, origin, doc, plain_values(config, label, "config"), plain_values(info, label, "info"),
-                     read_artifact)
+                     read_artifact, tuple(dict.fromkeys(artifact_names)), read_sources)

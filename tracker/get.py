@@ -1,0 +1,41 @@
+"""`tracker get`: download one artifact of a recorded run (a checkpoint, a figure, results.json, ...)."""
+import os
+import tempfile
+from pathlib import Path
+
+from observers.errors import UserError
+from observers.run_store import open_run
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "get",
+        usage="tracker get RUN FILE [--out DIR]",
+        help="download an artifact of a run",
+        description="Write RUN's artifact FILE (its latest version) into DIR. 'tracker get RUN' lists the artifacts.",
+    )
+    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+    parser.add_argument("name", metavar="FILE", nargs="?", help="the artifact's name, e.g. model_best.pt")
+    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                        help="the folder to write it to (default: the current folder)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    stored = open_run(args.run)
+    if args.name is None:
+        print("\n".join(stored.artifact_names) or f"{stored.label} has no artifacts")
+        return 0
+    content = stored.artifact(args.name)
+    if content is None:
+        raise UserError(f"{stored.label} has no artifact {args.name!r}; it has "
+                        f"{', '.join(stored.artifact_names) or 'none'}")
+    if not args.out.is_dir():
+        raise UserError(f"--out {args.out} is not a folder; create it first")
+    # The name comes from the command line, but only its last part names the file: nothing lands outside DIR.
+    target = args.out / Path(args.name).name
+    with tempfile.NamedTemporaryFile(dir=args.out, prefix=f".{target.name}.", delete=False) as file:
+        file.write(content)
+    os.replace(file.name, target)  # whole or not at all
+    print(f"Wrote {target} ({len(content):,} bytes) from {stored.label}")
+    return 0

@@ -1,0 +1,90 @@
+"""Trained networks back from recorded runs: `load_model(RUN)` rebuilds a run's network with its weights.
+
+The network is built by the run's experiment, from this checkout (as `tracker rerun` chooses it), through the
+experiment's `rebuild` command (ingredients.rebuild) with the run's stored config; the config stays data and the
+weights load with weights_only=True, so nothing stored in the run can run code.
+"""
+import contextlib
+import importlib.util
+import io
+import sys
+
+from observers.errors import UserError
+from observers.run_store import open_run
+
+WEIGHTS = {"best": "model_best.pt", "last": "model_last.pt"}  # the trainer's artifacts (ingredients.trainer)
+
+
+def load_model(run, which="best", device="cpu"):
+    """The network of `run` (a run id, as in Omniboard, or a file-store run folder), in eval mode on `device`.
+
+    `which`: "best" (the weights of the best validation score) or "last" (those at the end of training).
+    Reads MONGO_URL/SACRED_DB from the environment or .env, like the tracker command.
+    """
+    return rebuild(open_run(str(run)), which, device)[2]
+
+
+def rebuild(stored, which="best", device="cpu"):
+    """(task, data, network) of a StoredRun: the network holds the run's `which` weights, in eval mode."""
+    import torch  # here: the tracker command imports this module, and torch takes seconds to load
+
+    if which not in WEIGHTS:
+        raise UserError(f"which={which!r} is not one of {', '.join(map(repr, WEIGHTS))}")
+    weights = stored.artifact(WEIGHTS[which])
+    if weights is None:
+        raise UserError(f"{stored.label} has no {WEIGHTS[which]}: it stopped before the trainer stored its models "
+                        f"(at the end of training); resume it with 'tracker resume {stored.origin}'")
+    task, data, network = run_command(stored, "rebuild")
+    try:
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    except Exception as error:  # noqa: BLE001 - whatever torch raises, these weights do not fit this network
+        raise UserError(f"{WEIGHTS[which]} of {stored.label} does not fit the network this checkout builds from "
+                        f"its config ({type(error).__name__}); check out the run's commit") from None
+    return task, data, network.to(device).eval()
+
+
+def run_command(stored, command):
+    """The result of the experiment's `command`, run in this process with the run's stored config, unobserved."""
+    from sacred.utils import SacredError
+
+    ex = experiment_of(stored)
+    if command not in ex.commands:
+        raise UserError(f"{stored.label}'s experiment has no '{command}' command; add "
+                        f"'add_rebuild_command(ex, YourTask)' (ingredients.rebuild) to it")
+    try:
+        # --capture no: the command's output is the caller's (Sacred's "fd" capture breaks notebooks).
+        return ex.run(command, config_updates=stored.config, options={"--loglevel": "ERROR", "--capture": "no"}).result
+    except SacredError as error:
+        raise UserError(f"{stored.label}'s config does not fit this checkout's code ({error}); "
+                        f"check out the run's commit") from None
+
+
+def experiment_of(stored):
+    """The sacred.Experiment of the run's main file in this checkout (tracker.launch.locate), imported here."""
+    from sacred import Experiment
+
+    from tracker.launch import locate
+
+    checkout, script, _ = locate(stored)
+    path = checkout / script
+    if not path.is_file():
+        raise UserError(f"{stored.label} ran {script}, which is not in {checkout}")
+    spec = importlib.util.spec_from_file_location(f"tracked_experiment_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    with _first_on_path(checkout):
+        spec.loader.exec_module(module)
+    found = [value for value in vars(module).values() if isinstance(value, Experiment)]
+    if len(found) != 1:
+        raise UserError(f"{script} defines {len(found)} Sacred experiments; load_model needs exactly one")
+    return found[0]
+
+
+@contextlib.contextmanager
+def _first_on_path(folder):
+    """The experiment imports its ingredients from its checkout, as when it is run as a script."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
