@@ -7,7 +7,10 @@ weights load with weights_only=True, so nothing stored in the run can run code.
 import contextlib
 import importlib.util
 import io
+import json
 import sys
+import tempfile
+from pathlib import Path
 
 from observers.errors import UserError
 from observers.run_store import open_run
@@ -52,21 +55,29 @@ def run_command(stored, command):
     if command not in ex.commands:
         raise UserError(f"{stored.label}'s experiment has no '{command}' command; add "
                         f"'add_rebuild_command(ex, YourTask)' (ingredients.rebuild) to it")
+    from tracker.launch import check_data_root
+
+    # --capture no: the command's output is the caller's (Sacred's "fd" capture breaks notebooks).
+    options = {"--loglevel": "ERROR", "--capture": "no"}
     try:
-        # --capture no: the command's output is the caller's (Sacred's "fd" capture breaks notebooks).
-        return ex.run(command, config_updates=stored.config, options={"--loglevel": "ERROR", "--capture": "no"}).result
+        with tempfile.TemporaryDirectory(prefix="tracker-defaults-") as folder:
+            defaults_file = Path(folder) / "defaults.json"
+            ex.run("save_config", config_updates={"config_filename": str(defaults_file)}, options=options)
+            defaults = json.loads(defaults_file.read_text())
+        check_data_root(stored, defaults, ())  # building the data writes into data.root, as a rerun does
+        return ex.run(command, config_updates=stored.config, options=options).result
     except SacredError as error:
         raise UserError(f"{stored.label}'s config does not fit this checkout's code ({error}); "
                         f"check out the run's commit") from None
 
 
 def experiment_of(stored):
-    """The sacred.Experiment of the run's main file in this checkout (tracker.launch.locate), imported here."""
+    """The sacred.Experiment of the run's main file in this checkout (tracker.launch.trusted_script), imported here."""
     from sacred import Experiment
 
-    from tracker.launch import locate
+    from tracker.launch import trusted_script
 
-    checkout, script, _ = locate(stored)
+    checkout, script, _ = trusted_script(stored)
     path = checkout / script
     if not path.is_file():
         raise UserError(f"{stored.label} ran {script}, which is not in {checkout}")
