@@ -54,3 +54,16 @@ def test_prune_needs_an_optuna_search(mongo_url, db_name, workdir):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: --prune median needs an Optuna search, which reports to the pruner; add --optuna N"]
+
+
+def test_an_experiment_without_the_trainer_is_pruned_through_report_score(mongo_url, mongo_db, db_name, workdir):
+    # Sampler seed 1 draws slopes 2, 3, 1, 1, 2: trial 3 (slope 1) is below the median of trials 0-2 at step 1.
+    script = EXPERIMENT.parent.parent / "tests" / "pruned_experiment.py"
+    result = run_tracker(["sweep", "--optuna", "5", "--prune", "median", "--sampler-seed", "1", str(script),
+                          "with", "slope=choice(3.0,2.0,1.0)"], workdir, mongo_url, db_name, timeout=600)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    runs = sweep_runs(mongo_db, sweep_id_of(output))
+    assert [run["info"].get("pruned_at_step") for run in runs] == [None, None, None, 1, None]
+    assert metric(mongo_db, runs[3]["_id"], "val.score") == {1: 1.0} and runs[3]["result"] == 1.0

@@ -142,7 +142,8 @@ def check_config(record):
     """Refuse, in one line, a sweep whose first trial's config Sacred rejects (e.g. a misspelt key)."""
     first = record["trials"][0]["params"] if record["trials"] else {}
     fixed, _ = split_arguments(record["arguments"])
-    command = [sys.executable, record["script"], "print_config", "with", *fixed, *as_updates(first)]
+    updates = [*fixed, *as_updates(first)]
+    command = [sys.executable, record["script"], "print_config", *(["with", *updates] if updates else [])]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
