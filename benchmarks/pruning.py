@@ -1,6 +1,6 @@
 """Training steps and best result of the same Optuna sweep with and without `--prune median`, side by side.
 
-    python benchmarks/pruning.py                      # 12 trials of 100 smoke steps each
+    python benchmarks/pruning.py                      # 10 trials of 60 smoke steps each
     python benchmarks/pruning.py --trials 20 --steps 200 --sampler-seed 3
 
 Both sweeps search lr=loguniform(1e-5,0.5) with the same sampler seed and budget, on a throwaway nx-27017, one trial
@@ -31,6 +31,7 @@ def sweep(prune, args, env, folder):
     started = time.monotonic()
     result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=True)
     seconds = time.monotonic() - started
+    print(f"{'with' if prune else 'without'} pruning: {seconds:.0f} s", file=sys.stderr, flush=True)
     sweep_id = int(re.search(r"^sweep (\d+): ", result.stdout, re.M).group(1))
     db = pymongo.MongoClient(env["MONGO_URL"])[env["SACRED_DB"]]
     runs = list(db.runs.find({"info.sweep.id": sweep_id}))
@@ -42,8 +43,8 @@ def sweep(prune, args, env, folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--steps", type=int, default=100, help="training steps of a trial that is not pruned")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=60, help="training steps of a trial that is not pruned")
     parser.add_argument("--sampler-seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pruning-benchmark-") as folder:
