@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
+from ingredients.pruning import report_score
 from ingredients.sgd import SGD
 from observers.errors import UserError
 from observers.origin import RESUME_CHECKPOINT_ENV
@@ -226,7 +227,8 @@ class Trainer:
         terminal = open_terminal() if self.progress else None
         with tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=terminal,
                   disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar, StopRequests() as stop:
-            while self.step < self.total_steps:
+            pruned = False
+            while self.step < self.total_steps and not pruned:
                 fetch_started = time.perf_counter()
                 for inputs, targets in self.batches.iterate(self.epoch, self.batch_in_epoch):
                     fetched = time.perf_counter()
@@ -248,7 +250,8 @@ class Trainer:
                         window = self.new_window()
                     paused = time.perf_counter()
                     if self.step % self.val_every == 0 or self.step == self.total_steps:
-                        self.validate(bar.write)
+                        score = self.validate(bar.write)
+                        pruned = self.step < self.total_steps and report_score(self.run, self.step, score)
                     stopping = stop.signal_name is not None and self.step < self.total_steps
                     if self.step % self.checkpoint_every == 0 or stopping:
                         self.save_checkpoint(window)
@@ -257,6 +260,9 @@ class Trainer:
                         bar.write(f"Stopped by {stop.signal_name} at step {self.step}/{self.total_steps}; "
                                   f"saved {CHECKPOINT}, so 'tracker resume' can continue this run")
                         raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
+                    if pruned:
+                        bar.write(f"Pruned by the sweep's Optuna study at step {self.step}/{self.total_steps}")
+                        break
                     if self.step >= self.total_steps:
                         break
                     fetch_started = time.perf_counter()
@@ -360,6 +366,7 @@ class Trainer:
         else:
             lines.append(f"Best score so far: {self.best_score:.4f} (step {self.best_step})")
         write("\n".join(lines))
+        return score
 
     # ---- files ------------------------------------------------------------------------------
     def add_artifact(self, name, write):

@@ -24,6 +24,7 @@ from pathlib import Path
 from observers.database import connect, require_database
 from observers.errors import UserError
 from observers.local_run import LocalRun, is_run_dir
+from observers.origin import PRUNED_TAG
 from observers.run_store import open_run
 from observers.settings import load_settings
 from observers.upload import read_metric, summarize
@@ -158,24 +159,29 @@ def _local_rows(runs_dir, uploaded):
 
 def _local_row(folder, run):
     summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
-    return _row(str(folder), run.entry, run.config, summaries, local=True)
+    # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
+    entry = {**run.entry, "omniboard": {"tags": run.info.get("tags", [])}}
+    return _row(str(folder), entry, run.config, summaries, local=True)
 
 
 def _row(run_id, doc, config, summaries, local):
     start, stop = _time(doc.get("start_time")), _time(doc.get("stop_time"))
     end = stop or _time(doc.get("heartbeat"))
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
+    tags = doc.get("omniboard", {}).get("tags", [])
+    status = doc.get("status")
     row = {
         "id": run_id,
         "experiment": doc.get("experiment", {}).get("name"),
-        "status": doc.get("status"),
+        # Sacred records a pruned trial as COMPLETED: it ended normally, early (ingredients.pruning).
+        "status": "PRUNED" if status == "COMPLETED" and PRUNED_TAG in tags else status,
         "start": start,
         "stop": stop,
         "duration_s": (end - start).total_seconds() if start and end else None,
         "result": doc.get("result"),
         "host": doc.get("host", {}).get("hostname"),
         "commit": repositories[0].get("commit"),
-        "tags": doc.get("omniboard", {}).get("tags", []),
+        "tags": tags,
         "local": local,
     }
     _flatten_into(row, config, "config.")

@@ -111,3 +111,12 @@ def wait_for_text(path, pattern, timeout_s):
             return
         time.sleep(0.2)
     raise AssertionError(f"no {pattern.pattern!r} in {path} within {timeout_s}s:\n{path.read_text()[-2000:]}")
+
+
+def test_a_pruned_sweep_on_slurm_stops_a_hopeless_trial(slurm, mongo_url, mongo_db, db_name, workdir):
+    from test_pruning import PRUNED_SWEEP, check_pruned_sweep
+
+    # One trial at a time, as on the local executor: the median pruner compares with trials that have finished.
+    result = run_tracker([*PRUNED_SWEEP[:1], "--executor", "slurm", "--parallel", "1", *PRUNED_SWEEP[1:]],
+                         workdir, mongo_url, db_name, timeout=900, **slurm)
+    check_pruned_sweep(result, mongo_db)

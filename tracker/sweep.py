@@ -23,6 +23,8 @@ from observers.database import connect
 from observers.errors import UserError
 from observers.settings import load_settings
 from observers.upload import highest_id
+from ingredients.pruning import PRUNERS, make_pruner, open_journal
+from observers.origin import PRUNING_ENV
 from tracker.search_space import as_updates, grid, split_arguments
 from tracker.trial import Trial, sweep_tag
 
@@ -52,6 +54,11 @@ def add_parser(subparsers):
     search = parser.add_mutually_exclusive_group()
     search.add_argument("--random", type=int, metavar="N", help="N trials with parameters drawn at random")
     search.add_argument("--optuna", type=int, metavar="N", help="N trials chosen by Optuna (TPE) from the results")
+    parser.add_argument("--prune", choices=PRUNERS,
+                        help="with --optuna: stop trials whose validation score Optuna's median or Hyperband pruner "
+                             "finds hopeless (they end COMPLETED with info.pruned_at_step)")
+    parser.add_argument("--sampler-seed", type=int, metavar="S",
+                        help="seed of the random draws (--random) or of Optuna's sampler, for a repeatable search")
     parser.add_argument("--direction", choices=("maximize", "minimize"), default="maximize",
                         help="whether a larger or smaller run result is better (default: maximize)")
     parser.add_argument("--executor", help="local (default: processes on this machine) or slurm (jobs on SLURM)")
@@ -69,7 +76,7 @@ def run(args):
     client = connect(settings)
     db = client[settings.db_name] if client is not None else None
     if args.continue_sweep:
-        if args.command or args.random or args.optuna:
+        if args.command or args.random or args.optuna or args.prune:
             raise UserError("--continue SWEEP takes the sweep's own script and parameters; give only --parallel, "
                             "--executor or --slurm with it")
         record = load_record(args.continue_sweep, settings, db)
@@ -109,9 +116,12 @@ def new_record(args):
         if count is not None and count < 1:
             raise UserError(f"--{option} {count} must be at least 1, e.g. --{option} 8")
     search = "random" if args.random else "optuna" if args.optuna else "grid"
+    if args.prune and search != "optuna":
+        raise UserError(f"--prune {args.prune} needs an Optuna search, which reports to the pruner; add --optuna N")
     record = {
         "script": str(Path(script).resolve()), "arguments": arguments, "search": search,
         "direction": args.direction, "budget": args.random or args.optuna, "cwd": os.getcwd(),
+        "prune": args.prune, "sampler_seed": args.sampler_seed,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "status": "RUNNING", "trials": [],
     }
@@ -119,7 +129,7 @@ def new_record(args):
         record["trials"] = [new_trial(number, params) for number, params in enumerate(grid(parameters))]
         record["budget"] = len(record["trials"])
     elif search == "random":
-        rng = random.Random()
+        rng = random.Random(args.sampler_seed)
         record["trials"] = [new_trial(number, {p.key: p.sample(rng) for p in parameters})
                             for number in range(args.random)]
     return record
@@ -133,7 +143,8 @@ def check_config(record):
     """Refuse, in one line, a sweep whose first trial's config Sacred rejects (e.g. a misspelt key)."""
     first = record["trials"][0]["params"] if record["trials"] else {}
     fixed, _ = split_arguments(record["arguments"])
-    command = [sys.executable, record["script"], "print_config", "with", *fixed, *as_updates(first)]
+    updates = [*fixed, *as_updates(first)]
+    command = [sys.executable, record["script"], "print_config", *(["with", *updates] if updates else [])]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -326,7 +337,7 @@ class Sweep:
         return self.report()
 
     def to_run(self, trial):
-        finished = ("COMPLETED", "FAILED") if self.study is not None else ("COMPLETED",)
+        finished = ("COMPLETED", "PRUNED", "FAILED") if self.study is not None else ("COMPLETED",)
         return trial["status"] not in finished  # Optuna was told of a failure already; it cannot be told again
 
     def submit_more(self):
@@ -339,7 +350,7 @@ class Sweep:
             trial = self.trials[number]
             job = self.submit(Trial(self.record["_id"], number, self.record["script"],
                                     [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"],
-                                    str(self.stop_file)))
+                                    str(self.stop_file), self.pruning_link(number)))
             self.running[job] = number
             trial["status"] = "RUNNING"
             self.save()
@@ -381,11 +392,13 @@ class Sweep:
             lines = str(error).strip().splitlines()
             outcome = {"run": None, "status": "FAILED", "result": None, "error": "\n".join(lines[-5:])}
         trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
+        if outcome["status"] == "COMPLETED" and outcome.get("pruned_at_step") is not None:
+            trial.update(status="PRUNED", pruned_at_step=outcome["pruned_at_step"])
         if outcome["run"] is not None and outcome["run"] not in trial["runs"]:
             trial["runs"].append(outcome["run"])
         if self.cancelling and outcome["status"] != "COMPLETED":
             trial["status"] = "INTERRUPTED"  # stopped by Ctrl-C, however far it got: --continue runs it
-        elif outcome["status"] not in ("COMPLETED", "INTERRUPTED"):
+        elif outcome["status"] not in ("COMPLETED", "PRUNED", "INTERRUPTED"):
             trial["status"] = "FAILED"
             run = f"run {outcome['run']}" if outcome["run"] is not None else f"job {job.job_id}, log {job.paths.stderr}"
             error = "\n".join("    " + line for line in outcome["error"].splitlines())
@@ -397,18 +410,32 @@ class Sweep:
     # ---- Optuna ----------------------------------------------------------------------------------------------
     def open_study(self):
         import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = JournalStorage(JournalFileBackend(str(self.folder / "optuna.journal")))
-        return optuna.create_study(study_name=sweep_tag(self.record["_id"]), storage=storage, load_if_exists=True,
-                                   direction=self.record["direction"])
+        prune = self.record.get("prune")
+        return optuna.create_study(
+            study_name=sweep_tag(self.record["_id"]), storage=open_journal(self.journal), load_if_exists=True,
+            direction=self.record["direction"], pruner=make_pruner(prune) if prune else None,
+            sampler=optuna.samplers.TPESampler(seed=self.record.get("sampler_seed")),
+        )
+
+    @property
+    def journal(self):
+        return self.folder / "optuna.journal"
+
+    def pruning_link(self, number):
+        """What a trial needs to report to the study's pruner (ingredients.pruning), or None without --prune."""
+        if not self.record.get("prune"):
+            return None
+        return {PRUNING_ENV: json.dumps({"journal": str(self.journal), "study": sweep_tag(self.record["_id"]),
+                                         "trial": number, "pruner": self.record["prune"]})}
 
     def tell(self, number, trial):
         from optuna.trial import TrialState
 
-        if trial["status"] == "COMPLETED" and isinstance(trial["result"], (int, float)):
+        if trial["status"] == "PRUNED":
+            self.study.tell(number, state=TrialState.PRUNED)
+        elif trial["status"] == "COMPLETED" and isinstance(trial["result"], (int, float)):
             self.study.tell(number, trial["result"])
         elif trial["status"] != "INTERRUPTED":  # an interrupted trial is continued by --continue
             self.study.tell(number, state=TrialState.FAIL)
@@ -416,7 +443,7 @@ class Sweep:
     # ---- what the user sees ----------------------------------------------------------------------------------
     def counts(self):
         statuses = [trial["status"] for trial in self.trials.values()]
-        return {status: statuses.count(status) for status in ("COMPLETED", "RUNNING", "FAILED", "INTERRUPTED")}
+        return {status: statuses.count(status) for status in ("COMPLETED", "PRUNED", "RUNNING", "FAILED", "INTERRUPTED")}
 
     def best(self):
         done = [t for t in self.trials.values() if t["status"] == "COMPLETED" and isinstance(t["result"], (int, float))]
@@ -425,8 +452,9 @@ class Sweep:
 
     def show_progress(self):
         counts, best = self.counts(), self.best()
-        line = (f"sweep {self.record['_id']}: {counts['COMPLETED']}/{self.record['budget']} done, "
+        line = (f"sweep {self.record['_id']}: {counts['COMPLETED'] + counts['PRUNED']}/{self.record['budget']} done, "
                 f"{counts['RUNNING']} running, {counts['FAILED']} failed"
+                + (f", {counts['PRUNED']} pruned" if counts["PRUNED"] else "")
                 + (f"; best {best['result']:.4g} (trial {best['number']}, run {best['run']})" if best else ""))
         if line != self.shown:
             print(line, flush=True)
@@ -439,7 +467,8 @@ class Sweep:
             (0, sign * t["result"]) if isinstance(t["result"], (int, float)) else (1, t["number"])))
         keys = [parameter.key for parameter in self.parameters]
         rows = [["trial", "run", "status", "result", *keys]] + [
-            [str(t["number"]), str(t["run"]), t["status"],
+            [str(t["number"]), str(t["run"]),
+             f"PRUNED at step {t['pruned_at_step']}" if t["status"] == "PRUNED" else t["status"],
              f"{t['result']:.4f}" if isinstance(t["result"], (int, float)) else "-",
              *(format_value(t["params"].get(key)) for key in keys)] for t in ranked]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -447,9 +476,10 @@ class Sweep:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         counts = self.counts()
         failed = counts["FAILED"] + counts["INTERRUPTED"]
-        print(f"sweep {self.record['_id']}: {counts['COMPLETED']} of {len(self.trials)} trials completed, "
-              f"{failed} failed; continue with 'tracker sweep --continue {self.record['_id']}'" if failed else
-              f"sweep {self.record['_id']}: all {len(self.trials)} trials completed")
+        pruned = f" ({counts['PRUNED']} pruned)" if counts["PRUNED"] else ""
+        print(f"sweep {self.record['_id']}: {counts['COMPLETED'] + counts['PRUNED']} of {len(self.trials)} trials "
+              f"completed{pruned}, {failed} failed; continue with 'tracker sweep --continue {self.record['_id']}'" if failed else
+              f"sweep {self.record['_id']}: all {len(self.trials)} trials completed{pruned}")
         return min(failed, 125)
 
     def cancel(self):
@@ -478,8 +508,8 @@ class Sweep:
             self.trials[number]["status"] = "INTERRUPTED"
         self.record["status"] = "INTERRUPTED"
         self.save()
-        finished = sorted(n for n, t in self.trials.items() if t["status"] == "COMPLETED")
-        unfinished = sorted(n for n, t in self.trials.items() if t["status"] != "COMPLETED")
+        finished = sorted(n for n, t in self.trials.items() if t["status"] in ("COMPLETED", "PRUNED"))
+        unfinished = sorted(n for n, t in self.trials.items() if t["status"] not in ("COMPLETED", "PRUNED"))
         never_asked = self.record["budget"] - len(self.trials)  # Optuna's trials are chosen when they start
         print(f"sweep {self.record['_id']}: trials finished: {', '.join(map(str, finished)) or 'none'}; "
               f"not finished: {', '.join(map(str, unfinished)) or 'none'}"

@@ -33,6 +33,7 @@ class Trial:
     params: dict  # the swept parameters, {key: value}
     cwd: str  # where the sweep was started: relative paths (script, RUNS_DIR, data) mean the same in the job
     stop_file: str  # exists once the sweep is cancelled: a trial that has not started its experiment then does not
+    env: dict | None = None  # environment variables for the experiment (the pruner's link, ingredients.pruning)
     process: object = field(default=None, repr=False, compare=False)  # the experiment, while it runs
 
     def __getstate__(self):
@@ -47,7 +48,7 @@ class Trial:
         os.chdir(self.cwd)
         info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
                 "tags": [sweep_tag(self.sweep)]}
-        updates, env = list(self.updates), {}
+        updates, env = list(self.updates), dict(self.env or {})
         previous = self.newest_run()
         if previous is not None and previous.doc.get("status") == "COMPLETED":
             return outcome(previous)  # finished already (a job requeued after its run ended)
@@ -55,7 +56,7 @@ class Trial:
             continued = continuation(previous, Path(folder)) if previous is not None else None
             if continued is not None:
                 info.update(continued[0])
-                env = continued[1]
+                env.update(continued[1])
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
                 return {"run": None, "status": "INTERRUPTED", "result": None, "error": "the sweep was cancelled"}
@@ -82,7 +83,7 @@ class Trial:
             # Wait without reaping: the wait this signal interrupted reaps it and holds Popen's lock meanwhile.
             os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
         return submitit.helpers.DelayedSubmission(Trial(self.sweep, self.number, self.script, self.updates,
-                                                        self.params, self.cwd, self.stop_file))
+                                                        self.params, self.cwd, self.stop_file, self.env))
 
 
 def outcome(stored, returncode=0):
@@ -92,4 +93,4 @@ def outcome(stored, returncode=0):
     trace = stored.doc.get("fail_trace") or []
     lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
     return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
-            "error": "\n".join(lines)}
+            "error": "\n".join(lines), "pruned_at_step": stored.info.get("pruned_at_step")}

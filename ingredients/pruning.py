@@ -1,0 +1,71 @@
+"""A sweep trial's link to its Optuna study: it reports validation scores and learns whether to stop early.
+
+`tracker sweep --optuna N --prune median|hyperband` starts each trial with PRUNING_ENV naming the study's journal
+(one file in the sweep's folder, shared by every trial process, local or on SLURM), the study and the trial. The
+trainer calls `report_score` at every validation; an experiment without the trainer calls it itself:
+
+    from ingredients.pruning import report_score
+    if report_score(_run, step, val_score):  # True once the study prunes this trial
+        break                                # stop training and return normally: the run keeps what it logged
+
+A pruned run ends COMPLETED, with `info.pruned_at_step` and the Omniboard tag "pruned"; outside such a sweep
+`report_score` does nothing and returns False (Optuna is not even imported).
+"""
+import functools
+import json
+import os
+
+from observers.origin import PRUNED_TAG, PRUNING_ENV
+
+PRUNERS = ("median", "hyperband")
+
+
+def make_pruner(kind):
+    """Optuna's pruner for `--prune kind`: the same object in the sweep and in every trial process."""
+    import optuna
+
+    if kind == "median":
+        # A trial stops when its score at a validation step is worse than the median of earlier trials' at that
+        # step; the first 3 trials always run to the end, so there is a median to compare with.
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    raise ValueError(f"unknown pruner {kind!r}")
+
+
+def open_journal(path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+@functools.cache
+def _sweep_trial(link):
+    """The Optuna trial that `link` (PRUNING_ENV's value) names, opened once per process."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    link = json.loads(link)
+    storage = open_journal(link["journal"])
+    study = optuna.load_study(study_name=link["study"], storage=storage, pruner=make_pruner(link["pruner"]))
+    study_id = storage.get_study_id_from_name(link["study"])
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, link["trial"])
+    return optuna.trial.Trial(study, trial_id)
+
+
+def report_score(run, step, score):
+    """Report `score` (the validation metric the sweep optimises) at `step`; True when the trial is pruned.
+
+    A pruned run's info records pruned_at_step, and its info tags (Omniboard's) include "pruned".
+    """
+    link = os.environ.get(PRUNING_ENV)
+    if link is None:
+        return False
+    trial = _sweep_trial(link)
+    trial.report(score, step)
+    if not trial.should_prune():
+        return False
+    run.info["pruned_at_step"] = step
+    run.info["tags"] = [*run.info.get("tags", []), PRUNED_TAG]
+    return True
