@@ -79,7 +79,7 @@ _PLAIN_FIND_KEYS = {"find", "filter", "projection", "batchSize", "$db", "lsid", 
 # Adaptation 10: the collection whose projected finds are answered from an index (what observers.query lists).
 LISTED_COLLECTION = "runs"
 # Adaptation 10: who reads the listing index; each kind keeps one index of the columns it last asked for.
-LISTING_KINDS = ("find", "aggregate")
+LISTING_KINDS = ("find", "page")
 # SQLite reads the database file through memory mapping up to this size, without a copy per page.
 MMAP_BYTES = 1 << 30
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -312,18 +312,31 @@ class TrackerHandler(NeoSQLiteHandler):
         return _python_stages(collection, docs, stages[done:])
 
     def _pipeline_input(self, db, name, pipeline):
-        """(the documents the pipeline starts from, its stages still to run). A first `$project` of plain
-        inclusions on LISTED_COLLECTION is read from the listing index, a first `$match` of plain values by a find;
-        `$sort`, `$skip` and `$limit` after `$addFields` that set no sorted field go before them."""
+        """(the documents the pipeline starts from, its stages still to run), read with as little decoding as the
+        stages allow (adaptation 15)."""
         stages = _sorted_before_added(pipeline)
         if name not in db.list_collection_names():
             return [], stages
+        collection = db[name]
         first = stages[0] if stages else {}
         if name == LISTED_COLLECTION and (paths := _inclusion_paths(first.get("$project"))):
-            return self._projected_documents(db, name, paths, "aggregate"), stages[1:]
+            page = _page_end(stages)
+            needed = _needed_paths(stages[1:page], paths) if page else None
+            if needed is None:
+                return self._projected_documents(db, name, paths), stages[1:]
+            # The page is chosen on the fields it depends on; only its documents are read whole.
+            rows = self._projected_rows(db, name, needed or ["_id"], kind="page")
+            row_ids = {_join_key(doc["_id"]): row_id for row_id, doc in rows}
+            chosen = [row_ids[_join_key(doc["_id"])]
+                      for doc in _python_stages(collection, [doc for _, doc in rows], stages[1:page])]
+            whole = dict(self._projected_rows(db, name, paths, row_ids=chosen))
+            per_document = [stage for stage in stages[1:page] if "$addFields" in stage or "$match" in stage]
+            return [whole[row_id] for row_id in chosen], per_document + stages[page:]
+        if stages and "$count" in stages[-1] and (needed := _needed_paths(stages[:-1], None)) is not None:
+            return self._projected_documents(db, name, needed or ["_id"]), stages
         if _is_plain_match(first.get("$match")):
-            return list(db[name].find(first["$match"])), stages[1:]
-        return list(db[name].find()), stages
+            return list(collection.find(first["$match"])), stages[1:]
+        return list(collection.find()), stages
 
     def _lookup(self, db, collection, docs, lookup):
         """`docs` with the `$lookup` that neosqlite does not do: from a GridFS collection, or with `let` and a
@@ -362,21 +375,30 @@ class TrackerHandler(NeoSQLiteHandler):
             )
         return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{unescape_name(name)}", "firstBatch": first}}
 
+    @classmethod
+    def _projected_documents(cls, db, name, paths, kind=None):
+        return [doc for _, doc in cls._projected_rows(db, name, paths, kind)]
+
     @staticmethod
-    def _projected_documents(db, name, paths, kind):
-        """The documents of collection `name` with only `paths` (and _id), read from SQLite's JSON text of those
-        values (adaptation 10); on LISTED_COLLECTION from the listing index of `kind` ("find" or "aggregate")."""
+    def _projected_rows(db, name, paths, kind=None, row_ids=None):
+        """(row id, document) of each document of collection `name` (of the rows `row_ids` only, in row order,
+        when given) with only `paths` and _id, read from SQLite's JSON text of those values (adaptation 10); with
+        `kind` on LISTED_COLLECTION, from the listing index of that kind (one of LISTING_KINDS)."""
         paths = ["_id", *paths]  # two or more, so json_extract answers them as one JSON array (_path_columns)
         nested = [path for path in paths if "." in path]
         columns = _path_columns(paths, nested)
         collection = db[name]
         table = quote_table_name(collection.name)
-        index = _listing_index(collection.db, collection.name, columns, kind) if name == LISTED_COLLECTION else None
+        index = _listing_index(collection.db, collection.name, columns, kind) if kind and name == LISTED_COLLECTION \
+            else None
+        where, parameters = ("WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(row_ids),)) \
+            if row_ids is not None else ("", ())
         rows = collection.db.execute(
-            f"SELECT id, _id, {', '.join(columns)} FROM {table}{f' INDEXED BY {index}' if index else ''} ORDER BY id")
+            f"SELECT id, _id, {', '.join(columns)} FROM {table}{f' INDEXED BY {index}' if index else ''} {where} "
+            f"ORDER BY id", parameters)
         # Each path's parts, and the position of its parent check among the row's columns (None: top level).
         fields = [(path.split("."), nested.index(path) if path in nested else None) for path in paths]
-        docs = []
+        projected = []
         for row_id, stored_id, values, *parents in rows:
             doc = {"_id": collection._resolve_stored_id(stored_id, row_id)}  # when not in the document
             for (parts, check), value in zip(fields, _loads_values(values)):
@@ -385,8 +407,8 @@ class TrackerHandler(NeoSQLiteHandler):
                     _include(doc, parts, _loads_values(f"[{parent}]")[0])
                 elif parent is not None:
                     _include(doc, parts, value, direct=True)
-            docs.append(doc)
-        return docs
+            projected.append((row_id, doc))
+        return projected
 
 
 class UnsupportedQuery(ValueError):
@@ -528,6 +550,88 @@ def _is_plain_match(query):
     return isinstance(query, dict) and bool(query) and all(
         isinstance(key, str) and _FIELD_PATH.fullmatch(key) and isinstance(value, (str, int, float))
         for key, value in query.items())
+
+
+def _page_end(stages):
+    """The position after the first `$limit` of `stages` (after their first, a `$project`) when only `$match`,
+    `$addFields` that keep _id, `$sort` and `$skip` come before it, else None: such stages pick a page of documents
+    by the fields they read."""
+    for index in range(1, len(stages)):
+        name = next(iter(stages[index]))
+        if name == "$limit":
+            return index + 1
+        if name not in ("$match", "$addFields", "$sort", "$skip") or "_id" in (stages[index].get("$addFields") or {}):
+            return None
+    return None
+
+
+def _needed_paths(stages, projected):
+    """The field paths that `stages` read (a sorted list), restricted to those the inclusion projection
+    `projected` keeps (all, when None); None when that is not known (a stage or variable that reads the whole
+    document, or a path above a projected one)."""
+    paths = set()
+    for stage in stages:
+        name, spec = next(iter(stage.items()))
+        if name == "$match":
+            found = _query_paths(spec)
+        elif name == "$addFields":
+            found = _expression_paths(spec)
+        elif name == "$sort":
+            found = set(spec) if isinstance(spec, dict) else None
+        elif name in ("$skip", "$limit") or (name == "$project" and spec and all(v in (0, False) for v in spec.values())):
+            found = set()
+        else:
+            return None
+        if found is None or not all(isinstance(path, str) and _FIELD_PATH.fullmatch(path) for path in found):
+            return None
+        paths |= found
+    if projected is None:
+        return sorted(paths)
+    if any(kept.startswith(path + ".") for path in paths for kept in projected):
+        return None
+    return sorted(path for path in paths if any(_paths_overlap(path, kept) for kept in [*projected, "_id"]))
+
+
+def _query_paths(query):
+    """The field paths a `$match` query reads, or None when unknown."""
+    if not isinstance(query, dict):
+        return None
+    paths = set()
+    for key, value in query.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            found = set()
+            for part in value:
+                part_paths = _query_paths(part)
+                if part_paths is None:
+                    return None
+                found |= part_paths
+        elif key == "$expr":
+            found = _expression_paths(value)
+        elif key.startswith("$"):
+            return None
+        else:
+            found = {key}
+        if found is None:
+            return None
+        paths |= found
+    return paths
+
+
+def _expression_paths(expression):
+    """The field paths ("$field" strings) an aggregation expression reads, or None when it reads the whole
+    document ($$ROOT, $$CURRENT)."""
+    if isinstance(expression, str):
+        if expression.startswith(("$$ROOT", "$$CURRENT")):
+            return None
+        return {expression[1:]} if expression.startswith("$") and not expression.startswith("$$") else set()
+    items = expression.values() if isinstance(expression, dict) else expression if isinstance(expression, list) else ()
+    paths = set()
+    for item in items:
+        found = _expression_paths(item)
+        if found is None:
+            return None
+        paths |= found
+    return paths
 
 
 def _sorted_before_added(pipeline):
