@@ -532,7 +532,16 @@ def _python_stages(collection, docs, stages):
     """What neosqlite's Python aggregation engine gives for `stages` over `docs` of `collection`."""
     if not stages:
         return docs
-    return execute_python_aggregation(_Documents(collection.query_engine, docs), stages)
+    return execute_python_aggregation(_Documents(collection.query_engine, docs), [_as_unset(stage) for stage in stages])
+
+
+def _as_unset(stage):
+    """An exclusion `$project` as the `$unset` of its paths, the same in MongoDB: neosqlite's `$project` leaves a
+    dotted path of a nested document ("host.hostname": 0) in place, its `$unset` removes it."""
+    projection = stage.get("$project")
+    if isinstance(projection, dict) and projection and all(value in (0, False) for value in projection.values()):
+        return {"$unset": list(projection)}
+    return stage
 
 
 def _inclusion_paths(projection):
