@@ -15,14 +15,16 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
 3. Aggregations. neosqlite's SQL translation of an aggregation turns numeric `_id`s into strings (so Omniboard's
    count of the runs using a source file, which compares `_id` with the run id, finds none and a deleted run's
    sources stay) and answers 0 for `$subtract` of dates (Duration 0 for every run). Aggregations are run by
-   neosqlite's Python engine instead, whose `$subtract` gets MongoDB's date semantics: date - date is
-   milliseconds, date - number is a date. Its `$project` drops `"_id": "$_id"` (Omniboard's source-file count),
-   which is therefore sent as `"_id": 1`, the same in MongoDB. Omniboard's aggregations go over run documents.
+   neosqlite's Python engine instead (called directly, never through neosqlite's process-wide switch to it, which
+   other requests would see), whose `$subtract` gets MongoDB's date semantics: date - date is milliseconds, date -
+   number is a date. Its `$project` drops `"_id": "$_id"` (Omniboard's source-file count), which is therefore sent
+   as `"_id": 1`, the same in MongoDB; an exclusion `$project` of a dotted path, which it leaves in place, is run as
+   the `$unset` of its paths.
 4. Metric columns. Omniboard joins each run with its metrics by a `$lookup` with `let` and a sub-pipeline, then
    builds a {metric name: metric} object with `$group`, `$reduce` and `$arrayToObject`; neosqlite has no such
    `$lookup` ('localField' error, no column values). That join (Omniboard's stages from `$unwind` of `info.metrics`
-   to `$project` of `runs.metrics`) is done here in Python with the same result; the stages before it run in
-   nx-27017, the stages after it (extrema, filters, sorting) in neosqlite's Python engine on the joined runs.
+   to `$project` of `runs.metrics`) is done here in Python with the same result; the other stages run in
+   neosqlite's Python engine.
 5. Projections of nested fields. nx-27017 answers a projection such as {"experiment.sources": 1} with a top-level
    key "experiment.sources" where MongoDB answers {"experiment": {"sources": ...}}; replies nest such keys (Sacred
    and Omniboard never write dots in keys). Code that reads a projected field would otherwise see nothing.
@@ -40,15 +42,29 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    (the top-level field, projected in Python, where a parent is not an object), parsed with orjson; a field
    holding null is then left out, as if missing. On `runs`, that text is read from an index of exactly those
    expressions, which SQLite keeps up to date on every write, so a listing parses no run document. The index is
-   built at the first listing (~1 s per 10,000 runs), one per table; each write of a run then parses its document
-   a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
+   built at the first listing (~1 s per 10,000 runs), one per table and kind (finds; Omniboard's pages, 15.); each
+   write of a run then parses its document a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
    find goes to nx-27017 as before. Databases are read through memory mapping (PRAGMA mmap_size).
 11. Reply encoding. nx-27017 copies every reply in Python to turn neosqlite's ObjectIds and Decimals into BSON's
     before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder now converts them itself, as a
     fallback for types it does not know. Only a cursor id of 0 is still made an Int64, as nx-27017 did.
 12. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
     so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
-    engine (every Omniboard page load, by 3.) are not errors and are not shown.
+    engine are not errors and are not shown.
+13. An answer to every request. nx-27017 never replies to a request whose handling raises StopIteration (asyncio
+    cannot pass it on), and the client (Omniboard: one of its 10 connections) waits forever; nor to a failed legacy
+    OP_QUERY. Every failure is replied as MongoDB's error document. An aggregation stage outside SUPPORTED_STAGES,
+    or an operator in UNSUPPORTED_OPERATORS, is refused before any work, so the error comes at once.
+14. Joins neosqlite does not do. A `$lookup` from a GridFS collection (Omniboard's Compare -> Source Files joins
+    `fs.files`, which nx-27017 serves apart from neosqlite's tables), and a `$lookup` whose `let`/`pipeline` is one
+    `$match` of `$expr` equality to a `let` variable (possibly `$and` other conditions), are done here as equality
+    joins; any other `pipeline` is refused (13).
+15. Omniboard's runs page. Its aggregation projects the listed fields of every run, adds duration and status,
+    sorts, and keeps a page of 50; neosqlite's engine copies every whole document first (~7 s for 10,000 runs).
+    Here `$sort`, `$skip` and `$limit` go before `$addFields` that set no sorted field (the same documents in the
+    same order); when a page is kept, it is chosen on documents holding only the fields that the stages before
+    its `$limit` read (from a listing index of kind "page", 10.), and only that page is read whole (without an
+    index); those stages then run again on it. A `$count` pipeline reads only the fields it needs.
 """
 import datetime
 import decimal

@@ -170,6 +170,8 @@ PAGES = {
         {"config.lr": {"$gte": 0.05}}]}),
     "filtered by tag": dict(select=["_id", "status", "omniboard"], query={"$and": [{"$or": [
         {"config.tags": {"$in": ["sweep-1"]}}, {"omniboard.tags": {"$in": ["sweep-1"]}}]}]}),
+    "one sweep, as the README filters it": dict(select=FIRST_SELECT, query={"$and": [{"$or": [
+        {"config.tags": {"$eq": "sweep-1"}}, {"omniboard.tags": {"$eq": "sweep-1"}}]}]}),
     "chosen columns, filtered by a column not shown": dict(
         select=["_id", "config.lr", "result"], sort_by="result", order=1, query={"$and": [{"host.hostname": "node1"}]}),
     "filtered by duration": dict(select=FIRST_SELECT, query={"$and": [{"duration": {"$gt": 200_000}}]}, limit=None),
