@@ -273,7 +273,8 @@ class TrackerHandler(NeoSQLiteHandler):
         try:
             return super().handle_query(msg)
         except Exception as error:  # noqa: BLE001 - adaptation 13
-            return msg.get("request_id", 0), [{"$err": _error_reply(error)["errmsg"], **_error_reply(error)}]
+            reply = _error_reply(error)
+            return msg.get("request_id", 0), [{"$err": reply["errmsg"], **reply}]
 
     def handle_command(self, msg):
         try:
