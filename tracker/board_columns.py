@@ -9,6 +9,8 @@ that leaves out.
 import json
 import math
 
+from observers.query import LISTED_FIELDS
+
 CUSTOM_COLUMNS = "omniboard.custom.columns"
 METRIC_COLUMNS = "omniboard.metric.columns"
 MAX_CONFIG_COLUMNS = 8  # more would push the score column off the first screen
@@ -20,7 +22,7 @@ def write_first_screen(db):
     """Store the first screen's columns in `db` unless it has columns already; return a line saying what was done."""
     if db[CUSTOM_COLUMNS].count_documents({}) or db[METRIC_COLUMNS].count_documents({}):
         return "Omniboard's columns are the ones saved in the database (left as they are)"
-    runs = list(db.runs.find({}, {"config": 1, "result": 1, "metric_summaries": 1}))
+    runs = list(db.runs.find({}, LISTED_FIELDS))  # what `tracker runs` lists: the store's listing index has it
     if not runs:
         return "no runs yet: Omniboard's columns are chosen at the first 'tracker board' with runs"
     config_keys = differing_config_keys(runs)[:MAX_CONFIG_COLUMNS]
