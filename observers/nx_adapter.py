@@ -349,6 +349,9 @@ class TrackerHandler(NeoSQLiteHandler):
             whole = dict(self._projected_rows(db, name, paths, row_ids=chosen))
             per_document = [stage for stage in stages[1:page] if "$addFields" in stage or "$match" in stage]
             return [whole[row_id] for row_id in chosen], per_document + stages[page:]
+        if len(stages) == 1 and "$count" in stages[0]:  # Omniboard's count of all runs, from SQL
+            count = collection.count_documents({})
+            return ([{stages[0]["$count"]: count}] if count else []), []
         if stages and "$count" in stages[-1] and (needed := _needed_paths(stages[:-1], None)) is not None:
             return self._projected_documents(db, name, needed or ["_id"]), stages
         if _is_plain_match(first.get("$match")):
