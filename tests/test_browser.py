@@ -240,6 +240,7 @@ def test_compare_of_two_runs_plots_both_runs(page, two_runs, tmp_path):
     modal.locator("#sidebar").get_by_text("Source Files", exact=True).click()
     sources = modal.locator("#source_files")
     sources.locator(".accordion__title h5", has_text="cifar.py").first.wait_for()  # the joined GridFS files
+    sources.get_by_text(re.compile(r"Expand \d+ lines")).first.wait_for()  # and their contents, the same in both
     screenshot(page, tmp_path, "compare_source_files.png")
 
     modal.locator("#sidebar").get_by_text("Config", exact=True).click()
