@@ -15,14 +15,16 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
 3. Aggregations. neosqlite's SQL translation of an aggregation turns numeric `_id`s into strings (so Omniboard's
    count of the runs using a source file, which compares `_id` with the run id, finds none and a deleted run's
    sources stay) and answers 0 for `$subtract` of dates (Duration 0 for every run). Aggregations are run by
-   neosqlite's Python engine instead, whose `$subtract` gets MongoDB's date semantics: date - date is
-   milliseconds, date - number is a date. Its `$project` drops `"_id": "$_id"` (Omniboard's source-file count),
-   which is therefore sent as `"_id": 1`, the same in MongoDB. Omniboard's aggregations go over run documents.
+   neosqlite's Python engine instead (called directly, never through neosqlite's process-wide switch to it, which
+   other requests would see), whose `$subtract` gets MongoDB's date semantics: date - date is milliseconds, date -
+   number is a date. Its `$project` drops `"_id": "$_id"` (Omniboard's source-file count), which is therefore sent
+   as `"_id": 1`, the same in MongoDB; an exclusion `$project` of a dotted path, which it leaves in place, is run as
+   the `$unset` of its paths.
 4. Metric columns. Omniboard joins each run with its metrics by a `$lookup` with `let` and a sub-pipeline, then
    builds a {metric name: metric} object with `$group`, `$reduce` and `$arrayToObject`; neosqlite has no such
    `$lookup` ('localField' error, no column values). That join (Omniboard's stages from `$unwind` of `info.metrics`
-   to `$project` of `runs.metrics`) is done here in Python with the same result; the stages before it run in
-   nx-27017, the stages after it (extrema, filters, sorting) in neosqlite's Python engine on the joined runs.
+   to `$project` of `runs.metrics`) is done here in Python with the same result; the other stages run in
+   neosqlite's Python engine.
 5. Projections of nested fields. nx-27017 answers a projection such as {"experiment.sources": 1} with a top-level
    key "experiment.sources" where MongoDB answers {"experiment": {"sources": ...}}; replies nest such keys (Sacred
    and Omniboard never write dots in keys). Code that reads a projected field would otherwise see nothing.
@@ -40,15 +42,29 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    (the top-level field, projected in Python, where a parent is not an object), parsed with orjson; a field
    holding null is then left out, as if missing. On `runs`, that text is read from an index of exactly those
    expressions, which SQLite keeps up to date on every write, so a listing parses no run document. The index is
-   built at the first listing (~1 s per 10,000 runs), one per table; each write of a run then parses its document
-   a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
+   built at the first listing (~1 s per 10,000 runs), one per table and kind (finds; Omniboard's pages, 15.); each
+   write of a run then parses its document a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
    find goes to nx-27017 as before. Databases are read through memory mapping (PRAGMA mmap_size).
 11. Reply encoding. nx-27017 copies every reply in Python to turn neosqlite's ObjectIds and Decimals into BSON's
     before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder now converts them itself, as a
     fallback for types it does not know. Only a cursor id of 0 is still made an Int64, as nx-27017 did.
 12. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
     so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
-    engine (every Omniboard page load, by 3.) are not errors and are not shown.
+    engine are not errors and are not shown.
+13. An answer to every request. nx-27017 never replies to a request whose handling raises StopIteration (asyncio
+    cannot pass it on), and the client (Omniboard: one of its 10 connections) waits forever; nor to a failed legacy
+    OP_QUERY. Every failure is replied as MongoDB's error document. An aggregation stage outside SUPPORTED_STAGES,
+    or an operator in UNSUPPORTED_OPERATORS, is refused before any work, so the error comes at once.
+14. Joins neosqlite does not do. A `$lookup` from a GridFS collection (Omniboard's Compare -> Source Files joins
+    `fs.files`, which nx-27017 serves apart from neosqlite's tables), and a `$lookup` whose `let`/`pipeline` is one
+    `$match` of `$expr` equality to a `let` variable (possibly `$and` other conditions), are done here as equality
+    joins; any other `pipeline` is refused (13).
+15. Omniboard's runs page. Its aggregation projects the listed fields of every run, adds duration and status,
+    sorts, and keeps a page of 50; neosqlite's engine copies every whole document first (~7 s for 10,000 runs).
+    Here `$sort`, `$skip` and `$limit` go before `$addFields` that set no sorted field (the same documents in the
+    same order); when a page is kept, it is chosen on documents holding only the fields that the stages before
+    its `$limit` read (from a listing index of kind "page", 10.), and only that page is read whole (without an
+    index); those stages then run again on it. A `$count` pipeline reads only the fields it needs.
 """
 import datetime
 import decimal
@@ -65,12 +81,12 @@ import orjson
 from bson import Decimal128, Int64, ObjectId
 from bson import encode as bson_encode
 from bson.codec_options import CodecOptions, TypeRegistry
-from neosqlite import Connection
 from neosqlite.collection.json_helpers import neosqlite_json_loads
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
-from neosqlite.collection.query_helper import utils as query_utils
+from neosqlite.collection.query_engine.python_aggregation_engine import execute_python_aggregation
 from neosqlite.objectid import ObjectId as NeoObjectId
 from neosqlite.sql_utils import quote_table_name
+from nx_27017.gridfs_adapter import create_gridfs_adapter
 from nx_27017.handler import NeoSQLiteHandler
 
 DOT_ESCAPE = "_dot_"
@@ -78,6 +94,8 @@ DOT_ESCAPE = "_dot_"
 _PLAIN_FIND_KEYS = {"find", "filter", "projection", "batchSize", "$db", "lsid", "$clusterTime", "$readPreference"}
 # Adaptation 10: the collection whose projected finds are answered from an index (what observers.query lists).
 LISTED_COLLECTION = "runs"
+# Adaptation 10: who reads the listing index; each kind keeps one index of the columns it last asked for.
+LISTING_KINDS = ("find", "page")
 # SQLite reads the database file through memory mapping up to this size, without a copy per page.
 MMAP_BYTES = 1 << 30
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -87,6 +105,21 @@ _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _NON_FINITE_TEXT = {json.dumps({NON_FINITE_KEY: name}, separators=(",", ":")): value for name, value in _NON_FINITE.items()}
 # GridFS collections keep their names: nx-27017 serves them itself.
 _GRIDFS_SUFFIXES = (".files", ".chunks")
+# Adaptation 13: the aggregation stages answered (by neosqlite's Python engine, or here for joins); any other
+# gets an error reply. Writing stages ($out, $merge) are left to MongoDB.
+SUPPORTED_STAGES = {
+    "$match", "$sort", "$skip", "$limit", "$project", "$replaceRoot", "$replaceWith", "$unset", "$group", "$unwind",
+    "$lookup", "$addFields", "$sample", "$facet", "$count", "$bucket", "$bucketAuto", "$unionWith",
+}
+# Adaptation 13: operators that neosqlite's Python engine does not evaluate as MongoDB does.
+UNSUPPORTED_OPERATORS = {
+    "$where", "$function", "$accumulator", "$text", "$near", "$nearSphere", "$geoWithin", "$geoIntersects",
+    "$jsonSchema",
+}
+# Omniboard's metric-column join ends with this stage (adaptation 4).
+_METRIC_JOIN_END = {"$project": {"runs.metrics": 0}}
+# Adaptation 14: where a $lookup's `let` variable is put on each document while it is computed.
+_LET_FIELD = "__tracker_let__"
 
 
 def escape_name(name):
@@ -205,17 +238,6 @@ def _body(msg):
     return next((doc for kind, doc in msg["sections"] if kind == "body" and isinstance(doc, dict)), {})
 
 
-def _metric_join(pipeline):
-    """(start, end, metric names) of Omniboard's metric-column join in `pipeline`, or None."""
-    for start, stage in enumerate(pipeline):
-        lookup = stage.get("$lookup") if isinstance(stage, dict) else None
-        if isinstance(lookup, dict) and "pipeline" in lookup and "let" in lookup:
-            end = next(i for i, later in enumerate(pipeline) if later == {"$project": {"runs.metrics": 0}})
-            names = lookup["pipeline"][0]["$match"]["$expr"]["$and"][1]["$in"][1]
-            return start - 1, end + 1, names  # from the $unwind before the $lookup
-    return None
-
-
 def _with_metrics(runs, metrics, names):
     """Each run with "metrics": {name with dots as _: its metric document}, as Omniboard's join gives it."""
     by_run = {}
@@ -227,13 +249,9 @@ def _with_metrics(runs, metrics, names):
 
 def _sql_projection(body):
     """The projected field paths of a find that SQL can answer (adaptation 10), or None."""
-    projection, filter_ = body.get("projection"), body.get("filter") or {}
-    if filter_ or set(body) - _PLAIN_FIND_KEYS or not isinstance(projection, dict) or not projection:
+    if body.get("filter") or set(body) - _PLAIN_FIND_KEYS:
         return None
-    paths = [path for path in projection if path != "_id"]
-    if not all(value in (1, True) for value in projection.values()) or not all(map(_FIELD_PATH.fullmatch, paths)):
-        return None
-    return paths
+    return _inclusion_paths(body.get("projection"))
 
 
 class TrackerHandler(NeoSQLiteHandler):
@@ -245,25 +263,32 @@ class TrackerHandler(NeoSQLiteHandler):
         return connection
 
     def handle_insert(self, msg):
-        request_id, reply = super().handle_insert(_encode_message(msg))
+        try:
+            request_id, reply = super().handle_insert(_encode_message(msg))
+        except Exception as error:  # noqa: BLE001 - adaptation 13: every request gets a reply
+            return msg.get("request_id", 0), _error_reply(error)
         return request_id, _decode_reply(reply)
 
+    def handle_query(self, msg):
+        try:
+            return super().handle_query(msg)
+        except Exception as error:  # noqa: BLE001 - adaptation 13
+            reply = _error_reply(error)
+            return msg.get("request_id", 0), [{"$err": reply["errmsg"], **reply}]
+
     def handle_command(self, msg):
-        msg = _encode_message(msg)
+        try:
+            return self._handle_command(_encode_message(msg))
+        except Exception as error:  # noqa: BLE001 - adaptation 13: StopIteration too, which asyncio cannot pass on
+            return msg.get("request_id", 0), _error_reply(error)
+
+    def _handle_command(self, msg):
         body = _body(msg)
-        if "aggregate" in body and _metric_join(body.get("pipeline") or []):
-            return msg["request_id"], _decode_reply(self._aggregate_with_metric_columns(msg, body))
+        if "aggregate" in body:
+            return msg["request_id"], _decode_reply(self._aggregate(msg, body))
         if "find" in body and not self._is_gridfs_collection(body["find"]) and (paths := _sql_projection(body)):
             return msg["request_id"], self._find_projected(msg, body, paths)
-        if "aggregate" in body:
-            # neosqlite's switch is global; while it is on, other requests also take the (correct, slower) Python path.
-            query_utils._FORCE_FALLBACK = True
-            try:
-                request_id, reply = super().handle_command(msg)
-            finally:
-                query_utils._FORCE_FALLBACK = False
-        else:
-            request_id, reply = super().handle_command(msg)
+        request_id, reply = super().handle_command(msg)
         deleted = reply.get("value") if body.get("findAndModify") == "runs" and body.get("remove") else None
         if isinstance(deleted, dict) and "_id" in deleted:
             db_name = body.get("$db", "test")
@@ -271,58 +296,399 @@ class TrackerHandler(NeoSQLiteHandler):
                 self.get_database(db_name)["metric_points"].delete_many({"run_id": deleted["_id"]})
         return request_id, _decode_reply(reply)
 
-    def _aggregate_with_metric_columns(self, msg, body):
-        db_name, collection = body.get("$db", "test"), body["aggregate"]
-        pipeline = body["pipeline"]
-        start, end, names = _metric_join(pipeline)
+    def _aggregate(self, msg, body):
+        """An aggregation answered in Python (adaptations 3, 4, 14 and 15)."""
+        db_name, name = body.get("$db", "test"), body["aggregate"]
+        pipeline = body.get("pipeline")
+        if not isinstance(name, str) or not isinstance(pipeline, list):
+            raise UnsupportedQuery("an aggregation needs a collection name and a pipeline list")
+        _check_supported(pipeline)
         with self._lock_for(db_name):
             db = self.get_database(db_name)
-            query_utils._FORCE_FALLBACK = True
-            try:
-                runs = list(db[collection].aggregate(pipeline[:start]))
-                metrics = db["metrics"].find({"run_id": {"$in": [run["_id"] for run in runs]}})
-                scratch = Connection(":memory:")  # the joined runs, for the stages after the join
-                for run in _with_metrics(runs, metrics, names):
-                    scratch.runs.insert_one(run)
-                docs = list(scratch.runs.aggregate(pipeline[end:]))
-            finally:
-                query_utils._FORCE_FALLBACK = False
+            docs = self._run_pipeline(db, name, pipeline)
             first, cursor_id = self._split_first_batch(
-                docs, self._first_batch_size(body), f"{db_name}.{collection}", db_name, owner=msg.get("_conn_id")
+                docs, self._first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
             )
-        return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{collection}", "firstBatch": first}}
+        return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{name}", "firstBatch": first}}
 
+    def _run_pipeline(self, db, name, pipeline):
+        """The documents `pipeline` gives on collection `name`: read as the first stages allow (adaptation 15),
+        joined here where neosqlite cannot (adaptations 4 and 14), and otherwise by neosqlite's Python engine."""
+        collection = db[name]
+        docs, stages = self._pipeline_input(db, name, pipeline)
+        done = 0
+        while (join := _next_join(stages, done)) is not None:
+            start, end, kind = join
+            docs = _python_stages(collection, docs, stages[done:start])
+            if kind == "metrics":
+                docs = _with_metrics(docs, db["metrics"].find({"run_id": {"$in": [doc["_id"] for doc in docs]}}),
+                                     _metric_names(stages[start + 1]))
+            else:
+                docs = self._lookup(db, collection, docs, stages[start]["$lookup"])
+            done = end
+        return _python_stages(collection, docs, stages[done:])
+
+    def _pipeline_input(self, db, name, pipeline):
+        """(the documents the pipeline starts from, its stages still to run), read with as little decoding as the
+        stages allow (adaptation 15)."""
+        stages = _sorted_before_added(pipeline)
+        if name not in db.list_collection_names():
+            return [], stages
+        collection = db[name]
+        first = stages[0] if stages else {}
+        if name == LISTED_COLLECTION and (paths := _inclusion_paths(first.get("$project"))):
+            page = _page_end(stages)
+            needed = _needed_paths(stages[1:page], paths) if page else None
+            if needed is None:
+                return self._projected_documents(db, name, paths), stages[1:]
+            # The page is chosen on the fields it depends on; only its documents are read whole.
+            rows = self._projected_rows(db, name, needed or ["_id"], kind="page")
+            row_ids = {_join_key(doc["_id"]): row_id for row_id, doc in rows}
+            chosen = [row_ids[_join_key(doc["_id"])]
+                      for doc in _python_stages(collection, [doc for _, doc in rows], stages[1:page])]
+            whole = dict(self._projected_rows(db, name, paths, row_ids=chosen))
+            per_document = [stage for stage in stages[1:page] if "$addFields" in stage or "$match" in stage]
+            return [whole[row_id] for row_id in chosen], per_document + stages[page:]
+        if len(stages) == 1 and "$count" in stages[0]:  # Omniboard's count of all runs, from SQL
+            count = collection.count_documents({})
+            return ([{stages[0]["$count"]: count}] if count else []), []
+        if stages and "$count" in stages[-1] and (needed := _needed_paths(stages[:-1], None)) is not None:
+            return self._projected_documents(db, name, needed or ["_id"]), stages
+        if _is_plain_match(first.get("$match")):
+            return list(collection.find(first["$match"])), stages[1:]
+        return list(collection.find()), stages
+
+    def _lookup(self, db, collection, docs, lookup):
+        """`docs` with the `$lookup` that neosqlite does not do: from a GridFS collection, or with `let` and a
+        `pipeline` that is one `$match` of `$expr` equality to a `let` variable (Omniboard's joins)."""
+        source = lookup["from"]
+        if "pipeline" in lookup:
+            field, variable, rest = _equality_join(lookup)
+            values = _python_stages(collection, docs, [{"$addFields": {_LET_FIELD: lookup["let"][variable]}}])
+            keys = [_join_key(doc.pop(_LET_FIELD, None)) for doc in values]
+        else:
+            field, rest = lookup["foreignField"], None
+            keys = [_join_key(_get_path(doc, lookup["localField"])) for doc in docs]
+            values = docs
+        foreign = self._foreign_documents(db, source)
+        if rest:
+            foreign = _python_stages(collection, foreign, [{"$match": {"$expr": rest}}])
+        by_key = {}
+        for doc in foreign:
+            by_key.setdefault(_join_key(_get_path(doc, field)), []).append(doc)
+        return [{**doc, lookup["as"]: list(by_key.get(key, [])) if key is not None else []}
+                for doc, key in zip(values, keys)]
+
+    def _foreign_documents(self, db, name):
+        if self._is_gridfs_collection(name):
+            adapter, _ = create_gridfs_adapter(db.db, name)
+            return [_fix_document(doc) for doc in adapter.handle_find({})] if adapter is not None else []
+        return list(db[name].find()) if name in db.list_collection_names() else []
 
     def _find_projected(self, msg, body, paths):
         db_name, name = body.get("$db", "test"), body["find"]
-        paths = ["_id", *paths]  # two or more, so json_extract answers them as one JSON array (_path_columns)
-        nested = [path for path in paths if "." in path]
-        columns = _path_columns(paths, nested)
         with self._lock_for(db_name):
             db = self.get_database(db_name)
-            docs = []
-            if name in db.list_collection_names():
-                collection = db[name]
-                table = quote_table_name(collection.name)
-                index = _listing_index(collection.db, collection.name, columns) if name == LISTED_COLLECTION else None
-                rows = collection.db.execute(
-                    f"SELECT id, _id, {', '.join(columns)} FROM {table}{f' INDEXED BY {index}' if index else ''} "
-                    f"ORDER BY id")
-                # Each path's parts, and the position of its parent check among the row's columns (None: top level).
-                fields = [(path.split("."), nested.index(path) if path in nested else None) for path in paths]
-                for row_id, stored_id, values, *parents in rows:
-                    doc = {"_id": collection._resolve_stored_id(stored_id, row_id)}  # when not in the document
-                    for (parts, check), value in zip(fields, _loads_values(values)):
-                        parent = 1 if check is None else parents[check]
-                        if isinstance(parent, str):  # a parent is not an object: project from the top-level field
-                            _include(doc, parts, _loads_values(f"[{parent}]")[0])
-                        elif parent is not None:
-                            _include(doc, parts, value, direct=True)
-                    docs.append(doc)
+            docs = self._projected_documents(db, name, paths, "find") if name in db.list_collection_names() else []
             first, cursor_id = self._split_first_batch(
                 docs, self._first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
             )
         return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{unescape_name(name)}", "firstBatch": first}}
+
+    @classmethod
+    def _projected_documents(cls, db, name, paths, kind=None):
+        return [doc for _, doc in cls._projected_rows(db, name, paths, kind)]
+
+    @staticmethod
+    def _projected_rows(db, name, paths, kind=None, row_ids=None):
+        """(row id, document) of each document of collection `name` (of the rows `row_ids` only, in row order,
+        when given) with only `paths` and _id, read from SQLite's JSON text of those values (adaptation 10); with
+        `kind` on LISTED_COLLECTION, from the listing index of that kind (one of LISTING_KINDS)."""
+        paths = ["_id", *paths]  # two or more, so json_extract answers them as one JSON array (_path_columns)
+        nested = [path for path in paths if "." in path]
+        columns = _path_columns(paths, nested)
+        collection = db[name]
+        table = quote_table_name(collection.name)
+        index = _listing_index(collection.db, collection.name, columns, kind) if kind and name == LISTED_COLLECTION \
+            else None
+        where, parameters = ("WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(row_ids),)) \
+            if row_ids is not None else ("", ())
+        rows = collection.db.execute(
+            f"SELECT id, _id, {', '.join(columns)} FROM {table}{f' INDEXED BY {index}' if index else ''} {where} "
+            f"ORDER BY id", parameters)
+        # Each path's parts, and the position of its parent check among the row's columns (None: top level).
+        fields = [(path.split("."), nested.index(path) if path in nested else None) for path in paths]
+        projected = []
+        for row_id, stored_id, values, *parents in rows:
+            doc = {"_id": collection._resolve_stored_id(stored_id, row_id)}  # when not in the document
+            for (parts, check), value in zip(fields, _loads_values(values)):
+                parent = 1 if check is None else parents[check]
+                if isinstance(parent, str):  # a parent is not an object: project from the top-level field
+                    _include(doc, parts, _loads_values(f"[{parent}]")[0])
+                elif parent is not None:
+                    _include(doc, parts, value, direct=True)
+            projected.append((row_id, doc))
+        return projected
+
+
+class UnsupportedQuery(ValueError):
+    """A request that the embedded store cannot answer as MongoDB would; its client gets this as an error."""
+
+
+def _error_reply(error):
+    """MongoDB's reply to a command that failed with `error` (adaptation 13)."""
+    unsupported = isinstance(error, UnsupportedQuery)
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    logging.getLogger("nx_27017").error("request answered with an error: %s", text)
+    return {"ok": 0, "errmsg": f"tracker db (the embedded store) cannot answer this: {text}",
+            "code": 2 if unsupported else 1, "codeName": "BadValue" if unsupported else "InternalError"}
+
+
+def _check_supported(pipeline):
+    """Raise UnsupportedQuery for a stage or operator that neosqlite would answer wrongly or not at all."""
+    for stage in pipeline:
+        if not isinstance(stage, dict) or len(stage) != 1:
+            raise UnsupportedQuery(f"a pipeline stage must be an object with one key, not {stage!r}")
+        name = next(iter(stage))
+        if name not in SUPPORTED_STAGES:
+            raise UnsupportedQuery(f"the aggregation stage {name} is not supported; use MongoDB for it")
+    for operator in _operators(pipeline):
+        if operator in UNSUPPORTED_OPERATORS:
+            raise UnsupportedQuery(f"the operator {operator} is not supported; use MongoDB for it")
+
+
+def _operators(value):
+    """Every key starting with $ anywhere in `value`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key.startswith("$"):
+                yield key
+            yield from _operators(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _operators(item)
+
+
+def _next_join(stages, done):
+    """(start, end, kind) of the first join after `done` that is done here: Omniboard's metric-column join
+    (kind "metrics", from its `$unwind` of info.metrics to its `$project` of runs.metrics) or another `$lookup`
+    that neosqlite does not do (kind "lookup"); None when there is none."""
+    for index in range(done, len(stages)):
+        lookup = stages[index].get("$lookup")
+        if not isinstance(lookup, dict):
+            continue
+        if not isinstance(lookup.get("from"), str) or not isinstance(lookup.get("as"), str):
+            raise UnsupportedQuery("a $lookup needs 'from' and 'as'")
+        end = next((later for later in range(index, len(stages)) if stages[later] == _METRIC_JOIN_END), None)
+        if (lookup["from"] == "metrics" and "pipeline" in lookup and index > done and end is not None
+                and stages[index - 1].get("$unwind", {}).get("path") == "$info.metrics"):
+            return index - 1, end + 1, "metrics"
+        if "pipeline" in lookup or lookup["from"].endswith(_GRIDFS_SUFFIXES):
+            return index, index + 1, "lookup"
+    return None
+
+
+def _equality_join(lookup):
+    """(foreign field, let variable, the rest of the condition or None) of a `$lookup` whose pipeline is one
+    `$match` of `$expr` {"$eq": ["$field", "$$variable"]}, alone or in an `$and`."""
+    pipeline, let = lookup.get("pipeline"), lookup.get("let")
+    match = pipeline[0].get("$match") if isinstance(pipeline, list) and len(pipeline) == 1 else None
+    expr = match.get("$expr") if isinstance(match, dict) and len(match) == 1 else None
+    conditions = expr["$and"] if isinstance(expr, dict) and isinstance(expr.get("$and"), list) else [expr]
+    for position, condition in enumerate(conditions):
+        operands = condition.get("$eq") if isinstance(condition, dict) and len(condition) == 1 else None
+        if (isinstance(operands, list) and len(operands) == 2 and all(isinstance(o, str) for o in operands)
+                and operands[0].startswith("$") and not operands[0].startswith("$$")
+                and operands[1].startswith("$$") and isinstance(let, dict) and operands[1][2:] in let):
+            rest = conditions[:position] + conditions[position + 1:]
+            return operands[0][1:], operands[1][2:], (rest[0] if len(rest) == 1 else {"$and": rest}) if rest else None
+    raise UnsupportedQuery(
+        "a $lookup pipeline is supported only as one $match of $expr equality to a 'let' variable; use MongoDB for it")
+
+
+def _metric_names(lookup_stage):
+    """The metric names that Omniboard's metric-column join asks for."""
+    _, _, rest = _equality_join(lookup_stage["$lookup"])
+    operands = rest.get("$in") if isinstance(rest, dict) else None
+    if not (isinstance(operands, list) and len(operands) == 2 and operands[0] == "$name"
+            and isinstance(operands[1], list)):
+        raise UnsupportedQuery("Omniboard's metric join is expected to ask for metric names with $in")
+    return operands[1]
+
+
+def _join_key(value):
+    """`value` as a key that matches equal values: ObjectIds of bson and of neosqlite alike."""
+    if isinstance(value, (ObjectId, NeoObjectId)):
+        return ("ObjectId", str(value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("unhashable", repr(value))
+    return value
+
+
+def _get_path(doc, path):
+    for part in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
+
+
+class _Documents:
+    """A collection's query engine that finds `docs`: neosqlite's Python aggregation engine runs over them."""
+
+    def __init__(self, engine, docs):
+        self._engine, self._docs = engine, docs
+
+    def find(self, *args, **kwargs):
+        return self._docs
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+
+def _python_stages(collection, docs, stages):
+    """What neosqlite's Python aggregation engine gives for `stages` over `docs` of `collection`."""
+    if not stages:
+        return docs
+    return execute_python_aggregation(_Documents(collection.query_engine, docs), [_as_unset(stage) for stage in stages])
+
+
+def _as_unset(stage):
+    """An exclusion `$project` as the `$unset` of its paths, the same in MongoDB: neosqlite's `$project` leaves a
+    dotted path of a nested document ("host.hostname": 0) in place, its `$unset` removes it."""
+    projection = stage.get("$project")
+    if isinstance(projection, dict) and projection and all(value in (0, False) for value in projection.values()):
+        return {"$unset": list(projection)}
+    return stage
+
+
+def _inclusion_paths(projection):
+    """The field paths (without _id) of a projection that includes plain fields only, or None."""
+    if not isinstance(projection, dict) or not projection:
+        return None
+    paths = [path for path in projection if path != "_id"]
+    if not all(value in (1, True) for value in projection.values()) or not all(map(_FIELD_PATH.fullmatch, paths)):
+        return None
+    return paths
+
+
+def _is_plain_match(query):
+    """Whether `query` only compares top-level or dotted fields with plain values, as neosqlite's find does right."""
+    return isinstance(query, dict) and bool(query) and all(
+        isinstance(key, str) and _FIELD_PATH.fullmatch(key) and isinstance(value, (str, int, float))
+        for key, value in query.items())
+
+
+def _page_end(stages):
+    """The position after the first `$limit` of `stages` (after their first, a `$project`) when only `$match`,
+    `$addFields` that keep _id, `$sort` and `$skip` come before it, else None: such stages pick a page of documents
+    by the fields they read."""
+    for index in range(1, len(stages)):
+        name = next(iter(stages[index]))
+        if name == "$limit":
+            return index + 1
+        if name not in ("$match", "$addFields", "$sort", "$skip") or "_id" in (stages[index].get("$addFields") or {}):
+            return None
+    return None
+
+
+def _needed_paths(stages, projected):
+    """The field paths that `stages` read (a sorted list), restricted to those the inclusion projection
+    `projected` keeps (all, when None); None when that is not known (a stage or variable that reads the whole
+    document, or a path above a projected one)."""
+    paths = set()
+    for stage in stages:
+        name, spec = next(iter(stage.items()))
+        if name == "$match":
+            found = _query_paths(spec)
+        elif name == "$addFields":
+            found = _expression_paths(spec)
+        elif name == "$sort":
+            found = set(spec) if isinstance(spec, dict) else None
+        elif name in ("$skip", "$limit") or (name == "$project" and spec and all(v in (0, False) for v in spec.values())):
+            found = set()
+        else:
+            return None
+        if found is None or not all(isinstance(path, str) and _FIELD_PATH.fullmatch(path) for path in found):
+            return None
+        paths |= found
+    if projected is None:
+        return sorted(paths)
+    if any(kept.startswith(path + ".") for path in paths for kept in projected):
+        return None
+    return sorted(path for path in paths if any(_paths_overlap(path, kept) for kept in [*projected, "_id"]))
+
+
+def _query_paths(query):
+    """The field paths a `$match` query reads, or None when unknown."""
+    if not isinstance(query, dict):
+        return None
+    paths = set()
+    for key, value in query.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            found = set()
+            for part in value:
+                part_paths = _query_paths(part)
+                if part_paths is None:
+                    return None
+                found |= part_paths
+        elif key == "$expr":
+            found = _expression_paths(value)
+        elif key.startswith("$"):
+            return None
+        else:
+            found = {key}
+        if found is None:
+            return None
+        paths |= found
+    return paths
+
+
+def _expression_paths(expression):
+    """The field paths ("$field" strings) an aggregation expression reads, or None when it reads the whole
+    document ($$ROOT, $$CURRENT)."""
+    if isinstance(expression, str):
+        if expression.startswith(("$$ROOT", "$$CURRENT")):
+            return None
+        return {expression[1:]} if expression.startswith("$") and not expression.startswith("$$") else set()
+    items = expression.values() if isinstance(expression, dict) else expression if isinstance(expression, list) else ()
+    paths = set()
+    for item in items:
+        found = _expression_paths(item)
+        if found is None:
+            return None
+        paths |= found
+    return paths
+
+
+def _sorted_before_added(pipeline):
+    """`pipeline` with each `$sort` (and the `$skip` and `$limit` right after it) that follows `$addFields` stages
+    moved before them when it sorts by no field they set: the same documents in the same order, but the added
+    fields are computed for the kept documents only."""
+    stages = list(pipeline)
+    index = 0
+    while index < len(stages):
+        added_end = index
+        while added_end < len(stages) and "$addFields" in stages[added_end]:
+            added_end += 1
+        if added_end == index or added_end == len(stages) or "$sort" not in stages[added_end]:
+            index = added_end + 1 if added_end > index else index + 1
+            continue
+        sort_end = added_end + 1
+        while sort_end < len(stages) and ("$skip" in stages[sort_end] or "$limit" in stages[sort_end]):
+            sort_end += 1
+        added = [field for stage in stages[index:added_end] for field in stage["$addFields"]]
+        sorted_by = list(stages[added_end]["$sort"]) if isinstance(stages[added_end]["$sort"], dict) else added
+        if not any(_paths_overlap(key, field) for key in sorted_by for field in added):
+            stages[index:sort_end] = stages[added_end:sort_end] + stages[index:added_end]
+        index = sort_end
+    return stages
+
+
+def _paths_overlap(first, second):
+    return first == second or first.startswith(second + ".") or second.startswith(first + ".")
 
 
 def _path_columns(paths, nested):
@@ -339,17 +705,20 @@ def _path_columns(paths, nested):
     return columns
 
 
-def _listing_index(connection, table, columns):
+def _listing_index(connection, table, columns, kind):
     """The name of the index that holds `columns` of every row of `table`, created first if need be. Reading it
     skips parsing each whole document (captured output and all); SQLite keeps it up to date on every write. One
-    per table: an index for other columns is dropped, so writes never maintain more than one."""
-    name = "tracker_listing_" + hashlib.sha1(repr(columns).encode()).hexdigest()[:12]
+    per table and `kind` (finds, as observers.query lists; aggregations, as Omniboard's runs page): an index of the
+    same kind for other columns is dropped, so writes never maintain more than two."""
+    name = f"tracker_listing_{kind}_" + hashlib.sha1(repr(columns).encode()).hexdigest()[:12]
     existing = [row[0] for row in connection.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name LIKE 'tracker_listing_%'",
         (table,))]
     if name not in existing:
+        kept_kinds = tuple(f"tracker_listing_{other}_" for other in LISTING_KINDS if other != kind)
         for other in existing:
-            connection.execute(f'DROP INDEX "{other}"')
+            if not other.startswith(kept_kinds):
+                connection.execute(f'DROP INDEX "{other}"')
         connection.execute(f'CREATE INDEX "{name}" ON {quote_table_name(table)} (id, _id, {", ".join(columns)})')
     return f'"{name}"'
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, run_experiment, start_board
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, run_experiment, run_tracker, start_board
 from observers.settings import Settings
 from tracker.board import omniboard_uri
 from tracker.db import DEFAULT_DATA_DIR
@@ -147,3 +147,25 @@ def test_db_reports_a_failed_request_in_one_line(tmp_path):
         assert not any("Traceback" in line or line.startswith("  File") for line in store.output), store.output
     finally:
         store.kill()
+
+
+def test_configure_stores_the_first_screens_columns_once_and_keeps_the_users(mongo_db, mongo_url, db_name, workdir):
+    summaries = [{"name": "val.acc", "min": 0.1, "max": 0.8}, {"name": "train.loss", "min": 0.2, "max": 2.0}]
+    for run_id, (steps, arch) in enumerate([(100, "simple"), (200, "simple"), (200, "resnet18")], start=1):
+        mongo_db.runs.insert_one({"_id": run_id, "result": 0.8, "metric_summaries": summaries, "config": {
+            "lr": 0.1, "seed": run_id, "trainer": {"steps": steps, "log_every": 5}, "model": {"arch": arch}}})
+    configured = run_tracker(["board", "--configure"], workdir, mongo_url, db_name)
+    assert configured.returncode == 0, configured.stderr
+    assert "trainer.steps, model.arch, best_val_acc" in configured.stdout
+    assert [(c["name"], c["config_path"]) for c in mongo_db["omniboard.custom.columns"].find()] == [
+        ("trainer.steps", "config.trainer.steps"), ("model.arch", "config.model.arch")]
+    assert [(c["name"], c["metric_name"], c["extrema"]) for c in mongo_db["omniboard.metric.columns"].find()] == [
+        ("best_val_acc", "val.acc", "max")]
+
+    # The user's own choice in Omniboard: one column removed, another renamed.
+    mongo_db["omniboard.custom.columns"].delete_one({"name": "model.arch"})
+    mongo_db["omniboard.metric.columns"].update_one({}, {"$set": {"name": "acc"}})
+    again = run_tracker(["board", "--configure"], workdir, mongo_url, db_name)
+    assert again.returncode == 0 and "left as they are" in again.stdout, again.stdout + again.stderr
+    assert [c["name"] for c in mongo_db["omniboard.custom.columns"].find()] == ["trainer.steps"]
+    assert [c["name"] for c in mongo_db["omniboard.metric.columns"].find()] == ["acc"]

@@ -156,6 +156,18 @@ def choose(page, select_input, option):
     page.keyboard.press("Enter")
 
 
+def test_the_first_screen_shows_the_differing_config_key_and_the_best_score(page, two_runs, tmp_path):
+    # `tracker board` stored these columns (tracker/board_columns.py): the runs differ in lr, their score is val.acc.
+    best, lr = column(page, "Best Val Acc"), column(page, "Lr")
+    screenshot(page, tmp_path, "first_screen.png")
+    for run in two_runs["runs"]:
+        recorded = two_runs["db"].metrics.find_one({"run_id": run["_id"], "name": "val.acc"})["values"]
+        assert is_number_close(best[run["_id"]], max(recorded)), best
+        assert is_number_close(lr[run["_id"]], run["config"]["lr"]), lr
+    headers = [text.strip() for text in page.get_by_role("columnheader").all_inner_texts()]
+    assert "Tags" in headers, headers  # a sweep's trials carry its tag there
+
+
 def test_runs_table_shows_durations(page, two_runs, tmp_path):
     durations = column(page, "Duration")
     screenshot(page, tmp_path, "runs_durations.png")
@@ -170,14 +182,14 @@ def test_a_metric_column_added_in_the_ui_shows_each_runs_best_value(page, two_ru
     page.get_by_role("button", name="+/- Metric Columns").click()
     page.locator("[test-attr=add-column-btn]").click()
     row = page.locator(".modal-body form .row").last
-    row.locator("[test-attr^=column-name-text-]").fill("best_val_acc")
+    row.locator("[test-attr^=column-name-text-]").fill("top_val_acc")
     drop_downs = row.locator("input[id^=react-select]")
     choose(page, drop_downs.nth(0), "val.acc")
     choose(page, drop_downs.nth(1), "max")
     page.locator("[test-attr=apply-btn]").click()
-    page.get_by_role("columnheader", name="Best Val Acc").wait_for()
+    page.get_by_role("columnheader", name="Top Val Acc").wait_for()
     page.reload()  # the column is stored in omniboard.metric.columns, not only in the page
-    best = column(page, "Best Val Acc")
+    best = column(page, "Top Val Acc")
     screenshot(page, tmp_path, "runs_metric_column.png")
     for run in two_runs["runs"]:
         recorded = two_runs["db"].metrics.find_one({"run_id": run["_id"], "name": "val.acc"})["values"]
@@ -223,6 +235,19 @@ def test_compare_of_two_runs_plots_both_runs(page, two_runs, tmp_path):
     for run in two_runs["runs"]:
         recorded = two_runs["db"].metrics.find_one({"run_id": run["_id"], "name": "train.loss"})["values"]
         assert plotted[f"{run['_id']}-train.loss"] == pytest.approx(recorded)
+
+    modal = page.locator(".compare-runs-modal")
+    modal.locator("#sidebar").get_by_text("Source Files", exact=True).click()
+    sources = modal.locator("#source_files")
+    sources.locator(".accordion__title h5", has_text="cifar.py").first.wait_for()  # the joined GridFS files
+    sources.get_by_text(re.compile(r"Expand \d+ lines")).first.wait_for()  # and their contents, the same in both
+    screenshot(page, tmp_path, "compare_source_files.png")
+
+    modal.locator("#sidebar").get_by_text("Config", exact=True).click()
+    config = modal.locator("#config")
+    for run in two_runs["runs"]:
+        config.get_by_text(str(run["config"]["lr"]), exact=True).first.wait_for()
+    screenshot(page, tmp_path, "compare_config.png")
 
 
 def test_deleting_a_run_in_the_ui_leaves_nothing_behind(page, two_runs, mongo_url, workdir, tmp_path):

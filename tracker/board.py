@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from observers.database import connect, require_database
 from observers.settings import TRACKER_DIR, load_settings, project_root
 from observers.errors import UserError
+from tracker.board_columns import write_first_screen
 from tracker.db import DEFAULT_DATA_DIR
 from tracker.sync import find_run_dirs, sync_runs
 
@@ -38,6 +39,11 @@ def add_parser(subparsers):
     parser.add_argument(
         "--install", action="store_true",
         help="only install Omniboard (e.g. on a login node before going offline) and exit",
+    )
+    parser.add_argument(
+        "--configure", action="store_true",
+        help="only store Omniboard's first-screen columns (differing config keys, each experiment's best score) in "
+             "the database, unless it has columns of its own, and exit (for the docker stack's Omniboard)",
     )
     parser.set_defaults(func=run)
 
@@ -97,8 +103,11 @@ def run(args):
         install()
         print(f"Omniboard {OMNIBOARD_VERSION} is installed in {installed_in()}/; start it with 'tracker board'")
         return 0
-    require("node")
     settings = load_settings()
+    if args.configure:
+        configure(settings)
+        return 0
+    require("node")
     client = connect(settings)
     store = None
     if client is None and embeddable(settings.mongo_url):
@@ -112,11 +121,21 @@ def run(args):
         client.close()
         print(f"Showing database {settings.db_name!r} of the MongoDB at {settings.safe_url}", flush=True)
     try:
+        configure(settings)
         start_script = install()
         return serve(start_script, settings, args.port)
     finally:
         if store is not None:
             stop_store(store)
+
+
+def configure(settings):
+    """Omniboard's first-screen columns stored in SACRED_DB unless it has its own (tracker.board_columns)."""
+    db = require_database(settings, "start it ('docker compose up -d' or 'tracker db') and run this again")
+    try:
+        print(write_first_screen(db), flush=True)
+    finally:
+        db.client.close()
 
 
 def embeddable(mongo_url):
