@@ -7,6 +7,7 @@ from observers.database import connect, require_database
 from observers.local_run import LocalRun, is_run_dir
 from observers.plain_json import plain_values
 from observers.settings import load_settings
+from observers.shell import shell_command
 from observers.upload import read_file
 from observers.errors import UserError
 
@@ -71,7 +72,8 @@ def _dotted(info, key):
 
 def _open_mongo_run(run_id, settings):
     db = require_database(
-        settings, f"start it to read run {run_id}, or give the folder of a file-store run (e.g. {settings.runs_dir}/{run_id})"
+        settings, f"start it to read run {run_id}, or give the folder of a file-store run "
+                  f"(e.g. {shell_command(settings.runs_dir / str(run_id))})"
     )
     doc = db.runs.find_one({"_id": run_id})
     if doc is None:

@@ -2,6 +2,8 @@
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import time
 
@@ -77,6 +79,21 @@ def test_resume_refuses_runs_without_a_safe_checkpoint(
     store_checkpoint(failed_file_store_run, lambda path: torch.save({"model": OpensAFile(marker)}, path))
     assert "checkpoint.pt is corrupted or holds more than tensors and numbers" in resume(str(failed_file_store_run))
     assert not marker.exists()
+
+
+def test_suggested_commands_quote_paths_for_the_shell(failed_file_store_run, workdir, mongo_url, db_name, tmp_path):
+    """A run folder whose path has a space and a quote: each suggested command, pasted, names that folder."""
+    folder = tmp_path / "my project's runs" / failed_file_store_run.name
+    shutil.copytree(failed_file_store_run, folder)
+
+    rerun = run_tracker(["rerun", str(folder), "lr=0.1"], workdir, mongo_url, db_name)
+    resume = run_tracker(["resume", str(folder)], workdir, mongo_url, db_name)
+
+    for result, command in ((rerun, ["tracker", "rerun", str(folder), "with", "KEY=VALUE"]),
+                            (resume, ["tracker", "rerun", str(folder)])):
+        assert result.returncode == 1, result.stderr
+        suggested = re.search(r"e\.g\. (tracker .*)|`(tracker [^`]*)`", result.stderr)
+        assert shlex.split(suggested[1] or suggested[2]) == command, result.stderr
 
 
 @pytest.mark.parametrize(

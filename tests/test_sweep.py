@@ -63,7 +63,7 @@ def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, 
         sweep.kill()
     output = "".join(sweep.output)
     sweep_id = sweep_id_of(output)
-    assert re.search(r"trials finished: 0, 1; not finished: 2, 3; continue with 'tracker sweep --continue \d+'",
+    assert re.search(r"trials finished: 0, 1; not finished: 2, 3; continue with `tracker sweep --continue \d+`",
                      output), output
 
     result = run_tracker(["sweep", "--continue", str(sweep_id)], workdir, mongo_url, db_name)

@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from observers.database import connect
 from observers.errors import UserError
 from observers.settings import load_settings
+from observers.shell import shell_command
 from observers.upload import highest_id
 from tracker.search_space import as_updates, grid, split_arguments
 from tracker.trial import Trial, sweep_tag
@@ -417,9 +418,12 @@ class Sweep:
         counts = self.counts()
         failed = counts["FAILED"] + counts["INTERRUPTED"]
         print(f"sweep {self.record['_id']}: {counts['COMPLETED']} of {len(self.trials)} trials completed, "
-              f"{failed} failed; continue with 'tracker sweep --continue {self.record['_id']}'" if failed else
+              f"{failed} failed; continue with `{self.continue_command()}`" if failed else
               f"sweep {self.record['_id']}: all {len(self.trials)} trials completed")
         return min(failed, 125)
+
+    def continue_command(self):
+        return shell_command("tracker", "sweep", "--continue", self.record["_id"])
 
     def cancel(self):
         """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
@@ -453,7 +457,7 @@ class Sweep:
         print(f"sweep {self.record['_id']}: trials finished: {', '.join(map(str, finished)) or 'none'}; "
               f"not finished: {', '.join(map(str, unfinished)) or 'none'}"
               + (f"; {never_asked} more to choose" if never_asked else "")
-              + f"; continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
+              + f"; continue with `{self.continue_command()}`", flush=True)
         return 130
 
     def save(self):
