@@ -10,7 +10,8 @@ What a tracked experiment gets:
   run, observers.liveness), and its temporary files in one folder per process, removed at its end, or by
   `tracker sync` after a kill;
 - system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
-- exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
+- exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED), also when the reader of
+  its output has gone (observers.closed_output);
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
   and one line, exit status 1, for any UserError.
 """
@@ -28,6 +29,7 @@ from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_lin
 
 from observers import imports_done
 from observers.choose import choose_observers
+from observers.closed_output import tolerate_closed_output
 from observers.errors import UserError
 from observers.git_state import record_uncommitted_changes
 from observers.liveness import process_temp_dir
@@ -129,10 +131,12 @@ def _unknown_keys_as_user_error(run):
 
 
 def _commandline(run_commandline):
-    """Sacred's command line, started once the experiment's imports are done, and exiting 130 on Ctrl-C."""
+    """Sacred's command line, started once the experiment's imports are done, exiting 130 on Ctrl-C, and with an
+    output whose reader may go (`| tee log` and Ctrl-C) without failing the run."""
     @functools.wraps(run_commandline)
     def run(*args, **kwargs):
         imports_done()
+        tolerate_closed_output()
         try:
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it

@@ -5,11 +5,14 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
-from conftest import COMPUTED_METRICS, REFERENCE_ARGS, interrupt_at, metric, newest_run, run_tracker
+from conftest import (COMPUTED_METRICS, EXPERIMENT, REFERENCE_ARGS, interrupt_at, metric, newest_run, python_env,
+                      run_tracker)
 
 from ingredients.checkpoint import load_checkpoint
 from ingredients.trainer import StopRequests
@@ -61,6 +64,27 @@ class OpensAFile:
 
     def __reduce__(self):
         return open, (str(self.path), "w")
+
+
+def test_ctrl_c_after_the_output_pipe_closed_interrupts_with_a_checkpoint(workdir, mongo_url, mongo_db, db_name):
+    """`python experiments/cifar.py ... 2>&1 | tee log` and Ctrl-C: tee ends first, then the experiment writes."""
+    process = subprocess.Popen(
+        [sys.executable, str(EXPERIMENT), *REFERENCE_ARGS, "trainer.steps=200"], cwd=workdir,
+        env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("Iteration"):
+                break
+        process.stdout.close()  # the reader has gone
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+    run = newest_run(mongo_db)
+    assert run["status"] == "INTERRUPTED", run.get("fail_trace")
+    assert "checkpoint.pt" in [artifact["name"] for artifact in run["artifacts"]]
 
 
 def test_resume_refuses_runs_without_a_safe_checkpoint(
