@@ -39,10 +39,19 @@ def open_run(reference, settings=None):
 def newest_run_with_info(info, settings=None):
     """The newest run whose info has all of `info`'s values ({dotted key: value}), or None.
 
-    Looks in RUNS_DIR, whose copies are the latest state of runs MongoDB did not take in full, and in MongoDB.
+    Looks in RUNS_DIR, whose copies are the latest state of runs MongoDB did not take in full, and in MongoDB. A copy
+    of a run that MongoDB holds too is read from its folder but named by its database id.
     """
     settings = settings or load_settings()
-    found = []
+    found, database_ids = [], {}
+    client = connect(settings)
+    if client is not None:
+        query = {f"info.{key}": value for key, value in info.items()}
+        with client:
+            docs = list(client[settings.db_name].runs.find(query, {"_id": 1, "start_time": 1, "local_copy.key": 1}))
+        for doc in docs:
+            found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
+        database_ids = {doc["local_copy"]["key"]: doc["_id"] for doc in docs if "local_copy" in doc}
     folders = settings.runs_dir.iterdir() if settings.runs_dir.is_dir() else ()
     for folder in filter(is_run_dir, folders):
         try:
@@ -50,14 +59,10 @@ def newest_run_with_info(info, settings=None):
         except (OSError, ValueError):  # a run being written right now, or not a run
             continue
         if all(_dotted(run.info, key) == value for key, value in info.items()):
-            found.append((run.entry["start_time"], lambda folder=folder: _open_folder(folder)))
-    client = connect(settings)
-    if client is not None:
-        query = {f"info.{key}": value for key, value in info.items()}
-        with client:
-            docs = list(client[settings.db_name].runs.find(query, {"_id": 1, "start_time": 1}))
-        for doc in docs:
-            found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
+            def open_folder(folder=folder, run_id=database_ids.get(run.key)):
+                return _open_folder(folder, run_id)
+
+            found.insert(0, (run.entry["start_time"], open_folder))  # first: at the same start time, its state wins
     if not found:
         return None
     # ISO start times sort as text (nx-27017 returns them as strings, MongoDB as datetimes: both become ISO text).
@@ -90,7 +95,8 @@ def _open_mongo_run(run_id, settings):
     return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), read_artifact)
 
 
-def _open_folder(folder):
+def _open_folder(folder, run_id=None):
+    """The run in `folder`; `run_id`: its id in MongoDB, which then names it."""
     try:
         run = LocalRun.load(folder)
     except (OSError, ValueError) as error:
@@ -103,6 +109,8 @@ def _open_folder(folder):
         # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
         return (folder / name).read_bytes() if name in run.entry.get("artifacts", []) else None
 
+    if run_id is not None:
+        return _stored_run(f"run {run_id}", run_id, run.entry, run.config, run.info, read_artifact)
     return _stored_run(f"run {folder}", str(folder.resolve()), run.entry, run.config, run.info, read_artifact)
 
 

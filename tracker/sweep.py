@@ -32,6 +32,10 @@ POLL_S = 1.0  # how often job states are checked
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor stops jobs after 2 minutes unless told otherwise
 CANCEL_WAIT_S = 120  # after Ctrl-C, how long local trials get to store their checkpoints
 RECORD_FILE = "sweep.json"
+# Why SLURM ended a job, by its final state (sacct's, as submitit reports it), in the words a failed trial shows.
+SLURM_REASONS = {"TIMEOUT": "exceeded the time limit", "OUT_OF_MEMORY": "out of memory",
+                 "CANCELLED": "cancelled (scancel)", "NODE_FAIL": "its node failed", "PREEMPTED": "preempted",
+                 "DEADLINE": "reached its deadline"}
 
 
 def add_parser(subparsers):
@@ -350,6 +354,9 @@ class Sweep:
         except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
             lines = str(error).strip().splitlines()
             outcome = {"run": None, "status": "FAILED", "result": None, "error": "\n".join(lines[-5:])}
+        slurm_reason = SLURM_REASONS.get(job.state.split()[0]) if not self.local else None
+        if slurm_reason and outcome["status"] != "COMPLETED":  # what SLURM did is the reason, not what it left behind
+            outcome["error"] = slurm_reason
         trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
         if outcome["run"] is not None and outcome["run"] not in trial["runs"]:
             trial["runs"].append(outcome["run"])
