@@ -16,6 +16,8 @@ import time
 
 import psutil
 
+from observers.run_end import at_main_end
+
 try:
     import pynvml
 except ImportError:  # nvidia-ml-py is a dependency, but a GPU-less install may leave it out
@@ -32,16 +34,7 @@ def start_system_metrics(run, interval_s):
     sampler = SystemSampler(run, interval_s)
     sampler.log_sample()
     sampler.start()
-    main = run.main_function
-
-    def main_then_last_sample(*args):
-        # Sacred calls main_function after the pre-run hooks and flushes the metrics after it returns.
-        try:
-            return main(*args)
-        finally:
-            sampler.stop()
-
-    run.main_function = main_then_last_sample
+    at_main_end(run, sampler.stop)
 
 
 class SystemSampler(threading.Thread):
