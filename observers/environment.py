@@ -56,7 +56,7 @@ def collect():
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "torch": str(torch.__version__) if torch else packages.get("torch"),  # a str subclass, which info would not keep
+        "torch": str(torch.__version__) if torch else packages.get("torch"),  # a str subclass: info keeps only str
         "cuda": torch.version.cuda if torch else None,
         "cudnn": next((version for name, version in packages.items() if name.startswith("nvidia-cudnn")), None),
         "gpus": gpu_names(),
@@ -83,6 +83,17 @@ def gpu_names():
             continue
         names.append(name.decode() if isinstance(name, bytes) else name)
     return names
+
+
+def differences(summaries):
+    """{key: [value of each]} of the info.environment `summaries` ({} for a run without one) where they differ:
+    python, torch, cuda, cudnn, gpus and packages.NAME."""
+    flat = [{**{key: value for key, value in summary.items() if key != "packages"},
+             **{f"packages.{name}": version for name, version in summary.get("packages", {}).items()}}
+            for summary in summaries]
+    keys = sorted({key for values in flat for key in values})
+    table = {key: [values.get(key) for values in flat] for key in keys}
+    return {key: values for key, values in table.items() if any(value != values[0] for value in values)}
 
 
 def changed_packages(recorded):

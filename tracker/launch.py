@@ -16,6 +16,7 @@ from pathlib import Path
 import git
 from sacred.config import save_config_file
 
+from observers.environment import changed_packages
 from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
 from observers.origin import RUN_INFO_ENV
 from observers.plain_json import dotted_keys
@@ -32,6 +33,7 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
 
     `env` adds environment variables for the experiment. Returns the experiment's exit status.
     """
+    warn_of_changed_packages(stored)
     checkout, script, repo = locate(stored)
     with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info):
         if not (code_dir / script).is_file():
@@ -44,6 +46,15 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None):
             save_config_file(stored.config, str(config_file))
             return run_in_foreground([sys.executable, str(code_dir / script), "with", str(config_file), *updates],
                                      child_env)
+
+
+def warn_of_changed_packages(stored):
+    """One line when a package that `stored` had imported has another version (or none) installed now."""
+    changed = changed_packages((stored.info.get("environment") or {}).get("packages", {}))
+    if changed:
+        then = ", ".join(f"{name} {recorded}" for name, (recorded, _) in changed.items())
+        now = ", ".join(f"{name} {installed or '(not installed)'}" for name, (_, installed) in changed.items())
+        print(f"WARNING: {stored.label} ran with {then}; installed now: {now}", file=sys.stderr)
 
 
 def experiment_env(info, env=None, code_dir=None):
