@@ -28,6 +28,7 @@ from sacred.utils import IntervalTimer
 import observers.capture_lock  # noqa: F401  (Sacred loses output when two threads read it at once)
 from observers.local_run import ARTIFACT_TYPES_FILE, LocalRun
 from observers.settings import redact
+from observers.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState
 
 # Short timeouts: an attempt against a dead server fails fast, and the next one follows RETRY_S later.
@@ -149,7 +150,7 @@ class DurableMongoObserver(FileStorageObserver):
             _skip_pymongo_exit_wait()
             return
         fix = ("see the warning above" if self.mirror.refused
-               else f"upload it with `tracker sync {self.dir}` once MongoDB is back")
+               else f"upload it with `{shell_command('tracker', 'sync', self.dir)}` once MongoDB is back")
         print(f"WARNING: MongoDB at {self.safe_url} did not take the finished run; it is complete in {self.dir}; {fix}",
               file=sys.stderr)
 

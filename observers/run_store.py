@@ -7,6 +7,7 @@ from observers.database import connect, require_database
 from observers.local_run import LocalRun, is_run_dir
 from observers.plain_json import plain_values
 from observers.settings import load_settings
+from observers.shell import shell_command
 from observers.upload import read_file
 from observers.errors import UserError
 
@@ -40,10 +41,19 @@ def open_run(reference, settings=None):
 def newest_run_with_info(info, settings=None):
     """The newest run whose info has all of `info`'s values ({dotted key: value}), or None.
 
-    Looks in RUNS_DIR, whose copies are the latest state of runs MongoDB did not take in full, and in MongoDB.
+    Looks in RUNS_DIR, whose copies are the latest state of runs MongoDB did not take in full, and in MongoDB. A copy
+    of a run that MongoDB holds too is read from its folder but named by its database id.
     """
     settings = settings or load_settings()
-    found = []
+    found, database_ids = [], {}
+    client = connect(settings)
+    if client is not None:
+        query = {f"info.{key}": value for key, value in info.items()}
+        with client:
+            docs = list(client[settings.db_name].runs.find(query, {"_id": 1, "start_time": 1, "local_copy.key": 1}))
+        for doc in docs:
+            found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
+        database_ids = {doc["local_copy"]["key"]: doc["_id"] for doc in docs if "local_copy" in doc}
     folders = settings.runs_dir.iterdir() if settings.runs_dir.is_dir() else ()
     for folder in filter(is_run_dir, folders):
         try:
@@ -51,14 +61,10 @@ def newest_run_with_info(info, settings=None):
         except (OSError, ValueError):  # a run being written right now, or not a run
             continue
         if all(_dotted(run.info, key) == value for key, value in info.items()):
-            found.append((run.entry["start_time"], lambda folder=folder: _open_folder(folder)))
-    client = connect(settings)
-    if client is not None:
-        query = {f"info.{key}": value for key, value in info.items()}
-        with client:
-            docs = list(client[settings.db_name].runs.find(query, {"_id": 1, "start_time": 1}))
-        for doc in docs:
-            found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
+            def open_folder(folder=folder, run_id=database_ids.get(run.key)):
+                return _open_folder(folder, run_id)
+
+            found.insert(0, (run.entry["start_time"], open_folder))  # first: at the same start time, its state wins
     if not found:
         return None
     # ISO start times sort as text (nx-27017 returns them as strings, MongoDB as datetimes: both become ISO text).
@@ -73,7 +79,8 @@ def _dotted(info, key):
 
 def _open_mongo_run(run_id, settings):
     db = require_database(
-        settings, f"start it to read run {run_id}, or give the folder of a file-store run (e.g. {settings.runs_dir}/{run_id})"
+        settings, f"start it to read run {run_id}, or give the folder of a file-store run "
+                  f"(e.g. {shell_command(settings.runs_dir / str(run_id))})"
     )
     doc = db.runs.find_one({"_id": run_id})
     if doc is None:
@@ -95,7 +102,8 @@ def _open_mongo_run(run_id, settings):
                        read_sources)
 
 
-def _open_folder(folder):
+def _open_folder(folder, run_id=None):
+    """The run in `folder`; `run_id`: its id in MongoDB, which then names it."""
     try:
         run = LocalRun.load(folder)
     except (OSError, ValueError) as error:
@@ -111,8 +119,9 @@ def _open_folder(folder):
     def read_sources():
         return {path: run.source_file(stored).read_bytes() for path, stored in run.entry["experiment"].get("sources", [])}
 
-    return _stored_run(f"run {folder}", str(folder.resolve()), run.entry, run.config, run.info, read_artifact,
-                       run.entry.get("artifacts", []), read_sources)
+    label, origin = (f"run {run_id}", run_id) if run_id is not None else (f"run {folder}", str(folder.resolve()))
+    return _stored_run(label, origin, run.entry, run.config, run.info, read_artifact, run.entry.get("artifacts", []),
+                       read_sources)
 
 
 def _stored_run(label, origin, doc, config, info, read_artifact, artifact_names, read_sources):

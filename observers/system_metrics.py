@@ -1,10 +1,12 @@
 """System metrics of a running run, sampled by a background thread and logged as `sys.*` metrics beside the
 training metrics (so Omniboard plots them), as MLflow, W&B and Aim do.
 
-Every SYSTEM_METRICS_S seconds (default 10; 0 disables) one sample, whose step is the sample number:
+One sample when the run starts, one every SYSTEM_METRICS_S seconds (default 10; 0 disables them) and one when its
+main function ends, so a run shorter than the interval has two; the step is the sample number:
 - sys.cpu_percent, sys.memory_gb: the machine's CPU use (0-100 %) and memory in use (GB);
 - sys.process_cpu_percent, sys.process_memory_gb: the run's process and its children (data loader workers), CPU % of
-  one core (so above 100 on several cores) and resident memory (GB);
+  one core (so above 100 on several cores) since the previous sample (the first: since the process started) and
+  resident memory (GB);
 - sys.gpu<i>.util_percent, .memory_gb, .power_w, .temperature_c for each GPU NVIDIA's management library reports
   (nvidia-ml-py); without a GPU or driver there are none, and no warning.
 The sampler reads counters only: it draws no random numbers and touches no tensors, so training is unchanged.
@@ -13,6 +15,8 @@ import threading
 import time
 
 import psutil
+
+from observers.run_end import at_main_end
 
 try:
     import pynvml
@@ -23,37 +27,48 @@ GB = 1e9
 
 
 def start_system_metrics(run, interval_s):
-    """Sample system metrics into `run` (a sacred Run) every `interval_s` seconds while it is RUNNING."""
-    if interval_s > 0:
-        SystemSampler(run, interval_s).start()
+    """Sample system metrics into `run` (a sacred Run, in a pre-run hook) now, every `interval_s` seconds, and when
+    its main function returns or raises."""
+    if interval_s <= 0:
+        return
+    sampler = SystemSampler(run, interval_s)
+    sampler.log_sample()
+    sampler.start()
+    at_main_end(run, sampler.stop)
 
 
 class SystemSampler(threading.Thread):
     def __init__(self, run, interval_s):
-        # A daemon: the run's end never waits for it; it stops by itself once the run is no longer RUNNING.
+        # A daemon: the process's end never waits for it.
         super().__init__(name="system-metrics", daemon=True)
         self.sacred_run = run
         self.interval_s = interval_s
         self.process = psutil.Process()
-        self.processes = {}  # pid -> psutil.Process, kept so that cpu_percent measures since the previous sample
+        self.cpu_seconds = {}  # pid -> (psutil.Process, its CPU seconds and the time at the previous sample)
         self.gpus = gpu_handles()
+        self.step = 0
+        self.lock = threading.Lock()  # the periodic and the last sample never interleave their steps
+        self.stopped = threading.Event()
 
     def run(self):
-        # psutil's CPU percentages count from the previous call (in the same thread, for the machine's): the first.
-        self._sample_processes()
-        psutil.cpu_percent(None)
-        step = 0
-        while True:
-            time.sleep(self.interval_s)
-            if self.sacred_run.status != "RUNNING":
-                return
+        while not self.stopped.wait(self.interval_s) and self.sacred_run.status == "RUNNING":
+            self.log_sample()
+
+    def stop(self):
+        """Take the last sample and end the thread."""
+        self.stopped.set()
+        self.log_sample()
+
+    def log_sample(self):
+        with self.lock:
             for name, value in self.sample().items():
-                self.sacred_run.log_scalar(name, value, step)
-            step += 1
+                self.sacred_run.log_scalar(name, value, self.step)
+            self.step += 1
 
     def sample(self):
         cpu_percent, rss = self._sample_processes()
         values = {
+            # Since the previous call; the first call, in the pre-run hook, counts from psutil's import.
             "sys.cpu_percent": psutil.cpu_percent(None),
             "sys.memory_gb": psutil.virtual_memory().used / GB,
             "sys.process_cpu_percent": cpu_percent,
@@ -64,20 +79,28 @@ class SystemSampler(threading.Thread):
         return values
 
     def _sample_processes(self):
-        """CPU % and resident bytes of this process and its children, each measured since the previous call."""
+        """CPU % and resident bytes of this process and its children, CPU measured since the previous call (for a
+        process not seen before, since it started)."""
         try:
             current = [self.process, *self.process.children(recursive=True)]
         except psutil.Error:
             current = [self.process]
-        self.processes = {p.pid: self.processes.get(p.pid, p) for p in current}
+        now = time.time()
         cpu_percent = rss = 0.0
-        for process in self.processes.values():
+        seen = {}
+        for process in current:
+            process, cpu_before, time_before = self.cpu_seconds.get(process.pid, (process, 0.0, None))
             try:
                 with process.oneshot():
-                    cpu_percent += process.cpu_percent(None)
+                    times = process.cpu_times()
                     rss += process.memory_info().rss
+                    time_before = process.create_time() if time_before is None else time_before
             except psutil.Error:  # a worker that ended meanwhile
-                pass
+                continue
+            cpu = times.user + times.system
+            cpu_percent += 100 * (cpu - cpu_before) / max(now - time_before, 1e-3)
+            seen[process.pid] = (process, cpu, now)
+        self.cpu_seconds = seen
         return cpu_percent, rss
 
 

@@ -10,8 +10,11 @@ What a tracked experiment gets:
 - its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
   run, observers.liveness), and its temporary files in one folder per process, removed at its end, or by
   `tracker sync` after a kill;
+- the environment (every installed distribution, Python, torch, CUDA, cuDNN, GPUs) as the artifact environment.json
+  and a summary in info.environment (observers.environment);
 - system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
-- exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED);
+- exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED), also when the reader of
+  its output has gone (observers.closed_output);
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
   and one line, exit status 1, for any UserError.
 """
@@ -29,6 +32,8 @@ from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_lin
 
 from observers import imports_done
 from observers.choose import choose_observers
+from observers.closed_output import tolerate_closed_output
+from observers.environment import record_environment
 from observers.errors import UserError
 from observers.git_state import record_uncommitted_changes
 from observers.liveness import process_temp_dir
@@ -77,6 +82,10 @@ def track(ex):
         tempfile.tempdir = str(process_temp_dir(os.getpid()))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
+
+    @ex.pre_run_hook
+    def record_the_environment(_run):
+        record_environment(_run, process_temp_dir(os.getpid()))
 
     @ex.pre_run_hook
     def sample_system_metrics(_run):
@@ -135,10 +144,12 @@ def _unknown_keys_as_user_error(run):
 
 
 def _commandline(run_commandline):
-    """Sacred's command line, started once the experiment's imports are done, and exiting 130 on Ctrl-C."""
+    """Sacred's command line, started once the experiment's imports are done, exiting 130 on Ctrl-C, and with an
+    output whose reader may go (`| tee log` and Ctrl-C) without failing the run."""
     @functools.wraps(run_commandline)
     def run(*args, **kwargs):
         imports_done()
+        tolerate_closed_output()
         try:
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it

@@ -95,6 +95,20 @@ def test_bad_config_values_fail_in_one_line_without_recording_a_run(update, name
     assert mongo_db.runs.count_documents({}) == 0
 
 
+@pytest.mark.parametrize("experiment, update, message", [
+    ("cifar", "data.root=/proc/nope", "data.root='/proc/nope' cannot hold the dataset (No such file or directory"),
+    ("cifar", "data.root=/etc/hostname", "data.root='/etc/hostname' cannot hold the dataset (Not a directory"),
+    ("signals", "data.length=4", "data.length=4 is too short for model.stages=3"),
+])
+def test_data_errors_at_run_time_are_one_line_with_the_fix(experiment, update, message, workdir, mongo_url, mongo_db):
+    result = run_experiment(["with", "smoke", update], workdir, mongo_url, mongo_db.name, experiment=experiment)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "\n  File " not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"UserError: {message}") and ("use " in last or "give " in last), result.stderr
+
+
 def test_malformed_mongo_url_fails_in_one_line(workdir, tmp_path):
     password = uuid.uuid4().hex  # generated: no password is written in tracked files
     result = run_experiment(["with", "smoke"], workdir, f"mongodb://user:{password}@[oops", "x", runs_dir=tmp_path / "r")

@@ -1,9 +1,27 @@
 """README's "Your own experiment": its snippet, run from a fresh git repository outside experiments/, is tracked."""
+import json
+import platform
 import re
+import shutil
 import subprocess
 import sys
+from importlib import metadata
 
 from conftest import REPO_ROOT, git, metric, newest_run, python_env, run_tracker
+
+from observers.upload import read_file
+
+WITHOUT_TRAINER = """
+from observers.track import track
+from sacred import Experiment
+
+ex = track(Experiment("plain"))
+
+
+@ex.automain
+def main():
+    return 1.0
+"""
 
 
 def readme_snippet():
@@ -34,7 +52,7 @@ def test_readme_experiment_is_recorded_and_rerun_exactly(tmp_path, mongo_url, mo
     assert "Iteration 200/200" in run["captured_out"]
     assert run["result"] < 0.2  # the noise's MAE is 0.08: the line is found
     # A clean tree, though the run's own record sat untracked in the project's runs/ while it ran.
-    assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json"}
+    assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json", "environment.json"}
     assert "untracked_files" not in run["info"]
     assert len(metric(mongo_db, run["_id"], "val.mae")) == 4
 
@@ -46,3 +64,43 @@ def test_readme_experiment_is_recorded_and_rerun_exactly(tmp_path, mongo_url, mo
     assert again["info"]["rerun_of"] == run["_id"] and again["config"] == run["config"]
     for name in ("train.loss", "val.mae", "test.mae"):
         assert metric(mongo_db, again["_id"], name) == metric(mongo_db, run["_id"], name), name
+
+
+def test_a_run_without_the_trainer_records_its_environment(tmp_path, mongo_url, mongo_db):
+    (tmp_path / "plain.py").write_text(WITHOUT_TRAINER)
+
+    result = subprocess.run([sys.executable, "plain.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name))
+
+    assert result.returncode == 0, result.stderr
+    run = newest_run(mongo_db)
+    summary = run["info"]["environment"]
+    assert summary["python"] == platform.python_version() and summary["torch"] == metadata.version("torch")
+    assert summary["packages"]["sacred"] == metadata.version("sacred") and "playwright" not in summary["packages"]
+    [artifact] = [a for a in run["artifacts"] if a["name"] == "environment.json"]
+    environment = json.loads(read_file(mongo_db, artifact["file_id"]))
+    assert environment["packages"]["playwright"] == metadata.version("playwright")  # installed, not imported
+    assert {"cuda", "cudnn", "gpus", "platform"} <= set(environment)
+
+
+def test_compare_shows_and_rerun_warns_of_environment_differences(failed_file_store_run, project_repo, workdir,
+                                                                    mongo_url, db_name, tmp_path):
+    """Two copies of a run, one made as if numpy and torch had had other versions."""
+    same, older = tmp_path / "same", tmp_path / "older"
+    shutil.copytree(failed_file_store_run, same)
+    shutil.copytree(failed_file_store_run, older)
+    info = json.loads((older / "info.json").read_text())
+    recorded_torch = info["environment"]["torch"]
+    info["environment"]["packages"]["numpy"] = "1.0.0"
+    info["environment"]["torch"] = "1.13.0"
+    (older / "info.json").write_text(json.dumps(info))
+
+    compare = run_tracker(["compare", str(same), str(older)], workdir, mongo_url, db_name)
+    rerun = run_tracker(["rerun", str(older)], workdir, mongo_url, db_name, project=project_repo)
+
+    assert compare.returncode == 0, compare.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in compare.stdout.splitlines() if line.startswith("env.")}
+    assert rows == {"env.packages.numpy": [metadata.version("numpy"), "1.0.0"],
+                    "env.torch": [recorded_torch, "1.13.0"]}
+    warnings = [line for line in rerun.stderr.splitlines() if "installed now" in line]
+    assert warnings == [f"WARNING: run {older} ran with numpy 1.0.0; installed now: numpy {metadata.version('numpy')}"]

@@ -204,6 +204,20 @@ def test_runs_record_system_metrics_without_changing_training(lr_runs, workdir, 
         assert metric(mongo_db, unsampled["_id"], name) == metric(db, run["_id"], name), name
 
 
+def test_a_run_shorter_than_the_interval_has_system_metrics_from_its_start_and_end(workdir, mongo_url, mongo_db,
+                                                                                    db_name):
+    result = run_experiment([*TINY, "lr=0.01"], workdir, mongo_url, db_name, SYSTEM_METRICS_S=3600)
+
+    assert result.returncode == 0, result.stderr
+    (run,) = mongo_db.runs.find()
+    for name in ("sys.cpu_percent", "sys.memory_gb", "sys.process_cpu_percent", "sys.process_memory_gb"):
+        steps, values, _ = read_metric(mongo_db, run["_id"], name)
+        assert steps.tolist() == [0, 1], (name, steps)
+        assert (values >= 0).all(), (name, values)
+    steps, values, _ = read_metric(mongo_db, run["_id"], "sys.process_cpu_percent")
+    assert values[0] > 0, values  # the first sample counts the process's CPU since it started, not nothing
+
+
 def test_readme_example_runs(lr_runs, mongo_url, tmp_path):
     """The notebook example in README.md, exactly as written there."""
     readme = (REPO_ROOT / "README.md").read_text()

@@ -2,12 +2,17 @@
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
-from conftest import COMPUTED_METRICS, REFERENCE_ARGS, interrupt_at, metric, newest_run, run_tracker
+from conftest import (COMPUTED_METRICS, EXPERIMENT, REFERENCE_ARGS, interrupt_at, metric, newest_run, python_env,
+                      run_tracker)
 
 from ingredients.checkpoint import load_checkpoint
 from ingredients.trainer import StopRequests
@@ -61,6 +66,27 @@ class OpensAFile:
         return open, (str(self.path), "w")
 
 
+def test_ctrl_c_after_the_output_pipe_closed_interrupts_with_a_checkpoint(workdir, mongo_url, mongo_db, db_name):
+    """`python experiments/cifar.py ... 2>&1 | tee log` and Ctrl-C: tee ends first, then the experiment writes."""
+    process = subprocess.Popen(
+        [sys.executable, str(EXPERIMENT), *REFERENCE_ARGS, "trainer.steps=200"], cwd=workdir,
+        env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("Iteration"):
+                break
+        process.stdout.close()  # the reader has gone
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+    run = newest_run(mongo_db)
+    assert run["status"] == "INTERRUPTED", run.get("fail_trace")
+    assert "checkpoint.pt" in [artifact["name"] for artifact in run["artifacts"]]
+
+
 def test_resume_refuses_runs_without_a_safe_checkpoint(
     failed_file_store_run, reference_run, project_repo, workdir, mongo_url, tmp_path
 ):
@@ -77,6 +103,21 @@ def test_resume_refuses_runs_without_a_safe_checkpoint(
     store_checkpoint(failed_file_store_run, lambda path: torch.save({"model": OpensAFile(marker)}, path))
     assert "checkpoint.pt is corrupted or holds more than tensors and numbers" in resume(str(failed_file_store_run))
     assert not marker.exists()
+
+
+def test_suggested_commands_quote_paths_for_the_shell(failed_file_store_run, workdir, mongo_url, db_name, tmp_path):
+    """A run folder whose path has a space and a quote: each suggested command, pasted, names that folder."""
+    folder = tmp_path / "my project's runs" / failed_file_store_run.name
+    shutil.copytree(failed_file_store_run, folder)
+
+    rerun = run_tracker(["rerun", str(folder), "lr=0.1"], workdir, mongo_url, db_name)
+    resume = run_tracker(["resume", str(folder)], workdir, mongo_url, db_name)
+
+    for result, command in ((rerun, ["tracker", "rerun", str(folder), "with", "KEY=VALUE"]),
+                            (resume, ["tracker", "rerun", str(folder)])):
+        assert result.returncode == 1, result.stderr
+        suggested = re.search(r"e\.g\. (tracker .*)|`(tracker [^`]*)`", result.stderr)
+        assert shlex.split(suggested[1] or suggested[2]) == command, result.stderr
 
 
 @pytest.mark.parametrize(

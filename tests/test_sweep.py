@@ -3,6 +3,7 @@ import json
 import os
 import re
 import signal
+import time
 
 import pytest
 from conftest import EXPERIMENT, TrackerCommand, metric, run_tracker
@@ -63,7 +64,7 @@ def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, 
         sweep.kill()
     output = "".join(sweep.output)
     sweep_id = sweep_id_of(output)
-    assert re.search(r"trials finished: 0, 1; not finished: 2, 3; continue with 'tracker sweep --continue \d+'",
+    assert re.search(r"trials finished: 0, 1; not finished: 2, 3; continue with `tracker sweep --continue \d+`",
                      output), output
 
     result = run_tracker(["sweep", "--continue", str(sweep_id)], workdir, mongo_url, db_name)
@@ -79,6 +80,22 @@ def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, 
     assert [trial.state.name for trial in study.trials] == ["COMPLETE"] * 4
     assert {trial.number: trial.value for trial in study.trials} == {
         run["info"]["sweep"]["trial"]: run["result"] for run in completed}
+
+
+def test_a_killed_trial_is_reported_with_the_signal_and_its_run_id(mongo_url, mongo_db, db_name, tmp_path):
+    sweep = TrackerCommand("sweep", str(EXPERIMENT), *TINY, "trainer.steps=5000", "lr=[0.01]", cwd=tmp_path,
+                           MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=tmp_path / "runs")
+    try:
+        deadline = time.monotonic() + 300
+        while (run := mongo_db.runs.find_one({"info.pid": {"$exists": True}, "heartbeat": {"$ne": None}})) is None:
+            assert time.monotonic() < deadline and sweep.process.poll() is None, "".join(sweep.output)
+            time.sleep(0.2)
+        os.kill(run["info"]["pid"], signal.SIGKILL)  # as the kernel's OOM killer or `kill -9` would
+        assert sweep.process.wait(120) == 1
+    finally:
+        sweep.kill()
+    output = "".join(sweep.output)
+    assert f"trial 0 failed (run {run['_id']}):\n    killed by signal 9 (SIGKILL)\n" in output, output
 
 
 def test_eight_trials_started_together_keep_their_own_ids_and_records(mongo_url, mongo_db, db_name, workdir):

@@ -2,8 +2,10 @@
 optionally one metric of each overlaid in a figure."""
 from pathlib import Path
 
+from observers.environment import differences
 from observers.errors import UserError
 from observers.query import differing_keys, metric_history, rows_of
+from observers.run_store import open_run
 from tracker.runs import cell, render_table
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
@@ -16,7 +18,8 @@ def add_parser(subparsers):
         help="compare runs side by side; overlay a metric of each in a figure",
         description=(
             "Show runs side by side: the config keys that differ (all of them with --all), status, git commit, "
-            "result, and the last, min and max of every metric. With --plot, also draw one metric of every run "
+            "result, the last, min and max of every metric, and where their environments differ (env.torch, "
+            "env.packages.NAME, ...). With --plot, also draw one metric of every run "
             "(all its points) in one figure."
         ),
     )
@@ -38,6 +41,9 @@ def run(args):
     keys = RUN_KEYS + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
     header = [""] + [str(row["id"]) for row in rows]
     lines = [[key] + [_short(cell(row.get(key), key), key) for row in rows] for key in keys]
+    environments = [open_run(reference).info.get("environment") or {} for reference in args.runs]
+    for key, values in differences(environments).items():
+        lines.append([f"env.{key}"] + [cell(value, key) for value in values])
     written = plot(rows, args.metric, args.plot, differing_keys(rows)) if args.plot else None
     print(render_table([header] + lines), end="")
     if written:

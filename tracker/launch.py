@@ -18,6 +18,7 @@ from pathlib import Path, PurePath
 import git
 from sacred.config import save_config_file
 
+from observers.environment import changed_packages
 from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
 from observers.plain_json import dotted_keys, dotted_values
@@ -38,6 +39,7 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, a
     `env` adds environment variables for the experiment; `action` ("rerun", "resume") names the run in the line
     saying what runs. Returns the experiment's exit status.
     """
+    warn_of_changed_packages(stored)
     checkout, script, repo = trusted_script(stored)
     with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info, commit):
         if not (code_dir / script).is_file():
@@ -57,6 +59,15 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, a
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
             child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
             return run_in_foreground([sys.executable, str(code_dir / script), "with", *arguments], child_env)
+
+
+def warn_of_changed_packages(stored):
+    """One line when a package that `stored` had imported has another version (or none) installed now."""
+    changed = changed_packages((stored.info.get("environment") or {}).get("packages", {}))
+    if changed:
+        then = ", ".join(f"{name} {recorded}" for name, (recorded, _) in changed.items())
+        now = ", ".join(f"{name} {installed or '(not installed)'}" for name, (_, installed) in changed.items())
+        print(f"WARNING: {stored.label} ran with {then}; installed now: {now}", file=sys.stderr)
 
 
 def experiment_env(info, env=None, code_dir=None):

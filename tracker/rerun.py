@@ -1,6 +1,7 @@
 """`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run."""
 from observers.run_store import open_run
 from observers.errors import UserError
+from observers.shell import shell_command
 
 
 def add_parser(subparsers):
@@ -41,7 +42,8 @@ def run(args):
     from tracker.launch import relaunch
 
     if args.updates and args.updates[0] != "with":
-        raise UserError(f"put config changes after 'with', e.g. tracker rerun {args.run} with KEY=VALUE")
+        raise UserError(f"put config changes after 'with', e.g. "
+                        f"{shell_command('tracker', 'rerun', args.run, 'with', 'KEY=VALUE')}")
     overrides = args.updates[1:]
     stored = open_run(args.run)
     info = {"rerun_of": stored.origin, "overrides": overrides}

@@ -7,6 +7,7 @@ from observers.run_store import open_run
 from observers.errors import UserError
 from observers.liveness import death, describe_alive
 from observers.origin import RESUME_CHECKPOINT_ENV
+from observers.shell import shell_command
 from tracker.rerun import add_run_arguments
 
 
@@ -38,7 +39,7 @@ def run(args):
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
-                        f"'tracker rerun {args.run}'")
+                        f"`{shell_command('tracker', 'rerun', args.run)}`")
     if stored.doc.get("status") == "RUNNING" and death(stored.doc, stored.info) is None:
         raise UserError(f"{stored.label} is still running ({describe_alive(stored.doc, stored.info)}); resume it "
                         f"once it has ended (Ctrl-C stops it with a checkpoint)")
@@ -47,7 +48,8 @@ def run(args):
         if continued is None:
             raise UserError(
                 f"{stored.label} has no {CHECKPOINT}: it stopped before its first checkpoint (every "
-                f"trainer.checkpoint_every steps, and on Ctrl-C); start it again with 'tracker rerun {args.run}'"
+                f"trainer.checkpoint_every steps, and on Ctrl-C); start it again with "
+                f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
         info, env = continued
         return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, env=env,

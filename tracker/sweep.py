@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from observers.database import connect
 from observers.errors import UserError
 from observers.settings import load_settings
+from observers.shell import shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
 from observers.origin import PRUNING_ENV
@@ -34,6 +35,10 @@ LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local executor stops jobs after 2 
 CANCEL_WAIT_S = 120  # after Ctrl-C, how long local trials get to store their checkpoints
 RECORD_FILE = "sweep.json"
 RECORD_CODE_FIELDS = ("_id", "script", "arguments", "cwd", "folder", "search")  # what the trials run, and where
+# Why SLURM ended a job, by its final state (sacct's, as submitit reports it), in the words a failed trial shows.
+SLURM_REASONS = {"TIMEOUT": "exceeded the time limit", "OUT_OF_MEMORY": "out of memory",
+                 "CANCELLED": "cancelled (scancel)", "NODE_FAIL": "its node failed", "PREEMPTED": "preempted",
+                 "DEADLINE": "reached its deadline"}
 
 
 def add_parser(subparsers):
@@ -391,6 +396,9 @@ class Sweep:
         except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
             lines = str(error).strip().splitlines()
             outcome = {"run": None, "status": "FAILED", "result": None, "error": "\n".join(lines[-5:])}
+        slurm_reason = SLURM_REASONS.get(job.state.split()[0]) if not self.local else None
+        if slurm_reason and outcome["status"] != "COMPLETED":  # what SLURM did is the reason, not what it left behind
+            outcome["error"] = slurm_reason
         trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
         if outcome["status"] == "COMPLETED" and outcome.get("pruned_at_step") is not None:
             trial.update(status="PRUNED", pruned_at_step=outcome["pruned_at_step"])
@@ -478,9 +486,12 @@ class Sweep:
         failed = counts["FAILED"] + counts["INTERRUPTED"]
         pruned = f" ({counts['PRUNED']} pruned)" if counts["PRUNED"] else ""
         print(f"sweep {self.record['_id']}: {counts['COMPLETED'] + counts['PRUNED']} of {len(self.trials)} trials "
-              f"completed{pruned}, {failed} failed; continue with 'tracker sweep --continue {self.record['_id']}'" if failed else
+              f"completed{pruned}, {failed} failed; continue with `{self.continue_command()}`" if failed else
               f"sweep {self.record['_id']}: all {len(self.trials)} trials completed{pruned}")
         return min(failed, 125)
+
+    def continue_command(self):
+        return shell_command("tracker", "sweep", "--continue", self.record["_id"])
 
     def cancel(self):
         """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
@@ -514,7 +525,7 @@ class Sweep:
         print(f"sweep {self.record['_id']}: trials finished: {', '.join(map(str, finished)) or 'none'}; "
               f"not finished: {', '.join(map(str, unfinished)) or 'none'}"
               + (f"; {never_asked} more to choose" if never_asked else "")
-              + f"; continue with 'tracker sweep --continue {self.record['_id']}'", flush=True)
+              + f"; continue with `{self.continue_command()}`", flush=True)
         return 130
 
     def save(self):

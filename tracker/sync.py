@@ -10,6 +10,7 @@ from observers.liveness import death, describe_alive, remove_temporary_files
 from observers.local_run import LocalRun, is_run_dir
 from observers.plain_json import plain_values
 from observers.settings import load_settings
+from observers.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
 
@@ -53,7 +54,8 @@ def sync_runs(db, run_dirs):
         print(f"{outcome} {run_dir}: {message}", flush=True)
     try:
         for run_id, died in mark_dead_runs(db):
-            print(f"interrupted run {run_id}: it died ({died['how']}); continue it with 'tracker resume {run_id}'")
+            print(f"interrupted run {run_id}: it died ({died['how']}); "
+                  f"continue it with `{shell_command('tracker', 'resume', run_id)}`")
     except PyMongoError as error:
         counts["failed"] += 1
         print(f"failed to look for dead runs in MongoDB: {error}")
@@ -99,7 +101,8 @@ def sync_run(db, uploader, run_dir):
     except (UploadError, PyMongoError) as error:
         return "failed", str(error)
     points = sum(len(series["steps"]) for series in run.metrics.values())
-    dead = f"; it had died ({died['how']}), continue it with 'tracker resume {run_id}'" if died else ""
+    resume = shell_command("tracker", "resume", run_id)
+    dead = f"; it had died ({died['how']}), continue it with `{resume}`" if died else ""
     return "uploaded", (
         f"run {run_id} ({run.entry['status']}, {len(run.metrics)} metrics with {points} points, "
         f"{len(set(run.entry['artifacts']))} artifacts){dead}"

@@ -87,10 +87,24 @@ class Trial:
 
 
 def outcome(stored, returncode=0):
-    """What the sweep needs to know of a trial's run: its id, status, result, and the end of its error."""
+    """What the sweep needs to know of a trial's run: its id, status, result, and the end of its error (for a process
+    killed before Sacred could record one, the signal)."""
     if stored is None:
-        return {"run": None, "status": "FAILED", "result": None, "error": f"no run was recorded (exit {returncode})"}
+        error = exit_reason(returncode) or f"exit {returncode}"
+        return {"run": None, "status": "FAILED", "result": None, "error": f"no run was recorded ({error})"}
     trace = stored.doc.get("fail_trace") or []
     lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
     return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
-            "error": "\n".join(lines), "pruned_at_step": stored.info.get("pruned_at_step")}
+            "error": "\n".join(lines) or exit_reason(returncode) or f"the experiment exited with status {returncode}",
+            "pruned_at_step": stored.info.get("pruned_at_step")}
+
+
+def exit_reason(returncode):
+    """'killed by signal 9 (SIGKILL)' for a process that a signal ended, else None."""
+    if returncode >= 0:
+        return None
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        return f"killed by signal {-returncode}"
+    return f"killed by signal {-returncode} ({name})"

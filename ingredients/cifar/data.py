@@ -73,7 +73,14 @@ def read_split(train, dataset, root):
 
     Read directly rather than through torchvision, whose import loads its models and ops (seconds per run).
     """
-    root = resolve(root)
+    try:
+        return _read_split(train, dataset, resolve(root))
+    except OSError as error:  # a folder that is missing, not a folder, or not readable (or, for synthetic, writable)
+        raise UserError(f"data.root={root!r} cannot hold the dataset ({error.strerror}: {error.filename}); "
+                        f"give a folder you can write, e.g. with data.root=data") from None
+
+
+def _read_split(train, dataset, root):
     if dataset == "synthetic":
         folder = write_synthetic_cifar(root / "synthetic" / FOLDER)
     else:

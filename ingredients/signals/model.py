@@ -4,7 +4,8 @@ from pathlib import Path
 import torch.nn as nn
 from sacred import Ingredient
 
-from ingredients.checks import check_positive_int
+from ingredients.checks import check_positive_int, is_int
+from observers.errors import UserError
 
 model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
 
@@ -20,6 +21,10 @@ def config():
 def validate(config, command_name, logger):
     for key in ("width", "stages", "kernel_size"):
         check_positive_int(f"model.{key}", config["model"][key])
+    stages, length = config["model"]["stages"], config["data"]["length"]
+    if is_int(length) and length < 2**stages:  # each stage halves the signal; the data ingredient checks the rest
+        raise UserError(f"data.length={length} is too short for model.stages={stages}, which halve it {stages} "
+                        f"times; use data.length={2**stages} or more, or fewer model.stages")
     return {}
 
 
