@@ -244,12 +244,13 @@ class DurableMongoObserver(FileStorageObserver):
         self._write_locally("report", super().render_template)
 
     def _write_locally(self, name, write, *args):
-        """write(*args), a write of the file `name` into the run folder: its result, or None once the local store
-        has failed (then or earlier; reported once, and the run goes on in MongoDB)."""
+        """write(*args), a write of the file `name` into the run folder: its result (True for none), or None once the
+        local store has failed (then or earlier; reported once, and the run goes on in MongoDB)."""
         if self.local_failure is not None:
             return None
         try:
-            return write(*args)
+            result = write(*args)
+            return True if result is None else result
         except OSError as error:
             self.local_failure = self._store_problem(error, os.path.join(self.dir, name))
             if self.mirror is not None:
@@ -275,7 +276,6 @@ class DurableMongoObserver(FileStorageObserver):
                 os.remove(temporary)
             raise
         os.replace(temporary, os.path.join(self.dir, name))
-        return True
 
     # ---- for the mirror -------------------------------------------------------------------------
     def snapshot(self):

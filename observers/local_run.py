@@ -63,9 +63,15 @@ class LocalRun:
             held = len(self.metrics.get(name, {}).get("steps", []))
             if held < points:
                 short.append(f"metrics.json: {held} of {points} points of metric {name}")
-        short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry.get("artifacts", []))
-                  if not (self.dir / name).is_file()]
+        stored = self.stored_artifacts()
+        short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry["artifacts"])
+                  if name not in stored]
         return short
+
+    def stored_artifacts(self):
+        """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
+        return [name for name in dict.fromkeys(self.entry["artifacts"])
+                if name in self.replaced_files or (self.dir / name).is_file()]
 
     @property
     def key(self):

@@ -117,7 +117,7 @@ class RunUploader:
                 for name, stored in run.entry["experiment"]["sources"]
             ]
         resources = [[path, self._store_once(stored, path, return_md5=True)] for path, stored in run.entry["resources"]]
-        for name in dict.fromkeys(run.entry["artifacts"]):  # a name added twice keeps its latest file
+        for name in run.stored_artifacts():
             types = run.artifact_types.get(name, {})
             self._store_artifact(state, name, run, name, types.get("content_type"), types.get("metadata"))
         if run.finished and len(run.captured_out) > TAIL_CHARS:
