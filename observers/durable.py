@@ -108,6 +108,8 @@ class DurableMongoObserver(FileStorageObserver):
         uploaded = self.reachable and self.mirror.attempt()
         if self.local_failure is not None and not uploaded:
             self.folder_lock.close()
+            shutil.rmtree(self.dir, ignore_errors=True)  # a part of a run that nothing could record
+            self.mirror = None  # nothing to wait for in join
             raise UserError(f"{self.local_failure}, and MongoDB at {self.safe_url} did not take the run either; "
                             f"{STORE_FIX}")
         self.mirror.start()

@@ -352,15 +352,24 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(disk)], check=True)
 
 
+def fill(disk, leave_bytes):
+    """Fill `disk` up to `leave_bytes` free space with one file."""
+    with open(disk / "filler", "wb") as filler:
+        filler.truncate(0)
+        for _ in range((shutil.disk_usage(disk).free - leave_bytes) // 4096):
+            filler.write(b"x" * 4096)
+
+
 def test_a_run_on_a_full_disk_is_recorded_whole_in_mongodb(small_disk, mongo_url, mongo_db, db_name, workdir,
                                                            tmp_path):
-    # 5 MB of output and a 500 kB artifact fill the 3 MB disk during the run.
+    # The 500 kB artifact finds 300 kB free, and 5 MB of output and 20,000 points come after it.
+    fill(small_disk, 300_000)
     process = start_experiment(FLOOD, ["with", "output_mb=5", "points=20000", "artifact_kb=500"], workdir, mongo_url,
                                db_name, small_disk / "runs", tmp_path)
     assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
     stderr = (tmp_path / "stderr.txt").read_text()
     [warning] = [line for line in stderr.splitlines() if "local store failed" in line]
-    assert f"the local store failed to write {small_disk / 'runs' / '1'}" in warning, warning
+    assert f"the local store failed to write {small_disk / 'runs' / '1' / 'blob.bin'}" in warning, warning
     assert f"(No space left on device; " in warning and f" MB free in {small_disk / 'runs'})" in warning
     assert "An error ocurred" not in stderr and "failed at some point" not in stderr
     [run] = mongo_db.runs.find()
@@ -374,11 +383,7 @@ def test_a_run_on_a_full_disk_is_recorded_whole_in_mongodb(small_disk, mongo_url
 
 
 def test_a_full_disk_without_mongodb_fails_in_one_line(small_disk, db_name, workdir, tmp_path):
-    (small_disk / "filler").write_bytes(b"")
-    with open(small_disk / "filler", "wb") as filler, pytest.raises(OSError):
-        while True:
-            filler.write(b"x" * 65536)
-            filler.flush()
+    fill(small_disk, 0)
     runs_dir = small_disk / "runs"
     process = start_experiment(FLOOD, [], workdir, f"mongodb://127.0.0.1:{free_port()}", db_name, runs_dir, tmp_path)
     assert process.wait(timeout=120) == 1
@@ -387,3 +392,4 @@ def test_a_full_disk_without_mongodb_fails_in_one_line(small_disk, db_name, work
     assert line.startswith(f"UserError: the local store failed to write {runs_dir / '1'}"), stderr
     assert "(No space left on device; 0.0 MB free in " in line and "did not take the run either" in line
     assert "Traceback" not in stderr and "Completed" not in stderr
+    assert not local_copies(runs_dir)
