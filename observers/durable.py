@@ -112,6 +112,8 @@ class DurableMongoObserver(FileStorageObserver):
             self.mirror = None  # nothing to wait for in join
             raise UserError(f"{self.local_failure}, and MongoDB at {self.safe_url} did not take the run either; "
                             f"{STORE_FIX}")
+        if self.local_failure is not None:
+            self._warn_local_failure()
         self.mirror.start()
         return self.mirror.state.run_id if uploaded else local_id
 
@@ -255,10 +257,13 @@ class DurableMongoObserver(FileStorageObserver):
             return True if result is None else result
         except OSError as error:
             self.local_failure = self._store_problem(error, os.path.join(self.dir, name))
-            if self.mirror is not None:
-                print(f"WARNING: {self.local_failure}; nothing more is written there, the run goes on in MongoDB at "
-                      f"{self.safe_url} alone", file=sys.stderr)
+            if self.mirror is not None:  # during started_event, which decides whether the run can go on
+                self._warn_local_failure()
             return None
+
+    def _warn_local_failure(self):
+        print(f"WARNING: {self.local_failure}; nothing more is written there, the run goes on in MongoDB at "
+              f"{self.safe_url} alone", file=sys.stderr)
 
     def _store_problem(self, error, path):
         """One line: the local store failed to write `path`, why, and the free space there."""
