@@ -38,6 +38,7 @@ BLOCK_BYTES = 2**20
 DOCUMENT_LIMIT_BYTES = 16 * 2**20
 EPOCH = np.datetime64(0, "us")
 KEY_INDEX = "local_copy_key_unique"
+CHUNK_INDEX = "metric_points_chunk_unique"
 
 
 class UploadError(Exception):
@@ -71,12 +72,15 @@ def ensure_unique_keys(db):
     try:
         db.runs.create_index("local_copy.key", name=KEY_INDEX, unique=True,
                              partialFilterExpression={"local_copy.key": {"$exists": True}})
+        # Two uploaders of one run upsert the same chunks: MongoDB's upserts double a document without such an index.
+        db.metric_points.create_index([("run_id", 1), ("name", 1), ("chunk", 1)], name=CHUNK_INDEX, unique=True)
     except OperationFailure as error:
         if error.code != 11000 and "UNIQUE constraint" not in str(error):  # MongoDB's code; nx-27017's message
             raise
         raise UploadError(
-            f"database {db.name!r} holds several runs uploaded from the same local run, so it cannot enforce that "
-            f"each run is stored once ({error}); delete the doubles with `tracker delete`, keeping one of each"
+            f"database {db.name!r} holds doubles of a run (two run documents from one local run, or a metric's "
+            f"points stored twice), so it cannot enforce that each run is stored once ({error}); delete the doubled "
+            f"runs with `tracker delete`, keeping one of each"
         ) from None
 
 
@@ -227,8 +231,8 @@ class RunUploader:
         for chunk in range(stored // CHUNK_POINTS, (total - 1) // CHUNK_POINTS + 1):
             points = slice(chunk * CHUNK_POINTS, min(total, (chunk + 1) * CHUNK_POINTS))
             packed = pack_points(steps[points], values[points], stamps[points])
-            self.db.metric_points.update_one({"run_id": run_id, "name": name, "chunk": chunk},
-                                             {"$set": {"points": points.stop - points.start, **packed}}, upsert=True)
+            _upsert(self.db.metric_points, {"run_id": run_id, "name": name, "chunk": chunk},
+                    {"$set": {"points": points.stop - points.start, **packed}})
         if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
         shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1))
@@ -254,6 +258,14 @@ class RunUploader:
         except DuplicateKeyError:
             pass
         return metric_id
+
+
+def _upsert(collection, query, update):
+    """update_one with upsert; an upsert that lost the race to insert (CHUNK_INDEX refused it) updates instead."""
+    try:
+        collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        collection.update_one(query, update)
 
 
 def summarize(steps, values):
