@@ -6,8 +6,17 @@ its final save raises TypeError without a failure_dir, QueuedMongoObserver hangs
 as an "unserializable entry". This observer writes everything to RUNS_DIR (Sacred's FileStorageObserver format),
 uploads it with observers.upload (idempotent, resumable), deletes the local copy once MongoDB holds the finished
 run, and otherwise leaves it there for `tracker sync`.
+
+Sacred also stops calling an observer after its first exception (it logs "An error ocurred in the ... observer" and
+goes on to print "Completed"), so a full disk would silently end the recording. Every event here is therefore guarded
+(_never_raises). A failure of the local store (no space, permission lost, I/O error) is reported in one line naming
+the path and the free space; from then on nothing more is written locally and MongoDB alone holds the run, from the
+state kept in memory. When MongoDB cannot take it either, the run fails in one line and the process exits 1. The
+design is in docs/durability.md.
 """
 import atexit
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -26,7 +35,8 @@ from sacred.serializer import flatten
 from sacred.utils import IntervalTimer
 
 import observers.capture_lock  # noqa: F401  (Sacred loses output when two threads read it at once)
-from observers.local_run import ARTIFACT_TYPES_FILE, LocalRun
+from observers.errors import UserError
+from observers.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
 from observers.settings import redact
 from observers.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState
@@ -39,6 +49,23 @@ GIVE_UP_S = 10.0  # at the end of a run, stop waiting once MongoDB has failed fo
 # without MongoDB does not wait at the end of every run.
 GIVE_UP_NEVER_REACHED_S = 0.0
 LAST_HEARTBEAT_WAIT_S = 30.0
+STORE_FIX = ("free space there or set RUNS_DIR (environment or .env) to a folder with room, and check that MongoDB "
+             "answers (MONGO_URL)")
+
+
+def _never_raises(event):
+    """A Sacred event that reports any error in one line instead of raising it: Sacred would stop calling the
+    observer for the rest of the run. (Failures of the local store are handled where they happen, _write_locally.)"""
+    @functools.wraps(event)
+    def guarded(self, *args, **kwargs):
+        try:
+            return event(self, *args, **kwargs)
+        except Exception as error:
+            if event.__name__ not in self.reported_errors:  # once per event: heartbeats come every few seconds
+                self.reported_errors.add(event.__name__)
+                print(f"WARNING: recording the run's {event.__name__} failed ({error!r}); the run goes on and is "
+                      f"recorded further", file=sys.stderr)
+    return guarded
 
 
 class DurableMongoObserver(FileStorageObserver):
@@ -54,20 +81,40 @@ class DurableMongoObserver(FileStorageObserver):
         self.metrics = {}  # name -> MetricSeries
         self.metrics_changed = False  # points arrived since metrics.json was last written
         self.artifact_types = {}
+        self.written_points = {}  # name -> points in metrics.json, recorded in run.json (observers.local_run)
         self.mirror = None
+        self.local_failure = None  # why the local store stopped taking the run; from then on MongoDB alone has it
+        self.artifact_sources = {}  # name -> the added file, for artifacts the local store did not take
+        self.local_artifacts = set()  # names whose latest file is in the run folder
+        self.lost = []  # what neither store took, one line each
+        self.reported_errors = set()  # events whose error has been reported (_never_raises)
+        self.folder_lock = contextlib.ExitStack()  # the run folder's upload lock, held for the whole run
 
     def __repr__(self):
         return f"DurableMongoObserver({self.safe_url}, {self.db_name!r}, local copy in {self.basedir})"
 
     # ---- Sacred events: write locally, then wake the mirror -------------------------------------
     def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
-        local_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, None)
+        """Raises UserError (the run does not start) when neither the local store nor MongoDB takes the run."""
+        try:
+            local_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, None)
+        except OSError as error:  # no run folder at all
+            raise UserError(self._store_problem(error, self.basedir) + "; " + STORE_FIX) from None
+        self.folder_lock.enter_context(upload_lock(self.dir))
         # The process writing the run (observers.liveness), in its info from the first upload on.
         self.info = {"pid": os.getpid()}
         self.save_json(self.info, "info.json")
         self.mirror = MongoMirror(self, self.client[self.db_name], warned=not self.reachable)
         # A reachable server gives the run its MongoDB id right away; an unreachable one is left to the mirror.
         uploaded = self.reachable and self.mirror.attempt()
+        if self.local_failure is not None and not uploaded:
+            self.folder_lock.close()
+            shutil.rmtree(self.dir, ignore_errors=True)  # a part of a run that nothing could record
+            self.mirror = None  # nothing to wait for in join
+            raise UserError(f"{self.local_failure}, and MongoDB at {self.safe_url} did not take the run either; "
+                            f"{STORE_FIX}")
+        if self.local_failure is not None:
+            self._warn_local_failure()
         self.mirror.start()
         return self.mirror.state.run_id if uploaded else local_id
 
@@ -77,11 +124,13 @@ class DurableMongoObserver(FileStorageObserver):
         self.source_dir = self.resource_dir = Path(self.dir) / "_sources"
         return super().save_sources(ex_info)
 
+    @_never_raises
     def heartbeat_event(self, info, captured_out, beat_time, result):
         with self.lock:
             super().heartbeat_event(flatten({**info, "pid": os.getpid()}), captured_out, beat_time, result)
         self.mirror.wake()
 
+    @_never_raises
     def log_metrics(self, metrics_by_name, info):
         """Sacred's heartbeat: the `_run.log_scalar` points since the last one; also writes log_batch's points."""
         # Sacred's final heartbeat may overlap a slow one of its heartbeat thread: a newer snapshot is never
@@ -95,9 +144,10 @@ class DurableMongoObserver(FileStorageObserver):
                 changed, self.metrics_changed = self.metrics_changed, False
                 arrays = {name: series.arrays() for name, series in self.metrics.items()} if changed else None
             self.mirror.wake()  # the upload runs while metrics.json is written (the arrays never change)
-            if arrays is not None:
-                self._write_metrics(arrays)
+            if arrays is not None and self._write_locally("metrics.json", self._write_metrics, arrays):
+                self.written_points = {name: len(steps) for name, (steps, _, _) in arrays.items()}
 
+    @_never_raises
     def log_batch(self, name, steps, values, timestamp):
         """Points of one metric logged at `timestamp` (observers.log_batch); stored at the next heartbeat, as
         Sacred stores `_run.log_scalar` points."""
@@ -105,31 +155,44 @@ class DurableMongoObserver(FileStorageObserver):
             self.metrics.setdefault(name, MetricSeries()).append(steps, values, np.full(len(steps), timestamp))
             self.metrics_changed = True
 
+    @_never_raises
     def artifact_event(self, name, filename, metadata=None, content_type=None):
         with self.lock:
-            # Replaced atomically: the mirror may be reading the previous version of the same name.
-            temporary = os.path.join(self.dir, f".{name}.partial")
-            shutil.copyfile(filename, temporary)
-            os.replace(temporary, os.path.join(self.dir, name))
             self.artifact_types[name] = {"content_type": content_type, "metadata": metadata}
-            self._write_json_atomically(self.artifact_types, ARTIFACT_TYPES_FILE)
             self.run_entry["artifacts"].append(name)
-            self.save_json(self.run_entry, "run.json")
-        self.mirror.wake()
+            if self._write_locally(name, self._copy_artifact, name, filename):
+                self.local_artifacts.add(name)
+                self._write_locally(ARTIFACT_TYPES_FILE, self._write_json_atomically, self.artifact_types,
+                                    ARTIFACT_TYPES_FILE)
+                self.save_json(self.run_entry, "run.json")
+            else:
+                self.local_artifacts.discard(name)
+                self.artifact_sources[name] = filename
+        if self.local_failure is None:
+            self.mirror.wake()
+            return
+        if not self.mirror.attempt():  # the file may be gone once add_artifact returns: uploaded while it is there
+            self.lost.append(f"artifact {name} ({filename})")
+        with self.lock:
+            self.artifact_sources.pop(name, None)  # in MongoDB now, or lost
 
+    @_never_raises
     def resource_event(self, filename):
         with self.lock:
             super().resource_event(filename)
         self.mirror.wake()
 
+    @_never_raises
     def completed_event(self, stop_time, result):
         with self.lock:
             super().completed_event(stop_time, result)
 
+    @_never_raises
     def interrupted_event(self, interrupt_time, status):
         with self.lock:
             super().interrupted_event(interrupt_time, status)
 
+    @_never_raises
     def failed_event(self, fail_time, fail_trace):
         if self.mirror is None:  # the run failed in started_event itself: there is nothing to record it in
             return
@@ -140,32 +203,111 @@ class DurableMongoObserver(FileStorageObserver):
         """After the final event: wait for MongoDB to hold the finished run, then drop the local copy.
 
         The wait is bounded: each MongoDB operation times out (CLIENT_OPTIONS), and failures end it after GIVE_UP_S.
+
+        Raises SystemExit(1) after one line when part of the run is in neither store: Sacred calls join after
+        its last word about the run, and lets only a BaseException through.
         """
         if self.mirror is None:
             return
         _wait_for_last_heartbeat()
-        if self.mirror.finish(GIVE_UP_S if self.mirror.reached else GIVE_UP_NEVER_REACHED_S):
+        stored = self.mirror.finish(GIVE_UP_S if self.mirror.reached else GIVE_UP_NEVER_REACHED_S)
+        if stored:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.client.close()
             _skip_pymongo_exit_wait()
+        self.folder_lock.close()
+        if self.lost or (self.local_failure is not None and not stored):
+            lost = f"MongoDB at {self.safe_url} did not take " + (
+                "; ".join(self.lost) if self.lost else f"the run after that; what {self.dir} holds is incomplete")
+            print(f"ERROR: the run is recorded incompletely: {self.local_failure}, and {lost}; {STORE_FIX}",
+                  file=sys.stderr)
+            raise SystemExit(1)
+        if stored:
             return
         fix = ("see the warning above" if self.mirror.refused
                else f"upload it with `{shell_command('tracker', 'sync', self.dir)}` once MongoDB is back")
         print(f"WARNING: MongoDB at {self.safe_url} did not take the finished run; it is complete in {self.dir}; {fix}",
               file=sys.stderr)
 
+    # ---- the local store ------------------------------------------------------------------------
+    def save_json(self, obj, filename):
+        """Sacred's writes of run.json, config.json and info.json; run.json also records what cout.txt and
+        metrics.json hold by then, so `tracker sync` can tell when they lack some of it (observers.local_run)."""
+        if filename == "run.json":
+            self.run_entry[RECORDED_KEY] = {"output_chars": len(self.cout), "metric_points": self.written_points}
+        self._write_locally(filename, super().save_json, obj, filename)
+
+    def save_cout(self):
+        self._write_locally("cout.txt", super().save_cout)
+
+    def find_or_save(self, filename, store_dir):
+        """A source or resource file's stored copy; the file itself once the local store has failed."""
+        stored = self._write_locally(os.path.basename(filename), super().find_or_save, filename, store_dir)
+        return stored or Path(filename)
+
+    def render_template(self):
+        self._write_locally("report", super().render_template)
+
+    def _write_locally(self, name, write, *args):
+        """write(*args), a write of the file `name` into the run folder: its result (True for none), or None once the
+        local store has failed (then or earlier; reported once, and the run goes on in MongoDB)."""
+        if self.local_failure is not None:
+            return None
+        try:
+            result = write(*args)
+            return True if result is None else result
+        except OSError as error:
+            self.local_failure = self._store_problem(error, os.path.join(self.dir, name))
+            if self.mirror is not None:  # during started_event, which decides whether the run can go on
+                self._warn_local_failure()
+            return None
+
+    def _warn_local_failure(self):
+        print(f"WARNING: {self.local_failure}; nothing more is written there, the run goes on in MongoDB at "
+              f"{self.safe_url} alone", file=sys.stderr)
+
+    def _store_problem(self, error, path):
+        """One line: the local store failed to write `path`, why, and the free space there."""
+        try:
+            free = f"{shutil.disk_usage(self.basedir).free / 2**20:.1f} MB free"
+        except OSError:
+            free = "free space unknown"
+        return f"the local store failed to write {path} ({error.strerror or error}; {free} in {self.basedir})"
+
+    def _copy_artifact(self, name, filename):
+        # Replaced atomically: the mirror may be reading the previous version of the same name.
+        temporary = os.path.join(self.dir, f".{name}.partial")
+        try:
+            shutil.copyfile(filename, temporary)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise
+        os.replace(temporary, os.path.join(self.dir, name))
+
     # ---- for the mirror -------------------------------------------------------------------------
     def snapshot(self):
-        """The run as it would be read back from the local copy now."""
+        """The run as it would be read back from the local copy now; what the local store did not take comes from
+        memory (the output, metrics and run entry are all held there) and from the added artifact files."""
         with self.lock:
+            entry = flatten(self.run_entry)
+            replaced = {}
+            if self.local_failure is not None:  # the uploader reads only the files that are there
+                entry["artifacts"] = [n for n in entry["artifacts"]
+                                      if n in self.artifact_sources or n in self.local_artifacts]
+                replaced = dict(self.artifact_sources)
+                if entry["status"] not in ("RUNNING", "QUEUED"):  # the uploader reads the whole output at the end
+                    replaced["cout.txt"] = self.cout.encode()
             return LocalRun(
                 dir=Path(self.dir),
-                entry=flatten(self.run_entry),
+                entry=entry,
                 config=flatten(self.config),
                 info=self.info,
                 captured_out=self.cout,
                 metrics={name: series.as_dict() for name, series in self.metrics.items()},
                 artifact_types=dict(self.artifact_types),
+                missing=list(self.lost),
+                replaced_files=replaced,
             )
 
     def _write_metrics(self, arrays):
@@ -252,6 +394,7 @@ class MongoMirror(threading.Thread):
         self.failing_since = time.monotonic() if warned else None
         self.refused = False  # MongoDB cannot take the run as it is (UploadError): waiting is pointless
         self.reached = False  # MongoDB took at least one upload of this run
+        self.uploading = threading.Lock()  # uploads come from this thread and from artifact_event
 
     def wake(self):
         self.changed.set()
@@ -259,7 +402,8 @@ class MongoMirror(threading.Thread):
     def attempt(self):
         """Upload the latest state once; True when MongoDB took all of it."""
         try:
-            self.uploader.upload(self.observer.snapshot(), self.state)
+            with self.uploading:
+                self.uploader.upload(self.observer.snapshot(), self.state)
         except Exception as error:
             self.refused = isinstance(error, UploadError)
             if self.failing_since is None:

@@ -1,4 +1,7 @@
 """A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
+import contextlib
+import fcntl
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -6,6 +9,14 @@ from pathlib import Path
 
 # Content types and metadata of artifacts, which Sacred's file store does not keep (MongoDB does).
 ARTIFACT_TYPES_FILE = "artifact_types.json"
+# Held by whoever writes or uploads the run (the run itself, `tracker sync`, `tracker board`), so only one does.
+LOCK_FILE = ".upload.lock"
+# Written by observers.durable into run.json after the files it counts: what cout.txt and metrics.json must hold.
+RECORDED_KEY = "recorded"
+
+
+class UnreadableRun(ValueError):
+    """A run folder whose run.json or config.json cannot be read; the message names the file and the problem."""
 
 
 @dataclass
@@ -17,19 +28,50 @@ class LocalRun:
     captured_out: str
     metrics: dict  # name -> {"steps": [...], "values": [...], "timestamps": [ISO strings]}
     artifact_types: dict = field(default_factory=dict)  # name -> {"content_type": ..., "metadata": ...}
+    # What the folder lacks of the run (a missing or truncated file), one line each; uploaded as local_copy.missing.
+    missing: list = field(default_factory=list)
+    # Files to upload instead of the folder's copy, which the local store failed to write: name -> bytes or a path.
+    replaced_files: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, run_dir):
+        """The run in `run_dir`. UnreadableRun when run.json or config.json cannot be read; other broken files are
+        read as far as they can be and named in `missing`."""
         run_dir = Path(run_dir)
-        return cls(
+        missing = []
+        run = cls(
             dir=run_dir,
-            entry=_read_json(run_dir / "run.json"),
-            config=_read_json(run_dir / "config.json", {}),
-            info=_read_json(run_dir / "info.json", {}),
-            captured_out=(run_dir / "cout.txt").read_text(errors="replace") if (run_dir / "cout.txt").exists() else "",
-            metrics=_read_json(run_dir / "metrics.json", {}),
-            artifact_types=_read_json(run_dir / ARTIFACT_TYPES_FILE, {}),
+            entry=_read_required(run_dir / "run.json"),
+            config=_read_required(run_dir / "config.json"),
+            info=_read_optional(run_dir / "info.json", missing),
+            captured_out=_read_output(run_dir / "cout.txt", missing),
+            metrics=_read_optional(run_dir / "metrics.json", missing),
+            artifact_types=_read_optional(run_dir / ARTIFACT_TYPES_FILE, missing),
+            missing=missing,
         )
+        run.missing += run._short_of_recorded()
+        return run
+
+    def _short_of_recorded(self):
+        """What the folder holds less of than the run recorded in run.json (the run's own count of its output and
+        metric points), and the listed artifacts whose file is gone."""
+        recorded = self.entry.get(RECORDED_KEY, {})
+        short = []
+        if len(self.captured_out) < recorded.get("output_chars", 0):
+            short.append(f"cout.txt: {len(self.captured_out)} of {recorded['output_chars']} characters of output")
+        for name, points in recorded.get("metric_points", {}).items():
+            held = len(self.metrics.get(name, {}).get("steps", []))
+            if held < points:
+                short.append(f"metrics.json: {held} of {points} points of metric {name}")
+        stored = self.stored_artifacts()
+        short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry["artifacts"])
+                  if name not in stored]
+        return short
+
+    def stored_artifacts(self):
+        """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
+        return [name for name in dict.fromkeys(self.entry["artifacts"])
+                if name in self.replaced_files or (self.dir / name).is_file()]
 
     @property
     def key(self):
@@ -41,6 +83,18 @@ class LocalRun:
     @property
     def finished(self):
         return self.entry["status"] not in ("RUNNING", "QUEUED")
+
+    @property
+    def status(self):
+        """The status to store: a run that completed but whose record lacks something is FAILED (`missing` says what)."""
+        return "FAILED" if self.missing and self.entry["status"] == "COMPLETED" else self.entry["status"]
+
+    def open_file(self, name):
+        """A file of the run for reading in binary: its replacement if it has one, else the folder's copy."""
+        replacement = self.replaced_files.get(name)
+        if isinstance(replacement, bytes):
+            return io.BytesIO(replacement)
+        return open(replacement or self.dir / name, "rb")
 
     def mark_dead(self, died):
         """Record that the run's process died (observers.liveness.death): INTERRUPTED at its last heartbeat, and
@@ -61,11 +115,61 @@ def is_run_dir(path):
     return (Path(path) / "run.json").is_file()
 
 
-def _read_json(path, default=None):
-    if default is not None and not path.exists():
-        return default
-    with open(path) as file:
-        return json.load(file)
+@contextlib.contextmanager
+def upload_lock(run_dir):
+    """Yields True while this process alone holds the run folder's upload lock, False when another process holds it.
+
+    A flock: the kernel releases it when its holder dies, so a killed run or sync never leaves the folder locked. On
+    file systems without flock between machines, the database's unique key (observers.upload) still stores a run once.
+    """
+    try:
+        file = open(Path(run_dir) / LOCK_FILE, "a")
+    except OSError:  # a folder this process cannot write: it cannot be locked, nor written by this process
+        yield True
+        return
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def _read_required(path):
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:
+        raise UnreadableRun(f"{path} is unreadable ({_problem(error)})") from None
+
+
+def _read_optional(path, missing):
+    """A JSON file's value, {} if the file does not exist; {} and a line in `missing` when it is unreadable."""
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        missing.append(f"{path.name}: unreadable ({_problem(error)})")
+        return {}
+
+
+def _read_output(path, missing):
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        missing.append(f"{path.name}: unreadable ({_problem(error)})")
+        return ""
+
+
+def _problem(error):
+    if isinstance(error, json.JSONDecodeError):
+        return f"truncated or not JSON: {error}"
+    return error.strerror or str(error) if isinstance(error, OSError) else str(error)
 
 
 def _write_json(path, value):

@@ -5,7 +5,7 @@
     history = metric_history(table.id[0], "val.acc")                              # step, value, timestamp
 
 A row holds id, experiment, status, start, stop, duration_s, result, host, commit, tags, local (True for a run still
-waiting in RUNS_DIR for `tracker sync`), the config flattened with dots (config.model.arch) and five summaries of
+waiting in RUNS_DIR for `tracker sync`; an unreadable folder there is a row with status UNREADABLE and a warning), the config flattened with dots (config.model.arch) and five summaries of
 every metric (val.acc.first/last/min/max, and val.acc.argmax: the step of the max). The summaries come from the run
 documents (observers.upload stores them), so listing 10,000 runs reads no metric points.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from observers.database import connect, require_database
 from observers.errors import UserError
-from observers.local_run import LocalRun, is_run_dir
+from observers.local_run import LocalRun, UnreadableRun, is_run_dir
 from observers.origin import PRUNED_TAG
 from observers.run_store import open_run
 from observers.settings import load_settings
@@ -37,6 +37,7 @@ LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
 }
+UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
 WHERE_HELP = "KEY OP VALUE, OP one of = != < <= > >= ~ (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
@@ -152,8 +153,10 @@ def _local_rows(runs_dir, uploaded):
             run = LocalRun.load(folder)
             if run.key not in uploaded:
                 rows.append(_local_row(folder, run))
-        except (OSError, ValueError, KeyError):
-            continue  # a folder being written or not a run: `tracker sync` reports those
+        except (UnreadableRun, KeyError) as error:
+            problem = error if isinstance(error, UnreadableRun) else f"{folder / 'run.json'} has no {error}"
+            print(f"WARNING: {problem}; listed as {UNREADABLE}", file=sys.stderr)
+            rows.append({"id": str(folder), "status": UNREADABLE, "local": True})
     return rows
 
 

@@ -2,7 +2,9 @@
 
 Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot hold):
 - `runs`: the run document; `captured_out` keeps the last TAIL_CHARS characters, the whole output becomes the
-  artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it;
+  artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it
+  (a unique index, KEY_INDEX, stores each one once); `local_copy.missing` lists, one line each, what its local copy
+  lacked (a missing or truncated file; a completed run then has status FAILED, and its fail_trace says why);
   `omniboard.tags` (Omniboard's tags) also holds the tags listed in the run's info['tags'].
 - `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
 - `metric_summaries` in the run document: first, last, min, max and the step of the max of every metric, so run
@@ -13,6 +15,7 @@ Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot ho
 """
 import datetime
 import hashlib
+import io
 import mimetypes
 import os
 import zlib
@@ -23,7 +26,7 @@ import gridfs
 import numpy as np
 import pymongo
 from bson import ObjectId
-from pymongo.errors import DocumentTooLarge, DuplicateKeyError
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
 TAIL_CHARS = 1_000_000
 PLOT_POINTS = 10_000
@@ -34,6 +37,8 @@ OUTPUT_ARTIFACT = "captured_out.txt"
 BLOCK_BYTES = 2**20
 DOCUMENT_LIMIT_BYTES = 16 * 2**20
 EPOCH = np.datetime64(0, "us")
+KEY_INDEX = "local_copy_key_unique"
+CHUNK_INDEX = "metric_points_chunk_unique"
 
 
 class UploadError(Exception):
@@ -61,6 +66,24 @@ def highest_id(collection):
     return highest
 
 
+def ensure_unique_keys(db):
+    """The unique index KEY_INDEX on `runs`, created if missing: it stores each local run once, however many processes
+    or machines upload it at the same time. Partial, so runs without a local copy (Sacred's own observer) are free."""
+    try:
+        db.runs.create_index("local_copy.key", name=KEY_INDEX, unique=True,
+                             partialFilterExpression={"local_copy.key": {"$exists": True}})
+        # Two uploaders of one run upsert the same chunks: MongoDB's upserts double a document without such an index.
+        db.metric_points.create_index([("run_id", 1), ("name", 1), ("chunk", 1)], name=CHUNK_INDEX, unique=True)
+    except OperationFailure as error:
+        if error.code != 11000 and "UNIQUE constraint" not in str(error):  # MongoDB's code; nx-27017's message
+            raise
+        raise UploadError(
+            f"database {db.name!r} holds doubles of a run (two run documents from one local run, or a metric's "
+            f"points stored twice), so it cannot enforce that each run is stored once ({error}); delete the doubled "
+            f"runs with `tracker delete`, keeping one of each"
+        ) from None
+
+
 def find_uploaded(db, key):
     """The run document uploaded from the file-store run `key`, or None."""
     return db.runs.find_one({"local_copy.key": key}, {"status": 1, "local_copy": 1, "artifacts": 1})
@@ -74,6 +97,8 @@ class RunUploader:
 
     def _md5(self, file):
         """md5 of an open file, which is left at its start; hashed again only when the file changed."""
+        if isinstance(file, io.BytesIO):  # a run's file that only its observer's memory holds (LocalRun.replaced_files)
+            return hashlib.md5(file.getbuffer()).hexdigest()
         stat = os.fstat(file.fileno())
         signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self.digests.get(file.name, (None,))[0] != signature:
@@ -87,6 +112,7 @@ class RunUploader:
     def upload(self, run, state):
         """Bring MongoDB up to date with `run` (a LocalRun); return the run's MongoDB id."""
         if state.run_id is None:
+            ensure_unique_keys(self.db)
             self._find_or_insert_run(run, state)
         if state.sources is None:
             base_dir = run.entry["experiment"]["base_dir"]
@@ -95,11 +121,11 @@ class RunUploader:
                 for name, stored in run.entry["experiment"]["sources"]
             ]
         resources = [[path, self._store_once(stored, path, return_md5=True)] for path, stored in run.entry["resources"]]
-        for name in dict.fromkeys(run.entry["artifacts"]):  # a name added twice keeps its latest file
+        for name in run.stored_artifacts():
             types = run.artifact_types.get(name, {})
-            self._store_artifact(state, name, run.dir / name, types.get("content_type"), types.get("metadata"))
+            self._store_artifact(state, name, run, name, types.get("content_type"), types.get("metadata"))
         if run.finished and len(run.captured_out) > TAIL_CHARS:
-            self._store_artifact(state, OUTPUT_ARTIFACT, run.dir / "cout.txt", "text/plain", None)
+            self._store_artifact(state, OUTPUT_ARTIFACT, run, "cout.txt", "text/plain", None)
         for name, series in run.metrics.items():
             self._store_metric(state, name, series)
         self._set_run_document(run, state, resources)
@@ -118,7 +144,12 @@ class RunUploader:
                 self.db.runs.insert_one({"_id": run_id, "local_copy": {"key": run.key, "complete": False}})
                 break
             except DuplicateKeyError:
-                continue
+                # Either another run took the id, or another upload of this run (a sync, the board, the run
+                # itself) inserted its document first: then that document is this run's (KEY_INDEX).
+                existing = find_uploaded(self.db, run.key)
+                if existing is not None:
+                    state.run_id = existing["_id"]
+                    return
         state.run_id = run_id
 
     def _set_run_document(self, run, state, resources):
@@ -135,7 +166,7 @@ class RunUploader:
             "start_time": _datetime(entry["start_time"]),
             "config": run.config,
             "meta": entry["meta"],
-            "status": entry["status"],
+            "status": run.status,
             "resources": resources,
             "artifacts": list(state.artifacts.values()),
             "captured_out": captured,
@@ -143,8 +174,11 @@ class RunUploader:
             "metric_summaries": list(state.metric_summaries.values()),
             "heartbeat": _datetime(entry.get("heartbeat")),
             "result": entry.get("result"),
-            "local_copy": {"key": run.key, "complete": run.finished},
+            "local_copy": {"key": run.key, "complete": run.finished, "missing": run.missing},
         }
+        if run.status != entry["status"]:  # the run completed, but its record lacks what `missing` names
+            document["fail_trace"] = [f"The run {entry['status']}, but its local copy in {run.dir} lacks: "
+                                      + "; ".join(run.missing)]
         for key in ("stop_time", "fail_trace"):
             if key in entry:
                 document[key] = _datetime(entry[key]) if key == "stop_time" else entry[key]
@@ -171,9 +205,9 @@ class RunUploader:
             file_id = existing._id if existing is not None else self.fs.put(file, filename=filename, md5=md5)
         return md5 if return_md5 else file_id
 
-    def _store_artifact(self, state, name, path, content_type, metadata):
-        # One open file for hash and upload: the observer may replace `path` with a newer version meanwhile.
-        with open(path, "rb") as file:
+    def _store_artifact(self, state, name, run, filename, content_type, metadata):
+        # One open file for hash and upload: the observer may replace the file with a newer version meanwhile.
+        with run.open_file(filename) as file:
             md5 = self._md5(file)
             previous = state.artifacts.get(name)
             if previous is not None and previous["md5"] == md5:
@@ -197,8 +231,8 @@ class RunUploader:
         for chunk in range(stored // CHUNK_POINTS, (total - 1) // CHUNK_POINTS + 1):
             points = slice(chunk * CHUNK_POINTS, min(total, (chunk + 1) * CHUNK_POINTS))
             packed = pack_points(steps[points], values[points], stamps[points])
-            self.db.metric_points.update_one({"run_id": run_id, "name": name, "chunk": chunk},
-                                             {"$set": {"points": points.stop - points.start, **packed}}, upsert=True)
+            _upsert(self.db.metric_points, {"run_id": run_id, "name": name, "chunk": chunk},
+                    {"$set": {"points": points.stop - points.start, **packed}})
         if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
         shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1))
@@ -215,11 +249,23 @@ class RunUploader:
         existing = self.db.metrics.find_one({"run_id": run_id, "name": name}, {"_id": 1})
         if existing is not None:
             return existing["_id"]
-        metric_id = ObjectId()
-        self.db.metrics.insert_one(
-            {"_id": metric_id, "run_id": run_id, "name": name, "steps": [], "values": [], "timestamps": []}
-        )
+        # The same id in every uploader of the run, so two of them at once make one document, not two.
+        metric_id = ObjectId(hashlib.md5(f"{run_id}/{name}".encode()).digest()[:12])
+        try:
+            self.db.metrics.insert_one(
+                {"_id": metric_id, "run_id": run_id, "name": name, "steps": [], "values": [], "timestamps": []}
+            )
+        except DuplicateKeyError:
+            pass
         return metric_id
+
+
+def _upsert(collection, query, update):
+    """update_one with upsert; an upsert that lost the race to insert (CHUNK_INDEX refused it) updates instead."""
+    try:
+        collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        collection.update_one(query, update)
 
 
 def summarize(steps, values):

@@ -3,6 +3,7 @@
     python tests/flood_experiment.py with output_mb=100 points=1000000
 """
 import sys
+import tempfile
 from pathlib import Path
 
 import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
@@ -20,6 +21,7 @@ def config():
     points = 10  # points logged to the metric `flood`: step i has value i / 2
     info_mb = 0  # MB of text put into _run.info
     batch = False  # log the points with observers.log_batch, 1000 per call, instead of _run.log_scalar
+    artifact_kb = 0  # kB (1000 bytes) of "x" added as the artifact blob.bin, from a file deleted right afterwards
 
 
 def output_line(i):
@@ -27,7 +29,7 @@ def output_line(i):
 
 
 @ex.automain
-def main(output_mb, points, info_mb, batch, _run):
+def main(output_mb, points, info_mb, batch, artifact_kb, _run):
     for i in range(output_mb * 10_000):
         sys.stdout.write(output_line(i))
     if batch:
@@ -37,6 +39,11 @@ def main(output_mb, points, info_mb, batch, _run):
     else:
         for i in range(points):
             _run.log_scalar("flood", i / 2, i)
+    if artifact_kb:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "blob.bin"
+            path.write_bytes(b"x" * (artifact_kb * 1000))
+            _run.add_artifact(path)
     if info_mb:
         _run.info["blob"] = "x" * (info_mb * 10**6)
     return points

@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -235,3 +236,174 @@ def test_the_run_after_run_10_gets_id_11(mongo_url, mongo_db, db_name, workdir, 
     process = start_experiment(FLOOD, [], workdir, mongo_url, db_name, tmp_path / "runs", tmp_path)
     assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
     assert mongo_db.runs.find_one({"_id": 11})["experiment"]["name"] == "flood"
+
+
+# ---- no silent loss, exactly once --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def waiting_run(tmp_path_factory, workdir):
+    """A finished flood run kept in a file store (MongoDB unreachable): 50 points, some output, one artifact."""
+    runs_dir = tmp_path_factory.mktemp("waiting")
+    process = start_experiment(FLOOD, ["with", "points=50", "output_mb=1", "artifact_kb=10"], workdir,
+                               f"mongodb://127.0.0.1:{free_port()}", "unused", runs_dir, runs_dir)
+    assert process.wait(timeout=120) == 0, (runs_dir / "stderr.txt").read_text()
+    [folder] = local_copies(runs_dir)
+    return folder
+
+
+def copy_runs(waiting_run, runs_dir, count):
+    """`count` copies of `waiting_run` in `runs_dir`, each its own run (its own start time), numbered from 1."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for number in range(1, count + 1):
+        folder = runs_dir / str(number)
+        shutil.copytree(waiting_run, folder)
+        entry = json.loads((folder / "run.json").read_text())
+        entry["start_time"] = entry["start_time"][:-2] + f"{number:02d}"
+        (folder / "run.json").write_text(json.dumps(entry))
+
+
+def racing_syncs(mongo_url, db_name, runs_dirs):
+    """`tracker sync` of each of `runs_dirs`, all started at once; their CompletedProcess-like results."""
+    processes = [subprocess.Popen([sys.executable, "-m", "tracker", "sync", str(runs_dir)], cwd=REPO_ROOT,
+                                  env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for runs_dir in runs_dirs]
+    return [(process.wait(timeout=300), process.stdout.read()) for process in processes]
+
+
+def assert_stored_once(db, runs):
+    stored = list(db.runs.find({}, {"local_copy": 1, "status": 1, "info.metrics": 1, "artifacts": 1}))
+    assert len(stored) == runs and len({doc["local_copy"]["key"] for doc in stored}) == runs
+    for doc in stored:
+        assert doc["status"] == "COMPLETED" and doc["local_copy"]["complete"], doc
+        assert db.metrics.count_documents({"run_id": doc["_id"]}) == 1
+        assert read_metric(db, doc["_id"], "flood")[0].tolist() == list(range(50))
+        names = [artifact["name"] for artifact in doc["artifacts"]]
+        assert len(names) == len(set(names)) and {"blob.bin", "captured_out.txt"} <= set(names), names
+
+
+def test_four_syncs_racing_over_five_runs_store_each_once(waiting_run, mongo_url, mongo_db, db_name, tmp_path):
+    copy_runs(waiting_run, tmp_path / "runs", 5)
+    results = racing_syncs(mongo_url, db_name, [tmp_path / "runs"] * 4)
+    assert all(code == 0 for code, _ in results), results
+    assert sum(output.count("\nuploaded ") + output.startswith("uploaded ") for _, output in results) == 5, results
+    assert_stored_once(mongo_db, 5)
+
+
+def test_copies_of_five_runs_synced_from_four_places_at_once_are_stored_once(waiting_run, mongo_url, mongo_db,
+                                                                              db_name, tmp_path):
+    # Four copies of the same runs (as on four machines, whose folder locks never meet): the database's key decides.
+    places = [tmp_path / f"machine{index}" for index in range(4)]
+    for place in places:
+        copy_runs(waiting_run, place, 5)
+    results = racing_syncs(mongo_url, db_name, places)
+    assert all(code == 0 for code, _ in results), results
+    assert_stored_once(mongo_db, 5)
+
+
+def test_sync_marks_a_run_whose_metrics_and_output_are_truncated(waiting_run, mongo_url, mongo_db, db_name,
+                                                                 tmp_path):
+    copy_runs(waiting_run, tmp_path / "runs", 1)
+    folder = tmp_path / "runs" / "1"
+    metrics = (folder / "metrics.json").read_text()
+    (folder / "metrics.json").write_text(metrics[: len(metrics) // 2])
+    output = (folder / "cout.txt").read_text()
+    (folder / "cout.txt").write_text(output[:1000])
+    (folder / "blob.bin").unlink()
+
+    result = sync(mongo_url, db_name, tmp_path / "runs")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 uploaded, 0 skipped, 0 failed, 1 incomplete" in result.stdout, result.stdout
+    assert "COMPLETED" not in result.stdout
+    [run] = mongo_db.runs.find()
+    assert run["status"] == "FAILED" and "The run COMPLETED, but its local copy" in run["fail_trace"][0]
+    missing = run["local_copy"]["missing"]
+    assert missing[0].startswith("metrics.json: unreadable (truncated or not JSON"), missing
+    assert missing[1:] == [f"cout.txt: 1000 of {len(output)} characters of output",
+                           "metrics.json: 0 of 50 points of metric flood", "blob.bin: the artifact's file is missing"]
+    assert f"1 incomplete" in result.stdout and missing[-1] in result.stdout
+    again = sync(mongo_url, db_name, tmp_path / "runs")
+    assert "0 uploaded, 1 skipped" in again.stdout and mongo_db.runs.count_documents({}) == 1
+
+
+def test_an_unreadable_run_folder_is_named_failed_and_listed(waiting_run, mongo_url, mongo_db, db_name, tmp_path):
+    copy_runs(waiting_run, tmp_path / "runs", 2)
+    broken = tmp_path / "runs" / "2" / "run.json"
+    broken.write_text(broken.read_text()[:100])
+
+    result = sync(mongo_url, db_name, tmp_path / "runs")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 uploaded, 0 skipped, 1 failed" in result.stdout
+    assert f"failed {broken.parent}: {broken} is unreadable (truncated or not JSON: " in result.stdout, result.stdout
+    listed = subprocess.run([sys.executable, "-m", "tracker", "runs", "--format", "csv"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=tmp_path / "runs"))
+    assert listed.returncode == 0, listed.stderr
+    assert f"{broken.parent},,UNREADABLE," in listed.stdout, listed.stdout
+    assert f"WARNING: {broken} is unreadable (truncated or not JSON" in listed.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB file system (tmpfs; the tests run as root), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def fill(disk, leave_bytes):
+    """Fill `disk` up to `leave_bytes` free space with one file."""
+    with open(disk / "filler", "wb") as filler:
+        filler.truncate(0)
+        for _ in range((shutil.disk_usage(disk).free - leave_bytes) // 4096):
+            filler.write(b"x" * 4096)
+
+
+def test_a_run_on_a_full_disk_is_recorded_whole_in_mongodb(small_disk, mongo_url, mongo_db, db_name, workdir,
+                                                           tmp_path):
+    # The 500 kB artifact finds 300 kB free, and 5 MB of output and 20,000 points come after it.
+    fill(small_disk, 300_000)
+    process = start_experiment(FLOOD, ["with", "output_mb=5", "points=20000", "artifact_kb=500"], workdir, mongo_url,
+                               db_name, small_disk / "runs", tmp_path)
+    assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    [warning] = [line for line in stderr.splitlines() if "local store failed" in line]
+    assert f"the local store failed to write {small_disk / 'runs' / '1' / 'blob.bin'}" in warning, warning
+    assert f"(No space left on device; " in warning and f" MB free in {small_disk / 'runs'})" in warning
+    assert "An error ocurred" not in stderr and "failed at some point" not in stderr
+    [run] = mongo_db.runs.find()
+    assert run["status"] == "COMPLETED" and run["local_copy"]["missing"] == [] and run["result"] == 20000
+    assert read_metric(mongo_db, run["_id"], "flood")[0].tolist() == list(range(20000))
+    artifacts = {a["name"]: read_file(mongo_db, a["file_id"]) for a in run["artifacts"]}
+    assert artifacts["blob.bin"] == b"x" * 500_000
+    assert "".join(output_line(i) for i in range(50_000)) in artifacts["captured_out.txt"].decode()
+    assert not local_copies(small_disk / "runs")
+
+
+def test_a_run_starting_on_a_full_disk_goes_on_in_mongodb(small_disk, mongo_url, mongo_db, db_name, workdir,
+                                                          tmp_path):
+    fill(small_disk, 0)
+    process = start_experiment(FLOOD, ["with", "artifact_kb=5"], workdir, mongo_url, db_name, small_disk / "runs",
+                               tmp_path)
+    assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
+    assert "WARNING: the local store failed to write" in (tmp_path / "stderr.txt").read_text()
+    [run] = mongo_db.runs.find()
+    assert run["status"] == "COMPLETED" and run["local_copy"]["missing"] == []
+    assert "tests/flood_experiment.py" in [name for name, _ in run["experiment"]["sources"]]  # from the checkout
+    assert read_metric(mongo_db, run["_id"], "flood")[0].tolist() == list(range(10))
+    [blob] = [a for a in run["artifacts"] if a["name"] == "blob.bin"]
+    assert read_file(mongo_db, blob["file_id"]) == b"x" * 5000
+
+
+def test_a_full_disk_without_mongodb_fails_in_one_line(small_disk, db_name, workdir, tmp_path):
+    fill(small_disk, 0)
+    runs_dir = small_disk / "runs"
+    process = start_experiment(FLOOD, [], workdir, f"mongodb://127.0.0.1:{free_port()}", db_name, runs_dir, tmp_path)
+    assert process.wait(timeout=120) == 1
+    stderr = (tmp_path / "stderr.txt").read_text()
+    [line] = [line for line in stderr.splitlines() if "local store failed" in line]
+    assert line.startswith(f"UserError: the local store failed to write {runs_dir / '1'}"), stderr
+    assert "(No space left on device; 0.0 MB free in " in line and "did not take the run either" in line
+    assert "Traceback" not in stderr and "Completed" not in stderr
+    assert not local_copies(runs_dir)

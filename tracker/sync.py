@@ -1,5 +1,10 @@
 """`tracker sync [PATH ...]`: uploads runs kept in the local file store (runs/) to MongoDB, each exactly once, and
-marks RUNNING runs whose process has died as INTERRUPTED (observers.liveness)."""
+marks RUNNING runs whose process has died as INTERRUPTED (observers.liveness).
+
+Exactly once, however many syncs, boards and runs upload at the same time: each folder is uploaded under its upload
+lock (observers.local_run.upload_lock), and the database's unique key on local_copy.key (observers.upload) stores
+one document per run where the lock does not reach (another machine).
+"""
 from pathlib import Path
 
 from pymongo.errors import PyMongoError
@@ -7,11 +12,14 @@ from pymongo.errors import PyMongoError
 from observers.database import require_database
 from observers.errors import UserError
 from observers.liveness import death, describe_alive, remove_temporary_files
-from observers.local_run import LocalRun, is_run_dir
+from observers.local_run import LocalRun, UnreadableRun, is_run_dir, upload_lock
 from observers.plain_json import plain_values
 from observers.settings import load_settings
 from observers.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
+
+# What can become of a run folder: "incomplete" is uploaded with what it lacks named, and counts as a failure.
+OUTCOMES = ("uploaded", "skipped", "failed", "incomplete")
 
 
 def add_parser(subparsers):
@@ -22,7 +30,10 @@ def add_parser(subparsers):
             "Upload runs that were recorded in the local file store, because MongoDB was unreachable when they "
             "started or ended, into MONGO_URL/SACRED_DB with all their content. Runs already uploaded are skipped, "
             "so syncing again is safe. The local copies are left in place. RUNNING runs whose process has died "
-            "(killed, crashed) are marked INTERRUPTED, with info.died saying when and how that was found."
+            "(killed, crashed) are marked INTERRUPTED, with info.died saying when and how that was found. A run "
+            "whose folder lacks metrics, output or artifacts that it recorded is uploaded with local_copy.missing "
+            "naming them (and, if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or "
+            "failed to upload."
         ),
     )
     parser.add_argument(
@@ -41,13 +52,13 @@ def run(args):
     counts = sync_runs(db, run_dirs)
     db.client.close()
     print(", ".join(f"{count} {outcome}" for outcome, count in counts.items()) + f" (database {settings.db_name})")
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or counts["incomplete"] else 0
 
 
 def sync_runs(db, run_dirs):
     """Upload each of `run_dirs`, then mark runs that died as INTERRUPTED, a line each; {outcome: number of runs}."""
     uploader = RunUploader(db)
-    counts = {"uploaded": 0, "skipped": 0, "failed": 0}
+    counts = dict.fromkeys(OUTCOMES, 0)
     for run_dir in run_dirs:
         outcome, message = sync_run(db, uploader, run_dir)
         counts[outcome] += 1
@@ -76,12 +87,23 @@ def find_run_dirs(paths):
 
 
 def sync_run(db, uploader, run_dir):
-    """Upload one run folder unless MongoDB has it already; ('uploaded' | 'skipped' | 'failed', what happened)."""
+    """Upload one run folder unless MongoDB has it already; (outcome, what happened), the outcome one of OUTCOMES."""
+    with upload_lock(run_dir) as locked:
+        if not locked:
+            return "skipped", "another process (the run itself, a sync or tracker board) is uploading it right now"
+        if not is_run_dir(run_dir):  # that process has uploaded it and removed the local copy
+            return "skipped", "uploaded meanwhile by the run itself"
+        return _sync_locked_run(db, uploader, run_dir)
+
+
+def _sync_locked_run(db, uploader, run_dir):
     try:
         run = LocalRun.load(run_dir)
         key = run.key
-    except (OSError, ValueError, KeyError) as error:
-        return "skipped", f"not a readable Sacred run ({error})"
+    except UnreadableRun as error:
+        return "failed", f"{error}; repair or remove the folder"
+    except KeyError as error:
+        return "failed", f"{run_dir / 'run.json'} is not a Sacred run (it has no {error}); repair or remove the folder"
     try:
         plain_values(run.config, f"run {run_dir}", "config")
         plain_values(run.info, f"run {run_dir}", "info")
@@ -94,7 +116,7 @@ def sync_run(db, uploader, run_dir):
         run.mark_dead(died)
         remove_temporary_files(run.entry, run.info)
     existing = find_uploaded(db, key)
-    if existing and existing["local_copy"]["complete"] and existing["status"] == run.entry["status"]:
+    if existing and existing["local_copy"]["complete"] and existing["status"] == run.status:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
     try:
         run_id = uploader.upload(run, UploadState())
@@ -103,10 +125,12 @@ def sync_run(db, uploader, run_dir):
     points = sum(len(series["steps"]) for series in run.metrics.values())
     resume = shell_command("tracker", "resume", run_id)
     dead = f"; it had died ({died['how']}), continue it with `{resume}`" if died else ""
-    return "uploaded", (
-        f"run {run_id} ({run.entry['status']}, {len(run.metrics)} metrics with {points} points, "
-        f"{len(set(run.entry['artifacts']))} artifacts){dead}"
-    )
+    stored = (f"run {run_id} ({run.status}, {len(run.metrics)} metrics with {points} points, "
+              f"{len(set(run.entry['artifacts']))} artifacts){dead}")
+    if run.missing:
+        return "incomplete", (f"{stored}, without what its folder lacks (local_copy.missing in MongoDB): "
+                              + "; ".join(run.missing))
+    return "uploaded", stored
 
 
 def mark_dead_runs(db):
