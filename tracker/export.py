@@ -1,6 +1,5 @@
 """`tracker export`: a folder that rebuilds a run's trained network without the database or this project's CLI."""
 import json
-import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
