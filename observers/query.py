@@ -162,8 +162,8 @@ def _local_row(folder, run):
 
 
 def _row(run_id, doc, config, summaries, local):
-    start, stop = _time(doc.get("start_time")), _time(doc.get("stop_time"))
-    end = stop or _time(doc.get("heartbeat"))
+    start, stop = stored_time(doc.get("start_time")), stored_time(doc.get("stop_time"))
+    end = stop or stored_time(doc.get("heartbeat"))
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
     row = {
         "id": run_id,
@@ -211,7 +211,7 @@ def _flatten_into(row, config, prefix):
             row[prefix + key] = value
 
 
-def _time(value):
+def stored_time(value):
     """A stored time as a naive UTC datetime (Sacred's convention); nx-27017 returns times as ISO strings."""
     value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
     if value is not None and value.tzinfo is not None:

@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from observers.database import connect
 from observers.errors import UserError
-from observers.settings import load_settings
+from observers.settings import create_tracker_folder, load_settings
 from observers.upload import highest_id
 from tracker.search_space import as_updates, grid, split_arguments
 from tracker.trial import Trial, sweep_tag
@@ -141,15 +141,9 @@ def check_config(record):
 
 
 # ---- where sweeps are recorded --------------------------------------------------------------------------------
-def sweeps_dir(settings):
-    """sweeps/ beside RUNS_DIR: records, job logs and Optuna journals (on SLURM, on a filesystem the nodes share)."""
-    return settings.runs_dir.parent / "sweeps"
-
-
 def create_record(record, settings, db):
     """Give the sweep the next free id (in MongoDB's `sweeps` and in sweeps/), its folder, and store its record."""
-    folder = sweeps_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = create_tracker_folder(settings.sweeps_dir)
     taken = [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
     if db is not None:
         taken.append(highest_id(db.sweeps))
@@ -169,13 +163,13 @@ def create_record(record, settings, db):
 
 def load_record(reference, settings, db):
     """The record of sweep `reference`: its folder, or its id (MongoDB's record, else the one in sweeps/)."""
-    folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else sweeps_dir(settings) / reference
+    folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else settings.sweeps_dir / reference
     if reference.isdigit() and db is not None:
         record = db.sweeps.find_one({"_id": int(reference)})
         if record is not None and "trials" in record:
             return record
     if not (folder / RECORD_FILE).is_file():
-        raise UserError(f"there is no sweep {reference!r} in MongoDB or in {sweeps_dir(settings)}/; give the id "
+        raise UserError(f"there is no sweep {reference!r} in MongoDB or in {settings.sweeps_dir}/; give the id "
                         f"'tracker sweep' printed, or the sweep's folder")
     return json.loads((folder / RECORD_FILE).read_text())
 
@@ -259,7 +253,7 @@ class Sweep:
         self.record = record
         self.db = db
         self.folder = Path(record["folder"])
-        self.folder.mkdir(parents=True, exist_ok=True)
+        create_tracker_folder(self.folder)
         self.executor = make_executor(record, self.folder)
         self.local = record["executor"] == "local"
         self.gpus = gpu_ids() if self.local else []
