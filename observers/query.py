@@ -38,7 +38,8 @@ LISTED_FIELDS = {
 }
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
-WHERE_HELP = "KEY OP VALUE, OP one of = != < <= > >= ~ (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
+OPERATORS = "= != < <= > >= ~"
+WHERE_HELP = f"KEY OP VALUE, OP one of {OPERATORS} (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def parse_condition(text):
     if match is None:
         raise UserError(f"--where {text!r} is not a condition; write {WHERE_HELP}")
     condition = Condition(*match.groups())
+    more = re.match(r"[<>=!~]+", condition.text)  # 'lr>>1', 'lr=<1': one operator, mistyped
+    if more:
+        raise UserError(f"--where {text!r}: {condition.op + more.group()!r} is not an operator; "
+                        f"use one of {OPERATORS}, e.g. {condition.key}>=1")
     if condition.op == "~":
         try:
             re.compile(condition.text)

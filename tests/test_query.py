@@ -160,13 +160,17 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
 
     tagged = run_tracker(["runs", "--tag", "baseline", "--format", "json"], tmp_path, mongo_url, db_name)
     listed = run_tracker(["runs", "--sort", "-result", "--metrics", "val.acc.argmax"], tmp_path, mongo_url, db_name)
+    as_csv = run_tracker(["runs", "--sort", "-result", "--format", "csv"], tmp_path, mongo_url, db_name)
 
     assert [row["id"] for row in json.loads(tagged.stdout)] == [1]
     header, *lines = listed.stdout.splitlines()
     assert header.split() == ["id", "experiment", "status", "start", "duration_s", "result", "local", "config.lr",
                               "val.acc.argmax"]
     assert lines[0].split() == [str(local), "cifar", "COMPLETED", "2026-11-03", "09:00:00",
-                                "1m00s", "0.6", "yes", "0.3", "10"]
+                                "1m00s", "0.6", "True", "0.3", "10"]
+    assert [line.split()[7] for line in lines[1:]] == ["False", "False"]  # as CSV says it
+    local_column = as_csv.stdout.splitlines()[0].split(",").index("local")
+    assert [line.split(",")[local_column] for line in as_csv.stdout.splitlines()[1:]] == ["True", "False", "False"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -178,6 +182,8 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
     (["runs", "--where", "config.lrr>1"], r"^error: --where: no run has 'config.lrr'; did you mean config.lr"),
     (["runs", "--where", "config.lr>high"], r"^error: --where config.lr>high: config.lr holds number values"),
     (["runs", "--where", "status~("], r"^error: --where 'status~\(': '\(' is not a regular expression"),
+    (["runs", "--where", "config.lr>>1"], r"^error: --where 'config.lr>>1': '>>' is not an operator; use one of "
+                                          r"= != < <= > >= ~, e.g. config.lr>=1$"),
 ])
 def test_bad_input_is_one_line_and_exit_1(lr_runs, tmp_path, mongo_url, args, message):
     result = tracker(args, lr_runs, tmp_path, mongo_url)

@@ -16,7 +16,7 @@ def add_parser(subparsers):
         "runs",
         help="list recorded runs: filter, sort, compare configs and metrics",
         description=(
-            "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=yes): "
+            "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=True): "
             "id, experiment, status, start, duration, result, the config keys that differ between the matching runs, "
             "and the metric summaries asked for. Filters are ANDed. The same from Python: observers.query.runs()."
         ),
@@ -84,8 +84,6 @@ def cell(value, key=""):
         return "-"
     if key == "duration_s":
         return _duration(value)
-    if key == "local":
-        return "yes" if value else ""
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
