@@ -1,6 +1,7 @@
 """End to end: `experiments/cifar.py` runs as a user runs it, and we read back what the run store holds."""
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
