@@ -259,6 +259,20 @@ def differing_keys(rows, prefix="config."):
     return [key for key in keys if any(row.get(key) != rows[0].get(key) for row in rows[1:])]
 
 
+def differing_keys_within_experiments(rows, prefix="config."):
+    """The keys that differ between runs of one experiment, of any experiment among `rows`: a key that only one
+    experiment has is part of that experiment, not a difference between runs."""
+    return sorted(set().union(*(differing_keys(group, prefix) for group in by_experiment(rows).values())))
+
+
+def by_experiment(rows):
+    """{experiment name: its rows}, in the order the experiments first appear in `rows`."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["experiment"], []).append(row)
+    return groups
+
+
 def to_frame(rows):
     """The rows as a DataFrame: the run columns, then config.* and the metric summaries, each sorted by name."""
     import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
