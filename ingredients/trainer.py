@@ -360,9 +360,12 @@ class Trainer:
         lines = [f"Validation at step {self.step}/{self.total_steps} | "
                  + " | ".join(f"val {name}: {value:.4f}" for name, value in floats(metrics).items())]
         if self.is_better(score):
-            lines.append(f"New best score: {self.best_score:.4f} -> {score:.4f}")
+            previous = "" if self.best_state is None else f"{self.best_score:.4f} -> "  # none before the first
+            lines.append(f"New best score: {previous}{score:.4f}")
             self.best_score, self.best_step, self.best_metrics = score, self.step, metrics
             self.best_state = {k: v.detach().clone() for k, v in self.averaged.state_dict().items()}
+        elif self.best_state is None:
+            lines.append(f"No best score yet (score {score:.4f})")
         else:
             lines.append(f"Best score so far: {self.best_score:.4f} (step {self.best_step})")
         write("\n".join(lines))

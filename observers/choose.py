@@ -5,7 +5,7 @@ import tempfile
 from observers.database import connect
 from observers.durable import DurableMongoObserver
 from observers.errors import UserError
-from observers.settings import load_settings
+from observers.settings import create_tracker_folder, load_settings
 
 
 def choose_observers(settings=None):
@@ -32,7 +32,7 @@ def choose_observers(settings=None):
 def require_writable(folder):
     """Create `folder` if needed; UserError when no file can be written there (every run is written there first)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        create_tracker_folder(folder)
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as error:
         why = "it is a file" if folder.is_file() else error.strerror or error

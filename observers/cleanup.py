@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 import bson
 import gridfs
 
+# What a user reads for the documents of each collection: (one, several).
+NOUNS = {"runs": ("run", "runs"), "metrics": ("metric", "metrics"),
+         "metric_points": ("chunk of metric points", "chunks of metric points"),
+         "GridFS files": ("GridFS file", "GridFS files")}
+
 
 @dataclass
 class Freed:
@@ -29,7 +34,8 @@ class Freed:
         return sum(self.documents.values())
 
     def summary(self):
-        counts = ", ".join(f"{count} {name}" for name, count in self.documents.items() if count) or "nothing"
+        counts = ", ".join(f"{count} {NOUNS[name][count != 1]}" for name, count in self.documents.items() if count)
+        counts = counts or "nothing"
         return f"{counts} ({_megabytes(self.bytes)})"
 
 

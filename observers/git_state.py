@@ -35,13 +35,13 @@ class Changes:
 def uncommitted_changes(path, skip=()):
     """`git diff HEAD` plus the untracked files that may go in (see the module docstring), as one patch.
 
-    `skip`: folders whose untracked files are not changes of the code (the tracker's own records).
+    `skip`: folders whose files are not changes of the code (the tracker's own records).
     """
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return Changes()
-    changes = Changes(patch=repo.git.diff("HEAD", "--binary"))
+    changes = Changes(patch=repo.git.diff("HEAD", "--binary", "--", *_outside(repo, skip)))
     total = 0
     for name in untracked_files(repo, skip):
         file = os.path.join(repo.working_tree_dir, name)
@@ -65,6 +65,16 @@ def untracked_files(repo, skip=()):
         file = os.path.join(repo.working_tree_dir, name)
         if os.path.isfile(file) and not os.path.realpath(file).startswith(skip):
             yield name
+
+
+def _outside(repo, skip):
+    """Pathspecs for all of `repo` but the `skip` folders: tracked files there (committed records) are no code."""
+    inside = []
+    for folder in skip:
+        relative = os.path.relpath(os.path.realpath(folder), os.path.realpath(repo.working_tree_dir))
+        if relative != "." and not relative.startswith(os.pardir):
+            inside.append(f":(exclude){relative}")
+    return [".", *inside]
 
 
 def _left_out_because(name, size, total):
@@ -95,6 +105,7 @@ def had_uncommitted_changes(recorded_repository, info):
 
 
 def is_dirty(repo, skip=()):
-    """Whether a checkout differs from its commit, in the sense a run records: untracked files count, but for those
-    in the `skip` folders."""
-    return repo.is_dirty() or any(True for _ in untracked_files(repo, skip))
+    """Whether a checkout differs from its commit, in the sense a run records: untracked files count, but no file in
+    the `skip` folders does."""
+    changed = repo.git.diff("HEAD", "--name-only", "--", *_outside(repo, skip))
+    return bool(changed) or any(True for _ in untracked_files(repo, skip))

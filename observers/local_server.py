@@ -2,17 +2,16 @@
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from nx_27017.nx_27017 import main as nx_main
 
 from observers import imports_done, nx_adapter
+from observers.settings import create_tracker_folder
 
 
 def serve(data_dir, host="127.0.0.1", port=27017, quiet=False):
     """Serve the databases kept in `data_dir` until interrupted."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = create_tracker_folder(data_dir)
     sys.argv = [
         "nx-27017",
         "--data-dir", str(data_dir),

@@ -40,7 +40,8 @@ LISTED_FIELDS = {
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
-WHERE_HELP = "KEY OP VALUE, OP one of = != < <= > >= ~ (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
+OPERATORS = "= != < <= > >= ~"
+WHERE_HELP = f"KEY OP VALUE, OP one of {OPERATORS} (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ def parse_condition(text):
     if match is None:
         raise UserError(f"--where {text!r} is not a condition; write {WHERE_HELP}")
     condition = Condition(*match.groups())
+    more = re.match(r"[<>=!~]+", condition.text)  # 'lr>>1', 'lr=<1': one operator, mistyped
+    if more:
+        raise UserError(f"--where {text!r}: {condition.op + more.group()!r} is not an operator; "
+                        f"use one of {OPERATORS}, e.g. {condition.key}>=1")
     if condition.op == "~":
         try:
             re.compile(condition.text)
@@ -168,8 +173,8 @@ def _local_row(folder, run):
 
 
 def _row(run_id, doc, config, summaries, local):
-    start, stop = _time(doc.get("start_time")), _time(doc.get("stop_time"))
-    end = stop or _time(doc.get("heartbeat"))
+    start, stop = stored_time(doc.get("start_time")), stored_time(doc.get("stop_time"))
+    end = stop or stored_time(doc.get("heartbeat"))
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
     tags = doc.get("omniboard", {}).get("tags", [])
     status = doc.get("status")
@@ -220,7 +225,7 @@ def _flatten_into(row, config, prefix):
             row[prefix + key] = value
 
 
-def _time(value):
+def stored_time(value):
     """A stored time as a naive UTC datetime (Sacred's convention); nx-27017 returns times as ISO strings."""
     value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
     if value is not None and value.tzinfo is not None:
@@ -261,6 +266,20 @@ def differing_keys(rows, prefix="config."):
     draws its own)."""
     keys = sorted(key for key in set().union(*rows) if key.startswith(prefix) and key != "config.seed")
     return [key for key in keys if any(row.get(key) != rows[0].get(key) for row in rows[1:])]
+
+
+def differing_keys_within_experiments(rows, prefix="config."):
+    """The keys that differ between runs of one experiment, of any experiment among `rows`: a key that only one
+    experiment has is part of that experiment, not a difference between runs."""
+    return sorted(set().union(*(differing_keys(group, prefix) for group in by_experiment(rows).values())))
+
+
+def by_experiment(rows):
+    """{experiment name: its rows}, in the order the experiments first appear in `rows`."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["experiment"], []).append(row)
+    return groups
 
 
 def to_frame(rows):

@@ -19,6 +19,7 @@ DEFAULT_MONGO_URL = "mongodb://localhost:27017"
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
 TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, Omniboard's install, screenshots
+SWEEPS_DIR = "sweeps"  # beside RUNS_DIR: `tracker sweep`'s records, job logs and Optuna journals
 PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
 DEFAULT_SYSTEM_METRICS_S = 10.0
 
@@ -29,6 +30,11 @@ class Settings:
     db_name: str
     runs_dir: Path  # the local file store every run is written to first (absolute)
     system_metrics_s: float = DEFAULT_SYSTEM_METRICS_S  # seconds between sys.* samples of a run; 0 disables them
+
+    @property
+    def sweeps_dir(self):
+        """sweeps/ beside RUNS_DIR (on SLURM, on a filesystem the nodes share, as RUNS_DIR is)."""
+        return self.runs_dir.parent / SWEEPS_DIR
 
     @property
     def has_placeholder_password(self):
@@ -50,8 +56,24 @@ def project_root(start=None):
 
 
 def tracker_folders(root=None):
-    """The tracker's own folders in the project around `root`: RUNS_DIR and .tracker/ hold records, not code."""
-    return [load_settings(root=root).runs_dir, project_root(root) / TRACKER_DIR]
+    """The tracker's own folders in the project around `root`: RUNS_DIR, sweeps/ and .tracker/ hold records, not
+    code, so they are no uncommitted change of a run."""
+    settings = load_settings(root=root)
+    return [settings.runs_dir, settings.sweeps_dir, project_root(root) / TRACKER_DIR]
+
+
+def create_tracker_folder(folder):
+    """Create `folder` (and missing parents) for the tracker's records, ignored by git from the start.
+
+    The highest folder created gets a `.gitignore` holding `*`, as pytest does for its cache: the folder then hides
+    itself from `git status` in any repository, the user's own too, without an entry in the repository's .gitignore.
+    """
+    folder = Path(folder)
+    highest_missing = next((f for f in reversed((folder, *folder.parents)) if not f.exists()), None)
+    folder.mkdir(parents=True, exist_ok=True)
+    if highest_missing is not None:
+        (highest_missing / ".gitignore").write_text("# written by sacred-tracker: its records are not code\n*\n")
+    return folder
 
 
 def load_settings(env_file=None, root=None):

@@ -16,12 +16,14 @@ What a tracked experiment gets:
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED), also when the reader of
   its output has gone (observers.closed_output);
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
-  and one line, exit status 1, for any UserError.
+  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), and one
+  line, exit status 1, for any UserError.
 """
 import difflib
 import functools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -42,6 +44,9 @@ from observers.plain_json import dotted_keys
 from observers.settings import load_settings, tracker_folders
 from observers.sources import look_up_git_once_per_repository
 from observers.system_metrics import start_system_metrics
+
+# Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
+MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
 
 # Experiments import this module first, so this applies to their Ingredients, which Sacred records at creation.
 look_up_git_once_per_repository()
@@ -124,11 +129,20 @@ def _one_line_errors(run):
 
 
 def _unknown_keys_as_user_error(run):
-    """`run` raising Sacred's error for an unknown config key as a UserError naming the closest existing keys."""
+    """`run` raising Sacred's error for an unknown config key as a UserError naming the closest existing keys, and
+    its error for a key MongoDB cannot store as a UserError naming a valid one."""
     @functools.wraps(run)
     def checked(*args, **kwargs):
         try:
             return run(*args, **kwargs)
+        except KeyError as error:
+            invalid = MONGO_INVALID_KEY.fullmatch(str(error.args[0])) if error.args else None
+            if invalid is None:
+                raise
+            key = invalid.group(1)
+            valid = key.lstrip("$").replace(".", "_") or "name"
+            raise UserError(f"config key {key!r} contains '.' or starts with '$', which MongoDB does not allow in "
+                            f"keys; rename it, e.g. to {valid!r}") from None
         except ConfigAddedError as error:
             # The key is dotted from the top; the config is that of the ingredient whose config got it.
             key = error.__conflicting_configs__[0]

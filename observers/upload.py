@@ -269,14 +269,16 @@ def _upsert(collection, query, update):
 
 
 def summarize(steps, values):
-    """first, last, min, max of a series' values and `argmax`, the step of its max (NaNs ignored, as in plots)."""
+    """first, last, min, max of a series' values and `argmax`, the step of its max.
+
+    A NaN is kept visible, as a diverged run must be: min and max are NaN when any point is, `argmax` is then the
+    step of the first NaN, and first and last are the points as stored.
+    """
     values = np.asarray(values, dtype=float)
-    finite = np.where(np.isnan(values), -np.inf, values)
-    known = values[~np.isnan(values)]
-    if known.size == 0:
-        return {"first": None, "last": None, "min": None, "max": None, "argmax": None, "points": len(values)}
-    return {"first": known[0].item(), "last": known[-1].item(), "min": known.min().item(), "max": known.max().item(),
-            "argmax": int(steps[int(finite.argmax())]), "points": len(values)}
+    if values.size == 0:
+        return {"first": None, "last": None, "min": None, "max": None, "argmax": None, "points": 0}
+    return {"first": values[0].item(), "last": values[-1].item(), "min": values.min().item(),
+            "max": values.max().item(), "argmax": int(steps[int(values.argmax())]), "points": len(values)}
 
 
 def read_metric(db, run_id, name):

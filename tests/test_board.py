@@ -1,5 +1,6 @@
 """`tracker db` and `tracker board` as a user runs them: serving, stopping on Ctrl-C, and one-line errors."""
 import json
+import re
 import subprocess
 import sys
 import urllib.error
@@ -10,7 +11,8 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, run_experiment, run_tracker, start_board
+from conftest import (REPO_ROOT, TrackerCommand, free_port, git, python_env, require_tool, run_experiment,
+                      run_tracker, start_board)
 from observers.settings import Settings
 from tracker.board import omniboard_uri
 from tracker.db import DEFAULT_DATA_DIR
@@ -25,15 +27,20 @@ def tracker(*args, **env):
 
 
 def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
+    """In a user's own repository: its data in .tracker/db/, which git does not see."""
+    git("init", "-q", cwd=tmp_path)
     port = free_port()
-    store = TrackerCommand("db", "--port", str(port), "--data-dir", str(tmp_path / "db"))
+    store = TrackerCommand("db", "--port", str(port), cwd=tmp_path)
     try:
         store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
         client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
         client.sacred.runs.insert_one({"_id": 1, "status": "COMPLETED"})
         client.close()
         assert store.interrupt() == 0
-        assert list(tmp_path.joinpath("db").glob("sacred*")), "no data files in the data directory"
+        store.wait_for(rf"^Stopped the run store at mongodb://localhost:{port}; its data stays in "
+                       rf"{re.escape(str(tmp_path / DEFAULT_DATA_DIR))}/$", timeout_s=5)
+        assert list((tmp_path / DEFAULT_DATA_DIR).glob("sacred*")), "no data files in the data directory"
+        assert git("status", "--porcelain", "--untracked-files=all", cwd=tmp_path) == ""
     finally:
         store.kill()
 

@@ -47,3 +47,22 @@ def test_diverging_run_fails_in_one_line_and_the_store_keeps_working(workdir, mo
         assert None not in served_values(url, completed["_id"], "train.loss")
     finally:
         board.kill()
+
+
+def test_a_diverged_runs_summaries_show_its_nan(workdir, mongo_url, mongo_db, tmp_path):
+    diverged = run_experiment(["with", "smoke", "lr=1e6", *QUICK], workdir, mongo_url, mongo_db.name)
+    assert diverged.returncode == 1
+    run_id = newest_run(mongo_db)["_id"]
+    summaries = ["train.loss.last", "train.loss.min", "train.loss.max"]
+
+    # From an empty folder, so that no other test's runs/ is listed.
+    listed = run_tracker(["runs", "--metrics", ",".join(summaries), "--format", "csv"], tmp_path, mongo_url,
+                         mongo_db.name)
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert [row.split(",")[header.split(",").index(name)] for name in summaries] == ["nan", "nan", "nan"]
+
+    compared = run_tracker(["compare", str(run_id), str(run_id)], tmp_path, mongo_url, mongo_db.name)
+    assert compared.returncode == 0, compared.stderr
+    for name in summaries:
+        assert re.search(rf"^{re.escape(name)}\s+nan\s+nan$", compared.stdout, re.M), compared.stdout

@@ -1,6 +1,7 @@
 """End to end: `experiments/cifar.py` runs as a user runs it, and we read back what the run store holds."""
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -35,6 +36,9 @@ def test_smoke_run_is_recorded_completely_in_mongodb(smoke_run):
     assert "Iteration 100/300 | examples/s:" in run["captured_out"]
     assert "Fetch data time:" in run["captured_out"]
     assert "Validation at step 300/300" in run["captured_out"]
+    # The first best score has no previous one (not "-inf -> 0.5123").
+    assert re.search(r"Validation at step 100/300 .*\nNew best score: \d\.\d{4}\n", run["captured_out"])
+    assert "inf" not in run["captured_out"]
 
     metrics = {m["name"]: m for m in db.metrics.find({"run_id": run["_id"]})}
     assert {"train.loss", "train.acc", "lr", "examples_per_s", "time.data_ms", "time.step_ms",

@@ -149,7 +149,7 @@ def test_an_uploaded_run_leaves_nothing_in_runs_dir(tmp_path, mongo_url, mongo_d
     assert result.returncode == 0, result.stderr
     run = newest_run(mongo_db)
     assert run["status"] == "COMPLETED" and "tests/flood_experiment.py" in [n for n, _ in run["experiment"]["sources"]]
-    assert list(runs_dir.iterdir()) == []  # no _sources/ left behind
+    assert [path.name for path in runs_dir.iterdir()] == [".gitignore"]  # no _sources/ left behind
 
 
 # ---- settings ----------------------------------------------------------------------------------------------------
@@ -158,6 +158,8 @@ def test_an_uploaded_run_leaves_nothing_in_runs_dir(tmp_path, mongo_url, mongo_d
     ({"RUNS_DIR": "/proc/x"}, "RUNS_DIR=/proc/x is not a writable folder"),
     ({"RUNS_DIR": "file"}, "is not a writable folder (it is a file)"),
     ({"args": ["trainer.stepz=3"]}, "trainer.stepz is not a config key; did you mean trainer.steps"),
+    ({"args": ['trainer.steps={"$a": 1}']}, "config key '$a' contains '.' or starts with '$', which MongoDB does "
+                                            "not allow in keys; rename it, e.g. to 'a'"),
 ])
 def test_broken_settings_stop_the_run_in_one_line(setting, message, workdir, mongo_url, mongo_db, tmp_path):
     (tmp_path / "file").write_text("not a folder\n")

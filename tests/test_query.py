@@ -160,13 +160,17 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
 
     tagged = run_tracker(["runs", "--tag", "baseline", "--format", "json"], tmp_path, mongo_url, db_name)
     listed = run_tracker(["runs", "--sort", "-result", "--metrics", "val.acc.argmax"], tmp_path, mongo_url, db_name)
+    as_csv = run_tracker(["runs", "--sort", "-result", "--format", "csv"], tmp_path, mongo_url, db_name)
 
     assert [row["id"] for row in json.loads(tagged.stdout)] == [1]
     header, *lines = listed.stdout.splitlines()
     assert header.split() == ["id", "experiment", "status", "start", "duration_s", "result", "local", "config.lr",
                               "val.acc.argmax"]
     assert lines[0].split() == [str(local), "cifar", "COMPLETED", "2026-11-03", "09:00:00",
-                                "1m00s", "0.6", "yes", "0.3", "10"]
+                                "1m00s", "0.6", "True", "0.3", "10"]
+    assert [line.split()[7] for line in lines[1:]] == ["False", "False"]  # as CSV says it
+    local_column = as_csv.stdout.splitlines()[0].split(",").index("local")
+    assert [line.split(",")[local_column] for line in as_csv.stdout.splitlines()[1:]] == ["True", "False", "False"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -178,6 +182,8 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
     (["runs", "--where", "config.lrr>1"], r"^error: --where: no run has 'config.lrr'; did you mean config.lr"),
     (["runs", "--where", "config.lr>high"], r"^error: --where config.lr>high: config.lr holds number values"),
     (["runs", "--where", "status~("], r"^error: --where 'status~\(': '\(' is not a regular expression"),
+    (["runs", "--where", "config.lr>>1"], r"^error: --where 'config.lr>>1': '>>' is not an operator; use one of "
+                                          r"= != < <= > >= ~, e.g. config.lr>=1$"),
 ])
 def test_bad_input_is_one_line_and_exit_1(lr_runs, tmp_path, mongo_url, args, message):
     result = tracker(args, lr_runs, tmp_path, mongo_url)
@@ -231,3 +237,49 @@ def test_readme_example_runs(lr_runs, mongo_url, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "example done 3 2" in result.stdout  # three runs; the best one's two val.acc points
+
+
+def test_runs_of_two_experiments_get_a_table_each_with_their_own_differing_keys(mongo_db, mongo_url, db_name,
+                                                                                 tmp_path):
+    started = datetime.datetime(2026, 11, 2, 10, 0)
+    long_note = "x" * 5000
+    for run_id, experiment, config in ((1, "cifar", {"lr": 0.1, "model": {"width": 8}}),
+                                       (2, "cifar", {"lr": 0.2, "model": {"width": 8}}),
+                                       (3, "signals", {"window": 64, "note": "short"}),
+                                       (4, "signals", {"window": 64, "note": long_note})):
+        mongo_db.runs.insert_one({"_id": run_id, "experiment": {"name": experiment}, "status": "COMPLETED",
+                                  "start_time": started, "config": config, "metric_summaries": []})
+
+    table = run_tracker(["runs", "--sort", "id"], tmp_path, mongo_url, db_name)
+    as_csv = run_tracker(["runs", "--sort", "id", "--format", "csv"], tmp_path, mongo_url, db_name)
+
+    assert table.returncode == 0, table.stderr
+    cifar, signals = table.stdout.split("\n\n")
+    assert cifar.splitlines()[0] == "experiment cifar:" and signals.splitlines()[0] == "experiment signals:"
+    assert cifar.splitlines()[1].split()[-1] == "config.lr" and "config.note" not in cifar
+    assert signals.splitlines()[1].split()[-1] == "config.note" and "config.lr" not in signals
+    assert signals.splitlines()[-1].endswith(" " + "x" * 39 + "…") and max(map(len, table.stdout.splitlines())) < 120
+    assert as_csv.stdout.splitlines()[0].endswith(",config.lr,config.note") and long_note in as_csv.stdout
+
+
+def test_compare_plot_of_two_experiments_has_a_short_legend(tmp_path, mongo_url, db_name):
+    folders = []
+    for number, (experiment, config) in enumerate((("cifar", {"lr": 0.1, "model": {"width": 8, "depth": 3}}),
+                                                   ("signals", {"window": 64, "hidden": 32, "noise": 0.1})), 1):
+        folder = tmp_path / "runs" / str(number)
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({
+            "experiment": {"name": experiment}, "status": "COMPLETED", "start_time": "2026-11-03T09:00:00",
+            "stop_time": "2026-11-03T09:01:00", "artifacts": []}))
+        (folder / "config.json").write_text(json.dumps(config))
+        (folder / "metrics.json").write_text(json.dumps({"val.loss": {
+            "steps": [10, 20], "values": [0.6, 0.5], "timestamps": ["2026-11-03T09:00:30", "2026-11-03T09:01:00"]}}))
+        folders.append(str(folder))
+
+    result = run_tracker(["compare", *folders, "--plot", "loss.svg", "--metric", "val.loss"], tmp_path, mongo_url,
+                         db_name)
+
+    assert result.returncode == 0 and result.stderr == "", result.stderr  # no constrained_layout warning
+    figure = (tmp_path / "loss.svg").read_text()
+    assert f"<!-- run {folders[0]} (cifar) -->" in figure and f"<!-- run {folders[1]} (signals) -->" in figure
+    assert "config.window" in result.stdout  # the differing keys are in the table

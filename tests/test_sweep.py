@@ -6,7 +6,7 @@ import signal
 import time
 
 import pytest
-from conftest import EXPERIMENT, TrackerCommand, metric, run_tracker
+from conftest import EXPERIMENT, TrackerCommand, git, metric, run_tracker
 
 from observers.upload import read_file
 
@@ -178,3 +178,25 @@ def test_eight_uploads_at_the_same_instant_get_distinct_ids(mongo_url, mongo_db,
         doc = mongo_db.runs.find_one({"_id": run_id})
         assert doc["config"]["seed"] == doc["result"] == n and doc["captured_out"] == f"output of run {n}\n"
         assert doc["omniboard"]["tags"] == [f"sweep-{n}"] and metric(mongo_db, run_id, "loss") == {0: float(n)}
+
+
+def test_after_a_sweep_in_a_clean_clone_git_status_is_empty_and_its_trial_reruns(project_repo, mongo_url, mongo_db,
+                                                                                  db_name, tmp_path):
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(project_repo), str(clone), cwd=tmp_path)
+    (clone / ".gitignore").write_text("__pycache__/\n")  # as a user's own repository: no entry for the tracker
+    git("commit", "-qam", "a .gitignore that knows nothing of the tracker", cwd=clone)
+    experiment = str(clone / "experiments" / "cifar.py")
+    data = f"data.root={tmp_path / 'data'}"
+
+    swept = run_tracker(["sweep", experiment, *TINY, data, "lr=[0.02]"], clone, mongo_url, db_name,
+                        project=str(clone), timeout=900)
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert (clone / "sweeps").is_dir() and (clone / "runs").is_dir()
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
+    (trial,) = sweep_runs(mongo_db, sweep_id_of(swept.stdout))
+    assert trial["experiment"]["repositories"][0]["dirty"] is False and "untracked_files" not in trial["info"]
+
+    rerun = run_tracker(["rerun", str(trial["_id"])], clone, mongo_url, db_name, project=str(clone), timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""

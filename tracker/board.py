@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from observers.database import connect, require_database
-from observers.settings import TRACKER_DIR, load_settings, project_root
+from observers.settings import TRACKER_DIR, create_tracker_folder, load_settings, project_root
 from observers.errors import UserError
 from tracker.board_columns import write_first_screen
 from tracker.db import DEFAULT_DATA_DIR
@@ -69,7 +69,7 @@ def install():
         return start_script
     require("npm")
     # Installed aside and renamed when complete, so an interrupted install is redone rather than used.
-    partial = install_dir.with_name(install_dir.name + ".partial")
+    partial = create_tracker_folder(install_dir.parent) / (install_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     print(f"Installing Omniboard {OMNIBOARD_VERSION} into {install_dir}/ (first use only, about a minute)...",
           flush=True)

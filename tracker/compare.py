@@ -4,12 +4,13 @@ from pathlib import Path
 
 from observers.environment import differences
 from observers.errors import UserError
-from observers.query import differing_keys, metric_history, rows_of
+from observers.query import by_experiment, differing_keys, differing_keys_within_experiments, metric_history, rows_of
 from observers.run_store import open_run
 from tracker.runs import cell, render_table
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
 SUMMARIES = ("last", "min", "max")
+LABEL_KEYS = 3  # config keys at most in a legend entry; the table lists every differing one
 
 
 def add_parser(subparsers):
@@ -44,24 +45,33 @@ def run(args):
     environments = [open_run(reference).info.get("environment") or {} for reference in args.runs]
     for key, values in differences(environments).items():
         lines.append([f"env.{key}"] + [cell(value, key) for value in values])
-    written = plot(rows, args.metric, args.plot, differing_keys(rows)) if args.plot else None
+    written = plot(rows, args.metric, args.plot) if args.plot else None
     print(render_table([header] + lines), end="")
     if written:
         print(written)
     return 0
 
 
-def plot(rows, metric, path, label_keys):
+def legend_label(row, label_keys, several_experiments):
+    """'run 3 (lr=0.01)', or 'run 3 (cifar, lr=0.01)' beside runs of other experiments."""
+    settings = [f"{key.removeprefix('config.')}={row.get(key)}" for key in label_keys if key in row][:LABEL_KEYS]
+    details = ", ".join([row["experiment"]] * several_experiments + settings)
+    return f"run {row['id']}" + (f" ({details})" if details else "")
+
+
+def plot(rows, metric, path):
     """Draw every point of `metric` of each run in one figure at `path`; a line saying what was written."""
     from matplotlib.figure import Figure  # here, not at the top: every tracker command starts faster without it
 
     figure = Figure(figsize=(8, 5), layout="constrained")
     axes = figure.subplots()
     points = 0
+    # Keys that only one experiment has tell the runs apart no better than the experiment's name.
+    label_keys = differing_keys_within_experiments(rows)
+    several_experiments = len(by_experiment(rows)) > 1
     for row in rows:
         history = metric_history(row["id"], metric)
-        settings = ", ".join(f"{key.removeprefix('config.')}={row.get(key)}" for key in label_keys)
-        axes.plot(history.step, history.value, label=f"run {row['id']}" + (f" ({settings})" if settings else ""))
+        axes.plot(history.step, history.value, label=legend_label(row, label_keys, several_experiments))
         points += len(history)
     axes.set(xlabel="step", ylabel=metric, title=f"{metric} of runs {', '.join(str(row['id']) for row in rows)}")
     axes.legend()

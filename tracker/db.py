@@ -43,5 +43,10 @@ def run(args):
     print(f"Serving the run store in {data_dir}/ at mongodb://localhost:{args.port} (Ctrl-C to stop)", flush=True)
     from observers.local_server import serve  # here: only this command needs nx-27017
 
-    serve(data_dir, host=HOST, port=args.port, quiet=True)
+    try:
+        serve(data_dir, host=HOST, port=args.port, quiet=True)
+    except SystemExit as stopped:  # nx-27017 exits with status 0 on Ctrl-C and SIGTERM
+        if stopped.code:
+            raise
+    print(f"Stopped the run store at mongodb://localhost:{args.port}; its data stays in {data_dir}/", flush=True)
     return 0

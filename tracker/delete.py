@@ -1,8 +1,10 @@
 """`tracker delete RUN [RUN ...]`: removes runs from MongoDB with their metrics, metric points and files."""
 from observers.database import require_database
-from observers.cleanup import delete_run
+from observers.cleanup import NOUNS, delete_run
+from observers.query import stored_time
 from observers.settings import load_settings
 from observers.errors import UserError
+from tracker.runs import cell
 
 
 def add_parser(subparsers):
@@ -35,9 +37,9 @@ def run(args):
         runs.append(doc)
     for doc in runs:
         print(f"run {doc['_id']}: {doc.get('experiment', {}).get('name')} {doc.get('status')}, "
-              f"started {doc.get('start_time')}")
-    if not args.yes and input(f"Delete {len(runs)} run(s) from database {settings.db_name!r}? [y/N] ").strip().lower() \
-            not in ("y", "yes"):
+              f"started {cell(stored_time(doc.get('start_time')))}")
+    question = f"Delete {len(runs)} {NOUNS['runs'][len(runs) != 1]} from database {settings.db_name!r}? [y/N] "
+    if not args.yes and input(question).strip().lower() not in ("y", "yes"):
         print("nothing deleted")
         return 1
     for doc in runs:

@@ -6,9 +6,11 @@ import re
 import sys
 
 from observers.errors import UserError
-from observers.query import STATS, WHERE_HELP, check_keys, conditions, differing_keys, list_rows, select
+from observers.query import (STATS, WHERE_HELP, by_experiment, check_keys, conditions,
+                              differing_keys_within_experiments, list_rows, select)
 
 FORMATS = ("table", "csv", "json")
+MAX_CELL = 40  # characters of a table cell; CSV and JSON hold every value whole
 
 
 def add_parser(subparsers):
@@ -16,9 +18,9 @@ def add_parser(subparsers):
         "runs",
         help="list recorded runs: filter, sort, compare configs and metrics",
         description=(
-            "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=yes): "
-            "id, experiment, status, start, duration, result, the config keys that differ between the matching runs, "
-            "and the metric summaries asked for. Filters are ANDed. The same from Python: observers.query.runs()."
+            "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=True): "
+            "id, experiment, status, start, duration, result, the config keys that differ between the matching runs "
+            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: observers.query.runs()."
         ),
     )
     # Reads `--sort -result` as a value, not as an unknown option; real options are still matched first.
@@ -47,11 +49,24 @@ def run(args):
     check_keys(rows, metrics, "--metrics")
     matching = select(rows, wanted, args.sort)
     shown = matching[:args.limit]
+    if args.format != "table":
+        write(shown, columns_of(shown, matching, metrics), args.format)
+        return 0
+    blocks = by_experiment(shown)
+    for number, (experiment, rows) in enumerate(blocks.items()):
+        if len(blocks) > 1:
+            print(f"\nexperiment {experiment}:" if number else f"experiment {experiment}:")
+        same = [row for row in matching if row["experiment"] == experiment]
+        write(rows, columns_of(rows, same, metrics), "table")
+    return 0
+
+
+def columns_of(shown, matching, metrics):
+    """The run columns, then the config keys differing within an experiment among all `matching` runs (--limit 1
+    still shows what the best one chose), then `metrics`."""
     columns = ["id", "experiment", "status", "start", "duration_s", "result"]
     columns += ["local"] if any(row["local"] for row in shown) else []
-    columns += differing_keys(matching) + metrics  # of all matching runs: --limit 1 still shows what the best one chose
-    write(shown, columns, args.format)
-    return 0
+    return columns + differing_keys_within_experiments(matching) + metrics
 
 
 def write(rows, columns, output_format, out=sys.stdout):
@@ -84,13 +99,12 @@ def cell(value, key=""):
         return "-"
     if key == "duration_s":
         return _duration(value)
-    if key == "local":
-        return "yes" if value else ""
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
 def _plain(value):

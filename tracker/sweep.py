@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from observers.database import connect
 from observers.errors import UserError
-from observers.settings import load_settings
+from observers.settings import create_tracker_folder, load_settings
 from observers.shell import shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
@@ -158,15 +158,9 @@ def check_config(record):
 
 
 # ---- where sweeps are recorded --------------------------------------------------------------------------------
-def sweeps_dir(settings):
-    """sweeps/ beside RUNS_DIR: records, job logs and Optuna journals (on SLURM, on a filesystem the nodes share)."""
-    return settings.runs_dir.parent / "sweeps"
-
-
 def create_record(record, settings, db):
     """Give the sweep the next free id (in MongoDB's `sweeps` and in sweeps/), its folder, and store its record."""
-    folder = sweeps_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = create_tracker_folder(settings.sweeps_dir)
     taken = [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
     if db is not None:
         taken.append(highest_id(db.sweeps))
@@ -190,13 +184,13 @@ def load_record(reference, settings, db):
     The record is in sweeps/ID/sweep.json and, when MongoDB answers, in its `sweeps` collection; a record in a shared
     database may have been edited, so where both exist they must agree on what runs (RECORD_CODE_FIELDS).
     """
-    folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else sweeps_dir(settings) / reference
+    folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else settings.sweeps_dir / reference
     local = json.loads((folder / RECORD_FILE).read_text()) if (folder / RECORD_FILE).is_file() else None
     stored = db.sweeps.find_one({"_id": int(reference)}) if reference.isdigit() and db is not None else None
     if stored is not None and "trials" not in stored:  # only its id is taken yet: the sweep never started
         stored = None
     if stored is None and local is None:
-        raise UserError(f"there is no sweep {reference!r} in MongoDB or in {sweeps_dir(settings)}/; give the id "
+        raise UserError(f"there is no sweep {reference!r} in MongoDB or in {settings.sweeps_dir}/; give the id "
                         f"'tracker sweep' printed, or the sweep's folder")
     record = stored or local
     label = f"sweep {record.get('_id', reference)}"
@@ -217,7 +211,7 @@ def check_record(record, label, settings, stored, local, local_file):
             if in_database != in_file:
                 raise UserError(f"{label}'s {field} in MongoDB ({in_database!r}) differs from the one in "
                                 f"{local_file} ({in_file!r}); {NOT_RUN}")
-    expected = (sweeps_dir(settings) / str(record.get("_id"))).resolve()
+    expected = (settings.sweeps_dir / str(record.get("_id"))).resolve()
     if not isinstance(record.get("folder"), str) or Path(record["folder"]).resolve() != expected:
         raise UserError(f"{label}'s folder {record.get('folder')!r} is not {expected}, where this project keeps it; "
                         f"{NOT_RUN}")
@@ -306,7 +300,7 @@ class Sweep:
         self.record = record
         self.db = db
         self.folder = Path(record["folder"])
-        self.folder.mkdir(parents=True, exist_ok=True)
+        create_tracker_folder(self.folder)
         self.executor = make_executor(record, self.folder)
         self.local = record["executor"] == "local"
         self.gpus = gpu_ids() if self.local else []
