@@ -58,7 +58,8 @@ class Trial:
                 env = continued[1]
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
-                return {"run": None, "status": "INTERRUPTED", "result": None, "error": "the sweep was cancelled"}
+                return {"run": None, "status": "INTERRUPTED", "result": None, "higher_is_better": None,
+                        "error": "the sweep was cancelled"}
             returncode = run_in_foreground(
                 [sys.executable, self.script, "with", *updates], experiment_env(info, env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
@@ -86,10 +87,12 @@ class Trial:
 
 
 def outcome(stored, returncode=0):
-    """What the sweep needs to know of a trial's run: its id, status, result, and the end of its error."""
+    """What the sweep needs to know of a trial's run: its id, status, result, its result's direction
+    (info.higher_is_better) and the end of its error."""
     if stored is None:
-        return {"run": None, "status": "FAILED", "result": None, "error": f"no run was recorded (exit {returncode})"}
+        return {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
+                "error": f"no run was recorded (exit {returncode})"}
     trace = stored.doc.get("fail_trace") or []
     lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
     return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
-            "error": "\n".join(lines)}
+            "higher_is_better": stored.info.get("higher_is_better"), "error": "\n".join(lines)}
