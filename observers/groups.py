@@ -54,14 +54,14 @@ def _direction(rows):
 
 
 def _summarize(members, keys, metrics):
-    completed = [row for row in members if row.get("status") == "COMPLETED" and _is_number(row.get("result"))]
+    done = completed(members)
     group = {key: members[0].get(key) for key in keys}
-    group.update(n=len(completed), not_completed=len(members) - len(completed))
-    for name, values in [("result", [row["result"] for row in completed])] + [
-            (metric, [row[metric] for row in completed if _is_number(row.get(metric))]) for metric in metrics]:
+    group.update(n=len(done), not_completed=len(members) - len(done))
+    for name, values in [("result", [row["result"] for row in done])] + [
+            (metric, [row[metric] for row in done if is_number(row.get(metric))]) for metric in metrics]:
         group.update(zip(stat_columns(name), describe(values)))
     group["runs"] = [row["id"] for row in members]
-    group["_results"] = [row["result"] for row in completed]
+    group["_results"] = [row["result"] for row in done]
     return group
 
 
@@ -100,5 +100,10 @@ def _compare_with_best(groups):
             group[P_COLUMN] = None if math.isnan(p_value) else p_value  # both without any spread: no test
 
 
-def _is_number(value):
+def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def completed(rows):
+    """The COMPLETED runs with a numeric result: those that statistics of the result use."""
+    return [row for row in rows if row.get("status") == "COMPLETED" and is_number(row.get("result"))]
