@@ -11,7 +11,7 @@ import pymongo
 import pytest
 from scipy import stats
 
-from conftest import EXPERIMENT, REPO_ROOT, newest_run, python_env, run_experiment, run_tracker
+from conftest import EXPERIMENT, REPO_ROOT, python_env, run_experiment, run_tracker
 from test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR
 
 QUADRATIC = REPO_ROOT / "tests" / "quadratic_experiment.py"
@@ -49,11 +49,13 @@ def quadratic_sweep(database, mongo_url, workdir):
                           "unused=uniform(0,1)"], workdir, mongo_url, database.name, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     sweep_id = sweep_id_of(result.stdout)
-    diverged = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=2.0", "-c", "too large"], cwd=workdir,
-                              env=python_env(MONGO_URL=mongo_url, SACRED_DB=database.name),
-                              capture_output=True, text=True, timeout=300)
-    assert diverged.returncode != 0
-    database.runs.update_one({"_id": newest_run(database)["_id"]}, {"$set": {"omniboard.tags": [f"sweep-{sweep_id}"]}})
+    tagged = json.dumps({"tags": [f"sweep-{sweep_id}"]})  # as the sweep's trials are tagged (tracker.trial)
+    diverged = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=2.0"], cwd=workdir, capture_output=True,
+                              env=python_env(MONGO_URL=mongo_url, SACRED_DB=database.name, TRACKER_RUN_INFO=tagged),
+                              text=True, timeout=300)
+    assert diverged.returncode == 1 and "diverged at step" in diverged.stderr
+    failed = database.runs.find_one({"config.lr": 2.0})
+    assert failed["status"] == "FAILED" and failed["omniboard"]["tags"] == [f"sweep-{sweep_id}"], failed
     return {"id": sweep_id, "output": result.stdout}
 
 
@@ -145,7 +147,8 @@ def test_report_is_one_offline_html_file_drawn_in_chromium(quadratic_sweep, data
     text = out.read_text()
     assert not re.search(r"<script[^>]+src=|<link|@import|url\(http", text)  # nothing from the network
     assert png.read_bytes().startswith(b"\x89PNG")
-    assert "11 runs: 10 completed, 0 pruned, 1 failed" in text and 'class="FAILED"' in text
+    assert re.search(r"<p>(.*?)</p>", text)[1].startswith("11 runs: 10 completed, 0 pruned, 1 failed")
+    assert 'class="FAILED"' in text
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
