@@ -57,13 +57,19 @@ def _sweep_trial(link):
 def report_score(run, step, score):
     """Report `score` (the validation metric the sweep optimises) at `step`; True when the trial is pruned.
 
+    The score's direction is the run's info.higher_is_better (observers.track; the trainer sets it from its task).
+
     A pruned run's info records pruned_at_step, and its info tags (Omniboard's) include "pruned".
     """
     link = os.environ.get(PRUNING_ENV)
     if link is None:
         return False
+    from optuna.study import StudyDirection
+
     trial = _sweep_trial(link)
-    trial.report(score, step)
+    # A study whose direction was not given maximizes (tracker.sweep): a lower-is-better score is reported negated.
+    maximizes = trial.study.direction == StudyDirection.MAXIMIZE
+    trial.report(score if maximizes == run.info.get("higher_is_better", True) else -score, step)
     if not trial.should_prune():
         return False
     run.info["pruned_at_step"] = step

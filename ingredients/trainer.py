@@ -457,6 +457,8 @@ def train(task, lr, _run, _seed, epochs, steps, val_every, log_every, print_ever
     A run started by `tracker resume` continues from the checkpoint it names (observers.origin).
     """
     set_determinism(deterministic)
+    # What the run's result is, for `tracker runs --sort best`, `--group-by`, `sweep` and `report` (docs/answers.md).
+    _run.info.update(higher_is_better=task.higher_is_better, result_metric=f"val.{task.score}")
     trainer = Trainer(_run, task, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
                       resolve_device(device), progress, stop_on_nan, ema_decay, ema_every, lookahead, precision,
                       channels_last, compile)

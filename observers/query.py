@@ -30,14 +30,17 @@ from observers.settings import load_settings
 from observers.upload import read_metric, summarize
 
 STATS = ("first", "last", "min", "max", "argmax")
-RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "host", "commit", "tags", "local")
+RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
+               "tags", "local", "result_metric", "pruned_at_step")
 # What a listing reads of each run document (no captured output, sources or artifacts). An aggregation's $project, as
 # nx-27017 computes it in SQLite; its find() projection copies each whole document first, three times slower.
 LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
+    "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1,
 }
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
+BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
 OPERATORS = "= != < <= > >= ~"
@@ -93,6 +96,28 @@ def runs(where=(), experiment=None, tag=None, since=None, sort="-start", limit=N
     return to_frame(select(list_rows(settings), wanted, sort, limit))
 
 
+def groups(by=None, where=(), experiment=None, tag=None, since=None, metrics=(), settings=None):
+    """A pandas DataFrame with one row per group of the matching runs with equal values of `by` (a list of keys such as
+    "config.lr"; None: every config key except the seed), best group first: n, the mean, standard deviation and 95 %
+    confidence interval of the result and of each of `metrics` (e.g. "val.loss.min"), and p_vs_best (observers.groups).
+    """
+    import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
+
+    wanted = conditions(where, experiment, tag, since)
+    return pd.DataFrame(group_selection(list_rows(settings), wanted, by, metrics))
+
+
+def group_selection(rows, wanted, by, metrics):
+    """The groups (observers.groups.group_rows) of the rows meeting `wanted`; UserError for an unknown key."""
+    from observers.groups import group_rows
+
+    check_keys(rows, by or [], "--group-by")
+    check_keys(rows, metrics, "--metrics")
+    matching = select(rows, wanted)
+    # Without `by`, the keys whose values differ: grouping by the others, equal in every run, would change nothing.
+    return group_rows(matching, by or differing_keys(matching), metrics)
+
+
 def metric_history(run, name, settings=None):
     """Every point of metric `name` of `run` (an id or a run folder such as runs/3): step, value, timestamp."""
     stored = open_run(str(run), settings)
@@ -146,7 +171,7 @@ def rows_of(references, settings=None):
 
 def _mongo_row(doc):
     summaries = {s["name"]: s for s in doc.get("metric_summaries", [])}
-    return _row(doc["_id"], doc, doc.get("config", {}), summaries, local=False)
+    return _row(doc["_id"], doc, doc.get("config", {}), doc.get("info", {}), summaries, local=False)
 
 
 def _local_rows(runs_dir, uploaded):
@@ -169,10 +194,10 @@ def _local_row(folder, run):
     summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
     # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
     entry = {**run.entry, "omniboard": {"tags": run.info.get("tags", [])}}
-    return _row(str(folder), entry, run.config, summaries, local=True)
+    return _row(str(folder), entry, run.config, run.info, summaries, local=True)
 
 
-def _row(run_id, doc, config, summaries, local):
+def _row(run_id, doc, config, info, summaries, local):
     start, stop = stored_time(doc.get("start_time")), stored_time(doc.get("stop_time"))
     end = stop or stored_time(doc.get("heartbeat"))
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
@@ -187,10 +212,13 @@ def _row(run_id, doc, config, summaries, local):
         "stop": stop,
         "duration_s": (end - start).total_seconds() if start and end else None,
         "result": doc.get("result"),
+        "higher_is_better": info.get("higher_is_better"),
         "host": doc.get("host", {}).get("hostname"),
         "commit": repositories[0].get("commit"),
         "tags": tags,
         "local": local,
+        "result_metric": info.get("result_metric"),
+        "pruned_at_step": info.get("pruned_at_step"),
     }
     _flatten_into(row, config, "config.")
     for name, summary in summaries.items():
@@ -240,18 +268,52 @@ def _folder_order(path):
 # ---- selecting ---------------------------------------------------------------------------------------
 def select(rows, conditions=(), sort=None, limit=None):
     """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing values last), at most
-    `limit` of them. UserError for a key that no row has, naming the closest ones."""
+    `limit` of them; sort="best" ranks each experiment's runs best first (rank_best). UserError for a key that no row
+    has, naming the closest ones."""
     for condition in conditions:
         check_keys(rows, [condition.key], "--where")
-    if sort:
+    if sort and sort != BEST:
         check_keys(rows, [sort.lstrip("-")], "--sort")
     rows = [row for row in rows if all(condition.matches(row) for condition in conditions)]
-    if sort:
+    if sort in (BEST, "result", "-result"):
+        note = mixed_directions(rows)
+        if note:
+            print(f"NOTE: {note}", file=sys.stderr)
+    if sort == BEST:
+        rows = rank_best(rows)
+    elif sort:
         key = sort.lstrip("-")
         present = [row for row in rows if row.get(key) is not None]
         present.sort(key=lambda row: _sort_key(row[key]), reverse=sort.startswith("-"))
         rows = present + [row for row in rows if row.get(key) is None]
     return rows if limit is None else rows[:limit]
+
+
+def higher_is_better(row):
+    """Whether a larger result of `row`'s run is better; runs that do not say (Sacred's own observers) count as yes,
+    as track()'s default."""
+    return row.get("higher_is_better") is not False
+
+
+def rank_best(rows):
+    """Each experiment's runs (experiments by name) best first by its own direction, runs without a result last."""
+    def key(row):
+        result = row.get("result")
+        ranked = isinstance(result, (int, float)) and not isinstance(result, bool) and not math.isnan(result)
+        return (str(row.get("experiment")), not ranked, (-result if higher_is_better(row) else result) if ranked else 0)
+
+    return sorted(rows, key=key)
+
+
+def mixed_directions(rows):
+    """A line saying that `rows` mix results where higher is better with results where lower is, or None."""
+    by_direction = {True: set(), False: set()}
+    for row in rows:
+        by_direction[higher_is_better(row)].add(str(row.get("experiment")))
+    if not (by_direction[True] and by_direction[False]):
+        return None
+    return (f"these runs mix results where higher is better ({', '.join(sorted(by_direction[True]))}) and where lower "
+            f"is better ({', '.join(sorted(by_direction[False]))}); --sort best ranks each experiment by its own")
 
 
 def check_keys(rows, keys, option):

@@ -5,6 +5,9 @@ What a tracked experiment gets:
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
   script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
+- the direction of its result in info.higher_is_better (true: a larger result is better), which `tracker runs
+  --sort best`, `--group-by`, `sweep`, `importance` and `report` rank by; the trainer sets it from its task's
+  Task.higher_is_better, any other experiment gives it to track();
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
 - its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
@@ -52,8 +55,11 @@ MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain
 look_up_git_once_per_repository()
 
 
-def track(ex):
-    """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down."""
+def track(ex, higher_is_better=True):
+    """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down.
+
+    `higher_is_better`: whether a larger result of `ex`'s main function is a better one (False for an error).
+    """
     SETTINGS.CAPTURE_MODE = "fd"
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
@@ -81,6 +87,7 @@ def track(ex):
         problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
             raise SystemExit(f"UserError: {problem}")
+        _run.info["higher_is_better"] = higher_is_better
         # All temporary files of the run in one folder named by its process, which `tracker sync` removes if the
         # process is killed (a killed process cannot clean up).
         process_temp_dir(os.getpid()).mkdir(exist_ok=True)

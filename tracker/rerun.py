@@ -1,13 +1,15 @@
-"""`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run."""
+"""`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run; with --seeds N, as
+N new runs with new seeds, so that one run becomes a sample."""
 from observers.run_store import open_run
 from observers.errors import UserError
 from observers.shell import shell_command
+from tracker.search_space import new_seeds
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "rerun",
-        usage="tracker rerun [--at-commit | --force] RUN [with KEY=VALUE ...]",
+        usage="tracker rerun [--at-commit | --force] [--seeds N] RUN [with KEY=VALUE ...]",
         help="run a recorded run again with its stored config",
         description=(
             "Start a new run of RUN's experiment with RUN's stored config, seed included, plus any KEY=VALUE "
@@ -19,6 +21,9 @@ def add_parser(subparsers):
         ),
     )
     add_run_arguments(parser)
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="run it N times, each with a new random seed (recorded in overrides), e.g. to see with "
+                             "`tracker runs --group` whether its result was a lucky seed")
     parser.add_argument("updates", nargs="*", metavar="with KEY=VALUE", help="config changes, as for the experiment")
     parser.set_defaults(func=run)
 
@@ -44,7 +49,21 @@ def run(args):
     if args.updates and args.updates[0] != "with":
         raise UserError(f"put config changes after 'with', e.g. "
                         f"{shell_command('tracker', 'rerun', args.run, 'with', 'KEY=VALUE')}")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"--seeds {args.seeds} must be at least 1, e.g. --seeds 5")
     overrides = args.updates[1:]
     stored = open_run(args.run)
-    info = {"rerun_of": stored.origin, "overrides": overrides}
-    return relaunch(stored, info, overrides, at_commit=args.at_commit, force=args.force)
+    if args.seeds is None:
+        return relaunch(stored, {"rerun_of": stored.origin, "overrides": overrides}, overrides,
+                        at_commit=args.at_commit, force=args.force)
+    seeds = new_seeds(args.seeds, taken={stored.config.get("seed")})
+    worst = 0
+    for number, seed in enumerate(seeds, 1):
+        print(f"rerun {number}/{len(seeds)} of {stored.label} with seed={seed}", flush=True)
+        changed = [*overrides, f"seed={seed}"]
+        returncode = relaunch(stored, {"rerun_of": stored.origin, "overrides": changed}, changed,
+                              at_commit=args.at_commit, force=args.force)
+        worst = max(worst, returncode)
+        if returncode == 130:  # Ctrl-C: the interrupted run can be resumed; the others are not started
+            break
+    return worst

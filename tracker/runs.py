@@ -6,8 +6,9 @@ import re
 import sys
 
 from observers.errors import UserError
-from observers.query import (STATS, WHERE_HELP, by_experiment, check_keys, conditions,
-                              differing_keys_within_experiments, list_rows, select)
+from observers.groups import P_COLUMN, stat_columns
+from observers.query import (BEST, STATS, WHERE_HELP, by_experiment, check_keys, conditions,
+                             differing_keys_within_experiments, group_selection, list_rows, select)
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # characters of a table cell; CSV and JSON hold every value whole
@@ -31,11 +32,19 @@ def add_parser(subparsers):
     parser.add_argument("--tag", help="keep runs with this Omniboard tag")
     parser.add_argument("--since", metavar="DATE", help="keep runs started at or after DATE (UTC), e.g. 2026-11-01")
     parser.add_argument("--sort", default="-start", metavar="KEY",
-                        help="sort by a column, '-KEY' for descending, e.g. -result (default: -start, newest first)")
+                        help=f"sort by a column, '-KEY' for descending, e.g. -result; '{BEST}': each experiment's runs "
+                             f"best first by its own direction (default: -start, newest first)")
     parser.add_argument("--limit", type=int, metavar="N", help="show at most N runs (after sorting)")
     parser.add_argument("--metrics", default="", metavar="M.STAT,...",
                         help=f"metric summaries to show, STAT one of {', '.join(STATS)} (argmax: the step of the max), "
                              f"e.g. val.acc.max,train.loss.last")
+    grouping = parser.add_mutually_exclusive_group()
+    grouping.add_argument("--group-by", metavar="KEY,...",
+                          help="one row per group of runs with equal KEYS (e.g. config.lr,config.model.arch), best "
+                               "first: n, mean, std and 95%% CI (Student's t) of the result and of each --metrics "
+                               "summary, and Welch's t-test p-value against the best group")
+    grouping.add_argument("--group", action="store_true",
+                          help="--group-by every config key except seed: runs that differ only in their seed")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.set_defaults(func=run)
 
@@ -46,6 +55,12 @@ def run(args):
     wanted = conditions(args.where, args.experiment, args.tag, args.since)  # malformed ones fail before any wait
     rows = list_rows()
     metrics = [name for name in args.metrics.split(",") if name]
+    if args.group or args.group_by is not None:
+        by = [key.strip() for key in (args.group_by or "").split(",") if key.strip()]
+        if args.group_by is not None and not by:
+            raise UserError("--group-by needs keys, e.g. --group-by config.lr; --group groups by every config key")
+        write_groups(group_selection(rows, wanted, by, metrics)[:args.limit], metrics, args.format)
+        return 0
     check_keys(rows, metrics, "--metrics")
     matching = select(rows, wanted, args.sort)
     shown = matching[:args.limit]
@@ -67,6 +82,14 @@ def columns_of(shown, matching, metrics):
     columns = ["id", "experiment", "status", "start", "duration_s", "result"]
     columns += ["local"] if any(row["local"] for row in shown) else []
     return columns + differing_keys_within_experiments(matching) + metrics
+
+
+def write_groups(groups, metrics, output_format, out=sys.stdout):
+    """The groups (observers.groups) with their keys, n and statistics; JSON adds each group's run ids."""
+    keys = list(groups[0])[:list(groups[0]).index("n")] if groups else []  # a group starts with its keys' values
+    columns = [*keys, "n", "not_completed", *stat_columns("result"), *(c for m in metrics for c in stat_columns(m)),
+               P_COLUMN]
+    write(groups, columns + ["runs"] if output_format == "json" else columns, output_format, out)
 
 
 def write(rows, columns, output_format, out=sys.stdout):
@@ -103,6 +126,8 @@ def cell(value, key=""):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list):  # a confidence interval
+        return "[" + ", ".join(cell(item) for item in value) + "]"
     text = str(value)
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 

@@ -10,6 +10,7 @@
 import ast
 import itertools
 import math
+import random
 import re
 from dataclasses import dataclass
 
@@ -118,3 +119,13 @@ def grid(parameters):
 def as_updates(params):
     """A trial's parameters as Sacred `with` updates; repr() reads back as the same value."""
     return [f"{key}={value!r}" for key, value in params.items()]
+
+
+def new_seeds(count, taken=()):
+    """`count` different random seeds, none of them in `taken`, in Sacred's range of seeds."""
+    rng, seeds = random.Random(), []
+    while len(seeds) < count:
+        seed = rng.randint(1, 10**9)  # sacred.randomness.SEEDRANGE
+        if seed not in taken and seed not in seeds:
+            seeds.append(seed)
+    return seeds

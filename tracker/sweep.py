@@ -26,7 +26,7 @@ from observers.shell import shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
 from observers.origin import PRUNING_ENV
-from tracker.search_space import as_updates, grid, split_arguments
+from tracker.search_space import as_updates, grid, new_seeds, split_arguments
 from tracker.trial import Trial, sweep_tag
 
 EXECUTORS = ("local", "slurm")
@@ -64,8 +64,12 @@ def add_parser(subparsers):
                              "finds hopeless (they end COMPLETED with info.pruned_at_step)")
     parser.add_argument("--sampler-seed", type=int, metavar="S",
                         help="seed of the random draws (--random) or of Optuna's sampler, for a repeatable search")
-    parser.add_argument("--direction", choices=("maximize", "minimize"), default="maximize",
-                        help="whether a larger or smaller run result is better (default: maximize)")
+    parser.add_argument("--direction", choices=("maximize", "minimize"),
+                        help="whether a larger or smaller run result is better (default: the experiment's own, "
+                             "which its runs record as higher_is_better)")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="run every configuration with the same N seeds, drawn at random: seed becomes a swept "
+                             "key, so `tracker runs --group` gives each configuration's mean and confidence interval")
     parser.add_argument("--executor", help="local (default: processes on this machine) or slurm (jobs on SLURM)")
     parser.add_argument("--parallel", type=int, metavar="K",
                         help="trials at once (default: 1 on local, every trial on slurm, queued by SLURM)")
@@ -116,28 +120,41 @@ def new_record(args):
     if not parameters:
         raise UserError("nothing is swept; give a list or a distribution, e.g. 'lr=[0.01,0.05]' or "
                         "'lr=loguniform(1e-3,0.3)' with --random 8")
-    for option in ("random", "optuna"):
+    for option in ("random", "optuna", "seeds"):
         count = getattr(args, option)
         if count is not None and count < 1:
             raise UserError(f"--{option} {count} must be at least 1, e.g. --{option} 8")
     search = "random" if args.random else "optuna" if args.optuna else "grid"
     if args.prune and search != "optuna":
         raise UserError(f"--prune {args.prune} needs an Optuna search, which reports to the pruner; add --optuna N")
+    seeds = draw_seeds(args.seeds, parameters, search) if args.seeds else None
     record = {
         "script": str(Path(script).resolve()), "arguments": arguments, "search": search,
         "direction": args.direction, "budget": args.random or args.optuna, "cwd": os.getcwd(),
         "prune": args.prune, "sampler_seed": args.sampler_seed,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "status": "RUNNING", "trials": [],
+        "status": "RUNNING", "trials": [], "seeds": seeds,
     }
     if search == "grid":
-        record["trials"] = [new_trial(number, params) for number, params in enumerate(grid(parameters))]
-        record["budget"] = len(record["trials"])
+        configurations = grid(parameters)
     elif search == "random":
         rng = random.Random(args.sampler_seed)
-        record["trials"] = [new_trial(number, {p.key: p.sample(rng) for p in parameters})
-                            for number in range(args.random)]
+        configurations = [{p.key: p.sample(rng) for p in parameters} for _ in range(args.random)]
+    if search != "optuna":
+        repeated = [{**params, "seed": seed} for params in configurations for seed in seeds] if seeds else configurations
+        record["trials"] = [new_trial(number, params) for number, params in enumerate(repeated)]
+        record["budget"] = len(record["trials"])
     return record
+
+
+def draw_seeds(count, parameters, search):
+    """`count` different seeds, the same for every configuration, so that configurations meet the same draws."""
+    if search == "optuna":
+        raise UserError("--seeds repeats the configurations of a grid or --random sweep; an --optuna trial is one run, "
+                        "so leave out --seeds or use --random N")
+    if any(parameter.key == "seed" for parameter in parameters):
+        raise UserError("seed is swept already; give either --seeds N or a list of seeds, e.g. 'seed=[1,2,3]'")
+    return new_seeds(count)
 
 
 def new_trial(number, params):
@@ -315,7 +332,9 @@ class Sweep:
     def run(self):
         sweep_id = self.record["_id"]
         print(f"sweep {sweep_id}: {self.record['search']} search over {', '.join(p.key for p in self.parameters)}, "
-              f"{self.record['budget']} trials on {self.record['executor']}; runs are tagged {sweep_tag(sweep_id)}; "
+              f"{self.record['budget']} trials on {self.record['executor']}"
+              + (f" ({len(self.record['seeds'])} seeds per configuration)" if self.record.get("seeds") else "")
+              + f"; runs are tagged {sweep_tag(sweep_id)}; "
               f"record and job logs in {self.folder}", flush=True)
         self.record["status"] = "RUNNING"
         self.stop_file.unlink(missing_ok=True)
@@ -389,13 +408,17 @@ class Sweep:
             outcome = job.result()
         except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
             lines = str(error).strip().splitlines()
-            outcome = {"run": None, "status": "FAILED", "result": None, "error": "\n".join(lines[-5:])}
+            outcome = {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
+                       "error": "\n".join(lines[-5:])}
         slurm_reason = SLURM_REASONS.get(job.state.split()[0]) if not self.local else None
         if slurm_reason and outcome["status"] != "COMPLETED":  # what SLURM did is the reason, not what it left behind
             outcome["error"] = slurm_reason
         trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
         if outcome["status"] == "COMPLETED" and outcome.get("pruned_at_step") is not None:
             trial.update(status="PRUNED", pruned_at_step=outcome["pruned_at_step"])
+        if self.record["direction"] is None and outcome["higher_is_better"] is not None:
+            # Without --direction, the experiment's own, as its first run recorded it.
+            self.record["direction"] = "maximize" if outcome["higher_is_better"] else "minimize"
         if outcome["run"] is not None and outcome["run"] not in trial["runs"]:
             trial["runs"].append(outcome["run"])
         if self.cancelling and outcome["status"] != "COMPLETED":
@@ -415,9 +438,11 @@ class Sweep:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         prune = self.record.get("prune")
+        # Without --direction the study maximizes until the first run says otherwise; tell() then negates results,
+        # and the trials negate the scores they report to the pruner (ingredients.pruning).
         return optuna.create_study(
             study_name=sweep_tag(self.record["_id"]), storage=open_journal(self.journal), load_if_exists=True,
-            direction=self.record["direction"], pruner=make_pruner(prune) if prune else None,
+            direction=self.record["direction"] or "maximize", pruner=make_pruner(prune) if prune else None,
             sampler=optuna.samplers.TPESampler(seed=self.record.get("sampler_seed")),
         )
 
@@ -433,12 +458,14 @@ class Sweep:
                                          "trial": number, "pruner": self.record["prune"]})}
 
     def tell(self, number, trial):
+        from optuna.study import StudyDirection
         from optuna.trial import TrialState
 
         if trial["status"] == "PRUNED":
             self.study.tell(number, state=TrialState.PRUNED)
         elif trial["status"] == "COMPLETED" and isinstance(trial["result"], (int, float)):
-            self.study.tell(number, trial["result"])
+            agrees = (self.study.direction == StudyDirection.MAXIMIZE) == (self.direction() == "maximize")
+            self.study.tell(number, trial["result"] if agrees else -trial["result"])
         elif trial["status"] != "INTERRUPTED":  # an interrupted trial is continued by --continue
             self.study.tell(number, state=TrialState.FAIL)
 
@@ -447,9 +474,13 @@ class Sweep:
         statuses = [trial["status"] for trial in self.trials.values()]
         return {status: statuses.count(status) for status in ("COMPLETED", "PRUNED", "RUNNING", "FAILED", "INTERRUPTED")}
 
+    def direction(self):
+        """--direction, else the experiment's own once a run has recorded it; maximize while none has."""
+        return self.record["direction"] or "maximize"
+
     def best(self):
         done = [t for t in self.trials.values() if t["status"] == "COMPLETED" and isinstance(t["result"], (int, float))]
-        pick = max if self.record["direction"] == "maximize" else min
+        pick = max if self.direction() == "maximize" else min
         return pick(done, key=lambda trial: trial["result"]) if done else None
 
     def show_progress(self):
@@ -464,10 +495,10 @@ class Sweep:
 
     def report(self):
         """The trials as a table, best result first; the exit status is the number of failed trials."""
-        sign = -1 if self.record["direction"] == "maximize" else 1
+        sign = -1 if self.direction() == "maximize" else 1
         ranked = sorted(self.trials.values(), key=lambda t: (
             (0, sign * t["result"]) if isinstance(t["result"], (int, float)) else (1, t["number"])))
-        keys = [parameter.key for parameter in self.parameters]
+        keys = [parameter.key for parameter in self.parameters] + (["seed"] if self.record.get("seeds") else [])
         rows = [["trial", "run", "status", "result", *keys]] + [
             [str(t["number"]), str(t["run"]),
              f"PRUNED at step {t['pruned_at_step']}" if t["status"] == "PRUNED" else t["status"],

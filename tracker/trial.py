@@ -59,7 +59,8 @@ class Trial:
                 env.update(continued[1])
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
-                return {"run": None, "status": "INTERRUPTED", "result": None, "error": "the sweep was cancelled"}
+                return {"run": None, "status": "INTERRUPTED", "result": None, "higher_is_better": None,
+                        "error": "the sweep was cancelled"}
             returncode = run_in_foreground(
                 [sys.executable, self.script, "with", *updates], experiment_env(info, env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
@@ -91,12 +92,13 @@ def outcome(stored, returncode=0):
     killed before Sacred could record one, the signal)."""
     if stored is None:
         error = exit_reason(returncode) or f"exit {returncode}"
-        return {"run": None, "status": "FAILED", "result": None, "error": f"no run was recorded ({error})"}
+        return {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
+                "error": f"no run was recorded ({error})"}
     trace = stored.doc.get("fail_trace") or []
     lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
     return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
             "error": "\n".join(lines) or exit_reason(returncode) or f"the experiment exited with status {returncode}",
-            "pruned_at_step": stored.info.get("pruned_at_step")}
+            "higher_is_better": stored.info.get("higher_is_better"), "pruned_at_step": stored.info.get("pruned_at_step")}
 
 
 def exit_reason(returncode):

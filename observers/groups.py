@@ -1,0 +1,124 @@
+"""Runs that differ only in their seed as one group, with the statistics a paper reports of a result.
+
+`tracker runs --group-by KEYS` shows them and observers.query.groups() returns them as a DataFrame. A group holds the
+runs with equal values of KEYS (every config key except `seed` when KEYS is not given); its statistics are over its
+COMPLETED runs with a numeric result:
+
+    n                 how many such runs (not_completed: how many others, failed, interrupted or still running)
+    result_mean       the mean result
+    result_std        the standard deviation, ddof=1 (None for n=1)
+    result_ci95       [low, high]: the 95 % confidence interval of the mean, from Student's t with n-1 degrees of freedom
+    METRIC_mean, ...  the same for every metric summary asked for (e.g. val.loss.min_mean)
+    p_vs_best         Welch's t-test p-value of this group's results against the best group's; "best" for the best
+                      group, "n too small" when either has a single run
+
+Groups are sorted best first by the experiment's direction (the runs' higher_is_better); a selection that mixes
+directions cannot be grouped. Student's t distribution is scipy.special's (stdtr, stdtrit): scipy.stats would take
+a second to import, half of the time that `tracker runs --group` may take; tests/test_answers.py checks every figure
+against scipy.stats.
+"""
+import json
+import math
+
+from observers.errors import UserError
+
+P_COLUMN = "p_vs_best"
+TOO_SMALL = "n too small"
+
+
+def stat_columns(name):
+    return [f"{name}_mean", f"{name}_std", f"{name}_ci95"]
+
+
+def group_rows(rows, keys, metrics=()):
+    """One dict per group of `rows` (run rows of observers.query) with equal values of `keys`, best first:
+    the keys' values, n, not_completed, the statistics of the result and of each of `metrics`, p_vs_best and the
+    runs' ids."""
+    higher = _direction(rows)
+    groups = {}
+    for row in rows:
+        identity = tuple(json.dumps(row.get(key), sort_keys=True, default=str) for key in keys)
+        groups.setdefault(identity, []).append(row)
+    summaries = [_summarize(members, keys, metrics) for members in groups.values()]
+    sign = -1 if higher else 1
+    summaries.sort(key=lambda group: (group["n"] == 0, sign * group["result_mean"] if group["n"] else 0))
+    _compare_with_best(summaries)
+    return summaries
+
+
+def _direction(rows):
+    from observers.query import higher_is_better, mixed_directions
+
+    note = mixed_directions(rows)
+    if note:
+        raise UserError(f"{note}; group one experiment's runs, e.g. with --experiment NAME")
+    return all(higher_is_better(row) for row in rows)
+
+
+def _summarize(members, keys, metrics):
+    done = completed(members)
+    group = {key: members[0].get(key) for key in keys}
+    group.update(n=len(done), not_completed=len(members) - len(done))
+    for name, values in [("result", [row["result"] for row in done])] + [
+            (metric, [row[metric] for row in done if is_number(row.get(metric))]) for metric in metrics]:
+        group.update(zip(stat_columns(name), describe(values)))
+    group["runs"] = [row["id"] for row in members]
+    group["_results"] = [row["result"] for row in done]
+    return group
+
+
+def describe(values):
+    """(mean, standard deviation with ddof=1, [low, high] 95 % confidence interval of the mean from Student's t);
+    None for what `values` are too few for."""
+    import numpy as np
+    from scipy.special import stdtrit
+
+    if not values:
+        return None, None, None
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, None, None
+    std = float(values.std(ddof=1))
+    sem = std / math.sqrt(len(values))
+    half_width = float(stdtrit(len(values) - 1, 0.975)) * sem
+    return mean, std, [mean - half_width, mean + half_width]
+
+
+def welch_p_value(first, second):
+    """The two-sided p-value of Welch's t-test (unequal variances) of two samples of at least 2 values each; NaN when
+    neither varies. As scipy.stats.ttest_ind(first, second, equal_var=False).pvalue."""
+    import numpy as np
+    from scipy.special import stdtr
+
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    share1, share2 = first.var(ddof=1) / len(first), second.var(ddof=1) / len(second)
+    if share1 + share2 == 0:
+        return math.nan
+    t = (first.mean() - second.mean()) / math.sqrt(share1 + share2)
+    freedom = (share1 + share2) ** 2 / (share1 ** 2 / (len(first) - 1) + share2 ** 2 / (len(second) - 1))
+    return float(2 * stdtr(freedom, -abs(t)))
+
+
+def _compare_with_best(groups):
+    best = groups[0]["_results"] if groups and groups[0]["n"] else None
+    for index, group in enumerate(groups):
+        results = group.pop("_results")
+        if best is None or not results:
+            group[P_COLUMN] = None
+        elif index == 0:
+            group[P_COLUMN] = "best"
+        elif len(results) < 2 or len(best) < 2:
+            group[P_COLUMN] = TOO_SMALL
+        else:
+            p_value = welch_p_value(best, results)
+            group[P_COLUMN] = None if math.isnan(p_value) else p_value  # both without any spread: no test
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def completed(rows):
+    """The COMPLETED runs with a numeric result: those that statistics of the result use."""
+    return [row for row in rows if row.get("status") == "COMPLETED" and is_number(row.get("result"))]

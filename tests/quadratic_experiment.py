@@ -1,0 +1,38 @@
+"""A tiny tracked experiment whose result is a loss (lower is better): gradient descent on f(w) = w^2 from a start
+drawn with the run's seed. The learning rate decides the result; `unused` is a config key that training ignores.
+Above lr=1 the descent diverges and the run fails.
+
+    python tests/quadratic_experiment.py with lr=0.1
+"""
+import random
+from pathlib import Path
+
+import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+from sacred import Experiment
+
+from observers.track import track
+
+ex = track(Experiment("quadratic", base_dir=Path(__file__).resolve().parent.parent), higher_is_better=False)
+
+
+@ex.config
+def config():
+    lr = 0.1  # step size of gradient descent
+    steps = 10  # descent steps
+    unused = 0.5  # read by nothing
+
+
+@ex.main
+def main(lr, steps, _run, _seed):
+    _run.info["result_metric"] = "val.loss"
+    w = 1 + random.Random(_seed).random()
+    for step in range(1, steps + 1):
+        w -= lr * 2 * w
+        _run.log_scalar("val.loss", w * w, step)
+        if w * w > 1e3:
+            raise RuntimeError(f"diverged at step {step}: lr={lr} is too large")
+    return w * w
+
+
+if __name__ == "__main__":
+    ex.run_commandline()

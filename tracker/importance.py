@@ -1,0 +1,116 @@
+"""`tracker importance`: which varied parameters matter for the result, from any sweep (grid, random or Optuna) or
+selection of runs.
+
+The completed runs become the trials of an in-memory Optuna study, and Optuna's fANOVA evaluator
+(optuna.importance.get_param_importances) splits the result's variance between the parameters. The sign of each
+effect is Spearman's rank correlation of the parameter with the result (for a categorical one, its best value).
+"""
+import json
+import statistics
+import sys
+
+from observers.errors import UserError
+from observers.groups import completed, is_number
+from observers.query import higher_is_better
+from tracker.runs import render_table
+from tracker.selection import add_selection_arguments, selected
+
+MIN_RUNS = 4  # fewer completed runs than this say nothing about importance
+FANOVA_SEED = 0  # the evaluator's random forest: the same runs give the same importances
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "importance",
+        help="which swept parameters matter for the result (Optuna's fANOVA), and in which direction",
+        description=(
+            "For the selected runs (--sweep ID, or --where/--experiment/--tag), print each config key they vary "
+            "(seed aside) with its share of the result's variance (fANOVA, optuna.importance, over the completed "
+            f"runs; the shares add up to 1) and the sign of its effect. Needs at least {MIN_RUNS} completed runs and "
+            "2 varied parameters."
+        ),
+    )
+    add_selection_arguments(parser)
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    rows, parameters, _ = selected(args)
+    found = importances(rows, parameters)
+    if args.format == "json":
+        json.dump(found, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    lines = [["parameter", "importance", "effect", "better with"]]
+    lines += [[item["parameter"], f"{item['importance']:.3f}", item["effect"], item["better_with"]] for item in found]
+    sys.stdout.write(render_table(lines))
+    return 0
+
+
+def importances(rows, parameters):
+    """A dict per varied parameter, most important first: parameter, importance (fANOVA; they add up to 1), effect
+    ('+' when larger values give larger results, '-' when smaller, with Spearman's rho; a categorical's best value)
+    and better_with (larger, smaller, or the best value), by the runs' direction."""
+    runs = completed(rows)
+    varied = [key for key in parameters if len({_plain(row.get(key)) for row in runs}) > 1]
+    if len(runs) < MIN_RUNS:
+        raise UserError(f"importance needs at least {MIN_RUNS} completed runs with a result, and {len(runs)} of the "
+                        f"selected runs are; run more trials, e.g. tracker sweep --random 16")
+    if len(varied) < 2:
+        raise UserError(f"importance needs at least 2 parameters that the completed runs vary, and they vary "
+                        f"{', '.join(varied) or 'none'}; `tracker runs --group-by` compares the values of one")
+    higher = all(higher_is_better(row) for row in runs)
+    study = _study(runs, varied, higher)
+    import optuna
+
+    scores = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=FANOVA_SEED))
+    return [{"parameter": key, "importance": float(score), **_effect(runs, key, higher)}
+            for key, score in scores.items()]
+
+
+def _study(runs, keys, higher):
+    """An in-memory Optuna study with one completed trial per run."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {key: _distribution([_plain(row.get(key)) for row in runs]) for key in keys}
+    study = optuna.create_study(direction="maximize" if higher else "minimize")
+    study.add_trials([
+        optuna.trial.create_trial(params={key: _plain(row.get(key)) for key in keys}, distributions=distributions,
+                                  value=float(row["result"]))
+        for row in runs])
+    return study
+
+
+def _distribution(values):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if all(is_number(value) for value in values):
+        if all(isinstance(value, int) for value in values):
+            return IntDistribution(min(values), max(values))
+        return FloatDistribution(min(values), max(values))
+    return CategoricalDistribution(sorted(set(values), key=str))
+
+
+def _plain(value):
+    """A config value as an Optuna parameter: numbers and text as they are, anything else (lists, None) as JSON."""
+    return value if is_number(value) or isinstance(value, str) else json.dumps(value)
+
+
+def _effect(runs, key, higher):
+    import numpy as np
+    import pandas as pd
+
+    values = [_plain(row.get(key)) for row in runs]
+    results = [row["result"] for row in runs]
+    if all(is_number(value) for value in values):
+        # Spearman's rho: the correlation of the ranks (scipy.stats.spearmanr would add a second of imports).
+        rho = float(np.corrcoef(pd.Series(values).rank(), pd.Series(results).rank())[0, 1])
+        larger_is_better = (rho > 0) == higher
+        return {"effect": f"{'+' if rho > 0 else '-'} (rho {rho:+.2f})", "rho": rho,
+                "better_with": f"{'larger' if larger_is_better else 'smaller'} {key}"}
+    means = {value: statistics.fmean([r for v, r in zip(values, results) if v == value]) for value in set(values)}
+    best = (max if higher else min)(means, key=means.get)
+    return {"effect": f"best {best}", "rho": None, "better_with": f"{key}={best}"}

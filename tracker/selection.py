@@ -1,0 +1,63 @@
+"""The runs that `tracker importance` and `tracker report` analyse: a sweep's (--sweep ID), or any selection
+(--where, --experiment, --tag), and the parameters they vary."""
+from observers.database import connect
+from observers.errors import UserError
+from observers.groups import is_number
+from observers.query import WHERE_HELP, conditions, differing_keys, list_rows, select
+from observers.settings import load_settings
+from tracker.search_space import split_arguments
+from tracker.trial import sweep_tag
+
+LOG_SPAN = 100  # a positive parameter whose largest value is this many times its smallest is shown on a log axis
+
+
+def add_selection_arguments(parser):
+    parser.add_argument("--sweep", metavar="ID", help="the runs of sweep ID (those tagged sweep-ID)")
+    parser.add_argument("--where", action="append", default=[], metavar="COND",
+                        help=f"keep runs that meet COND: {WHERE_HELP}; repeatable")
+    parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
+    parser.add_argument("--tag", help="keep runs with this Omniboard tag")
+
+
+def selected(args):
+    """(rows, parameters, log_keys): the selected runs, the config keys they vary (seed aside), and those of them
+    to show on a log axis (a sweep's loguniform parameters; otherwise positive ones spanning LOG_SPAN or more)."""
+    if not (args.sweep or args.where or args.experiment or args.tag):
+        raise UserError("choose the runs, e.g. --sweep 3 (the id `tracker sweep` printed), --experiment cifar or "
+                        "--where config.lr>0")
+    if args.sweep is not None and not args.sweep.isdigit():
+        raise UserError(f"--sweep {args.sweep!r} is not a sweep id; give the number `tracker sweep` printed, e.g. 3")
+    tag = sweep_tag(args.sweep) if args.sweep else args.tag
+    if args.sweep and args.tag:
+        raise UserError("--sweep selects the sweep's tag; give --sweep or --tag, not both")
+    wanted = conditions(args.where, args.experiment, tag)
+    rows = select(list_rows(), wanted)
+    if not rows:
+        raise UserError(f"no run matches {' and '.join(map(str, wanted))}; `tracker runs` lists the runs")
+    parameters = differing_keys(rows)
+    swept = sweep_kinds(args.sweep) if args.sweep else {}
+    log_keys = [key for key in parameters
+                if swept.get(key) == "loguniform" or key not in swept and _spans_decades([r.get(key) for r in rows])]
+    return rows, parameters, log_keys
+
+
+def sweep_kinds(sweep_id):
+    """{config key: its kind (grid, loguniform, ...)} of sweep `sweep_id`'s record, {} when there is none here."""
+    from tracker.sweep import load_record  # here: submitit and Optuna load only for a sweep
+
+    settings = load_settings()
+    client = connect(settings)
+    try:
+        record = load_record(sweep_id, settings, client[settings.db_name] if client is not None else None)
+    except UserError:
+        return {}  # runs synced from elsewhere: their tag alone selects them
+    finally:
+        if client is not None:
+            client.close()
+    _, parameters = split_arguments(record["arguments"])
+    return {f"config.{parameter.key}": parameter.kind for parameter in parameters}
+
+
+def _spans_decades(values):
+    numbers = [v for v in values if is_number(v)]
+    return bool(numbers) and min(numbers) > 0 and max(numbers) >= LOG_SPAN * min(numbers)
