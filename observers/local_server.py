@@ -47,7 +47,7 @@ def serve(data_dir, port=None, quiet=False):
     pid_file = claim(data_dir)  # held until this process ends
     url = f"mongodb://localhost:{port}" if port else store_url(data_dir)
     who = "every user of this machine can connect" if port else "only you can connect"
-    print(f"Serving the run store in {data_dir}/ at {url} ({who}; Ctrl-C to stop)", flush=True)
+    ready = f"Serving the run store in {data_dir}/ at {url} ({who}; Ctrl-C to stop)"
     sys.argv = [
         "nx-27017",
         "--data-dir", str(data_dir),
@@ -56,8 +56,7 @@ def serve(data_dir, port=None, quiet=False):
         "--pid-file", pid_file.name,
         "--log-file", str(data_dir / "server.log"),
     ]
-    if port is None:
-        nx_27017.daemon.run_server_threaded = functools.partial(_serve_unix_socket, socket_path)
+    nx_27017.daemon.run_server_threaded = functools.partial(_serve_forever, None if port else socket_path, ready)
     nx_adapter.install()
     imports_done()
     if quiet:
@@ -103,22 +102,29 @@ def claim(data_dir):
     return pid_file
 
 
-def _serve_unix_socket(socket_path, host, port, handler, use_threading=False):
-    """Stands in for nx_27017.daemon.run_server_threaded (nx-27017 0.8.1), which listens on TCP only: nx-27017's
-    connection handler serves any stream, so it serves the owner-only socket at `socket_path` instead."""
+def _serve_forever(socket_path, ready, host, port, handler, use_threading=False):
+    """Stands in for nx_27017.daemon.run_server_threaded (nx-27017 0.8.1), which listens on TCP only and tells no one
+    when it is ready. nx-27017's connection handler serves any stream: here the owner-only socket at `socket_path`,
+    or `host`:`port` when it is None; `ready` is printed once it listens (and the pid file is written)."""
 
-    async def serve_forever():
-        server = await asyncio.start_unix_server(
-            lambda reader, writer: nx_27017.server.handle_client(reader, writer, handler), socket_path
-        )
-        socket_path.chmod(0o600)  # connecting needs write access to the socket: the owner's only, as its folder
+    def connected(reader, writer):
+        return nx_27017.server.handle_client(reader, writer, handler)
+
+    async def serve():
+        if socket_path is None:
+            server = await asyncio.start_server(connected, host, port)
+        else:
+            server = await asyncio.start_unix_server(connected, socket_path)
+            socket_path.chmod(0o600)  # connecting needs write access to the socket: the owner's only, as its folder
+        print(ready, flush=True)
         async with server:
             await server.serve_forever()
 
     try:
-        asyncio.run(serve_forever())
+        asyncio.run(serve())
     finally:
-        socket_path.unlink(missing_ok=True)
+        if socket_path is not None:
+            socket_path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
