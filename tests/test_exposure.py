@@ -5,6 +5,7 @@ and as another local user created for the purpose.
 """
 import base64
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pymongo
 import pytest
 
-from conftest import TrackerCommand, free_port, python_env, require_tool, start_board
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
 from observers.local_server import PID_FILE
 from observers.settings import STORE_DIR, STORE_SOCKET, load_settings, store_url
 from test_browser import browser  # noqa: F401 - the Chromium of the browser tests
@@ -195,6 +196,31 @@ for what, attempt in [
 """)
         assert seen.splitlines() == ["['db']", "connect PermissionError", "read PermissionError"]
     finally:
+        store.kill()
+
+
+def test_the_owner_finds_tracker_db_without_any_setting(project):
+    """No MONGO_URL anywhere: a run stored through the default settings, `tracker runs` and `tracker board` all
+    reach the project's `tracker db` on its socket."""
+    require_tool("node", "tracker board runs Omniboard with Node.js")
+    (project / ".tracker").mkdir()
+    (project / ".tracker" / "omniboard").symlink_to(REPO_ROOT / ".tracker" / "omniboard")  # installed, not again
+    store = TrackerCommand("db", cwd=project)
+    board = None
+    try:
+        store.wait_for("only you can connect", 30)
+        owner = load_settings(root=project)
+        pymongo.MongoClient(owner.mongo_url, serverSelectionTimeoutMS=10_000)[owner.db_name].runs.insert_one(RUN)
+        listed = subprocess.run([sys.executable, "-m", "tracker", "runs", "--format", "json"], cwd=project,
+                                env=python_env(), capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert [run["id"] for run in json.loads(listed.stdout)] == [1]
+        board = TrackerCommand("board", "--port", str(free_port()), cwd=project)
+        url = board.wait_for(r"open (http://\S+)", 300)[1]
+        assert request(f"{url}/api/v1/Runs?select=_id")[:2] == (200, '[{"_id":1}]')
+    finally:
+        if board is not None:
+            board.kill()
         store.kill()
 
 
