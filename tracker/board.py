@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from observers.database import connect, require_database
-from observers.settings import PLACEHOLDER_PASSWORD, STORE_DIR, TRACKER_DIR, load_settings, project_root, store_url
+from observers.settings import STORE_DIR, TRACKER_DIR, load_settings, project_root, store_url
 from observers.errors import UserError
 from tracker.sync import find_run_dirs, sync_runs
 
@@ -155,10 +155,6 @@ def check_host(host):
 
 def check_login(settings, host):
     """UserError unless the board's login (BOARD_USER, BOARD_PASSWORD) is usable, and set when `host` needs one."""
-    if settings.board_password == PLACEHOLDER_PASSWORD:
-        raise UserError(
-            "BOARD_PASSWORD is the placeholder of .env.example; choose your own board password in .env"
-        )
     if ":" in settings.board_user:
         raise UserError(f"BOARD_USER {settings.board_user!r} has a ':', which a login name cannot have; "
                         f"choose another in .env")
@@ -189,7 +185,8 @@ def start_store(settings):
         f"Nothing answers at {settings.safe_url}: starting the embedded run store ('tracker db', data in "
         f"{data_dir}/) there; it stops with Omniboard", flush=True,
     )
-    listen = [] if settings.mongo_url == project_store_url() else ["--port", str(urlsplit(settings.mongo_url).port)]
+    port = urlsplit(settings.mongo_url).port or 27017
+    listen = [] if settings.mongo_url == project_store_url() else ["--port", str(port)]
     store = subprocess.Popen(
         [sys.executable, "-m", "observers.local_server", "--data-dir", str(data_dir), *listen, "--quiet"],
         start_new_session=True,  # a Ctrl-C stops Omniboard first and then the store, which Omniboard was using
