@@ -43,7 +43,7 @@ def add_parser(subparsers):
         "--host", default=DEFAULT_HOST,
         help=f"address to listen on (default: {DEFAULT_HOST}, this machine only); any other, e.g. 0.0.0.0 for "
              "every address, needs a login: BOARD_PASSWORD (and BOARD_USER, default sacred) in the environment or "
-             ".env, which also sets a login on this machine",
+             ".env (when set, the board asks for it on 127.0.0.1 too)",
     )
     parser.add_argument(
         "--install", action="store_true",
