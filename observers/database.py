@@ -49,7 +49,7 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
         client.close()
         raise UserError(
             f"MongoDB at {settings.safe_url} does not support logging in (is it 'tracker db'?); "
-            f"remove user:password from MONGO_URL (.env), e.g. MONGO_URL=mongodb://localhost:27017"
+            f"remove user:password from MONGO_URL (.env), or remove MONGO_URL to use the project's 'tracker db'"
         ) from None
     except PyMongoError:
         client.close()

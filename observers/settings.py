@@ -8,18 +8,22 @@ another folder neither scatters runs nor misses the settings.
 """
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from dotenv import dotenv_values
 
 from observers.errors import UserError
 
-DEFAULT_MONGO_URL = "mongodb://localhost:27017"
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
 TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, Omniboard's install, screenshots
 SWEEPS_DIR = "sweeps"  # beside RUNS_DIR: `tracker sweep`'s records, job logs and Optuna journals
+STORE_DIR = Path(TRACKER_DIR) / "db"  # in the project root: the data of `tracker db`, the embedded run store
+# In the store's data folder: `tracker db` listens on this Unix socket, which only its user may open.
+STORE_SOCKET = "mongodb.sock"
+DEFAULT_BOARD_USER = "sacred"
 PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
 DEFAULT_SYSTEM_METRICS_S = 10.0
 
@@ -30,6 +34,8 @@ class Settings:
     db_name: str
     runs_dir: Path  # the local file store every run is written to first (absolute)
     system_metrics_s: float = DEFAULT_SYSTEM_METRICS_S  # seconds between sys.* samples of a run; 0 disables them
+    board_user: str = DEFAULT_BOARD_USER  # the login of `tracker board` and the compose stack's Omniboard
+    board_password: str = field(default="", repr=False)  # no login unless set; `tracker board --host` needs one
 
     @property
     def sweeps_dir(self):
@@ -53,6 +59,11 @@ def project_root(start=None):
         if (folder / ".git").exists() or (folder / ".env").is_file():
             return folder
     return start
+
+
+def store_url(data_dir):
+    """The MongoDB URL of the Unix socket on which `tracker db` serves the store in `data_dir`."""
+    return "mongodb://" + quote(str(Path(data_dir).resolve() / STORE_SOCKET), safe="")
 
 
 def tracker_folders(root=None):
@@ -79,7 +90,8 @@ def create_tracker_folder(folder):
 def load_settings(env_file=None, root=None):
     """Settings from the environment, falling back to `env_file` (default: .env in the project root around `root`).
 
-    Secrets stay out of code and configs. A relative RUNS_DIR is taken relative to the project root.
+    Secrets stay out of code and configs. A relative RUNS_DIR is taken relative to the project root. The default
+    MONGO_URL is the project's own `tracker db` (its socket in .tracker/db/).
     """
     root = project_root(root)
     env_file = Path(env_file) if env_file else root / ".env"
@@ -89,10 +101,12 @@ def load_settings(env_file=None, root=None):
         return os.environ.get(name) or file_values.get(name) or default
 
     return Settings(
-        mongo_url=get("MONGO_URL", DEFAULT_MONGO_URL),
+        mongo_url=get("MONGO_URL", store_url(root / STORE_DIR)),
         db_name=get("SACRED_DB", DEFAULT_DB),
         runs_dir=root / Path(get("RUNS_DIR", DEFAULT_RUNS_DIR)).expanduser(),
         system_metrics_s=_seconds("SYSTEM_METRICS_S", get("SYSTEM_METRICS_S", DEFAULT_SYSTEM_METRICS_S)),
+        board_user=get("BOARD_USER", DEFAULT_BOARD_USER),
+        board_password=get("BOARD_PASSWORD", ""),
     )
 
 

@@ -125,13 +125,13 @@ def require_tool(path_or_name, why):
         pytest.skip(f"{path_or_name} is not installed ({why})")
 
 
-def start_board(mongo_url, db_name, timeout_s=300):
-    """`tracker board` on a free port; returns the command and the URL it printed.
+def start_board(mongo_url, db_name, *args, timeout_s=300, **env):
+    """`tracker board` on a free port, with more `args` and `env`; returns the command and the URL it printed.
 
     The timeout covers installing Omniboard on first use (about a minute); .ci/run installs it beforehand.
     """
     require_tool("node", "tracker board runs Omniboard with Node.js")
-    board = TrackerCommand("board", "--port", str(free_port()), MONGO_URL=mongo_url, SACRED_DB=db_name)
+    board = TrackerCommand("board", "--port", str(free_port()), *args, MONGO_URL=mongo_url, SACRED_DB=db_name, **env)
     return board, board.wait_for(r"open (http://\S+)", timeout_s)[1]
 
 

@@ -13,9 +13,8 @@ import pytest
 
 from conftest import (REPO_ROOT, TrackerCommand, free_port, git, python_env, require_tool, run_experiment,
                       run_tracker, start_board)
-from observers.settings import Settings
+from observers.settings import STORE_DIR, Settings
 from tracker.board import omniboard_uri
-from tracker.db import DEFAULT_DATA_DIR
 
 TINY_ARGS = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
 
@@ -135,7 +134,7 @@ def test_board_alone_starts_the_store_and_shows_a_run_recorded_while_no_database
 
 def _drop_store_database(db_name):
     """The embedded store keeps data in .tracker/db/ of the checkout; remove this test's database file."""
-    for path in (REPO_ROOT / DEFAULT_DATA_DIR).glob(f"{db_name}.db*"):
+    for path in (REPO_ROOT / STORE_DIR).glob(f"{db_name}.db*"):
         path.unlink()
 
 

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,10 +18,11 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 
 
-def compose_config(compose_file=COMPOSE_FILE, *args, env_file=ENV_EXAMPLE):
+def compose_config(compose_file, env_file, *args):
     """`docker-compose config` of `compose_file` with the values of `env_file`, as a CompletedProcess."""
     require_tool("docker-compose", "apt install docker-compose")
-    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_USER", "MONGO_PASSWORD", "SACRED_DB")}
+    settings = ("MONGO_USER", "MONGO_PASSWORD", "SACRED_DB", "BOARD_USER", "BOARD_PASSWORD")
+    env = {k: v for k, v in os.environ.items() if k not in settings}
     return subprocess.run(
         ["docker-compose", "--project-directory", str(REPO_ROOT), "--file", str(compose_file),
          "--env-file", str(env_file), "config", *args],
@@ -29,21 +31,29 @@ def compose_config(compose_file=COMPOSE_FILE, *args, env_file=ENV_EXAMPLE):
 
 
 @pytest.fixture(scope="module")
-def stack():
-    result = compose_config()
+def env_file(tmp_path_factory):
+    """.env.example with a board password chosen, as the user is told to before the first `docker compose up`."""
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    path.write_text(ENV_EXAMPLE.read_text().replace("BOARD_PASSWORD=\n", f"BOARD_PASSWORD={uuid.uuid4().hex}\n"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(env_file):
+    result = compose_config(COMPOSE_FILE, env_file)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_file_is_valid():
-    result = compose_config(COMPOSE_FILE, "-q")
+def test_compose_file_is_valid(env_file):
+    result = compose_config(COMPOSE_FILE, env_file, "-q")
     assert result.returncode == 0, result.stderr
 
 
-def test_a_typo_in_the_compose_file_fails_validation(tmp_path):
+def test_a_typo_in_the_compose_file_fails_validation(tmp_path, env_file):
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE_FILE.read_text().replace("healthcheck:", "healthchek:", 1))
-    result = compose_config(broken, "-q")
+    result = compose_config(broken, env_file, "-q")
     assert result.returncode != 0
     assert "healthchek" in result.stderr
 
@@ -62,7 +72,7 @@ def test_mongo_has_auth_a_named_volume_a_healthcheck_and_a_local_port(stack):
 def test_omniboard_is_built_from_the_npm_package_that_tracker_board_installs(stack):
     omniboard = stack["services"]["omniboard"]
     assert omniboard["build"]["args"]["OMNIBOARD_VERSION"] == OMNIBOARD_VERSION
-    dockerfile = (Path(omniboard["build"]["context"]) / "Dockerfile").read_text()
+    dockerfile = (Path(omniboard["build"]["context"]) / omniboard["build"]["dockerfile"]).read_text()
     assert f"ARG OMNIBOARD_VERSION={OMNIBOARD_VERSION}" in dockerfile
     assert '"omniboard@${OMNIBOARD_VERSION}"' in dockerfile
     assert omniboard["image"].endswith(f":{OMNIBOARD_VERSION}")
@@ -94,14 +104,35 @@ def test_the_compose_file_holds_no_credentials():
     raw = yaml.safe_load(COMPOSE_FILE.read_text())  # before .env is substituted in
     assert raw["services"]["mongo"]["environment"]["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGO_PASSWORD:?")
     assert ":${MONGO_PASSWORD:?" in raw["services"]["omniboard"]["environment"]["MONGO_URI"]
+    assert raw["services"]["omniboard"]["environment"]["BOARD_PASSWORD"].startswith("${BOARD_PASSWORD:?")
 
 
 def test_compose_without_a_password_stops_with_a_message(tmp_path):
     no_password = tmp_path / ".env"
     no_password.write_text("MONGO_USER=sacred\n")
-    result = compose_config(COMPOSE_FILE, "-q", env_file=no_password)
+    result = compose_config(COMPOSE_FILE, no_password, "-q")
     assert result.returncode != 0
     assert "set MONGO_PASSWORD in .env" in result.stderr
+
+
+def test_compose_without_a_board_password_stops_with_a_message():
+    """`cp .env.example .env` without choosing the board's password: nothing starts."""
+    result = compose_config(COMPOSE_FILE, ENV_EXAMPLE, "-q")
+    assert result.returncode != 0
+    assert "set BOARD_PASSWORD in .env (the login of the board)" in result.stderr
+
+
+def test_the_board_of_the_stack_asks_everyone_for_the_login_from_env(stack, env_file):
+    omniboard = stack["services"]["omniboard"]
+    dockerfile = (Path(omniboard["build"]["context"]) / omniboard["build"]["dockerfile"]).read_text()
+    assert "COPY tracker/omniboard.js /opt/tracker/omniboard.js" in dockerfile
+    assert 'ENTRYPOINT ["node", "/opt/tracker/omniboard.js", ' in dockerfile
+    # The build sees only the safeguard script, not the runs and data of the project root.
+    assert (REPO_ROOT / ".dockerignore").read_text().splitlines()[-2:] == ["*", "!tracker/omniboard.js"]
+    chosen = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if line.startswith("BOARD_"))
+    assert omniboard["environment"]["BOARD_USER"] == chosen["BOARD_USER"] == "sacred"
+    assert omniboard["environment"]["BOARD_PASSWORD"] == chosen["BOARD_PASSWORD"]
+    assert omniboard["environment"]["BOARD_HOST"] == "0.0.0.0"  # inside the container; published on 127.0.0.1
 
 
 def test_tracker_refuses_the_placeholder_password_of_env_example(tmp_path):

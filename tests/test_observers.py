@@ -56,7 +56,9 @@ def test_settings_come_from_the_environment_before_the_env_file(tmp_path, monkey
     assert loaded.safe_url == "mongodb://user:***@db.example:27017/?authSource=admin"
     monkeypatch.setenv("SACRED_DB", "from_env")
     assert load_settings(env_file).db_name == "from_env"
-    assert load_settings(tmp_path / "missing.env").mongo_url == "mongodb://localhost:27017"
+    # Without MONGO_URL: the project's own `tracker db`, on its socket.
+    socket_path = project_root() / ".tracker" / "db" / "mongodb.sock"
+    assert load_settings(tmp_path / "missing.env").mongo_url == "mongodb://" + str(socket_path).replace("/", "%2F")
 
 
 def test_redact_masks_only_the_password():

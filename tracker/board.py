@@ -1,8 +1,10 @@
 """`tracker board`: Omniboard from its npm package (installed on first use) showing the runs in MONGO_URL/SACRED_DB."""
+import ipaddress
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,15 +12,17 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from observers.database import connect, require_database
-from observers.settings import TRACKER_DIR, create_tracker_folder, load_settings, project_root
+from observers.settings import STORE_DIR, TRACKER_DIR, create_tracker_folder, load_settings, project_root, store_url
 from observers.errors import UserError
 from tracker.board_columns import write_first_screen
-from tracker.db import DEFAULT_DATA_DIR
 from tracker.sync import find_run_dirs, sync_runs
 
 OMNIBOARD_VERSION = "2.16.1"
 INSTALL_DIR = Path(TRACKER_DIR) / "omniboard" / OMNIBOARD_VERSION  # in the project root (observers.settings)
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
+# Runs Omniboard behind the board's safeguards (listening address, login, no cross-site use); see its header.
+GUARD_SCRIPT = Path(__file__).with_name("omniboard.js")
+DEFAULT_HOST = "127.0.0.1"
 STORE_START_S = 30  # how long the embedded store may take to answer
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 # Omniboard takes the next port when the asked one is busy, and says which one it took.
@@ -36,6 +40,12 @@ def add_parser(subparsers):
         ),
     )
     parser.add_argument("--port", type=int, default=9000, help="port to serve on (default: 9000)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST,
+        help=f"address to listen on (default: {DEFAULT_HOST}, this machine only); any other, e.g. 0.0.0.0 for "
+             "every address, needs a login: BOARD_PASSWORD (and BOARD_USER, default sacred) in the environment or "
+             ".env (when set, the board asks for it on 127.0.0.1 too)",
+    )
     parser.add_argument(
         "--install", action="store_true",
         help="only install Omniboard (e.g. on a login node before going offline) and exit",
@@ -107,6 +117,8 @@ def run(args):
     if args.configure:
         configure(settings)
         return 0
+    check_host(args.host)
+    check_login(settings, args.host)
     require("node")
     client = connect(settings)
     store = None
@@ -123,7 +135,7 @@ def run(args):
     try:
         configure(settings)
         start_script = install()
-        return serve(start_script, settings, args.port)
+        return serve(start_script, settings, args.host, args.port)
     finally:
         if store is not None:
             stop_store(store)
@@ -138,22 +150,64 @@ def configure(settings):
         db.client.close()
 
 
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+def check_host(host):
+    """UserError unless this machine can listen on `host`."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.bind((host, 0))
+    except OSError as error:
+        raise UserError(
+            f"cannot listen on --host {host} ({error.strerror or error}); use an address of this machine, "
+            f"e.g. 0.0.0.0 for all of them"
+        ) from None
+
+
+def check_login(settings, host):
+    """UserError unless the board's login (BOARD_USER, BOARD_PASSWORD) is usable, and set when `host` needs one."""
+    if ":" in settings.board_user:
+        raise UserError(f"BOARD_USER {settings.board_user!r} has a ':', which a login name cannot have; "
+                        f"choose another in .env")
+    if not settings.board_password and not is_loopback(host):
+        raise UserError(
+            f"--host {host} lets other machines reach the board, so it needs a login: set BOARD_PASSWORD (and "
+            f"BOARD_USER, default sacred) in .env or the environment, not on the command line"
+        )
+
+
 def embeddable(mongo_url):
-    """Whether `tracker board` may start the embedded store for `mongo_url`: this machine, no login."""
+    """Whether `tracker board` may start the embedded store for `mongo_url`: the project's own store (the default
+    MONGO_URL), or a port of this machine without a login."""
     parts = urlsplit(mongo_url)
-    return parts.scheme == "mongodb" and parts.hostname in LOCAL_HOSTS and not parts.username
+    return mongo_url == project_store_url() or (
+        parts.scheme == "mongodb" and parts.hostname in LOCAL_HOSTS and not parts.username
+    )
+
+
+def project_store_url():
+    return store_url(project_root() / STORE_DIR)
 
 
 def start_store(settings):
-    """The embedded run store (as `tracker db`) serving MONGO_URL's port, with the runs waiting in RUNS_DIR uploaded."""
-    port = urlsplit(settings.mongo_url).port or 27017
-    data_dir = project_root() / DEFAULT_DATA_DIR
+    """The embedded run store (as `tracker db`) serving MONGO_URL, with the runs waiting in RUNS_DIR uploaded."""
+    data_dir = project_root() / STORE_DIR
     print(
         f"Nothing answers at {settings.safe_url}: starting the embedded run store ('tracker db', data in "
         f"{data_dir}/) there; it stops with Omniboard", flush=True,
     )
+    port = urlsplit(settings.mongo_url).port or 27017
+    listen = [] if settings.mongo_url == project_store_url() else ["--port", str(port)]
     store = subprocess.Popen(
-        [sys.executable, "-m", "observers.local_server", "--data-dir", str(data_dir), "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "observers.local_server", "--data-dir", str(data_dir), *listen, "--quiet"],
         start_new_session=True,  # a Ctrl-C stops Omniboard first and then the store, which Omniboard was using
     )
     deadline = time.monotonic() + STORE_START_S
@@ -184,17 +238,21 @@ def stop_store(store):
     print("Run store stopped.", flush=True)
 
 
-def serve(start_script, settings, port):
+def serve(start_script, settings, host, port):
     """Run Omniboard, echoing its output, until it exits or Ctrl-C (or `kill`) stops it."""
-    password = urlsplit(settings.mongo_url).password
+    secrets = [secret for secret in (urlsplit(settings.mongo_url).password, settings.board_password) if secret]
+    # The environment, unlike Omniboard's options (--mu, -u), keeps the passwords out of `ps`.
     env = {
         **os.environ,
-        "MONGO_URI": omniboard_uri(settings),  # the environment, unlike --mu, keeps the password out of `ps`
+        "MONGO_URI": omniboard_uri(settings),
         "PORT": str(port),
+        "BOARD_HOST": host,
+        "BOARD_USER": settings.board_user,
+        "BOARD_PASSWORD": settings.board_password,
         "NODE_NO_WARNINGS": "1",  # hides the MongoDB driver's deprecation notices
     }
     process = subprocess.Popen(
-        ["node", str(start_script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        ["node", str(GUARD_SCRIPT), str(start_script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, errors="replace",
     )
     stop_signals = []
@@ -208,14 +266,16 @@ def serve(start_script, settings, port):
         signal.signal(signum, stop)
     served_port = None
     for line in process.stdout:
-        print(line.replace(password, "***") if password else line, end="", flush=True)
+        for secret in secrets:
+            line = line.replace(secret, "***")
+        print(line, end="", flush=True)
         listening = LISTENING.search(line)
         if listening:
             served_port = int(listening[1])
         if CONNECTED in line and served_port:
             print(
                 f"Omniboard shows database {settings.db_name!r} of {settings.safe_url}: "
-                f"open http://localhost:{served_port}{URL_PATH}  (Ctrl-C to stop)",
+                f"open http://{address_to_open(host)}:{served_port}{URL_PATH}{login_note(settings)}  (Ctrl-C to stop)",
                 flush=True,
             )
     returncode = process.wait()
@@ -227,3 +287,13 @@ def serve(start_script, settings, port):
         f"Omniboard exited with code {returncode} (its output is above); check that MONGO_URL points at "
         f"MongoDB 5.0 or older or at 'tracker db'"
     )
+
+
+def address_to_open(host):
+    if is_loopback(host):
+        return "localhost"
+    return socket.gethostname() if host in ("0.0.0.0", "::") else host  # every address: this machine's name
+
+
+def login_note(settings):
+    return f" and log in as {settings.board_user!r}" if settings.board_password else ""

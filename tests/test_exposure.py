@@ -1,0 +1,262 @@
+"""What the board and the run store let others do: other addresses, other web sites, other users of the machine.
+
+The attacker's side runs from a second loopback address (127.0.0.2), from a page of another origin in Chromium,
+and as another local user created for the purpose.
+"""
+import base64
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pymongo
+import pytest
+
+from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
+from observers.local_server import PID_FILE
+from observers.settings import STORE_DIR, STORE_SOCKET, load_settings, store_url
+from test_browser import browser  # noqa: F401 - the Chromium of the browser tests
+
+OTHER_USER = "tracker-other"  # a second local user, made by the test
+RUN = {"_id": 1, "status": "COMPLETED", "config": {"lr": 0.01}, "experiment": {"name": "exposed"}}
+
+
+def request(url, method="GET", password=None, **headers):
+    """(status, body) of an HTTP request; urllib's errors are answers too."""
+    if password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"sacred:{password}".encode()).decode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=30) as answer:
+            return answer.status, answer.read().decode(), answer.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(), error.headers
+
+
+def at_address(url, address):
+    """`url` of a board, reached at `address` of this machine."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{address}:{parts.port}"))
+
+
+@pytest.fixture(scope="module")
+def one_run(mongo_url):
+    client = pymongo.MongoClient(mongo_url)
+    db = client[f"exposed_{uuid.uuid4().hex[:10]}"]
+    db.runs.insert_one(RUN)
+    yield db
+    client.drop_database(db.name)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def default_board(one_run, mongo_url):
+    """`tracker board` as started without options."""
+    board, url = start_board(mongo_url, one_run.name)
+    yield url
+    board.kill()
+
+
+def test_a_default_board_is_unreachable_from_another_address(default_board):
+    assert request(f"{default_board}/api/v1/Runs?select=_id")[:2] == (200, '[{"_id":1}]')
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
+        request(f"{at_address(default_board, '127.0.0.2')}/api/v1/Runs?select=_id")
+
+
+def test_the_board_answers_no_other_site_and_refuses_its_writes(default_board, one_run):
+    preflight = request(f"{default_board}/api/v1/Runs/1", "OPTIONS", Origin="http://attacker.example",
+                        **{"Access-Control-Request-Method": "DELETE"})
+    assert not [name for name in preflight[2] if name.lower().startswith("access-control-")], preflight[2]
+    for method in ("DELETE", "PUT", "POST"):
+        status, body, _ = request(f"{default_board}/api/v1/Runs/1", method, Origin="http://attacker.example")
+        assert (status, body) == (403, "Changes from pages of other sites are refused.\n"), method
+    # A page whose own name resolves to this machine (DNS rebinding) is not served as the board.
+    assert request(f"{default_board}/api/v1/Runs", Host="attacker.example")[0] == 403
+    assert one_run.runs.find_one({"_id": 1}) == RUN
+
+
+@pytest.fixture
+def attacker_page(tmp_path):
+    """A page of another origin (another port) that sends the board a DELETE when opened."""
+    tmp_path.joinpath("index.html").write_text("<title>another site</title>")
+    handler = lambda *args: http.server.SimpleHTTPRequestHandler(*args, directory=str(tmp_path))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    server.shutdown()
+
+
+def test_a_page_of_another_site_cannot_delete_a_run_in_chromium(browser, attacker_page, default_board, one_run):  # noqa: F811
+    page = browser.new_page()
+    try:
+        page.goto(attacker_page)
+        outcome = page.evaluate(
+            """async (url) => {
+                try { return (await fetch(url, {method: "DELETE"})).status; } catch (error) { return String(error); }
+            }""",
+            f"{default_board}/api/v1/Runs/1",
+        )
+    finally:
+        page.close()
+    assert outcome == "TypeError: Failed to fetch"
+    assert one_run.runs.find_one({"_id": 1}) == RUN
+
+
+def test_a_board_on_every_address_needs_the_login_which_ps_does_not_show(one_run, mongo_url):
+    password = f"pw:{uuid.uuid4().hex}"  # a ':' too: only the first one ends the user name
+    board, url = start_board(mongo_url, one_run.name, "--host", "0.0.0.0", BOARD_PASSWORD=password)
+    try:
+        runs_url = f"{at_address(url, '127.0.0.2')}/api/v1/Runs?select=_id"
+        assert request(runs_url)[:2] == (401, "Log in with BOARD_USER and BOARD_PASSWORD.\n")
+        assert request(runs_url, password=password + "x")[0] == 401
+        assert request(runs_url, password=password)[:2] == (200, '[{"_id":1}]')
+        board_processes = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                           if _process_group(pid) == board.process.pid]
+        assert len(board_processes) >= 2, board_processes  # tracker board and Omniboard's node
+        for pid in board_processes:
+            assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert password not in "".join(board.output)
+    finally:
+        board.kill()
+
+
+def _process_group(pid):
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def test_a_board_on_every_address_without_a_password_is_a_one_line_error():
+    require_tool("node", "the login is checked after node")
+    result = subprocess.run([sys.executable, "-m", "tracker", "board", "--host", "0.0.0.0"], env=python_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: --host 0.0.0.0 lets other machines reach the board, so it needs a login: set BOARD_PASSWORD (and "
+        "BOARD_USER, default sacred) in .env or the environment, not on the command line\n")
+
+
+@pytest.fixture
+def project():
+    """A project folder that every user may enter (pytest's own temporary folders are root's only)."""
+    folder = Path(tempfile.mkdtemp(prefix="tracker-project-"))
+    folder.chmod(0o755)
+    yield folder
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+
+
+@pytest.fixture(scope="session")
+def other_user():
+    """The uid of a second local user, created when missing."""
+    if os.geteuid() != 0:
+        pytest.fail("creating another user with useradd needs root, as in CI")
+    if subprocess.run(["id", "-u", OTHER_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+                       check=True)
+    return int(subprocess.run(["id", "-u", OTHER_USER], capture_output=True, text=True, check=True).stdout)
+
+
+def as_user(uid, code):
+    """Run Python `code` (Debian's python3: the project's Python lives under /root) as `uid`; its stdout."""
+    result = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "/usr/bin/python3",
+                             "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_another_user_can_neither_connect_to_tracker_db_nor_read_its_files(project, other_user):
+    store = TrackerCommand("db", cwd=project)
+    try:
+        store.wait_for("only you can connect", 30)
+        owner = load_settings(root=project)  # the default MONGO_URL of the project: its socket
+        client = pymongo.MongoClient(owner.mongo_url, serverSelectionTimeoutMS=10_000)
+        client[owner.db_name].runs.insert_one(RUN)
+        client.close()
+        store_dir = project / STORE_DIR
+        seen = as_user(other_user, f"""
+import os, socket
+print(os.listdir({str(store_dir.parent)!r}))  # the way to the store is open to this user
+for what, attempt in [
+    ("connect", lambda: socket.socket(socket.AF_UNIX).connect({str(store_dir / STORE_SOCKET)!r})),
+    ("read", lambda: open({str(store_dir / (owner.db_name + ".db"))!r}, "rb").read()),
+]:
+    try:
+        attempt()
+        print(what, "allowed")
+    except OSError as error:
+        print(what, type(error).__name__)
+""")
+        assert seen.splitlines() == ["['db']", "connect PermissionError", "read PermissionError"]
+    finally:
+        store.kill()
+
+
+def test_the_owner_finds_tracker_db_without_any_setting(project):
+    """No MONGO_URL anywhere: a run stored through the default settings, `tracker runs` and `tracker board` all
+    reach the project's `tracker db` on its socket."""
+    require_tool("node", "tracker board runs Omniboard with Node.js")
+    (project / ".tracker").mkdir()
+    (project / ".tracker" / "omniboard").symlink_to(REPO_ROOT / ".tracker" / "omniboard")  # installed, not again
+    store = TrackerCommand("db", cwd=project)
+    board = None
+    try:
+        store.wait_for("only you can connect", 30)
+        owner = load_settings(root=project)
+        pymongo.MongoClient(owner.mongo_url, serverSelectionTimeoutMS=10_000)[owner.db_name].runs.insert_one(RUN)
+        listed = subprocess.run([sys.executable, "-m", "tracker", "runs", "--format", "json"], cwd=project,
+                                env=python_env(), capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert [run["id"] for run in json.loads(listed.stdout)] == [1]
+        board = TrackerCommand("board", "--port", str(free_port()), cwd=project)
+        url = board.wait_for(r"open (http://\S+)", 300)[1]
+        assert request(f"{url}/api/v1/Runs?select=_id")[:2] == (200, '[{"_id":1}]')
+    finally:
+        if board is not None:
+            board.kill()
+        store.kill()
+
+
+@pytest.mark.parametrize("left_by", ["a killed server", "a live process that is no server"])
+def test_tracker_db_replaces_a_stale_pid_file_in_one_line(tmp_path, left_by):
+    data_dir = (tmp_path / "db").resolve()
+    first = TrackerCommand("db", "--data-dir", str(data_dir))
+    first.wait_for("only you can connect", 30)
+    first.kill()  # kill -9: the pid file stays
+    stale_pid = int((data_dir / PID_FILE).read_text())
+    if left_by != "a killed server":  # after a reboot, the pid may belong to anything: here, this test
+        stale_pid = os.getpid()
+        (data_dir / PID_FILE).write_text(str(stale_pid))
+    second = TrackerCommand("db", "--data-dir", str(data_dir))
+    try:
+        second.wait_for("only you can connect", 30)
+        assert second.output[0] == (f"Removed the stale pid file {data_dir / PID_FILE}: process {stale_pid} is not "
+                                    f"serving this store (it was stopped without cleaning up)\n")
+        pymongo.MongoClient(store_url(data_dir), serverSelectionTimeoutMS=10_000).admin.command("ping")
+        assert second.interrupt() == 0
+    finally:
+        second.kill()
+
+
+def test_a_second_tracker_db_on_the_same_folder_names_the_first_and_how_to_stop_it(tmp_path):
+    data_dir = (tmp_path / "db").resolve()
+    first = TrackerCommand("db", "--data-dir", str(data_dir))
+    try:
+        first.wait_for("only you can connect", 30)
+        for listen in ([], ["--port", str(free_port())]):  # one server per folder, whatever it listens on
+            result = subprocess.run([sys.executable, "-m", "tracker", "db", "--data-dir", str(data_dir), *listen],
+                                    env=python_env(), capture_output=True, text=True, timeout=60)
+            pid = first.process.pid
+            assert (result.returncode, result.stdout) == (1, "")
+            assert result.stderr == (f"error: the run store in {data_dir}/ is already served by process {pid}; use "
+                                     f"that one, or stop it (Ctrl-C in its terminal, or 'kill {pid}') and start again\n")
+        assert first.interrupt() == 0
+    finally:
+        first.kill()
