@@ -37,8 +37,8 @@ def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
         client.close()
         assert store.interrupt() == 0
         store.wait_for(rf"^Stopped the run store at mongodb://localhost:{port}; its data stays in "
-                       rf"{re.escape(str(tmp_path / DEFAULT_DATA_DIR))}/$", timeout_s=5)
-        assert list((tmp_path / DEFAULT_DATA_DIR).glob("sacred*")), "no data files in the data directory"
+                       rf"{re.escape(str(tmp_path / STORE_DIR))}/$", timeout_s=5)
+        assert list((tmp_path / STORE_DIR).glob("sacred*")), "no data files in the data directory"
         assert git("status", "--porcelain", "--untracked-files=all", cwd=tmp_path) == ""
     finally:
         store.kill()
