@@ -5,7 +5,8 @@
     history = metric_history(table.id[0], "val.acc")                              # step, value, timestamp
 
 A row holds id, experiment, status, start, stop, duration_s, result, host, commit, tags, local (True for a run still
-waiting in RUNS_DIR for `tracker sync`), the config flattened with dots (config.model.arch) and five summaries of
+waiting in RUNS_DIR for `tracker sync`), the config flattened with dots (config.model.arch), the data fingerprint
+(info.data.digest, info.data.splits.val, info.data.counts.train: ingredients/fingerprint.py) and five summaries of
 every metric (val.acc.first/last/min/max, and val.acc.argmax: the step of the max). The summaries come from the run
 documents (observers.upload stores them), so listing 10,000 runs reads no metric points.
 
@@ -35,6 +36,7 @@ RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "res
 LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
+    "info.data": 1,
 }
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
@@ -158,7 +160,7 @@ def _local_rows(runs_dir, uploaded):
 
 def _local_row(folder, run):
     summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
-    return _row(str(folder), run.entry, run.config, summaries, local=True)
+    return _row(str(folder), {**run.entry, "info": run.info}, run.config, summaries, local=True)
 
 
 def _row(run_id, doc, config, summaries, local):
@@ -179,6 +181,7 @@ def _row(run_id, doc, config, summaries, local):
         "local": local,
     }
     _flatten_into(row, config, "config.")
+    _flatten_into(row, doc.get("info", {}).get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)
     for name, summary in summaries.items():
         row.update(zip(_summary_columns(name), map(summary.get, STATS)))
     return row

@@ -7,6 +7,8 @@ from observers.query import differing_keys, metric_history, rows_of
 from tracker.runs import cell, render_table
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
+# What each run trained on (ingredients.fingerprint): the data, then each split's membership.
+DATA_KEYS = ["info.data.digest", "info.data.splits.train", "info.data.splits.val", "info.data.splits.test"]
 SUMMARIES = ("last", "min", "max")
 
 
@@ -16,8 +18,9 @@ def add_parser(subparsers):
         help="compare runs side by side; overlay a metric of each in a figure",
         description=(
             "Show runs side by side: the config keys that differ (all of them with --all), status, git commit, "
-            "result, and the last, min and max of every metric. With --plot, also draw one metric of every run "
-            "(all its points) in one figure."
+            "result, the digests of the data and splits they trained on, and the last, min and max of every metric; "
+            "a warning names runs that trained on different data or splits. With --plot, also draw one metric of "
+            "every run (all its points) in one figure."
         ),
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
@@ -35,14 +38,29 @@ def run(args):
     rows = rows_of(args.runs)
     config_keys = sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all else differing_keys(rows)
     metrics = sorted({key.rsplit(".", 1)[0] for row in rows for key in row if key.endswith(".last")})
-    keys = RUN_KEYS + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
+    data_keys = [key for key in DATA_KEYS if any(key in row for row in rows)]
+    keys = RUN_KEYS + data_keys + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
     header = [""] + [str(row["id"]) for row in rows]
     lines = [[key] + [_short(cell(row.get(key), key), key) for row in rows] for key in keys]
     written = plot(rows, args.metric, args.plot, differing_keys(rows)) if args.plot else None
     print(render_table([header] + lines), end="")
+    warning = data_warning(rows)
+    if warning:
+        print(warning)
     if written:
         print(written)
     return 0
+
+
+def data_warning(rows):
+    """A line naming the runs that trained on other data, or on other splits of it, than the first; None if none."""
+    recorded = [row for row in rows if "info.data.digest" in row]  # runs from before fingerprints have none
+    for keys, what in ((DATA_KEYS[:1], "different data"), (DATA_KEYS[1:], "different splits of the data")):
+        differing = [key for key in keys if len({row.get(key) for row in recorded}) > 1]
+        if differing:
+            return (f"WARNING: runs {', '.join(str(row['id']) for row in recorded)} trained on {what} "
+                    f"({', '.join(differing)} differ); their results are not directly comparable")
+    return None
 
 
 def plot(rows, metric, path, label_keys):

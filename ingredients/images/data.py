@@ -93,6 +93,10 @@ def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
         raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
                         f"(one sub-folder per class holding PNG or JPEG files)")
     if (folder / "train").is_dir():
+        for split in ("val", "test"):
+            if not (folder / split).is_dir():
+                raise UserError(f"data.root={str(folder)!r} has train/ but no {split}/; give it train/, val/ and "
+                                f"test/, each with the class folders, or only the class folders")
         found = {split: class_files(folder, folder / split) for split in SPLITS}
         classes = sorted(found["train"])
         for split in ("val", "test"):
