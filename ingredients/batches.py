@@ -1,7 +1,26 @@
-"""Batches of in-memory tensors for the trainer: shuffled training batches addressable by (epoch, batch), so a run
-resumes mid-epoch exactly, and in-order evaluation batches. Any task whose data fits in memory can use them."""
+"""The trainer's batches: shuffled training batches addressable by (epoch, batch), so a run resumes mid-epoch
+exactly, and in-order evaluation batches.
+
+Two kinds, one contract (`batches_per_epoch`, `iterate(epoch, start_batch)` and `rng_state()` for training; iteration
+and `len` for evaluation):
+- TrainBatches and EvalBatches hold whole splits as in-memory tensors and gather batches by indexing (the fast path);
+- DatasetBatches and DatasetEvalBatches read items of a map-style torch Dataset through a DataLoader with workers.
+Both draw the order of an epoch from `epoch_order`, a function of (seed, epoch) alone.
+"""
+import contextlib
+import random
+
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
+
+
+def epoch_order(num_items, batch_size, seed, epoch):
+    """The index batches of `epoch`: a permutation that depends only on the seed and the epoch, without the last
+    incomplete batch."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(num_items, generator=generator)
+    return list(order[: num_items // batch_size * batch_size].split(batch_size))
 
 
 class _GatherBatches(torch.utils.data.Dataset):
@@ -17,7 +36,21 @@ class _GatherBatches(torch.utils.data.Dataset):
         return self.inputs[indices], self.targets[indices]
 
 
-class TrainBatches:
+class _Shuffled:
+    """What both kinds of training batches share: the order of each epoch and the transform's generator, which is
+    all a checkpoint keeps of the data."""
+
+    def epoch_order(self, epoch):
+        return epoch_order(self.num_items, self.batch_size, self.seed, epoch)
+
+    def rng_state(self):
+        return self.generator.get_state()
+
+    def set_rng_state(self, state):
+        self.generator.set_state(state)
+
+
+class TrainBatches(_Shuffled):
     """Shuffled training batches; the last incomplete batch of an epoch is dropped.
 
     `transform(inputs, generator)` prepares each batch (augmentation, normalization); its random numbers come from
@@ -30,14 +63,10 @@ class TrainBatches:
         self.seed = seed
         self.transform = transform
         self.num_workers = num_workers
+        self.num_items = len(targets)
         self.batches_per_epoch = len(targets) // batch_size
         self.generator = torch.Generator().manual_seed(seed)
 
-    def epoch_order(self, epoch):
-        """The index batches of `epoch`: a permutation that depends only on the seed and the epoch."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.targets), generator=generator)
-        return list(order[: self.batches_per_epoch * self.batch_size].split(self.batch_size))
 
     def iterate(self, epoch, start_batch=0):
         """Yield (inputs, targets) batches of `epoch`, starting at batch `start_batch`."""
@@ -73,3 +102,119 @@ class EvalBatches:
         for start in range(0, len(self.targets), self.batch_size):
             inputs = self.inputs[start : start + self.batch_size]
             yield (self.transform(inputs) if self.transform else inputs), self.targets[start : start + self.batch_size]
+
+
+# ---- map-style Datasets ------------------------------------------------------------------------------
+def item_seed(seed, epoch, index):
+    """The seed of one item's random numbers (its augmentation): a function of (seed, epoch, index) alone."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def seeded_random(seed):
+    """torch's (CPU), NumPy's and Python's global random numbers seeded with `seed`, and as they were afterwards, so
+    items fetched in the training process (data.num_workers=0) leave its random numbers (dropout) untouched."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # not torch.manual_seed, which reseeds CUDA too
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+
+class _SeededItems(torch.utils.data.Dataset):
+    """The items of `dataset` addressed by (epoch, index) keys, each fetched with its own seeded random numbers, so
+    an item's augmentation is the same whichever worker fetches it, and whether or not the run was resumed."""
+
+    def __init__(self, dataset, seed):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        with seeded_random(item_seed(self.seed, epoch, index)):
+            return self.dataset[index]
+
+
+class _KeyBatches:
+    """A DataLoader's batch sampler: lists of (epoch, index) keys, set before each pass (a loader with persistent
+    workers keeps them between passes and reads its sampler anew at each)."""
+
+    def __init__(self, batches=()):
+        self.batches = list(batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+def dataset_loader(dataset, seed, device, num_workers, prefetch_factor):
+    """A DataLoader over `dataset`'s items by key batches (its `batch_sampler`): `num_workers` processes that stay
+    between passes, `prefetch_factor` batches ahead per worker, batches in pinned memory for a CUDA device."""
+    return DataLoader(
+        _SeededItems(dataset, seed),
+        batch_sampler=_KeyBatches(),
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=num_workers > 0,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        generator=torch.Generator(),  # as in TrainBatches: the global RNG stays untouched
+    )
+
+
+def _on_device(loader, device, transform):
+    for inputs, targets in loader:
+        inputs = inputs.to(device, non_blocking=True)
+        yield (transform(inputs) if transform else inputs), targets.to(device, non_blocking=True)
+
+
+class DatasetBatches(_Shuffled):
+    """Shuffled training batches of a map-style Dataset whose items are (input tensor, target); the last incomplete
+    batch of an epoch is dropped.
+
+    Item `index` of epoch `epoch` is fetched with global random numbers seeded by item_seed(seed, epoch, index), so
+    random augmentation in the Dataset (torch, NumPy or Python's `random`) is reproducible with any number of
+    workers. `transform(inputs, generator)` then prepares each batch on the device (e.g. normalization), as in
+    TrainBatches.
+    """
+
+    def __init__(self, dataset, batch_size, seed, device, transform=None, num_workers=0, prefetch_factor=2):
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.device, self.transform = device, transform
+        self.num_items = len(dataset)
+        self.batches_per_epoch = len(dataset) // batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.loader = dataset_loader(dataset, seed, device, num_workers, prefetch_factor)
+
+
+    def iterate(self, epoch, start_batch=0):
+        """Yield (inputs, targets) batches of `epoch` on the device, starting at batch `start_batch`."""
+        self.loader.batch_sampler.batches = [[(epoch, index) for index in batch.tolist()]
+                                             for batch in self.epoch_order(epoch)[start_batch:]]
+        transform = (lambda inputs: self.transform(inputs, self.generator)) if self.transform else None
+        yield from _on_device(self.loader, self.device, transform)
+
+
+class DatasetEvalBatches:
+    """A Dataset's batches in order, on the device; `transform(inputs)` prepares each. Items are fetched with
+    random numbers seeded alike in every run, so even a random transform evaluates the same in two runs."""
+
+    def __init__(self, dataset, batch_size, device, transform=None, num_workers=0, prefetch_factor=2):
+        self.dataset, self.device, self.transform = dataset, device, transform
+        self.loader = dataset_loader(dataset, 0, device, num_workers, prefetch_factor)
+        self.loader.batch_sampler.batches = [[(0, index) for index in range(start, min(start + batch_size, len(dataset)))]
+                                             for start in range(0, len(dataset), batch_size)]
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __iter__(self):
+        return _on_device(self.loader, self.device, self.transform)

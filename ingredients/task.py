@@ -1,12 +1,25 @@
 """What a research question supplies to the trainer (ingredients/trainer.py), which does everything else.
 
 A task is the seeds' `create_data`, `create_model`, `create_loss` and `create_metrics`, plus optional figures;
-it reads its own ingredients' configs through their captured functions. See ingredients/cifar/task.py and
-ingredients/signals/task.py.
+it reads its own ingredients' configs through their captured functions. `create_data` returns either of two kinds:
+
+- `Data`: in-memory batches (ingredients.batches.TrainBatches and EvalBatches), for data that fits in memory; the
+  fast path (ingredients/cifar/task.py, ingredients/signals/task.py).
+- `Datasets`: map-style torch Datasets for train, val and test, whose items are (input tensor, target); the trainer
+  loads them with DataLoaders (workers, pinned memory on CUDA), for data on disk (ingredients/images/task.py).
+
+Either way the order of the training batches depends only on (seed, epoch), so a run resumed mid-epoch gives the
+uninterrupted run's metrics bit for bit. A Dataset's random augmentation must draw from torch's, NumPy's or Python's
+global random numbers (as torchvision's transforms do), which the trainer seeds per item from (seed, epoch, index).
+The trainer records a fingerprint of the data in the run's info.data (ingredients/fingerprint.py).
 """
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
 
-from ingredients.batches import EvalBatches, TrainBatches
+from torch.utils.data import Dataset
+
+from ingredients.batches import DatasetBatches, DatasetEvalBatches, EvalBatches, TrainBatches
 
 
 @dataclass
@@ -16,12 +29,44 @@ class Data:
     test: EvalBatches  # evaluated once, with the best model
 
 
+@dataclass
+class Datasets:
+    """Map-style Datasets and how to load them; the trainer turns them into Data with `batches`.
+
+    For the fingerprint, a Dataset read from files has `files`: each item's file, relative to `root`, in item order;
+    the trainer then hashes the files (`fingerprint`: 'content' reads them, 'size' only their sizes, for folders too
+    big to read at every start). Without `root` it hashes every item once.
+    """
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    batch_size: int  # training batch size
+    eval_batch_size: int
+    num_workers: int = 0  # DataLoader worker processes (0: items are read in the training process)
+    prefetch_factor: int = 2  # batches each worker reads ahead
+    train_transform: Optional[Callable] = None  # transform(inputs, generator) of each training batch, on the device
+    eval_transform: Optional[Callable] = None  # transform(inputs) of each evaluation batch, on the device
+    root: Optional[Path] = None  # the folder of the Datasets' `files`
+    fingerprint: str = "content"  # 'content' or 'size' (see above)
+
+    def batches(self, device, seed):
+        """The Data that the trainer iterates; `seed` fixes the training order and the items' augmentation."""
+        def evaluation(dataset):
+            return DatasetEvalBatches(dataset, self.eval_batch_size, device, self.eval_transform, self.num_workers,
+                                      self.prefetch_factor)
+
+        train = DatasetBatches(self.train, self.batch_size, seed, device, self.train_transform, self.num_workers,
+                               self.prefetch_factor)
+        return Data(train, evaluation(self.val), evaluation(self.test))
+
+
 class Task:
     score = "acc"  # the validation metric that picks the best model; the run's result is its best value
     higher_is_better = True
 
     def create_data(self, device, seed):
-        """A Data on `device`; `seed` fixes the training batches' order and augmentation."""
+        """A Data on `device` (`seed` fixes the training batches' order and augmentation), or a Datasets."""
         raise NotImplementedError
 
     def create_model(self):
@@ -41,7 +86,8 @@ class Task:
         return model(inputs)
 
     def visualise_data(self, data, add_artifact):
-        """Optional figures of the data, once training has started; `add_artifact(name, write)` attaches a file."""
+        """Optional figures of the data (a Data), once training has started; `add_artifact(name, write)` attaches a
+        file."""
 
     def visualise_results(self, best_metrics, add_artifact):
         """Optional figures at the end; `best_metrics` are the validation metrics of the best model."""

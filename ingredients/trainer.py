@@ -1,8 +1,9 @@
 """The `trainer` ingredient: the general training loop that any task (ingredients/task.py) reuses.
 
-Train steps, metric windows, periodic validation, best-score checkpoints, a resumable checkpoint (model, optimizer,
-RNG and data position; the schedule is a function of the step), progress lines, figures and results.json. Metrics go to Sacred with
-`_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
+Train steps on in-memory batches or on DataLoaders over a task's Datasets (ingredients/task.py), the data's
+fingerprint in the run's info.data, metric windows, periodic validation, best-score checkpoints, a resumable
+checkpoint (model, optimizer, RNG and data position; the schedule is a function of the step), progress lines, figures
+and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
 continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
 """
@@ -24,8 +25,10 @@ from tqdm import tqdm
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
+from ingredients.fingerprint import fingerprint
 from ingredients.pruning import report_score
 from ingredients.sgd import SGD
+from ingredients.task import Datasets
 from observers.errors import UserError
 from observers.origin import RESUME_CHECKPOINT_ENV
 
@@ -190,7 +193,9 @@ class Trainer:
         self.val_every, self.log_every = val_every, log_every
         self.print_every, self.checkpoint_every = print_every, checkpoint_every
         self.ema_decay, self.ema_every, self.lookahead = ema_decay, ema_every, lookahead
-        self.data = task.create_data(device=device, seed=seed)
+        data = task.create_data(device=device, seed=seed)
+        run.info["data"] = fingerprint(data)
+        self.data = data.batches(device, seed) if isinstance(data, Datasets) else data
         self.batches = self.data.train
         self.channels_last = channels_last
         self.model = task.create_model().to(device)
@@ -395,7 +400,7 @@ class Trainer:
             "best_metrics": self.best_metrics,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "data_rng": self.batches.generator.get_state(),
+            "data_rng": self.batches.rng_state(),
             "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
                        "examples": window["examples"]},
             "train_seconds": self.train_seconds,
@@ -420,7 +425,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.batches.generator.set_state(state["data_rng"])
+        self.batches.set_rng_state(state["data_rng"])
         self.train_seconds, self.examples_seen = state["train_seconds"], state["examples_seen"]
         window = self.new_window()
         window["metrics"].load_state_dict(state["window"]["metrics"], self.device)

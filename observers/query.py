@@ -5,7 +5,9 @@
     history = metric_history(table.id[0], "val.acc")                              # step, value, timestamp
 
 A row holds id, experiment, status, start, stop, duration_s, result, host, commit, tags, local (True for a run still
-waiting in RUNS_DIR for `tracker sync`; an unreadable folder there is a row with status UNREADABLE and a warning), the config flattened with dots (config.model.arch) and five summaries of
+waiting in RUNS_DIR for `tracker sync`; an unreadable folder there is a row with status UNREADABLE and a warning), the
+config flattened with dots (config.model.arch), the data fingerprint (info.data.digest, info.data.splits.val,
+info.data.counts.train: ingredients/fingerprint.py) and five summaries of
 every metric (val.acc.first/last/min/max, and val.acc.argmax: the step of the max). The summaries come from the run
 documents (observers.upload stores them), so listing 10,000 runs reads no metric points.
 
@@ -37,7 +39,7 @@ RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "res
 LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
-    "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1,
+    "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1, "info.data": 1,
 }
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
 BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
@@ -221,6 +223,7 @@ def _row(run_id, doc, config, info, summaries, local):
         "pruned_at_step": info.get("pruned_at_step"),
     }
     _flatten_into(row, config, "config.")
+    _flatten_into(row, info.get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)
     for name, summary in summaries.items():
         row.update(zip(_summary_columns(name), map(summary.get, STATS)))
     return row

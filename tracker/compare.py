@@ -9,6 +9,8 @@ from observers.run_store import open_run
 from tracker.runs import cell, render_table
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
+# What each run trained on (ingredients.fingerprint): the data, then each split's membership.
+DATA_KEYS = ["info.data.digest", "info.data.splits.train", "info.data.splits.val", "info.data.splits.test"]
 SUMMARIES = ("last", "min", "max")
 LABEL_KEYS = 3  # config keys at most in a legend entry; the table lists every differing one
 
@@ -19,9 +21,9 @@ def add_parser(subparsers):
         help="compare runs side by side; overlay a metric of each in a figure",
         description=(
             "Show runs side by side: the config keys that differ (all of them with --all), status, git commit, "
-            "result, the last, min and max of every metric, and where their environments differ (env.torch, "
-            "env.packages.NAME, ...). With --plot, also draw one metric of every run "
-            "(all its points) in one figure."
+            "result, the digests of the data and splits they trained on, the last, min and max of every metric, and "
+            "where their environments differ (env.torch, env.packages.NAME, ...); a warning names runs that trained "
+            "on different data or splits. With --plot, also draw one metric of every run (all its points) in one figure."
         ),
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
@@ -39,7 +41,8 @@ def run(args):
     rows = rows_of(args.runs)
     config_keys = sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all else differing_keys(rows)
     metrics = sorted({key.rsplit(".", 1)[0] for row in rows for key in row if key.endswith(".last")})
-    keys = RUN_KEYS + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
+    data_keys = [key for key in DATA_KEYS if any(key in row for row in rows)]
+    keys = RUN_KEYS + data_keys + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
     header = [""] + [str(row["id"]) for row in rows]
     lines = [[key] + [_short(cell(row.get(key), key), key) for row in rows] for key in keys]
     environments = [open_run(reference).info.get("environment") or {} for reference in args.runs]
@@ -47,9 +50,23 @@ def run(args):
         lines.append([f"env.{key}"] + [cell(value, key) for value in values])
     written = plot(rows, args.metric, args.plot) if args.plot else None
     print(render_table([header] + lines), end="")
+    warning = data_warning(rows)
+    if warning:
+        print(warning)
     if written:
         print(written)
     return 0
+
+
+def data_warning(rows):
+    """A line naming the runs that trained on other data, or on other splits of it, than the first; None if none."""
+    recorded = [row for row in rows if "info.data.digest" in row]  # runs from before fingerprints have none
+    for keys, what in ((DATA_KEYS[:1], "different data"), (DATA_KEYS[1:], "different splits of the data")):
+        differing = [key for key in keys if len({row.get(key) for row in recorded}) > 1]
+        if differing:
+            return (f"WARNING: runs {', '.join(str(row['id']) for row in recorded)} trained on {what} "
+                    f"({', '.join(differing)} differ); their results are not directly comparable")
+    return None
 
 
 def legend_label(row, label_keys, several_experiments):
