@@ -53,18 +53,18 @@ def run(args):
     if args.dir.exists():
         raise UserError(f"{args.dir} exists already; give a new folder, or remove it first")
     stored = open_run(args.run)
-    task, data, network = rebuild(stored, args.which)
+    task, task_data, network = rebuild(stored, args.which)
     args.dir.parent.mkdir(parents=True, exist_ok=True)
     # Written next to DIR and renamed into place at the end, so DIR is whole or absent.
     with tempfile.TemporaryDirectory(dir=args.dir.parent, prefix=f".{args.dir.name}.") as partial:
         folder = Path(partial) / "export"
-        write_export(stored, data, network, args.which, folder)
+        write_export(stored, task_data, network, args.which, folder)
         folder.rename(args.dir)
     print(f"Exported {stored.label} to {args.dir}")
     return 0
 
 
-def write_export(stored, data, network, which, folder):
+def write_export(stored, task_data, network, which, folder):
     import torch
 
     (folder / "source").mkdir(parents=True)
@@ -76,7 +76,7 @@ def write_export(stored, data, network, which, folder):
         target = folder / "source" / safe_relative(path, stored.label)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    inputs = next(iter(data.test))[0][:2]
+    inputs = next(iter(task_data.test))[0][:2]
     exported = export_program(network, inputs, folder / "model.pt2")
     if exported:
         torch.save(inputs, folder / "example_inputs.pt")

@@ -303,10 +303,10 @@ def check_data_root(stored, defaults, updates):
     Experiments download or generate data into data.root, so a stored one could make a rerun write anywhere: outside
     the project, or into a folder of the checkout that git does not ignore. Only the user's own command line widens it.
     """
-    data, default_root = stored.config.get("data"), (defaults.get("data") or {}).get("root")
-    if not isinstance(data, dict) or "root" not in data or not isinstance(default_root, str):
+    stored_data, default_root = stored.config.get("data"), (defaults.get("data") or {}).get("root")
+    if not isinstance(stored_data, dict) or "root" not in stored_data or not isinstance(default_root, str):
         return
-    stored_root = data["root"]
+    stored_root = stored_data["root"]
     if stored_root == default_root:
         return
     if any(update.startswith("data.root=") for update in updates):

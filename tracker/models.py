@@ -37,14 +37,14 @@ def rebuild(stored, which="best", device="cpu"):
     if weights is None:
         raise UserError(f"{stored.label} has no {WEIGHTS[which]}: it stopped before the trainer stored its models "
                         f"(at the end of training); resume it with 'tracker resume {stored.origin}'")
-    task, data, network = run_command(stored, "rebuild")
+    task, task_data, network = run_command(stored, "rebuild")
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
         network.load_state_dict(state)
     except Exception as error:  # noqa: BLE001 - whatever torch raises, these weights do not fit this network
         raise UserError(f"{WEIGHTS[which]} of {stored.label} does not fit the network this checkout builds from "
                         f"its config ({type(error).__name__}); check out the run's commit") from None
-    return task, data, network.to(device).eval()
+    return task, task_data, network.to(device).eval()
 
 
 def run_command(stored, command):

@@ -263,8 +263,8 @@ def png_summary(content):
     return buffer.getvalue()
 
 
-def write_atomically(path, data):
+def write_atomically(path, content):
     """The whole file or none: a reader never opens half a report."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
+    partial.write_bytes(content)
     partial.replace(path)
