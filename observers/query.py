@@ -188,7 +188,7 @@ def _local_rows(runs_dir, uploaded):
         except (UnreadableRun, KeyError) as error:
             problem = error if isinstance(error, UnreadableRun) else f"{folder / 'run.json'} has no {error}"
             print(f"WARNING: {problem}; listed as {UNREADABLE}", file=sys.stderr)
-            rows.append({"id": str(folder), "status": UNREADABLE, "local": True})
+            rows.append({**dict.fromkeys(RUN_COLUMNS), "id": str(folder), "status": UNREADABLE, "local": True})
     return rows
 
 

@@ -83,7 +83,10 @@ def create_tracker_folder(folder):
     highest_missing = next((f for f in reversed((folder, *folder.parents)) if not f.exists()), None)
     folder.mkdir(parents=True, exist_ok=True)
     if highest_missing is not None:
-        (highest_missing / ".gitignore").write_text("# written by sacred-tracker: its records are not code\n*\n")
+        try:
+            (highest_missing / ".gitignore").write_text("# written by sacred-tracker: its records are not code\n*\n")
+        except OSError:  # e.g. a full disk: the folder still works, and its first write reports the problem
+            pass
     return folder
 
 
