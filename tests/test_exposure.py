@@ -194,7 +194,7 @@ for what, attempt in [
     except OSError as error:
         print(what, type(error).__name__)
 """)
-        assert seen.splitlines() == ["['db']", "connect PermissionError", "read PermissionError"]
+        assert seen.splitlines() == ["['.gitignore', 'db']", "connect PermissionError", "read PermissionError"]
     finally:
         store.kill()
 

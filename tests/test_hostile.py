@@ -228,7 +228,7 @@ def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):
     head = repo.head.commit.hexsha
 
     def stored(info):  # a run at this commit that Sacred recorded as clean
-        doc = {"experiment": {"repositories": [{"commit": head, "dirty": False, "url": None}]}}
+        doc = {"experiment": {"repositories": [{"commit": head, "dirty": False, "url": f"git:/{tmp_path}"}]}}
         return StoredRun("run 3", 3, doc, {}, info, lambda name: None)
 
     untracked = {"untracked_files": {"included": ["idea.py"], "left_out": []}}
