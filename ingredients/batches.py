@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from observers.errors import UserError
+
 
 def epoch_order(num_items, batch_size, seed, epoch):
     """The index batches of `epoch`: a permutation that depends only on the seed and the epoch, without the last
@@ -171,9 +173,14 @@ def dataset_loader(dataset, seed, device, num_workers, prefetch_factor):
 
 
 def _on_device(loader, device, transform):
-    for inputs, targets in loader:
-        inputs = inputs.to(device, non_blocking=True)
-        yield (transform(inputs) if transform else inputs), targets.to(device, non_blocking=True)
+    try:
+        for inputs, targets in loader:
+            inputs = inputs.to(device, non_blocking=True)
+            yield (transform(inputs) if transform else inputs), targets.to(device, non_blocking=True)
+    except UserError as error:
+        # From a worker it arrives with the worker's traceback in its message (torch's ExceptionWrapper); the user
+        # gets the one line it was raised with.
+        raise UserError(str(error).rstrip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
 
 
 class DatasetBatches(_Shuffled):

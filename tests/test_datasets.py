@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from ingredients.batches import DatasetBatches, TrainBatches
+from ingredients.batches import DatasetBatches, DatasetEvalBatches, TrainBatches
 from ingredients.fingerprint import files_fingerprint, fingerprint
+from ingredients.images.data import ImageFiles
 from ingredients.task import Data, Datasets
+from observers.errors import UserError
 
 CPU = torch.device("cpu")
 
@@ -91,3 +93,13 @@ def test_dataset_batches_follow_the_in_memory_order(num_workers):
     items = torch.cat([torch.cat(batches_of(epoch=3, num_workers=num_workers))])
     memory = TrainBatches(torch.arange(22), torch.arange(22), batch_size=4, seed=5)
     assert items[:, 0].long().tolist() == torch.cat([i for i, _ in memory.iterate(3)]).tolist()
+
+
+def test_an_unreadable_image_read_by_a_worker_is_one_line(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "0.png").write_bytes(b"not a png")
+    images = ImageFiles(tmp_path, [("cat/0.png", 0)], size=8, augment=False)
+    with pytest.raises(UserError) as raised:
+        list(DatasetEvalBatches(images, 1, CPU, num_workers=1))
+    assert str(raised.value).startswith(f"{str(tmp_path / 'cat' / '0.png')!r} is not a readable PNG or JPEG image")
+    assert len(str(raised.value).splitlines()) == 1

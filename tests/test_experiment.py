@@ -28,6 +28,8 @@ def test_smoke_run_is_recorded_completely_in_mongodb(smoke_run):
     assert run["config"]["lr"] == 0.01
     assert "lr" not in run["config"]["trainer"]  # one learning rate only
     assert run["meta"]["comment"] == "smoke test"
+    data = run["info"]["data"]  # in-memory tensors: fingerprinted over their bytes
+    assert data["rule"] == "tensors" and len(data["digest"]) == 16 and data["counts"]["train"] == 6000
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
     assert {repo["commit"] for repo in run["experiment"]["repositories"]} == {head}
