@@ -129,6 +129,8 @@ def cell(value, key=""):
     if isinstance(value, list):  # a confidence interval
         return "[" + ", ".join(cell(item) for item in value) + "]"
     text = str(value)
+    if key == "id":  # a local run's folder, given whole to `tracker compare` or `rerun`
+        return text
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
