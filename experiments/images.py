@@ -12,10 +12,12 @@ from sacred import Experiment
 from ingredients.cifar.model import model_ingredient
 from ingredients.images.data import data_ingredient
 from ingredients.images.task import ImageFolderTask
+from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import train, trainer_ingredient, validate_lr
 
 ex = track(Experiment("images", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
                       base_dir=Path(__file__).resolve().parent.parent))
+add_rebuild_command(ex, ImageFolderTask)  # how tracker's load_model and export rebuild a run's network
 ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
 
 

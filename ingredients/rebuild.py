@@ -5,6 +5,8 @@ own code (this checkout's), exactly as its `main` builds it, and the stored conf
 """
 import torch
 
+from ingredients.task import Datasets
+
 
 def add_rebuild_command(ex, make_task):
     """Give `ex` (a sacred.Experiment) the unobserved command `rebuild`, returning (task, data, network).
@@ -16,6 +18,7 @@ def add_rebuild_command(ex, make_task):
     @ex.command(unobserved=True)
     def rebuild(_seed):
         """The task, its data on the CPU and its untrained network, as this config builds them."""
-        task = make_task()
-        data = task.create_data(torch.device("cpu"), _seed)
-        return task, data, task.create_model()
+        task, cpu = make_task(), torch.device("cpu")
+        data = task.create_data(cpu, _seed)
+        # Batches either way, as the trainer iterates them (ingredients.task: Data or Datasets).
+        return task, data.batches(cpu, _seed) if isinstance(data, Datasets) else data, task.create_model()
