@@ -5,12 +5,12 @@ import re
 from conftest import EXPERIMENT, metric, run_tracker
 from test_sweep import sweep_id_of, sweep_runs
 
-# 4 trials of 30 steps, validated every 10. With sampler seed 1, Optuna's first draws of lr are 1e-6, 1e-6, 0.05 and
-# 1e-6: the three first run to the end (the median pruner's startup trials), and the fourth, which learns nothing,
-# falls below their median at a validation before its last step.
+# 4 trials of 30 steps, validated every 10. With sampler seed 1, Optuna's first draws of lr are 0.02, 0.05, 1e-6 and
+# 1e-6: the three first run to the end (the median pruner's startup trials, whose median is a run that learns), and
+# the fourth, which learns nothing, falls below that median at a validation before its last step.
 PRUNED_SWEEP = ["sweep", "--optuna", "4", "--prune", "median", "--sampler-seed", "1", str(EXPERIMENT), "with",
                 "smoke", "trainer.steps=30", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False",
-                "lr=choice(0.05,1e-6)"]
+                "lr=choice(0.05,0.02,1e-6)"]
 
 
 def check_pruned_sweep(result, db):
