@@ -35,9 +35,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(reference_run, proj
                          project=project_repo)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    resumed = newest_run(db)
-    assert resumed["status"] == "COMPLETED" and resumed["config"] == original["config"]
-    assert resumed["info"]["resumed_from"] == interrupted["_id"]
+    resumed = db.runs.find_one({"info.resumed_from": interrupted["_id"]})
+    assert resumed is not None, result.stdout + result.stderr
+    assert resumed["status"] == "COMPLETED" and resumed["config"] == original["config"], result.stdout + result.stderr
     assert resumed["info"]["resumed_after_step"] == stopped_at
     for name in COMPUTED_METRICS:
         uninterrupted = metric(db, original["_id"], name)
@@ -100,8 +100,9 @@ def test_resume_refuses_runs_without_a_safe_checkpoint(
     assert "has no checkpoint.pt" in resume(str(failed_file_store_run))
 
     marker = tmp_path / "code-ran"
-    store_checkpoint(failed_file_store_run, lambda path: torch.save({"model": OpensAFile(marker)}, path))
-    assert "checkpoint.pt is corrupted or holds more than tensors and numbers" in resume(str(failed_file_store_run))
+    planted = shutil.copytree(failed_file_store_run, tmp_path / "runs" / failed_file_store_run.name)  # the fixture is shared
+    store_checkpoint(planted, lambda path: torch.save({"model": OpensAFile(marker)}, path))
+    assert "checkpoint.pt is corrupted or holds more than tensors and numbers" in resume(str(planted))
     assert not marker.exists()
 
 
