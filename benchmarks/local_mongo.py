@@ -20,7 +20,7 @@ def start_local_server(data_dir):
     """(the server process, its URL), once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "observers.local_server", "--data-dir", data_dir, "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "localdb.server", "--data-dir", data_dir, "--port", str(port), "--quiet"],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"mongodb://127.0.0.1:{port}"

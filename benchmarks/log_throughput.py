@@ -6,7 +6,7 @@ Runs benchmarks/log_experiment.py as whole tracked processes (into a local nx-27
 `how=none` and `how=batch` (observers.log_batch, 1000 points per call); with --scalar, also `how=scalar`
 (`_run.log_scalar` per point). Added time is the median wall time of the logging runs minus that of `none`, the
 final upload included (the process exits once MongoDB holds the run); added memory compares peak resident sizes.
-The stored point count is read back from MongoDB (observers.upload.read_metric).
+The stored point count is read back from MongoDB (runstore.layout.read_metric).
 """
 import argparse
 import os
@@ -23,7 +23,7 @@ from local_mongo import start_local_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-from observers.upload import read_metric  # noqa: E402
+from runstore.layout import read_metric  # noqa: E402
 
 DB_NAME = "log_throughput"
 

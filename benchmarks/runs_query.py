@@ -1,4 +1,4 @@
-"""How fast 10,000 stored runs are listed: `tracker runs`, observers.query.runs() and, with --omniboard, Omniboard's
+"""How fast 10,000 stored runs are listed: `tracker runs`, runstore.query.runs() and, with --omniboard, Omniboard's
 runs page in headless Chromium.
 
     python benchmarks/runs_query.py [--runs 10000] [--mongo-url URL] [--omniboard]
@@ -30,9 +30,9 @@ from local_mongo import start_local_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-from observers.settings import load_settings  # noqa: E402
-from observers.query import runs  # noqa: E402
-from observers.upload import pack_points, series_arrays, summarize  # noqa: E402
+from runstore.settings import load_settings  # noqa: E402
+from runstore.query import runs  # noqa: E402
+from runstore.layout import pack_points, series_arrays, summarize  # noqa: E402
 
 METRICS = ("train.loss", "train.acc", "val.loss", "val.acc", "lr")
 POINTS = 100
@@ -185,7 +185,7 @@ def main():
             os.environ.update(MONGO_URL=url, SACRED_DB=db_name)
             runs(settings=load_settings(), limit=1)  # pandas imported and the connection pool warm, as in a notebook
             seconds, frame = clock.time(lambda: runs(settings=load_settings()))
-            print(f"observers.query.runs(): {seconds} ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+            print(f"runstore.query.runs(): {seconds} ({frame.shape[0]} rows, {frame.shape[1]} columns)")
             if args.omniboard:
                 first, again, shown = time_omniboard(env)
                 print(f"Omniboard runs page (Chromium): first run shown after {first:.1f} s the first time, "

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 def epoch_order(num_items, batch_size, seed, epoch):

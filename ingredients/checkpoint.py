@@ -1,7 +1,7 @@
 """The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
 import warnings
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 CHECKPOINT = "checkpoint.pt"
 # What Trainer.save_checkpoint writes: plain tensors, numbers and containers of them.

@@ -1,7 +1,7 @@
 """One-line checks of config values, shared by the config hooks of every ingredient and experiment."""
 import math
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 def is_int(value):

@@ -15,7 +15,8 @@ import functools
 import json
 import os
 
-from observers.origin import PRUNED_TAG, PRUNING_ENV
+from observers.origin import PRUNING_ENV
+from runstore.layout import PRUNED_TAG
 
 PRUNERS = ("median", "hyperband")
 

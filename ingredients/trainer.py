@@ -29,7 +29,7 @@ from ingredients.fingerprint import fingerprint
 from ingredients.pruning import report_score
 from ingredients.sgd import SGD
 from ingredients.task import Datasets
-from observers.errors import UserError
+from runstore.errors import UserError
 from observers.origin import RESUME_CHECKPOINT_ENV
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -1,4 +1,4 @@
-"""Where runs are recorded (MongoDB, or the local file store as a fallback) and read back; the lowest layer."""
+"""Recording runs: the Sacred observer that writes each run to the file store and MongoDB, and what it records."""
 import gc
 import warnings
 

@@ -2,10 +2,10 @@
 import sys
 import tempfile
 
-from observers.database import connect
+from runstore.database import connect
 from observers.durable import DurableMongoObserver
-from observers.errors import UserError
-from observers.settings import create_tracker_folder, load_settings
+from runstore.errors import UserError
+from runstore.settings import create_tracker_folder, load_settings
 
 
 def choose_observers(settings=None):

@@ -35,10 +35,10 @@ from sacred.serializer import flatten
 from sacred.utils import IntervalTimer
 
 import observers.capture_lock  # noqa: F401  (Sacred loses output when two threads read it at once)
-from observers.errors import UserError
-from observers.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
-from observers.settings import redact
-from observers.shell import shell_command
+from runstore.errors import UserError
+from runstore.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
+from runstore.settings import redact
+from runstore.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState
 
 # Short timeouts: an attempt against a dead server fails fast, and the next one follows RETRY_S later.
@@ -81,7 +81,7 @@ class DurableMongoObserver(FileStorageObserver):
         self.metrics = {}  # name -> MetricSeries
         self.metrics_changed = False  # points arrived since metrics.json was last written
         self.artifact_types = {}
-        self.written_points = {}  # name -> points in metrics.json, recorded in run.json (observers.local_run)
+        self.written_points = {}  # name -> points in metrics.json, recorded in run.json (runstore.local_run)
         self.mirror = None
         self.local_failure = None  # why the local store stopped taking the run; from then on MongoDB alone has it
         self.artifact_sources = {}  # name -> the added file, for artifacts the local store did not take
@@ -101,7 +101,7 @@ class DurableMongoObserver(FileStorageObserver):
         except OSError as error:  # no run folder at all
             raise UserError(self._store_problem(error, self.basedir) + "; " + STORE_FIX) from None
         self.folder_lock.enter_context(upload_lock(self.dir))
-        # The process writing the run (observers.liveness), in its info from the first upload on.
+        # The process writing the run (runstore.liveness), in its info from the first upload on.
         self.info = {"pid": os.getpid()}
         self.save_json(self.info, "info.json")
         self.mirror = MongoMirror(self, self.client[self.db_name], warned=not self.reachable)
@@ -232,7 +232,7 @@ class DurableMongoObserver(FileStorageObserver):
     # ---- the local store ------------------------------------------------------------------------
     def save_json(self, obj, filename):
         """Sacred's writes of run.json, config.json and info.json; run.json also records what cout.txt and
-        metrics.json hold by then, so `tracker sync` can tell when they lack some of it (observers.local_run)."""
+        metrics.json hold by then, so `tracker sync` can tell when they lack some of it (runstore.local_run)."""
         if filename == "run.json":
             self.run_entry[RECORDED_KEY] = {"output_chars": len(self.cout), "metric_points": self.written_points}
         self._write_locally(filename, super().save_json, obj, filename)

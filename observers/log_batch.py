@@ -10,7 +10,7 @@ import datetime
 import numpy as np
 
 from observers.durable import DurableMongoObserver
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 def log_batch(run, name, steps, values):

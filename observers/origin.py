@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from observers.plain_json import dotted_values
+from runstore.plain_json import dotted_values
 
 RUN_INFO_ENV = "TRACKER_RUN_INFO"  # JSON merged into the new run's info: rerun_of, resumed_from, ...
 RESUME_CHECKPOINT_ENV = "TRACKER_RESUME_CHECKPOINT"  # a checkpoint.pt file for the trainer to continue from
@@ -14,7 +14,6 @@ RERUN_ARGUMENTS_ENV = "TRACKER_RERUN_ARGUMENTS"  # JSON list: the `with` argumen
 CONFIG_QUERY_ENV = "TRACKER_CONFIG_QUERY"  # set while `tracker rerun` reads a script's defaults with save_config
 IGNORES_COMMAND_LINE_EXIT = 3  # the exit status of a script that, asked for its defaults, would start a run instead
 PRUNING_ENV = "TRACKER_PRUNING"  # JSON naming a pruned sweep's Optuna study and trial (ingredients.pruning)
-PRUNED_TAG = "pruned"  # the Omniboard tag of a run its sweep's pruner stopped early; listings show it as PRUNED
 _MISSING = object()
 
 

@@ -11,7 +11,7 @@ What a tracked experiment gets:
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
 - file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
 - its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
-  run, observers.liveness), and its temporary files in one folder per process, removed at its end, or by
+  run, runstore.liveness), and its temporary files in one folder per process, removed at its end, or by
   `tracker sync` after a kill;
 - the environment (every installed distribution, Python, torch, CUDA, cuDNN, GPUs) as the artifact environment.json
   and a summary in info.environment (observers.environment);
@@ -39,12 +39,12 @@ from observers import imports_done
 from observers.choose import choose_observers
 from observers.closed_output import tolerate_closed_output
 from observers.environment import record_environment
-from observers.errors import UserError
+from runstore.errors import UserError
 from observers.git_state import record_uncommitted_changes
-from observers.liveness import process_temp_dir
+from runstore.liveness import process_temp_dir
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RUN_INFO_ENV, config_not_given
-from observers.plain_json import dotted_keys
-from observers.settings import load_settings, tracker_folders
+from runstore.plain_json import dotted_keys
+from runstore.settings import load_settings, tracker_folders
 from observers.sources import look_up_git_once_per_repository
 from observers.system_metrics import start_system_metrics
 

@@ -1,24 +1,10 @@
-"""Writes a file-store run into MongoDB as an ordinary Sacred run; every step is idempotent, so uploads resume safely.
-
-Layout (what Sacred's MongoObserver writes, plus what a 16 MB document cannot hold):
-- `runs`: the run document; `captured_out` keeps the last TAIL_CHARS characters, the whole output becomes the
-  artifact captured_out.txt; `local_copy.key` identifies the file-store run it came from, so re-uploads find it
-  (a unique index, KEY_INDEX, stores each one once); `local_copy.missing` lists, one line each, what its local copy
-  lacked (a missing or truncated file; a completed run then has status FAILED, and its fail_trace says why);
-  `omniboard.tags` (Omniboard's tags) also holds the tags listed in the run's info['tags'].
-- `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
-- `metric_summaries` in the run document: first, last, min, max and the step of the max of every metric, so run
-  listings (observers.query) need not read any points.
-- `metric_points`: every point of every metric, CHUNK_POINTS per document, as packed binary arrays, zlib-compressed
-  (steps and times compress to almost nothing, which makes storing a million points ~3x faster on nx-27017).
-- GridFS: artifacts, and sources/resources stored once per (path, md5).
-"""
+"""Writes a file-store run into MongoDB as an ordinary Sacred run (laid out as runstore.layout describes); every step is
+idempotent, so uploads resume safely."""
 import datetime
 import hashlib
 import io
 import mimetypes
 import os
-import zlib
 from dataclasses import dataclass, field
 
 import bson
@@ -28,17 +14,11 @@ import pymongo
 from bson import ObjectId
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
-TAIL_CHARS = 1_000_000
-PLOT_POINTS = 10_000
-# Sacred's MongoObserver.VERSION, which Omniboard reads (not imported: the tracker CLI starts without Sacred).
-MONGO_OBSERVER_FORMAT = "MongoObserver-0.7.0"
-CHUNK_POINTS = 100_000
-OUTPUT_ARTIFACT = "captured_out.txt"
+from runstore.layout import (CHUNK_INDEX, CHUNK_POINTS, KEY_INDEX, MONGO_OBSERVER_FORMAT, OUTPUT_ARTIFACT, PLOT_POINTS,
+                          TAIL_CHARS, pack_points, series_arrays, summarize)
+
 BLOCK_BYTES = 2**20
 DOCUMENT_LIMIT_BYTES = 16 * 2**20
-EPOCH = np.datetime64(0, "us")
-KEY_INDEX = "local_copy_key_unique"
-CHUNK_INDEX = "metric_points_chunk_unique"
 
 
 class UploadError(Exception):
@@ -266,62 +246,6 @@ def _upsert(collection, query, update):
         collection.update_one(query, update, upsert=True)
     except DuplicateKeyError:
         collection.update_one(query, update)
-
-
-def summarize(steps, values):
-    """first, last, min, max of a series' values and `argmax`, the step of its max.
-
-    A NaN is kept visible, as a diverged run must be: min and max are NaN when any point is, `argmax` is then the
-    step of the first NaN, and first and last are the points as stored.
-    """
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return {"first": None, "last": None, "min": None, "max": None, "argmax": None, "points": 0}
-    return {"first": values[0].item(), "last": values[-1].item(), "min": values.min().item(),
-            "max": values.max().item(), "argmax": int(steps[int(values.argmax())]), "points": len(values)}
-
-
-def read_metric(db, run_id, name):
-    """Every point of a metric as numpy arrays: steps, values and timestamps (datetime64[us])."""
-    chunks = list(db.metric_points.find({"run_id": run_id, "name": name}).sort("chunk", pymongo.ASCENDING))
-    steps, values, stamps = (
-        np.concatenate([unpack_points(c, key, dtype) for c in chunks]) if chunks else np.array([], dtype)
-        for key, dtype in (("steps", np.int64), ("values", np.float64), ("timestamps", np.int64))
-    )
-    return steps, values, EPOCH + stamps.astype("timedelta64[us]")
-
-
-def read_file(db, file_id):
-    """A GridFS file's bytes, read in ranges of chunks: nx-27017 answers a query in one message of at most
-    48 MB, so GridFS's own reader fails on larger files there (MongoDB itself has no such limit)."""
-    file = db.fs.files.find_one({"_id": file_id})
-    count = -(-file["length"] // file["chunkSize"])
-    parts = []
-    for first in range(0, count, 64):
-        query = {"files_id": file_id, "n": {"$gte": first, "$lt": first + 64}}
-        parts.extend(chunk["data"] for chunk in db.fs.chunks.find(query).sort("n", pymongo.ASCENDING))
-    return b"".join(parts)
-
-
-def series_arrays(series):
-    """A series' steps, values and timestamps as int64, float64 and datetime64[us] arrays (a live run holds them so
-    already; metrics.json holds lists, with ISO timestamps)."""
-    return (np.asarray(series["steps"], dtype=np.int64), np.asarray(series["values"], dtype=np.float64),
-            np.asarray(series["timestamps"], dtype="datetime64[us]"))
-
-
-def pack_points(steps, values, stamps):
-    """Points as zlib-compressed little-endian int64 steps, float64 values and int64 microsecond timestamps."""
-    arrays = {"steps": steps.astype("<i8"), "values": values.astype("<f8"),
-              "timestamps": (stamps - EPOCH).astype("<i8")}
-    packed = {key: bson.Binary(zlib.compress(array.tobytes(), 1)) for key, array in arrays.items()}
-    return {"encoding": "zlib", **packed}
-
-
-def unpack_points(chunk, key, dtype):
-    """One array of a `metric_points` document (uncompressed in those stored before compression came)."""
-    data = zlib.decompress(chunk[key]) if chunk.get("encoding") == "zlib" else chunk[key]
-    return np.frombuffer(data, dtype)
 
 
 def _datetime(value):

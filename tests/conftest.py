@@ -19,7 +19,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from observers.upload import read_metric
+from runstore.layout import read_metric
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO_ROOT / "experiments" / "cifar.py"
@@ -42,7 +42,7 @@ class LocalMongoServer:
 
     def start(self, timeout_s=20):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "observers.local_server", "--data-dir", str(self.data_dir),
+            [sys.executable, "-m", "localdb.server", "--data-dir", str(self.data_dir),
              "--port", str(self.port), "--quiet"],
             cwd=REPO_ROOT, env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (REPO_ROOT, TrackerCommand, free_port, git, python_env, require_tool, run_experiment,
                       run_tracker, start_board)
-from observers.settings import STORE_DIR, Settings
+from runstore.settings import STORE_DIR, Settings
 from tracker.board import omniboard_uri
 
 TINY_ARGS = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]

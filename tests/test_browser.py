@@ -1,6 +1,6 @@
 """Runs as a researcher sees them in Omniboard (`tracker board`) on the test server, driven in headless Chromium.
 
-On nx-27017 (the embedded store, the default without TEST_MONGO_URL) this checks what observers/nx_adapter.py adapts:
+On nx-27017 (the embedded store, the default without TEST_MONGO_URL) this checks what localdb/nx_adapter.py adapts:
 durations, settings and metric columns (dotted collections), compare, and deleting a run.
 Screenshots go to each test's tmp_path and are copied to .tracker/screenshots/ (git-ignored) for a look afterwards.
 """

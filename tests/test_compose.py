@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT, python_env, require_tool
-from observers.settings import PLACEHOLDER_PASSWORD, load_settings
+from runstore.settings import PLACEHOLDER_PASSWORD, load_settings
 from tracker.board import OMNIBOARD_VERSION
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

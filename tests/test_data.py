@@ -11,7 +11,7 @@ from ingredients.batches import TrainBatches
 from ingredients.cifar.data import (Split, augment_batch, data_ingredient, eval_batches, load_splits, normalize,
                                     read_split)
 from ingredients.cifar.synthetic import CLASSES, IMAGES_PER_FILE, write_synthetic_cifar
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 @pytest.fixture(scope="module")

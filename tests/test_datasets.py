@@ -9,7 +9,7 @@ from ingredients.batches import DatasetBatches, DatasetEvalBatches, TrainBatches
 from ingredients.fingerprint import files_fingerprint, fingerprint
 from ingredients.images.data import ImageFiles
 from ingredients.task import Data, Datasets
-from observers.errors import UserError
+from runstore.errors import UserError
 
 CPU = torch.device("cpu")
 

@@ -16,7 +16,7 @@ import torch
 from conftest import EXPERIMENT, REPO_ROOT, LocalMongoServer, free_port, python_env
 from flood_experiment import output_line
 
-from observers.upload import PLOT_POINTS, TAIL_CHARS, read_file, read_metric
+from runstore.layout import PLOT_POINTS, TAIL_CHARS, read_file, read_metric
 
 FLOOD = REPO_ROOT / "tests" / "flood_experiment.py"
 TRAIN_METRICS = ["train.loss", "train.acc", "lr", "examples_per_s", "time.data_ms", "time.step_ms"]

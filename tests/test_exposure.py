@@ -21,8 +21,8 @@ import pymongo
 import pytest
 
 from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
-from observers.local_server import PID_FILE
-from observers.settings import STORE_DIR, STORE_SOCKET, load_settings, store_url
+from localdb.server import PID_FILE
+from runstore.settings import STORE_DIR, STORE_SOCKET, load_settings, store_url
 from test_browser import browser  # noqa: F401 - the Chromium of the browser tests
 
 OTHER_USER = "tracker-other"  # a second local user, made by the test

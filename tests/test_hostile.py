@@ -16,12 +16,12 @@ import pytest
 from conftest import (COMPUTED_METRICS, REPO_ROOT, git, metric, newest_run, python_env, run_experiment,
                       run_tracker)
 
-from observers.errors import UserError
+from runstore.errors import UserError
 from observers.git_state import MAX_UNTRACKED_FILE_BYTES, uncommitted_changes
-from observers.run_store import StoredRun
-from observers.liveness import STALE_HEARTBEAT_S, death, process_temp_dir
-from observers.local_run import LocalRun
-from observers.settings import load_settings, project_root, redact
+from runstore.run_store import StoredRun
+from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dir
+from runstore.local_run import LocalRun
+from runstore.settings import load_settings, project_root, redact
 
 NONFINITE = REPO_ROOT / "tests" / "nonfinite_experiment.py"
 UNREACHABLE = "mongodb://127.0.0.1:1"

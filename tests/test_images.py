@@ -10,7 +10,7 @@ import pytest
 from conftest import COMPUTED_METRICS, interrupt_at, metric, newest_run, run_experiment, run_tracker
 from PIL import Image
 
-from observers.upload import read_file
+from runstore.layout import read_file
 
 # A short deterministic run on the generated folder with 2 workers; dropout makes resuming depend on the global RNG.
 TINY = ["with", "smoke", "data.num_workers=2", "data.batch_size=32", "model.width=8", "model.dropout=0.1",

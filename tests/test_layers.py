@@ -1,4 +1,5 @@
-"""Imports point down only: experiments -> ingredients -> observers, tracker -> observers; the CLI names no task."""
+"""Imports point down only: experiments -> ingredients -> observers -> runstore, tracker -> all but experiments,
+localdb -> runstore; the CLI names no task."""
 import ast
 import re
 
@@ -7,10 +8,12 @@ from conftest import REPO_ROOT
 
 # What each package may import from this project (besides itself).
 ALLOWED = {
-    "observers": set(),
-    "ingredients": {"observers"},
-    "tracker": {"observers", "ingredients"},
-    "experiments": {"ingredients", "observers"},
+    "runstore": set(),
+    "observers": {"runstore"},
+    "localdb": {"runstore", "observers"},
+    "ingredients": {"observers", "runstore"},
+    "tracker": {"observers", "ingredients", "runstore", "localdb"},
+    "experiments": {"ingredients", "observers", "runstore"},
 }
 
 

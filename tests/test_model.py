@@ -4,7 +4,7 @@ import torch
 
 from experiments.cifar import ex
 from ingredients.cifar.model import ARCHITECTURES, build_model
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

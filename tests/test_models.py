@@ -10,7 +10,7 @@ TEST_ACCURACY = """
 import contextlib, json, sys, torch
 from tracker import load_model
 from tracker.models import run_command
-from observers.run_store import open_run
+from runstore.run_store import open_run
 from ingredients.trainer import evaluate
 
 network = load_model(sys.argv[1])

@@ -1,4 +1,4 @@
-"""The embedded run store (nx-27017 with observers/nx_adapter.py) answers as MongoDB does where runs and Omniboard
+"""The embedded run store (nx-27017 with localdb/nx_adapter.py) answers as MongoDB does where runs and Omniboard
 notice: non-finite floats, dotted collection names, date arithmetic, projections of nested fields."""
 import datetime
 import json

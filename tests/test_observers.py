@@ -5,9 +5,9 @@ import uuid
 import pytest
 from observers.choose import choose_observers
 from observers.durable import DurableMongoObserver
-from observers.settings import Settings, load_settings, project_root, redact
+from runstore.settings import Settings, load_settings, project_root, redact
 from conftest import free_port
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 def settings(url, tmp_path, db="sacred"):

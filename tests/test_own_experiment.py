@@ -9,7 +9,7 @@ from importlib import metadata
 
 from conftest import REPO_ROOT, git, metric, newest_run, python_env, run_tracker
 
-from observers.upload import read_file
+from runstore.layout import read_file
 
 WITHOUT_TRAINER = """
 from observers.track import track

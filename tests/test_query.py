@@ -1,4 +1,4 @@
-"""Finding the best run: `tracker runs`, `tracker compare`, observers.query (DataFrames) and sys.* metrics."""
+"""Finding the best run: `tracker runs`, `tracker compare`, runstore.query (DataFrames) and sys.* metrics."""
 import datetime
 import json
 import re
@@ -10,11 +10,11 @@ import pymongo
 import pytest
 from conftest import COMPUTED_METRICS, REPO_ROOT, metric, python_env, run_experiment, run_tracker
 
-from observers.errors import UserError
-from observers.query import metric_history, runs
+from runstore.errors import UserError
+from runstore.query import metric_history, runs
 from observers.system_metrics import gpu_handles
-from observers.settings import Settings
-from observers.upload import PLOT_POINTS, pack_points, read_metric, series_arrays
+from runstore.settings import Settings
+from runstore.layout import PLOT_POINTS, pack_points, read_metric, series_arrays
 
 LRS = (0.01, 0.05, 0.1)
 TINY = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False",

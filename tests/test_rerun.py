@@ -4,7 +4,7 @@ import json
 import pytest
 from conftest import COMPUTED_METRICS, git, metric, newest_run, run_tracker
 
-from observers.upload import read_file
+from runstore.layout import read_file
 
 
 def run_count(db):

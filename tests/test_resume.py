@@ -16,7 +16,7 @@ from conftest import (COMPUTED_METRICS, EXPERIMENT, REFERENCE_ARGS, interrupt_at
 
 from ingredients.checkpoint import load_checkpoint
 from ingredients.trainer import StopRequests
-from observers.errors import UserError
+from runstore.errors import UserError
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(reference_run, project_repo, workdir, mongo_url):

@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import EXPERIMENT, TrackerCommand, git, metric, run_tracker
 
-from observers.upload import read_file
+from runstore.layout import read_file
 
 # A trial of a few seconds: 20 steps of the smoke model on 1000 generated images.
 TINY = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False"]
@@ -149,8 +149,8 @@ def test_eight_uploads_at_the_same_instant_get_distinct_ids(mongo_url, mongo_db,
 
     import pymongo
 
-    from observers.local_run import LocalRun
-    from observers.upload import RunUploader, UploadState
+    from runstore.local_run import LocalRun
+    from observers.upload import RunUploader, UploadStateNone
 
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     runs = [LocalRun(

@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from observers.database import connect, require_database
-from observers.settings import STORE_DIR, TRACKER_DIR, create_tracker_folder, load_settings, project_root, store_url
-from observers.errors import UserError
+from runstore.database import connect, require_database
+from runstore.settings import STORE_DIR, TRACKER_DIR, create_tracker_folder, load_settings, project_root, store_url
+from runstore.errors import UserError
 from tracker.board_columns import write_first_screen
 from tracker.sync import find_run_dirs, sync_runs
 
 OMNIBOARD_VERSION = "2.16.1"
-INSTALL_DIR = Path(TRACKER_DIR) / "omniboard" / OMNIBOARD_VERSION  # in the project root (observers.settings)
+INSTALL_DIR = Path(TRACKER_DIR) / "omniboard" / OMNIBOARD_VERSION  # in the project root (runstore.settings)
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
 # Runs Omniboard behind the board's safeguards (listening address, login, no cross-site use); see its header.
 GUARD_SCRIPT = Path(__file__).with_name("omniboard.js")
@@ -67,7 +67,7 @@ def require(tool):
 
 
 def installed_in():
-    """INSTALL_DIR in the project root (observers.settings), wherever in the project the command runs."""
+    """INSTALL_DIR in the project root (runstore.settings), wherever in the project the command runs."""
     return project_root() / INSTALL_DIR
 
 
@@ -207,7 +207,7 @@ def start_store(settings):
     port = urlsplit(settings.mongo_url).port or 27017
     listen = [] if settings.mongo_url == project_store_url() else ["--port", str(port)]
     store = subprocess.Popen(
-        [sys.executable, "-m", "observers.local_server", "--data-dir", str(data_dir), *listen, "--quiet"],
+        [sys.executable, "-m", "localdb.server", "--data-dir", str(data_dir), *listen, "--quiet"],
         start_new_session=True,  # a Ctrl-C stops Omniboard first and then the store, which Omniboard was using
     )
     deadline = time.monotonic() + STORE_START_S

@@ -9,7 +9,7 @@ that leaves out.
 import json
 import math
 
-from observers.query import LISTED_FIELDS
+from runstore.query import LISTED_FIELDS
 
 CUSTOM_COLUMNS = "omniboard.custom.columns"
 METRIC_COLUMNS = "omniboard.metric.columns"

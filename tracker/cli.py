@@ -4,7 +4,7 @@ import sys
 
 from tracker import board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep, sync
 from observers import imports_done
-from observers.errors import UserError
+from runstore.errors import UserError
 
 # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
 COMMAND_MODULES = [db, board, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc]

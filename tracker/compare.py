@@ -3,9 +3,9 @@ optionally one metric of each overlaid in a figure."""
 from pathlib import Path
 
 from observers.environment import differences
-from observers.errors import UserError
-from observers.query import by_experiment, differing_keys, differing_keys_within_experiments, metric_history, rows_of
-from observers.run_store import open_run
+from runstore.errors import UserError
+from runstore.query import by_experiment, differing_keys, differing_keys_within_experiments, metric_history, rows_of
+from runstore.run_store import open_run
 from tracker.runs import cell, render_table
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]

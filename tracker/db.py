@@ -1,7 +1,7 @@
 """`tracker db`: a local MongoDB-compatible run store (nx-27017 over SQLite) for machines without docker."""
 from pathlib import Path
 
-from observers.settings import STORE_DIR, STORE_SOCKET, project_root, store_url
+from runstore.settings import STORE_DIR, STORE_SOCKET, project_root, store_url
 
 
 def add_parser(subparsers):
@@ -27,7 +27,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from observers.local_server import serve  # here: only this command needs nx-27017
+    from localdb.server import serve  # here: only this command needs nx-27017
 
     data_dir = args.data_dir or project_root() / STORE_DIR
     try:

@@ -1,9 +1,9 @@
 """`tracker delete RUN [RUN ...]`: removes runs from MongoDB with their metrics, metric points and files."""
-from observers.database import require_database
-from observers.cleanup import NOUNS, delete_run
-from observers.query import stored_time
-from observers.settings import load_settings
-from observers.errors import UserError
+from runstore.database import require_database
+from runstore.cleanup import NOUNS, delete_run
+from runstore.query import stored_time
+from runstore.settings import load_settings
+from runstore.errors import UserError
 from tracker.runs import cell
 
 

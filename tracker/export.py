@@ -3,8 +3,8 @@ import json
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from observers.errors import UserError
-from observers.run_store import open_run
+from runstore.errors import UserError
+from runstore.run_store import open_run
 from tracker.models import WEIGHTS, rebuild
 
 GUIDE = """\

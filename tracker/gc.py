@@ -1,9 +1,9 @@
 """`tracker gc`: removes what deleted runs left behind in MongoDB (metrics, metric points, GridFS files)."""
 import datetime
 
-from observers.database import require_database
-from observers.cleanup import find_orphans, remove_orphans
-from observers.settings import load_settings
+from runstore.database import require_database
+from runstore.cleanup import find_orphans, remove_orphans
+from runstore.settings import load_settings
 
 
 def add_parser(subparsers):

@@ -3,8 +3,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from observers.errors import UserError
-from observers.run_store import open_run
+from runstore.errors import UserError
+from runstore.run_store import open_run
 
 
 def add_parser(subparsers):

@@ -9,9 +9,9 @@ import json
 import statistics
 import sys
 
-from observers.errors import UserError
-from observers.groups import completed, is_number
-from observers.query import higher_is_better
+from runstore.errors import UserError
+from runstore.groups import completed, is_number
+from runstore.query import higher_is_better
 from tracker.runs import render_table
 from tracker.selection import add_selection_arguments, selected
 

@@ -21,9 +21,9 @@ from sacred.config import save_config_file
 from observers.environment import changed_packages
 from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
-from observers.plain_json import dotted_keys, dotted_values
-from observers.settings import tracker_folders
-from observers.errors import UserError
+from runstore.plain_json import dotted_keys, dotted_values
+from runstore.settings import tracker_folders
+from runstore.errors import UserError
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code

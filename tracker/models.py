@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from observers.errors import UserError
-from observers.run_store import open_run
+from runstore.errors import UserError
+from runstore.run_store import open_run
 
 WEIGHTS = {"best": "model_best.pt", "last": "model_last.pt"}  # the trainer's artifacts (ingredients.trainer)
 

@@ -3,7 +3,7 @@
 The file holds plotly's figures with plotly.js inline (no script, style or font from the network, so it opens
 offline and can be mailed or archived with a paper's data): a parallel-coordinates plot of the varied parameters
 and the result, the result against each parameter (log axis for loguniform ones), the learning curves of the best
-runs, the parameters' importance (tracker.importance), the grouped statistics (observers.groups) and every run with
+runs, the parameters' importance (tracker.importance), the grouped statistics (runstore.groups) and every run with
 its status. Failed runs are marked (they have no result); so are pruned ones: a run whose info holds
 `pruned_at_step` (docs/answers.md). --png writes a static summary with matplotlib.
 """
@@ -12,9 +12,9 @@ import json
 import math
 from pathlib import Path
 
-from observers.errors import UserError
-from observers.groups import completed, group_rows, is_number, stat_columns
-from observers.query import higher_is_better, metric_history
+from runstore.errors import UserError
+from runstore.groups import completed, group_rows, is_number, stat_columns
+from runstore.query import higher_is_better, metric_history
 from tracker.importance import importances
 from tracker.runs import cell
 from tracker.selection import add_selection_arguments, selected

@@ -1,8 +1,8 @@
 """`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run; with --seeds N, as
 N new runs with new seeds, so that one run becomes a sample."""
-from observers.run_store import open_run
-from observers.errors import UserError
-from observers.shell import shell_command
+from runstore.run_store import open_run
+from runstore.errors import UserError
+from runstore.shell import shell_command
 from tracker.search_space import new_seeds
 
 

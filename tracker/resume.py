@@ -3,11 +3,11 @@ import tempfile
 from pathlib import Path
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from observers.run_store import open_run
-from observers.errors import UserError
-from observers.liveness import death, describe_alive
+from runstore.run_store import open_run
+from runstore.errors import UserError
+from runstore.liveness import death, describe_alive
 from observers.origin import RESUME_CHECKPOINT_ENV
-from observers.shell import shell_command
+from runstore.shell import shell_command
 from tracker.rerun import add_run_arguments
 
 

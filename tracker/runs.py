@@ -5,9 +5,9 @@ import json
 import re
 import sys
 
-from observers.errors import UserError
-from observers.groups import P_COLUMN, stat_columns
-from observers.query import (BEST, STATS, WHERE_HELP, by_experiment, check_keys, conditions,
+from runstore.errors import UserError
+from runstore.groups import P_COLUMN, stat_columns
+from runstore.query import (BEST, STATS, WHERE_HELP, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
 
 FORMATS = ("table", "csv", "json")
@@ -21,7 +21,7 @@ def add_parser(subparsers):
         description=(
             "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=True): "
             "id, experiment, status, start, duration, result, the config keys that differ between the matching runs "
-            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: observers.query.runs()."
+            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: runstore.query.runs()."
         ),
     )
     # Reads `--sort -result` as a value, not as an unknown option; real options are still matched first.
@@ -85,7 +85,7 @@ def columns_of(shown, matching, metrics):
 
 
 def write_groups(groups, metrics, output_format, out=sys.stdout):
-    """The groups (observers.groups) with their keys, n and statistics; JSON adds each group's run ids."""
+    """The groups (runstore.groups) with their keys, n and statistics; JSON adds each group's run ids."""
     keys = list(groups[0])[:list(groups[0]).index("n")] if groups else []  # a group starts with its keys' values
     columns = [*keys, "n", "not_completed", *stat_columns("result"), *(c for m in metrics for c in stat_columns(m)),
                P_COLUMN]

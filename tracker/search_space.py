@@ -14,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 DISTRIBUTIONS = ("loguniform", "uniform", "intuniform", "choice")
 # A list, or a function call: what a fixed Sacred value never is.

@@ -1,10 +1,10 @@
 """The runs that `tracker importance` and `tracker report` analyse: a sweep's (--sweep ID), or any selection
 (--where, --experiment, --tag), and the parameters they vary."""
-from observers.database import connect
-from observers.errors import UserError
-from observers.groups import is_number
-from observers.query import WHERE_HELP, conditions, differing_keys, list_rows, select
-from observers.settings import load_settings
+from runstore.database import connect
+from runstore.errors import UserError
+from runstore.groups import is_number
+from runstore.query import WHERE_HELP, conditions, differing_keys, list_rows, select
+from runstore.settings import load_settings
 from tracker.search_space import split_arguments
 from tracker.trial import sweep_tag
 

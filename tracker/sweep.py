@@ -19,10 +19,10 @@ from pathlib import Path
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from observers.database import connect
-from observers.errors import UserError
-from observers.settings import create_tracker_folder, load_settings
-from observers.shell import shell_command
+from runstore.database import connect
+from runstore.errors import UserError
+from runstore.settings import create_tracker_folder, load_settings
+from runstore.shell import shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
 from observers.origin import PRUNING_ENV

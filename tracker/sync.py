@@ -1,21 +1,21 @@
 """`tracker sync [PATH ...]`: uploads runs kept in the local file store (runs/) to MongoDB, each exactly once, and
-marks RUNNING runs whose process has died as INTERRUPTED (observers.liveness).
+marks RUNNING runs whose process has died as INTERRUPTED (runstore.liveness).
 
 Exactly once, however many syncs, boards and runs upload at the same time: each folder is uploaded under its upload
-lock (observers.local_run.upload_lock), and the database's unique key on local_copy.key (observers.upload) stores
+lock (runstore.local_run.upload_lock), and the database's unique key on local_copy.key (observers.upload) stores
 one document per run where the lock does not reach (another machine).
 """
 from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from observers.database import require_database
-from observers.errors import UserError
-from observers.liveness import death, describe_alive, remove_temporary_files
-from observers.local_run import LocalRun, UnreadableRun, is_run_dir, upload_lock
-from observers.plain_json import plain_values
-from observers.settings import load_settings
-from observers.shell import shell_command
+from runstore.database import require_database
+from runstore.errors import UserError
+from runstore.liveness import death, describe_alive, remove_temporary_files
+from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, upload_lock
+from runstore.plain_json import plain_values
+from runstore.settings import load_settings
+from runstore.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
 # What can become of a run folder: "incomplete" is uploaded with what it lacks named, and counts as a failure.

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from observers.run_store import newest_run_with_info
+from runstore.run_store import newest_run_with_info
 from tracker.resume import continuation
 
 ERROR_LINES = 5  # lines of a failed trial's traceback shown by the sweep

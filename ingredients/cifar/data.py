@@ -17,7 +17,7 @@ from sacred import Ingredient
 from ingredients.batches import EvalBatches, TrainBatches
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.cifar.synthetic import write_synthetic_cifar
-from observers.errors import UserError
+from runstore.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "synthetic")

@@ -20,7 +20,7 @@ from ingredients.checks import check_bool, check_choice, check_number, check_pos
 from ingredients.cifar.data import augment_batch, normalize
 from ingredients.images.synthetic import write_synthetic_folder
 from ingredients.task import Datasets
-from observers.errors import UserError
+from runstore.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = "data/synthetic-images"  # where the generated folder is written, relative to the project

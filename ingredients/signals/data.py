@@ -11,7 +11,7 @@ from sacred import Ingredient
 
 from ingredients.batches import EvalBatches, TrainBatches
 from ingredients.checks import check_number, check_positive_int
-from observers.errors import UserError
+from runstore.errors import UserError
 
 MIN_FREQUENCY, MAX_FREQUENCY = 1.0, 10.0  # cycles per window: the range of the targets
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}  # fixed: the data does not depend on the run's seed

@@ -5,7 +5,7 @@ import torch.nn as nn
 from sacred import Ingredient
 
 from ingredients.checks import check_positive_int, is_int
-from observers.errors import UserError
+from runstore.errors import UserError
 
 model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
 

@@ -3,13 +3,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from observers.database import connect, require_database
-from observers.local_run import LocalRun, is_run_dir
-from observers.plain_json import plain_values
-from observers.settings import load_settings
-from observers.shell import shell_command
-from observers.upload import read_file
-from observers.errors import UserError
+from runstore.database import connect, require_database
+from runstore.local_run import LocalRun, is_run_dir
+from runstore.plain_json import plain_values
+from runstore.settings import load_settings
+from runstore.shell import shell_command
+from runstore.layout import read_file
+from runstore.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class StoredRun:
     label: str  # names the run in messages: "run 3" or "run runs/3"
     origin: int | str  # names it in a later run's info: the database id, or the folder's absolute path
     doc: dict  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
-    config: dict  # the config, seed included: plain JSON values only (observers.plain_json)
+    config: dict  # the config, seed included: plain JSON values only (runstore.plain_json)
     info: dict  # the run's info: plain JSON values only
     artifact: Callable[[str], bytes | None]  # the content of the latest artifact of a name, or None
     artifact_names: tuple[str, ...] = ()  # the names of its artifacts, in the order they were first added

@@ -97,7 +97,7 @@ class LocalRun:
         return open(replacement or self.dir / name, "rb")
 
     def mark_dead(self, died):
-        """Record that the run's process died (observers.liveness.death): INTERRUPTED at its last heartbeat, and
+        """Record that the run's process died (runstore.liveness.death): INTERRUPTED at its last heartbeat, and
         info.died. Written to its folder, so later reads and syncs see it as ended."""
         self.entry["status"] = "INTERRUPTED"
         self.entry["stop_time"] = self.entry.get("heartbeat") or self.entry["start_time"]

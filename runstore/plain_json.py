@@ -4,7 +4,7 @@ Sacred's own reader (jsonpickle) runs whatever a `py/reduce` or `py/object` tag 
 shared database or run folder could run code on the machine of whoever reruns the run. A config Sacred stores holds
 only JSON values (it turns tuples into lists and numpy numbers into Python numbers), so no tag is ever needed there.
 """
-from observers.errors import UserError
+from runstore.errors import UserError
 
 JSONPICKLE_TAG = "py/"
 

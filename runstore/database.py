@@ -5,7 +5,7 @@ Kept apart from observers.choose, which imports Sacred: the tracker CLI connects
 import pymongo
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 URL_SCHEMES = ("mongodb://", "mongodb+srv://")
 # Sacred waits 30 s for an unreachable server and then fails the run; we decide within this.

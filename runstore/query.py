@@ -1,6 +1,6 @@
 """Recorded runs as rows, for `tracker runs`, `tracker compare` and notebooks:
 
-    from observers.query import runs, metric_history
+    from runstore.query import runs, metric_history
     table = runs(where=["config.lr>=0.01", "status=COMPLETED"], sort="-result")   # a pandas DataFrame
     history = metric_history(table.id[0], "val.acc")                              # step, value, timestamp
 
@@ -23,13 +23,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from observers.database import connect, require_database
-from observers.errors import UserError
-from observers.local_run import LocalRun, UnreadableRun, is_run_dir
-from observers.origin import PRUNED_TAG
-from observers.run_store import open_run
-from observers.settings import load_settings
-from observers.upload import read_metric, summarize
+from runstore.database import connect, require_database
+from runstore.errors import UserError
+from runstore.local_run import LocalRun, UnreadableRun, is_run_dir
+from runstore.layout import PRUNED_TAG
+from runstore.run_store import open_run
+from runstore.settings import load_settings
+from runstore.layout import read_metric, summarize
 
 STATS = ("first", "last", "min", "max", "argmax")
 RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
@@ -101,7 +101,7 @@ def runs(where=(), experiment=None, tag=None, since=None, sort="-start", limit=N
 def groups(by=None, where=(), experiment=None, tag=None, since=None, metrics=(), settings=None):
     """A pandas DataFrame with one row per group of the matching runs with equal values of `by` (a list of keys such as
     "config.lr"; None: every config key except the seed), best group first: n, the mean, standard deviation and 95 %
-    confidence interval of the result and of each of `metrics` (e.g. "val.loss.min"), and p_vs_best (observers.groups).
+    confidence interval of the result and of each of `metrics` (e.g. "val.loss.min"), and p_vs_best (runstore.groups).
     """
     import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
 
@@ -110,8 +110,8 @@ def groups(by=None, where=(), experiment=None, tag=None, since=None, metrics=(),
 
 
 def group_selection(rows, wanted, by, metrics):
-    """The groups (observers.groups.group_rows) of the rows meeting `wanted`; UserError for an unknown key."""
-    from observers.groups import group_rows
+    """The groups (runstore.groups.group_rows) of the rows meeting `wanted`; UserError for an unknown key."""
+    from runstore.groups import group_rows
 
     check_keys(rows, by or [], "--group-by")
     check_keys(rows, metrics, "--metrics")

@@ -1,7 +1,7 @@
 """Runs nx-27017, a MongoDB wire-protocol server over SQLite, as a local run store without docker.
 
 nx-27017 has no logins, so the store is kept private by the file system: its data folder is made owner-only, and it
-listens on a Unix socket in that folder (observers.settings.store_url), which only its user can open. With a TCP port
+listens on a Unix socket in that folder (runstore.settings.store_url), which only its user can open. With a TCP port
 instead, every user of the machine can connect to 127.0.0.1.
 
 One server per data folder: the server holds a lock on the folder's pid file while it serves, and the lock goes
@@ -21,9 +21,10 @@ import nx_27017.daemon
 import nx_27017.server
 from nx_27017.nx_27017 import main as nx_main
 
-from observers import imports_done, nx_adapter
-from observers.errors import UserError
-from observers.settings import STORE_SOCKET, create_tracker_folder, store_url
+from localdb import nx_adapter
+from observers import imports_done
+from runstore.errors import UserError
+from runstore.settings import STORE_SOCKET, create_tracker_folder, store_url
 
 HOST = "127.0.0.1"  # with a TCP port: this machine only
 PID_FILE = "server.pid"  # in the data folder; locked while a server serves the folder

@@ -1,6 +1,6 @@
 """Runs that differ only in their seed as one group, with the statistics a paper reports of a result.
 
-`tracker runs --group-by KEYS` shows them and observers.query.groups() returns them as a DataFrame. A group holds the
+`tracker runs --group-by KEYS` shows them and runstore.query.groups() returns them as a DataFrame. A group holds the
 runs with equal values of KEYS (every config key except `seed` when KEYS is not given); its statistics are over its
 COMPLETED runs with a numeric result:
 
@@ -20,7 +20,7 @@ against scipy.stats.
 import json
 import math
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 P_COLUMN = "p_vs_best"
 TOO_SMALL = "n too small"
@@ -31,7 +31,7 @@ def stat_columns(name):
 
 
 def group_rows(rows, keys, metrics=()):
-    """One dict per group of `rows` (run rows of observers.query) with equal values of `keys`, best first:
+    """One dict per group of `rows` (run rows of runstore.query) with equal values of `keys`, best first:
     the keys' values, n, not_completed, the statistics of the result and of each of `metrics`, p_vs_best and the
     runs' ids."""
     higher = _direction(rows)
@@ -47,7 +47,7 @@ def group_rows(rows, keys, metrics=()):
 
 
 def _direction(rows):
-    from observers.query import higher_is_better, mixed_directions
+    from runstore.query import higher_is_better, mixed_directions
 
     note = mixed_directions(rows)
     if note:

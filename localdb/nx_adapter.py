@@ -38,7 +38,7 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    delete reads only a plain `_id` or `files_id` and keeps the files. Such a delete becomes one per id.
 10. Projected finds. neosqlite decodes each whole document in Python and then projects it, so listing 10,000 runs
    with `tracker runs` took ~5 s, most of it in their captured output. A find with an empty filter and a plain
-   inclusion projection (what observers.query sends) is answered from SQLite's JSON text of the projected values
+   inclusion projection (what runstore.query sends) is answered from SQLite's JSON text of the projected values
    (the top-level field, projected in Python, where a parent is not an object), parsed with orjson; a field
    holding null is then left out, as if missing. On `runs`, that text is read from an index of exactly those
    expressions, which SQLite keeps up to date on every write, so a listing parses no run document. The index is
@@ -92,7 +92,7 @@ from nx_27017.handler import NeoSQLiteHandler
 DOT_ESCAPE = "_dot_"
 # Adaptation 10: the command keys of a find it answers, and the field paths it puts into SQL.
 _PLAIN_FIND_KEYS = {"find", "filter", "projection", "batchSize", "$db", "lsid", "$clusterTime", "$readPreference"}
-# Adaptation 10: the collection whose projected finds are answered from an index (what observers.query lists).
+# Adaptation 10: the collection whose projected finds are answered from an index (what runstore.query lists).
 LISTED_COLLECTION = "runs"
 # Adaptation 10: who reads the listing index; each kind keeps one index of the columns it last asked for.
 LISTING_KINDS = ("find", "page")
@@ -708,7 +708,7 @@ def _path_columns(paths, nested):
 def _listing_index(connection, table, columns, kind):
     """The name of the index that holds `columns` of every row of `table`, created first if need be. Reading it
     skips parsing each whole document (captured output and all); SQLite keeps it up to date on every write. One
-    per table and `kind` (finds, as observers.query lists; aggregations, as Omniboard's runs page): an index of the
+    per table and `kind` (finds, as runstore.query lists; aggregations, as Omniboard's runs page): an index of the
     same kind for other columns is dropped, so writes never maintain more than two."""
     name = f"tracker_listing_{kind}_" + hashlib.sha1(repr(columns).encode()).hexdigest()[:12]
     existing = [row[0] for row in connection.execute(

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from dotenv import dotenv_values
 
-from observers.errors import UserError
+from runstore.errors import UserError
 
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"

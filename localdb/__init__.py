@@ -1,0 +1,1 @@
+"""`tracker db`: the embedded MongoDB-compatible server (nx-27017 on SQLite), for machines without MongoDB."""
