@@ -52,6 +52,13 @@ def read_metric(db, run_id, name):
     return steps, values, EPOCH + stamps.astype("timedelta64[us]")
 
 
+def read_plotted(db, metric_id):
+    """The points of a metric that Omniboard plots, from its `metrics` document (`metric_id`: its id, as a run's
+    info.metrics lists it): steps, values and timestamps as stored; empty lists when there is no such document."""
+    doc = db.metrics.find_one({"_id": bson.ObjectId(metric_id)}) if bson.ObjectId.is_valid(metric_id) else None
+    return tuple(doc.get(key, []) if doc else [] for key in ("steps", "values", "timestamps"))
+
+
 def read_file(db, file_id):
     """A GridFS file's bytes, read in ranges of chunks: nx-27017 answers a query in one message of at most
     48 MB, so GridFS's own reader fails on larger files there (MongoDB itself has no such limit)."""

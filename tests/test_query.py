@@ -11,7 +11,7 @@ import pytest
 from conftest import COMPUTED_METRICS, REPO_ROOT, metric, python_env, run_experiment, run_tracker
 
 from runstore.errors import UserError
-from runstore.query import metric_history, runs
+from runstore.query import metric_history, plotted_metric, runs
 from observers.system_metrics import gpu_handles
 from runstore.settings import Settings
 from runstore.layout import PLOT_POINTS, pack_points, read_metric, series_arrays
@@ -140,6 +140,27 @@ def test_metric_history_reads_every_point_beyond_the_plotted_document(mongo_db, 
     assert list(history.columns) == ["step", "value", "timestamp"]
     with pytest.raises(UserError, match="run 1 has no metric 'los'; did you mean loss"):
         metric_history(1, "los", settings=settings_for(mongo_url, db_name, tmp_path / "runs"))
+
+
+def test_plotted_metric_reads_the_plotted_document_by_the_id_the_run_lists(mongo_db, mongo_url, db_name, tmp_path):
+    """The report's curves: the `metrics` document that Omniboard plots (here a sample of a longer series), found by
+    the id in the run's info.metrics; not the points in `metric_points`."""
+    from bson import ObjectId
+
+    metric_id = ObjectId()
+    mongo_db.runs.insert_one({"_id": 1, "experiment": {"name": "long"}, "status": "COMPLETED", "config": {},
+                              "info": {"metrics": [{"name": "loss", "id": str(metric_id)}]}})
+    mongo_db.metrics.insert_one({"_id": metric_id, "run_id": 1, "name": "loss", "steps": [0, 50, 99],
+                                 "values": [1.0, 0.5, 0.25], "timestamps": [datetime.datetime(2026, 11, 1)] * 3})
+    every = {"steps": list(range(100)), "values": [1.0] * 100,
+             "timestamps": [datetime.datetime(2026, 11, 1).isoformat()] * 100}
+    mongo_db.metric_points.insert_one({"run_id": 1, "name": "loss", "chunk": 0, "points": 100,
+                                       **pack_points(*series_arrays(every))})
+    settings = settings_for(mongo_url, db_name, tmp_path / "runs")
+
+    assert plotted_metric(1, "loss", settings=settings) == ([0, 50, 99], [1.0, 0.5, 0.25])
+    with pytest.raises(UserError, match="run 1 has no metric 'los'; did you mean loss"):
+        plotted_metric(1, "los", settings=settings)
 
 
 def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runstore.errors import UserError
 from runstore.groups import completed, group_rows, is_number, stat_columns
-from runstore.query import higher_is_better, metric_history
+from runstore.query import higher_is_better, plotted_metric
 from tracker.importance import importances
 from tracker.runs import cell
 from tracker.selection import add_selection_arguments, selected
@@ -81,8 +81,9 @@ def gather(rows, parameters, log_keys, top, title):
 
 
 def _curve(row):
+    """(steps, values) of `row`'s score metric, or None."""
     try:
-        return metric_history(row["id"], row["result_metric"])
+        return plotted_metric(row["id"], row["result_metric"])
     except UserError:
         return None  # a run that logged no score metric: it has no curve
 
@@ -107,7 +108,7 @@ def figures(content):
         shown.append((f"Result against {key}", _result_against(content, key, result_label)))
     if content["curves"]:
         metric = content["curves"][0][0]["result_metric"]
-        traces = [{"type": "scatter", "x": curve["step"].tolist(), "y": curve["value"].tolist(),
+        traces = [{"type": "scatter", "x": curve[0], "y": curve[1],
                    "mode": "lines+markers", "name": f"run {row['id']} ({row['result']:.4g})"}
                   for row, curve in content["curves"] if curve is not None]
         shown.append((f"Learning curves ({metric}) of the {len(content['curves'])} best runs",
@@ -249,7 +250,7 @@ def png_summary(content):
     if content["curves"]:
         for row, curve in content["curves"]:
             if curve is not None:
-                axes[panel].plot(curve["step"], curve["value"], label=f"run {row['id']}")
+                axes[panel].plot(*curve, label=f"run {row['id']}")
         axes[panel].set(xlabel="step", ylabel=content["curves"][0][0]["result_metric"], title="best runs")
         axes[panel].legend(fontsize="small")
         panel += 1
