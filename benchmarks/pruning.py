@@ -29,15 +29,18 @@ def sweep(prune, args, env, folder):
                "with", "smoke", f"trainer.steps={args.steps}", f"trainer.val_every={args.steps // 5}",
                "data.limit=2000", "trainer.progress=False", "lr=loguniform(1e-5,0.5)"]
     started = time.monotonic()
-    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=True)
+    # Its exit status is the number of failed trials (a large lr may diverge): those count with the steps they ran.
+    result = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - started
     print(f"{'with' if prune else 'without'} pruning: {seconds:.0f} s", file=sys.stderr, flush=True)
-    sweep_id = int(re.search(r"^sweep (\d+): ", result.stdout, re.M).group(1))
+    found = re.search(r"^sweep (\d+): ", result.stdout, re.M)
+    if found is None:
+        raise SystemExit(f"the sweep did not start:\n{result.stdout}{result.stderr}")
     db = pymongo.MongoClient(env["MONGO_URL"])[env["SACRED_DB"]]
-    runs = list(db.runs.find({"info.sweep.id": sweep_id}))
-    steps = sum(max(metric(db, run["_id"], "train.loss")) for run in runs)
+    runs = list(db.runs.find({"info.sweep.id": int(found.group(1))}))
+    steps = sum(max(metric(db, run["_id"], "train.loss"), default=0) for run in runs)
     pruned = sum("pruned_at_step" in run["info"] for run in runs)
-    best = max(run["result"] for run in runs if "pruned_at_step" not in run["info"])
+    best = max(run["result"] for run in runs if run["status"] == "COMPLETED" and "pruned_at_step" not in run["info"])
     return steps, best, pruned, seconds
 
 
