@@ -1,6 +1,6 @@
 """README.md is a guide of at most 300 lines whose links all lead somewhere, and its commands run as written.
 
-The README's other commands run in the tests of their commands; docs/tests.md says which."""
+The README's other commands run in the tests of their commands; docs/testing.md says which."""
 import re
 import shlex
 
