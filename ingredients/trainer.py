@@ -6,6 +6,8 @@ checkpoint (model, optimizer, RNG and data position; the schedule is a function 
 and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
 continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
+Under torchrun it trains with DistributedDataParallel (ingredients/distributed.py, docs/ddp.md): rank 0 records the
+run, each rank trains on its share of every batch, and the logged metrics are those of the global batch.
 """
 import contextlib
 import copy
@@ -23,14 +25,17 @@ import torch
 from sacred import Ingredient
 from tqdm import tqdm
 
+from ingredients.batches import check_shareable
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
+from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
+from ingredients.distributed import Distributed
 from ingredients.fingerprint import fingerprint
 from ingredients.pruning import report_score
 from ingredients.sgd import SGD
 from ingredients.task import Datasets
 from runstore.errors import UserError
 from observers.origin import RESUME_CHECKPOINT_ENV
+from observers.process_rank import world_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant", "triangle")
@@ -92,6 +97,9 @@ def validate(config, command_name, logger):
         raise UserError("trainer.device='cuda' but no CUDA device is available; use with trainer.device=auto")
     if cfg["precision"] == "fp16" and resolve_device(cfg["device"]).type != "cuda":
         raise UserError("trainer.precision='fp16' needs a CUDA device; use with trainer.precision=bf16 on the CPU")
+    batch_size = config.get("data", {}).get("batch_size")
+    if is_int(batch_size) and batch_size > 0:  # checked before the run starts; the batches check it again
+        check_shareable(batch_size, world_size())
     return {}
 
 
@@ -160,11 +168,11 @@ def format_duration(seconds):
 
 
 @torch.no_grad()
-def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast):
+def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_sums=None):
     """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute().
 
     `predict(model, inputs)` gives the outputs (Task.predict), `prepare(inputs)` sets the inputs' memory format
-    and `autocast()` the precision.
+    and `autocast()` the precision; `add_sums(metrics)` adds the other ranks' sums (Distributed.add_sums).
     """
     model.eval()
     for inputs, targets in batches:
@@ -173,6 +181,8 @@ def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast):
             loss = loss_fn(outputs, targets)
         metrics.update(outputs, targets, loss)
     model.train()
+    if add_sums is not None:
+        add_sums(metrics)
     return metrics.compute()
 
 
@@ -186,16 +196,19 @@ class Trainer:
 
     def __init__(self, run, task, lr, seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
                  device, progress, stop_on_nan, ema_decay=None, ema_every=5, lookahead=False, precision="fp32",
-                 channels_last=False, compile=False):
+                 channels_last=False, compile=False, distributed=None):
         self.run, self.task = run, task
         self.device = device
+        self.distributed = distributed or Distributed(device)
         self.progress, self.stop_on_nan = progress, stop_on_nan
         self.val_every, self.log_every = val_every, log_every
         self.print_every, self.checkpoint_every = print_every, checkpoint_every
         self.ema_decay, self.ema_every, self.lookahead = ema_decay, ema_every, lookahead
         data = task.create_data(device=device, seed=seed)
-        run.info["data"] = fingerprint(data)
+        if self.distributed.is_main:
+            run.info.update(data=fingerprint(data), world_size=self.distributed.world_size)
         self.data = data.batches(device, seed) if isinstance(data, Datasets) else data
+        self.distributed.shard(self.data)
         self.batches = self.data.train
         self.channels_last = channels_last
         self.model = task.create_model().to(device)
@@ -203,8 +216,12 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The weight average, which evaluation, saved models and checkpoints use; without one, the model itself.
         self.averaged = copy.deepcopy(self.model) if ema_decay is not None else self.model
-        self.forward = torch.compile(self.model) if compile else self.model
+        # DDP averages the gradients; evaluation, whose shares of a split differ by a batch, uses the module itself.
+        training = self.distributed.wrap(self.model)
+        self.forward = torch.compile(training) if compile else training
         self.eval_forward = self.forward
+        if training is not self.model:
+            self.eval_forward = torch.compile(self.model) if compile else self.model
         if self.averaged is not self.model:
             self.eval_forward = torch.compile(self.averaged) if compile else self.averaged
         self.autocast_dtype = PRECISIONS[precision]
@@ -256,14 +273,19 @@ class Trainer:
                     paused = time.perf_counter()
                     if self.step % self.val_every == 0 or self.step == self.total_steps:
                         score = self.validate(bar.write)
-                        pruned = self.step < self.total_steps and report_score(self.run, self.step, score)
-                    stopping = stop.signal_name is not None and self.step < self.total_steps
+                        pruned = (self.step < self.total_steps and self.distributed.is_main
+                                  and report_score(self.run, self.step, score))
+                    # A signal to any rank, or rank 0's pruning, stops every rank at this step.
+                    signalled, pruned = self.distributed.any_rank(stop.signal_name is not None, pruned)
+                    stopping = signalled and self.step < self.total_steps
                     if self.step % self.checkpoint_every == 0 or stopping:
                         self.save_checkpoint(window)
                     window["started"] += time.perf_counter() - paused  # validation and checkpoints are not training
                     if stopping:
-                        bar.write(f"Stopped by {stop.signal_name} at step {self.step}/{self.total_steps}; "
-                                  f"saved {CHECKPOINT}, so 'tracker resume' can continue this run")
+                        bar.write(f"Stopped by {stop.signal_name or 'a signal to another rank'} at step "
+                                  f"{self.step}/{self.total_steps}; saved {CHECKPOINT}, so 'tracker resume' can "
+                                  f"continue this run")
+                        self.distributed.leave_together()
                         raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
                     if pruned:
                         bar.write(f"Pruned by the sweep's Optuna study at step {self.step}/{self.total_steps}")
@@ -314,8 +336,9 @@ class Trainer:
             self.model.load_state_dict(self.averaged.state_dict())
 
     def evaluate(self, batches):
+        self.distributed.broadcast_buffers(self.averaged)
         return evaluate(self.eval_forward, batches, self.loss_fn, self.task.create_metrics(), self.task.predict,
-                        self.prepare, self.autocast)
+                        self.prepare, self.autocast, self.distributed.add_sums)
 
     def check_finite(self, loss):
         if self.stop_on_nan and not math.isfinite(loss):
@@ -332,11 +355,13 @@ class Trainer:
         steps = window["steps"]
         seconds = time.perf_counter() - window["started"]
         self.train_seconds += seconds
-        self.examples_seen += window["examples"]
+        self.distributed.add_sums(window["metrics"])  # the global batch's metrics
+        examples = self.distributed.add(window["examples"])
+        self.examples_seen += examples
         stats = {f"train.{name}": value for name, value in floats(window["metrics"].compute()).items()}
         stats.update({
             "lr": lr,
-            "examples_per_s": window["examples"] / seconds,
+            "examples_per_s": examples / seconds,
             "time.data_ms": 1000 * window["data_s"] / steps,
             "time.step_ms": 1000 * (seconds - window["data_s"]) / steps,
         })
@@ -378,14 +403,31 @@ class Trainer:
 
     # ---- files ------------------------------------------------------------------------------
     def add_artifact(self, name, write):
-        """Write a file with `write(path)` into the run's folder and attach it to the run."""
+        """Write a file with `write(path)` into the run's folder and attach it to the run (on rank 0 only)."""
+        if not self.distributed.is_main:
+            return
         path = self.workdir / name
         write(path)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.run.add_artifact(str(path), name=name, content_type=content_type)
 
+    def rank_state(self, window):
+        """What differs between ranks: the random numbers and the metrics window since the last report."""
+        return {
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "data_rng": self.batches.rng_state(),
+            "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
+                       "examples": window["examples"]},
+        }
+
     def save_checkpoint(self, window):
-        """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True)."""
+        """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True).
+
+        Rank 0 writes it, with every other rank's rank_state in `other_ranks`."""
+        ranks = self.distributed.gather(self.rank_state(window))
+        if not self.distributed.is_main:
+            return
         state = {
             "model": self.model.state_dict(),
             "averaged_model": self.averaged.state_dict() if self.ema_decay is not None else None,
@@ -398,11 +440,9 @@ class Trainer:
             "best_step": self.best_step,
             "best_model": self.best_state,
             "best_metrics": self.best_metrics,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "data_rng": self.batches.rng_state(),
-            "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
-                       "examples": window["examples"]},
+            **ranks[0],
+            "world_size": self.distributed.world_size,
+            "other_ranks": ranks[1:],
             "train_seconds": self.train_seconds,
             "examples_seen": self.examples_seen,
         }
@@ -410,6 +450,10 @@ class Trainer:
 
     def restore(self, state):
         """Continue from a `save_checkpoint` state; return the metrics window to go on with."""
+        written_by, world_size = state.get("world_size", 1), self.distributed.world_size
+        if written_by != world_size:
+            raise UserError(f"{CHECKPOINT} was written by {written_by} processes and this run has {world_size}; "
+                            f"resume it with as many, e.g. with torchrun --nproc_per_node={written_by}")
         self.model.load_state_dict(state["model"])
         if self.ema_decay is not None:
             if state.get("averaged_model") is None:
@@ -422,14 +466,15 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         self.best_state, self.best_metrics = state["best_model"], state["best_metrics"]
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.batches.set_rng_state(state["data_rng"])
+        own = state if self.distributed.is_main else state["other_ranks"][self.distributed.rank - 1]
+        torch.set_rng_state(own["torch_rng"])
+        if self.device.type == "cuda" and own["cuda_rng"]:
+            torch.cuda.set_rng_state_all(own["cuda_rng"])
+        self.batches.set_rng_state(own["data_rng"])
         self.train_seconds, self.examples_seen = state["train_seconds"], state["examples_seen"]
         window = self.new_window()
-        window["metrics"].load_state_dict(state["window"]["metrics"], self.device)
-        window.update(steps=state["window"]["steps"], examples=state["window"]["examples"])
+        window["metrics"].load_state_dict(own["window"]["metrics"], self.device)
+        window.update(steps=own["window"]["steps"], examples=own["window"]["examples"])
         return window
 
     def finish(self):
@@ -464,14 +509,16 @@ def train(task, lr, _run, _seed, epochs, steps, val_every, log_every, print_ever
     set_determinism(deterministic)
     # What the run's result is, for `tracker runs --sort best`, `--group-by`, `sweep` and `report` (docs/answers.md).
     _run.info.update(higher_is_better=task.higher_is_better, result_metric=f"val.{task.score}")
-    trainer = Trainer(_run, task, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
-                      resolve_device(device), progress, stop_on_nan, ema_decay, ema_every, lookahead, precision,
-                      channels_last, compile)
-    resume_from = os.environ.get(RESUME_CHECKPOINT_ENV)
+    distributed = Distributed(resolve_device(device))
+    trainer = Trainer(_run, task, lr, distributed.shared_seed(_seed), epochs, steps, val_every, log_every, print_every,
+                      checkpoint_every, distributed.device, progress and distributed.is_main, stop_on_nan, ema_decay,
+                      ema_every, lookahead, precision, channels_last, compile, distributed)
+    # Rank 0 reads the checkpoint and hands it to the others.
+    resume_from = distributed.broadcast(os.environ.get(RESUME_CHECKPOINT_ENV))
     try:
         if resume_from is None:
             return trainer.fit()
-        state = load_checkpoint(resume_from)
+        state = distributed.broadcast(load_checkpoint(resume_from) if distributed.is_main else None)
         print(f"Resuming after step {state['step']}/{trainer.total_steps}")
         return trainer.fit(trainer.restore(state))
     finally:  # the observers copied or uploaded each artifact when it was added

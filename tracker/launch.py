@@ -58,7 +58,16 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, a
             arguments = [str(config_file), *updates]
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
             child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
-            return run_in_foreground([sys.executable, str(code_dir / script), "with", *arguments], child_env)
+            command = [*python_launcher(stored.info.get("world_size", 1)), str(code_dir / script), "with", *arguments]
+            return run_in_foreground(command, child_env)
+
+
+def python_launcher(world_size):
+    """How to start a script: Python, or for a run trained by several processes (DDP), torchrun on this machine
+    with as many, which a resumed run's checkpoint needs."""
+    if world_size == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}"]
 
 
 def warn_of_changed_packages(stored):

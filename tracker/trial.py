@@ -5,6 +5,9 @@ its info records the sweep (id, trial number, swept parameters) and its tags the
 trial's newest run was interrupted with a checkpoint (Ctrl-C, SLURM preemption or time limit), the job continues it
 from there, as `tracker resume` does. On SLURM, submitit calls `checkpoint` on the warning signal before a time
 limit or preemption: the experiment stores its checkpoint, and submitit requeues this job, which then continues it.
+A job of several tasks (--slurm tasks_per_node=N) trains the trial with DistributedDataParallel: each task gets
+torchrun's environment from submitit and runs the experiment as one rank; task 0's rank records the run, reads the
+checkpoint it continues from and hands it to the others (ingredients.distributed), so only task 0 keeps the books.
 """
 import os
 import signal
@@ -45,7 +48,14 @@ class Trial:
         # `tracker` commands do without.
         from tracker.launch import experiment_env, run_in_foreground
 
+        import submitit
+
         os.chdir(self.cwd)
+        task = submitit.JobEnvironment()
+        if task.num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+            if task.global_rank > 0:
+                return self.run_another_rank()
         info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
                 "tags": [sweep_tag(self.sweep)]}
         updates, env = list(self.updates), dict(self.env or {})
@@ -68,6 +78,17 @@ class Trial:
         latest = self.newest_run()
         started = latest is not None and (previous is None or latest.origin != previous.origin)
         return outcome(latest if started else None, returncode)
+
+    def run_another_rank(self):
+        """Train as one of the ranks above 0, which record nothing; returns None (task 0 returns the outcome)."""
+        from tracker.launch import experiment_env, run_in_foreground
+
+        previous = self.newest_run()
+        if Path(self.stop_file).exists() or (previous is not None and previous.doc.get("status") == "COMPLETED"):
+            return None  # task 0 does not start the experiment either
+        run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env({}, self.env),
+                          started=self.started, ignored_signals=(signal.SIGUSR2,))
+        return None
 
     def started(self, process):
         self.process = process
