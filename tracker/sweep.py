@@ -405,7 +405,7 @@ class Sweep:
         number = self.running.pop(job)
         trial = self.trials[number]
         try:
-            outcome = job.result()
+            outcome = job.results()[0]  # a trial of several tasks (DDP): task 0's rank records the run
         except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
             lines = str(error).strip().splitlines()
             outcome = {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
