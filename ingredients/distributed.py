@@ -35,6 +35,7 @@ class Distributed:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(dist.destroy_process_group)
         self.control = dist.new_group(backend="gloo") if device.type == "cuda" else dist.group.WORLD
 
     @property
@@ -112,7 +113,8 @@ class Distributed:
         return gathered
 
     def leave_together(self):
-        """Exit only once every rank is exiting: after a stop, rank 0 records the run as INTERRUPTED after the
-        others are done, and torchrun ends every process as soon as one exits with a failure."""
+        """Exit only once every rank is exiting; for an end that every rank reaches at the same step (a stop, a
+        NaN loss), after which rank 0 still records the run: torchrun ends every process as soon as one exits
+        with a failure."""
         if self.world_size > 1:
-            atexit.register(dist.barrier, group=self.control)
+            atexit.register(dist.barrier, group=self.control)  # runs before destroy_process_group

@@ -342,6 +342,7 @@ class Trainer:
 
     def check_finite(self, loss):
         if self.stop_on_nan and not math.isfinite(loss):
+            self.distributed.leave_together()  # every rank logged the same loss
             raise UserError(f"loss is {loss} at step {self.step}; try a lower lr "
                             f"(or with trainer.stop_on_nan=False to keep training)")
 
