@@ -44,11 +44,11 @@ class Trial:
 
     def __call__(self):
         """Run (or continue) the trial; returns its outcome: run, status, result, error."""
+        import submitit
+
         # Imported here, in the job: GitPython cannot even be imported without a git executable, which the other
         # `tracker` commands do without.
         from tracker.launch import experiment_env, run_in_foreground
-
-        import submitit
 
         os.chdir(self.cwd)
         task = submitit.JobEnvironment()
