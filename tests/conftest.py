@@ -19,6 +19,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
+from observers.upload import highest_id
 from runstore.layout import read_metric
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -262,7 +263,7 @@ def smoke_run(tmp_path_factory, mongo_url, workdir):
     result = run_experiment(["with", "smoke", "lr=0.01", "-c", "smoke test"], workdir, mongo_url, db_name)
     assert result.returncode == 0, result.stdout + result.stderr
     client = pymongo.MongoClient(mongo_url)
-    run = client[db_name].runs.find_one(sort=[("_id", -1)])
+    run = newest_run(client[db_name])
     yield {"db": client[db_name], "run": run, "process": result, "db_name": db_name}
     client.drop_database(db_name)
     client.close()
@@ -284,7 +285,7 @@ def reference_run(project_repo, mongo_url, workdir):
     result = run_experiment(REFERENCE_ARGS, workdir, mongo_url, db_name, project=project_repo)
     assert result.returncode == 0, result.stdout + result.stderr
     client = pymongo.MongoClient(mongo_url)
-    yield {"db": client[db_name], "db_name": db_name, "run": client[db_name].runs.find_one(sort=[("_id", -1)])}
+    yield {"db": client[db_name], "db_name": db_name, "run": newest_run(client[db_name])}
     client.drop_database(db_name)
     client.close()
 
@@ -294,7 +295,8 @@ COMPUTED_METRICS = ("train.loss", "train.acc", "lr", "val.loss", "val.acc", "tes
 
 
 def newest_run(db):
-    return db.runs.find_one(sort=[("_id", -1)])
+    """The run with the highest id; not a sort on `_id`, which nx-27017 sorts as text (run 9 after run 10)."""
+    return db.runs.find_one({"_id": highest_id(db.runs)})
 
 
 @pytest.fixture(scope="session")
