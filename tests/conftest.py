@@ -141,6 +141,9 @@ def python_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "SACRED_DB", "RUNS_DIR")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
+    # One torch thread per process: tests run several at once on few cores (a run and its DataLoader workers, the
+    # database server, sweep trials side by side), and torch's threads would wait for each other at every operation.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -15,9 +15,10 @@ from conftest import EXPERIMENT, REPO_ROOT, python_env, run_experiment, run_trac
 from test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR
 
 QUADRATIC = REPO_ROOT / "tests" / "quadratic_experiment.py"
-# The issue's sweep, on the smoke model with 40 steps on 1000 generated images.
+# The issue's sweep, on the smoke model with 40 steps on 1000 generated images; two trials at a time, as each
+# spends most of its time starting up on one core.
 SEEDED_SWEEP = ["sweep", str(EXPERIMENT), "with", "smoke", "trainer.steps=40", "trainer.val_every=20",
-                "data.limit=1000", "trainer.progress=False", "lr=[0.01,0.2]", "--seeds", "3"]
+                "data.limit=1000", "trainer.progress=False", "lr=[0.01,0.2]", "--seeds", "3", "--parallel", "2"]
 
 
 def sweep_id_of(output):
@@ -45,8 +46,9 @@ def seeded_sweep(database, mongo_url, workdir):
 def quadratic_sweep(database, mongo_url, workdir):
     """A random sweep of the quadratic experiment's lr and of `unused`, which training ignores; then one run that
     diverges (FAILED), tagged as the sweep's."""
-    result = run_tracker(["sweep", "--random", "10", str(QUADRATIC), "with", "lr=loguniform(1e-3,0.4)",
-                          "unused=uniform(0,1)"], workdir, mongo_url, database.name, timeout=900)
+    result = run_tracker(["sweep", "--random", "10", "--parallel", "2", str(QUADRATIC), "with",
+                          "lr=loguniform(1e-3,0.4)", "unused=uniform(0,1)"], workdir, mongo_url, database.name,
+                         timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     sweep_id = sweep_id_of(result.stdout)
     tagged = json.dumps({"tags": [f"sweep-{sweep_id}"]})  # as the sweep's trials are tagged (tracker.trial)
