@@ -99,7 +99,8 @@ class TrainerConfig:
 
     @classmethod
     def of(cls, values):
-        """The TrainerConfig of the ingredient's config `values` (Sacred itself refuses keys that are no option)."""
+        """The TrainerConfig of the ingredient's config `values`, without its keys that are no option: a config hook
+        sees the keys given on the command line before Sacred refuses the unknown ones."""
         return cls(**{option.name: values[option.name] for option in fields(cls)})
 
     def __post_init__(self):
@@ -492,7 +493,7 @@ def train(task, lr, _run, _seed, _config):
     The trainer's options are this ingredient's config, as a TrainerConfig. A run given `--resume=CHECKPOINT` (as
     `tracker resume` starts one) continues from that checkpoint.
     """
-    config = TrainerConfig.of(_config)
+    config = TrainerConfig(**_config)  # each key is an option: Sacred has refused the others
     set_determinism(config.deterministic)
     # What the run's result is, for `tracker runs --sort best`, `--group-by`, `sweep` and `report` (docs/answers.md).
     _run.info.update(higher_is_better=task.higher_is_better, result_metric=f"val.{task.score}")
