@@ -33,18 +33,18 @@ OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout 
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 
 
-def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, action="rerun"):
+def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(), action="rerun"):
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 
-    `env` adds environment variables for the experiment; `action` ("rerun", "resume") names the run in the line
-    saying what runs. Returns the experiment's exit status.
+    `options` are command-line options for the experiment (observers.origin.resume_argument); `action` ("rerun",
+    "resume") names the run in the line saying what runs. Returns the experiment's exit status.
     """
     warn_of_changed_packages(stored)
     checkout, script, repo = trusted_script(stored)
     with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info, commit):
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
-        child_env = experiment_env({**info, **code_info}, env, code_dir)
+        child_env = experiment_env({**info, **code_info}, code_dir=code_dir)
         defaults = experiment_defaults(code_dir / script, child_env)
         if defaults is not None:
             if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
@@ -58,7 +58,7 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, a
             arguments = [str(config_file), *updates]
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
             child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
-            return run_in_foreground([sys.executable, str(code_dir / script), "with", *arguments], child_env)
+            return run_in_foreground([sys.executable, str(code_dir / script), *options, "with", *arguments], child_env)
 
 
 def warn_of_changed_packages(stored):

@@ -6,7 +6,7 @@ from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from runstore.run_store import open_run
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
-from observers.origin import RESUME_CHECKPOINT_ENV
+from observers.origin import resume_argument
 from runstore.shell import shell_command
 from tracker.rerun import add_run_arguments
 
@@ -51,13 +51,14 @@ def run(args):
                 f"trainer.checkpoint_every steps, and on Ctrl-C); start it again with "
                 f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
-        info, env = continued
-        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, env=env,
+        info, options = continued
+        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
                         action="resume")
 
 
 def continuation(stored, folder):
-    """(info, env) of a new run that continues `stored` from its latest checkpoint, written to `folder`.
+    """(info, command-line options) of a new run that continues `stored` from its latest checkpoint, written to
+    `folder`.
 
     None when `stored` has no checkpoint. `tracker sweep` continues interrupted trials with it too.
     """
@@ -67,4 +68,4 @@ def continuation(stored, folder):
     checkpoint = folder / CHECKPOINT
     checkpoint.write_bytes(content)
     step = load_checkpoint(checkpoint, label=f"{stored.label}'s {CHECKPOINT}")["step"]
-    return {"resumed_from": stored.origin, "resumed_after_step": step}, {RESUME_CHECKPOINT_ENV: str(checkpoint)}
+    return {"resumed_from": stored.origin, "resumed_after_step": step}, [resume_argument(checkpoint)]
