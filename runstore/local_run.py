@@ -3,9 +3,10 @@ import contextlib
 import fcntl
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runstore.atomic_file import write_atomically
 
 # Content types and metadata of artifacts, which Sacred's file store does not keep (MongoDB does).
 ARTIFACT_TYPES_FILE = "artifact_types.json"
@@ -173,7 +174,4 @@ def _problem(error):
 
 
 def _write_json(path, value):
-    """Replaced whole, so a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value, indent=2))
-    os.replace(partial, path)
+    write_atomically(path, json.dumps(value, indent=2))
