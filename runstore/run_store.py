@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runstore.cleanup import delete_run
-from runstore.database import connect
+from runstore.database import connect, require_database
 from runstore.errors import UserError
 from runstore.layout import read_file, read_metric, summarize
 from runstore.local_run import LocalRun, UnreadableRun, run_folders, source_file
@@ -74,7 +74,8 @@ class Listing:
 
 
 class RunStore(ABC):
-    """Where recorded runs are kept."""
+    """Where recorded runs are kept. Each store opens a run by its own key (`open`: a database id, a run folder);
+    `open_run` chooses the store from what the user typed."""
 
     @abstractmethod
     def listings(self, skip_keys=frozenset()):
@@ -118,11 +119,8 @@ class MongoStore(RunStore):
 
     @classmethod
     def require(cls, settings, fix):
-        """The store, or UserError naming the unreachable server and `fix` (what the user can do)."""
-        store = cls.connect(settings)
-        if store is None:
-            raise UserError(f"MongoDB at {settings.safe_url} is unreachable; {fix}")
-        return store
+        """The store, or UserError naming the unreachable server and `fix` (runstore.database.require_database)."""
+        return cls(require_database(settings, fix).client, settings)
 
     def __enter__(self):
         return self
