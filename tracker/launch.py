@@ -24,6 +24,7 @@ from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_
 from runstore.plain_json import dotted_keys, dotted_values
 from runstore.settings import tracker_folders
 from runstore.errors import UserError
+from runstore.shell import last_line
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
@@ -282,8 +283,7 @@ def experiment_defaults(script, env):
         if result.returncode == IGNORES_COMMAND_LINE_EXIT:
             return None
         if result.returncode != 0 or not defaults_file.is_file():
-            last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"{script} of this checkout does not start ({last_line}); {CODE_CHOICE_HINT}")
+            raise UserError(f"{script} of this checkout does not start ({last_line(result.stderr)}); {CODE_CHOICE_HINT}")
         return json.loads(defaults_file.read_text())
 
 

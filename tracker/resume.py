@@ -8,13 +8,12 @@ from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
 from runstore.shell import shell_command
-from tracker.rerun import add_run_arguments
+from tracker.options import add_code_choice, add_run_argument
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "resume",
-        usage="tracker resume [--at-commit | --force] RUN [with data.root=PATH]",
         help="continue an interrupted run from its latest checkpoint",
         description=(
             f"Start a new run with RUN's stored config that restores RUN's latest {CHECKPOINT} and continues at "
@@ -23,7 +22,8 @@ def add_parser(subparsers):
             f"given again: a stored data.root outside the experiment's data folder is used only when given so."
         ),
     )
-    add_run_arguments(parser)
+    add_run_argument(parser, "[--at-commit | --force] RUN [with data.root=PATH]")
+    add_code_choice(parser)
     parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
                         help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
     parser.set_defaults(func=run)
