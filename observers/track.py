@@ -5,6 +5,8 @@ What a tracked experiment gets:
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
   script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
+- the option `--resume=CHECKPOINT`, with which `tracker resume` starts a run that the trainer continues from
+  CHECKPOINT (observers.origin.resume_checkpoint);
 - the direction of its result in info.higher_is_better (true: a larger result is better), which `tracker runs
   --sort best`, `--group-by`, `sweep`, `importance` and `report` rank by; the trainer sets it from its task's
   Task.higher_is_better, any other experiment gives it to track();
@@ -33,6 +35,7 @@ import tempfile
 from pathlib import Path
 
 from sacred import SETTINGS
+from sacred.commandline_options import cli_option
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
 from observers import imports_done
@@ -42,7 +45,8 @@ from observers.environment import record_environment
 from runstore.errors import UserError
 from observers.git_state import record_uncommitted_changes
 from runstore.liveness import process_temp_dir
-from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RUN_INFO_ENV, config_not_given
+from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
+                              config_not_given)
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
 from observers.sources import look_up_git_once_per_repository
@@ -55,6 +59,13 @@ MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain
 look_up_git_once_per_repository()
 
 
+@cli_option("-r", RESUME_FLAG)
+def resume_option(checkpoint, run):
+    """Continue from the checkpoint file VALUE, as `tracker resume` does."""
+    if not Path(checkpoint).is_file():
+        raise UserError(f"{RESUME_FLAG}={checkpoint} is not a file; give the checkpoint.pt of the run to continue")
+
+
 def track(ex, higher_is_better=True):
     """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down.
 
@@ -63,6 +74,9 @@ def track(ex, higher_is_better=True):
     SETTINGS.CAPTURE_MODE = "fd"
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
+    # Sacred parses the command line with the first list and applies the options of the second.
+    ex.all_cli_options.append(resume_option)
+    ex.additional_cli_options.append(resume_option)
 
     def attach_observers(config, command_name, logger):
         if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":

@@ -48,7 +48,7 @@ class Trial:
         os.chdir(self.cwd)
         info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
                 "tags": [sweep_tag(self.sweep)]}
-        updates, env = list(self.updates), dict(self.env or {})
+        updates, options = list(self.updates), []
         previous = self.newest_run()
         if previous is not None and previous.doc.get("status") == "COMPLETED":
             return outcome(previous)  # finished already (a job requeued after its run ended)
@@ -56,13 +56,13 @@ class Trial:
             continued = continuation(previous, Path(folder)) if previous is not None else None
             if continued is not None:
                 info.update(continued[0])
-                env.update(continued[1])
+                options = continued[1]
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
                 return {"run": None, "status": "INTERRUPTED", "result": None, "higher_is_better": None,
                         "error": "the sweep was cancelled"}
             returncode = run_in_foreground(
-                [sys.executable, self.script, "with", *updates], experiment_env(info, env),
+                [sys.executable, self.script, *options, "with", *updates], experiment_env(info, self.env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
             )
         latest = self.newest_run()
