@@ -7,20 +7,17 @@
 """
 from pathlib import Path
 
-from observers.track import track  # first: it quiets and speeds up Sacred before Sacred loads
+from ingredients.experiment import trainer_experiment  # first: it quiets and speeds up Sacred before Sacred loads
 from sacred import Experiment
 
 from ingredients.cifar.data import data_ingredient
 from ingredients.cifar.model import model_ingredient
 from ingredients.cifar.task import CifarTask
-from ingredients.rebuild import add_rebuild_command
-from ingredients.trainer import train, trainer_ingredient, validate_lr
+from ingredients.trainer import train, trainer_ingredient
 
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
-ex = track(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                      base_dir=Path(__file__).resolve().parent.parent))
-add_rebuild_command(ex, CifarTask)  # how tracker's load_model and export rebuild a run's network
-ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
+ex = trainer_experiment(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
+                                   base_dir=Path(__file__).resolve().parent.parent), make_task=CifarTask)
 
 
 # The learning rate is the one top-level key, not `trainer.lr`: Sacred evaluates ingredient configs

@@ -6,19 +6,16 @@ whose data stays on disk and is read by DataLoader workers.
 """
 from pathlib import Path
 
-from observers.track import track  # first: it quiets and speeds up Sacred before Sacred loads
+from ingredients.experiment import trainer_experiment  # first: it quiets and speeds up Sacred before Sacred loads
 from sacred import Experiment
 
 from ingredients.cifar.model import model_ingredient
 from ingredients.images.data import data_ingredient
 from ingredients.images.task import ImageFolderTask
-from ingredients.rebuild import add_rebuild_command
-from ingredients.trainer import train, trainer_ingredient, validate_lr
+from ingredients.trainer import train, trainer_ingredient
 
-ex = track(Experiment("images", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                      base_dir=Path(__file__).resolve().parent.parent))
-add_rebuild_command(ex, ImageFolderTask)  # how tracker's load_model and export rebuild a run's network
-ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
+ex = trainer_experiment(Experiment("images", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
+                                   base_dir=Path(__file__).resolve().parent.parent), make_task=ImageFolderTask)
 
 
 @ex.config

@@ -54,9 +54,9 @@ def read_metric(db, run_id, name):
 
 def read_plotted(db, metric_id):
     """The points of a metric that Omniboard plots, from its `metrics` document (`metric_id`: its id, as a run's
-    info.metrics lists it): steps, values and timestamps as stored; empty lists when there is no such document."""
+    info.metrics lists it): steps and values as stored; empty lists when there is no such document."""
     doc = db.metrics.find_one({"_id": bson.ObjectId(metric_id)}) if bson.ObjectId.is_valid(metric_id) else None
-    return tuple(doc.get(key, []) if doc else [] for key in ("steps", "values", "timestamps"))
+    return tuple(doc.get(key, []) if doc else [] for key in ("steps", "values"))
 
 
 def read_file(db, file_id):

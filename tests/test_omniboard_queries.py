@@ -13,7 +13,7 @@ from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathP
 from neosqlite.collection.query_engine.python_aggregation_engine import execute_python_aggregation
 
 from conftest import LocalMongoServer
-from observers import nx_adapter
+from localdb import nx_adapter
 
 # The columns that Omniboard's runs page selects on its first load (web/src/components/RunsTable/runsTable.js).
 FIRST_SELECT = ("_id,heartbeat,experiment,command,host,stop_time,config,duration,result,start_time,resources,format,"
