@@ -1,13 +1,13 @@
 """Training steps and best result of the same Optuna sweep with and without `--prune median`, side by side.
 
-    python benchmarks/pruning.py                      # 20 trials of 30 smoke steps each
-    python benchmarks/pruning.py --trials 40 --steps 60 --sampler-seed 3
+    python benchmarks/pruning.py                      # 10 trials of 60 smoke steps each
+    python benchmarks/pruning.py --trials 20 --steps 30 --sampler-seed 3
 
 Both sweeps search lr=loguniform(1e-5,0.5) with the same sampler seed and budget, on a throwaway nx-27017, one trial
 at a time, validating 5 times a trial. Steps run are every trial's last logged training step, summed; the target is at
 most half the steps for a best result within the noise of seeds (runs of one lr with two seeds differ by up to 0.03
 in this smoke task). The median pruner's first 3 trials always run to the end: in a sweep of 10 they are 30 % of the
-budget, and half the steps would need all 7 later trials pruned, nearly all at their first validation; hence 20.
+budget, and half the steps would need all 7 later trials pruned, nearly all at their first validation.
 """
 import argparse
 import re
@@ -48,8 +48,8 @@ def sweep(prune, args, env, folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=30, help="training steps of a trial that is not pruned")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=60, help="training steps of a trial that is not pruned")
     parser.add_argument("--sampler-seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pruning-benchmark-") as folder:
