@@ -7,8 +7,12 @@
 """
 from pathlib import Path
 
-from observers.track import track  # first: it quiets and speeds up Sacred before Sacred loads
-from sacred import Experiment
+from observers.startup import quick_start
+
+quick_start()  # first: torch and Sacred load faster until track() (observers.startup)
+
+from observers.track import track  # noqa: E402
+from sacred import Experiment  # noqa: E402
 
 from ingredients.cifar.data import data_ingredient
 from ingredients.cifar.model import model_ingredient

@@ -12,8 +12,9 @@ from neosqlite import Connection
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.collection.query_engine.python_aggregation_engine import execute_python_aggregation
 
+from compat.neosqlite import subtract_dates_as_mongodb
 from conftest import LocalMongoServer
-from observers import nx_adapter
+from localdb import nx_adapter
 
 # The columns that Omniboard's runs page selects on its first load (web/src/components/RunsTable/runsTable.js).
 FIRST_SELECT = ("_id,heartbeat,experiment,command,host,stop_time,config,duration,result,start_time,resources,format,"
@@ -145,7 +146,8 @@ def store(tmp_path_factory):
 def without_speed_ups(store, pipeline, monkeypatch):
     """The pipeline answered by neosqlite's Python engine over the whole run documents (what tracker db did
     before answering from indexes), with this project's date arithmetic, as a reply carries it."""
-    monkeypatch.setattr(MathPythonMixin, "_evaluate_arithmetic_python", nx_adapter._arithmetic_with_dates)
+    monkeypatch.setattr(MathPythonMixin, "_evaluate_arithmetic_python", MathPythonMixin._evaluate_arithmetic_python)
+    subtract_dates_as_mongodb()  # undone by monkeypatch
     connection = Connection(str(store["file"]))
     try:
         docs = execute_python_aggregation(connection["runs"].query_engine, pipeline)

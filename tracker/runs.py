@@ -2,9 +2,9 @@
 import csv
 import datetime
 import json
-import re
 import sys
 
+from compat.argparse import values_may_start_with_dash
 from runstore.errors import UserError
 from runstore.groups import P_COLUMN, stat_columns
 from runstore.query import (BEST, STATS, WHERE_HELP, by_experiment, check_keys, conditions,
@@ -24,8 +24,7 @@ def add_parser(subparsers):
             "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: runstore.query.runs()."
         ),
     )
-    # Reads `--sort -result` as a value, not as an unknown option; real options are still matched first.
-    parser._negative_number_matcher = re.compile("^-")
+    values_may_start_with_dash(parser)  # `--sort -result`
     parser.add_argument("--where", action="append", default=[], metavar="COND",
                         help=f"keep runs that meet COND: {WHERE_HELP}, 'val.acc.max>0.9'; repeatable")
     parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
