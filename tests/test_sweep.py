@@ -150,7 +150,7 @@ def test_eight_uploads_at_the_same_instant_get_distinct_ids(mongo_url, mongo_db,
     import pymongo
 
     from runstore.local_run import LocalRun
-    from observers.upload import RunUploader, UploadStateNone
+    from observers.upload import RunUploader, UploadState
 
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     runs = [LocalRun(
