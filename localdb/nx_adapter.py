@@ -1,7 +1,8 @@
 """Makes nx-27017 0.8.1 (over neosqlite 1.17.2) serve Omniboard and Sacred as MongoDB would, from the outside.
 
 nx-27017 is a dependency, not this project's code, so nothing in it is edited; `install()` adapts it where it
-differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, and why:
+differs from MongoDB in ways that Omniboard or a run notices, through compat/nx27017.py and compat/neosqlite.py (which
+hold every use of their private parts). Each adaptation, and why:
 
 1. Dotted collection names. neosqlite names SQLite tables after collections and refuses names with dots, but
    Omniboard keeps its settings and columns in `omniboard.settings`, `omniboard.columns`, `omniboard.metric.columns`,
@@ -46,7 +47,7 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    write of a run then parses its document a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
    find goes to nx-27017 as before. Databases are read through memory mapping (PRAGMA mmap_size).
 11. Reply encoding. nx-27017 copies every reply in Python to turn neosqlite's ObjectIds and Decimals into BSON's
-    before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder now converts them itself, as a
+    before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder converts them itself instead, as a
     fallback for types it does not know. Only a cursor id of 0 is still made an Int64, as nx-27017 did.
 12. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
     so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python

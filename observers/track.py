@@ -9,7 +9,8 @@ What a tracked experiment gets:
   --sort best`, `--group-by`, `sweep`, `importance` and `report` rank by; the trainer sets it from its task's
   Task.higher_is_better, any other experiment gives it to track();
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
-- Sacred's file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
+- Sacred's file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their
+  final state;
 - its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
   run, runstore.liveness), and its temporary files in one folder per process, removed at its end, or by
   `tracker sync` after a kill;
@@ -32,6 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from compat import CompatError
 from compat.sacred import lock_captured_output, unknown_config_key  # first: it imports Sacred without its warning
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
@@ -134,13 +136,13 @@ def _in_this_process(run):
 
 
 def _one_line_errors(run):
-    """`run` (Sacred's Experiment.run) raising any UserError as a SacredUserError. Sacred has recorded the failed
-    run, with the traceback, by then."""
+    """`run` (Sacred's Experiment.run) raising any UserError (or CompatError) as a SacredUserError. Sacred has
+    recorded the failed run, with the traceback, by then."""
     @functools.wraps(run)
     def checked(*args, **kwargs):
         try:
             return run(*args, **kwargs)
-        except UserError as error:
+        except (UserError, CompatError) as error:
             if isinstance(error, SacredError):
                 raise
             raise SacredUserError(str(error)) from error
