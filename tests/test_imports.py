@@ -1,5 +1,6 @@
 """Importing any module of the project changes no global state: speed-ups and patches of other packages are applied
-by explicit calls from the entry points (an experiment's track(), `tracker`, `tracker db`), never by an import."""
+by explicit calls from the entry points (an experiment's script and track(), `tracker`, `tracker db`), never by an
+import; and what a tracked run changes for itself (tempfile's folder) is given back at its end."""
 import json
 import subprocess
 import sys
@@ -77,3 +78,31 @@ def test_importing_every_module_changes_no_global_state():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["changed"] == [], report
+
+
+TRACKED_RUN = r"""
+import json, os, tempfile
+from observers.track import track
+from sacred import Experiment
+
+ex = track(Experiment("temporary", save_git_info=False, interactive=True))
+
+
+@ex.command(unobserved=True)
+def where():
+    return tempfile.gettempdir()
+
+
+before = tempfile.gettempdir()
+during = ex.run("where", options={"--capture": "no", "--loglevel": "ERROR"}).result
+print(json.dumps({"before": before, "during": during, "after": tempfile.tempdir, "left": os.path.exists(during)}))
+"""
+
+
+def test_a_tracked_run_keeps_its_temporary_files_in_its_process_folder_and_gives_tempfile_its_own_back(tmp_path):
+    result = subprocess.run([sys.executable, "-c", TRACKED_RUN], cwd=tmp_path, env=python_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["during"].startswith(seen["before"]) and "tracker-process-" in seen["during"]
+    assert (seen["after"], seen["left"]) == (seen["before"], False)
