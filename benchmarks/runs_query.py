@@ -26,7 +26,7 @@ import psutil
 import pymongo
 from bson import ObjectId
 
-from local_mongo import start_local_server
+from local_mongo import free_port, start_local_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -120,7 +120,7 @@ def time_omniboard(env):
     the index it picks pages from then, once) and on a reload; and how many rows the page shows."""
     from playwright.sync_api import sync_playwright
 
-    port = str(_free_port())
+    port = str(free_port())
     board = subprocess.Popen([sys.executable, "-m", "tracker", "board", "--port", port], cwd=REPO_ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -145,14 +145,6 @@ def time_omniboard(env):
     finally:
         os.killpg(board.pid, 9)
         board.wait()
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main():

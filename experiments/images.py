@@ -8,21 +8,18 @@ from pathlib import Path
 
 from observers.startup import quick_start
 
-quick_start()  # first: torch and Sacred load faster until track() (observers.startup)
+quick_start()  # first: torch and Sacred load faster until the experiment is tracked (observers.startup)
 
-from observers.track import track  # noqa: E402
+from ingredients.experiment import trainer_experiment  # noqa: E402
 from sacred import Experiment  # noqa: E402
 
 from ingredients.cifar.model import model_ingredient
 from ingredients.images.data import data_ingredient
 from ingredients.images.task import ImageFolderTask
-from ingredients.rebuild import add_rebuild_command
-from ingredients.trainer import train, trainer_ingredient, validate_lr
+from ingredients.trainer import train, trainer_ingredient
 
-ex = track(Experiment("images", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                      base_dir=Path(__file__).resolve().parent.parent))
-add_rebuild_command(ex, ImageFolderTask)  # how tracker's load_model and export rebuild a run's network
-ex.config_hook(validate_lr)  # `lr` is top-level (see config), so the experiment checks it for the trainer
+ex = trainer_experiment(Experiment("images", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
+                                   base_dir=Path(__file__).resolve().parent.parent), make_task=ImageFolderTask)
 
 
 @ex.config

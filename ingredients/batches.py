@@ -38,12 +38,35 @@ class _GatherBatches(torch.utils.data.Dataset):
         return self.inputs[indices], self.targets[indices]
 
 
+def check_shareable(batch_size, world_size):
+    """UserError unless `world_size` processes can share each (global) batch of `batch_size` equally."""
+    if batch_size % world_size:
+        fit = max(world_size, batch_size // world_size * world_size)
+        raise UserError(f"data.batch_size={batch_size} is the global batch, which {world_size} processes cannot "
+                        f"share equally; use a multiple of {world_size}, e.g. with data.batch_size={fit}")
+
+
+def rank_share(num_items, rank, world_size):
+    """The range of items of `rank` when `world_size` processes share `num_items` in consecutive, near-equal parts."""
+    return range(rank * num_items // world_size, (rank + 1) * num_items // world_size)
+
+
 class _Shuffled:
     """What both kinds of training batches share: the order of each epoch and the transform's generator, which is
-    all a checkpoint keeps of the data."""
+    all a checkpoint keeps of the data.
+
+    Under DistributedDataParallel (`shard`), `batch_size` stays the global batch: each of the `world_size` ranks
+    takes its consecutive share (`self.share`) of every batch of `epoch_order`, so a rank's items depend only on
+    (seed, epoch, world size), and the ranks together train on the batches of a single process.
+    """
 
     def epoch_order(self, epoch):
         return epoch_order(self.num_items, self.batch_size, self.seed, epoch)
+
+    def shard(self, rank, world_size):
+        check_shareable(self.batch_size, world_size)
+        share = rank_share(self.batch_size, rank, world_size)
+        self.share = slice(share.start, share.stop)
 
     def rng_state(self):
         return self.generator.get_state()
@@ -56,7 +79,9 @@ class TrainBatches(_Shuffled):
     """Shuffled training batches; the last incomplete batch of an epoch is dropped.
 
     `transform(inputs, generator)` prepares each batch (augmentation, normalization); its random numbers come from
-    `self.generator`, a CPU generator whose state the trainer checkpoints.
+    `self.generator`, a CPU generator whose state the trainer checkpoints. Under DDP each rank transforms the whole
+    global batch and keeps its share, so its items are augmented exactly as in a single process (batched
+    augmentation costs little beside the model's step).
     """
 
     def __init__(self, inputs, targets, batch_size, seed, transform=None, num_workers=0):
@@ -68,7 +93,7 @@ class TrainBatches(_Shuffled):
         self.num_items = len(targets)
         self.batches_per_epoch = len(targets) // batch_size
         self.generator = torch.Generator().manual_seed(seed)
-
+        self.share = slice(None)
 
     def iterate(self, epoch, start_batch=0):
         """Yield (inputs, targets) batches of `epoch`, starting at batch `start_batch`."""
@@ -86,7 +111,8 @@ class TrainBatches(_Shuffled):
         else:  # the data already lives on the accelerator: gather there, no worker processes
             batches = ((self.inputs[indices], self.targets[indices]) for indices in index_batches)
         for inputs, targets in batches:
-            yield (self.transform(inputs, self.generator) if self.transform else inputs), targets
+            inputs = self.transform(inputs, self.generator) if self.transform else inputs
+            yield inputs[self.share], targets[self.share]
 
 
 class EvalBatches:
@@ -96,14 +122,20 @@ class EvalBatches:
         self.inputs, self.targets = inputs, targets
         self.batch_size = batch_size
         self.transform = transform
+        self.share = range(len(targets))
 
     def __len__(self):
         return len(self.targets)
 
+    def shard(self, rank, world_size):
+        """Evaluate only `rank`'s consecutive share of the split (the trainer adds the ranks' metric sums)."""
+        self.share = rank_share(len(self.targets), rank, world_size)
+
     def __iter__(self):
-        for start in range(0, len(self.targets), self.batch_size):
-            inputs = self.inputs[start : start + self.batch_size]
-            yield (self.transform(inputs) if self.transform else inputs), self.targets[start : start + self.batch_size]
+        for start in range(self.share.start, self.share.stop, self.batch_size):
+            stop = min(start + self.batch_size, self.share.stop)
+            inputs = self.inputs[start:stop]
+            yield (self.transform(inputs) if self.transform else inputs), self.targets[start:stop]
 
 
 # ---- map-style Datasets ------------------------------------------------------------------------------
@@ -190,7 +222,7 @@ class DatasetBatches(_Shuffled):
     Item `index` of epoch `epoch` is fetched with global random numbers seeded by item_seed(seed, epoch, index), so
     random augmentation in the Dataset (torch, NumPy or Python's `random`) is reproducible with any number of
     workers. `transform(inputs, generator)` then prepares each batch on the device (e.g. normalization), as in
-    TrainBatches.
+    TrainBatches. Under DDP each rank reads only its share of each batch, and its generator is its own.
     """
 
     def __init__(self, dataset, batch_size, seed, device, transform=None, num_workers=0, prefetch_factor=2):
@@ -199,12 +231,17 @@ class DatasetBatches(_Shuffled):
         self.num_items = len(dataset)
         self.batches_per_epoch = len(dataset) // batch_size
         self.generator = torch.Generator().manual_seed(seed)
+        self.share = slice(None)
         self.loader = dataset_loader(dataset, seed, device, num_workers, prefetch_factor)
 
+    def shard(self, rank, world_size):
+        super().shard(rank, world_size)
+        if rank > 0:  # a random batch transform draws numbers of this rank's own
+            self.generator.manual_seed(int(np.random.SeedSequence([self.seed, rank]).generate_state(1)[0]))
 
     def iterate(self, epoch, start_batch=0):
         """Yield (inputs, targets) batches of `epoch` on the device, starting at batch `start_batch`."""
-        self.loader.batch_sampler.batches = [[(epoch, index) for index in batch.tolist()]
+        self.loader.batch_sampler.batches = [[(epoch, index) for index in batch[self.share].tolist()]
                                              for batch in self.epoch_order(epoch)[start_batch:]]
         transform = (lambda inputs: self.transform(inputs, self.generator)) if self.transform else None
         yield from _on_device(self.loader, self.device, transform)
@@ -216,12 +253,19 @@ class DatasetEvalBatches:
 
     def __init__(self, dataset, batch_size, device, transform=None, num_workers=0, prefetch_factor=2):
         self.dataset, self.device, self.transform = dataset, device, transform
+        self.batch_size = batch_size
         self.loader = dataset_loader(dataset, 0, device, num_workers, prefetch_factor)
-        self.loader.batch_sampler.batches = [[(0, index) for index in range(start, min(start + batch_size, len(dataset)))]
-                                             for start in range(0, len(dataset), batch_size)]
+        self.shard(0, 1)
 
     def __len__(self):
         return len(self.dataset)
+
+    def shard(self, rank, world_size):
+        """Evaluate only `rank`'s consecutive share of the split (the trainer adds the ranks' metric sums)."""
+        share = rank_share(len(self.dataset), rank, world_size)
+        self.loader.batch_sampler.batches = [[(0, index) for index in range(start, min(start + self.batch_size,
+                                                                                      share.stop))]
+                                             for start in range(share.start, share.stop, self.batch_size)]
 
     def __iter__(self):
         return _on_device(self.loader, self.device, self.transform)

@@ -6,6 +6,8 @@ checkpoint (model, optimizer, RNG and data position; the schedule is a function 
 and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
 continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
+Under torchrun it trains with DistributedDataParallel (ingredients/distributed.py, docs/ddp.md): rank 0 records the
+run, each rank trains on its share of every batch, and the logged metrics are those of the global batch.
 """
 import contextlib
 import copy
@@ -17,20 +19,24 @@ import shutil
 import signal
 import tempfile
 import time
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 from sacred import Ingredient
 from tqdm import tqdm
 
+from ingredients.batches import check_shareable
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
+from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
+from ingredients.distributed import Distributed
 from ingredients.fingerprint import fingerprint
 from ingredients.pruning import report_score
 from ingredients.sgd import SGD
 from ingredients.task import Datasets
 from runstore.errors import UserError
-from observers.origin import RESUME_CHECKPOINT_ENV
+from observers.origin import resume_checkpoint
+from observers.process_rank import world_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant", "triangle")
@@ -68,36 +74,78 @@ def config():
     compile = False  # torch.compile the model (the first steps then include compilation)
 
 
+@dataclass(frozen=True)
+class TrainerConfig:
+    """The trainer ingredient's config, typed; `config` above says what each option means (print_config shows it).
+
+    An option is a line in `config` and a field here; a TrainerConfig holds only valid values.
+    """
+    optimizer: str
+    momentum: float
+    weight_decay: float
+    schedule: str
+    warmup: float
+    epochs: int
+    steps: int | None
+    val_every: int
+    log_every: int
+    print_every: int
+    checkpoint_every: int
+    device: str
+    deterministic: bool
+    progress: bool
+    stop_on_nan: bool
+    ema_decay: float | None
+    ema_every: int
+    lookahead: bool
+    precision: str
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def of(cls, values):
+        """The TrainerConfig of the ingredient's config `values`, without its keys that are no option: a config hook
+        sees the keys given on the command line before Sacred refuses the unknown ones."""
+        return cls(**{option.name: values[option.name] for option in fields(cls)})
+
+    def __post_init__(self):
+        check_choice("trainer.optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("trainer.schedule", self.schedule, SCHEDULES)
+        check_choice("trainer.device", self.device, DEVICES)
+        check_choice("trainer.precision", self.precision, PRECISIONS)
+        for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every", "ema_every"):
+            check_positive_int(f"trainer.{key}", getattr(self, key))
+        if self.steps is not None:
+            check_positive_int("trainer.steps", self.steps)
+        for key in ("momentum", "weight_decay"):
+            check_number(f"trainer.{key}", getattr(self, key), low=0)
+        check_number("trainer.warmup", self.warmup, low=0, high=1, example=0.23)
+        if self.ema_decay is not None:
+            check_number("trainer.ema_decay", self.ema_decay, low=0, high=1, example=0.95)
+        for key in ("deterministic", "progress", "stop_on_nan", "lookahead", "channels_last", "compile"):
+            check_bool(f"trainer.{key}", getattr(self, key))
+        if self.lookahead and self.ema_decay is None:
+            raise UserError("trainer.lookahead=True needs a weight average; set trainer.ema_decay too, e.g. 0.95")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("trainer.device='cuda' but no CUDA device is available; use with trainer.device=auto")
+        if self.precision == "fp16" and resolve_device(self.device).type != "cuda":
+            raise UserError("trainer.precision='fp16' needs a CUDA device; use with trainer.precision=bf16 on the CPU")
+
+
 @trainer_ingredient.config_hook
 def validate(config, command_name, logger):
-    cfg = config["trainer"]
-    check_choice("trainer.optimizer", cfg["optimizer"], OPTIMIZERS)
-    check_choice("trainer.schedule", cfg["schedule"], SCHEDULES)
-    check_choice("trainer.device", cfg["device"], DEVICES)
-    check_choice("trainer.precision", cfg["precision"], PRECISIONS)
-    for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every", "ema_every"):
-        check_positive_int(f"trainer.{key}", cfg[key])
-    if cfg["steps"] is not None:
-        check_positive_int("trainer.steps", cfg["steps"])
-    for key in ("momentum", "weight_decay"):
-        check_number(f"trainer.{key}", cfg[key], low=0)
-    check_number("trainer.warmup", cfg["warmup"], low=0, high=1, example=0.23)
-    if cfg["ema_decay"] is not None:
-        check_number("trainer.ema_decay", cfg["ema_decay"], low=0, high=1, example=0.95)
-    for key in ("deterministic", "progress", "stop_on_nan", "lookahead", "channels_last", "compile"):
-        check_bool(f"trainer.{key}", cfg[key])
-    if cfg["lookahead"] and cfg["ema_decay"] is None:
-        raise UserError("trainer.lookahead=True needs a weight average; set trainer.ema_decay too, e.g. 0.95")
-    if cfg["device"] == "cuda" and not torch.cuda.is_available():
-        raise UserError("trainer.device='cuda' but no CUDA device is available; use with trainer.device=auto")
-    if cfg["precision"] == "fp16" and resolve_device(cfg["device"]).type != "cuda":
-        raise UserError("trainer.precision='fp16' needs a CUDA device; use with trainer.precision=bf16 on the CPU")
+    """The trainer's options are checked with the rest of the config, so a bad value stops the run before it is
+    recorded."""
+    TrainerConfig.of(config["trainer"])
+    batch_size = config.get("data", {}).get("batch_size")
+    if is_int(batch_size) and batch_size > 0:  # checked before the run starts; the batches check it again
+        check_shareable(batch_size, world_size())
     return {}
 
 
 def validate_lr(config, command_name, logger):
-    """A config hook for each experiment (`ex.config_hook(validate_lr)`): the top-level `lr` that it passes to
-    train() is checked with the rest of the config, so a bad value stops the run before it is recorded."""
+    """The top-level `lr` that the experiment passes to train(), checked as the trainer's options are. A config hook
+    of the experiment (ingredients.experiment registers it): Sacred sets `lr` after the ingredients' hooks have run."""
     check_number("lr", config["lr"], low=0, low_inclusive=False, example=0.01)
     return {}
 
@@ -117,23 +165,21 @@ def set_determinism(deterministic):
     torch.backends.cudnn.benchmark = not deterministic
 
 
-@trainer_ingredient.capture
-def make_optimizer(parameters, lr, optimizer, momentum, weight_decay):
-    if optimizer == "sgd":
-        return SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
-    return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+def make_optimizer(parameters, lr, config):
+    if config.optimizer == "sgd":
+        return SGD(parameters, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
 
 
-@trainer_ingredient.capture
-def make_schedule(total_steps, schedule, warmup):
+def make_schedule(total_steps, config):
     """The learning rate's factor at each step (0 to total_steps - 1), a function of the step alone, so a resumed
     run needs no schedule state."""
-    if schedule == "cosine":
+    if config.schedule == "cosine":
         return lambda step: (1 + math.cos(math.pi * step / total_steps)) / 2
-    if schedule == "triangle":
-        return lambda step: triangle(step, total_steps, warmup)
+    if config.schedule == "triangle":
+        return lambda step: triangle(step, total_steps, config.warmup)
     return lambda step: 1.0
 
 
@@ -160,11 +206,11 @@ def format_duration(seconds):
 
 
 @torch.no_grad()
-def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast):
+def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_sums=None):
     """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute().
 
     `predict(model, inputs)` gives the outputs (Task.predict), `prepare(inputs)` sets the inputs' memory format
-    and `autocast()` the precision.
+    and `autocast()` the precision; `add_sums(metrics)` adds the other ranks' sums (Distributed.add_sums).
     """
     model.eval()
     for inputs, targets in batches:
@@ -173,6 +219,8 @@ def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast):
             loss = loss_fn(outputs, targets)
         metrics.update(outputs, targets, loss)
     model.train()
+    if add_sums is not None:
+        add_sums(metrics)
     return metrics.compute()
 
 
@@ -184,35 +232,37 @@ def floats(metrics):
 class Trainer:
     """Runs the training loop of one Sacred run on a task and reports everything to the run."""
 
-    def __init__(self, run, task, lr, seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
-                 device, progress, stop_on_nan, ema_decay=None, ema_every=5, lookahead=False, precision="fp32",
-                 channels_last=False, compile=False):
-        self.run, self.task = run, task
-        self.device = device
-        self.progress, self.stop_on_nan = progress, stop_on_nan
-        self.val_every, self.log_every = val_every, log_every
-        self.print_every, self.checkpoint_every = print_every, checkpoint_every
-        self.ema_decay, self.ema_every, self.lookahead = ema_decay, ema_every, lookahead
+    def __init__(self, run, task, lr, seed, config, distributed=None):
+        """`config`: the TrainerConfig; `lr` the learning rate before the schedule; `seed` the run's; `distributed`
+        the processes training together (ingredients.distributed; default: from the environment)."""
+        self.run, self.task, self.config = run, task, config
+        self.distributed = distributed or Distributed(resolve_device(config.device))
+        self.device = device = self.distributed.device
         data = task.create_data(device=device, seed=seed)
-        run.info["data"] = fingerprint(data)
+        if self.distributed.is_main:
+            run.info.update(data=fingerprint(data), world_size=self.distributed.world_size)
         self.data = data.batches(device, seed) if isinstance(data, Datasets) else data
+        self.distributed.shard(self.data)
         self.batches = self.data.train
-        self.channels_last = channels_last
         self.model = task.create_model().to(device)
-        if self.channels_last:
+        if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The weight average, which evaluation, saved models and checkpoints use; without one, the model itself.
-        self.averaged = copy.deepcopy(self.model) if ema_decay is not None else self.model
-        self.forward = torch.compile(self.model) if compile else self.model
+        self.averaged = copy.deepcopy(self.model) if config.ema_decay is not None else self.model
+        # DDP averages the gradients; evaluation, whose shares of a split differ by a batch, uses the module itself.
+        training = self.distributed.wrap(self.model)
+        self.forward = torch.compile(training) if config.compile else training
         self.eval_forward = self.forward
+        if training is not self.model:
+            self.eval_forward = torch.compile(self.model) if config.compile else self.model
         if self.averaged is not self.model:
-            self.eval_forward = torch.compile(self.averaged) if compile else self.averaged
-        self.autocast_dtype = PRECISIONS[precision]
-        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+            self.eval_forward = torch.compile(self.averaged) if config.compile else self.averaged
+        self.autocast_dtype = PRECISIONS[config.precision]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
         self.loss_fn = task.create_loss()
-        self.optimizer = make_optimizer(self.model.parameters(), lr)
-        self.total_steps = steps or epochs * self.batches.batches_per_epoch
-        self.lr, self.lr_factor = lr, make_schedule(self.total_steps)
+        self.optimizer = make_optimizer(self.model.parameters(), lr, config)
+        self.total_steps = config.steps or config.epochs * self.batches.batches_per_epoch
+        self.lr, self.lr_factor = lr, make_schedule(self.total_steps, config)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_score = float("-inf") if task.higher_is_better else float("inf")
         self.best_step, self.best_state, self.best_metrics = 0, None, None
@@ -228,8 +278,8 @@ class Trainer:
         started, first_step = time.perf_counter(), self.step
         self.task.visualise_data(self.data, self.add_artifact)
         window = window or self.new_window()
-        next_print = (self.step // self.print_every + 1) * self.print_every
-        terminal = open_terminal() if self.progress else None
+        next_print = (self.step // self.config.print_every + 1) * self.config.print_every
+        terminal = open_terminal() if self.config.progress else None
         with tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=terminal,
                   disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar, StopRequests() as stop:
             pruned = False
@@ -245,25 +295,30 @@ class Trainer:
                     window["examples"] += len(targets)
                     window["data_s"] += fetched - fetch_started
                     bar.update(1)
-                    if self.step == 1 or self.step % self.log_every == 0 or self.step == self.total_steps:
+                    if self.step == 1 or self.step % self.config.log_every == 0 or self.step == self.total_steps:
                         stats = self.log_window(window, lr)
                         if self.step >= next_print or self.step == self.total_steps:
                             elapsed = time.perf_counter() - started
                             bar.write(self.progress_lines(stats, elapsed, self.step - first_step))
-                            next_print = (self.step // self.print_every + 1) * self.print_every
+                            next_print = (self.step // self.config.print_every + 1) * self.config.print_every
                         self.check_finite(stats["train.loss"])
                         window = self.new_window()
                     paused = time.perf_counter()
-                    if self.step % self.val_every == 0 or self.step == self.total_steps:
+                    if self.step % self.config.val_every == 0 or self.step == self.total_steps:
                         score = self.validate(bar.write)
-                        pruned = self.step < self.total_steps and report_score(self.run, self.step, score)
-                    stopping = stop.signal_name is not None and self.step < self.total_steps
-                    if self.step % self.checkpoint_every == 0 or stopping:
+                        pruned = (self.step < self.total_steps and self.distributed.is_main
+                                  and report_score(self.run, self.step, score))
+                    # A signal to any rank, or rank 0's pruning, stops every rank at this step.
+                    signalled, pruned = self.distributed.any_rank(stop.signal_name is not None, pruned)
+                    stopping = signalled and self.step < self.total_steps
+                    if self.step % self.config.checkpoint_every == 0 or stopping:
                         self.save_checkpoint(window)
                     window["started"] += time.perf_counter() - paused  # validation and checkpoints are not training
                     if stopping:
-                        bar.write(f"Stopped by {stop.signal_name} at step {self.step}/{self.total_steps}; "
-                                  f"saved {CHECKPOINT}, so 'tracker resume' can continue this run")
+                        bar.write(f"Stopped by {stop.signal_name or 'a signal to another rank'} at step "
+                                  f"{self.step}/{self.total_steps}; saved {CHECKPOINT}, so 'tracker resume' can "
+                                  f"continue this run")
+                        self.distributed.leave_together()
                         raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
                     if pruned:
                         bar.write(f"Pruned by the sweep's Optuna study at step {self.step}/{self.total_steps}")
@@ -283,7 +338,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def prepare(self, inputs):
-        if self.channels_last and inputs.dim() == 4:
+        if self.config.channels_last and inputs.dim() == 4:
             return inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
@@ -298,7 +353,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         metrics.update(outputs.detach(), targets, loss)  # kept on the device: no GPU synchronization per step
-        if self.ema_decay is not None and (self.step + 1) % self.ema_every == 0:
+        if self.config.ema_decay is not None and (self.step + 1) % self.config.ema_every == 0:
             self.update_average()
 
     @torch.no_grad()
@@ -307,18 +362,20 @@ class Trainer:
         current = self.model.state_dict()
         for name, average in self.averaged.state_dict().items():
             if average.is_floating_point():
-                average.lerp_(current[name], 1 - self.ema_decay)
+                average.lerp_(current[name], 1 - self.config.ema_decay)
             else:
                 average.copy_(current[name])
-        if self.lookahead:
+        if self.config.lookahead:
             self.model.load_state_dict(self.averaged.state_dict())
 
     def evaluate(self, batches):
+        self.distributed.broadcast_buffers(self.averaged)
         return evaluate(self.eval_forward, batches, self.loss_fn, self.task.create_metrics(), self.task.predict,
-                        self.prepare, self.autocast)
+                        self.prepare, self.autocast, self.distributed.add_sums)
 
     def check_finite(self, loss):
-        if self.stop_on_nan and not math.isfinite(loss):
+        if self.config.stop_on_nan and not math.isfinite(loss):
+            self.distributed.leave_together()  # every rank logged the same loss
             raise UserError(f"loss is {loss} at step {self.step}; try a lower lr "
                             f"(or with trainer.stop_on_nan=False to keep training)")
 
@@ -332,11 +389,13 @@ class Trainer:
         steps = window["steps"]
         seconds = time.perf_counter() - window["started"]
         self.train_seconds += seconds
-        self.examples_seen += window["examples"]
+        self.distributed.add_sums(window["metrics"])  # the global batch's metrics
+        examples = self.distributed.add(window["examples"])
+        self.examples_seen += examples
         stats = {f"train.{name}": value for name, value in floats(window["metrics"].compute()).items()}
         stats.update({
             "lr": lr,
-            "examples_per_s": window["examples"] / seconds,
+            "examples_per_s": examples / seconds,
             "time.data_ms": 1000 * window["data_s"] / steps,
             "time.step_ms": 1000 * (seconds - window["data_s"]) / steps,
         })
@@ -378,17 +437,34 @@ class Trainer:
 
     # ---- files ------------------------------------------------------------------------------
     def add_artifact(self, name, write):
-        """Write a file with `write(path)` into the run's folder and attach it to the run."""
+        """Write a file with `write(path)` into the run's folder and attach it to the run (on rank 0 only)."""
+        if not self.distributed.is_main:
+            return
         path = self.workdir / name
         write(path)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.run.add_artifact(str(path), name=name, content_type=content_type)
 
+    def rank_state(self, window):
+        """What differs between ranks: the random numbers and the metrics window since the last report."""
+        return {
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "data_rng": self.batches.rng_state(),
+            "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
+                       "examples": window["examples"]},
+        }
+
     def save_checkpoint(self, window):
-        """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True)."""
+        """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True).
+
+        Rank 0 writes it, with every other rank's rank_state in `other_ranks`."""
+        ranks = self.distributed.gather(self.rank_state(window))
+        if not self.distributed.is_main:
+            return
         state = {
             "model": self.model.state_dict(),
-            "averaged_model": self.averaged.state_dict() if self.ema_decay is not None else None,
+            "averaged_model": self.averaged.state_dict() if self.config.ema_decay is not None else None,
             "grad_scaler": self.scaler.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
@@ -398,11 +474,9 @@ class Trainer:
             "best_step": self.best_step,
             "best_model": self.best_state,
             "best_metrics": self.best_metrics,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-            "data_rng": self.batches.rng_state(),
-            "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
-                       "examples": window["examples"]},
+            **ranks[0],
+            "world_size": self.distributed.world_size,
+            "other_ranks": ranks[1:],
             "train_seconds": self.train_seconds,
             "examples_seen": self.examples_seen,
         }
@@ -410,8 +484,12 @@ class Trainer:
 
     def restore(self, state):
         """Continue from a `save_checkpoint` state; return the metrics window to go on with."""
+        written_by, world_size = state.get("world_size", 1), self.distributed.world_size
+        if written_by != world_size:
+            raise UserError(f"{CHECKPOINT} was written by {written_by} processes and this run has {world_size}; "
+                            f"resume it with as many, e.g. with torchrun --nproc_per_node={written_by}")
         self.model.load_state_dict(state["model"])
-        if self.ema_decay is not None:
+        if self.config.ema_decay is not None:
             if state.get("averaged_model") is None:
                 raise UserError("the checkpoint holds no weight average (its run had trainer.ema_decay=None); "
                                 "resume it without changing trainer.ema_decay")
@@ -422,14 +500,15 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_score, self.best_step = state["best_score"], state["best_step"]
         self.best_state, self.best_metrics = state["best_model"], state["best_metrics"]
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.batches.set_rng_state(state["data_rng"])
+        own = state if self.distributed.is_main else state["other_ranks"][self.distributed.rank - 1]
+        torch.set_rng_state(own["torch_rng"])
+        if self.device.type == "cuda" and own["cuda_rng"]:
+            torch.cuda.set_rng_state_all(own["cuda_rng"])
+        self.batches.set_rng_state(own["data_rng"])
         self.train_seconds, self.examples_seen = state["train_seconds"], state["examples_seen"]
         window = self.new_window()
-        window["metrics"].load_state_dict(state["window"]["metrics"], self.device)
-        window.update(steps=state["window"]["steps"], examples=state["window"]["examples"])
+        window["metrics"].load_state_dict(own["window"]["metrics"], self.device)
+        window.update(steps=own["window"]["steps"], examples=own["window"]["examples"])
         return window
 
     def finish(self):
@@ -455,23 +534,25 @@ class Trainer:
 
 
 @trainer_ingredient.capture
-def train(task, lr, _run, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every, device,
-          deterministic, progress, stop_on_nan, ema_decay, ema_every, lookahead, precision, channels_last, compile):
+def train(task, lr, _run, _seed, _config):
     """Train `task` (an ingredients.task.Task) with learning rate `lr`; return the results (also in results.json).
 
-    A run started by `tracker resume` continues from the checkpoint it names (observers.origin).
+    The trainer's options are this ingredient's config, as a TrainerConfig. A run given `--resume=CHECKPOINT` (as
+    `tracker resume` starts one) continues from that checkpoint.
     """
-    set_determinism(deterministic)
+    config = TrainerConfig(**_config)  # each key is an option: Sacred has refused the others
+    set_determinism(config.deterministic)
     # What the run's result is, for `tracker runs --sort best`, `--group-by`, `sweep` and `report` (docs/answers.md).
     _run.info.update(higher_is_better=task.higher_is_better, result_metric=f"val.{task.score}")
-    trainer = Trainer(_run, task, lr, _seed, epochs, steps, val_every, log_every, print_every, checkpoint_every,
-                      resolve_device(device), progress, stop_on_nan, ema_decay, ema_every, lookahead, precision,
-                      channels_last, compile)
-    resume_from = os.environ.get(RESUME_CHECKPOINT_ENV)
+    distributed = Distributed(resolve_device(config.device))
+    progress = config.progress and distributed.is_main  # one progress bar
+    trainer = Trainer(_run, task, lr, distributed.shared_seed(_seed), replace(config, progress=progress), distributed)
+    # Rank 0 reads the checkpoint and hands it to the others.
+    resume_from = distributed.broadcast(resume_checkpoint(_run))
     try:
         if resume_from is None:
             return trainer.fit()
-        state = load_checkpoint(resume_from)
+        state = distributed.broadcast(load_checkpoint(resume_from) if distributed.is_main else None)
         print(f"Resuming after step {state['step']}/{trainer.total_steps}")
         return trainer.fit(trainer.restore(state))
     finally:  # the observers copied or uploaded each artifact when it was added

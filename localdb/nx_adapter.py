@@ -609,12 +609,7 @@ def _query_paths(query):
     paths = set()
     for key, value in query.items():
         if key in ("$and", "$or", "$nor") and isinstance(value, list):
-            found = set()
-            for part in value:
-                part_paths = _query_paths(part)
-                if part_paths is None:
-                    return None
-                found |= part_paths
+            found = _union_of_paths(value, _query_paths)
         elif key == "$expr":
             found = _expression_paths(value)
         elif key.startswith("$"):
@@ -635,9 +630,14 @@ def _expression_paths(expression):
             return None
         return {expression[1:]} if expression.startswith("$") and not expression.startswith("$$") else set()
     items = expression.values() if isinstance(expression, dict) else expression if isinstance(expression, list) else ()
+    return _union_of_paths(items, _expression_paths)
+
+
+def _union_of_paths(parts, paths_of):
+    """The field paths that `paths_of` finds in all `parts` together, or None when it cannot tell for one of them."""
     paths = set()
-    for item in items:
-        found = _expression_paths(item)
+    for part in parts:
+        found = paths_of(part)
         if found is None:
             return None
         paths |= found

@@ -34,6 +34,7 @@ from sacred.observers import FileStorageObserver
 from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
 from sacred.serializer import flatten
 
+from runstore.atomic_file import replacing, write_atomically
 from runstore.errors import UserError
 from runstore.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
 from runstore.settings import redact
@@ -275,14 +276,8 @@ class DurableMongoObserver(FileStorageObserver):
 
     def _copy_artifact(self, name, filename):
         # Replaced atomically: the mirror may be reading the previous version of the same name.
-        temporary = os.path.join(self.dir, f".{name}.partial")
-        try:
-            shutil.copyfile(filename, temporary)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.remove(temporary)
-            raise
-        os.replace(temporary, os.path.join(self.dir, name))
+        with replacing(os.path.join(self.dir, name)) as partial:
+            shutil.copyfile(filename, partial)
 
     # ---- for the mirror -------------------------------------------------------------------------
     def snapshot(self):
@@ -312,8 +307,7 @@ class DurableMongoObserver(FileStorageObserver):
     def _write_metrics(self, arrays):
         """metrics.json in Sacred's format from {name: (steps, values, timestamps)}, written piecewise: json.dump of
         a million points as Python lists took seconds and hundreds of MB."""
-        path = os.path.join(self.dir, "metrics.json")
-        with open(path + ".partial", "w") as file:
+        with replacing(os.path.join(self.dir, "metrics.json")) as partial, open(partial, "w") as file:
             file.write("{")
             for index, (name, (steps, values, stamps)) in enumerate(arrays.items()):
                 file.write(f'{", " if index else ""}{json.dumps(name)}: {{"steps": ')
@@ -324,13 +318,9 @@ class DurableMongoObserver(FileStorageObserver):
                 _write_json_list(file, stamps, _timestamps_json)
                 file.write("}")
             file.write("}")
-        os.replace(path + ".partial", path)
 
     def _write_json_atomically(self, value, name):
-        path = os.path.join(self.dir, name)
-        with open(path + ".partial", "w") as file:
-            json.dump(value, file)
-        os.replace(path + ".partial", path)
+        write_atomically(os.path.join(self.dir, name), json.dumps(value))
 
 
 class MetricSeries:

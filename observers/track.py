@@ -5,6 +5,8 @@ What a tracked experiment gets:
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
   script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
+- the option `--resume=CHECKPOINT`, with which `tracker resume` starts a run that the trainer continues from
+  CHECKPOINT (observers.origin.resume_checkpoint);
 - the direction of its result in info.higher_is_better (true: a larger result is better), which `tracker runs
   --sort best`, `--group-by`, `sweep`, `importance` and `report` rank by; the trainer sets it from its task's
   Task.higher_is_better, any other experiment gives it to track();
@@ -19,6 +21,8 @@ What a tracked experiment gets:
 - system metrics (CPU, memory, GPU) as sys.* metrics every SYSTEM_METRICS_S seconds (observers.system_metrics);
 - exit status 130 on Ctrl-C, without a traceback (Sacred has recorded the run as INTERRUPTED), also when the reader of
   its output has gone (observers.closed_output);
+- under torchrun (DistributedDataParallel, ingredients.distributed), a run recorded by rank 0 alone: the other ranks
+  attach no observer, write no file, and print neither output nor the one-line errors that rank 0 prints too;
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
   one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), and one
   line, exit status 1, for any UserError.
@@ -26,22 +30,28 @@ What a tracked experiment gets:
 import difflib
 import functools
 import json
+import logging
 import os
 import re
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from compat import CompatError
 from compat.sacred import lock_captured_output, unknown_config_key  # first: it imports Sacred without its warning
+from sacred import SETTINGS
+from sacred.commandline_options import cli_option
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
 from observers.choose import choose_observers
 from observers.closed_output import tolerate_closed_output
 from observers.environment import record_environment
 from observers.git_state import record_uncommitted_changes
-from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RUN_INFO_ENV, config_not_given
+from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
+                              config_not_given)
+from observers.process_rank import process_rank
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
 from runstore.errors import UserError
@@ -53,6 +63,13 @@ from runstore.settings import load_settings, tracker_folders
 MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
 
 
+@cli_option("-r", RESUME_FLAG)
+def resume_option(checkpoint, run):
+    """Continue from the checkpoint file VALUE, as `tracker resume` does."""
+    if not Path(checkpoint).is_file():
+        raise UserError(f"{RESUME_FLAG}={checkpoint} is not a file; give the checkpoint.pt of the run to continue")
+
+
 def track(ex, higher_is_better=True):
     """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down.
 
@@ -61,13 +78,16 @@ def track(ex, higher_is_better=True):
     quick_start_done()  # the experiment is created: its imports are done
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
+    # Sacred parses the command line with the first list and applies the options of the second.
+    ex.all_cli_options.append(resume_option)
+    ex.additional_cli_options.append(resume_option)
 
     def attach_observers(config, command_name, logger):
         if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":
             sys.exit(IGNORES_COMMAND_LINE_EXIT)  # asked for its defaults, the script started a run: it calls ex.run
         for observer in state["attached"]:
             ex.observers.remove(observer)
-        observe = command_name == ex.default_command and state["observe"]
+        observe = command_name == ex.default_command and state["observe"] and process_rank() == 0
         state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
         ex.observers.extend(state["attached"])
         return {}
@@ -81,6 +101,8 @@ def track(ex, higher_is_better=True):
 
     @ex.pre_run_hook
     def record_origin_and_code(_run):
+        if process_rank() > 0:  # rank 0 records the run
+            return
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
         problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
@@ -91,15 +113,28 @@ def track(ex, higher_is_better=True):
 
     @ex.pre_run_hook
     def record_the_environment(_run):
-        record_environment(_run, process_temp_dir(os.getpid()))
+        if process_rank() == 0:
+            record_environment(_run, process_temp_dir(os.getpid()))
 
     @ex.pre_run_hook
     def sample_system_metrics(_run):
-        start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
+        if process_rank() == 0:
+            start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
     ex.run = _one_line_errors(_unknown_keys_as_user_error(_in_this_process(ex.run)))
-    ex.run_commandline = _commandline(ex.run_commandline)
+    ex.run_commandline = _commandline(ex)
     return ex
+
+
+def _quiet(ex):
+    """Silence a rank above 0, which would print what rank 0 prints: its output, Sacred's log lines and warnings
+    (tracebacks of its own failures still reach stderr)."""
+    SETTINGS.CAPTURE_MODE = "no"
+    ex.logger = logging.getLogger(f"{ex.path}.rank{process_rank()}")
+    ex.logger.setLevel(logging.CRITICAL + 1)
+    ex.logger.propagate = False
+    sys.stdout = open(os.devnull, "w")
+    warnings.simplefilter("ignore")
 
 
 class SacredUserError(UserError, SacredError):
@@ -143,6 +178,8 @@ def _one_line_errors(run):
         try:
             return run(*args, **kwargs)
         except (UserError, CompatError) as error:
+            if process_rank() > 0:
+                raise SystemExit(1) from None  # rank 0 prints the same line
             if isinstance(error, SacredError):
                 raise
             raise SacredUserError(str(error)) from error
@@ -179,13 +216,17 @@ def _unknown_keys_as_user_error(run):
     return checked
 
 
-def _commandline(run_commandline):
-    """Sacred's command line, started once the experiment's imports are done, exiting 130 on Ctrl-C, and with an
-    output whose reader may go (`| tee log` and Ctrl-C) without failing the run."""
+def _commandline(ex):
+    """`ex`'s Sacred command line, started once the experiment's imports are done, exiting 130 on Ctrl-C, with an
+    output whose reader may go (`| tee log` and Ctrl-C) without failing the run, and quiet on ranks above 0."""
+    run_commandline = ex.run_commandline
+
     @functools.wraps(run_commandline)
     def run(*args, **kwargs):
         imports_done()
         tolerate_closed_output()
+        if process_rank() > 0:
+            _quiet(ex)
         try:
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it

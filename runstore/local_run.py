@@ -3,9 +3,10 @@ import contextlib
 import fcntl
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runstore.atomic_file import write_atomically
 
 # Content types and metadata of artifacts, which Sacred's file store does not keep (MongoDB does).
 ARTIFACT_TYPES_FILE = "artifact_types.json"
@@ -106,13 +107,26 @@ class LocalRun:
         _write_json(self.dir / "run.json", self.entry)
 
     def source_file(self, stored_path):
-        """Sources are stored relative to the store (the run's parent): in the run's own _sources/ (observers.durable),
-        or in the store's _sources/ (Sacred's FileStorageObserver)."""
-        return self.dir.parent / stored_path
+        return source_file(self.dir, stored_path)
+
+
+def source_file(run_dir, stored_path):
+    """Sources are stored relative to the store (the run's parent): in the run's own _sources/ (observers.durable),
+    or in the store's _sources/ (Sacred's FileStorageObserver)."""
+    return Path(run_dir).parent / stored_path
 
 
 def is_run_dir(path):
     return (Path(path) / "run.json").is_file()
+
+
+def run_folders(store_dir):
+    """The run folders in the file store `store_dir` (none when it is not a folder): numbered ones first, by number."""
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        return []
+    return sorted(filter(is_run_dir, store_dir.iterdir()),
+                  key=lambda path: (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name))
 
 
 @contextlib.contextmanager
@@ -173,7 +187,4 @@ def _problem(error):
 
 
 def _write_json(path, value):
-    """Replaced whole, so a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value, indent=2))
-    os.replace(partial, path)
+    write_atomically(path, json.dumps(value, indent=2))

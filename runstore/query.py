@@ -21,29 +21,17 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-from runstore.database import connect, require_database
 from runstore.errors import UserError
-from runstore.local_run import LocalRun, UnreadableRun, is_run_dir
 from runstore.layout import PRUNED_TAG
-from runstore.run_store import open_run
+from runstore.run_store import FolderStore, MongoStore, open_run
 from runstore.settings import load_settings
-from runstore.layout import read_metric, summarize
 
 STATS = ("first", "last", "min", "max", "argmax")
 RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
                "tags", "local", "result_metric", "pruned_at_step")
-# What a listing reads of each run document (no captured output, sources or artifacts). An aggregation's $project, as
-# nx-27017 computes it in SQLite; its find() projection copies each whole document first, three times slower.
-LISTED_FIELDS = {
-    "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
-    "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
-    "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1, "info.data": 1,
-}
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
 BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
-LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
 OPERATORS = "= != < <= > >= ~"
 WHERE_HELP = f"KEY OP VALUE, OP one of {OPERATORS} (regex), e.g. 'config.lr>=0.01', status=COMPLETED"
@@ -123,16 +111,9 @@ def group_selection(rows, wanted, by, metrics):
 def metric_history(run, name, settings=None):
     """Every point of metric `name` of `run` (an id or a run folder such as runs/3): step, value, timestamp."""
     stored = open_run(str(run), settings)
-    if isinstance(stored.origin, int):
-        db = require_database(settings or load_settings(), "start it to read the run's metrics")
-        steps, values, stamps = read_metric(db, stored.origin, name)
-        names = [metric["name"] for metric in stored.doc.get("info", {}).get("metrics", [])]
-    else:
-        series = LocalRun.load(stored.origin).metrics
-        names = list(series)
-        steps, values, stamps = (series.get(name, {}).get(key, []) for key in ("steps", "values", "timestamps"))
+    steps, values, stamps = stored.metric(name)
     if len(steps) == 0:
-        raise UserError(f"{stored.label} has no metric {name!r}{_did_you_mean(name, names)}")
+        raise UserError(f"{stored.label} has no metric {name!r}{_did_you_mean(name, stored.metric_names())}")
     import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
 
     return pd.DataFrame({"step": steps, "value": values, "timestamp": pd.to_datetime(stamps)})
@@ -142,71 +123,45 @@ def metric_history(run, name, settings=None):
 def list_rows(settings=None):
     """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is down."""
     settings = settings or load_settings()
-    client = connect(settings)
-    if client is None:
+    folders = FolderStore(settings.runs_dir)
+    mongo = MongoStore.connect(settings)
+    if mongo is None:
         print(f"WARNING: MongoDB at {settings.safe_url} is unreachable; listing only the runs in {settings.runs_dir}/",
               file=sys.stderr)
-        return _local_rows(settings.runs_dir, uploaded=set())
-    with client:
-        db = client[settings.db_name]
-        # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
-        documents = list(db.runs.find({}, LISTED_FIELDS, batch_size=LISTING_BATCH))
-        _add_missing_summaries(db, documents)
-    uploaded = {doc["local_copy"]["key"] for doc in documents if "local_copy" in doc}
-    return [_mongo_row(doc) for doc in documents] + _local_rows(settings.runs_dir, uploaded)
+        return _rows(folders.listings())
+    with mongo:
+        listed = mongo.listings()
+    uploaded = {listing.uploaded_from for listing in listed if listing.uploaded_from is not None}
+    return _rows(listed) + _rows(folders.listings(skip_keys=uploaded))
 
 
 def rows_of(references, settings=None):
     """The rows of the runs named by `references` (ids or run folders), in that order; UserError for unknown ones."""
     settings = settings or load_settings()
+    return _rows(open_run(reference, settings).listing() for reference in references)
+
+
+def _rows(listings):
+    """A row per runstore.run_store.Listing; a run folder that cannot be read is a row with status UNREADABLE."""
     rows = []
-    for reference in references:
-        stored = open_run(reference, settings)
-        if isinstance(stored.origin, int):
-            db = require_database(settings, "start it to read the runs")
-            _add_missing_summaries(db, [stored.doc])
-            rows.append(_mongo_row(stored.doc))
+    for listing in listings:
+        if listing.problem is None:
+            rows.append(_row(listing))
         else:
-            rows.append(_local_row(Path(reference), LocalRun.load(reference)))
+            print(f"WARNING: {listing.problem}; listed as {UNREADABLE}", file=sys.stderr)
+            rows.append({**dict.fromkeys(RUN_COLUMNS), "id": listing.id, "status": UNREADABLE, "local": True})
     return rows
 
 
-def _mongo_row(doc):
-    summaries = {s["name"]: s for s in doc.get("metric_summaries", [])}
-    return _row(doc["_id"], doc, doc.get("config", {}), doc.get("info", {}), summaries, local=False)
-
-
-def _local_rows(runs_dir, uploaded):
-    rows = []
-    folders = sorted((p for p in Path(runs_dir).iterdir() if is_run_dir(p)), key=_folder_order) \
-        if Path(runs_dir).is_dir() else []
-    for folder in folders:
-        try:
-            run = LocalRun.load(folder)
-            if run.key not in uploaded:
-                rows.append(_local_row(folder, run))
-        except (UnreadableRun, KeyError) as error:
-            problem = error if isinstance(error, UnreadableRun) else f"{folder / 'run.json'} has no {error}"
-            print(f"WARNING: {problem}; listed as {UNREADABLE}", file=sys.stderr)
-            rows.append({**dict.fromkeys(RUN_COLUMNS), "id": str(folder), "status": UNREADABLE, "local": True})
-    return rows
-
-
-def _local_row(folder, run):
-    summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
-    # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
-    entry = {**run.entry, "omniboard": {"tags": run.info.get("tags", [])}}
-    return _row(str(folder), entry, run.config, run.info, summaries, local=True)
-
-
-def _row(run_id, doc, config, info, summaries, local):
+def _row(listing):
+    doc, info = listing.doc, listing.info
     start, stop = stored_time(doc.get("start_time")), stored_time(doc.get("stop_time"))
     end = stop or stored_time(doc.get("heartbeat"))
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
     tags = doc.get("omniboard", {}).get("tags", [])
     status = doc.get("status")
     row = {
-        "id": run_id,
+        "id": listing.id,
         "experiment": doc.get("experiment", {}).get("name"),
         # Sacred records a pruned trial as COMPLETED: it ended normally, early (ingredients.pruning).
         "status": "PRUNED" if status == "COMPLETED" and PRUNED_TAG in tags else status,
@@ -218,13 +173,13 @@ def _row(run_id, doc, config, info, summaries, local):
         "host": doc.get("host", {}).get("hostname"),
         "commit": repositories[0].get("commit"),
         "tags": tags,
-        "local": local,
+        "local": listing.local,
         "result_metric": info.get("result_metric"),
         "pruned_at_step": info.get("pruned_at_step"),
     }
-    _flatten_into(row, config, "config.")
+    _flatten_into(row, listing.config, "config.")
     _flatten_into(row, info.get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)
-    for name, summary in summaries.items():
+    for name, summary in listing.summaries.items():
         row.update(zip(_summary_columns(name), map(summary.get, STATS)))
     return row
 
@@ -233,18 +188,6 @@ def _row(run_id, doc, config, info, summaries, local):
 def _summary_columns(metric):
     """The column of each of STATS of `metric`: named once, not for every run."""
     return tuple(f"{metric}.{stat}" for stat in STATS)
-
-
-def _add_missing_summaries(db, documents):
-    """Runs recorded by Sacred's own MongoObserver have no stored summaries: compute them from their plotted series."""
-    missing = {doc["_id"]: doc for doc in documents if "metric_summaries" not in doc}
-    if not missing:
-        return
-    for doc in missing.values():
-        doc["metric_summaries"] = []
-    for metric in db.metrics.find({"run_id": {"$in": list(missing)}}, {"run_id": 1, "name": 1, "steps": 1, "values": 1}):
-        summary = summarize(metric["steps"], metric["values"])
-        missing[metric["run_id"]]["metric_summaries"].append({"name": metric["name"], **summary})
 
 
 def _flatten_into(row, config, prefix):
@@ -262,10 +205,6 @@ def stored_time(value):
     if value is not None and value.tzinfo is not None:
         value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return value
-
-
-def _folder_order(path):
-    return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
 
 
 # ---- selecting ---------------------------------------------------------------------------------------

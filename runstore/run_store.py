@@ -1,15 +1,30 @@
-"""Reads a recorded run back (its document, decoded config and artifacts) from MongoDB or a file-store folder."""
-from collections.abc import Callable
+"""Where recorded runs are kept, and reading them back: one interface (RunStore) with two stores, MongoDB (MongoStore)
+and a file store's run folders (FolderStore: Sacred's FileStorageObserver layout, runstore.local_run).
+
+Readers open a run (`open_run`) or list a store's runs, and ask the run's store for its artifacts, sources, metrics
+and listing; they never ask which kind of store they have.
+"""
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from runstore.cleanup import delete_run
 from runstore.database import connect, require_database
-from runstore.local_run import LocalRun, is_run_dir
+from runstore.errors import UserError
+from runstore.layout import read_file, read_metric, summarize
+from runstore.local_run import LocalRun, UnreadableRun, run_folders, source_file
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
-from runstore.layout import read_file
-from runstore.errors import UserError
+
+# What a listing reads of each run document (no captured output, sources or artifacts). An aggregation's $project, as
+# nx-27017 computes it in SQLite; its find() projection copies each whole document first, three times slower.
+LISTED_FIELDS = {
+    "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
+    "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
+    "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1, "info.data": 1,
+}
+LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 
 
 @dataclass(frozen=True)
@@ -21,15 +36,230 @@ class StoredRun:
     doc: dict  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
     config: dict  # the config, seed included: plain JSON values only (runstore.plain_json)
     info: dict  # the run's info: plain JSON values only
-    artifact: Callable[[str], bytes | None]  # the content of the latest artifact of a name, or None
+    store: "RunStore"  # where it is kept: it reads the run's artifacts, sources and metrics
+    key: int | Path  # where its store finds it: the database id, or the run folder
     artifact_names: tuple[str, ...] = ()  # the names of its artifacts, in the order they were first added
-    sources: Callable[[], dict[str, bytes]] = dict  # its source files: {path relative to the experiment's base_dir: content}
+
+    def artifact(self, name):
+        """The content of the latest artifact called `name`, or None."""
+        return self.store.artifact(self, name)
+
+    def sources(self):
+        """Its source files: {path relative to the experiment's base_dir: content}."""
+        return self.store.sources(self)
+
+    def metric(self, name):
+        """Every point of metric `name`: (steps, values, timestamps), empty when the run has no such metric."""
+        return self.store.metric(self, name)
+
+    def metric_names(self):
+        return self.store.metric_names(self)
+
+    def listing(self):
+        return self.store.listing(self)
+
+
+@dataclass  # not frozen: a listing makes one per run, and a frozen one takes ten times as long to make
+class Listing:
+    """What a listing of runs (runstore.query) shows of one run; `problem` says why a run folder could not be read."""
+
+    id: int | str  # the database id, or the run folder
+    uploaded_from: str | None = None  # the key (LocalRun.key) of the file-store run it was uploaded from, if any
+    doc: dict | None = None  # the run document's LISTED_FIELDS; a run folder's run.json, its info's tags as Omniboard's
+    config: dict | None = None
+    info: dict | None = None
+    summaries: dict | None = None  # metric name -> runstore.layout.summarize of its points
+    local: bool = False  # waiting in a file store for `tracker sync`
+    problem: str | None = None
+
+
+class RunStore(ABC):
+    """Where recorded runs are kept. Each store opens a run by its own key (`open`: a database id, a run folder);
+    `open_run` chooses the store from what the user typed."""
+
+    @abstractmethod
+    def listings(self, skip_keys=frozenset()):
+        """A Listing of every run in the store's order, but those whose key (LocalRun.key) is in `skip_keys`: another
+        store has them."""
+
+    @abstractmethod
+    def listing(self, run):
+        """The Listing of the StoredRun `run`."""
+
+    @abstractmethod
+    def artifact(self, run, name):
+        """The content of `run`'s latest artifact called `name`, or None."""
+
+    @abstractmethod
+    def sources(self, run):
+        """`run`'s source files: {path relative to the experiment's base_dir: content}."""
+
+    @abstractmethod
+    def metric(self, run, name):
+        """Every point of `run`'s metric `name`: (steps, values, timestamps), empty when it has none."""
+
+    @abstractmethod
+    def metric_names(self, run):
+        """The names of `run`'s metrics."""
+
+
+class MongoStore(RunStore):
+    """The configured MongoDB database (runstore.layout); closed when used as a context manager."""
+
+    def __init__(self, client, settings):
+        self.client = client
+        self.settings = settings
+        self.db = client[settings.db_name]
+
+    @classmethod
+    def connect(cls, settings):
+        """The store, or None when MongoDB does not answer (runstore.database.connect)."""
+        client = connect(settings)
+        return None if client is None else cls(client, settings)
+
+    @classmethod
+    def require(cls, settings, fix):
+        """The store, or UserError naming the unreachable server and `fix` (runstore.database.require_database)."""
+        return cls(require_database(settings, fix).client, settings)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        self.client.close()
+
+    def document(self, run_id, fields=None):
+        """Run `run_id`'s document (only `fields`, a projection, when given); UserError when there is no such run."""
+        doc = self.db.runs.find_one({"_id": run_id}, fields)
+        if doc is None:
+            raise UserError(
+                f"there is no run {run_id} in database {self.settings.db_name!r} at {self.settings.safe_url}; "
+                f"check the id in Omniboard, and SACRED_DB"
+            )
+        return doc
+
+    def open(self, run_id):
+        """The StoredRun of run `run_id`; UserError when there is none."""
+        doc = self.document(run_id)
+        names = [entry["name"] for entry in doc.get("artifacts", [])]
+        return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), self, run_id, names)
+
+    def with_info(self, info):
+        """The _id, start_time and local_copy.key of the runs whose info has all of `info`'s values
+        ({dotted key: value})."""
+        query = {f"info.{key}": value for key, value in info.items()}
+        return list(self.db.runs.find(query, {"_id": 1, "start_time": 1, "local_copy.key": 1}))
+
+    def delete(self, doc):
+        """Remove the run of `doc` (its artifacts, experiment.sources and _id at least) and all it stored: Freed."""
+        return delete_run(self.db, doc)
+
+    def listings(self, skip_keys=frozenset()):
+        # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
+        documents = list(self.db.runs.find({}, LISTED_FIELDS, batch_size=LISTING_BATCH))
+        if skip_keys:
+            documents = [doc for doc in documents if _copy_key(doc) not in skip_keys]
+        self._add_missing_summaries(documents)
+        return [_mongo_listing(doc) for doc in documents]
+
+    def listing(self, run):
+        doc = dict(run.doc)
+        self._add_missing_summaries([doc])
+        return _mongo_listing(doc)
+
+    def artifact(self, run, name):
+        # Whichever observer wrote the run, the last entry of a name is its newest file.
+        entries = [entry for entry in run.doc.get("artifacts", []) if entry["name"] == name]
+        return read_file(self.db, entries[-1]["file_id"]) if entries else None
+
+    def sources(self, run):
+        return {path: read_file(self.db, file_id) for path, file_id in run.doc["experiment"].get("sources", [])}
+
+    def metric(self, run, name):
+        return read_metric(self.db, run.key, name)
+
+    def metric_names(self, run):
+        return [metric["name"] for metric in run.doc.get("info", {}).get("metrics", [])]
+
+    def _add_missing_summaries(self, documents):
+        """Runs recorded by Sacred's own MongoObserver have no stored summaries: compute them from their plotted
+        series."""
+        missing = {doc["_id"]: doc for doc in documents if "metric_summaries" not in doc}
+        if not missing:
+            return
+        for doc in missing.values():
+            doc["metric_summaries"] = []
+        fields = {"run_id": 1, "name": 1, "steps": 1, "values": 1}
+        for metric in self.db.metrics.find({"run_id": {"$in": list(missing)}}, fields):
+            summary = summarize(metric["steps"], metric["values"])
+            missing[metric["run_id"]]["metric_summaries"].append({"name": metric["name"], **summary})
+
+
+class FolderStore(RunStore):
+    """A file store: a folder (such as RUNS_DIR) of run folders, each as runstore.local_run reads it."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def open(self, folder, run_id=None):
+        """The StoredRun in `folder`; `run_id`: its id in MongoDB, which then names it. UserError when unreadable."""
+        try:
+            run = LocalRun.load(folder)
+        except (OSError, ValueError) as error:
+            raise UserError(
+                f"{folder} is not a readable Sacred run folder ({error.__class__.__name__}: {error}); "
+                f"give a folder with run.json and config.json, such as runs/3"
+            ) from None
+        label, origin = (f"run {run_id}", run_id) if run_id is not None else (f"run {folder}", str(folder.resolve()))
+        return _stored_run(label, origin, run.entry, run.config, run.info, self, folder, run.entry.get("artifacts", []))
+
+    def runs(self):
+        """(folder, LocalRun) of each run folder that can be read right now."""
+        for folder in run_folders(self.root):
+            try:
+                yield folder, LocalRun.load(folder)
+            except (OSError, ValueError):  # a run being written right now, or not a run
+                continue
+
+    def listings(self, skip_keys=frozenset()):
+        listings = []
+        for folder in run_folders(self.root):
+            try:
+                run = LocalRun.load(folder)
+                if run.key not in skip_keys:
+                    listings.append(_folder_listing(folder, run))
+            except (UnreadableRun, KeyError) as error:
+                problem = error if isinstance(error, UnreadableRun) else f"{folder / 'run.json'} has no {error}"
+                listings.append(Listing(str(folder), local=True, problem=str(problem)))
+        return listings
+
+    def listing(self, run):
+        return _folder_listing(run.key, LocalRun.load(run.key))
+
+    def artifact(self, run, name):
+        # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
+        return (run.key / name).read_bytes() if name in run.doc.get("artifacts", []) else None
+
+    def sources(self, run):
+        sources = run.doc["experiment"].get("sources", [])
+        return {path: source_file(run.key, stored).read_bytes() for path, stored in sources}
+
+    def metric(self, run, name):
+        series = LocalRun.load(run.key).metrics.get(name, {})
+        return tuple(series.get(key, []) for key in ("steps", "values", "timestamps"))
+
+    def metric_names(self, run):
+        return list(LocalRun.load(run.key).metrics)
 
 
 def open_run(reference, settings=None):
     """The run that `reference` names: a run folder of a file store (e.g. runs/3), else a MongoDB run id."""
     if Path(reference).is_dir():
-        return _open_folder(Path(reference))
+        folder = Path(reference)
+        return FolderStore(folder.parent).open(folder)
     if not reference.isdigit():
         raise UserError(
             f"{reference!r} is neither a run id nor a run folder; give the id shown in Omniboard (e.g. 3) "
@@ -46,23 +276,18 @@ def newest_run_with_info(info, settings=None):
     """
     settings = settings or load_settings()
     found, database_ids = [], {}
-    client = connect(settings)
-    if client is not None:
-        query = {f"info.{key}": value for key, value in info.items()}
-        with client:
-            docs = list(client[settings.db_name].runs.find(query, {"_id": 1, "start_time": 1, "local_copy.key": 1}))
+    mongo = MongoStore.connect(settings)
+    if mongo is not None:
+        with mongo:
+            docs = mongo.with_info(info)
         for doc in docs:
             found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
-        database_ids = {doc["local_copy"]["key"]: doc["_id"] for doc in docs if "local_copy" in doc}
-    folders = settings.runs_dir.iterdir() if settings.runs_dir.is_dir() else ()
-    for folder in filter(is_run_dir, folders):
-        try:
-            run = LocalRun.load(folder)
-        except (OSError, ValueError):  # a run being written right now, or not a run
-            continue
+        database_ids = {_copy_key(doc): doc["_id"] for doc in docs if "local_copy" in doc}
+    folders = FolderStore(settings.runs_dir)
+    for folder, run in folders.runs():
         if all(_dotted(run.info, key) == value for key, value in info.items()):
             def open_folder(folder=folder, run_id=database_ids.get(run.key)):
-                return _open_folder(folder, run_id)
+                return folders.open(folder, run_id)
 
             found.insert(0, (run.entry["start_time"], open_folder))  # first: at the same start time, its state wins
     if not found:
@@ -78,53 +303,30 @@ def _dotted(info, key):
 
 
 def _open_mongo_run(run_id, settings):
-    db = require_database(
+    store = MongoStore.require(
         settings, f"start it to read run {run_id}, or give the folder of a file-store run "
                   f"(e.g. {shell_command(settings.runs_dir / str(run_id))})"
     )
-    doc = db.runs.find_one({"_id": run_id})
-    if doc is None:
-        raise UserError(
-            f"there is no run {run_id} in database {settings.db_name!r} at {settings.safe_url}; "
-            f"check the id in Omniboard, and SACRED_DB"
-        )
-
-    def read_artifact(name):
-        # Whichever observer wrote the run, the last entry of a name is its newest file.
-        entries = [entry for entry in doc.get("artifacts", []) if entry["name"] == name]
-        return read_file(db, entries[-1]["file_id"]) if entries else None
-
-    def read_sources():
-        return {path: read_file(db, file_id) for path, file_id in doc["experiment"].get("sources", [])}
-
-    names = [entry["name"] for entry in doc.get("artifacts", [])]
-    return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), read_artifact, names,
-                       read_sources)
+    return store.open(run_id)
 
 
-def _open_folder(folder, run_id=None):
-    """The run in `folder`; `run_id`: its id in MongoDB, which then names it."""
-    try:
-        run = LocalRun.load(folder)
-    except (OSError, ValueError) as error:
-        raise UserError(
-            f"{folder} is not a readable Sacred run folder ({error.__class__.__name__}: {error}); "
-            f"give a folder with run.json and config.json, such as runs/3"
-        ) from None
-
-    def read_artifact(name):
-        # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
-        return (folder / name).read_bytes() if name in run.entry.get("artifacts", []) else None
-
-    def read_sources():
-        return {path: run.source_file(stored).read_bytes() for path, stored in run.entry["experiment"].get("sources", [])}
-
-    label, origin = (f"run {run_id}", run_id) if run_id is not None else (f"run {folder}", str(folder.resolve()))
-    return _stored_run(label, origin, run.entry, run.config, run.info, read_artifact, run.entry.get("artifacts", []),
-                       read_sources)
+def _copy_key(doc):
+    return doc.get("local_copy", {}).get("key")
 
 
-def _stored_run(label, origin, doc, config, info, read_artifact, artifact_names, read_sources):
+def _mongo_listing(doc):
+    summaries = {s["name"]: s for s in doc.get("metric_summaries", [])}
+    return Listing(doc["_id"], _copy_key(doc), doc, doc.get("config", {}), doc.get("info", {}), summaries)
+
+
+def _folder_listing(folder, run):
+    summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
+    # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
+    entry = {**run.entry, "omniboard": {"tags": run.info.get("tags", [])}}
+    return Listing(str(folder), None, entry, run.config, run.info, summaries, local=True)
+
+
+def _stored_run(label, origin, doc, config, info, store, key, artifact_names):
     """The StoredRun, once its config and info are known to be plain data (nothing in them can run code)."""
     return StoredRun(label, origin, doc, plain_values(config, label, "config"), plain_values(info, label, "info"),
-                     read_artifact, tuple(dict.fromkeys(artifact_names)), read_sources)
+                     store, key, tuple(dict.fromkeys(artifact_names)))

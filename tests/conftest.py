@@ -19,6 +19,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
+from observers.upload import highest_id
 from runstore.layout import read_metric
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +141,9 @@ def python_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "SACRED_DB", "RUNS_DIR")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
+    # One torch thread per process: tests run several at once on few cores (a run and its DataLoader workers, the
+    # database server, sweep trials side by side), and torch's threads would wait for each other at every operation.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -262,7 +266,7 @@ def smoke_run(tmp_path_factory, mongo_url, workdir):
     result = run_experiment(["with", "smoke", "lr=0.01", "-c", "smoke test"], workdir, mongo_url, db_name)
     assert result.returncode == 0, result.stdout + result.stderr
     client = pymongo.MongoClient(mongo_url)
-    run = client[db_name].runs.find_one(sort=[("_id", -1)])
+    run = newest_run(client[db_name])
     yield {"db": client[db_name], "run": run, "process": result, "db_name": db_name}
     client.drop_database(db_name)
     client.close()
@@ -284,7 +288,7 @@ def reference_run(project_repo, mongo_url, workdir):
     result = run_experiment(REFERENCE_ARGS, workdir, mongo_url, db_name, project=project_repo)
     assert result.returncode == 0, result.stdout + result.stderr
     client = pymongo.MongoClient(mongo_url)
-    yield {"db": client[db_name], "db_name": db_name, "run": client[db_name].runs.find_one(sort=[("_id", -1)])}
+    yield {"db": client[db_name], "db_name": db_name, "run": newest_run(client[db_name])}
     client.drop_database(db_name)
     client.close()
 
@@ -294,7 +298,8 @@ COMPUTED_METRICS = ("train.loss", "train.acc", "lr", "val.loss", "val.acc", "tes
 
 
 def newest_run(db):
-    return db.runs.find_one(sort=[("_id", -1)])
+    """The run with the highest id; not a sort on `_id`, which nx-27017 sorts as text (run 9 after run 10)."""
+    return db.runs.find_one({"_id": highest_id(db.runs)})
 
 
 @pytest.fixture(scope="session")

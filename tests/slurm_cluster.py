@@ -10,13 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from conftest import free_port
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SlurmCluster:

@@ -17,7 +17,7 @@ from ingredients.metrics import ClassificationMetrics
 from ingredients.sgd import SGD
 from ingredients.task import Data, Task
 from ingredients.trainer import train, trainer_ingredient
-from observers.origin import RESUME_CHECKPOINT_ENV
+from observers.origin import RESUME_FLAG
 
 
 def test_whitening_layer_decorrelates_training_patches():
@@ -103,8 +103,9 @@ class KeepArtifacts(RunObserver):
         return [content for stored, content in self.versions if stored == name][-1]
 
 
-def run_blobs(**trainer_config):
-    """Train Blobs in-process through the trainer ingredient; the observer with the run's artifacts."""
+def run_blobs(resume=None, **trainer_config):
+    """Train Blobs in-process through the trainer ingredient, continuing from the checkpoint file `resume` if given;
+    the observer with the run's artifacts."""
     ex = Experiment("blobs", ingredients=[trainer_ingredient])
 
     @ex.main
@@ -115,7 +116,7 @@ def run_blobs(**trainer_config):
     ex.observers.append(artifacts)
     config = {"steps": 12, "val_every": 4, "log_every": 4, "print_every": 4, "checkpoint_every": 6,
               "progress": False, "ema_decay": 0.8, "ema_every": 2, **trainer_config}
-    ex.run(config_updates={"seed": 1, "trainer": config})
+    ex.run(config_updates={"seed": 1, "trainer": config}, options={RESUME_FLAG: resume})
     return artifacts
 
 
@@ -130,7 +131,7 @@ def states_equal(a, b):
 
 
 @pytest.mark.parametrize("lookahead", [False, True])
-def test_the_weight_average_is_checkpointed_saved_and_restored_on_resume(tmp_path, monkeypatch, lookahead):
+def test_the_weight_average_is_checkpointed_saved_and_restored_on_resume(tmp_path, lookahead):
     full = run_blobs(lookahead=lookahead)
     checkpoint = load(full.latest("checkpoint.pt"), tmp_path)
     last = load(full.latest("model_last.pt"), tmp_path)
@@ -141,8 +142,8 @@ def test_the_weight_average_is_checkpointed_saved_and_restored_on_resume(tmp_pat
     first_checkpoint = next(content for name, content in full.versions if name == "checkpoint.pt")
     (tmp_path / "step6.pt").write_bytes(first_checkpoint)
     assert load(first_checkpoint, tmp_path)["step"] == 6
-    monkeypatch.setenv(RESUME_CHECKPOINT_ENV, str(tmp_path / "step6.pt"))
-    resumed = run_blobs(lookahead=lookahead)
+    resumed = run_blobs(resume=str(tmp_path / "step6.pt"), lookahead=lookahead)
+    assert [name for name, _ in resumed.versions].count("checkpoint.pt") == 1  # it trained steps 7 to 12 only
     assert states_equal(load(resumed.latest("model_last.pt"), tmp_path), last)
     assert states_equal(load(resumed.latest("model_best.pt"), tmp_path), load(full.latest("model_best.pt"), tmp_path))
 

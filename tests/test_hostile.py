@@ -229,7 +229,7 @@ def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):
 
     def stored(info):  # a run at this commit that Sacred recorded as clean
         doc = {"experiment": {"repositories": [{"commit": head, "dirty": False, "url": f"git:/{tmp_path}"}]}}
-        return StoredRun("run 3", 3, doc, {}, info, lambda name: None)
+        return StoredRun("run 3", 3, doc, {}, info, store=None, key=3)
 
     untracked = {"untracked_files": {"included": ["idea.py"], "left_out": []}}
     with pytest.raises(UserError, match=f"run 3 ran at commit {head[:12]} with uncommitted changes"):

@@ -120,3 +120,14 @@ def test_a_pruned_sweep_on_slurm_stops_a_hopeless_trial(slurm, mongo_url, mongo_
     result = run_tracker([*PRUNED_SWEEP[:1], "--executor", "slurm", "--parallel", "1", *PRUNED_SWEEP[1:]],
                          workdir, mongo_url, db_name, timeout=900, **slurm)
     check_pruned_sweep(result, mongo_db)
+
+
+def test_a_trial_of_two_tasks_trains_with_ddp_and_is_one_run(slurm, mongo_url, mongo_db, db_name, workdir):
+    result = run_tracker(["sweep", "--executor", "slurm", "--slurm", "timeout_min=10", "--slurm", "tasks_per_node=2",
+                          str(EXPERIMENT), *TINY, "lr=[0.02]"], workdir, mongo_url, db_name, timeout=900, **slurm)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    (run,) = sweep_runs(mongo_db, sweep_id_of(output))
+    assert run["status"] == "COMPLETED" and run["info"]["world_size"] == 2
+    assert mongo_db.runs.count_documents({}) == 1
+    assert "1/1 done, 0 running, 0 failed" in output

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from runstore.database import connect, require_database
 from runstore.settings import STORE_DIR, TRACKER_DIR, create_tracker_folder, load_settings, project_root, store_url
 from runstore.errors import UserError
+from runstore.shell import last_line
 from tracker.board_columns import write_first_screen
 from tracker.sync import find_run_dirs, sync_runs
 
@@ -89,9 +90,8 @@ def install():
         capture_output=True, text=True,
     )
     if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(
-            f"npm could not install omniboard@{OMNIBOARD_VERSION} ({last_line}); "
+            f"npm could not install omniboard@{OMNIBOARD_VERSION} ({last_line(result.stderr)}); "
             f"check access to the npm registry and run 'tracker board' again"
         )
     partial.rename(install_dir)

@@ -9,7 +9,8 @@ that leaves out.
 import json
 import math
 
-from runstore.query import LISTED_FIELDS
+from runstore.plain_json import dotted_values
+from runstore.run_store import LISTED_FIELDS
 
 CUSTOM_COLUMNS = "omniboard.custom.columns"
 METRIC_COLUMNS = "omniboard.metric.columns"
@@ -44,20 +45,10 @@ def differing_config_keys(runs):
     """The dotted config keys (trainer.steps, model.arch) whose values differ between `runs`, in config order."""
     values = {}
     for run in runs:
-        for key, value in flatten(run.get("config") or {}).items():
+        for key, value in dotted_values(run.get("config") or {}).items():
             if key.split(".")[-1] not in IGNORED_CONFIG_KEYS:
                 values.setdefault(key, set()).add(json.dumps(value, sort_keys=True, default=str))
     return [key for key, seen in values.items() if len(seen) > 1]
-
-
-def flatten(config, prefix=""):
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def score_metrics(runs):

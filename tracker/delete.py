@@ -1,7 +1,7 @@
 """`tracker delete RUN [RUN ...]`: removes runs from MongoDB with their metrics, metric points and files."""
-from runstore.database import require_database
-from runstore.cleanup import NOUNS, delete_run
+from runstore.cleanup import NOUNS
 from runstore.query import stored_time
+from runstore.run_store import MongoStore
 from runstore.settings import load_settings
 from runstore.errors import UserError
 from tracker.runs import cell
@@ -26,15 +26,9 @@ def run(args):
     bad = [reference for reference in args.runs if not reference.isdigit()]
     if bad:
         raise UserError(f"{bad[0]!r} is not a run id; give the ids Omniboard shows, e.g. 'tracker delete 3 4'")
-    db = require_database(settings, "start it to delete runs from it")
-    runs = []
-    for run_id in dict.fromkeys(int(reference) for reference in args.runs):
-        doc = db.runs.find_one({"_id": run_id}, {"artifacts": 1, "experiment.sources": 1, "experiment.name": 1,
-                                                 "status": 1, "start_time": 1})
-        if doc is None:
-            raise UserError(f"there is no run {run_id} in database {settings.db_name!r} at {settings.safe_url}; "
-                            f"check the id in Omniboard, and SACRED_DB")
-        runs.append(doc)
+    store = MongoStore.require(settings, "start it to delete runs from it")
+    fields = {"artifacts": 1, "experiment.sources": 1, "experiment.name": 1, "status": 1, "start_time": 1}
+    runs = [store.document(run_id, fields) for run_id in dict.fromkeys(int(reference) for reference in args.runs)]
     for doc in runs:
         print(f"run {doc['_id']}: {doc.get('experiment', {}).get('name')} {doc.get('status')}, "
               f"started {cell(stored_time(doc.get('start_time')))}")
@@ -42,7 +36,7 @@ def run(args):
     if not args.yes and input(question).strip().lower() not in ("y", "yes"):
         print("nothing deleted")
         return 1
-    for doc in runs:
-        print(f"deleted run {doc['_id']}: {delete_run(db, doc).summary()}")
-    db.client.close()
+    with store:
+        for doc in runs:
+            print(f"deleted run {doc['_id']}: {store.delete(doc).summary()}")
     return 0

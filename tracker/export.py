@@ -6,6 +6,7 @@ from pathlib import Path, PurePosixPath
 from runstore.errors import UserError
 from runstore.run_store import open_run
 from tracker.models import WEIGHTS, rebuild
+from tracker.options import add_run_argument
 
 GUIDE = """\
 # {label}: {experiment}, exported by `tracker export`
@@ -34,7 +35,6 @@ PROGRAM_GUIDE = """\
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "export",
-        usage="tracker export RUN DIR [--which best|last]",
         help="write a folder that rebuilds a run's trained network",
         description=(
             "Write DIR (it must not exist yet) with RUN's weights, config.json, results.json, the run's source files, "
@@ -42,7 +42,7 @@ def add_parser(subparsers):
             "each. The network is rebuilt by this checkout's experiment code from the run's stored config."
         ),
     )
-    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+    add_run_argument(parser, "RUN DIR [--which best|last]")
     parser.add_argument("dir", type=Path, metavar="DIR", help="the folder to create")
     parser.add_argument("--which", choices=WEIGHTS, default="best",
                         help="the weights of the best validation score (default) or those at the end of training")

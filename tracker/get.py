@@ -1,20 +1,19 @@
 """`tracker get`: download one artifact of a recorded run (a checkpoint, a figure, results.json, ...)."""
-import os
-import tempfile
 from pathlib import Path
 
+from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
 from runstore.run_store import open_run
+from tracker.options import add_run_argument
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "get",
-        usage="tracker get RUN FILE [--out DIR]",
         help="download an artifact of a run",
         description="Write RUN's artifact FILE (its latest version) into DIR. 'tracker get RUN' lists the artifacts.",
     )
-    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+    add_run_argument(parser, "RUN FILE [--out DIR]")
     parser.add_argument("name", metavar="FILE", nargs="?", help="the artifact's name, e.g. model_best.pt")
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                         help="the folder to write it to (default: the current folder)")
@@ -34,8 +33,6 @@ def run(args):
         raise UserError(f"--out {args.out} is not a folder; create it first")
     # The name comes from the command line, but only its last part names the file: nothing lands outside DIR.
     target = args.out / Path(args.name).name
-    with tempfile.NamedTemporaryFile(dir=args.out, prefix=f".{target.name}.", delete=False) as file:
-        file.write(content)
-    os.replace(file.name, target)  # whole or not at all
+    write_atomically(target, content)
     print(f"Wrote {target} ({len(content):,} bytes) from {stored.label}")
     return 0

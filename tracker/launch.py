@@ -25,6 +25,7 @@ from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_
 from runstore.plain_json import dotted_keys, dotted_values
 from runstore.settings import tracker_folders
 from runstore.errors import UserError
+from runstore.shell import last_line
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
@@ -34,18 +35,18 @@ OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout 
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 
 
-def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, action="rerun"):
+def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(), action="rerun"):
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 
-    `env` adds environment variables for the experiment; `action` ("rerun", "resume") names the run in the line
-    saying what runs. Returns the experiment's exit status.
+    `options` are command-line options for the experiment (observers.origin.resume_argument); `action` ("rerun",
+    "resume") names the run in the line saying what runs. Returns the experiment's exit status.
     """
     warn_of_changed_packages(stored)
     checkout, script, repo = trusted_script(stored)
     with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info, commit):
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
-        child_env = experiment_env({**info, **code_info}, env, code_dir)
+        child_env = experiment_env({**info, **code_info}, code_dir=code_dir)
         defaults = experiment_defaults(code_dir / script, child_env)
         if defaults is not None:
             if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
@@ -59,7 +60,17 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, env=None, a
             arguments = [str(config_file), *updates]
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
             child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
-            return run_in_foreground([sys.executable, str(code_dir / script), "with", *arguments], child_env)
+            command = [*python_launcher(stored.info.get("world_size", 1)), str(code_dir / script), *options, "with",
+                       *arguments]
+            return run_in_foreground(command, child_env)
+
+
+def python_launcher(world_size):
+    """How to start a script: Python, or for a run trained by several processes (DDP), torchrun on this machine
+    with as many, which a resumed run's checkpoint needs."""
+    if world_size == 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}"]
 
 
 def warn_of_changed_packages(stored):
@@ -283,8 +294,7 @@ def experiment_defaults(script, env):
         if result.returncode == IGNORES_COMMAND_LINE_EXIT:
             return None
         if result.returncode != 0 or not defaults_file.is_file():
-            last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"{script} of this checkout does not start ({last_line}); {CODE_CHOICE_HINT}")
+            raise UserError(f"{script} of this checkout does not start ({last_line(result.stderr)}); {CODE_CHOICE_HINT}")
         return json.loads(defaults_file.read_text())
 
 

@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
 from runstore.groups import completed, group_rows, is_number, stat_columns
 from runstore.query import higher_is_better, metric_history
@@ -261,10 +262,3 @@ def png_summary(content):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
-
-
-def write_atomically(path, content):
-    """The whole file or none: a reader never opens half a report."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(content)
-    partial.replace(path)

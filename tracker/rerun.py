@@ -3,13 +3,13 @@ N new runs with new seeds, so that one run becomes a sample."""
 from runstore.run_store import open_run
 from runstore.errors import UserError
 from runstore.shell import shell_command
+from tracker.options import add_code_choice, add_run_argument
 from tracker.search_space import new_seeds
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "rerun",
-        usage="tracker rerun [--at-commit | --force] [--seeds N] RUN [with KEY=VALUE ...]",
         help="run a recorded run again with its stored config",
         description=(
             "Start a new run of RUN's experiment with RUN's stored config, seed included, plus any KEY=VALUE "
@@ -20,26 +20,13 @@ def add_parser(subparsers):
             "script, commit and non-default config values before it starts."
         ),
     )
-    add_run_arguments(parser)
+    add_run_argument(parser, "[--at-commit | --force] [--seeds N] RUN [with KEY=VALUE ...]")
+    add_code_choice(parser)
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="run it N times, each with a new random seed (recorded in overrides), e.g. to see with "
                              "`tracker runs --group` whether its result was a lucky seed")
     parser.add_argument("updates", nargs="*", metavar="with KEY=VALUE", help="config changes, as for the experiment")
     parser.set_defaults(func=run)
-
-
-def add_run_arguments(parser):
-    """RUN and the choice of code for a run whose code differs from this checkout's; `tracker resume` has them too."""
-    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
-    choice = parser.add_mutually_exclusive_group()
-    choice.add_argument(
-        "--at-commit", action="store_true",
-        help="run the original run's commit in a temporary git worktree, with its uncommitted changes re-applied",
-    )
-    choice.add_argument(
-        "--force", action="store_true",
-        help="run this checkout's code although it differs from the original run's (recorded as forced_instead_of)",
-    )
 
 
 def run(args):

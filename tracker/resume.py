@@ -6,15 +6,14 @@ from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from runstore.run_store import open_run
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
-from observers.origin import RESUME_CHECKPOINT_ENV
+from observers.origin import resume_argument
 from runstore.shell import shell_command
-from tracker.rerun import add_run_arguments
+from tracker.options import add_code_choice, add_run_argument
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "resume",
-        usage="tracker resume [--at-commit | --force] RUN [with data.root=PATH]",
         help="continue an interrupted run from its latest checkpoint",
         description=(
             f"Start a new run with RUN's stored config that restores RUN's latest {CHECKPOINT} and continues at "
@@ -23,7 +22,8 @@ def add_parser(subparsers):
             f"given again: a stored data.root outside the experiment's data folder is used only when given so."
         ),
     )
-    add_run_arguments(parser)
+    add_run_argument(parser, "[--at-commit | --force] RUN [with data.root=PATH]")
+    add_code_choice(parser)
     parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
                         help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
     parser.set_defaults(func=run)
@@ -51,13 +51,14 @@ def run(args):
                 f"trainer.checkpoint_every steps, and on Ctrl-C); start it again with "
                 f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
-        info, env = continued
-        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, env=env,
+        info, options = continued
+        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
                         action="resume")
 
 
 def continuation(stored, folder):
-    """(info, env) of a new run that continues `stored` from its latest checkpoint, written to `folder`.
+    """(info, command-line options) of a new run that continues `stored` from its latest checkpoint, written to
+    `folder`.
 
     None when `stored` has no checkpoint. `tracker sweep` continues interrupted trials with it too.
     """
@@ -67,4 +68,4 @@ def continuation(stored, folder):
     checkpoint = folder / CHECKPOINT
     checkpoint.write_bytes(content)
     step = load_checkpoint(checkpoint, label=f"{stored.label}'s {CHECKPOINT}")["step"]
-    return {"resumed_from": stored.origin, "resumed_after_step": step}, {RESUME_CHECKPOINT_ENV: str(checkpoint)}
+    return {"resumed_from": stored.origin, "resumed_after_step": step}, [resume_argument(checkpoint)]

@@ -7,8 +7,9 @@ import sys
 from compat.argparse import values_may_start_with_dash
 from runstore.errors import UserError
 from runstore.groups import P_COLUMN, stat_columns
-from runstore.query import (BEST, STATS, WHERE_HELP, by_experiment, check_keys, conditions,
+from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
+from tracker.options import add_filters
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # characters of a table cell; CSV and JSON hold every value whole
@@ -25,10 +26,7 @@ def add_parser(subparsers):
         ),
     )
     values_may_start_with_dash(parser)  # `--sort -result`
-    parser.add_argument("--where", action="append", default=[], metavar="COND",
-                        help=f"keep runs that meet COND: {WHERE_HELP}, 'val.acc.max>0.9'; repeatable")
-    parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
-    parser.add_argument("--tag", help="keep runs with this Omniboard tag")
+    add_filters(parser)
     parser.add_argument("--since", metavar="DATE", help="keep runs started at or after DATE (UTC), e.g. 2026-11-01")
     parser.add_argument("--sort", default="-start", metavar="KEY",
                         help=f"sort by a column, '-KEY' for descending, e.g. -result; '{BEST}': each experiment's runs "

@@ -3,8 +3,9 @@
 from runstore.database import connect
 from runstore.errors import UserError
 from runstore.groups import is_number
-from runstore.query import WHERE_HELP, conditions, differing_keys, list_rows, select
+from runstore.query import conditions, differing_keys, list_rows, select
 from runstore.settings import load_settings
+from tracker.options import add_filters
 from tracker.search_space import split_arguments
 from tracker.trial import sweep_tag
 
@@ -13,10 +14,7 @@ LOG_SPAN = 100  # a positive parameter whose largest value is this many times it
 
 def add_selection_arguments(parser):
     parser.add_argument("--sweep", metavar="ID", help="the runs of sweep ID (those tagged sweep-ID)")
-    parser.add_argument("--where", action="append", default=[], metavar="COND",
-                        help=f"keep runs that meet COND: {WHERE_HELP}; repeatable")
-    parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
-    parser.add_argument("--tag", help="keep runs with this Omniboard tag")
+    add_filters(parser)
 
 
 def selected(args):

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from runstore.atomic_file import write_atomically
 from runstore.database import connect
 from runstore.errors import UserError
 from runstore.settings import create_tracker_folder, load_settings
-from runstore.shell import shell_command
+from runstore.shell import last_line, shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
 from observers.origin import PRUNING_ENV
@@ -169,8 +170,7 @@ def check_config(record):
     command = [sys.executable, record["script"], "print_config", *(["with", *updates] if updates else [])]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"{Path(record['script']).name} rejects the sweep's config ({last_line}); "
+        raise UserError(f"{Path(record['script']).name} rejects the sweep's config ({last_line(result.stderr)}); "
                         f"fix the `with` arguments")
 
 
@@ -296,9 +296,8 @@ def require_slurm():
     except (OSError, subprocess.TimeoutExpired) as error:
         answer = subprocess.CompletedProcess([], 1, "", str(error))
     if answer.returncode != 0:
-        last_line = (answer.stderr.strip().splitlines() or ["no answer"])[-1]
-        raise UserError(f"SLURM is not reachable ({last_line}); check SLURM_CONF and that slurmctld runs, or use "
-                        f"--executor local")
+        raise UserError(f"SLURM is not reachable ({last_line(answer.stderr, 'no answer')}); check SLURM_CONF and that "
+                        f"slurmctld runs, or use --executor local")
 
 
 def gpu_ids():
@@ -407,7 +406,7 @@ class Sweep:
         number = self.running.pop(job)
         trial = self.trials[number]
         try:
-            outcome = job.result()
+            outcome = job.results()[0]  # a trial of several tasks (DDP): task 0's rank records the run
         except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
             lines = str(error).strip().splitlines()
             outcome = {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
@@ -558,8 +557,7 @@ class Sweep:
     def save(self):
         """Write the record to its folder and, when MongoDB answers, to the `sweeps` collection."""
         path = self.folder / RECORD_FILE
-        path.with_suffix(".partial").write_text(json.dumps(self.record, indent=1, default=str))
-        os.replace(path.with_suffix(".partial"), path)
+        write_atomically(path, json.dumps(self.record, indent=1, default=str))
         if self.db is not None:
             try:
                 self.db.sweeps.replace_one({"_id": self.record["_id"]}, self.record)

@@ -12,7 +12,7 @@ from pymongo.errors import PyMongoError
 from runstore.database import require_database
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive, remove_temporary_files
-from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, upload_lock
+from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders, upload_lock
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
@@ -80,7 +80,7 @@ def find_run_dirs(paths):
         if is_run_dir(path):
             run_dirs.append(path)
         elif path.is_dir():
-            run_dirs.extend(sorted((p for p in path.iterdir() if is_run_dir(p)), key=_run_number))
+            run_dirs.extend(run_folders(path))
         else:
             raise UserError(f"{path} does not exist; give run folders (runs/3) or a file store (runs/)")
     return run_dirs
@@ -146,7 +146,3 @@ def mark_dead_runs(db):
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
             remove_temporary_files(doc, doc.get("info") or {})
             yield doc["_id"], died
-
-
-def _run_number(path):
-    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)

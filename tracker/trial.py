@@ -5,6 +5,9 @@ its info records the sweep (id, trial number, swept parameters) and its tags the
 trial's newest run was interrupted with a checkpoint (Ctrl-C, SLURM preemption or time limit), the job continues it
 from there, as `tracker resume` does. On SLURM, submitit calls `checkpoint` on the warning signal before a time
 limit or preemption: the experiment stores its checkpoint, and submitit requeues this job, which then continues it.
+A job of several tasks (--slurm tasks_per_node=N) trains the trial with DistributedDataParallel: each task gets
+torchrun's environment from submitit and runs the experiment as one rank; task 0's rank records the run, reads the
+checkpoint it continues from and hands it to the others (ingredients.distributed), so only task 0 keeps the books.
 """
 import os
 import signal
@@ -41,14 +44,21 @@ class Trial:
 
     def __call__(self):
         """Run (or continue) the trial; returns its outcome: run, status, result, error."""
+        import submitit
+
         # Imported here, in the job: GitPython cannot even be imported without a git executable, which the other
         # `tracker` commands do without.
         from tracker.launch import experiment_env, run_in_foreground
 
         os.chdir(self.cwd)
+        task = submitit.JobEnvironment()
+        if task.num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+            if task.global_rank > 0:
+                return self.run_another_rank()
         info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
                 "tags": [sweep_tag(self.sweep)]}
-        updates, env = list(self.updates), dict(self.env or {})
+        updates, options = list(self.updates), []
         previous = self.newest_run()
         if previous is not None and previous.doc.get("status") == "COMPLETED":
             return outcome(previous)  # finished already (a job requeued after its run ended)
@@ -56,18 +66,29 @@ class Trial:
             continued = continuation(previous, Path(folder)) if previous is not None else None
             if continued is not None:
                 info.update(continued[0])
-                env.update(continued[1])
+                options = continued[1]
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
                 return {"run": None, "status": "INTERRUPTED", "result": None, "higher_is_better": None,
                         "error": "the sweep was cancelled"}
             returncode = run_in_foreground(
-                [sys.executable, self.script, "with", *updates], experiment_env(info, env),
+                [sys.executable, self.script, *options, "with", *updates], experiment_env(info, self.env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
             )
         latest = self.newest_run()
         started = latest is not None and (previous is None or latest.origin != previous.origin)
         return outcome(latest if started else None, returncode)
+
+    def run_another_rank(self):
+        """Train as one of the ranks above 0, which record nothing; returns None (task 0 returns the outcome)."""
+        from tracker.launch import experiment_env, run_in_foreground
+
+        previous = self.newest_run()
+        if Path(self.stop_file).exists() or (previous is not None and previous.doc.get("status") == "COMPLETED"):
+            return None  # task 0 does not start the experiment either
+        run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env({}, self.env),
+                          started=self.started, ignored_signals=(signal.SIGUSR2,))
+        return None
 
     def started(self, process):
         self.process = process

@@ -4,11 +4,12 @@ Each of the ten classes is a shape or texture, at a random place and size, in on
 that hint at the class, over a random background with strong pixel noise. The files have CIFAR-10's names, keys, dtypes and row
 layout (uint8 rows of 3072 = 3×32×32, channel-major), with fewer rows per file so they are quick to make.
 """
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
+
+from runstore.atomic_file import write_atomically
 
 CLASSES = ["square", "disc", "ring", "h-stripes", "v-stripes", "diagonals", "cross", "checker", "triangle", "frame"]
 PALETTE = np.array(
@@ -45,11 +46,7 @@ def write_synthetic_cifar(folder, images_per_file=IMAGES_PER_FILE, seed=0):
 
 
 def _write_pickle(path, obj):
-    # Write then rename, so a concurrent reader never sees half a file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-    os.replace(tmp, path)
+    write_atomically(path, pickle.dumps(obj, protocol=2))
 
 
 def draw_images(labels, rng):

@@ -1,0 +1,120 @@
+"""DistributedDataParallel for the trainer: one process per device, started by torchrun (or by `tracker sweep
+--executor slurm` with several tasks per node, which sets torchrun's environment for each task).
+
+torch's DDP averages the gradients; this module holds what the trainer adds around it:
+- the process group from torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK): nccl on
+  GPUs (device cuda:LOCAL_RANK), gloo on CPUs; small control messages (stop flags, seeds, checkpoints) always go
+  through a gloo group, so they never wait on a GPU;
+- rank 0's seed for every rank, so the batch order (ingredients.batches), a function of (seed, epoch, world size),
+  is the same everywhere even when Sacred drew each process's seed itself;
+- metric sums added across ranks before they are logged, so the logged metrics are those of the global batch;
+- `any_rank` flags: a signal or a pruning decision on one rank stops every rank at the same step.
+With one process every method is a no-op and torch.distributed is never initialized.
+"""
+import atexit
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from observers.process_rank import process_rank, world_size
+
+
+class Distributed:
+    """The processes training one run together; `rank` 0 is the one that records it."""
+
+    def __init__(self, device):
+        self.rank, self.world_size = process_rank(), world_size()
+        self.device = device
+        self.control = None  # the gloo group for control messages, when there are several processes
+        if self.world_size == 1:
+            return
+        if device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(dist.destroy_process_group)
+        self.control = dist.new_group(backend="gloo") if device.type == "cuda" else dist.group.WORLD
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def shared_seed(self, seed):
+        """Rank 0's `seed`; ranks above 0 also reseed torch's global random numbers (dropout) from it and their
+        rank, so a rerun with the same seed draws the same numbers on every rank."""
+        if self.world_size == 1:
+            return seed
+        seed = self.broadcast(seed)
+        if self.rank > 0:
+            torch.manual_seed(int(np.random.SeedSequence([seed, self.rank]).generate_state(1)[0]))
+        return seed
+
+    def wrap(self, model):
+        """`model` in DistributedDataParallel, which averages its gradients over the ranks at each backward."""
+        if self.world_size == 1:
+            return model
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def shard(self, data):
+        """Each rank's share of `data`'s (an ingredients.task.Data) batches: of every training batch and of the
+        evaluation splits."""
+        for batches in (data.train, data.val, data.test):
+            batches.shard(self.rank, self.world_size)
+
+    def add_sums(self, metrics):
+        """`metrics`' (an ingredients.metrics.Metrics) sums become the sums over every rank."""
+        if self.world_size == 1:
+            return
+        for name in sorted(metrics.sums):
+            total = torch.as_tensor(metrics.sums[name], device=self.device)
+            dist.all_reduce(total)
+            metrics.sums[name] = total
+
+    def add(self, number):
+        """The sum of `number` over the ranks."""
+        if self.world_size == 1:
+            return number
+        total = torch.tensor(number, dtype=torch.float64)
+        dist.all_reduce(total, group=self.control)
+        return type(number)(total.item())
+
+    def any_rank(self, *flags):
+        """For each flag, whether it is set on any rank; every rank gets the same answer."""
+        if self.world_size == 1:
+            return flags
+        raised = torch.tensor([bool(flag) for flag in flags], dtype=torch.uint8)
+        dist.all_reduce(raised, op=dist.ReduceOp.MAX, group=self.control)
+        return tuple(bool(flag) for flag in raised.tolist())
+
+    def broadcast_buffers(self, model):
+        """Rank 0's buffers (BatchNorm statistics) in `model` on every rank, so all ranks evaluate one network."""
+        if self.world_size == 1:
+            return
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+    def broadcast(self, value):
+        """Rank 0's `value` (anything torch.save can store) on every rank."""
+        if self.world_size == 1:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0, group=self.control)
+        return box[0]
+
+    def gather(self, value):
+        """Every rank's `value`, in rank order, on rank 0 (None on the others)."""
+        if self.world_size == 1:
+            return [value]
+        gathered = [None] * self.world_size if self.is_main else None
+        dist.gather_object(value, gathered, dst=0, group=self.control)
+        return gathered
+
+    def leave_together(self):
+        """Exit only once every rank is exiting; for an end that every rank reaches at the same step (a stop, a
+        NaN loss), after which rank 0 still records the run: torchrun ends every process as soon as one exits
+        with a failure."""
+        if self.world_size > 1:
+            atexit.register(dist.barrier, group=self.control)  # runs before destroy_process_group

@@ -1,0 +1,27 @@
+"""Files replaced whole: written aside and renamed over the old one, so a reader sees the old file or all of the new
+one, never half of it (a run folder read while its run writes, a report opened while it is written)."""
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """A path beside `path` (hidden, named for no other writer) to write the new file at; renamed to `path` when the
+    block ends, removed when it raises."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path, content):
+    """Replace `path` with `content` (bytes, or text written as UTF-8) whole."""
+    data = content.encode() if isinstance(content, str) else content
+    with replacing(path) as partial:
+        partial.write_bytes(data)

@@ -1,0 +1,30 @@
+"""The command-line options that several tracker commands share, each defined once."""
+from runstore.query import WHERE_HELP
+
+
+def add_run_argument(parser, usage):
+    """RUN, the recorded run a command works on (get, export, rerun, resume), and the command's usage line, which
+    shows RUN among its other arguments: `usage` follows 'tracker COMMAND'."""
+    parser.usage = f"{parser.prog} {usage}"
+    parser.add_argument("run", metavar="RUN", help="a run id in MongoDB (as in Omniboard), or a file-store run folder")
+
+
+def add_code_choice(parser):
+    """The choice of code for a run whose code differs from this checkout's (rerun, resume)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--at-commit", action="store_true",
+        help="run the original run's commit in a temporary git worktree, with its uncommitted changes re-applied",
+    )
+    choice.add_argument(
+        "--force", action="store_true",
+        help="run this checkout's code although it differs from the original run's (recorded as forced_instead_of)",
+    )
+
+
+def add_filters(parser):
+    """--where, --experiment and --tag, which choose runs (runs, importance, report): runstore.query.conditions."""
+    parser.add_argument("--where", action="append", default=[], metavar="COND",
+                        help=f"keep runs that meet COND: {WHERE_HELP}, 'val.acc.max>0.9'; repeatable")
+    parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
+    parser.add_argument("--tag", help="keep runs with this Omniboard tag")
