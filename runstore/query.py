@@ -209,7 +209,7 @@ def stored_time(value):
 
 # ---- selecting ---------------------------------------------------------------------------------------
 def select(rows, conditions=(), sort=None, limit=None):
-    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing values last), at most
+    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing and NaN values last), at most
     `limit` of them; sort="best" ranks each experiment's runs best first (rank_best). UserError for a key that no row
     has, naming the closest ones."""
     for condition in conditions:
@@ -225,9 +225,12 @@ def select(rows, conditions=(), sort=None, limit=None):
         rows = rank_best(rows)
     elif sort:
         key = sort.lstrip("-")
-        present = [row for row in rows if row.get(key) is not None]
+        # A diverged run's NaN follows the numbers either way: never the top of a ranking
+        nan = [row for row in rows if _is_nan(row.get(key))]
+        missing = [row for row in rows if row.get(key) is None]
+        present = [row for row in rows if row.get(key) is not None and not _is_nan(row[key])]
         present.sort(key=lambda row: _sort_key(row[key]), reverse=sort.startswith("-"))
-        rows = present + [row for row in rows if row.get(key) is None]
+        rows = present + nan + missing
     return rows if limit is None else rows[:limit]
 
 
@@ -333,8 +336,12 @@ def _same_type(value, text):
     return text if isinstance(value, str) else None
 
 
+def _is_nan(value):
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _sort_key(value):
-    return (0, value, "") if isinstance(value, (int, float)) and not math.isnan(value) else (1, 0, str(value))
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
 def _did_you_mean(key, known):

@@ -8,7 +8,7 @@ another folder neither scatters runs nor misses the settings.
 """
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,7 +35,11 @@ class Settings:
     runs_dir: Path  # the local file store every run is written to first (absolute)
     system_metrics_s: float = DEFAULT_SYSTEM_METRICS_S  # seconds between sys.* samples of a run; 0 disables them
     board_user: str = DEFAULT_BOARD_USER  # the login of `tracker board` and the compose stack's Omniboard
-    board_password: str = field(default="", repr=False)  # no login unless set; `tracker board --host` needs one
+    board_password: str = ""  # no login unless set; `tracker board --host` needs one
+
+    def __repr__(self):  # without the passwords of MONGO_URL and BOARD_PASSWORD
+        return (f"Settings(mongo_url={self.safe_url!r}, db_name={self.db_name!r}, runs_dir={self.runs_dir!r}, "
+                f"system_metrics_s={self.system_metrics_s!r}, board_user={self.board_user!r})")
 
     @property
     def sweeps_dir(self):

@@ -125,3 +125,9 @@ def test_tracker_folders_hide_themselves_from_git(project):
     (own / ".gitignore").write_text("# the user's own\n")
     create_tracker_folder(own / "db")  # nothing created: nothing written
     assert (own / ".gitignore").read_text() == "# the user's own\n"
+
+
+def test_settings_repr_shows_no_password():
+    settings = Settings("mongodb://alice:s3cret@db:27017/?authSource=admin", "runs", Path("/r"), board_password="b0ard")
+    assert "s3cret" not in repr(settings) and "b0ard" not in repr(settings)
+    assert "mongodb://alice:***@db:27017" in repr(settings)
