@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 from sacred import Experiment
 
 from observers.log_batch import log_batch
-from observers.track import track
 
 ex = track(Experiment("log_throughput", base_dir=Path(__file__).resolve().parent))
 

@@ -7,8 +7,12 @@
 """
 from pathlib import Path
 
-from ingredients.experiment import trainer_experiment  # first: it quiets and speeds up Sacred before Sacred loads
-from sacred import Experiment
+from observers.startup import quick_start
+
+quick_start()  # first: torch and Sacred load faster until the experiment is tracked (observers.startup)
+
+from ingredients.experiment import trainer_experiment  # noqa: E402
+from sacred import Experiment  # noqa: E402
 
 from ingredients.cifar.data import data_ingredient
 from ingredients.cifar.model import model_ingredient

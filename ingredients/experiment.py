@@ -5,7 +5,7 @@ The experiment's file holds its research (its ingredients, config, named configs
 - the check of its top-level `lr`, which the trainer's own config hook cannot see (ingredients.trainer.validate_lr);
 - the `rebuild` command, through which `tracker`'s load_model and export build a run's network (ingredients.rebuild).
 """
-from observers.track import track  # first: it quiets and speeds up Sacred before Sacred loads
+from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 
 from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import validate_lr

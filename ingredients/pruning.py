@@ -46,13 +46,15 @@ def _sweep_trial(link):
     """The Optuna trial that `link` (PRUNING_ENV's value) names, opened once per process."""
     import optuna
 
+    from compat.optuna import existing_trial
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     link = json.loads(link)
     storage = open_journal(link["journal"])
     study = optuna.load_study(study_name=link["study"], storage=storage, pruner=make_pruner(link["pruner"]))
     study_id = storage.get_study_id_from_name(link["study"])
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, link["trial"])
-    return optuna.trial.Trial(study, trial_id)
+    return existing_trial(study, trial_id)
 
 
 def report_score(run, step, score):

@@ -1,7 +1,8 @@
 """Makes nx-27017 0.8.1 (over neosqlite 1.17.2) serve Omniboard and Sacred as MongoDB would, from the outside.
 
 nx-27017 is a dependency, not this project's code, so nothing in it is edited; `install()` adapts it where it
-differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, and why:
+differs from MongoDB in ways that Omniboard or a run notices, through compat/nx27017.py and compat/neosqlite.py (which
+hold every use of their private parts). Each adaptation, and why:
 
 1. Dotted collection names. neosqlite names SQLite tables after collections and refuses names with dots, but
    Omniboard keeps its settings and columns in `omniboard.settings`, `omniboard.columns`, `omniboard.metric.columns`,
@@ -46,7 +47,7 @@ differs from MongoDB in ways that Omniboard or a run notices. Each adaptation, a
    write of a run then parses its document a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
    find goes to nx-27017 as before. Databases are read through memory mapping (PRAGMA mmap_size).
 11. Reply encoding. nx-27017 copies every reply in Python to turn neosqlite's ObjectIds and Decimals into BSON's
-    before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder now converts them itself, as a
+    before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder converts them itself instead, as a
     fallback for types it does not know. Only a cursor id of 0 is still made an Int64, as nx-27017 did.
 12. Errors in one line. nx-27017 logs a failed request with its whole traceback; the client gets the error anyway,
     so `tracker db` prints one line per error instead. neosqlite's notes that an aggregation fell back to its Python
@@ -74,20 +75,15 @@ import logging
 import math
 import re
 
-import nx_27017.daemon
-import nx_27017.handler
-import nx_27017.wire_protocol
 import orjson
 from bson import Decimal128, Int64, ObjectId
 from bson import encode as bson_encode
 from bson.codec_options import CodecOptions, TypeRegistry
+from compat import neosqlite, nx27017
 from neosqlite.collection.json_helpers import neosqlite_json_loads
-from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
-from neosqlite.collection.query_engine.python_aggregation_engine import execute_python_aggregation
 from neosqlite.objectid import ObjectId as NeoObjectId
 from neosqlite.sql_utils import quote_table_name
 from nx_27017.gridfs_adapter import create_gridfs_adapter
-from nx_27017.handler import NeoSQLiteHandler
 
 DOT_ESCAPE = "_dot_"
 # Adaptation 10: the command keys of a find it answers, and the field paths it puts into SQL.
@@ -254,13 +250,11 @@ def _sql_projection(body):
     return _inclusion_paths(body.get("projection"))
 
 
-class TrackerHandler(NeoSQLiteHandler):
+class TrackerHandler(nx27017.Handler):
     """nx-27017's request handler with the adaptations of this module's docstring."""
 
-    def _open_db_conn(self, db_name):
-        connection = super()._open_db_conn(db_name)
+    def opened(self, connection):
         connection.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # adaptation 10
-        return connection
 
     def handle_insert(self, msg):
         try:
@@ -286,13 +280,13 @@ class TrackerHandler(NeoSQLiteHandler):
         body = _body(msg)
         if "aggregate" in body:
             return msg["request_id"], _decode_reply(self._aggregate(msg, body))
-        if "find" in body and not self._is_gridfs_collection(body["find"]) and (paths := _sql_projection(body)):
+        if "find" in body and not self.is_gridfs_collection(body["find"]) and (paths := _sql_projection(body)):
             return msg["request_id"], self._find_projected(msg, body, paths)
         request_id, reply = super().handle_command(msg)
         deleted = reply.get("value") if body.get("findAndModify") == "runs" and body.get("remove") else None
         if isinstance(deleted, dict) and "_id" in deleted:
             db_name = body.get("$db", "test")
-            with self._lock_for(db_name):
+            with self.lock_for(db_name):
                 self.get_database(db_name)["metric_points"].delete_many({"run_id": deleted["_id"]})
         return request_id, _decode_reply(reply)
 
@@ -303,11 +297,11 @@ class TrackerHandler(NeoSQLiteHandler):
         if not isinstance(name, str) or not isinstance(pipeline, list):
             raise UnsupportedQuery("an aggregation needs a collection name and a pipeline list")
         _check_supported(pipeline)
-        with self._lock_for(db_name):
+        with self.lock_for(db_name):
             db = self.get_database(db_name)
             docs = self._run_pipeline(db, name, pipeline)
-            first, cursor_id = self._split_first_batch(
-                docs, self._first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
+            first, cursor_id = self.split_first_batch(
+                docs, self.first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
             )
         return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{name}", "firstBatch": first}}
 
@@ -380,18 +374,18 @@ class TrackerHandler(NeoSQLiteHandler):
                 for doc, key in zip(values, keys)]
 
     def _foreign_documents(self, db, name):
-        if self._is_gridfs_collection(name):
+        if self.is_gridfs_collection(name):
             adapter, _ = create_gridfs_adapter(db.db, name)
             return [_fix_document(doc) for doc in adapter.handle_find({})] if adapter is not None else []
         return list(db[name].find()) if name in db.list_collection_names() else []
 
     def _find_projected(self, msg, body, paths):
         db_name, name = body.get("$db", "test"), body["find"]
-        with self._lock_for(db_name):
+        with self.lock_for(db_name):
             db = self.get_database(db_name)
             docs = self._projected_documents(db, name, paths, "find") if name in db.list_collection_names() else []
-            first, cursor_id = self._split_first_batch(
-                docs, self._first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
+            first, cursor_id = self.split_first_batch(
+                docs, self.first_batch_size(body), f"{db_name}.{name}", db_name, owner=msg.get("_conn_id")
             )
         return {"ok": 1, "cursor": {"id": cursor_id, "ns": f"{db_name}.{unescape_name(name)}", "firstBatch": first}}
 
@@ -418,9 +412,9 @@ class TrackerHandler(NeoSQLiteHandler):
             f"ORDER BY id", parameters)
         # Each path's parts, and the position of its parent check among the row's columns (None: top level).
         fields = [(path.split("."), nested.index(path) if path in nested else None) for path in paths]
-        projected = []
+        projected, stored_id_of = [], neosqlite.stored_ids(collection)
         for row_id, stored_id, values, *parents in rows:
-            doc = {"_id": collection._resolve_stored_id(stored_id, row_id)}  # when not in the document
+            doc = {"_id": stored_id_of(stored_id, row_id)}  # when not in the document
             for (parts, check), value in zip(fields, _loads_values(values)):
                 parent = 1 if check is None else parents[check]
                 if isinstance(parent, str):  # a parent is not an object: project from the top-level field
@@ -535,24 +529,11 @@ def _get_path(doc, path):
     return doc
 
 
-class _Documents:
-    """A collection's query engine that finds `docs`: neosqlite's Python aggregation engine runs over them."""
-
-    def __init__(self, engine, docs):
-        self._engine, self._docs = engine, docs
-
-    def find(self, *args, **kwargs):
-        return self._docs
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-
 def _python_stages(collection, docs, stages):
     """What neosqlite's Python aggregation engine gives for `stages` over `docs` of `collection`."""
     if not stages:
         return docs
-    return execute_python_aggregation(_Documents(collection.query_engine, docs), [_as_unset(stage) for stage in stages])
+    return neosqlite.aggregate_in_python(collection, docs, [_as_unset(stage) for stage in stages])
 
 
 def _as_unset(stage):
@@ -771,24 +752,6 @@ def _include(target, parts, value, direct=False):
             _include(kept[index], parts[1:], item.get(parts[1]))
 
 
-def _as_utc(value):
-    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
-
-
-_original_arithmetic = MathPythonMixin._evaluate_arithmetic_python
-
-
-def _arithmetic_with_dates(self, operator, operands, document):
-    """MongoDB's `$subtract` of dates: date - date is milliseconds (int), date - number is a date."""
-    if operator == "$subtract" and isinstance(operands, list) and len(operands) == 2:
-        left, right = (self._evaluate_operand_python(operand, document) for operand in operands)
-        if isinstance(left, datetime.datetime) and isinstance(right, datetime.datetime):
-            return int((_as_utc(left) - _as_utc(right)).total_seconds() * 1000)
-        if isinstance(left, datetime.datetime) and isinstance(right, (int, float)):
-            return left - datetime.timedelta(milliseconds=right)
-    return _original_arithmetic(self, operator, operands, document)
-
-
 def _bson_value(value):
     """BSON's type for a value of neosqlite's types (adaptation 11); bson refuses anything else, as before."""
     if isinstance(value, NeoObjectId):
@@ -826,14 +789,10 @@ class OneLineErrors(logging.Filter):
 
 def install():
     """Adapt nx-27017 in this process; call before its server starts."""
-    # Omniboard's MongoDB driver (3.x) refuses servers whose minWireVersion is above what it speaks;
-    # nx-27017 reports 17 but serves the older protocol fine.
-    nx_27017.wire_protocol.MIN_WIRE_VERSION = 0
-    nx_27017.handler.MIN_WIRE_VERSION = 0
-    nx_27017.daemon.NeoSQLiteHandler = TrackerHandler
-    nx_27017.wire_protocol.encode = _encode_reply
-    nx_27017.wire_protocol._convert_objectids = _cursor_id_as_int64
-    MathPythonMixin._evaluate_arithmetic_python = _arithmetic_with_dates
+    nx27017.accept_old_drivers()
+    nx27017.serve_with_handler(TrackerHandler)
+    nx27017.encode_replies_with(_encode_reply, _cursor_id_as_int64)
+    neosqlite.subtract_dates_as_mongodb()
     logging.getLogger("neosqlite").setLevel(logging.ERROR)
     for name in ("nx_27017", "asyncio"):  # asyncio: a connection that breaks off mid-request
         logging.getLogger(name).addFilter(OneLineErrors())

@@ -17,12 +17,11 @@ import os
 import socket
 import sys
 
-import nx_27017.daemon
 import nx_27017.server
-from nx_27017.nx_27017 import main as nx_main
+from compat import nx27017
 
 from localdb import nx_adapter
-from observers import imports_done
+from observers.startup import imports_done
 from runstore.errors import UserError
 from runstore.settings import STORE_SOCKET, create_tracker_folder, store_url
 
@@ -47,20 +46,18 @@ def serve(data_dir, port=None, quiet=False):
     url = f"mongodb://localhost:{port}" if port else store_url(data_dir)
     who = "every user of this machine can connect" if port else "only you can connect"
     ready = f"Serving the run store in {data_dir}/ at {url} ({who}; Ctrl-C to stop)"
-    sys.argv = [
-        "nx-27017",
+    nx27017.serve_forever_with(functools.partial(_serve_forever, None if port else socket_path, ready))
+    nx_adapter.install()
+    imports_done()
+    if quiet:
+        logging.disable(logging.INFO)
+    nx27017.run_server([
         "--data-dir", str(data_dir),
         "--host", HOST,
         "--port", str(port or 0),
         "--pid-file", pid_file.name,
         "--log-file", str(data_dir / "server.log"),
-    ]
-    nx_27017.daemon.run_server_threaded = functools.partial(_serve_forever, None if port else socket_path, ready)
-    nx_adapter.install()
-    imports_done()
-    if quiet:
-        logging.disable(logging.INFO)
-    nx_main()
+    ])
 
 
 def check_port_free(port):

@@ -14,7 +14,6 @@ the path and the free space; from then on nothing more is written locally and Mo
 state kept in memory. When MongoDB cannot take it either, the run fails in one line and the process exits 1. The
 design is in docs/durability.md.
 """
-import atexit
 import contextlib
 import functools
 import json
@@ -28,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pymongo
+from compat.pymongo import skip_exit_wait
+from compat.sacred import wait_for_last_heartbeat  # before Sacred: it imports Sacred without its warning
 from pymongo.errors import ConnectionFailure
 from sacred.observers import FileStorageObserver
 from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
 from sacred.serializer import flatten
-from sacred.utils import IntervalTimer
 
-import observers.capture_lock  # noqa: F401  (Sacred loses output when two threads read it at once)
 from runstore.atomic_file import replacing, write_atomically
 from runstore.errors import UserError
 from runstore.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
@@ -210,12 +209,12 @@ class DurableMongoObserver(FileStorageObserver):
         """
         if self.mirror is None:
             return
-        _wait_for_last_heartbeat()
+        wait_for_last_heartbeat(LAST_HEARTBEAT_WAIT_S)
         stored = self.mirror.finish(GIVE_UP_S if self.mirror.reached else GIVE_UP_NEVER_REACHED_S)
         if stored:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.client.close()
-            _skip_pymongo_exit_wait()
+            skip_exit_wait()
         self.folder_lock.close()
         if self.lost or (self.local_failure is not None and not stored):
             lost = f"MongoDB at {self.safe_url} did not take " + (
@@ -431,18 +430,3 @@ class MongoMirror(threading.Thread):
             if self.refused or failing and time.monotonic() - max(self.failing_since, started) > give_up_s:
                 return False
         return True
-
-
-def _skip_pymongo_exit_wait():
-    """pymongo's exit handler joins the threads of closed clients, which look only every 0.5 s whether to stop: up to
-    0.5 s at the end of every run, for daemon threads that hold nothing to write. (Guarded: a private name.)"""
-    monitor = getattr(getattr(pymongo, "synchronous", None), "monitor", None)
-    if monitor is not None and hasattr(monitor, "_shutdown_resources"):
-        atexit.unregister(monitor._shutdown_resources)
-
-
-def _wait_for_last_heartbeat():
-    """Sacred waits only 2 s for its last heartbeat, which carries the final metrics and output; wait for it."""
-    for thread in threading.enumerate():
-        if isinstance(thread, IntervalTimer) and thread is not threading.current_thread():
-            thread.join(LAST_HEARTBEAT_WAIT_S)

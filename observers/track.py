@@ -11,7 +11,8 @@ What a tracked experiment gets:
   --sort best`, `--group-by`, `sweep`, `importance` and `report` rank by; the trainer sets it from its task's
   Task.higher_is_better, any other experiment gives it to track();
 - the uncommitted changes of its git repository as the artifact git_diff.patch;
-- file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their final state;
+- Sacred's file-descriptor capture (output of C extensions and worker processes too), progress bars stored as their
+  final state;
 - its process id in info.pid (observers.durable; with the host Sacred records, `tracker sync` can tell a killed
   run, runstore.liveness), and its temporary files in one folder per process, removed at its end, or by
   `tracker sync` after a kill;
@@ -38,30 +39,28 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from compat import CompatError
+from compat.sacred import lock_captured_output, unknown_config_key  # first: it imports Sacred without its warning
 from sacred import SETTINGS
 from sacred.commandline_options import cli_option
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
 
-from observers import imports_done
 from observers.choose import choose_observers
 from observers.closed_output import tolerate_closed_output
 from observers.environment import record_environment
-from runstore.errors import UserError
 from observers.git_state import record_uncommitted_changes
-from runstore.liveness import process_temp_dir
 from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
                               config_not_given)
 from observers.process_rank import process_rank
+from observers.startup import imports_done, quick_start_done
+from observers.system_metrics import start_system_metrics
+from runstore.errors import UserError
+from runstore.liveness import process_temp_dir
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
-from observers.sources import look_up_git_once_per_repository
-from observers.system_metrics import start_system_metrics
 
 # Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
 MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
-
-# Experiments import this module first, so this applies to their Ingredients, which Sacred records at creation.
-look_up_git_once_per_repository()
 
 
 @cli_option("-r", RESUME_FLAG)
@@ -76,7 +75,7 @@ def track(ex, higher_is_better=True):
 
     `higher_is_better`: whether a larger result of `ex`'s main function is a better one (False for an error).
     """
-    SETTINGS.CAPTURE_MODE = "fd"
+    quick_start_done()  # the experiment is created: its imports are done
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
     # Sacred parses the command line with the first list and applies the options of the second.
@@ -109,10 +108,6 @@ def track(ex, higher_is_better=True):
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
             raise SystemExit(f"UserError: {problem}")
         _run.info["higher_is_better"] = higher_is_better
-        # All temporary files of the run in one folder named by its process, which `tracker sync` removes if the
-        # process is killed (a killed process cannot clean up).
-        process_temp_dir(os.getpid()).mkdir(exist_ok=True)
-        tempfile.tempdir = str(process_temp_dir(os.getpid()))
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
 
@@ -126,7 +121,7 @@ def track(ex, higher_is_better=True):
         if process_rank() == 0:
             start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
-    ex.run = _one_line_errors(_unknown_keys_as_user_error(ex.run))
+    ex.run = _one_line_errors(_unknown_keys_as_user_error(_in_this_process(ex.run)))
     ex.run_commandline = _commandline(ex)
     return ex
 
@@ -154,14 +149,35 @@ SacredUserError.__name__ = SacredUserError.__qualname__ = "UserError"
 SacredUserError.__module__ = "builtins"  # Sacred prints `module.Class: message`; keep the line short
 
 
+def _in_this_process(run):
+    """`run` (Sacred's Experiment.run) with Sacred's reads of captured output serialized (compat.sacred), and the
+    temporary files of the run (anyone's, through tempfile) in one folder named by its process, removed at its end,
+    or by `tracker sync` after a kill (a killed process cannot clean up); tempfile's own folder is given back after."""
+    @functools.wraps(run)
+    def in_process_temp_dir(*args, **kwargs):
+        lock_captured_output()
+        folder = str(process_temp_dir(os.getpid()))
+        if tempfile.tempdir == folder:  # a run within a run: the outer one cleans up
+            return run(*args, **kwargs)
+        Path(folder).mkdir(exist_ok=True)
+        previous, tempfile.tempdir = tempfile.tempdir, folder
+        try:
+            return run(*args, **kwargs)
+        finally:
+            tempfile.tempdir = previous
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return in_process_temp_dir
+
+
 def _one_line_errors(run):
-    """`run` (Sacred's Experiment.run) raising any UserError as a SacredUserError. Sacred has recorded the failed
-    run, with the traceback, by then."""
+    """`run` (Sacred's Experiment.run) raising any UserError (or CompatError) as a SacredUserError. Sacred has
+    recorded the failed run, with the traceback, by then."""
     @functools.wraps(run)
     def checked(*args, **kwargs):
         try:
             return run(*args, **kwargs)
-        except UserError as error:
+        except (UserError, CompatError) as error:
             if process_rank() > 0:
                 raise SystemExit(1) from None  # rank 0 prints the same line
             if isinstance(error, SacredError):
@@ -188,8 +204,8 @@ def _unknown_keys_as_user_error(run):
                             f"keys; rename it, e.g. to {valid!r}") from None
         except ConfigAddedError as error:
             # The key is dotted from the top; the config is that of the ingredient whose config got it.
-            key = error.__conflicting_configs__[0]
-            keys = list(dotted_keys(error.__config__))
+            key, config = unknown_config_key(error)
+            keys = list(dotted_keys(config))
             added = max((k for k in keys if key == k or key.endswith("." + k)), key=len)
             prefix = key[: len(key) - len(added)]
             others = [prefix + k for k in keys if k != added]
@@ -215,7 +231,5 @@ def _commandline(ex):
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it
             sys.exit(130)
-        finally:
-            shutil.rmtree(process_temp_dir(os.getpid()), ignore_errors=True)
 
     return run

@@ -4,10 +4,9 @@
 """
 from pathlib import Path
 
-import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 from sacred import Experiment
 
-from observers.track import track
 
 ex = track(Experiment("nonfinite", base_dir=Path(__file__).resolve().parent.parent))
 

@@ -7,10 +7,9 @@ Above lr=1 the descent diverges and the run fails.
 import random
 from pathlib import Path
 
-import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
+from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 from sacred import Experiment
 
-from observers.track import track
 
 ex = track(Experiment("quadratic", base_dir=Path(__file__).resolve().parent.parent), higher_is_better=False)
 

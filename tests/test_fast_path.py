@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-import observers  # noqa: F401  (first: silences Sacred's pkg_resources warning)
 import pytest
 import torch
 from conftest import EXPERIMENT, python_env

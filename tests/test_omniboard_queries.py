@@ -12,6 +12,7 @@ from neosqlite import Connection
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.collection.query_engine.python_aggregation_engine import execute_python_aggregation
 
+from compat.neosqlite import subtract_dates_as_mongodb
 from conftest import LocalMongoServer
 from localdb import nx_adapter
 
@@ -145,7 +146,8 @@ def store(tmp_path_factory):
 def without_speed_ups(store, pipeline, monkeypatch):
     """The pipeline answered by neosqlite's Python engine over the whole run documents (what tracker db did
     before answering from indexes), with this project's date arithmetic, as a reply carries it."""
-    monkeypatch.setattr(MathPythonMixin, "_evaluate_arithmetic_python", nx_adapter._arithmetic_with_dates)
+    monkeypatch.setattr(MathPythonMixin, "_evaluate_arithmetic_python", MathPythonMixin._evaluate_arithmetic_python)
+    subtract_dates_as_mongodb()  # undone by monkeypatch
     connection = Connection(str(store["file"]))
     try:
         docs = execute_python_aggregation(connection["runs"].query_engine, pipeline)
@@ -303,3 +305,57 @@ def test_concurrent_pages_and_writes_are_answered_right(store):
         thread.join()
     assert not errors
     assert [run["info"]["writes"] for run in db.runs.find({"_id": {"$in": [3, 4]}})] == [5, 5]
+
+
+# Requests of both kinds: aggregations, answered by neosqlite's Python engine (which neosqlite offers to switch on
+# process-wide, query_helper.set_force_fallback), and requests that neosqlite answers in SQL.
+MIXED_REQUESTS = {
+    "runs page": lambda db: [(run["_id"], run["duration"], run["status"])
+                             for run in db.runs.aggregate(runs_page(FIRST_SELECT, "duration", -1, 0, 40))],
+    "metric column": lambda db: [(run["_id"], run["best"]) for run in db.runs.aggregate(runs_page(
+        ["_id", "best"], metric_columns=[{"name": "best", "metric_name": "val.acc", "extrema": "max"}]))],
+    "numeric ids grouped": lambda db: [doc["_id"] for doc in db.runs.aggregate(
+        [{"$group": {"_id": "$_id"}}, {"$sort": {"_id": 1}}])],
+    "filtered find": lambda db: [run["_id"] for run in db.runs.find({"status": "COMPLETED"}, {"_id": 1}).sort("_id")],
+    "find by date": lambda db: [run["_id"] for run in db.runs.find(
+        {"start_time": {"$gte": datetime.datetime(2026, 11, 2, 9)}}, {"_id": 1}).sort("_id")],
+    "listing find": lambda db: [(run["_id"], run["config"]["lr"]) for run in db.runs.find({}, {"config.lr": 1})],
+    "count": lambda db: db.runs.count_documents({"config.lr": 0.1}),
+    "distinct": lambda db: sorted(db.runs.distinct("host.hostname")),
+}
+
+
+def test_concurrent_requests_of_both_kinds_are_each_answered_as_alone(store):
+    db = store["db"]
+    copy = db.client["board_copy"]  # a second database: its requests hold other locks in the server
+    for name in ("runs", "metrics"):
+        copy[name].delete_many({})
+        copy[name].insert_many(list(db[name].find()))
+    alone = {name: request(db) for name, request in MIXED_REQUESTS.items()}
+    assert {name: request(copy) for name, request in MIXED_REQUESTS.items()} == alone
+    assert alone["numeric ids grouped"] == list(range(1, 41))  # numbers, as MongoDB answers (not neosqlite's SQL)
+    assert alone["find by date"] == list(range(33, 41)) and alone["count"] == 10
+    assert [duration for _, duration, _ in alone["runs page"]] == sorted(
+        (duration for _, duration, _ in alone["runs page"]), reverse=True)
+    wrong = []
+
+    def client_session(offset):
+        # Each client has its own connection and database, and goes through the requests from a different one.
+        with pymongo.MongoClient(store["url"]) as client:
+            database = client["board" if offset % 2 else "board_copy"]
+            names = list(MIXED_REQUESTS)[offset:] + list(MIXED_REQUESTS)[:offset]
+            for name in names * 3:
+                try:
+                    answered = MIXED_REQUESTS[name](database)
+                except pymongo.errors.PyMongoError as error:
+                    answered = error
+                if answered != alone[name]:
+                    wrong.append((name, answered))
+
+    threads = [threading.Thread(target=client_session, args=(offset,)) for offset in range(len(MIXED_REQUESTS))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    db.client.drop_database("board_copy")

@@ -2,15 +2,15 @@
 import argparse
 import sys
 
-from tracker import board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep, sync
-from observers import imports_done
+from compat import CompatError
+from observers.startup import imports_done, quick_start
 from runstore.errors import UserError
-
-# Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
-COMMAND_MODULES = [db, board, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc]
 
 
 def build_parser():
+    # Here: main() has the collector run rarely while the commands' modules are imported.
+    from tracker import board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep, sync
+
     parser = argparse.ArgumentParser(
         prog="tracker",
         description=(
@@ -19,22 +19,24 @@ def build_parser():
             "(environment or .env), or in runs/ when MongoDB is unreachable."
         ),
     )
+    # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in COMMAND_MODULES:
+    for module in (db, board, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc):
         module.add_parser(subparsers)
     return parser
 
 
 def main(argv=None):
-    imports_done()
+    quick_start(git=False)
     parser = build_parser()
+    imports_done()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
     try:
         return args.func(args) or 0
-    except UserError as error:
+    except (UserError, CompatError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path, PurePath
 
 import git
+import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
 from sacred.config import save_config_file
 
 from observers.environment import changed_packages

@@ -73,6 +73,7 @@ def run_command(stored, command):
 
 def experiment_of(stored):
     """The sacred.Experiment of the run's main file in this checkout (tracker.launch.trusted_script), imported here."""
+    import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
     from sacred import Experiment
 
     from tracker.launch import trusted_script

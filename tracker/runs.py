@@ -2,9 +2,9 @@
 import csv
 import datetime
 import json
-import re
 import sys
 
+from compat.argparse import values_may_start_with_dash
 from runstore.errors import UserError
 from runstore.groups import P_COLUMN, stat_columns
 from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
@@ -25,8 +25,7 @@ def add_parser(subparsers):
             "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: runstore.query.runs()."
         ),
     )
-    # Reads `--sort -result` as a value, not as an unknown option; real options are still matched first.
-    parser._negative_number_matcher = re.compile("^-")
+    values_may_start_with_dash(parser)  # `--sort -result`
     add_filters(parser)
     parser.add_argument("--since", metavar="DATE", help="keep runs started at or after DATE (UTC), e.g. 2026-11-01")
     parser.add_argument("--sort", default="-start", metavar="KEY",

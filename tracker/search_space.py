@@ -100,9 +100,9 @@ def _values(argument, text):
         if any(bracket in text for bracket in "[]()'\""):
             raise UserError(f"{argument!r} is malformed; write values as in Python, e.g. lr=[0.01,0.1] or "
                             f"optimizer=[adam,sgd]") from None
-        from sacred.arg_parser import _convert_value  # here: importing Sacred would slow every `tracker` command
+        from compat.sacred import convert_value  # here: importing Sacred would slow every `tracker` command
 
-        parsed = [_convert_value(word.strip()) for word in text.split(",") if word.strip()]
+        parsed = [convert_value(word.strip()) for word in text.split(",") if word.strip()]
     return tuple(parsed)
 
 

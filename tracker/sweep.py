@@ -245,14 +245,17 @@ def slurm_parameters(pairs):
         key, separator, value = pair.partition("=")
         if not separator or not key:
             raise UserError(f"--slurm {pair!r} must be KEY=VALUE, e.g. --slurm partition=gpu")
-        from sacred.arg_parser import _convert_value
-        parameters[key] = _convert_value(value)
+        from compat.sacred import convert_value  # here: importing Sacred would slow every `tracker` command
+
+        parameters[key] = convert_value(value)
     return parameters
 
 
 def make_executor(record, folder):
     """The submitit executor for the record's settings, keeping its job logs in `folder`/jobs."""
     import submitit
+
+    from compat.submitit import generic_parameters
 
     kind, slurm = record["executor"], record["slurm"]
     if kind not in EXECUTORS:
@@ -264,20 +267,19 @@ def make_executor(record, folder):
         executor = submitit.LocalExecutor(jobs)
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
         return executor
-    valid = set(submitit.AutoExecutor._typed_parameters()) | submitit.SlurmExecutor._valid_parameters()
-    unknown = sorted(set(slurm) - valid)
-    if unknown:
-        raise UserError(f"--slurm {unknown[0]}=... is not a submitit SLURM parameter; use e.g. partition, "
-                        f"timeout_min, gpus_per_node, cpus_per_task, mem_gb (submitit.SlurmExecutor's parameters)")
-    require_slurm()
     executor = submitit.AutoExecutor(jobs, cluster="slurm")
-    generic = set(submitit.AutoExecutor._typed_parameters())
-    try:
-        executor.update_parameters(name=f"sweep-{record.get('_id', 'new')}",
-                                   **{k if k in generic else f"slurm_{k}": v for k, v in slurm.items()})
-    except (AssertionError, NameError, ValueError, TypeError) as error:
-        problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"submitit rejects the --slurm parameters {slurm} ({problem}); fix their values") from None
+    generic = generic_parameters()
+    executor.update_parameters(name=f"sweep-{record.get('_id', 'new')}")
+    for key, value in slurm.items():
+        try:
+            executor.update_parameters(**{key if key in generic else f"slurm_{key}": value})
+        except NameError:
+            raise UserError(f"--slurm {key}=... is not a submitit SLURM parameter; use e.g. partition, timeout_min, "
+                            f"gpus_per_node, cpus_per_task, mem_gb (submitit.SlurmExecutor's parameters)") from None
+        except (AssertionError, ValueError, TypeError) as error:
+            problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"submitit rejects the --slurm parameters {slurm} ({problem}); fix their values") from None
+    require_slurm()
     return executor
 
 

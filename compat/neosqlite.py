@@ -1,0 +1,66 @@
+"""neosqlite's private parts that this project uses, written for neosqlite 1.17.2 (nx-27017's storage). Why each
+is needed:
+
+- subtract_dates_as_mongodb: neosqlite's Python engine answers `$subtract` of dates with 0 (Omniboard's Duration of
+  every run); MongoDB answers date - date in milliseconds, date - number as a date. Its evaluator is a private method.
+- aggregate_in_python: neosqlite's SQL translation of an aggregation turns numeric `_id`s into strings; its Python
+  engine, an internal function, answers as MongoDB, and is called here directly on given documents, never through
+  neosqlite's process-wide switch to it (query_helper.set_force_fallback), which other requests would see.
+- stored_ids: the `_id` of a stored row whose document holds none, which only a private method of a collection reads.
+"""
+import datetime
+
+from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
+from neosqlite.collection.query_engine import python_aggregation_engine
+
+from compat import Package
+
+NEOSQLITE = Package("neosqlite", ("1.17.2",), "compat/neosqlite.py")
+
+
+def subtract_dates_as_mongodb():
+    """Give neosqlite's Python engine MongoDB's `$subtract` of dates, in this process."""
+    arithmetic = NEOSQLITE.target(MathPythonMixin, "_evaluate_arithmetic_python")
+    NEOSQLITE.target(MathPythonMixin, "_evaluate_operand_python")
+    if getattr(arithmetic, "subtracts_dates", False):
+        return
+
+    def arithmetic_with_dates(self, operator, operands, document):
+        if operator == "$subtract" and isinstance(operands, list) and len(operands) == 2:
+            left, right = (self._evaluate_operand_python(operand, document) for operand in operands)
+            if isinstance(left, datetime.datetime) and isinstance(right, datetime.datetime):
+                return int((_as_utc(left) - _as_utc(right)).total_seconds() * 1000)
+            if isinstance(left, datetime.datetime) and isinstance(right, (int, float)):
+                return left - datetime.timedelta(milliseconds=right)
+        return arithmetic(self, operator, operands, document)
+
+    arithmetic_with_dates.subtracts_dates = True
+    MathPythonMixin._evaluate_arithmetic_python = arithmetic_with_dates
+
+
+def _as_utc(value):
+    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+
+
+def aggregate_in_python(collection, docs, stages):
+    """What neosqlite's Python aggregation engine gives for `stages` over `docs` (documents of `collection`)."""
+    execute = NEOSQLITE.target(python_aggregation_engine, "execute_python_aggregation")
+    return execute(_Documents(collection.query_engine, docs), stages)
+
+
+class _Documents:
+    """A collection's query engine that finds `docs`: neosqlite's Python aggregation engine runs over them."""
+
+    def __init__(self, engine, docs):
+        self._engine, self._docs = engine, docs
+
+    def find(self, *args, **kwargs):
+        return self._docs
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+
+def stored_ids(collection):
+    """The function (what the `_id` column of a row of `collection` holds, the row's id) -> the row's `_id`."""
+    return NEOSQLITE.target(collection, "_resolve_stored_id")

@@ -1,0 +1,351 @@
+"""Each patch of compat/ gives what its module says (a test named after each), and a patch whose target is missing
+is refused in one line naming the package and its version."""
+import argparse
+import datetime
+import math
+import queue
+import subprocess
+import sys
+import threading
+import time
+import types
+
+import nx_27017.wire_protocol
+import optuna
+import pymongo
+import pytest
+import submitit
+from neosqlite import Connection
+from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
+from neosqlite.objectid import ObjectId as NeoObjectId
+from nx_27017.wire_protocol import ResponseBuilder
+from sacred import Experiment, Ingredient
+from sacred.dependencies import Source
+from sacred.observers import RunObserver
+from sacred.run import Run
+from sacred.stdout_capturing import CapturedStdout
+from sacred.utils import ConfigAddedError
+
+import compat.argparse
+import compat.neosqlite
+import compat.nx27017
+import compat.optuna
+import compat.pymongo
+import compat.sacred
+import compat.submitit
+from compat import CompatError, Package
+from conftest import REPO_ROOT, LocalMongoServer, git, python_env
+from runstore.settings import STORE_SOCKET
+
+PACKAGES = [compat.sacred.SACRED, compat.pymongo.PYMONGO, compat.argparse.PYTHON, compat.submitit.SUBMITIT,
+            compat.optuna.OPTUNA, compat.nx27017.NX_27017, compat.neosqlite.NEOSQLITE]
+OPTIONS = {"--capture": "no", "--loglevel": "ERROR"}
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """restored(owner, name, ...): each attribute is given back after the test, whatever a patch makes of it."""
+    def restore(owner, *names):
+        for name in names:
+            monkeypatch.setattr(owner, name, getattr(owner, name))
+
+    return restore
+
+
+def test_the_installed_packages_are_those_the_patches_were_written_for():
+    # An upgrade fails here first: review that package's compat module, then update its version.
+    assert [(package.name, package.version) for package in PACKAGES if not package.is_written_for()] == []
+
+
+def test_a_patch_whose_target_is_missing_is_refused_in_one_line(capsys):
+    package = Package("sacred", ("0.8.7",), "compat/sacred.py")
+    with pytest.raises(CompatError) as refused:
+        package.target(Run, "_no_such_method")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"sacred {package.version} has no Run._no_such_method" in message and "compat/sacred.py" in message
+    assert package.target(Run, "_no_such_method", optional=True) is None
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and "running without that patch" in warning
+
+
+def test_sacred_lock_captured_output(restored, tmp_path):
+    restored(Run, "_get_captured_output")
+    restored(CapturedStdout, "get", "finalize")
+    compat.sacred.lock_captured_output()
+    compat.sacred.lock_captured_output()  # a second call adds no second lock
+    assert Run._get_captured_output.__wrapped__.__name__ == "_get_captured_output"
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, so unlocked reads overlap
+    try:
+        for attempt in range(3):
+            # As in a run: the heartbeat thread and the main thread read the captured output while it grows.
+            path = tmp_path / f"output-{attempt}.txt"
+            lines = [f"line {number}\n" for number in range(20_000)]
+            with open(path, "w") as writer, open(path) as reader:
+                run = types.SimpleNamespace(_output_file=CapturedStdout(reader), captured_out="",
+                                            captured_out_filter=None)
+                written = threading.Event()
+                readers = [threading.Thread(target=lambda: [Run._get_captured_output(run)
+                                                            for _ in iter(written.is_set, True)]) for _ in range(2)]
+                for thread in readers:
+                    thread.start()
+                for line in lines:
+                    writer.write(line)
+                    writer.flush()
+                written.set()
+                for thread in readers:
+                    thread.join()
+                Run._get_captured_output(run)
+            assert run.captured_out == "".join(lines)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_sacred_look_up_git_once_per_repository(restored, tmp_path):
+    repository = tmp_path / "repository"
+    (repository / "package").mkdir(parents=True)
+    files = [repository / "main.py", repository / "package" / "a.py", repository / "package" / "b.py"]
+    for path in files:
+        path.write_text("x = 1\n")
+    git("init", "-q", cwd=repository)
+    git("add", ".", cwd=repository)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files", cwd=repository)
+    files[0].write_text("x = 2\n")  # dirty
+    restored(compat.sacred.sacred.dependencies, "get_commit_if_possible")
+    own = compat.sacred.sacred.dependencies.get_commit_if_possible
+    asked = []
+    compat.sacred.sacred.dependencies.get_commit_if_possible = lambda *args: asked.append(args) or own(*args)
+    expected = [own(str(path), True) for path in files]
+    assert expected[0][1] and expected[0][2] is True  # a commit, dirty
+
+    compat.sacred.look_up_git_once_per_repository()
+    sources = [Source.create(str(path), True) for path in files]
+    compat.sacred.look_up_git_per_file()
+    assert [(source.repo, source.commit, source.is_dirty) for source in sources] == expected
+    assert len(asked) == 1
+    Source.create(str(files[1]), True)  # Sacred's own lookup again
+    assert len(asked) == 2
+
+
+class SlowLastHeartbeat(RunObserver):
+    """Records the order of a run's last heartbeat and its end; the last heartbeat takes longer than the 2 s that
+    Sacred waits for it."""
+
+    def __init__(self):
+        self.events = []
+
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        if result is not None:  # the last heartbeat, after the main function returned
+            time.sleep(2.5)
+            self.events.append("last heartbeat")
+
+    def completed_event(self, stop_time, result):
+        compat.sacred.wait_for_last_heartbeat(30)
+        self.events.append("completed")
+
+
+def one():
+    return 1
+
+
+def test_sacred_wait_for_last_heartbeat():
+    ex = Experiment("heartbeat", save_git_info=False)
+    ex.main(one)
+    observer = SlowLastHeartbeat()
+    ex.observers.append(observer)
+    ex.run(options=OPTIONS)
+    assert observer.events == ["last heartbeat", "completed"]
+
+
+def test_sacred_convert_value_reads_values_as_with_does():
+    assert [compat.sacred.convert_value(text) for text in ("0.1", "adam", "[1, 'a']", "True", "1e-3")] == [
+        0.1, "adam", [1, "a"], True, 0.001]
+
+
+def test_sacred_unknown_config_key():
+    data = Ingredient("data", save_git_info=False)
+    data.add_config(batch_size=1)
+    ex = Experiment("unknown", ingredients=[data], save_git_info=False)
+    ex.main(one)
+    with pytest.raises(ConfigAddedError) as added:
+        ex.run(config_updates={"data": {"batch_sizee": 2}}, options=OPTIONS)
+    assert compat.sacred.unknown_config_key(added.value) == ("data.batch_sizee", {"batch_size": 1, "batch_sizee": 2})
+
+
+EXIT_AFTER_CLOSE = """
+import sys, time, pymongo
+client = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000)
+client.admin.command("ping")
+client.close()
+if sys.argv[2] == "skip":
+    from compat.pymongo import skip_exit_wait
+    skip_exit_wait()
+print(time.time(), flush=True)
+"""
+
+
+def exit_seconds(url, how):
+    """Seconds from the closing of a process's MongoDB client to the process's exit."""
+    process = subprocess.Popen([sys.executable, "-c", EXIT_AFTER_CLOSE, url, how], stdout=subprocess.PIPE, text=True,
+                               cwd=REPO_ROOT, env=python_env())
+    closed = float(process.stdout.readline())
+    process.wait(30)
+    return time.time() - closed
+
+
+def test_pymongo_skip_exit_wait(mongo_url):
+    waited = min(exit_seconds(mongo_url, "wait") for _ in range(2))
+    skipped = min(exit_seconds(mongo_url, "skip") for _ in range(2))
+    assert skipped + 0.25 < waited, (skipped, waited)  # pymongo's threads look every 0.5 s whether to stop
+
+
+def test_argparse_values_may_start_with_dash():
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--sort")
+    parser.add_argument("--limit", type=int)
+    compat.argparse.values_may_start_with_dash(parser)
+    assert vars(parser.parse_args(["--sort", "-result", "--limit", "3"])) == {"sort": "-result", "limit": 3}
+    with pytest.raises(SystemExit):  # an unknown option is still one
+        parser.parse_args(["--sortt", "x"])
+
+
+def test_submitit_generic_parameters(tmp_path):
+    generic = compat.submitit.generic_parameters()
+    assert {"timeout_min", "mem_gb", "gpus_per_node", "cpus_per_task"} <= generic and "partition" not in generic
+    executor = submitit.AutoExecutor(tmp_path, cluster="slurm")
+    given = {"timeout_min": 10, "mem_gb": 4, "partition": "gpu"}
+    executor.update_parameters(**{key if key in generic else f"slurm_{key}": value for key, value in given.items()})
+    assert {key: executor.parameters.get(key) for key in ("time", "mem", "partition")} == {
+        "time": 10, "mem": "4GB", "partition": "gpu"}  # translated for SLURM
+    with pytest.raises(AssertionError):  # and type-checked
+        executor.update_parameters(timeout_min="ten")
+
+
+def test_optuna_existing_trial():
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="sweep", storage=storage)
+    asked = study.ask()
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("sweep"), asked.number)
+    trial = compat.optuna.existing_trial(study, trial_id)
+    trial.report(0.5, step=1)
+    assert trial.number == asked.number
+    assert study.trials[0].intermediate_values == {1: 0.5}
+    assert trial.should_prune() is False
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """`tracker db`'s server (with every patch of compat.nx27017 and compat.neosqlite) and a client of it."""
+    server = LocalMongoServer(tmp_path_factory.mktemp("compat-store")).start()
+    client = pymongo.MongoClient(server.url)
+    yield client["compat"]
+    client.close()
+    server.stop()
+
+
+def test_nx27017_accept_old_drivers(store):
+    assert store.client.admin.command("hello")["minWireVersion"] == 0
+
+
+def test_nx27017_serve_with_handler(store):
+    store.losses.insert_one({"_id": 1, "loss": math.nan})  # only this project's handler stores a NaN
+    assert math.isnan(store.losses.find_one({"_id": 1})["loss"])
+
+
+def build_reply(document):
+    """nx-27017's reply to a command answered with `document`, and the seconds it took to build (the least of 3)."""
+    seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        reply = ResponseBuilder.build_op_msg_reply(1, 1, document)
+        seconds.append(time.perf_counter() - started)
+    return reply, min(seconds)
+
+
+def test_nx27017_encode_replies_with(restored):
+    from localdb.nx_adapter import _cursor_id_as_int64, _encode_reply
+
+    # A listing of 10,000 runs as neosqlite answers it, with its ObjectIds.
+    runs = [{"_id": NeoObjectId(), "config": {"lr": 0.1, "seed": seed}, "status": "COMPLETED", "result": 0.5}
+            for seed in range(10_000)]
+    listing = {"ok": 1, "cursor": {"id": 0, "ns": "db.runs", "firstBatch": runs}}
+    own, own_seconds = build_reply(listing)
+    restored(nx_27017.wire_protocol, "encode", "_convert_objectids")
+    compat.nx27017.encode_replies_with(_encode_reply, _cursor_id_as_int64)
+    patched, patched_seconds = build_reply(listing)
+    assert patched == own  # the same bytes: bson ObjectIds, an Int64 cursor id
+    assert patched_seconds < own_seconds / 2, (patched_seconds, own_seconds)  # ~7x faster on 2 cores
+
+
+def test_nx27017_serve_forever_with_and_run_server(tmp_path):
+    # The owner-only Unix socket in the data folder, announced once it listens, with nx-27017's log in that folder.
+    data_dir = tmp_path / "store"
+    process = subprocess.Popen([sys.executable, "-m", "localdb.server", "--data-dir", str(data_dir), "--quiet"],
+                               cwd=REPO_ROOT, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        ready = lines.get(timeout=60)
+        assert ready.startswith(f"Serving the run store in {data_dir.resolve()}/ at mongodb://"), ready
+        url = ready.split(" at ")[1].split(" ")[0]
+        with pymongo.MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+            assert client.admin.command("ping")["ok"] == 1
+        assert (data_dir / STORE_SOCKET).stat().st_mode & 0o777 == 0o600
+        assert (data_dir / "server.log").is_file()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_nx27017_handler_gives_its_private_methods_public_names(tmp_path):
+    from localdb.nx_adapter import MMAP_BYTES, TrackerHandler
+
+    handler = TrackerHandler(str(tmp_path), data_dir=str(tmp_path))
+    connection = handler.get_database("compat")
+    assert connection.db.execute("PRAGMA mmap_size").fetchone()[0] == MMAP_BYTES  # opened() ran
+    with handler.lock_for("compat"):
+        pass
+    assert handler.is_gridfs_collection("fs.files") and not handler.is_gridfs_collection("runs")
+    assert handler.first_batch_size({"find": "runs", "batchSize": 2}) == 2
+    first, cursor_id = handler.split_first_batch([{"_id": n} for n in range(5)], 2, "compat.runs", "compat")
+    assert first == [{"_id": 0}, {"_id": 1}] and cursor_id != 0
+    handler.close_all()
+
+
+@pytest.fixture
+def collection():
+    connection = Connection(":memory:")
+    runs = connection["runs"]
+    start = datetime.datetime(2026, 1, 1)
+    runs.insert_many([{"_id": n, "start": start, "stop": start + datetime.timedelta(seconds=n)} for n in (1, 2, 3)])
+    yield runs
+    connection.close()
+
+
+def test_neosqlite_subtract_dates_as_mongodb(collection, restored):
+    restored(MathPythonMixin, "_evaluate_arithmetic_python")
+    compat.neosqlite.subtract_dates_as_mongodb()
+    compat.neosqlite.subtract_dates_as_mongodb()  # a second call changes nothing
+    stages = [{"$project": {"ms": {"$subtract": ["$stop", "$start"]},
+                            "earlier": {"$subtract": ["$stop", 500]}}}]
+    answered = compat.neosqlite.aggregate_in_python(collection, list(collection.find()), stages)
+    assert [doc["ms"] for doc in answered] == [1000, 2000, 3000]
+    assert answered[0]["earlier"] == datetime.datetime(2026, 1, 1, 0, 0, 0, 500_000)
+
+
+def test_neosqlite_aggregate_in_python(collection):
+    grouped = [{"$group": {"_id": "$_id"}}, {"$sort": {"_id": 1}}]
+    assert list(collection.aggregate(grouped)) == [{"_id": "1"}, {"_id": "2"}, {"_id": "3"}]  # neosqlite's SQL
+    assert compat.neosqlite.aggregate_in_python(collection, list(collection.find()), grouped) == [
+        {"_id": 1}, {"_id": 2}, {"_id": 3}]
+    given = [{"_id": 9}]  # runs over the documents it is given, not the collection's
+    assert compat.neosqlite.aggregate_in_python(collection, given, grouped) == [{"_id": 9}]
+
+
+def test_neosqlite_stored_ids(collection):
+    object_id = collection.insert_one({"name": "no _id given"}).inserted_id  # neosqlite's ObjectId, in its column
+    stored_id_of = compat.neosqlite.stored_ids(collection)
+    row_id, stored = collection.db.execute(f'SELECT id, _id FROM "{collection.name}" ORDER BY id DESC').fetchone()
+    assert stored_id_of(stored, row_id) == object_id
+    assert stored_id_of(None, row_id) == row_id  # a row from before the _id column
