@@ -10,6 +10,7 @@ a reboot), whatever process has that pid now.
 """
 import argparse
 import asyncio
+import concurrent.futures
 import fcntl
 import functools
 import logging
@@ -27,6 +28,9 @@ from runstore.settings import STORE_SOCKET, create_tracker_folder, store_url
 
 HOST = "127.0.0.1"  # with a TCP port: this machine only
 PID_FILE = "server.pid"  # in the data folder; locked while a server serves the folder
+# nx-27017 answers each request in asyncio's default thread pool, which has 6 threads on 2 cores: requests waiting
+# for one busy database (a sweep's parallel trials) would take them all and stall every other client, handshakes too.
+REQUEST_THREADS = 64
 SOCKET_PATH_MAX = 107  # bytes in a Unix socket's path on Linux (sun_path, less its terminating NUL)
 
 
@@ -107,6 +111,8 @@ def _serve_forever(socket_path, ready, host, port, handler, use_threading=False)
         return nx_27017.server.handle_client(reader, writer, handler)
 
     async def serve():
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request"))
         if socket_path is None:
             server = await asyncio.start_server(connected, host, port)
         else:
