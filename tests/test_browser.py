@@ -136,6 +136,24 @@ def test_run_detail_shows_the_loss_plot_the_output_and_the_artifacts(page, smoke
     assert "model_best.pt" in names and "results.json" in names, names
 
 
+def test_every_other_tab_of_a_run_shows_its_content(page, smoke_run, tmp_path):
+    """Config, Run Info, Experiment Details, Host Info and Source Files, each answered by the embedded store."""
+    run = smoke_run["run"]
+    table_rows(page)
+    open_run(page, run["_id"])
+    expected = {  # tab: (its panel, a text of this run that the panel shows)
+        "Config": ("config", str(run["config"]["lr"])),
+        "Run Info": ("run_info", run["info"]["result_metric"]),
+        "Experiment Details": ("experiment", run["experiment"]["mainfile"]),
+        "Host Info": ("host_info", run["host"]["hostname"]),
+        "Source Files": ("source_files", run["experiment"]["mainfile"]),
+    }
+    for tab, (panel, text) in expected.items():
+        page.get_by_role("button", name=tab, exact=True).click()
+        page.locator(f"#{panel}").get_by_text(text, exact=False).first.wait_for()
+        screenshot(page, tmp_path, f"run_{tab.lower().replace(' ', '_')}.png")
+
+
 def is_number_close(text, value):
     try:
         return abs(float(text) - value) < 1e-3
