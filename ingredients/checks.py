@@ -33,8 +33,9 @@ def check_number(key, value, low=None, high=None, low_inclusive=True, example=No
         elif low is not None:
             bounds = f">= {low}" if low_inclusive else f"> {low}"
         else:
-            bounds = "finite"
-        raise UserError(f"{key}={value!r} must be a finite number {bounds}" + (f", e.g. with {key}={example}" if example else ""))
+            bounds = ""
+        raise UserError(f"{key}={value!r} must be a finite number {bounds}".rstrip()
+                        + (f", e.g. with {key}={example}" if example else ""))
 
 
 def check_bool(key, value):

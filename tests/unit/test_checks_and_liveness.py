@@ -27,6 +27,7 @@ from tracker.trial import exit_reason
      "warmup=0 must be a finite number between 0 and 1"),
     (lambda: check_number("momentum", -0.5, low=0), "momentum=-0.5 must be a finite number >= 0"),
     (lambda: check_number("lr", "0.1", low=0), "lr='0.1' must be a finite number >= 0"),
+    (lambda: check_number("x", float("nan")), "x=nan must be a finite number"),
     (lambda: check_choice("model.arch", "vgg", ("resnet", "mlp")), "model.arch='vgg' is unknown; choose one of resnet, mlp"),
     (lambda: check_bool("trainer.deterministic", 1), "trainer.deterministic=1 must be True or False"),
 ])
