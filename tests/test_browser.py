@@ -267,6 +267,10 @@ def test_compare_of_two_runs_plots_both_runs(page, two_runs, tmp_path):
         config.get_by_text(str(run["config"]["lr"]), exact=True).first.wait_for()
     screenshot(page, tmp_path, "compare_config.png")
 
+    modal.locator("#sidebar").get_by_text("Captured Out", exact=True).click()
+    modal.locator("#captured_out").get_by_text("Iteration", exact=False).first.wait_for()  # the runs' output
+    screenshot(page, tmp_path, "compare_captured_out.png")
+
 
 def test_deleting_a_run_in_the_ui_leaves_nothing_behind(page, two_runs, mongo_url, workdir, tmp_path):
     """Runs last in this module: it deletes the second run."""
