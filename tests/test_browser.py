@@ -154,6 +154,28 @@ def test_every_other_tab_of_a_run_shows_its_content(page, smoke_run, tmp_path):
         screenshot(page, tmp_path, f"run_{tab.lower().replace(' ', '_')}.png")
 
 
+def test_a_failed_runs_fail_trace_tab_shows_its_error(browser, mongo_url, workdir, tmp_path):
+    db_name = f"browser_failed_{uuid.uuid4().hex[:10]}"
+    result = run_experiment(["with", "smoke", "data.limit=10"], workdir, mongo_url, db_name)
+    assert result.returncode == 1 and "data.batch_size=64 is larger" in result.stderr, result.stderr
+    client = pymongo.MongoClient(mongo_url)
+    run = client[db_name].runs.find_one()
+    board, url = start_board(mongo_url, db_name)
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        table_rows(page)
+        open_run(page, run["_id"])
+        page.get_by_role("button", name="Fail Trace", exact=True).click()
+        page.locator("#fail_trace").get_by_text("data.batch_size=64 is larger", exact=False).first.wait_for()
+        screenshot(page, tmp_path, "run_fail_trace.png")
+    finally:
+        page.close()
+        board.kill()
+        client.drop_database(db_name)
+        client.close()
+
+
 def is_number_close(text, value):
     try:
         return abs(float(text) - value) < 1e-3
