@@ -21,14 +21,7 @@ from ingredients.trainer import train, trainer_ingredient
 
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
 ex = trainer_experiment(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                                   base_dir=Path(__file__).resolve().parent.parent), make_task=CifarTask)
-
-
-# The learning rate is the one top-level key, not `trainer.lr`: Sacred evaluates ingredient configs
-# before this one, so a trainer.lr could not follow `with lr=...` and the config would hold two values.
-@ex.config
-def config():
-    lr = 0.1  # learning rate of the optimizer (the only one in the config)
+                                   base_dir=Path(__file__).resolve().parent.parent), make_task=CifarTask, lr=0.1)
 
 
 @ex.named_config

@@ -18,12 +18,7 @@ from ingredients.signals.task import SignalTask
 from ingredients.trainer import train, trainer_ingredient
 
 ex = trainer_experiment(Experiment("signals", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                                   base_dir=Path(__file__).resolve().parent.parent), make_task=SignalTask)
-
-
-@ex.config
-def config():
-    lr = 0.02  # learning rate of the optimizer
+                                   base_dir=Path(__file__).resolve().parent.parent), make_task=SignalTask, lr=0.02)
 
 
 @ex.named_config

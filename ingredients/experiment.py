@@ -2,22 +2,41 @@
 
 The experiment's file holds its research (its ingredients, config, named configs and `main`); this adds the rest:
 - its recording (observers.track), which also gives it `--resume=CHECKPOINT` for `tracker resume`;
-- the check of its top-level `lr`, which the trainer's own config hook cannot see (ingredients.trainer.validate_lr);
+- its top-level `lr`, with the experiment's default, and its check, which the trainer's own config hook cannot see
+  (ingredients.trainer.validate_lr). `lr` is top-level, not `trainer.lr`: Sacred evaluates ingredient configs
+  before the experiment's, so a trainer.lr could not follow `with lr=...` and the config would hold two values;
 - the `rebuild` command, through which `tracker`'s load_model and export build a run's network (ingredients.rebuild).
 """
 from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 
+from sacred.config import ConfigDict
+
 from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import validate_lr
 
+LR_DOC = "learning rate of the optimizer (before the trainer's schedule)"
 
-def trainer_experiment(ex, make_task=None):
+
+def trainer_experiment(ex, lr, make_task=None):
     """`ex` (a sacred.Experiment with the trainer ingredient among its ingredients), tracked and checked; returns it.
 
-    `make_task()` returns the experiment's ingredients.task.Task as its `main` creates it; given, `ex` gets the
-    `rebuild` command.
+    `lr` is the default of its top-level learning rate. `make_task()` returns the experiment's ingredients.task.Task
+    as its `main` creates it; given, `ex` gets the `rebuild` command.
     """
+    ex.configurations.append(learning_rate_config(lr))
     ex.config_hook(validate_lr)
     if make_task is not None:
         add_rebuild_command(ex, make_task)
     return track(ex)
+
+
+def learning_rate_config(default):
+    """A config entry `lr = default` that `print_config` documents (a plain ex.add_config has no documentation)."""
+    entry = ConfigDict({"lr": default})
+
+    def config(fixed=None, preset=None, fallback=None):
+        summary = entry(fixed, preset, fallback)
+        summary.docs["lr"] = LR_DOC
+        return summary
+
+    return config
