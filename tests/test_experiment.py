@@ -130,7 +130,8 @@ def test_sacred_commands_keep_working(workdir, mongo_url, mongo_db, tmp_path):
     assert usage.returncode == 0 and "print_config" in usage.stdout
     shown = subprocess.run([sys.executable, str(EXPERIMENT), "print_config", "with", "smoke", "lr=0.02"],
                            env=env, cwd=workdir, capture_output=True, text=True)
-    assert shown.returncode == 0 and "lr = 0.02" in shown.stdout and "# learning rate of the optimizer" in shown.stdout
+    assert shown.returncode == 0 and "lr = 0.02" in shown.stdout
+    assert "# learning rate of the optimizer" in shown.stdout
 
     unobserved = run_experiment(["-u", "with", "smoke", *QUICK], workdir, mongo_url, mongo_db.name)
     assert unobserved.returncode == 0, unobserved.stderr
