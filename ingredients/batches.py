@@ -38,17 +38,33 @@ class _GatherBatches(torch.utils.data.Dataset):
         return self.inputs[indices], self.targets[indices]
 
 
-def check_shareable(batch_size, world_size):
-    """UserError unless `world_size` processes can share each (global) batch of `batch_size` equally."""
-    if batch_size % world_size:
-        fit = max(world_size, batch_size // world_size * world_size)
-        raise UserError(f"data.batch_size={batch_size} is the global batch, which {world_size} processes cannot "
-                        f"share equally; use a multiple of {world_size}, e.g. with data.batch_size={fit}")
+def check_shareable(batch_size, world_size, accumulate=1):
+    """UserError unless `world_size` processes, each splitting its share into `accumulate` micro-batches, can share
+    each (global) batch of `batch_size` equally."""
+    parts = world_size * accumulate
+    if batch_size % parts:
+        fit = max(parts, batch_size // parts * parts)
+        sharers = " and ".join(filter(None, (f"{world_size} processes" if world_size > 1 else "",
+                                             f"trainer.accumulate={accumulate}" if accumulate > 1 else "")))
+        raise UserError(f"data.batch_size={batch_size} is the global batch, which {sharers} cannot share equally; "
+                        f"use a multiple of {parts}, e.g. with data.batch_size={fit}")
 
 
 def rank_share(num_items, rank, world_size):
     """The range of items of `rank` when `world_size` processes share `num_items` in consecutive, near-equal parts."""
     return range(rank * num_items // world_size, (rank + 1) * num_items // world_size)
+
+
+def eval_batch_ranges(num_items, batch_size, rank=0, world_size=1):
+    """The (start, stop) item ranges of `rank`'s evaluation batches: a single process's batches of the split, shared
+    among the ranks in consecutive runs of whole batches, so that the ranks' metric sums add up to its sums. With
+    fewer batches than ranks, each rank takes its consecutive share of the items, so that every rank has some."""
+    starts = range(0, num_items, batch_size)
+    if len(starts) < world_size:
+        items = rank_share(num_items, rank, world_size)
+        return [(items.start, items.stop)]
+    share = rank_share(len(starts), rank, world_size)
+    return [(start, min(start + batch_size, num_items)) for start in starts[share.start:share.stop]]
 
 
 class _Shuffled:
@@ -122,18 +138,17 @@ class EvalBatches:
         self.inputs, self.targets = inputs, targets
         self.batch_size = batch_size
         self.transform = transform
-        self.share = range(len(targets))
+        self.shard(0, 1)
 
     def __len__(self):
         return len(self.targets)
 
     def shard(self, rank, world_size):
-        """Evaluate only `rank`'s consecutive share of the split (the trainer adds the ranks' metric sums)."""
-        self.share = rank_share(len(self.targets), rank, world_size)
+        """Evaluate only `rank`'s share of the split's batches (the trainer adds the ranks' metric sums)."""
+        self.ranges = eval_batch_ranges(len(self.targets), self.batch_size, rank, world_size)
 
     def __iter__(self):
-        for start in range(self.share.start, self.share.stop, self.batch_size):
-            stop = min(start + self.batch_size, self.share.stop)
+        for start, stop in self.ranges:
             inputs = self.inputs[start:stop]
             yield (self.transform(inputs) if self.transform else inputs), self.targets[start:stop]
 
@@ -261,11 +276,9 @@ class DatasetEvalBatches:
         return len(self.dataset)
 
     def shard(self, rank, world_size):
-        """Evaluate only `rank`'s consecutive share of the split (the trainer adds the ranks' metric sums)."""
-        share = rank_share(len(self.dataset), rank, world_size)
-        self.loader.batch_sampler.batches = [[(0, index) for index in range(start, min(start + self.batch_size,
-                                                                                      share.stop))]
-                                             for start in range(share.start, share.stop, self.batch_size)]
+        """Evaluate only `rank`'s share of the split's batches (the trainer adds the ranks' metric sums)."""
+        self.loader.batch_sampler.batches = [[(0, index) for index in range(start, stop)] for start, stop in
+                                             eval_batch_ranges(len(self.dataset), self.batch_size, rank, world_size)]
 
     def __iter__(self):
         return _on_device(self.loader, self.device, self.transform)

@@ -12,6 +12,10 @@ class Metrics:
 
     def add(self, **values):
         for name, value in values.items():
+            if torch.is_tensor(value) and value.is_floating_point():
+                # float32 values add up exactly in float64, in any order: the sums of DDP's ranks equal a single
+                # process's (ingredients.distributed)
+                value = value.double()
             self.sums[name] = self.sums[name] + value if name in self.sums else value
 
     def update(self, outputs, targets, loss):

@@ -72,6 +72,9 @@ def config():
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
     channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
+    accumulate = 1  # split each batch (each rank's share under DDP) into this many micro-batches whose gradients add
+    #                 up to one step's: a batch bigger than the device's memory; with accumulate=2 one process
+    #                 trains as 2 DDP processes do, bit for bit for a model without BatchNorm
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class TrainerConfig:
     precision: str
     channels_last: bool
     compile: bool
+    accumulate: int
 
     @classmethod
     def of(cls, values):
@@ -113,7 +117,7 @@ class TrainerConfig:
         check_choice("trainer.schedule", self.schedule, SCHEDULES)
         check_choice("trainer.device", self.device, DEVICES)
         check_choice("trainer.precision", self.precision, PRECISIONS)
-        for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every", "ema_every"):
+        for key in ("epochs", "val_every", "log_every", "print_every", "checkpoint_every", "ema_every", "accumulate"):
             check_positive_int(f"trainer.{key}", getattr(self, key))
         if self.steps is not None:
             check_positive_int("trainer.steps", self.steps)
@@ -136,10 +140,10 @@ class TrainerConfig:
 def validate(config, command_name, logger):
     """The trainer's options are checked with the rest of the config, so a bad value stops the run before it is
     recorded."""
-    TrainerConfig.of(config["trainer"])
+    trainer = TrainerConfig.of(config["trainer"])
     batch_size = config.get("data", {}).get("batch_size")
     if is_int(batch_size) and batch_size > 0:  # checked before the run starts; the batches check it again
-        check_shareable(batch_size, world_size())
+        check_shareable(batch_size, world_size(), trainer.accumulate)
     return {}
 
 
@@ -190,6 +194,13 @@ def triangle(step, total_steps, warmup):
     if step < top:
         return start + (peak - start) * step / top
     return peak + (end - peak) * (step - top) / max(1e-9, total_steps - top)
+
+
+def micro_batches(inputs, targets, parts):
+    """(inputs, targets) split into `parts` equal, consecutive micro-batches (trainer.accumulate)."""
+    if parts == 1:
+        return [(inputs, targets)]
+    return zip(inputs.chunk(parts), targets.chunk(parts))
 
 
 def open_terminal():
@@ -244,13 +255,14 @@ class Trainer:
         self.data = data.batches(device, seed) if isinstance(data, Datasets) else data
         self.distributed.shard(self.data)
         self.batches = self.data.train
+        check_shareable(self.batches.batch_size, self.distributed.world_size, config.accumulate)
         self.model = task.create_model().to(device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The weight average, which evaluation, saved models and checkpoints use; without one, the model itself.
         self.averaged = copy.deepcopy(self.model) if config.ema_decay is not None else self.model
         # DDP averages the gradients; evaluation, whose shares of a split differ by a batch, uses the module itself.
-        training = self.distributed.wrap(self.model)
+        self.training = training = self.distributed.wrap(self.model)
         self.forward = torch.compile(training) if config.compile else training
         self.eval_forward = self.forward
         if training is not self.model:
@@ -345,16 +357,26 @@ class Trainer:
     def train_step(self, inputs, targets, metrics, lr):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self.autocast():
-            outputs = self.forward(self.prepare(inputs))
-            loss = self.loss_fn(outputs, targets)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # loss scaling only with fp16; otherwise loss.backward()
+        parts = self.config.accumulate
+        for part, (part_inputs, part_targets) in enumerate(micro_batches(inputs, targets, parts)):
+            with self.gradient_sync(last=part == parts - 1):
+                with self.autocast():
+                    outputs = self.forward(self.prepare(part_inputs))
+                    loss = self.loss_fn(outputs, part_targets)
+                # the mean of the parts' mean losses; loss scaling only with fp16, otherwise (loss / parts).backward()
+                self.scaler.scale(loss / parts).backward()
+            metrics.update(outputs.detach(), part_targets, loss)  # kept on the device: no GPU synchronization
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        metrics.update(outputs.detach(), targets, loss)  # kept on the device: no GPU synchronization per step
         if self.config.ema_decay is not None and (self.step + 1) % self.config.ema_every == 0:
             self.update_average()
+
+    def gradient_sync(self, last):
+        """DDP averages the gradients over the ranks at the backward of a step's last micro-batch only."""
+        if last or self.training is self.model:
+            return contextlib.nullcontext()
+        return self.training.no_sync()
 
     @torch.no_grad()
     def update_average(self):

@@ -1,5 +1,5 @@
 """DistributedDataParallel through torchrun, on the CPU (gloo) with 2 processes: one recorded run with the metrics of
-a single process with the same global batch, a signal to one rank stopping both at one checkpoint that `tracker
+a single process with the same global batch (to the bit, when it adds the same two half-batch gradients), a signal to one rank stopping both at one checkpoint that `tracker
 resume` continues exactly, and one line for a batch that 2 processes cannot share."""
 import math
 import re
@@ -14,8 +14,8 @@ import pytest
 from conftest import REPO_ROOT, metric, newest_run, python_env, run_experiment, run_tracker
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-# The signals task without BatchNorm and without dropout: two ranks train exactly as one process, up to the order
-# in which float sums are added.
+# The signals task without BatchNorm and without dropout: two ranks train as one process does, exactly when it splits
+# each batch as the ranks do (trainer.accumulate=2), else up to the order in which float gradients are added.
 SIGNALS = ["with", "smoke", "trainer.steps=40", "trainer.val_every=20", "trainer.log_every=5", "data.train_size=1000",
            "data.eval_size=200", "model.batch_norm=False", "trainer.progress=False", "seed=3"]
 # CIFAR's small CNN has BatchNorm (statistics of each rank's half batch) and dropout.
@@ -63,12 +63,23 @@ def test_two_processes_record_one_run_with_the_metrics_of_one(workdir, mongo_url
     for line in ("Started run with ID", "Iteration 40/40", "Validation at step 40/40", "Best val mae"):
         assert output.count(line) == 1, output
 
-    single = run_experiment(SIGNALS, workdir, mongo_url, db_name, runs_dir=tmp_path / "single", experiment="signals")
-    assert single.returncode == 0, single.stderr
+    got = metrics(mongo_db, run["_id"], COMPUTED["signals"])
+    assert len(got["val.mae"]) == 2 and len(got["train.loss"]) == 9, got  # steps 1, 5, ..., 40
+
+    # torchrun's processes compute with one thread each; so does the single process, for the same float sums
+    split = run_experiment([*SIGNALS, "trainer.accumulate=2"], workdir, mongo_url, db_name,
+                           runs_dir=tmp_path / "split", experiment="signals", OMP_NUM_THREADS=1)
+    assert split.returncode == 0, split.stderr
     one = newest_run(mongo_db)
-    assert one["info"]["world_size"] == 1
-    assert_close(metrics(mongo_db, run["_id"], COMPUTED["signals"]), metrics(mongo_db, one["_id"], COMPUTED["signals"]),
-                 rel=1e-5)
+    assert one["info"]["world_size"] == 1 and one["config"]["trainer"]["accumulate"] == 2
+    assert metrics(mongo_db, one["_id"], COMPUTED["signals"]) == got
+    assert run["result"] == one["result"]
+
+    whole = run_experiment(SIGNALS, workdir, mongo_url, db_name, runs_dir=tmp_path / "whole", experiment="signals",
+                           OMP_NUM_THREADS=1)
+    assert whole.returncode == 0, whole.stderr
+    one = newest_run(mongo_db)
+    assert_close(metrics(mongo_db, one["_id"], COMPUTED["signals"]), got, rel=1e-5)
     assert math.isclose(run["result"], one["result"], rel_tol=1e-5)
 
 
@@ -141,10 +152,16 @@ def test_a_signal_to_one_rank_stops_both_and_resume_gives_the_uninterrupted_run(
         assert {**before, **after} == metric(db, original["_id"], name), name
 
 
-def test_a_batch_that_two_processes_cannot_share_is_one_line(workdir, mongo_url, mongo_db, db_name, tmp_path):
-    result = torchrun("signals", [*SIGNALS, "data.batch_size=63"], workdir, mongo_url, db_name, tmp_path)
+@pytest.mark.parametrize("args, line", [
+    (["data.batch_size=63"], "data.batch_size=63 is the global batch, which 2 processes cannot share equally; use a "
+                             "multiple of 2, e.g. with data.batch_size=62"),
+    (["data.batch_size=64", "trainer.accumulate=3"],
+     "data.batch_size=64 is the global batch, which 2 processes and trainer.accumulate=3 cannot share equally; use a "
+     "multiple of 6, e.g. with data.batch_size=60"),
+])
+def test_a_batch_that_two_processes_cannot_share_is_one_line(args, line, workdir, mongo_url, mongo_db, db_name,
+                                                              tmp_path):
+    result = torchrun("signals", [*SIGNALS, *args], workdir, mongo_url, db_name, tmp_path)
     assert result.returncode == 1
-    line = ("data.batch_size=63 is the global batch, which 2 processes cannot share equally; use a multiple of 2, "
-            "e.g. with data.batch_size=62")
     assert (result.stdout + result.stderr).count(line) == 1, result.stderr
     assert mongo_db.runs.count_documents({}) == 0

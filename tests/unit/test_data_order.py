@@ -1,4 +1,5 @@
-"""ingredients/batches.py's order of an epoch and item seeds, and ingredients/fingerprint.py's digests.
+"""ingredients/batches.py's order of an epoch, item seeds and ranks' evaluation batches, ingredients/metrics.py's
+sums, and ingredients/fingerprint.py's digests.
 
 The one unit-test file that imports torch (~2 s).
 """
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ingredients.batches import epoch_order, item_seed, seeded_random
+from ingredients.batches import epoch_order, eval_batch_ranges, item_seed, seeded_random
+from ingredients.metrics import RegressionMetrics
 from ingredients.fingerprint import DIGITS, files_fingerprint, items_fingerprint
 
 
@@ -31,6 +33,35 @@ def test_the_order_is_a_function_of_seed_and_epoch_alone():
     assert as_lists(epoch_order(50, 10, seed=1, epoch=4)) == first
     others = [as_lists(epoch_order(50, 10, seed, epoch)) for seed, epoch in ((1, 5), (2, 4), (0, 0))]
     assert all(other != first for other in others)
+
+
+@pytest.mark.parametrize("num_items, batch_size, world_size", [(200, 16, 2), (200, 16, 3), (100, 50, 2), (7, 1, 4)])
+def test_the_ranks_evaluate_a_single_process_batches_between_them(num_items, batch_size, world_size):
+    ranks = [eval_batch_ranges(num_items, batch_size, rank, world_size) for rank in range(world_size)]
+    assert [batch for rank in ranks for batch in rank] == eval_batch_ranges(num_items, batch_size)
+    assert all(ranks)  # every rank evaluates
+
+
+def test_with_fewer_batches_than_ranks_each_rank_evaluates_its_share_of_the_items():
+    assert [eval_batch_ranges(1000, 2000, rank, 2) for rank in range(2)] == [[(0, 500)], [(500, 1000)]]
+
+
+def test_metric_sums_of_float32_batches_add_up_alike_in_any_order():
+    values = torch.rand(64, generator=torch.Generator().manual_seed(0)) * torch.logspace(-3, 3, 64)
+    forwards, backwards = RegressionMetrics(), RegressionMetrics()
+    for metrics, order in ((forwards, values), (backwards, values.flip(0))):
+        for value in order:
+            metrics.update(value.reshape(1), torch.zeros(1), value)
+    assert forwards.sums["loss"].dtype == torch.float64
+    assert forwards.compute() == backwards.compute()
+    assert float32_sum(values) != float32_sum(values.flip(0))  # where float32 sums depend on the order
+
+
+def float32_sum(values):
+    total = torch.zeros(())
+    for value in values:
+        total += value
+    return total
 
 
 def test_item_seeds_depend_on_seed_epoch_and_index():
