@@ -204,6 +204,29 @@ def test_a_stored_data_root_outside_the_data_folder_is_used_only_when_given_agai
     assert (given / "synthetic" / "cifar-10-batches-py" / "test_batch").is_file()
 
 
+@pytest.mark.parametrize("world_size, line", [
+    ("2 --rdzv-endpoint=evil.example:1", "info.world_size '2 --rdzv-endpoint=evil.example:1' is not a number of "
+                                         "processes; it was not run"),
+    (0, "info.world_size '0' is not a number of processes; it was not run"),
+    (2.0, "info.world_size '2.0' is not a number of processes; it was not run"),
+    (10**6, f"was trained by 1000000 processes, more than this machine's {os.cpu_count()} CPU cores; it was not run: "
+            f"run it on a machine with 1000000 or more"),
+])
+def test_a_stored_world_size_reaches_torchrun_only_as_a_number_this_machine_can_start(
+    world_size, line, reference_run, project_repo, tmp_path, mongo_url, mongo_db
+):
+    original = reference_run["run"]
+    run_id = plant_run(mongo_db, original["experiment"], original["config"])
+    mongo_db.runs.update_one({"_id": run_id}, {"$set": {"info.world_size": world_size}})
+
+    result = run_tracker(["rerun", str(run_id)], tmp_path, mongo_url, mongo_db.name, project=project_repo)
+
+    assert result.returncode == 1
+    separator = "'s " if line.startswith("info.") else " "
+    assert error_lines(result) == [f"error: run {run_id}{separator}{line}"]
+    assert mongo_db.runs.count_documents({}) == 1
+
+
 # ---- notebook-style runs ---------------------------------------------------------------------------------------------
 def test_a_rerun_whose_script_ignores_its_config_fails_naming_the_keys(project_repo, mongo_url, mongo_db):
     script = "tests/notebook_experiment.py"

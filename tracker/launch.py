@@ -43,6 +43,7 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(),
     """
     warn_of_changed_packages(stored)
     checkout, script, repo = trusted_script(stored)
+    launcher = python_launcher(stored_world_size(stored))
     with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info, commit):
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
@@ -60,9 +61,21 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(),
             arguments = [str(config_file), *updates]
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
             child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
-            command = [*python_launcher(stored.info.get("world_size", 1)), str(code_dir / script), *options, "with",
-                       *arguments]
+            command = [*launcher, str(code_dir / script), *options, "with", *arguments]
             return run_in_foreground(command, child_env)
+
+
+def stored_world_size(stored):
+    """How many processes trained `stored` (info.world_size), if this machine can start as many, else UserError: a
+    stored value is data, and reaches torchrun only as a checked number."""
+    world_size, cores = stored.info.get("world_size", 1), os.cpu_count() or 1
+    if type(world_size) is not int or world_size < 1:
+        raise UserError(f"{stored.label}'s info.world_size {str(world_size)[:SHOWN_VALUE_CHARS]!r} is not a number "
+                        f"of processes; it was not run")
+    if world_size > cores:
+        raise UserError(f"{stored.label} was trained by {world_size} processes, more than this machine's {cores} CPU "
+                        f"cores; it was not run: run it on a machine with {world_size} or more")
+    return world_size
 
 
 def python_launcher(world_size):
