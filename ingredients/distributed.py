@@ -8,10 +8,13 @@ torch's DDP averages the gradients; this module holds what the trainer adds arou
 - rank 0's seed for every rank, so the batch order (ingredients.batches), a function of (seed, epoch, world size),
   is the same everywhere even when Sacred drew each process's seed itself;
 - metric sums added across ranks before they are logged, so the logged metrics are those of the global batch;
-- `any_rank` flags: a signal or a pruning decision on one rank stops every rank at the same step.
+- `any_rank` flags: a signal or a pruning decision on one rank stops every rank at the same step;
+- `broadcast` and `gather` of checkpoint-like values, sent as torch.save bytes and read with
+  torch.load(weights_only=True), as checkpoints are: torch's *_object collectives would unpickle what they receive.
 With one process every method is a no-op and torch.distributed is never initialized.
 """
 import atexit
+import io
 import os
 
 import numpy as np
@@ -97,20 +100,31 @@ class Distributed:
             dist.broadcast(buffer.data, src=0)
 
     def broadcast(self, value):
-        """Rank 0's `value` (anything torch.save can store) on every rank."""
+        """Rank 0's `value` (plain values and tensors, as in a checkpoint) on every rank."""
         if self.world_size == 1:
             return value
-        box = [value if self.is_main else None]
-        dist.broadcast_object_list(box, src=0, group=self.control)
-        return box[0]
+        payload = to_bytes(value) if self.is_main else None
+        size = torch.tensor([len(payload) if self.is_main else 0])
+        dist.broadcast(size, src=0, group=self.control)
+        if not self.is_main:
+            payload = torch.empty(int(size), dtype=torch.uint8)
+        dist.broadcast(payload, src=0, group=self.control)
+        return from_bytes(payload)
 
     def gather(self, value):
-        """Every rank's `value`, in rank order, on rank 0 (None on the others)."""
+        """Every rank's `value` (plain values and tensors), in rank order, on rank 0 (None on the others)."""
         if self.world_size == 1:
             return [value]
-        gathered = [None] * self.world_size if self.is_main else None
-        dist.gather_object(value, gathered, dst=0, group=self.control)
-        return gathered
+        payload = to_bytes(value)
+        sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(self.world_size)]
+        dist.all_gather(sizes, torch.tensor([len(payload)]), group=self.control)
+        longest = max(int(size) for size in sizes)  # gloo gathers tensors of one size
+        padded = torch.cat([payload, torch.zeros(longest - len(payload), dtype=torch.uint8)])
+        gathered = [torch.empty(longest, dtype=torch.uint8) for _ in sizes] if self.is_main else None
+        dist.gather(padded, gathered, dst=0, group=self.control)
+        if not self.is_main:
+            return None
+        return [from_bytes(payload[:int(size)]) for payload, size in zip(gathered, sizes)]
 
     def leave_together(self):
         """Exit only once every rank is exiting; for an end that every rank reaches at the same step (a stop, a
@@ -118,3 +132,15 @@ class Distributed:
         with a failure."""
         if self.world_size > 1:
             atexit.register(dist.barrier, group=self.control)  # runs before destroy_process_group
+
+
+def to_bytes(value):
+    """`value` as torch.save's bytes, in a uint8 tensor that a collective can send."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
+
+
+def from_bytes(payload):
+    """The value of `to_bytes`' tensor, read as a checkpoint is: no code, only tensors and plain values."""
+    return torch.load(io.BytesIO(payload.numpy().tobytes()), weights_only=True)

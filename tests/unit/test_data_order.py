@@ -1,8 +1,9 @@
 """ingredients/batches.py's order of an epoch, item seeds and ranks' evaluation batches, ingredients/metrics.py's
-sums, and ingredients/fingerprint.py's digests.
+sums, what DDP's ranks send each other (ingredients/distributed.py), and ingredients/fingerprint.py's digests.
 
 The one unit-test file that imports torch (~2 s).
 """
+import pickle
 import random
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from ingredients.batches import epoch_order, eval_batch_ranges, item_seed, seeded_random
+from ingredients.distributed import from_bytes, to_bytes
 from ingredients.metrics import RegressionMetrics
 from ingredients.fingerprint import DIGITS, files_fingerprint, items_fingerprint
 
@@ -55,6 +57,20 @@ def test_metric_sums_of_float32_batches_add_up_alike_in_any_order():
     assert forwards.sums["loss"].dtype == torch.float64
     assert forwards.compute() == backwards.compute()
     assert float32_sum(values) != float32_sum(values.flip(0))  # where float32 sums depend on the order
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_ranks_exchange_checkpoint_values_and_never_unpickle_code(capsys):
+    value = {"torch_rng": torch.get_rng_state(), "window": {"steps": 3, "examples": [1.5, None, "x"]}}
+    received = from_bytes(to_bytes(value))
+    assert torch.equal(received["torch_rng"], value["torch_rng"]) and received["window"] == value["window"]
+    with pytest.raises(pickle.UnpicklingError):
+        from_bytes(to_bytes({"evil": Payload()}))
+    assert "this ran" not in capsys.readouterr().out
 
 
 def float32_sum(values):
