@@ -15,6 +15,7 @@ import fcntl
 import functools
 import logging
 import os
+import signal
 import socket
 import sys
 
@@ -118,9 +119,14 @@ def _serve_forever(socket_path, ready, host, port, handler, use_threading=False)
         else:
             server = await asyncio.start_unix_server(connected, socket_path)
             socket_path.chmod(0o600)  # connecting needs write access to the socket: the owner's only, as its folder
+        # Ctrl-C and SIGTERM end the loop between requests: nx-27017's own handlers raise SystemExit wherever the
+        # main thread is, which can be inside a lock that the shutdown then waits on.
+        stopped = asyncio.Event()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(number, stopped.set)
         print(ready, flush=True)
         async with server:
-            await server.serve_forever()
+            await stopped.wait()
 
     try:
         asyncio.run(serve())
