@@ -80,8 +80,7 @@ class _Shuffled:
         return epoch_order(self.num_items, self.batch_size, self.seed, epoch)
 
     def shard(self, rank, world_size):
-        check_shareable(self.batch_size, world_size)
-        share = rank_share(self.batch_size, rank, world_size)
+        share = rank_share(self.batch_size, rank, world_size)  # the trainer has checked that the batch is shareable
         self.share = slice(share.start, share.stop)
 
     def rng_state(self):

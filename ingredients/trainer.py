@@ -253,9 +253,9 @@ class Trainer:
         if self.distributed.is_main:
             run.info.update(data=fingerprint(data), world_size=self.distributed.world_size)
         self.data = data.batches(device, seed) if isinstance(data, Datasets) else data
+        check_shareable(self.data.train.batch_size, self.distributed.world_size, config.accumulate)
         self.distributed.shard(self.data)
         self.batches = self.data.train
-        check_shareable(self.batches.batch_size, self.distributed.world_size, config.accumulate)
         self.model = task.create_model().to(device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
