@@ -1,6 +1,8 @@
 """`tracker db` and `tracker board` as a user runs them: serving, stopping on Ctrl-C, and one-line errors."""
 import json
+import random
 import re
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -42,6 +44,49 @@ def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
         assert git("status", "--porcelain", "--untracked-files=all", cwd=tmp_path) == ""
     finally:
         store.kill()
+
+
+def test_db_refuses_a_damaged_store_in_one_line_and_salvages_what_it_can_read(tmp_path):
+    """The probe: 20 random pages written into .tracker/db/sacred.db; the store is not served, the damaged file stays
+    as it was, and the readable rows are in a copy that the line says how to swap in."""
+    git("init", "-q", cwd=tmp_path)
+    port = free_port()
+    store = TrackerCommand("db", "--port", str(port), cwd=tmp_path)
+    try:
+        store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
+        client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
+        client.sacred.runs.insert_many([{"_id": i, "status": "COMPLETED", "captured_out": "x" * 2000}
+                                        for i in range(200)])
+        client.close()
+        assert store.interrupt() == 0
+    finally:
+        store.kill()
+    damaged = tmp_path / STORE_DIR / "sacred.db"
+    page_size = int.from_bytes(damaged.read_bytes()[16:18], "big")
+    pages = damaged.stat().st_size // page_size
+    noise = random.Random(27)
+    with open(damaged, "r+b") as file:
+        for page in noise.sample(range(1, pages), 20):  # the first page aside: its header names the page size
+            file.seek(page * page_size)
+            file.write(noise.randbytes(page_size))
+    before = damaged.read_bytes()
+
+    result = subprocess.run([sys.executable, "-m", "tracker", "db", "--port", str(port)], cwd=tmp_path,
+                            env=python_env(), capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Serving" not in result.stdout
+    copy = damaged.with_name("sacred.db.recovered")
+    aside = damaged.with_name("damaged-sacred.db")
+    line = re.fullmatch(rf"error: the run store's file {re.escape(str(damaged))} is damaged \(SQLite[^)]*\), so it "
+                        rf"was not served; the (\d+) rows that could be read are in {re.escape(str(copy))}: use them "
+                        rf"with `mkdir {re.escape(str(aside))} && mv {re.escape(str(damaged))} (.*) && mv "
+                        rf"{re.escape(str(copy))} {re.escape(str(damaged))}`, then run tracker db again\n",
+                        result.stderr)
+    assert line, result.stderr
+    assert damaged.read_bytes() == before
+    with sqlite3.connect(copy) as salvaged:
+        assert salvaged.execute("PRAGMA quick_check").fetchone() == ("ok",)
 
 
 def test_db_on_a_busy_port_is_a_one_line_error(mongo_url):
