@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
 import warnings
@@ -52,8 +51,10 @@ from observers.git_state import record_uncommitted_changes
 from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
                               config_not_given)
 from observers.process_rank import process_rank
+from observers.run_end import at_main_end
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
+from observers.termination import RUN_END
 from runstore.errors import UserError
 from runstore.liveness import process_temp_dir
 from runstore.plain_json import dotted_keys
@@ -98,6 +99,10 @@ def track(ex, higher_is_better=True):
         # Option hooks run once the experiment's file is fully loaded: now attach_observers can be its last config hook.
         if attach_observers not in ex.config_hooks:
             ex.config_hooks.append(attach_observers)
+
+    @ex.pre_run_hook
+    def hold_sigterm_while_the_end_is_recorded(_run):
+        at_main_end(_run, RUN_END.recording)  # the first hook: it holds SIGTERM before the others' end work
 
     @ex.pre_run_hook
     def record_origin_and_code(_run):
@@ -161,11 +166,12 @@ def _in_this_process(run):
             return run(*args, **kwargs)
         Path(folder).mkdir(exist_ok=True)
         previous, tempfile.tempdir = tempfile.tempdir, folder
+        RUN_END.begin(Path(folder))
         try:
             return run(*args, **kwargs)
         finally:
             tempfile.tempdir = previous
-            shutil.rmtree(folder, ignore_errors=True)
+            RUN_END.finish()  # removes the folder; a SIGTERM received meanwhile ends the process now
 
     return in_process_temp_dir
 
