@@ -27,7 +27,7 @@ class RunEnd:
         self.folder = None  # the run's temporary folder, while it runs
         self.previous = None  # SIGTERM's handler before the run, when this one replaced it
         self.is_recording = False
-        self.terminated = False  # a SIGTERM came while the run recorded its end
+        self.terminated = False  # a SIGTERM came: `finish` ends the process
         self.other_ranks = []  # (host, pid) of the other processes of a DDP run
 
     def begin(self, folder):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 # Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
 STALE_HEARTBEAT_S = 600
+PID_MAX = 2 ** 22  # Linux's largest pid_max: a larger stored pid is not a process id
 TEMP_ROOT = Path(tempfile.gettempdir())  # read at import, before a tracked run points tempfile at its own folder
 
 
@@ -39,6 +40,17 @@ def death(doc, info, now=None):
             return None
         how = f"no heartbeat from host {host} for {silent_s:.0f} s (limit {STALE_HEARTBEAT_S} s)"
     return {"at": now.isoformat(), "how": how}
+
+
+def seems_dead(doc, info):
+    """Whether a listing should show the RUNNING run `doc` as dead (death): a stored pid that is not a process id,
+    or a time that is not one, cannot tell, and leaves it listed as it is."""
+    pid = info.get("pid")
+    known = {"pid": pid} if type(pid) is int and 0 < pid <= PID_MAX else {}  # else only the heartbeat tells
+    try:
+        return death(doc, known) is not None
+    except (TypeError, ValueError, AttributeError):  # a stored host or time of another type
+        return False
 
 
 def describe_alive(doc, info):

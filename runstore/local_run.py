@@ -106,6 +106,11 @@ class LocalRun:
         _write_json(self.dir / "info.json", self.info)
         _write_json(self.dir / "run.json", self.entry)
 
+    def mark_continued(self, by):
+        """Record that the run `by` (its origin: runstore.run_store.StoredRun) continues this one: info.continued_by."""
+        self.info["continued_by"] = by
+        _write_json(self.dir / "info.json", self.info)
+
     def source_file(self, stored_path):
         return source_file(self.dir, stored_path)
 

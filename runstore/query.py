@@ -24,13 +24,15 @@ from dataclasses import dataclass
 
 from runstore.errors import UserError
 from runstore.layout import PRUNED_TAG
+from runstore.liveness import seems_dead
 from runstore.run_store import FolderStore, MongoStore, open_run
 from runstore.settings import load_settings
 
 STATS = ("first", "last", "min", "max", "argmax")
 RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
-               "tags", "local", "result_metric", "pruned_at_step")
+               "tags", "local", "result_metric", "pruned_at_step", "continued_by")
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
+DEAD = "INTERRUPTED?"  # the status of a RUNNING run whose process is gone, until `tracker sync` marks it INTERRUPTED
 BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
 OPERATORS = "= != < <= > >= ~"
@@ -173,6 +175,8 @@ def _row(listing):
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
     tags = doc.get("omniboard", {}).get("tags", [])
     status = doc.get("status")
+    if status == "RUNNING" and seems_dead(doc, info):
+        status = DEAD
     row = {
         "id": listing.id,
         "experiment": doc.get("experiment", {}).get("name"),
@@ -189,6 +193,7 @@ def _row(listing):
         "local": listing.local,
         "result_metric": info.get("result_metric"),
         "pruned_at_step": info.get("pruned_at_step"),
+        "continued_by": info.get("continued_by"),  # the run that continued this one (tracker resume, sweep --continue)
     }
     _flatten_into(row, listing.config, "config.")
     _flatten_into(row, info.get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)

@@ -23,6 +23,7 @@ LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
     "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1, "info.data": 1,
+    "info.pid": 1, "info.continued_by": 1,
 }
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 
@@ -311,6 +312,19 @@ def newest_run_with_info(info, settings=None):
         return None
     # ISO start times sort as text (nx-27017 returns them as strings, MongoDB as datetimes: both become ISO text).
     return max(found, key=lambda item: item[0].replace(" ", "T"))[1]()
+
+
+def mark_continued(run, by, settings=None):
+    """Record in the info of `run` (a StoredRun) that the run `by` (its origin) continues it (`tracker resume`, `tracker
+    sweep --continue`), in its folder and in MongoDB: groups then count the two as one run (runstore.groups), and
+    `tracker sync` advises no resume of it."""
+    if isinstance(run.key, Path):
+        LocalRun.load(run.key).mark_continued(by)
+    if isinstance(run.origin, int):
+        mongo = MongoStore.connect(settings or load_settings())
+        if mongo is not None:  # else the folder's copy carries the mark there with `tracker sync`
+            with mongo:
+                mongo.db.runs.update_one({"_id": run.origin}, {"$set": {"info.continued_by": by}})
 
 
 def _dotted(info, key):

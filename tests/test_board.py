@@ -27,16 +27,26 @@ def tracker(*args, **env):
     )
 
 
-def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
-    """In a user's own repository: its data in .tracker/db/, which git does not see."""
-    git("init", "-q", cwd=tmp_path)
-    port = free_port()
-    store = TrackerCommand("db", "--port", str(port), cwd=tmp_path)
+def serving(repository, port, runs):
+    """`tracker db --port PORT` started in a new git `repository`, serving once `runs` are in its sacred.runs."""
+    git("init", "-q", cwd=repository)
+    store = TrackerCommand("db", "--port", str(port), cwd=repository)
     try:
         store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
         client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
-        client.sacred.runs.insert_one({"_id": 1, "status": "COMPLETED"})
+        client.sacred.runs.insert_many(runs)
         client.close()
+    except BaseException:
+        store.kill()
+        raise
+    return store
+
+
+def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
+    """In a user's own repository: its data in .tracker/db/, which git does not see."""
+    port = free_port()
+    store = serving(tmp_path, port, [{"_id": 1, "status": "COMPLETED"}])
+    try:
         assert store.interrupt() == 0
         store.wait_for(rf"^Stopped the run store at mongodb://localhost:{port}; its data stays in "
                        rf"{re.escape(str(tmp_path / STORE_DIR))}/$", timeout_s=5)
@@ -49,15 +59,9 @@ def test_db_serves_a_store_that_keeps_its_data_and_stops_on_ctrl_c(tmp_path):
 def test_db_refuses_a_damaged_store_in_one_line_and_salvages_what_it_can_read(tmp_path):
     """The probe: 20 random pages written into .tracker/db/sacred.db; the store is not served, the damaged file stays
     as it was, and the readable rows are in a copy that the line says how to swap in."""
-    git("init", "-q", cwd=tmp_path)
     port = free_port()
-    store = TrackerCommand("db", "--port", str(port), cwd=tmp_path)
+    store = serving(tmp_path, port, [{"_id": i, "status": "COMPLETED", "captured_out": "x" * 2000} for i in range(200)])
     try:
-        store.wait_for(rf"mongodb://localhost:{port}", timeout_s=30)
-        client = pymongo.MongoClient(f"mongodb://localhost:{port}", serverSelectionTimeoutMS=10_000)
-        client.sacred.runs.insert_many([{"_id": i, "status": "COMPLETED", "captured_out": "x" * 2000}
-                                        for i in range(200)])
-        client.close()
         assert store.interrupt() == 0
     finally:
         store.kill()

@@ -5,6 +5,7 @@ Each test checks what a user sees: one line, the exit status, and that nothing i
 import datetime
 import json
 import math
+import os
 import platform
 import re
 import signal
@@ -127,6 +128,32 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         expected = {s: v for s, v in metric(mongo_db, original["_id"], name).items() if s > step}
         assert metric(mongo_db, continued["_id"], name) == expected != {}, name
     assert continued["result"] == original["result"]
+
+
+def test_runs_lists_a_run_whose_process_is_gone_as_dead_in_either_store_without_a_sync(tmp_path, mongo_url,
+                                                                                       mongo_db):
+    """Runs of this host, RUNNING with a recent heartbeat: one whose process has exited, one whose stored pid is not a
+    number (only the heartbeat can tell: still alive), one whose process (this test's) lives."""
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    pids = {"1": int(exited.stdout), "2": "12x", "3": os.getpid()}
+    for number, pid in pids.items():
+        entry = {"status": "RUNNING", "host": {"hostname": platform.node()}, "start_time": now.isoformat(),
+                 "heartbeat": now.isoformat(), "experiment": {"name": f"local{number}"}, "artifacts": []}
+        folder = tmp_path / "runs" / number
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps(entry))
+        (folder / "config.json").write_text(json.dumps({"seed": 1}))
+        (folder / "info.json").write_text(json.dumps({"pid": pid}))
+        mongo_db.runs.insert_one({**entry, "_id": int(number), "experiment": {"name": f"mongo{number}"},
+                                  "start_time": now, "heartbeat": now, "config": {"seed": 1}, "info": {"pid": pid}})
+
+    result = run_tracker(["runs", "--format", "json"], tmp_path, mongo_url, mongo_db.name)
+
+    assert result.returncode == 0, result.stderr
+    statuses = {row["experiment"]: row["status"] for row in json.loads(result.stdout)}
+    assert statuses == {"mongo1": "INTERRUPTED?", "mongo2": "RUNNING", "mongo3": "RUNNING",
+                        "local1": "INTERRUPTED?", "local2": "RUNNING", "local3": "RUNNING"}
 
 
 def test_a_run_on_another_host_is_dead_once_its_heartbeat_is_too_old():

@@ -3,7 +3,7 @@ import tempfile
 from pathlib import Path
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from runstore.run_store import open_run
+from runstore.run_store import mark_continued, newest_run_with_info, open_run
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
@@ -52,8 +52,12 @@ def run(args):
                 f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
         info, options = continued
-        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
-                        action="resume")
+        status = relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
+                          action="resume")
+    resumed = newest_run_with_info({"resumed_from": stored.origin})
+    if resumed is not None:  # whatever became of it: the new run stands for this one now
+        mark_continued(stored, resumed.origin)
+    return status
 
 
 def continuation(stored, folder):

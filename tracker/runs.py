@@ -78,6 +78,7 @@ def columns_of(shown, matching, metrics):
     still shows what the best one chose), then `metrics`."""
     columns = ["id", "experiment", "status", "start", "duration_s", "result"]
     columns += ["local"] if any(row["local"] for row in shown) else []
+    columns += ["continued_by"] if any(row["continued_by"] is not None for row in shown) else []
     return columns + differing_keys_within_experiments(matching) + metrics
 
 

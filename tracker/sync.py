@@ -64,9 +64,8 @@ def sync_runs(db, run_dirs):
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}", flush=True)
     try:
-        for run_id, died in mark_dead_runs(db):
-            print(f"interrupted run {run_id}: it died ({died['how']}); "
-                  f"continue it with `{shell_command('tracker', 'resume', run_id)}`")
+        for run_id, died, info in mark_dead_runs(db):
+            print(f"interrupted run {run_id}: it died ({died['how']}); {what_next(run_id, info)}")
     except PyMongoError as error:
         counts["failed"] += 1
         print(f"failed to look for dead runs in MongoDB: {error}")
@@ -123,8 +122,7 @@ def _sync_locked_run(db, uploader, run_dir):
     except (UploadError, PyMongoError) as error:
         return "failed", str(error)
     points = sum(len(series["steps"]) for series in run.metrics.values())
-    resume = shell_command("tracker", "resume", run_id)
-    dead = f"; it had died ({died['how']}), continue it with `{resume}`" if died else ""
+    dead = f"; it had died ({died['how']}), {what_next(run_id, run.info)}" if died else ""
     stored = (f"run {run_id} ({run.status}, {len(run.metrics)} metrics with {points} points, "
               f"{len(set(run.entry['artifacts']))} artifacts){dead}")
     if run.missing:
@@ -133,8 +131,15 @@ def _sync_locked_run(db, uploader, run_dir):
     return "uploaded", stored
 
 
+def what_next(run_id, info):
+    """What to do with the run `run_id` that died (`info`: its info): resume it, unless another run continues it."""
+    if info.get("continued_by") is not None:
+        return f"run {info['continued_by']} continues it"
+    return f"continue it with `{shell_command('tracker', 'resume', run_id)}`"
+
+
 def mark_dead_runs(db):
-    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died)."""
+    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died, its info)."""
     for doc in db.runs.find({"status": "RUNNING"}, {"status": 1, "host": 1, "heartbeat": 1, "start_time": 1,
                                                       "info": 1}):
         died = death(doc, doc.get("info") or {})
@@ -145,4 +150,4 @@ def mark_dead_runs(db):
         # Only while still RUNNING: the run's own upload may have ended it meanwhile.
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
             remove_temporary_files(doc, doc.get("info") or {})
-            yield doc["_id"], died
+            yield doc["_id"], died, doc.get("info") or {}
