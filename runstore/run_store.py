@@ -12,7 +12,7 @@ from runstore.cleanup import delete_run
 from runstore.database import connect, require_database
 from runstore.errors import UserError
 from runstore.layout import read_file, read_metric, read_plotted, summarize
-from runstore.local_run import LocalRun, UnreadableRun, run_folders, source_file
+from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders, source_file
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
@@ -318,7 +318,7 @@ def mark_continued(run, by, settings=None):
     """Record in the info of `run` (a StoredRun) that the run `by` (its origin) continues it (`tracker resume`, `tracker
     sweep --continue`), in its folder and in MongoDB: groups then count the two as one run (runstore.groups), and
     `tracker sync` advises no resume of it."""
-    if isinstance(run.key, Path):
+    if isinstance(run.key, Path) and is_run_dir(run.key):  # a folder removed meanwhile has nothing to mark
         LocalRun.load(run.key).mark_continued(by)
     if isinstance(run.origin, int):
         mongo = MongoStore.connect(settings or load_settings())
