@@ -14,7 +14,7 @@ import uuid
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, require_tool, run_experiment, run_tracker, start_board
+from conftest import REPO_ROOT, require_tool, run_experiment, run_tracker, start_board, with_token
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
 CHROMIUM_ARGS = [
@@ -49,7 +49,7 @@ def smoke_run(two_runs):
 @pytest.fixture(scope="module")
 def board_url(two_runs, mongo_url):
     board, url = start_board(mongo_url, two_runs["db_name"])
-    yield url
+    yield with_token(url, board.token)
     board.kill()
 
 
@@ -163,7 +163,7 @@ def test_a_failed_runs_fail_trace_tab_shows_its_error(browser, mongo_url, workdi
     board, url = start_board(mongo_url, db_name)
     page = browser.new_page()
     try:
-        page.goto(url)
+        page.goto(with_token(url, board.token))
         table_rows(page)
         open_run(page, run["_id"])
         page.get_by_role("button", name="Fail Trace", exact=True).click()
