@@ -14,7 +14,7 @@ import pytest
 from conftest import (REPO_ROOT, TrackerCommand, free_port, git, python_env, require_tool, run_experiment,
                       run_tracker, start_board, with_token)
 from runstore.settings import STORE_DIR, Settings
-from tracker.board import omniboard_uri
+from tracker.board import OMNIBOARD_VERSION, installed_in, omniboard_uri
 
 TINY_ARGS = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
 
@@ -92,10 +92,31 @@ def test_board_without_node_is_a_one_line_error(mongo_url, tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+def test_omniboard_is_installed_once_per_user_in_the_cache_whatever_the_project(tmp_path):
+    start_script = installed_in() / "node_modules" / "omniboard" / "dist" / "start.js"
+    assert start_script.is_file(), "install Omniboard first: tracker board --install (.ci/run does)"
+    cache = tmp_path / "cache"  # XDG_CACHE_HOME: this user's cache, holding this machine's install
+    in_cache = cache / "sacred-tracker" / "omniboard" / OMNIBOARD_VERSION
+    in_cache.parent.mkdir(parents=True)
+    in_cache.symlink_to(installed_in())
+    other_project = tmp_path / "other"
+    git("init", "-q", str(other_project), cwd=tmp_path)
+    for project in (REPO_ROOT, other_project):
+        # No npm on the PATH: a second install would fail.
+        result = subprocess.run([sys.executable, "-m", "tracker", "board", "--install"], cwd=project,
+                                env=python_env(XDG_CACHE_HOME=cache, PATH=tmp_path), capture_output=True, text=True,
+                                timeout=60)
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
+        assert result.stdout == (f"Omniboard {OMNIBOARD_VERSION} is installed in {in_cache}/; start it with "
+                                 f"'tracker board'\n")
+    assert not (other_project / ".tracker").exists()
+
+
 def test_board_serves_the_runs_api_and_stops_on_ctrl_c(smoke_run, mongo_url):
     board, url = start_board(mongo_url, smoke_run["db_name"])
     try:
-        with urllib.request.urlopen(with_token(f"{url}/api/v1/Runs?select=_id,status", board.token), timeout=30) as response:
+        runs_url = with_token(f"{url}/api/v1/Runs?select=_id,status", board.token)
+        with urllib.request.urlopen(runs_url, timeout=30) as response:
             runs = json.load(response)
         assert runs == [{"_id": smoke_run["run"]["_id"], "status": "COMPLETED"}]
         assert board.interrupt() == 0
@@ -202,8 +223,8 @@ def test_configure_stores_columns_that_follow_the_runs_and_keeps_the_users(mongo
     add_run(4, 200, "simple", log_every=10)
     again = run_tracker(["board", "--configure"], workdir, mongo_url, db_name)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == ("Omniboard's first screen shows the columns model.arch, trainer.log_every, beside your own: "
-                            "rate, acc\n")
+    assert again.stdout == ("Omniboard's first screen shows the columns model.arch, trainer.log_every, beside your "
+                            "own: rate, acc\n")
     assert columns("custom") == {"model.arch": "config.model.arch", "trainer.log_every": "config.trainer.log_every",
                                  "rate": "config.lr"}
     assert columns("metric") == {"acc": "val.acc"}  # the renamed column shows the score: no second one
