@@ -9,6 +9,7 @@ from runstore.errors import UserError
 from runstore.groups import P_COLUMN, stat_columns
 from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
+from runstore.shell import printable
 from tracker.options import add_filters
 
 FORMATS = ("table", "csv", "json")
@@ -103,7 +104,10 @@ def write(rows, columns, output_format, out=sys.stdout):
 
 
 def render_table(lines):
-    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned."""
+    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned. Control
+    characters are escaped (runstore.shell.printable), so a stored name or value neither drives the terminal nor
+    breaks the alignment."""
+    lines = [[printable(text) for text in line] for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     numeric = [all(_looks_numeric(line[i]) for line in lines[1:]) for i in range(len(widths))]
     return "".join(

@@ -7,7 +7,7 @@ from runstore.plain_json import dotted_keys, dotted_values, plain_values
 
 def test_plain_values_come_back_as_they_are():
     config = {"lr": 0.1, "model": {"arch": "resnet", "widths": [8, 16], "py": "a key named py is fine"},
-              "note": "py/object is only text here", 3: None, "empty": {}, "rows": [[1, {"a": True}]]}
+              "note": "py/object is only text here", "3": None, "empty": {}, "rows": [[1, {"a": True}]]}
     assert plain_values(config, "run 3", "config") is config
 
 
