@@ -100,7 +100,7 @@ class RunUploader:
                 [name, self._store_once(run.source_file(stored), os.path.join(base_dir, name))]
                 for name, stored in run.entry["experiment"]["sources"]
             ]
-        resources = [[path, self._store_once(run.source_file(stored), path, return_md5=True)]
+        resources = [[path, self._store_once(run.resource_file(stored), path, return_md5=True)]
                      for path, stored in run.entry["resources"]]
         for name in run.stored_artifacts():
             types = run.artifact_types.get(name, {})

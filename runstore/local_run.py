@@ -34,6 +34,9 @@ class LocalRun:
     missing: list = field(default_factory=list)
     # Files to upload instead of the folder's copy, which the local store failed to write: name -> bytes or a path.
     replaced_files: dict = field(default_factory=dict)
+    # The running run's own snapshot (observers.durable), not a folder read back: the paths it names are those its
+    # observer chose (a source in the checkout when the local store could not copy it), so they are read as they are.
+    in_memory: bool = False
 
     @classmethod
     def load(cls, run_dir):
@@ -63,7 +66,7 @@ class LocalRun:
         store, another file of this machine."""
         named = [("an artifact", name, self.artifact_file(name)) for name in self.entry.get("artifacts", [])]
         sources, resources = self.entry.get("experiment", {}).get("sources", []), self.entry.get("resources", [])
-        named += [(kind, pair[1], self.source_file(pair[1]))
+        named += [(kind, pair[1], source_file(self.dir, pair[1]))
                   for kind, pairs in (("a source", sources), ("a resource", resources)) for pair in pairs]
         inside = (self.dir.resolve(), self.dir.parent.resolve() / SOURCES_DIR)
         for kind, stored, path in named:
@@ -73,7 +76,15 @@ class LocalRun:
 
     def artifact_file(self, name):
         """The run folder's copy of the artifact `name`; None when `name` is not a file's base name."""
-        return self.dir / name if _is_base_name(name) else None
+        return self.dir / name if self.in_memory or _is_base_name(name) else None
+
+    def source_file(self, stored_path):
+        """The file of a source that run.json names as `stored_path` (runstore.local_run.source_file)."""
+        return Path(self.dir).parent / stored_path if self.in_memory else source_file(self.dir, stored_path)
+
+    def resource_file(self, stored_path):
+        """The file of a resource that run.json names as `stored_path` (runstore.local_run.source_file)."""
+        return Path(stored_path) if self.in_memory else source_file(self.dir, stored_path)
 
     def _short_of_recorded(self):
         """What the folder holds less of than the run recorded in run.json (the run's own count of its output and
@@ -127,9 +138,6 @@ class LocalRun:
         self.info["died"] = died
         _write_json(self.dir / "info.json", self.info)
         _write_json(self.dir / "run.json", self.entry)
-
-    def source_file(self, stored_path):
-        return source_file(self.dir, stored_path)
 
 
 def source_file(run_dir, stored_path):

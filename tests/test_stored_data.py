@@ -13,7 +13,8 @@ import sys
 import gridfs
 import pytest
 import torch
-from conftest import EXPERIMENT, git, python_env, run_tracker
+from conftest import git, python_env, run_tracker
+from test_trust import sweep_record
 
 from ingredients.checkpoint import CHECKPOINT_KEYS
 from runstore.errors import UserError
@@ -167,16 +168,6 @@ def test_an_at_commit_run_records_into_the_checkouts_store_not_the_worktree(fail
 
 
 # ---- 27.2: a sweep record's values reach the trial as plain JSON only ---------------------------------------------
-def sweep_record(here, **changes):
-    """A sweep's record as `tracker sweep` stores it, with one queued trial."""
-    return {"_id": 1, "script": str(EXPERIMENT), "arguments": ["smoke", "lr=[0.1]"], "search": "grid",
-            "direction": "maximize", "budget": 1, "cwd": str(here), "started": "2026-12-01T00:00:00+00:00",
-            "status": "INTERRUPTED", "executor": "local", "slurm": {}, "parallel": None,
-            "folder": str(here / "sweeps" / "1"),
-            "trials": [{"number": 0, "params": {"lr": 0.1}, "status": "QUEUED", "run": None, "result": None,
-                        "runs": []}], **changes}
-
-
 @pytest.mark.parametrize("planted", ["params", "arguments"])
 @pytest.mark.parametrize("in_database", [True, False])
 def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_path, mongo_url, mongo_db):
