@@ -21,7 +21,7 @@ from ingredients.trainer import train, trainer_ingredient
 
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
 ex = trainer_experiment(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                                   base_dir=Path(__file__).resolve().parent.parent), make_task=CifarTask, lr=0.1)
+                                   base_dir=Path(__file__).resolve().parent.parent), lr=0.1)
 
 
 @ex.named_config

@@ -32,6 +32,7 @@ from ingredients.checks import check_bool, check_choice, check_number, check_pos
 from ingredients.distributed import Distributed
 from ingredients.fingerprint import fingerprint
 from ingredients.pruning import report_score
+from ingredients.rebuild import hand_over_task
 from ingredients.sgd import SGD
 from ingredients.task import Datasets
 from runstore.errors import UserError
@@ -562,6 +563,7 @@ def train(task, lr, _run, _seed, _config):
     The trainer's options are this ingredient's config, as a TrainerConfig. A run given `--resume=CHECKPOINT` (as
     `tracker resume` starts one) continues from that checkpoint.
     """
+    hand_over_task(task)  # `tracker`'s load_model and export run `main` for its task (ingredients.rebuild)
     config = TrainerConfig(**_config)  # each key is an option: Sacred has refused the others
     set_determinism(config.deterministic)
     # What the run's result is, for `tracker runs --sort best`, `--group-by`, `sweep` and `report` (docs/answers.md).
