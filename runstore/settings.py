@@ -2,7 +2,7 @@
 else defaults.
 
 The project root is the nearest folder, at or above the starting folder, that holds `.git` or `.env`; when there is
-none, the starting folder itself. Experiments start from their base_dir (observers.track), the `tracker` command from
+none (an installed package), the one around the current directory, else the current directory itself. Experiments start from their base_dir (observers.track), the `tracker` command from
 the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
 another folder neither scatters runs nor misses the settings.
 """
@@ -57,12 +57,15 @@ class Settings:
 
 
 def project_root(start=None):
-    """The nearest folder at or above `start` (default: the current directory) holding .git or .env, else `start`."""
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists() or (folder / ".env").is_file():
-            return folder
-    return start
+    """The nearest folder at or above `start` (default: the current directory) holding .git or .env; when there is
+    none (an installed package, a loose script), the same from the current directory, else the current directory:
+    records and data never go into site-packages."""
+    here = Path.cwd().resolve()
+    for origin in (Path(start or here).resolve(), here):
+        for folder in (origin, *origin.parents):
+            if (folder / ".git").exists() or (folder / ".env").is_file():
+                return folder
+    return here
 
 
 def store_url(data_dir):

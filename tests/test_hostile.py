@@ -188,7 +188,7 @@ def test_runs_dir_and_env_file_belong_to_the_project_root(tmp_path, monkeypatch)
     (tmp_path / "repo" / ".git").mkdir(parents=True)  # tracker db and board keep .tracker/ here too
     (tmp_path / "repo" / "notes").mkdir()
     assert project_root(tmp_path / "repo" / "notes") == tmp_path / "repo"
-    assert project_root(tmp_path / "loose") == tmp_path / "loose"
+    assert project_root(tmp_path / "loose") == project  # outside any checkout: the one around the working folder
 
 
 # ---- untracked files in the diff artifact -------------------------------------------------------------------------

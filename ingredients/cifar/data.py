@@ -18,6 +18,7 @@ from ingredients.batches import EvalBatches, TrainBatches
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.cifar.synthetic import write_synthetic_cifar
 from runstore.errors import UserError
+from runstore.settings import project_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "synthetic")
@@ -63,8 +64,9 @@ def validate(config, command_name, logger):
 
 
 def resolve(root):
-    """`root` as given when absolute, else inside the project (not the working directory, which varies)."""
-    return Path(root) if Path(root).is_absolute() else REPO_ROOT / root
+    """`root` as given when absolute, else inside the project (runstore.settings.project_root: this checkout, or the
+    working directory of an installed package), not the working directory within a checkout, which varies."""
+    return Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
 
 
 @data_ingredient.capture

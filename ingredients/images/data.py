@@ -21,6 +21,7 @@ from ingredients.cifar.data import augment_batch, normalize
 from ingredients.images.synthetic import write_synthetic_folder
 from ingredients.task import Datasets
 from runstore.errors import UserError
+from runstore.settings import project_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = "data/synthetic-images"  # where the generated folder is written, relative to the project
@@ -86,9 +87,9 @@ class Folder:
 def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
     """The image folder at data.root (generated when None); UserError for anything else."""
     if root is None:
-        folder = write_synthetic_folder(REPO_ROOT / SYNTHETIC)
+        folder = write_synthetic_folder(project_root(REPO_ROOT) / SYNTHETIC)
     else:
-        folder = Path(root) if Path(root).is_absolute() else REPO_ROOT / root
+        folder = Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
     if not folder.is_dir():
         raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
                         f"(one sub-folder per class holding PNG or JPEG files)")

@@ -79,10 +79,14 @@ def test_a_bad_system_metrics_interval_is_a_one_line_error(project, monkeypatch,
         load_settings(root=project)
 
 
-def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path):
-    nested = tmp_path / "a" / "b" / "c"
+def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path, monkeypatch):
+    nested, working = tmp_path / "a" / "b" / "c", tmp_path / "working"
     nested.mkdir(parents=True)
-    assert project_root(nested) == nested  # neither anywhere above (tmp_path is outside any repository)
+    working.mkdir()
+    monkeypatch.chdir(working)
+    # Neither anywhere above (tmp_path is outside any repository), as for an installed package: the working folder,
+    # never the package's own folder in site-packages.
+    assert project_root(nested) == working
     (tmp_path / "a" / ".env").write_text("")
     assert project_root(nested) == tmp_path / "a"
     (tmp_path / "a" / "b" / ".git").write_text("gitdir: elsewhere\n")  # a worktree's .git is a file
