@@ -106,7 +106,7 @@ def track(ex, higher_is_better=True):
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
         problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
-            raise SystemExit(f"UserError: {problem}")
+            raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
@@ -145,8 +145,9 @@ class SacredUserError(UserError, SacredError):
         SacredError.__init__(self, message, print_traceback=False)
 
 
-SacredUserError.__name__ = SacredUserError.__qualname__ = "UserError"
-SacredUserError.__module__ = "builtins"  # Sacred prints `module.Class: message`; keep the line short
+# Sacred prints `module.Class: message`: the line reads `error: message`, as the tracker command's errors do.
+SacredUserError.__name__ = SacredUserError.__qualname__ = "error"
+SacredUserError.__module__ = "builtins"
 
 
 def _in_this_process(run):

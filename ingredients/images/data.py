@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from sacred import Ingredient
 
-from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
+from ingredients.checks import builds_data, check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.cifar.data import augment_batch, normalize
 from ingredients.images.synthetic import write_synthetic_folder
 from ingredients.task import Datasets
@@ -70,7 +70,20 @@ def validate(config, command_name, logger):
     if not is_int(cfg["split_seed"]) or cfg["split_seed"] < 0:
         raise UserError(f"data.split_seed={cfg['split_seed']!r} must be an integer >= 0")
     check_choice("data.fingerprint", cfg["fingerprint"], FINGERPRINTS)
+    if builds_data(command_name) and cfg["root"] is not None:
+        check_is_folder(image_folder(cfg["root"]))  # before the run starts: no FAILED run for a mistyped path
     return {}
+
+
+def image_folder(root):
+    """data.root as given when absolute, else inside the project (runstore.settings.project_root)."""
+    return Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
+
+
+def check_is_folder(folder):
+    if not folder.is_dir():
+        raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
+                        f"(one sub-folder per class holding PNG or JPEG files)")
 
 
 @dataclass
@@ -86,13 +99,8 @@ class Folder:
 @data_ingredient.capture
 def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
     """The image folder at data.root (generated when None); UserError for anything else."""
-    if root is None:
-        folder = write_synthetic_folder(project_root(REPO_ROOT) / SYNTHETIC)
-    else:
-        folder = Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
-    if not folder.is_dir():
-        raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
-                        f"(one sub-folder per class holding PNG or JPEG files)")
+    folder = write_synthetic_folder(project_root(REPO_ROOT) / SYNTHETIC) if root is None else image_folder(root)
+    check_is_folder(folder)
     if (folder / "train").is_dir():
         for split in ("val", "test"):
             if not (folder / split).is_dir():
