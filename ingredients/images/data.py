@@ -35,8 +35,7 @@ data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 
 @data_ingredient.config
 def config():
-    root = None  # the image folder (absolute, or relative to the project); None: generated shapes, written once
-    #              to data/synthetic-images/
+    root = None  # the image folder (absolute, or relative to the project); None: generated shapes in data/
     size = 32  # images are resized to size×size pixels
     batch_size = 64  # training batch size
     eval_batch_size = 256  # evaluation batch size
@@ -46,8 +45,7 @@ def config():
     val_fraction = 0.1  # share of each class held out for validation (a root without train/ val/ test/)
     test_fraction = 0.1  # share of each class held out for testing (likewise)
     split_seed = 0  # the draw of the held-out images: fixed, so that every run splits alike
-    fingerprint = "content"  # info.data.digest over the files' contents ('content') or only their sizes ('size',
-    #                          for folders too big to read at every start)
+    fingerprint = "content"  # info.data.digest of the files' contents ('content') or sizes ('size': big folders)
 
 
 @data_ingredient.config_hook
