@@ -197,6 +197,9 @@ class DurableMongoObserver(FileStorageObserver):
         if self.mirror is None:  # the run failed in started_event itself: there is nothing to record it in
             return
         with self.lock:
+            # The error ends the output it stopped: Omniboard's Captured Out shows it too, not only its Fail Trace.
+            self.cout = self.cout + ("" if self.cout.endswith("\n") or not self.cout else "\n") + "".join(fail_trace)
+            self.save_cout()
             super().failed_event(fail_time, fail_trace)
 
     def join(self):
