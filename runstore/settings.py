@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from dotenv import dotenv_values
 
@@ -52,8 +52,8 @@ class Settings:
 
     @property
     def safe_url(self):
-        """The URL with any password masked, for messages and logs."""
-        return redact(self.mongo_url)
+        """The URL as messages and logs show it (shown_url): short, with any password masked."""
+        return shown_url(self.mongo_url)
 
 
 def project_root(start=None):
@@ -128,6 +128,16 @@ def _seconds(name, value):
     if not seconds >= 0:
         raise UserError(f"{name}={value!r} must be a number of seconds, e.g. {name}=10 (0 disables)")
     return seconds
+
+
+def shown_url(url):
+    """`url` for messages: a Unix socket's URL as its path (relative to the current folder when inside it), which
+    the URL's escaping makes long and hard to read; any other URL with its password masked (redact)."""
+    socket = re.fullmatch(r"mongodb://(%2F[^/?@]*)/?", url)
+    if socket is None:
+        return redact(url)
+    path = Path(unquote(socket.group(1)))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def redact(url):

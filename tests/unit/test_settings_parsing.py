@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from runstore.errors import UserError
-from runstore.settings import (Settings, create_tracker_folder, load_settings, project_root, redact, store_url,
-                               tracker_folders)
+from runstore.settings import (Settings, create_tracker_folder, load_settings, project_root, redact, shown_url,
+                               store_url, tracker_folders)
 
 NAMES = ("MONGO_URL", "SACRED_DB", "RUNS_DIR", "SYSTEM_METRICS_S", "BOARD_USER", "BOARD_PASSWORD")
 # Generated, so that no password is written in tracked files.
@@ -113,6 +113,13 @@ def test_settings_show_passwords_only_where_asked(tmp_path):
     assert not settings.has_placeholder_password
     assert Settings("mongodb://alice:changeme@db:27017", "sacred", tmp_path).has_placeholder_password
     assert not Settings("mongodb://alice:changemeplease@db:27017", "sacred", tmp_path).has_placeholder_password
+
+
+def test_messages_show_a_socket_by_its_short_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert shown_url(store_url(tmp_path / "my project" / ".tracker" / "db")) == "my project/.tracker/db/mongodb.sock"
+    assert shown_url(store_url("/srv/db")) == "/srv/db/mongodb.sock"
+    assert shown_url(f"mongodb://alice:{PASSWORD}@db:27017/") == "mongodb://alice:***@db:27017/"
 
 
 def test_the_store_url_is_its_socket_path_escaped(tmp_path):
