@@ -2,7 +2,7 @@
 
     python experiments/cifar.py with lr=0.01           # train; the run is recorded in MongoDB
     python experiments/cifar.py with smoke             # a one-minute run on generated data
-    python experiments/cifar.py with fast              # airbench94's recipe: seconds to 94 % on a GPU
+    python experiments/cifar.py with fast              # airbench94's recipe for a GPU (not timed on one here)
     python experiments/cifar.py print_config with smoke
 """
 from pathlib import Path

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ingredients.cifar.model import build_model
-from conftest import EXPERIMENT, REPO_ROOT, free_port, python_env, run_experiment
+from conftest import EXPERIMENT, REPO_ROOT, free_port, newest_run, python_env, run_experiment, run_tracker
 
 QUICK = ["trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
 
@@ -134,6 +134,18 @@ def test_data_errors_at_run_time_are_one_line_with_the_fix(experiment, update, m
     assert "Traceback" not in result.stderr and "\n  File " not in result.stderr, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {message}") and ("use " in last or "give " in last), result.stderr
+
+
+def test_a_run_is_tagged_and_commented_from_the_command_line(workdir, mongo_url, mongo_db, tmp_path):
+    result = run_experiment(["with", "smoke", "trainer.steps=4", "trainer.val_every=2", "data.limit=200",
+                             "trainer.progress=False", "-T", "baseline,first", "-c", "first try"], workdir, mongo_url,
+                            mongo_db.name)
+
+    assert result.returncode == 0, result.stderr
+    run = newest_run(mongo_db)
+    assert (run["omniboard"]["tags"], run["meta"]["comment"]) == (["baseline", "first"], "first try")
+    listed = run_tracker(["runs", "--tag", "baseline", "--format", "json"], tmp_path, mongo_url, mongo_db.name)
+    assert [row["id"] for row in json.loads(listed.stdout)] == [run["_id"]], listed.stderr
 
 
 def test_malformed_mongo_url_fails_in_one_line(workdir, tmp_path):
