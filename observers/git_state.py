@@ -92,7 +92,8 @@ def _untracked_outside_environments(repo):
     wanted = [folder for folder in folders if not is_environment(folder.rstrip("/"))]
     if not wanted:
         return
-    for name in repo.git.ls_files("--others", "--exclude-standard", "-z", *caches, "--", *wanted).split("\0"):
+    pathspecs = [f":(literal){folder}" for folder in wanted]  # a folder's name is no pattern
+    for name in repo.git.ls_files("--others", "--exclude-standard", "-z", *caches, "--", *pathspecs).split("\0"):
         parents = [os.path.dirname(name)]
         while parents[-1]:
             parents.append(os.path.dirname(parents[-1]))

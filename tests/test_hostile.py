@@ -201,6 +201,11 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
     (tmp_path / ".env.local").write_text("MONGO_PASSWORD=hunter2\n")
     (tmp_path / "deploy_key").write_text("-----BEGIN-----\n")
     (tmp_path / "data.bin").write_bytes(b"x" * (MAX_UNTRACKED_FILE_BYTES + 1))
+    # Environments and caches, not ignored, are no changes: a venv in an untracked folder, node_modules, caches.
+    for name in ("envs/py/pyvenv.cfg", "envs/py/lib/site.py", "envs/conda/conda-meta/history", "envs/conda/x.py",
+                 "node_modules/pad/index.js", "pkg/__pycache__/m.cpython-311.pyc", ".mypy_cache/3.11/m.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
 
     changes = uncommitted_changes(tmp_path)
 
