@@ -305,6 +305,7 @@ class DurableMongoObserver(FileStorageObserver):
                 artifact_types=dict(self.artifact_types),
                 missing=list(self.lost),
                 replaced_files=replaced,
+                in_memory=True,
             )
 
     def _write_metrics(self, arrays):

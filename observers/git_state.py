@@ -12,6 +12,7 @@ listed, whether .gitignore names them or not.
 """
 import fnmatch
 import functools
+import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 import git
 
 DIFF_ARTIFACT = "git_diff.patch"
+# info key: the sha256 of the run's DIFF_ARTIFACT, which `tracker rerun --apply-diff` checks against the run's folder
+DIFF_DIGEST_INFO = "git_diff_sha256"
 UNTRACKED_INFO = "untracked_files"  # info key: {"included": [names], "left_out": [{"file": name, "why": ...}]}
 MAX_UNTRACKED_FILE_BYTES = 1_000_000  # larger untracked files are data, not code
 MAX_UNTRACKED_TOTAL_BYTES = 10_000_000
@@ -135,7 +138,13 @@ def record_uncommitted_changes(run, path, workdir, skip=()):
     if changes.patch:
         file = workdir / DIFF_ARTIFACT
         file.write_text(changes.patch)
+        run.info[DIFF_DIGEST_INFO] = patch_digest(file.read_bytes())
         run.add_artifact(str(file), name=DIFF_ARTIFACT, content_type="text/x-diff")
+
+
+def patch_digest(patch):
+    """The sha256 (hex) of a patch's bytes."""
+    return hashlib.sha256(patch).hexdigest()
 
 
 def had_uncommitted_changes(recorded_repository, info):

@@ -100,7 +100,8 @@ class RunUploader:
                 [name, self._store_once(run.source_file(stored), os.path.join(base_dir, name))]
                 for name, stored in run.entry["experiment"]["sources"]
             ]
-        resources = [[path, self._store_once(stored, path, return_md5=True)] for path, stored in run.entry["resources"]]
+        resources = [[path, self._store_once(run.resource_file(stored), path, return_md5=True)]
+                     for path, stored in run.entry["resources"]]
         for name in run.stored_artifacts():
             types = run.artifact_types.get(name, {})
             self._store_artifact(state, name, run, name, types.get("content_type"), types.get("metadata"))

@@ -18,7 +18,7 @@ from runstore.errors import UserError
 
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
-TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, Omniboard's install, screenshots
+TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, the browser tests' screenshots
 SWEEPS_DIR = "sweeps"  # beside RUNS_DIR: `tracker sweep`'s records, job logs and Optuna journals
 STORE_DIR = Path(TRACKER_DIR) / "db"  # in the project root: the data of `tracker db`, the embedded run store
 # In the store's data folder: `tracker db` listens on this Unix socket, which only its user may open.

@@ -58,8 +58,8 @@ def test_planted_code_in_a_stored_config_is_refused_and_never_runs(tmp_path, mon
             assert result.returncode == 1
             assert error_lines(result) == [f"error: run {run if run == '7' else folder}'s config holds the jsonpickle "
                                            f"tag at {key}, which would run code when read; it was not used: stored "
-                                           f"configs and info must be plain JSON values (numbers, text, lists, "
-                                           f"objects)"], result.stderr
+                                           f"values must be plain JSON (numbers, text, lists, objects)"], \
+                result.stderr
     assert not (tmp_path / "PWNED").exists() and not (REPO_ROOT / "PWNED").exists()
 
     (folder / "config.json").write_text(json.dumps({"lr": 0.1}))

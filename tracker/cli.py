@@ -5,6 +5,7 @@ import sys
 from compat import CompatError
 from observers.startup import imports_done, quick_start
 from runstore.errors import UserError
+from runstore.shell import PrintableStream
 
 
 def build_parser():
@@ -34,6 +35,9 @@ def main(argv=None):
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
+    streams = sys.stdout, sys.stderr
+    # Whatever a command prints may hold stored text (names, config values, errors): it never drives the terminal.
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
     try:
         return args.func(args) or 0
     except (UserError, CompatError) as error:
@@ -41,6 +45,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":

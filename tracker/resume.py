@@ -22,7 +22,7 @@ def add_parser(subparsers):
             f"given again: a stored data.root outside the experiment's data folder is used only when given so."
         ),
     )
-    add_run_argument(parser, "[--at-commit | --force] RUN [with data.root=PATH]")
+    add_run_argument(parser, "[--at-commit [--apply-diff] | --force] RUN [with data.root=PATH]")
     add_code_choice(parser)
     parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
                         help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
@@ -53,7 +53,7 @@ def run(args):
             )
         info, options = continued
         return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
-                        action="resume")
+                        action="resume", apply_diff=args.apply_diff)
 
 
 def continuation(stored, folder):

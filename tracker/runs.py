@@ -11,6 +11,7 @@ from runstore.errors import UserError
 from runstore.groups import P_COLUMN, stat_columns
 from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
+from runstore.shell import printable
 from tracker.options import add_filters
 
 FORMATS = ("table", "csv", "json")
@@ -93,7 +94,7 @@ def columns_of(shown, matching, metrics):
     return columns + differing_keys_within_experiments(matching) + metrics
 
 
-def write_groups(groups, metrics, output_format, out=sys.stdout):
+def write_groups(groups, metrics, output_format, out=None):
     """The groups (runstore.groups) with their keys, n and statistics; JSON adds each group's run ids."""
     keys = list(groups[0])[:list(groups[0]).index("n")] if groups else []  # a group starts with its keys' values
     columns = [*keys, "n", "not_completed", *stat_columns("result"), *(c for m in metrics for c in stat_columns(m)),
@@ -101,12 +102,14 @@ def write_groups(groups, metrics, output_format, out=sys.stdout):
     write(groups, columns + ["runs"] if output_format == "json" else columns, output_format, out)
 
 
-def write(rows, columns, output_format, out=sys.stdout, width=None, keep=()):
-    """`rows` (dicts) as a text table, CSV or a JSON list of objects, with `columns` in that order.
+def write(rows, columns, output_format, out=None, width=None, keep=()):
+    """`rows` (dicts) as a text table, CSV or a JSON list of objects, with `columns` in that order, to `out` (the
+    standard output as it is when called, which `tracker` escapes: runstore.shell.PrintableStream).
 
     A table wider than `width` characters leaves out columns from the right, but those in `keep`, and one line
     names them.
     """
+    out = sys.stdout if out is None else out
     if output_format == "json":
         json.dump([{key: _plain(row.get(key)) for key in columns} for row in rows], out, indent=1)
         out.write("\n")
@@ -139,7 +142,10 @@ def fitting(columns, cells, width, keep):
 
 
 def render_table(lines):
-    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned."""
+    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned. Control
+    characters are escaped (runstore.shell.printable), so a stored name or value neither drives the terminal nor
+    breaks the alignment."""
+    lines = [[printable(text) for text in line] for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     numeric = [all(_looks_numeric(line[i]) for line in lines[1:]) for i in range(len(widths))]
     return "".join(

@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from runstore.atomic_file import write_atomically
 from runstore.database import connect
 from runstore.errors import UserError
+from runstore.plain_json import plain_arguments, plain_values
 from runstore.settings import create_tracker_folder, load_settings
 from runstore.shell import last_line, shell_command
 from observers.upload import highest_id
@@ -220,6 +221,10 @@ def check_record(record, label, settings, stored, local, local_file):
     """Refuse a record that would start code from elsewhere, or whose copies in MongoDB and on disk disagree."""
     from tracker.launch import NOT_RUN, inside_checkout, repository_root, trusted_checkouts
 
+    for copy, where in ((stored, "MongoDB"), (local, local_file)):
+        if copy is not None:  # its trials' parameters and fixed arguments become `with` arguments
+            plain_values(copy, label, f"record in {where}", path="")
+            plain_arguments(copy.get("arguments"), label, f"record in {where}", path="arguments")
     if stored is not None and local is not None:
         local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
         fields = [(field, stored.get(field), local.get(field)) for field in RECORD_CODE_FIELDS] + [
