@@ -37,7 +37,7 @@ from sacred.serializer import flatten
 from runstore.atomic_file import replacing, write_atomically
 from runstore.errors import UserError
 from runstore.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
-from runstore.settings import redact
+from runstore.settings import shown_url
 from runstore.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState
 
@@ -73,7 +73,7 @@ class DurableMongoObserver(FileStorageObserver):
         """`reachable`: whether MongoDB answered just before the run (observers.choose has warned if not)."""
         super().__init__(runs_dir, priority=DEFAULT_MONGO_PRIORITY)
         self.reachable = reachable
-        self.safe_url = redact(mongo_url)
+        self.safe_url = shown_url(mongo_url)
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)
         self.db_name = db_name
         self.lock = threading.Lock()  # Sacred calls events from the training and the heartbeat thread
@@ -197,6 +197,9 @@ class DurableMongoObserver(FileStorageObserver):
         if self.mirror is None:  # the run failed in started_event itself: there is nothing to record it in
             return
         with self.lock:
+            # The error ends the output it stopped: Omniboard's Captured Out shows it too, not only its Fail Trace.
+            self.cout = self.cout + ("" if self.cout.endswith("\n") or not self.cout else "\n") + "".join(fail_trace)
+            self.save_cout()
             super().failed_event(fail_time, fail_trace)
 
     def join(self):

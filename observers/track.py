@@ -5,6 +5,7 @@ What a tracked experiment gets:
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
   script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
+- the option `--tag=TAG` (`-T TAG`; several: comma-separated), which tags the run as Omniboard's Tags do;
 - the option `--resume=CHECKPOINT`, with which `tracker resume` starts a run that the trainer continues from
   CHECKPOINT (observers.origin.resume_checkpoint);
 - the direction of its result in info.higher_is_better (true: a larger result is better), which `tracker runs
@@ -60,6 +61,7 @@ from runstore.liveness import process_temp_dir
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
 
+TAG_FLAG = "--tag"
 # Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
 MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
 
@@ -71,6 +73,18 @@ def resume_option(checkpoint, run):
         raise UserError(f"{RESUME_FLAG}={checkpoint} is not a file; give the checkpoint.pt of the run to continue")
 
 
+@cli_option("-T", TAG_FLAG)
+def tag_option(tags, run):
+    """Tag the run with VALUE (several: comma-separated), as Omniboard's Tags show it and `tracker runs --tag`
+    selects it."""
+
+
+def given_tags(run):
+    """The tags given with --tag, in order."""
+    value = (run.meta_info.get("options") or {}).get(TAG_FLAG) or ""
+    return [tag.strip() for tag in value.split(",") if tag.strip()]
+
+
 def track(ex, higher_is_better=True):
     """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down.
 
@@ -80,8 +94,8 @@ def track(ex, higher_is_better=True):
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
     # Sacred parses the command line with the first list and applies the options of the second.
-    ex.all_cli_options.append(resume_option)
-    ex.additional_cli_options.append(resume_option)
+    ex.all_cli_options.extend([resume_option, tag_option])
+    ex.additional_cli_options.extend([resume_option, tag_option])
 
     def attach_observers(config, command_name, logger):
         if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":
@@ -109,9 +123,12 @@ def track(ex, higher_is_better=True):
         if process_rank() > 0:  # rank 0 records the run
             return
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+        tags = [*_run.info.get("tags", []), *given_tags(_run)]
+        if tags:  # the info's tags become Omniboard's (observers.upload)
+            _run.info["tags"] = list(dict.fromkeys(tags))
         problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
-            raise SystemExit(f"UserError: {problem}")
+            raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
@@ -150,8 +167,9 @@ class SacredUserError(UserError, SacredError):
         SacredError.__init__(self, message, print_traceback=False)
 
 
-SacredUserError.__name__ = SacredUserError.__qualname__ = "UserError"
-SacredUserError.__module__ = "builtins"  # Sacred prints `module.Class: message`; keep the line short
+# Sacred prints `module.Class: message`: the line reads `error: message`, as the tracker command's errors do.
+SacredUserError.__name__ = SacredUserError.__qualname__ = "error"
+SacredUserError.__module__ = "builtins"
 
 
 def _in_this_process(run):

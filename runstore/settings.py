@@ -2,7 +2,7 @@
 else defaults.
 
 The project root is the nearest folder, at or above the starting folder, that holds `.git` or `.env`; when there is
-none, the starting folder itself. Experiments start from their base_dir (observers.track), the `tracker` command from
+none (an installed package), the one around the current directory, else the current directory itself. Experiments start from their base_dir (observers.track), the `tracker` command from
 the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
 another folder neither scatters runs nor misses the settings.
 """
@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from dotenv import dotenv_values
 
@@ -52,17 +52,20 @@ class Settings:
 
     @property
     def safe_url(self):
-        """The URL with any password masked, for messages and logs."""
-        return redact(self.mongo_url)
+        """The URL as messages and logs show it (shown_url): short, with any password masked."""
+        return shown_url(self.mongo_url)
 
 
 def project_root(start=None):
-    """The nearest folder at or above `start` (default: the current directory) holding .git or .env, else `start`."""
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists() or (folder / ".env").is_file():
-            return folder
-    return start
+    """The nearest folder at or above `start` (default: the current directory) holding .git or .env; when there is
+    none (an installed package, a loose script), the same from the current directory, else the current directory:
+    records and data never go into site-packages."""
+    here = Path.cwd().resolve()
+    for origin in (Path(start or here).resolve(), here):
+        for folder in (origin, *origin.parents):
+            if (folder / ".git").exists() or (folder / ".env").is_file():
+                return folder
+    return here
 
 
 def store_url(data_dir):
@@ -125,6 +128,16 @@ def _seconds(name, value):
     if not seconds >= 0:
         raise UserError(f"{name}={value!r} must be a number of seconds, e.g. {name}=10 (0 disables)")
     return seconds
+
+
+def shown_url(url):
+    """`url` for messages: a Unix socket's URL as its path (relative to the current folder when inside it), which
+    the URL's escaping makes long and hard to read; any other URL with its password masked (redact)."""
+    socket = re.fullmatch(r"mongodb://(%2F[^/?@]*)/?", url)
+    if socket is None:
+        return redact(url)
+    path = Path(unquote(socket.group(1)))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def redact(url):

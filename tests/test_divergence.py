@@ -26,6 +26,9 @@ def test_diverging_run_fails_in_one_line_and_the_store_keeps_working(workdir, mo
     assert len(errors) == 1 and re.search(r"loss is nan at step \d+; try a lower lr", errors[0]), diverged.stderr
     failed = newest_run(mongo_db)
     assert failed["status"] == "FAILED"
+    # Omniboard's Captured Out ends with the error, as the terminal did.
+    assert re.search(r"UserError: loss is nan at step \d+; try a lower lr.*\n$", failed["captured_out"]), \
+        failed["captured_out"]
     assert any(math.isnan(value) for value in metric(mongo_db, failed["_id"], "train.loss").values())
 
     normal = run_experiment(["with", "smoke", *QUICK], workdir, mongo_url, mongo_db.name)

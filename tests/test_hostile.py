@@ -18,7 +18,7 @@ from conftest import (COMPUTED_METRICS, REPO_ROOT, git, metric, newest_run, pyth
                       run_tracker)
 
 from runstore.errors import UserError
-from observers.git_state import MAX_UNTRACKED_FILE_BYTES, uncommitted_changes
+from observers.git_state import MAX_UNTRACKED_FILE_BYTES, record_uncommitted_changes, uncommitted_changes
 from runstore.run_store import StoredRun
 from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dir
 from runstore.local_run import LocalRun
@@ -215,7 +215,7 @@ def test_runs_dir_and_env_file_belong_to_the_project_root(tmp_path, monkeypatch)
     (tmp_path / "repo" / ".git").mkdir(parents=True)  # tracker db and board keep .tracker/ here too
     (tmp_path / "repo" / "notes").mkdir()
     assert project_root(tmp_path / "repo" / "notes") == tmp_path / "repo"
-    assert project_root(tmp_path / "loose") == tmp_path / "loose"
+    assert project_root(tmp_path / "loose") == project  # outside any checkout: the one around the working folder
 
 
 # ---- untracked files in the diff artifact -------------------------------------------------------------------------
@@ -228,6 +228,11 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
     (tmp_path / ".env.local").write_text("MONGO_PASSWORD=hunter2\n")
     (tmp_path / "deploy_key").write_text("-----BEGIN-----\n")
     (tmp_path / "data.bin").write_bytes(b"x" * (MAX_UNTRACKED_FILE_BYTES + 1))
+    # Environments and caches, not ignored, are no changes: a venv in an untracked folder, node_modules, caches.
+    for name in ("envs/py/pyvenv.cfg", "envs/py/lib/site.py", "envs/conda/conda-meta/history", "envs/conda/x.py",
+                 "node_modules/pad/index.js", "pkg/__pycache__/m.cpython-311.pyc", ".mypy_cache/3.11/m.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
 
     changes = uncommitted_changes(tmp_path)
 
@@ -240,6 +245,26 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
         {"file": "deploy_key", "why": "the name looks like a secret"},
     ]
 
+
+
+def test_many_left_out_files_are_counted_in_one_line_not_listed_in_full(tmp_path, capsys):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    (repo / "train.py").write_text("print(1)\n")
+    git("add", "train.py", cwd=repo)
+    git("commit", "-q", "-m", "first", cwd=repo)
+    for i in range(30):
+        (repo / f"secret_{i}.txt").write_text("hunter2\n")
+    run = type("Run", (), {"info": {}, "add_artifact": lambda self, *args, **kwargs: None})()
+
+    record_uncommitted_changes(run, repo, tmp_path)
+
+    recorded = run.info["untracked_files"]
+    assert (len(recorded["left_out"]), recorded["left_out_count"], recorded["included"]) == (20, 30, [])
+    assert capsys.readouterr().err == (
+        "WARNING: 30 untracked files left out of git_diff.patch (names like secrets, or too large), listed in the "
+        "run's info.untracked_files; add them to .gitignore to keep runs clean\n")
 
 
 def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):

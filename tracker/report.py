@@ -22,7 +22,8 @@ from runstore.groups import completed, group_rows, is_number, stat_columns
 from runstore.query import higher_is_better, plotted_metric
 from tracker.importance import importances
 from tracker.runs import cell
-from tracker.selection import add_selection_arguments, selected
+from tracker.search_space import split_arguments
+from tracker.selection import add_selection_arguments, selected, sweep_record
 
 TOP_K = 5  # learning curves of this many best runs, by default
 PRUNED, FAILED = "PRUNED", "FAILED"
@@ -58,6 +59,7 @@ def run(args):
     threading.Thread(target=_import_quietly, args=("optuna.importance",)).start()
     rows, parameters, log_keys = selected(args)
     content = gather(rows, parameters, log_keys, args.top, title=_title(args))
+    content["ran"] = what_ran(sweep_record(args.sweep) if args.sweep else None, rows)
     print(f"report: {len(rows)} runs, {len(content['done'])} completed; writing {args.out}", flush=True)
     write_atomically(Path(args.out), html_report(content).encode())
     if args.png:
@@ -81,6 +83,20 @@ def _title(args):
     chosen = [f"experiment={args.experiment}" if args.experiment else "", f"tag={args.tag}" if args.tag else "",
               *args.where]
     return f"Sweep {args.sweep}" if args.sweep else "Runs " + ", ".join(filter(None, chosen))
+
+
+def what_ran(record, rows):
+    """One sentence: the script and fixed arguments of the sweep's `record` (None: not a sweep's runs), and the
+    commits of its runs."""
+    commits = sorted({row["commit"][:12] for row in rows if isinstance(row.get("commit"), str)})
+    at = f" at commit {', '.join(commits)}" if commits else " (no git commit recorded)"
+    if record is None:
+        return f"The runs ran{at}."
+    fixed, _ = split_arguments(record["arguments"])
+    script = Path(record["script"])
+    shown = script.relative_to(Path.cwd()) if script.is_relative_to(Path.cwd()) else script
+    return (f"The sweep ran {shown}{at}, with " + (f"the fixed arguments {' '.join(fixed)}" if fixed else
+                                                    "no fixed arguments") + " besides the swept parameters.")
 
 
 def gather(rows, parameters, log_keys, top, title):
@@ -137,7 +153,7 @@ def figures(content):
         bars = {"type": "bar", "orientation": "h", "x": [item["importance"] for item in items],
                 "y": [item["parameter"] for item in items], "text": [item["better_with"] for item in items]}
         shown.append(("Importance", {"data": [bars], "layout": {"xaxis": {"title": {
-            "text": "importance (fANOVA share of the result's variance)"}}}}))
+            "text": "importance (fANOVA share of the result's variance)"}}, "yaxis": {"automargin": True}}}))
     for _, figure in shown:
         figure["layout"].update(height=420, margin={"l": 60, "r": 30, "t": 40, "b": 50})
     return shown
@@ -204,6 +220,7 @@ tr.FAILED td {{ color: #d62728; }} tr.PRUNED td {{ color: #ff7f0e; }}
 <body>
 <h1>{title}</h1>
 <p>{summary}</p>
+<p class="note">{ran}</p>
 {sections}
 </body></html>
 """
@@ -225,7 +242,8 @@ def html_report(content):
     counts = {kind: sum(outcome(row) == kind for row in rows) for kind in MARKERS}
     summary = (f"{len(rows)} runs: {counts['COMPLETED']} completed, {counts[PRUNED]} pruned, {counts[FAILED]} failed "
                f"or unfinished. The result is {'higher' if content['higher'] else 'lower'} is better.")
-    return PAGE.format(title=html.escape(content["title"]), summary=html.escape(summary), sections="\n".join(sections))
+    return PAGE.format(title=html.escape(content["title"]), summary=html.escape(summary),
+                       ran=html.escape(content["ran"]), sections="\n".join(sections))
 
 
 def _groups_table(content):

@@ -41,19 +41,26 @@ def selected(args):
 
 def sweep_kinds(sweep_id):
     """{config key: its kind (grid, loguniform, ...)} of sweep `sweep_id`'s record, {} when there is none here."""
+    record = sweep_record(sweep_id)
+    if record is None:
+        return {}
+    _, parameters = split_arguments(record["arguments"])
+    return {f"config.{parameter.key}": parameter.kind for parameter in parameters}
+
+
+def sweep_record(sweep_id):
+    """Sweep `sweep_id`'s record (tracker.sweep), None when there is none here."""
     from tracker.sweep import load_record  # here: submitit and Optuna load only for a sweep
 
     settings = load_settings()
     client = connect(settings)
     try:
-        record = load_record(sweep_id, settings, client[settings.db_name] if client is not None else None)
+        return load_record(sweep_id, settings, client[settings.db_name] if client is not None else None)
     except UserError:
-        return {}  # runs synced from elsewhere: their tag alone selects them
+        return None  # runs synced from elsewhere: their tag alone selects them
     finally:
         if client is not None:
             client.close()
-    _, parameters = split_arguments(record["arguments"])
-    return {f"config.{parameter.key}": parameter.kind for parameter in parameters}
 
 
 def _spans_decades(values):

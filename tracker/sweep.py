@@ -7,6 +7,7 @@ in MongoDB's `sweeps` collection when MongoDB answers; `--continue` reads it bac
 """
 import datetime
 import json
+import logging
 import os
 import random
 import shutil
@@ -273,6 +274,7 @@ def make_executor(record, folder):
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
         return executor
     executor = submitit.AutoExecutor(jobs, cluster="slurm")
+    quiet_sacct_retries()
     generic = generic_parameters()
     executor.update_parameters(name=f"sweep-{record.get('_id', 'new')}")
     for key, value in slurm.items():
@@ -286,6 +288,20 @@ def make_executor(record, folder):
             raise UserError(f"submitit rejects the --slurm parameters {slurm} ({problem}); fix their values") from None
     require_slurm()
     return executor
+
+
+class SacctRetries(logging.Filter):
+    """Drops submitit's warning at each failed sacct poll (it polls again; a cluster without accounting fails every
+    time), which would be mixed into the sweep's progress lines: the sweep reports each job's end itself."""
+
+    def filter(self, record):
+        return "Bypassing sacct error" not in record.getMessage()
+
+
+def quiet_sacct_retries():
+    submitit_logger = logging.getLogger("submitit")
+    if not any(isinstance(existing, SacctRetries) for existing in submitit_logger.filters):
+        submitit_logger.addFilter(SacctRetries())
 
 
 def require_slurm():

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from runstore.errors import UserError
-from runstore.settings import (Settings, create_tracker_folder, load_settings, project_root, redact, store_url,
-                               tracker_folders)
+from runstore.settings import (Settings, create_tracker_folder, load_settings, project_root, redact, shown_url,
+                               store_url, tracker_folders)
 
 NAMES = ("MONGO_URL", "SACRED_DB", "RUNS_DIR", "SYSTEM_METRICS_S", "BOARD_USER", "BOARD_PASSWORD")
 # Generated, so that no password is written in tracked files.
@@ -79,10 +79,14 @@ def test_a_bad_system_metrics_interval_is_a_one_line_error(project, monkeypatch,
         load_settings(root=project)
 
 
-def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path):
-    nested = tmp_path / "a" / "b" / "c"
+def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path, monkeypatch):
+    nested, working = tmp_path / "a" / "b" / "c", tmp_path / "working"
     nested.mkdir(parents=True)
-    assert project_root(nested) == nested  # neither anywhere above (tmp_path is outside any repository)
+    working.mkdir()
+    monkeypatch.chdir(working)
+    # Neither anywhere above (tmp_path is outside any repository), as for an installed package: the working folder,
+    # never the package's own folder in site-packages.
+    assert project_root(nested) == working
     (tmp_path / "a" / ".env").write_text("")
     assert project_root(nested) == tmp_path / "a"
     (tmp_path / "a" / "b" / ".git").write_text("gitdir: elsewhere\n")  # a worktree's .git is a file
@@ -109,6 +113,13 @@ def test_settings_show_passwords_only_where_asked(tmp_path):
     assert not settings.has_placeholder_password
     assert Settings("mongodb://alice:changeme@db:27017", "sacred", tmp_path).has_placeholder_password
     assert not Settings("mongodb://alice:changemeplease@db:27017", "sacred", tmp_path).has_placeholder_password
+
+
+def test_messages_show_a_socket_by_its_short_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert shown_url(store_url(tmp_path / "my project" / ".tracker" / "db")) == "my project/.tracker/db/mongodb.sock"
+    assert shown_url(store_url("/srv/db")) == "/srv/db/mongodb.sock"
+    assert shown_url(f"mongodb://alice:{PASSWORD}@db:27017/") == "mongodb://alice:***@db:27017/"
 
 
 def test_the_store_url_is_its_socket_path_escaped(tmp_path):
