@@ -55,7 +55,7 @@ from observers.process_rank import process_rank
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
 from runstore.errors import UserError
-from runstore.liveness import process_temp_dir
+from runstore.liveness import make_process_temp_dir, process_temp_dirs
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
 
@@ -114,7 +114,7 @@ def track(ex, higher_is_better=True):
     @ex.pre_run_hook
     def record_the_environment(_run):
         if process_rank() == 0:
-            record_environment(_run, process_temp_dir(os.getpid()))
+            record_environment(_run, Path(tempfile.gettempdir()))  # the run's own folder
 
     @ex.pre_run_hook
     def sample_system_metrics(_run):
@@ -151,15 +151,14 @@ SacredUserError.__module__ = "builtins"  # Sacred prints `module.Class: message`
 
 def _in_this_process(run):
     """`run` (Sacred's Experiment.run) with Sacred's reads of captured output serialized (compat.sacred), and the
-    temporary files of the run (anyone's, through tempfile) in one folder named by its process, removed at its end,
+    temporary files of the run (anyone's, through tempfile) in one new folder of its process, removed at its end,
     or by `tracker sync` after a kill (a killed process cannot clean up); tempfile's own folder is given back after."""
     @functools.wraps(run)
     def in_process_temp_dir(*args, **kwargs):
         lock_captured_output()
-        folder = str(process_temp_dir(os.getpid()))
-        if tempfile.tempdir == folder:  # a run within a run: the outer one cleans up
+        if tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):  # a run within a run: the outer one cleans up
             return run(*args, **kwargs)
-        Path(folder).mkdir(exist_ok=True)
+        folder = str(make_process_temp_dir(os.getpid()))
         previous, tempfile.tempdir = tempfile.tempdir, folder
         try:
             return run(*args, **kwargs)

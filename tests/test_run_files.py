@@ -1,0 +1,51 @@
+"""What a run writes to files, and what `tracker sync` uploads from them: no other user can plant or read them, a
+damaged file never passes for a whole one, and one bad folder or value neither blocks nor poisons the others.
+
+Each test checks what a user sees: one line, the exit status, and what landed in MongoDB.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+from conftest import REPO_ROOT, newest_run, python_env
+
+from runstore.layout import read_file
+
+QUADRATIC = REPO_ROOT / "tests" / "quadratic_experiment.py"
+
+
+def run_planted(prelude, args, cwd, mongo_url, db_name, **env):
+    """tests/quadratic_experiment.py with `args`, in a process that first runs `prelude` (Python source)."""
+    script = f"{prelude}\nimport runpy, sys\nsys.argv = {[str(QUADRATIC), *args]!r}\n" \
+             f"runpy.run_path({str(QUADRATIC)!r}, run_name='__main__')\n"
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=cwd / "runs", **env))
+
+
+def artifact_bytes(db, run, name):
+    return read_file(db, next(artifact["file_id"] for artifact in run["artifacts"] if artifact["name"] == name))
+
+
+# ---- temporary folders -------------------------------------------------------------------------------------------
+def test_a_temporary_folder_planted_at_the_run_s_process_name_is_never_written_through(tmp_path, mongo_url, mongo_db):
+    target = tmp_path / "secret.txt"
+    target.write_text("root's own file\n")
+    target.chmod(0o600)
+    # Another user's folder where the run's process folder was predictably named, linking to the run's files.
+    prelude = (f"import os\nplanted = os.path.join({tempfile.gettempdir()!r}, f'tracker-process-{{os.getpid()}}')\n"
+               f"os.mkdir(planted)\nos.chmod(planted, 0o777)\n"
+               f"os.symlink({str(target)!r}, os.path.join(planted, 'environment.json'))\n"
+               f"print('planted', planted)")
+    result = run_planted(prelude, ["with", "steps=2"], tmp_path, mongo_url, mongo_db.name)
+    assert result.returncode == 0, result.stderr
+    planted = result.stdout.split("planted ", 1)[1].split()[0]
+    try:
+        assert target.read_text() == "root's own file\n"
+        assert os.listdir(planted) == ["environment.json"]
+        run = newest_run(mongo_db)
+        assert run["status"] == "COMPLETED"
+        assert b'"packages"' in artifact_bytes(mongo_db, run, "environment.json")
+    finally:
+        os.unlink(os.path.join(planted, "environment.json"))
+        os.rmdir(planted)
