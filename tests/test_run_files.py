@@ -4,11 +4,12 @@ damaged file never passes for a whole one, and one bad folder or value neither b
 Each test checks what a user sees: one line, the exit status, and what landed in MongoDB.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
-from conftest import REPO_ROOT, newest_run, python_env
+from conftest import REPO_ROOT, newest_run, python_env, run_tracker
 
 from runstore.layout import read_file
 
@@ -49,3 +50,31 @@ def test_a_temporary_folder_planted_at_the_run_s_process_name_is_never_written_t
     finally:
         os.unlink(os.path.join(planted, "environment.json"))
         os.rmdir(planted)
+
+
+# ---- .env ----------------------------------------------------------------------------------------------------------
+def test_an_env_file_others_can_read_gets_one_warning_from_commands_and_runs(tmp_path, mongo_url, mongo_db):
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    shutil.copy(QUADRATIC, project / "tests")  # its base_dir, and so its .env, is `project`
+    env_file = project / ".env"
+    env_file.write_text("MONGO_PASSWORD=s3cret\n")
+    env_file.chmod(0o644)  # what `cp .env.example .env` gives
+    warning = f"WARNING: {env_file} holds a password that other users can read (mode 644); make it yours alone " \
+              f"with `chmod 600 {env_file}`"
+    command = run_tracker(["runs"], project, mongo_url, mongo_db.name)
+    run = subprocess.run([sys.executable, "tests/quadratic_experiment.py", "with", "steps=2"], cwd=project,
+                         env=python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name), capture_output=True, text=True,
+                         timeout=120)
+    assert command.returncode == run.returncode == 0, command.stderr + run.stderr
+    for result in (command, run):
+        assert [line for line in result.stderr.splitlines() if "other users can read" in line] == [warning]
+
+    env_file.chmod(0o600)
+    quiet = run_tracker(["runs"], project, mongo_url, mongo_db.name)
+    assert quiet.returncode == 0 and "other users can read" not in quiet.stderr, quiet.stderr
+
+
+def test_the_readme_creates_env_readable_by_its_user_alone():
+    assert "install -m 600 .env.example .env" in (REPO_ROOT / "README.md").read_text()
+    assert "cp .env.example" not in (REPO_ROOT / "README.md").read_text()
