@@ -24,8 +24,9 @@ What a tracked experiment gets:
 - under torchrun (DistributedDataParallel, ingredients.distributed), a run recorded by rank 0 alone: the other ranks
   attach no observer, write no file, and print neither output nor the one-line errors that rank 0 prints too;
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
-  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), and one
-  line, exit status 1, for any UserError.
+  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), one line
+  before the run starts for a config MongoDB cannot store (runstore.storable), and one line, exit status 1, for any
+  UserError.
 """
 import difflib
 import functools
@@ -58,6 +59,7 @@ from runstore.errors import UserError
 from runstore.liveness import make_process_temp_dir, process_temp_dirs
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
+from runstore.storable import check_storable
 
 # Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
 MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
@@ -88,6 +90,8 @@ def track(ex, higher_is_better=True):
         for observer in state["attached"]:
             ex.observers.remove(observer)
         observe = command_name == ex.default_command and state["observe"] and process_rank() == 0
+        if observe:
+            check_storable(config, "config")  # before any run folder or database wait
         state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
         ex.observers.extend(state["attached"])
         return {}

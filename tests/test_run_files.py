@@ -3,15 +3,18 @@ damaged file never passes for a whole one, and one bad folder or value neither b
 
 Each test checks what a user sees: one line, the exit status, and what landed in MongoDB.
 """
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
+import pytest
 from conftest import REPO_ROOT, newest_run, python_env, run_tracker
 
 from runstore.layout import read_file
+from runstore.local_run import run_folders
 
 QUADRATIC = REPO_ROOT / "tests" / "quadratic_experiment.py"
 
@@ -78,3 +81,34 @@ def test_an_env_file_others_can_read_gets_one_warning_from_commands_and_runs(tmp
 def test_the_readme_creates_env_readable_by_its_user_alone():
     assert "install -m 600 .env.example .env" in (REPO_ROOT / "README.md").read_text()
     assert "cp .env.example" not in (REPO_ROOT / "README.md").read_text()
+
+
+# ---- values MongoDB cannot store ---------------------------------------------------------------------------------
+FREE_CONFIG = REPO_ROOT / "tests" / "free_config_experiment.py"
+
+
+def nested(levels):
+    value = 1
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("extra, line", [
+    ({"a\0b": 1}, "UserError: key 'a\\x00b' in config.extra holds a NUL character, which MongoDB does not allow in "
+                  "keys; rename it, e.g. to 'ab'"),
+    (nested(300), "UserError: config is nested more than 99 levels deep"),
+    ({"big": "x" * 20 * 2**20}, "UserError: config is 20.0 MB, over the 8 MB a run's config may take of MongoDB's "
+                                "16 MB document; keep large data in a file added with _run.add_artifact"),
+])
+def test_a_config_mongodb_cannot_store_is_refused_before_the_run_starts(extra, line, tmp_path, mongo_url, mongo_db):
+    config_file = tmp_path / "extra.json"
+    config_file.write_text(json.dumps({"extra": extra}))
+    result = subprocess.run([sys.executable, str(FREE_CONFIG), "with", str(config_file)], cwd=tmp_path,
+                            env=python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name, RUNS_DIR=tmp_path / "runs"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    errors = [text for text in result.stderr.splitlines() if "Error" in text]
+    assert len(errors) == 1 and errors[0].startswith(line), result.stderr[-2000:]
+    assert not run_folders(tmp_path / "runs")
+    assert mongo_db.runs.count_documents({}) == 0
