@@ -1,10 +1,12 @@
 """A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from runstore.atomic_file import write_atomically
 
@@ -12,8 +14,10 @@ from runstore.atomic_file import write_atomically
 ARTIFACT_TYPES_FILE = "artifact_types.json"
 # Held by whoever writes or uploads the run (the run itself, `tracker sync`, `tracker board`), so only one does.
 LOCK_FILE = ".upload.lock"
-# Written by observers.durable into run.json after the files it counts: what cout.txt and metrics.json must hold.
+# Written by observers.durable into run.json after the files it counts: what cout.txt and metrics.json must hold, and
+# the size and sha256 of each artifact and source file it wrote ("files": {path in the run folder: file_record}).
 RECORDED_KEY = "recorded"
+SOURCES_DIR = "_sources"  # in the run folder: its source and resource files (observers.durable)
 
 
 class UnreadableRun(ValueError):
@@ -33,6 +37,8 @@ class LocalRun:
     missing: list = field(default_factory=list)
     # Files to upload instead of the folder's copy, which the local store failed to write: name -> bytes or a path.
     replaced_files: dict = field(default_factory=dict)
+    # Files of the folder (paths in it) that are not what the run wrote: never uploaded, and named in `missing`.
+    damaged: set = field(default_factory=set)
 
     @classmethod
     def load(cls, run_dir):
@@ -55,7 +61,8 @@ class LocalRun:
 
     def _short_of_recorded(self):
         """What the folder holds less of than the run recorded in run.json (the run's own count of its output and
-        metric points), and the listed artifacts whose file is gone."""
+        metric points, the size and sha256 of its files), and the listed artifacts and sources whose file is gone.
+        Files unlike their record are added to `damaged`."""
         recorded = self.entry.get(RECORDED_KEY, {})
         short = []
         if len(self.captured_out) < recorded.get("output_chars", 0):
@@ -64,15 +71,29 @@ class LocalRun:
             held = len(self.metrics.get(name, {}).get("steps", []))
             if held < points:
                 short.append(f"metrics.json: {held} of {points} points of metric {name}")
+        for path, record in recorded.get("files", {}).items():
+            problem = _unlike_record(self.dir, path, record)
+            if problem is not None:
+                self.damaged.add(path)
+                short.append(f"{path}: {problem}")
         stored = self.stored_artifacts()
         short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry["artifacts"])
-                  if name not in stored]
+                  if name not in stored and name not in self.damaged]
+        present = {name for name, _ in self.stored_sources()}
+        short += [f"{name}: the source's file {stored_path} is missing"
+                  for name, stored_path in self.entry["experiment"]["sources"]
+                  if name not in present and _source_record_path(stored_path) not in self.damaged]
         return short
 
     def stored_artifacts(self):
         """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
-        return [name for name in dict.fromkeys(self.entry["artifacts"])
-                if name in self.replaced_files or (self.dir / name).is_file()]
+        return [name for name in dict.fromkeys(self.entry["artifacts"]) if name not in self.damaged
+                and (name in self.replaced_files or (self.dir / name).is_file())]
+
+    def stored_sources(self):
+        """(name, file) of each source whose stored copy is there to upload, as the run wrote it."""
+        return [(name, self.source_file(stored_path)) for name, stored_path in self.entry["experiment"]["sources"]
+                if _source_record_path(stored_path) not in self.damaged and self.source_file(stored_path).is_file()]
 
     @property
     def key(self):
@@ -114,6 +135,37 @@ def source_file(run_dir, stored_path):
     """Sources are stored relative to the store (the run's parent): in the run's own _sources/ (observers.durable),
     or in the store's _sources/ (Sacred's FileStorageObserver)."""
     return Path(run_dir).parent / stored_path
+
+
+def file_record(path):
+    """{"size", "sha256"} of the file at `path`, as run.json records each artifact and source (RECORDED_KEY)."""
+    with open(path, "rb") as file:
+        return {"size": os.fstat(file.fileno()).st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+
+
+def _unlike_record(run_dir, path, record):
+    """None when the run folder's file `path` is the one `record` describes; else what is wrong with it."""
+    parts = PurePosixPath(path).parts
+    if len(parts) not in (1, 2) or len(parts) == 2 and parts[0] != SOURCES_DIR or ".." in parts:
+        return "its record names no file in the run folder"
+    if not (isinstance(record, dict) and type(record.get("size")) is int and isinstance(record.get("sha256"), str)):
+        return f"its record {record!r} is not a size and sha256"
+    try:
+        held = file_record(Path(run_dir, path))
+    except FileNotFoundError:
+        return "the file is missing"
+    except OSError as error:
+        return f"unreadable ({_problem(error)})"
+    if held["size"] != record["size"]:
+        return f"{held['size']} of the {record['size']} bytes the run wrote"
+    if held["sha256"] != record["sha256"]:
+        return "not the bytes the run wrote (its sha256 differs)"
+    return None
+
+
+def _source_record_path(stored_path):
+    """Where the run folder keeps a source stored at `stored_path`: its own _sources/ (observers.durable)."""
+    return f"{SOURCES_DIR}/{PurePosixPath(stored_path).name}"
 
 
 def is_run_dir(path):

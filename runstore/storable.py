@@ -17,7 +17,7 @@ MAX_NESTING = 99
 
 def check_storable(value, what):
     """UserError naming the first part of `value` (a run's `what`: "config" or "info") that MongoDB cannot store: a key
-    holding a NUL character, starting with '$' or holding '.', nesting past MAX_NESTING, or a size over
+    holding a NUL character or starting with '$', nesting past MAX_NESTING, or a size over
     VALUE_LIMIT_BYTES."""
     pending = [(value, what, 1)]
     while pending:
@@ -45,12 +45,10 @@ def _check_key(key, where):
         problem = "is not text"
     elif "\0" in key:
         problem = "holds a NUL character"
-    elif key.startswith("$"):
+    elif key.startswith("$"):  # MongoDB reads such a key as an operator in queries and updates
         problem = "starts with '$'"
-    elif "." in key:
-        problem = "holds '.'"
     else:
         return
-    valid = str(key).replace("\0", "").lstrip("$").replace(".", "_") or "name"
+    valid = str(key).replace("\0", "").lstrip("$") or "name"
     raise UserError(f"key {key!r} in {where} {problem}, which MongoDB does not allow in keys; rename it, e.g. to "
                     f"{valid!r}")

@@ -112,3 +112,48 @@ def test_a_config_mongodb_cannot_store_is_refused_before_the_run_starts(extra, l
     assert len(errors) == 1 and errors[0].startswith(line), result.stderr[-2000:]
     assert not run_folders(tmp_path / "runs")
     assert mongo_db.runs.count_documents({}) == 0
+
+
+# ---- tracker sync: what a folder holds is checked against what the run wrote ------------------------------------
+UNREACHABLE = "mongodb://127.0.0.1:1"
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory):
+    """A quadratic run recorded in a file store only (MongoDB unreachable): its folder, to be copied by tests."""
+    runs_dir = tmp_path_factory.mktemp("offline") / "runs"
+    result = subprocess.run([sys.executable, str(QUADRATIC), "with", "steps=3"], cwd=runs_dir.parent, timeout=120,
+                            env=python_env(MONGO_URL=UNREACHABLE, SACRED_DB="unused", RUNS_DIR=runs_dir),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    (folder,) = run_folders(runs_dir)
+    return folder
+
+
+def copy_run(folder, target, **entry):
+    """A copy of the run folder `folder` at `target`, with `entry` changed in its run.json; returns `target`."""
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns(".upload.lock"))
+    run_json = target / "run.json"
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), **entry}))
+    return target
+
+
+def test_a_truncated_or_altered_file_is_uploaded_as_missing_never_as_completed(offline_run, tmp_path, mongo_url,
+                                                                                 mongo_db):
+    folder = copy_run(offline_run, tmp_path / "runs" / "1")
+    environment = folder / "environment.json"
+    whole = environment.read_bytes()
+    environment.write_bytes(whole[:len(whole) // 2])  # a copy cut short
+    (source,) = (folder / "_sources").glob("quadratic_experiment_*.py")
+    source.write_text(source.read_text().replace("lr = 0.1", "lr = 0.3"))  # the same size, other bytes
+    result = run_tracker(["sync", str(folder)], tmp_path, mongo_url, mongo_db.name)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 uploaded, 0 skipped, 0 failed, 1 incomplete" in result.stdout, result.stdout
+    run = newest_run(mongo_db)
+    assert run["status"] == "FAILED"
+    assert sorted(run["local_copy"]["missing"]) == [
+        f"_sources/{source.name}: not the bytes the run wrote (its sha256 differs)",
+        f"environment.json: {len(whole) // 2} of the {len(whole)} bytes the run wrote",
+    ]
+    assert "environment.json" not in [artifact["name"] for artifact in run["artifacts"]]
+    assert "tests/quadratic_experiment.py" not in [name for name, _ in run["experiment"]["sources"]]

@@ -16,6 +16,8 @@ from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders,
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
+from runstore.storable import check_storable
+from runstore.stored_fields import field_problem
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
 # What can become of a run folder: "incomplete" is uploaded with what it lacks named, and counts as a failure.
@@ -60,11 +62,19 @@ def sync_runs(db, run_dirs):
     uploader = RunUploader(db)
     counts = dict.fromkeys(OUTCOMES, 0)
     for run_dir in run_dirs:
-        outcome, message = sync_run(db, uploader, run_dir)
+        try:
+            outcome, message = sync_run(db, uploader, run_dir)
+        except Exception as error:  # a folder broken in a way no check foresaw: named, and the others still go
+            outcome, message = "failed", f"{type(error).__name__}: {error}; repair or remove the folder"
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}", flush=True)
     try:
-        for run_id, died in mark_dead_runs(db):
+        for run_id, died, problem in mark_dead_runs(db):
+            if problem is not None:
+                counts["failed"] += 1
+                print(f"failed run {run_id}: {problem}; repair it in MongoDB or delete it with "
+                      f"`{shell_command('tracker', 'delete', run_id)}`")
+                continue
             print(f"interrupted run {run_id}: it died ({died['how']}); "
                   f"continue it with `{shell_command('tracker', 'resume', run_id)}`")
     except PyMongoError as error:
@@ -107,8 +117,13 @@ def _sync_locked_run(db, uploader, run_dir):
     try:
         plain_values(run.config, f"run {run_dir}", "config")
         plain_values(run.info, f"run {run_dir}", "info")
+        check_storable(run.config, "config")
+        check_storable(run.info, "info")
     except UserError as error:
         return "failed", str(error)
+    problem = field_problem(run.entry, run.info)
+    if problem is not None:
+        return "failed", f"{problem}; repair or remove the folder"
     died = death(run.entry, run.info)
     if not run.finished and died is None:
         return "skipped", f"still running ({describe_alive(run.entry, run.info)}); sync it when it has ended"
@@ -116,7 +131,7 @@ def _sync_locked_run(db, uploader, run_dir):
         run.mark_dead(died)
         remove_temporary_files(run.entry, run.info)
     existing = find_uploaded(db, key)
-    if existing and existing["local_copy"]["complete"] and existing["status"] == run.status:
+    if existing and existing["local_copy"]["complete"] and existing.get("status") == run.status:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
     try:
         run_id = uploader.upload(run, UploadState())
@@ -134,9 +149,14 @@ def _sync_locked_run(db, uploader, run_dir):
 
 
 def mark_dead_runs(db):
-    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died)."""
+    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died, None), or
+    (run id, None, what is wrong) for a run whose record cannot tell (runstore.stored_fields)."""
     for doc in db.runs.find({"status": "RUNNING"}, {"status": 1, "host": 1, "heartbeat": 1, "start_time": 1,
                                                       "info": 1}):
+        problem = field_problem(doc, doc.get("info") or {})
+        if problem is not None:
+            yield doc["_id"], None, problem
+            continue
         died = death(doc, doc.get("info") or {})
         if died is None:
             continue
@@ -145,4 +165,4 @@ def mark_dead_runs(db):
         # Only while still RUNNING: the run's own upload may have ended it meanwhile.
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
             remove_temporary_files(doc, doc.get("info") or {})
-            yield doc["_id"], died
+            yield doc["_id"], died, None
