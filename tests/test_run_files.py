@@ -3,8 +3,10 @@ damaged file never passes for a whole one, and one bad folder or value neither b
 
 Each test checks what a user sees: one line, the exit status, and what landed in MongoDB.
 """
+import datetime
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -157,3 +159,59 @@ def test_a_truncated_or_altered_file_is_uploaded_as_missing_never_as_completed(o
     ]
     assert "environment.json" not in [artifact["name"] for artifact in run["artifacts"]]
     assert "tests/quadratic_experiment.py" not in [name for name, _ in run["experiment"]["sources"]]
+
+
+def test_broken_folders_are_named_and_every_other_run_is_uploaded_whole(offline_run, tmp_path, mongo_url, mongo_db):
+    runs_dir = tmp_path / "runs"
+
+    def variant(number, config=None, **entry):  # its own start time: another run to the database's unique key
+        folder = copy_run(offline_run, runs_dir / str(number), start_time=f"2026-01-0{number}T00:00:00", **entry)
+        if config is not None:
+            (folder / "config.json").write_text(json.dumps(config))
+        return folder
+
+    nul_key = variant(1, config={"extra": {"a\0b": 1}})
+    deep = variant(2, config={"extra": nested(300)})
+    large = variant(3, config={"extra": "x" * 20 * 2**20})
+    bad_pid = variant(4, status="RUNNING")
+    (bad_pid / "info.json").write_text(json.dumps({"pid": "x"}))
+    without_sources = variant(5)
+    shutil.rmtree(without_sources / "_sources")  # a folder copied without its sources
+    unreadable = variant(6)
+    (unreadable / "run.json").write_text('{"status": "COMPLETED", ')
+    whole = variant(7)
+
+    result = run_tracker(["sync", str(runs_dir)], tmp_path, mongo_url, mongo_db.name)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:7] == [
+        f"failed {nul_key}: key 'a\\x00b' in config.extra holds a NUL character, which MongoDB does not allow in "
+        f"keys; rename it, e.g. to 'ab'",
+        f"failed {deep}: config is nested more than 99 levels deep (at {lines[1].split('(at ')[1]}",
+        f"failed {large}: config is 20.0 MB, over the 8 MB a run's config may take of MongoDB's 16 MB document; "
+        f"keep large data in a file added with _run.add_artifact",
+        f"failed {bad_pid}: info.pid 'x' is not a process id (a positive whole number); repair or remove the folder",
+        lines[4], lines[5], lines[6],
+    ]
+    assert lines[4].startswith(f"incomplete {without_sources}: run ") and "_sources/quadratic_experiment" in lines[4]
+    assert lines[5].startswith(f"failed {unreadable}: {unreadable / 'run.json'} is unreadable")
+    assert lines[6].startswith(f"uploaded {whole}: run ")
+    assert lines[7].startswith("1 uploaded, 0 skipped, 5 failed, 1 incomplete")
+    runs = list(mongo_db.runs.find({}, {"status": 1, "config": 1, "start_time": 1}))
+    assert sorted(run["status"] for run in runs) == ["COMPLETED", "FAILED"]  # no run without its status
+
+
+def test_a_stored_field_of_the_wrong_type_is_one_line_naming_the_run_and_field(tmp_path, mongo_url, mongo_db):
+    now = datetime.datetime.utcnow()
+    mongo_db.runs.insert_one({"_id": 7, "status": "RUNNING", "host": {"hostname": platform.node()}, "start_time": now,
+                              "heartbeat": now, "experiment": {"name": "quadratic"}, "config": {"lr": 0.1},
+                              "info": {"pid": "x"}})
+    (tmp_path / "runs").mkdir()
+    synced = run_tracker(["sync"], tmp_path, mongo_url, mongo_db.name)
+    assert synced.returncode == 1 and not synced.stderr, synced.stderr
+    assert "failed run 7: info.pid 'x' is not a process id (a positive whole number); repair it in MongoDB or " \
+           "delete it with `tracker delete 7`" in synced.stdout.splitlines()
+    resumed = run_tracker(["resume", "7"], tmp_path, mongo_url, mongo_db.name)
+    assert resumed.returncode == 1
+    assert resumed.stderr.splitlines() == ["error: run 7's info.pid 'x' is not a process id (a positive whole "
+                                           "number); repair its record, or start it again with `tracker rerun 7`"]

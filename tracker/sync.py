@@ -33,9 +33,10 @@ def add_parser(subparsers):
             "started or ended, into MONGO_URL/SACRED_DB with all their content. Runs already uploaded are skipped, "
             "so syncing again is safe. The local copies are left in place. RUNNING runs whose process has died "
             "(killed, crashed) are marked INTERRUPTED, with info.died saying when and how that was found. A run "
-            "whose folder lacks metrics, output or artifacts that it recorded is uploaded with local_copy.missing "
-            "naming them (and, if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or "
-            "failed to upload."
+            "whose folder lacks metrics, output, artifacts or sources that it recorded, or holds a file whose size or "
+            "sha256 differs from the run's record, is uploaded without them, with local_copy.missing naming them (and, "
+            "if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or failed to upload; the "
+            "other folders are uploaded all the same."
         ),
     )
     parser.add_argument(
@@ -115,10 +116,10 @@ def _sync_locked_run(db, uploader, run_dir):
     except KeyError as error:
         return "failed", f"{run_dir / 'run.json'} is not a Sacred run (it has no {error}); repair or remove the folder"
     try:
+        check_storable(run.config, "config")  # first: it walks any nesting without recursion
+        check_storable(run.info, "info")
         plain_values(run.config, f"run {run_dir}", "config")
         plain_values(run.info, f"run {run_dir}", "info")
-        check_storable(run.config, "config")
-        check_storable(run.info, "info")
     except UserError as error:
         return "failed", str(error)
     problem = field_problem(run.entry, run.info)
