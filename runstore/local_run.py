@@ -61,8 +61,7 @@ class LocalRun:
 
     def _short_of_recorded(self):
         """What the folder holds less of than the run recorded in run.json (the run's own count of its output and
-        metric points, the size and sha256 of its files), and the listed artifacts and sources whose file is gone.
-        Files unlike their record are added to `damaged`."""
+        metric points), and the listed artifacts and sources whose file is gone."""
         recorded = self.entry.get(RECORDED_KEY, {})
         short = []
         if len(self.captured_out) < recorded.get("output_chars", 0):
@@ -71,19 +70,22 @@ class LocalRun:
             held = len(self.metrics.get(name, {}).get("steps", []))
             if held < points:
                 short.append(f"metrics.json: {held} of {points} points of metric {name}")
-        for path, record in recorded.get("files", {}).items():
+        stored = self.stored_artifacts()
+        short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry["artifacts"])
+                  if name not in stored]
+        present = {name for name, _ in self.stored_sources()}
+        short += [f"{name}: the source's file {stored_path} is missing"
+                  for name, stored_path in self.entry["experiment"]["sources"] if name not in present]
+        return short
+
+    def check_files(self):
+        """Add to `damaged` and `missing` the artifact and source files of the folder whose size or sha256 differs from
+        what the run recorded writing. Reads every file: `tracker sync` calls it before uploading, listings do not."""
+        for path, record in self.entry.get(RECORDED_KEY, {}).get("files", {}).items():
             problem = _unlike_record(self.dir, path, record)
             if problem is not None:
                 self.damaged.add(path)
-                short.append(f"{path}: {problem}")
-        stored = self.stored_artifacts()
-        short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry["artifacts"])
-                  if name not in stored and name not in self.damaged]
-        present = {name for name, _ in self.stored_sources()}
-        short += [f"{name}: the source's file {stored_path} is missing"
-                  for name, stored_path in self.entry["experiment"]["sources"]
-                  if name not in present and _source_record_path(stored_path) not in self.damaged]
-        return short
+                self.missing.append(f"{path}: {problem}")
 
     def stored_artifacts(self):
         """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
@@ -144,7 +146,7 @@ def file_record(path):
 
 
 def _unlike_record(run_dir, path, record):
-    """None when the run folder's file `path` is the one `record` describes; else what is wrong with it."""
+    """None when the run folder's file `path` is the one `record` describes, or is gone; else what is wrong with it."""
     parts = PurePosixPath(path).parts
     if len(parts) not in (1, 2) or len(parts) == 2 and parts[0] != SOURCES_DIR or ".." in parts:
         return "its record names no file in the run folder"
@@ -152,8 +154,8 @@ def _unlike_record(run_dir, path, record):
         return f"its record {record!r} is not a size and sha256"
     try:
         held = file_record(Path(run_dir, path))
-    except FileNotFoundError:
-        return "the file is missing"
+    except FileNotFoundError:  # named as a missing artifact or source
+        return None
     except OSError as error:
         return f"unreadable ({_problem(error)})"
     if held["size"] != record["size"]:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, newest_run, python_env, run_tracker
@@ -164,22 +165,28 @@ def test_a_truncated_or_altered_file_is_uploaded_as_missing_never_as_completed(o
 def test_broken_folders_are_named_and_every_other_run_is_uploaded_whole(offline_run, tmp_path, mongo_url, mongo_db):
     runs_dir = tmp_path / "runs"
 
-    def variant(number, config=None, **entry):  # its own start time: another run to the database's unique key
-        folder = copy_run(offline_run, runs_dir / str(number), start_time=f"2026-01-0{number}T00:00:00", **entry)
+    experiment = json.loads((offline_run / "run.json").read_text())["experiment"]
+
+    def variant(number, config=None, **entry):
+        """A copy as if recorded as run `number`: its own start time (another run to the database's unique key) and
+        its sources in its own folder."""
+        sources = [[name, f"{number}/_sources/{Path(stored).name}"] for name, stored in experiment["sources"]]
+        folder = copy_run(offline_run, runs_dir / str(number), start_time=f"2026-01-{number}T00:00:00",
+                          experiment={**experiment, "sources": sources}, **entry)
         if config is not None:
             (folder / "config.json").write_text(json.dumps(config))
         return folder
 
-    nul_key = variant(1, config={"extra": {"a\0b": 1}})
-    deep = variant(2, config={"extra": nested(300)})
-    large = variant(3, config={"extra": "x" * 20 * 2**20})
-    bad_pid = variant(4, status="RUNNING")
+    nul_key = variant(11, config={"extra": {"a\0b": 1}})
+    deep = variant(12, config={"extra": nested(300)})
+    large = variant(13, config={"extra": "x" * 20 * 2**20})
+    bad_pid = variant(14, status="RUNNING")
     (bad_pid / "info.json").write_text(json.dumps({"pid": "x"}))
-    without_sources = variant(5)
+    without_sources = variant(15)
     shutil.rmtree(without_sources / "_sources")  # a folder copied without its sources
-    unreadable = variant(6)
+    unreadable = variant(16)
     (unreadable / "run.json").write_text('{"status": "COMPLETED", ')
-    whole = variant(7)
+    whole = variant(17)
 
     result = run_tracker(["sync", str(runs_dir)], tmp_path, mongo_url, mongo_db.name)
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr

@@ -134,6 +134,7 @@ def _sync_locked_run(db, uploader, run_dir):
     existing = find_uploaded(db, key)
     if existing and existing["local_copy"]["complete"] and existing.get("status") == run.status:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
+    run.check_files()
     try:
         run_id = uploader.upload(run, UploadState())
     except (UploadError, PyMongoError) as error:
