@@ -25,8 +25,9 @@ def test_plain_configs_pass():
     ({"extra": [{"$set": 1}]}, r"key '\$set' in config.extra\[0\] starts with '\$', .* e.g. to 'set'"),
     (nested(MAX_NESTING + 1), rf"config is nested more than {MAX_NESTING} levels deep \(at config.x.x"),
     (nested(300), rf"config is nested more than {MAX_NESTING} levels deep"),
-    ({"extra": "x" * (VALUE_LIMIT_BYTES + 1)}, r"config is 8.0 MB, over the 8 MB a run's config may take of MongoDB's "
-                                                r"16 MB document; keep large data in a file added with _run.add_artifact"),
+    ({"extra": "x" * (VALUE_LIMIT_BYTES + 1)},
+     r"config is 8.0 MB, over the 8 MB a run's config may take of MongoDB's 16 MB document; keep large data in a file "
+     r"added with _run.add_artifact"),
 ])
 def test_what_mongodb_refuses_is_named_in_one_line(value, line):
     with pytest.raises(UserError, match=f"^{line}") as raised:
