@@ -222,3 +222,12 @@ def test_a_stored_field_of_the_wrong_type_is_one_line_naming_the_run_and_field(t
     assert resumed.returncode == 1
     assert resumed.stderr.splitlines() == ["error: run 7's info.pid 'x' is not a process id (a positive whole "
                                            "number); repair its record, or start it again with `tracker rerun 7`"]
+
+
+def test_a_run_mongodb_refuses_leaves_no_document_without_its_status(offline_run, tmp_path, mongo_url, mongo_db):
+    folder = copy_run(offline_run, tmp_path / "runs" / "1", result="x" * 17 * 2**20)  # over the document limit
+    result = run_tracker(["sync", str(folder)], tmp_path, mongo_url, mongo_db.name)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"failed {folder}: run 1's document is 17.0 MB, over MongoDB's 16 MB limit ('result' alone is 17.0 MB)" \
+           in result.stdout, result.stdout
+    assert mongo_db.runs.count_documents({}) == 0  # the whole run, or nothing
