@@ -56,6 +56,7 @@ class LocalRun:
             artifact_types=_read_optional(run_dir / ARTIFACT_TYPES_FILE, missing),
             missing=missing,
         )
+        _check_recorded(run_dir / "run.json", run.entry.get(RECORDED_KEY, {}))
         run.missing += run._short_of_recorded()
         return run
 
@@ -143,6 +144,17 @@ def file_record(path):
     """{"size", "sha256"} of the file at `path`, as run.json records each artifact and source (RECORDED_KEY)."""
     with open(path, "rb") as file:
         return {"size": os.fstat(file.fileno()).st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+
+
+def _check_recorded(path, recorded):
+    """UnreadableRun unless `recorded` (RECORDED_KEY of run.json at `path`) holds the types the observer writes."""
+    def counts(value):
+        return isinstance(value, dict) and all(type(count) is int for count in value.values())
+
+    if not (isinstance(recorded, dict) and type(recorded.get("output_chars", 0)) is int
+            and counts(recorded.get("metric_points", {})) and isinstance(recorded.get("files", {}), dict)):
+        raise UnreadableRun(f"{path} is unreadable (its {RECORDED_KEY!r} holds other than the observer's counts: "
+                            f"{str(recorded)[:200]})")
 
 
 def _unlike_record(run_dir, path, record):
