@@ -9,6 +9,8 @@ TIME_FIELDS = ("start_time", "heartbeat", "stop_time")
 def field_problem(doc, info):
     """None when the run document `doc` (or run.json) and its `info` hold the types Sacred and the observer write;
     else what is wrong, naming the field, e.g. "info.pid 'x' is not a process id"."""
+    if not isinstance(info, dict):
+        return f"info {str(info)[:80]!r} is not a record of fields"
     pid = info.get("pid")
     if pid is not None and (type(pid) is not int or pid <= 0):
         return f"info.pid {pid!r} is not a process id (a positive whole number)"

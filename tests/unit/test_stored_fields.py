@@ -21,6 +21,7 @@ def test_the_types_sacred_and_the_observer_write_pass():
     (RUN, {"pid": "x"}, "info.pid 'x' is not a process id (a positive whole number)"),
     (RUN, {"pid": True}, "info.pid True is not a process id (a positive whole number)"),
     (RUN, {"pid": -1}, "info.pid -1 is not a process id (a positive whole number)"),
+    (RUN, "x", "info 'x' is not a record of fields"),
     ({**RUN, "host": "node1"}, {}, "host 'node1' is not a host record with a hostname"),
     ({**RUN, "heartbeat": 17}, {}, "heartbeat 17 is not a time"),
     ({**RUN, "start_time": "yesterday"}, {}, "start_time 'yesterday' is not a time"),
