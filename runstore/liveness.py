@@ -58,6 +58,8 @@ def make_process_temp_dir(pid):
 
 def process_temp_dirs(pid):
     """The temporary folders of tracked runs in process `pid` on this host that belong to this user."""
+    if type(pid) is not int:  # a stored pid is data: never a pattern
+        return []
     return [folder for folder in TEMP_ROOT.glob(f"{TEMP_PREFIX}{pid}-*")
             if folder.is_dir() and not folder.is_symlink() and folder.lstat().st_uid == os.getuid()]
 
