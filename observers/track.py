@@ -25,8 +25,9 @@ What a tracked experiment gets:
 - under torchrun (DistributedDataParallel, ingredients.distributed), a run recorded by rank 0 alone: the other ranks
   attach no observer, write no file, and print neither output nor the one-line errors that rank 0 prints too;
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
-  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), and one
-  line, exit status 1, for any UserError.
+  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), one line
+  before the run starts for a config MongoDB cannot store (runstore.storable), and one line, exit status 1, for any
+  UserError.
 """
 import difflib
 import functools
@@ -57,9 +58,10 @@ from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
 from observers.termination import RUN_END
 from runstore.errors import UserError
-from runstore.liveness import process_temp_dir
+from runstore.liveness import make_process_temp_dir, process_temp_dirs
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
+from runstore.storable import check_storable
 
 TAG_FLAG = "--tag"
 # Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
@@ -103,6 +105,8 @@ def track(ex, higher_is_better=True):
         for observer in state["attached"]:
             ex.observers.remove(observer)
         observe = command_name == ex.default_command and state["observe"] and process_rank() == 0
+        if observe:
+            check_storable(config, "config")  # before any run folder or database wait
         state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
         ex.observers.extend(state["attached"])
         return {}
@@ -136,7 +140,7 @@ def track(ex, higher_is_better=True):
     @ex.pre_run_hook
     def record_the_environment(_run):
         if process_rank() == 0:
-            record_environment(_run, process_temp_dir(os.getpid()))
+            record_environment(_run, Path(tempfile.gettempdir()))  # the run's own folder
 
     @ex.pre_run_hook
     def sample_system_metrics(_run):
@@ -174,15 +178,14 @@ SacredUserError.__module__ = "builtins"
 
 def _in_this_process(run):
     """`run` (Sacred's Experiment.run) with Sacred's reads of captured output serialized (compat.sacred), and the
-    temporary files of the run (anyone's, through tempfile) in one folder named by its process, removed at its end,
+    temporary files of the run (anyone's, through tempfile) in one new folder of its process, removed at its end,
     or by `tracker sync` after a kill (a killed process cannot clean up); tempfile's own folder is given back after."""
     @functools.wraps(run)
     def in_process_temp_dir(*args, **kwargs):
         lock_captured_output()
-        folder = str(process_temp_dir(os.getpid()))
-        if tempfile.tempdir == folder:  # a run within a run: the outer one cleans up
+        if tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):  # a run within a run: the outer one cleans up
             return run(*args, **kwargs)
-        Path(folder).mkdir(exist_ok=True)
+        folder = str(make_process_temp_dir(os.getpid()))
         previous, tempfile.tempdir = tempfile.tempdir, folder
         RUN_END.begin(Path(folder))
         try:

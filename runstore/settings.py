@@ -6,8 +6,10 @@ none (an installed package), the one around the current directory, else the curr
 the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
 another folder neither scatters runs nor misses the settings.
 """
+import functools
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -15,6 +17,7 @@ from urllib.parse import quote, unquote
 from dotenv import dotenv_values
 
 from runstore.errors import UserError
+from runstore.shell import shell_command
 
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
@@ -26,6 +29,7 @@ STORE_SOCKET = "mongodb.sock"
 DEFAULT_BOARD_USER = "sacred"
 PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
 DEFAULT_SYSTEM_METRICS_S = 10.0
+PASSWORD_NAMES = ("MONGO_PASSWORD", "BOARD_PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ def load_settings(env_file=None, root=None):
     root = project_root(root)
     env_file = Path(env_file) if env_file else root / ".env"
     file_values = dotenv_values(env_file) if env_file.is_file() else {}
+    if file_values:
+        warn_if_others_can_read(env_file, file_values)
 
     def get(name, default):
         return os.environ.get(name) or file_values.get(name) or default
@@ -118,6 +124,22 @@ def load_settings(env_file=None, root=None):
         board_user=get("BOARD_USER", DEFAULT_BOARD_USER),
         board_password=get("BOARD_PASSWORD", ""),
     )
+
+
+def warn_if_others_can_read(env_file, values):
+    """One warning line (once per process) when `env_file`, whose settings are `values`, holds a password that users
+    other than its owner may read: `cp` gives a new file mode 644."""
+    url = values.get("MONGO_URL") or ""
+    holds_password = any(values.get(name) for name in PASSWORD_NAMES) or redact(url) != url
+    mode = env_file.stat().st_mode & 0o777
+    if holds_password and mode & 0o044:
+        _warn_once(f"WARNING: {env_file} holds a password that other users can read (mode {mode:o}); make it yours "
+                   f"alone with `{shell_command('chmod', '600', str(env_file))}`")
+
+
+@functools.cache
+def _warn_once(line):
+    print(line, file=sys.stderr)
 
 
 def _seconds(name, value):

@@ -20,7 +20,7 @@ from conftest import (COMPUTED_METRICS, REPO_ROOT, git, metric, newest_run, pyth
 from runstore.errors import UserError
 from observers.git_state import MAX_UNTRACKED_FILE_BYTES, record_uncommitted_changes, uncommitted_changes
 from runstore.run_store import StoredRun
-from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dir
+from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dirs
 from runstore.local_run import LocalRun
 from runstore.settings import load_settings, project_root, redact
 
@@ -106,14 +106,15 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         process.kill()
         process.wait()
 
-    assert any(process_temp_dir(process.pid).glob("*/checkpoint.pt")), "the trainer's files are in the run's folder"
+    (temp_dir,) = process_temp_dirs(process.pid)
+    assert any(temp_dir.glob("*/checkpoint.pt")), "the trainer's files are in the run's folder"
     first = run_tracker(["sync", str(runs_dir)], workdir, mongo_url, mongo_db.name)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"it had died (process {process.pid} on host {platform.node()} is gone)" in first.stdout
     dead = mongo_db.runs.find_one({"_id": killed["_id"]})
     assert dead["status"] == "INTERRUPTED"
     assert dead["info"]["died"]["how"] == f"process {process.pid} on host {platform.node()} is gone"
-    assert not process_temp_dir(process.pid).exists()
+    assert not temp_dir.exists()
     second = run_tracker(["sync", str(runs_dir)], workdir, mongo_url, mongo_db.name)
     assert second.returncode == 0 and "0 uploaded, 1 skipped, 0 failed" in second.stdout, second.stdout
     assert "died" not in second.stdout

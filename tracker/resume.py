@@ -8,6 +8,7 @@ from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
 from runstore.shell import shell_command
+from runstore.stored_fields import field_problem
 from tracker.options import add_code_choice, add_run_argument
 
 
@@ -39,6 +40,10 @@ def run(args):
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
+                        f"`{shell_command('tracker', 'rerun', args.run)}`")
+    problem = field_problem(stored.doc, stored.info)
+    if problem is not None:
+        raise UserError(f"{stored.label}'s {problem}; repair its record, or start it again with "
                         f"`{shell_command('tracker', 'rerun', args.run)}`")
     if stored.doc.get("status") == "RUNNING" and death(stored.doc, stored.info) is None:
         raise UserError(f"{stored.label} is still running ({describe_alive(stored.doc, stored.info)}); resume it "

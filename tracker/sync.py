@@ -16,6 +16,8 @@ from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders,
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
+from runstore.storable import check_storable
+from runstore.stored_fields import field_problem
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
 # What can become of a run folder: "incomplete" is uploaded with what it lacks named, and counts as a failure.
@@ -31,9 +33,10 @@ def add_parser(subparsers):
             "started or ended, into MONGO_URL/SACRED_DB with all their content. Runs already uploaded are skipped, "
             "so syncing again is safe. The local copies are left in place. RUNNING runs whose process has died "
             "(killed, crashed) are marked INTERRUPTED, with info.died saying when and how that was found. A run "
-            "whose folder lacks metrics, output or artifacts that it recorded is uploaded with local_copy.missing "
-            "naming them (and, if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or "
-            "failed to upload."
+            "whose folder lacks metrics, output, artifacts or sources that it recorded, or holds a file whose size or "
+            "sha256 differs from the run's record, is uploaded without them, with local_copy.missing naming them (and, "
+            "if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or failed to upload; the "
+            "other folders are uploaded all the same."
         ),
     )
     parser.add_argument(
@@ -60,11 +63,19 @@ def sync_runs(db, run_dirs):
     uploader = RunUploader(db)
     counts = dict.fromkeys(OUTCOMES, 0)
     for run_dir in run_dirs:
-        outcome, message = sync_run(db, uploader, run_dir)
+        try:
+            outcome, message = sync_run(db, uploader, run_dir)
+        except Exception as error:  # a folder broken in a way no check foresaw: named, and the others still go
+            outcome, message = "failed", f"{type(error).__name__}: {error}; repair or remove the folder"
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}", flush=True)
     try:
-        for run_id, died, info in mark_dead_runs(db):
+        for run_id, died, info, problem in mark_dead_runs(db):
+            if problem is not None:
+                counts["failed"] += 1
+                print(f"failed run {run_id}: {problem}; repair it in MongoDB or delete it with "
+                      f"`{shell_command('tracker', 'delete', run_id)}`")
+                continue
             print(f"interrupted run {run_id}: it died ({died['how']}); {what_next(run_id, info)}")
     except PyMongoError as error:
         counts["failed"] += 1
@@ -104,10 +115,15 @@ def _sync_locked_run(db, uploader, run_dir):
     except KeyError as error:
         return "failed", f"{run_dir / 'run.json'} is not a Sacred run (it has no {error}); repair or remove the folder"
     try:
+        check_storable(run.config, "config")  # first: it walks any nesting without recursion
+        check_storable(run.info, "info")
         plain_values(run.config, f"run {run_dir}", "config")
         plain_values(run.info, f"run {run_dir}", "info")
     except UserError as error:
         return "failed", str(error)
+    problem = field_problem(run.entry, run.info)
+    if problem is not None:
+        return "failed", f"{problem}; repair or remove the folder"
     died = death(run.entry, run.info)
     if not run.finished and died is None:
         return "skipped", f"still running ({describe_alive(run.entry, run.info)}); sync it when it has ended"
@@ -115,8 +131,9 @@ def _sync_locked_run(db, uploader, run_dir):
         run.mark_dead(died)
         remove_temporary_files(run.entry, run.info)
     existing = find_uploaded(db, key)
-    if existing and existing["local_copy"]["complete"] and existing["status"] == run.status:
+    if existing and existing["local_copy"]["complete"] and existing.get("status") == run.status:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
+    run.check_files()
     try:
         run_id = uploader.upload(run, UploadState())
     except (UploadError, PyMongoError) as error:
@@ -139,9 +156,14 @@ def what_next(run_id, info):
 
 
 def mark_dead_runs(db):
-    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died, its info)."""
+    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died, its info,
+    None), or (run id, None, its info, what is wrong) for a run whose record cannot tell (runstore.stored_fields)."""
     for doc in db.runs.find({"status": "RUNNING"}, {"status": 1, "host": 1, "heartbeat": 1, "start_time": 1,
                                                       "info": 1}):
+        problem = field_problem(doc, doc.get("info") or {})
+        if problem is not None:
+            yield doc["_id"], None, doc.get("info"), problem
+            continue
         died = death(doc, doc.get("info") or {})
         if died is None:
             continue
@@ -150,4 +172,4 @@ def mark_dead_runs(db):
         # Only while still RUNNING: the run's own upload may have ended it meanwhile.
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
             remove_temporary_files(doc, doc.get("info") or {})
-            yield doc["_id"], died, doc.get("info") or {}
+            yield doc["_id"], died, doc.get("info") or {}, None

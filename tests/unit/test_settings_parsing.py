@@ -142,3 +142,16 @@ def test_settings_repr_shows_no_password():
     settings = Settings("mongodb://alice:s3cret@db:27017/?authSource=admin", "runs", Path("/r"), board_password="b0ard")
     assert "s3cret" not in repr(settings) and "b0ard" not in repr(settings)
     assert "mongodb://alice:***@db:27017" in repr(settings)
+
+
+@pytest.mark.parametrize("text, warned", [
+    ("MONGO_PASSWORD=secret\n", True), ("BOARD_PASSWORD=secret\n", True),
+    ("MONGO_URL=mongodb://user:secret@db:27017\n", True), ("MONGO_URL=mongodb://db:27017\nSACRED_DB=x\n", False),
+    ("BOARD_PASSWORD=\n", False),
+])
+def test_only_an_env_file_holding_a_password_is_warned_about(tmp_path, capsys, text, warned):
+    env_file = tmp_path / ".env"
+    env_file.write_text(text)
+    env_file.chmod(0o640)
+    load_settings(root=tmp_path)
+    assert ("chmod 600" in capsys.readouterr().err) == warned
