@@ -1,0 +1,38 @@
+"""Compare two or more runs: the config keys that differ, the result, and each metric family's curves overlaid."""
+from runstore.errors import UserError
+from runstore.query import differing_keys
+from tracker.compare import DATA_KEYS, data_warning
+from tracker.ui.downsample import min_max
+from tracker.ui.render import page
+from tracker.ui.run_view import metric_families
+
+ROW_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result", "result_metric"]
+
+
+def compare_page(request, board):
+    ids = request.query_params.getlist("id")
+    if len(ids) < 2:
+        raise UserError("select two runs or more in the runs table to compare them")
+    runs = [board.open(reference) for reference in ids]
+    rows = [board.row(run) for run in runs]
+    keys = ROW_KEYS + [key for key in DATA_KEYS if any(key in row for row in rows)] + differing_keys(rows)
+    names = sorted(set().union(*(run.metric_names() for run in runs)))
+    figures = [_overlaid(runs, rows, family, members) for family, members, folded in metric_families(names)
+               if not folded]
+    return page("compare.html", title=f"Compare runs {', '.join(ids)}", error=None, rows=rows, keys=keys,
+                figures=figures, warning=data_warning(rows))
+
+
+def _overlaid(runs, rows, family, members):
+    """(family, plotly figure): every run's curve of each metric of `family`, downsampled per pixel column."""
+    traces = []
+    for run, row in zip(runs, rows):
+        for name in members:
+            steps, values = run.metric(name)[:2]
+            if len(steps):
+                steps, values = min_max(steps, values)
+                traces.append({"x": steps, "y": values, "type": "scattergl", "mode": "lines",
+                               "name": f"run {row['id']} {name}"})
+    layout = {"title": {"text": family}, "height": 360, "xaxis": {"title": {"text": "step"}},
+              "margin": {"l": 50, "r": 20, "t": 40, "b": 40}}
+    return family, {"data": traces, "layout": layout}
