@@ -17,7 +17,9 @@ function metricURL(runId, name, extra) {
 function drawFigures() {
   for (const script of document.querySelectorAll("script.figure")) {
     const figure = JSON.parse(script.textContent);
-    Plotly.newPlot(script.dataset.div, figure.data, figure.layout, PLOT_CONFIG);
+    // Legends below the plot: long run names would squeeze a plot beside them.
+    Plotly.newPlot(script.dataset.div, figure.data, {legend: {orientation: "h", y: -0.25}, ...figure.layout},
+                   PLOT_CONFIG);
   }
 }
 
