@@ -1,6 +1,8 @@
 """`tracker ui`: serve the project's own board (tracker.ui) until Ctrl-C."""
 import secrets
+import socket
 
+from runstore.errors import UserError
 from runstore.settings import load_settings
 from tracker.board import address_to_open, check_host, check_login, is_loopback
 
@@ -39,11 +41,27 @@ def run(args):
     token = secrets.token_urlsafe(32)
     board = Board(settings)
     app = build_app(board, token, settings.board_user, settings.board_password, any_host=not is_loopback(args.host))
+    # Bound before the URL is printed: a browser opening it at once finds the board listening.
+    listening = _listen(args.host, args.port)
     login = f" and log in as {settings.board_user!r}" if settings.board_password else ""
     print(f"tracker ui shows {board.describe()}: open "
           f"http://{address_to_open(args.host)}:{args.port}/?token={token}{login}  (Ctrl-C to stop)", flush=True)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
     finally:
         board.close()
     return 0
+
+
+def _listen(host, port):
+    """A socket listening on `host`:`port`; UserError when the port is taken."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                        f"choose another port, e.g. --port {port + 1}") from None
+    listening.listen(128)
+    return listening

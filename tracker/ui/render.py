@@ -60,7 +60,8 @@ def sparkline(values):
         return ""
     low, high = min(values), max(values)
     span = (high - low) or 1.0
-    points = " ".join(f"{index * SPARK_WIDTH / (len(values) - 1):.1f},{SPARK_HEIGHT - (value - low) / span * SPARK_HEIGHT:.1f}"
+    step = SPARK_WIDTH / (len(values) - 1)
+    points = " ".join(f"{index * step:.1f},{SPARK_HEIGHT - (value - low) / span * SPARK_HEIGHT:.1f}"
                       for index, value in enumerate(values))
     return markupsafe.Markup(
         f'<svg class="spark" width="{SPARK_WIDTH}" height="{SPARK_HEIGHT}" viewBox="-1 -1 {SPARK_WIDTH + 2} '

@@ -7,6 +7,7 @@ import json
 import math
 from urllib.parse import parse_qsl, urlencode
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -65,16 +66,15 @@ def metric_points(request, board):
     between `start` and `end` (all when not given), downsampled per pixel column (tracker.ui.downsample)."""
     run = _open(board, request)
     params = request.query_params
-    steps, values = run.metric(params["name"])[:2]
+    steps, values = (np.asarray(series) for series in run.metric(params["name"])[:2])
     if "since" in params:
-        new = [index for index, step in enumerate(steps) if step > float(params["since"])]
-        steps, values = [steps[index] for index in new], [values[index] for index in new]
+        new = steps > float(params["since"])
+        steps, values = steps[new], values[new]
     else:
-        low, high = float(params.get("start", "-inf")), float(params.get("end", "inf"))
-        inside = [index for index, step in enumerate(steps) if low <= step <= high]
-        steps, values = min_max([steps[index] for index in inside], [values[index] for index in inside])
-    return JSONResponse({"steps": [int(step) for step in steps],
-                         "values": [None if math.isnan(value) else float(value) for value in values],
+        inside = (steps >= float(params.get("start", "-inf"))) & (steps <= float(params.get("end", "inf")))
+        steps, values = min_max(steps[inside], values[inside])
+    return JSONResponse({"steps": steps.tolist(),
+                         "values": [None if math.isnan(value) else value for value in values.tolist()],
                          "status": _status(run)})
 
 
