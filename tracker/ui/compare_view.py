@@ -1,11 +1,13 @@
 """Compare two or more runs: the config keys that differ, the result, and each metric family's curves overlaid."""
 from runstore.errors import UserError
-from runstore.query import differing_keys
-from tracker.compare import DATA_KEYS, data_warning
+from runstore.query import by_experiment, differing_keys, differing_keys_within_experiments
+from tracker.compare import DATA_KEYS, data_warning, legend_label
 from tracker.ui.downsample import min_max
-from tracker.ui.render import page
+from tracker.ui.groups_view import COLORS
+from tracker.ui.render import page, short_id
 from tracker.ui.run_view import metric_families
 
+DASHES = ["solid", "dash", "dot", "dashdot"]  # train, val, test of one run: one colour, a dash each
 ROW_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result", "result_metric"]
 
 
@@ -19,20 +21,26 @@ def compare_page(request, board):
     names = sorted(set().union(*(run.metric_names() for run in runs)))
     figures = [_overlaid(runs, rows, family, members) for family, members, folded in metric_families(names)
                if not folded]
-    return page("compare.html", title=f"Compare runs {', '.join(ids)}", error=None, rows=rows, keys=keys,
+    return page("compare.html", title=f"Compare runs {', '.join(map(short_id, ids))}", error=None, rows=rows, keys=keys,
                 figures=figures, warning=data_warning(rows))
 
 
 def _overlaid(runs, rows, family, members):
-    """(family, plotly figure): every run's curve of each metric of `family`, downsampled per pixel column."""
+    """(family, plotly figure): every run's curve of each metric of `family`, downsampled per pixel column; a colour
+    per run, a dash per metric."""
+    label_keys = differing_keys_within_experiments(rows)
+    several_experiments = len(by_experiment(rows)) > 1
     traces = []
-    for run, row in zip(runs, rows):
-        for name in members:
+    for index, (run, row) in enumerate(zip(runs, rows)):
+        for dash, name in zip(DASHES, members):
             steps, values = run.metric(name)[:2]
             if len(steps):
                 steps, values = min_max(steps, values)
-                traces.append({"x": steps, "y": values, "type": "scattergl", "mode": "lines",
-                               "name": f"run {row['id']} {name}"})
-    layout = {"title": {"text": family}, "height": 360, "xaxis": {"title": {"text": "step"}},
+                label = legend_label({**row, "id": short_id(row["id"])}, label_keys, several_experiments)
+                color = COLORS[index % len(COLORS)]
+                traces.append({"x": steps, "y": values, "type": "scattergl", "mode": "lines+markers",
+                               "name": f"{label} {name}", "line": {"color": color, "dash": dash},
+                               "marker": {"size": 4, "color": color}})
+    layout = {"title": {"text": family}, "height": 420, "xaxis": {"title": {"text": "step"}},
               "margin": {"l": 50, "r": 20, "t": 40, "b": 40}}
     return family, {"data": traces, "layout": layout}

@@ -26,13 +26,20 @@ def _url(path, **params):
 def _environment():
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
-    environment.globals.update(url=_url, cell=cell, sparkline=sparkline)
+    environment.globals.update(url=_url, cell=cell, sparkline=sparkline, short_id=short_id)
     environment.filters["json"] = script_json
     return environment
 
 
 def page(template, status_code=200, **context):
     return HTMLResponse(_environment().get_template(template).render(**context), status_code=status_code)
+
+
+def short_id(run_id):
+    """A run's id as a page shows it: a database id, or a run folder as its store's folder and its own name (runs/3):
+    the folders of one store are siblings, so their names tell them apart."""
+    parts = Path(str(run_id)).parts
+    return "/".join(parts[-2:])
 
 
 def script_json(value):

@@ -16,7 +16,7 @@ from runstore.errors import UserError
 from runstore.query import higher_is_better
 from runstore.shell import shell_command
 from tracker.ui.downsample import min_max
-from tracker.ui.render import flatten, page
+from tracker.ui.render import flatten, page, short_id
 
 FOLDED = ("sys.", "time.")  # families folded away: the machine's and the clock's, not the model's
 SPLITS = ("train", "val", "test")  # train.loss, val.loss and test.loss are one family: loss
@@ -37,7 +37,8 @@ def run_page(request, board):
     config = flatten(run.config)
     diff = run.artifact(DIFF_ARTIFACT) if DIFF_ARTIFACT in run.artifact_names else None
     info = {key: value for key, value in run.info.items() if key != "metrics"}
-    return page("run.html", title=f"{run.label}: {row['experiment']}", run=run, row=row, tags=tags, note=note,
+    return page("run.html", title=f"run {short_id(row['id'])}: {row['experiment']}", run=run, row=row, tags=tags,
+                note=note,
                 named_configs=meta.get("named_configs") or [], set_keys=updates,
                 other_keys={key: value for key, value in config.items() if key not in updates},
                 families=metric_families(run.metric_names()), output=run.store.captured_out(run),

@@ -18,8 +18,8 @@ function drawFigures() {
   for (const script of document.querySelectorAll("script.figure")) {
     const figure = JSON.parse(script.textContent);
     // Legends below the plot: long run names would squeeze a plot beside them.
-    Plotly.newPlot(script.dataset.div, figure.data, {legend: {orientation: "h", y: -0.25}, ...figure.layout},
-                   PLOT_CONFIG);
+    const below = {legend: {orientation: "h", y: -0.3, yanchor: "top"}, margin: {b: 40}};
+    Plotly.newPlot(script.dataset.div, figure.data, {...below, ...figure.layout}, PLOT_CONFIG);
   }
 }
 
