@@ -74,13 +74,3 @@ def sparkline(values):
         f'<svg class="spark" width="{SPARK_WIDTH}" height="{SPARK_HEIGHT}" viewBox="-1 -1 {SPARK_WIDTH + 2} '
         f'{SPARK_HEIGHT + 2}"><polyline fill="none" stroke="#1f77b4" points="{points}"/></svg>')
 
-
-def flatten(value, prefix=""):
-    """{dotted key: value} of a nested dict."""
-    flat = {}
-    for key, item in value.items():
-        if isinstance(item, dict) and item:
-            flat.update(flatten(item, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = item
-    return flat

@@ -13,10 +13,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from observers.git_state import DIFF_ARTIFACT
 from runstore.errors import UserError
+from runstore.plain_json import dotted_values
 from runstore.query import higher_is_better
 from runstore.shell import shell_command
 from tracker.ui.downsample import min_max
-from tracker.ui.render import flatten, page, short_id
+from tracker.ui.render import page, short_id
 
 FOLDED = ("sys.", "time.")  # families folded away: the machine's and the clock's, not the model's
 SPLITS = ("train", "val", "test")  # train.loss, val.loss and test.loss are one family: loss
@@ -33,8 +34,8 @@ def run_page(request, board):
     row = board.row(run)
     tags, note = run.store.annotations(run)
     meta = run.doc.get("meta", {})
-    updates = flatten(meta.get("config_updates") or {})
-    config = flatten(run.config)
+    updates = dotted_values(meta.get("config_updates") or {})
+    config = dotted_values(run.config)
     diff = run.artifact(DIFF_ARTIFACT) if DIFF_ARTIFACT in run.artifact_names else None
     info = {key: value for key, value in run.info.items() if key != "metrics"}
     return page("run.html", title=f"run {short_id(row['id'])}: {row['experiment']}", run=run, row=row, tags=tags,
