@@ -1,6 +1,7 @@
 """`tracker ui` as a researcher uses it, in headless Chromium, on both stores: the file store alone (no database at
 all) and MongoDB (the conftest server: nx-27017, or TEST_MONGO_URL). Two short runs (lr 0.01 and 0.05) tagged as
 sweep 7's trials; each test saves a screenshot in .tracker/screenshots/ (git-ignored) for a look afterwards."""
+import base64
 import json
 import shutil
 import urllib.error
@@ -275,3 +276,20 @@ def status_of(url, headers, data=None):
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_another_address_needs_the_login_and_the_login_is_asked(tmp_path, workdir):
+    refused = run_tracker(["ui", "--host", "0.0.0.0", "--port", str(free_port())], workdir, NO_DATABASE, "unused")
+    assert refused.returncode == 1 and "needs a login: set BOARD_PASSWORD" in refused.stderr, refused.stderr
+    command = TrackerCommand("ui", "--port", str(free_port()), cwd=workdir, MONGO_URL=NO_DATABASE, SACRED_DB="unused",
+                             RUNS_DIR=tmp_path, BOARD_PASSWORD="s3cret")
+    try:
+        base, token = command.wait_for(r"open (http://\S+)", 60)[1].split("?token=")
+        cookie = {"Cookie": f"tracker_ui_token={token}"}
+        assert status_of(base, cookie) == 401
+        login = base64.b64encode(b"sacred:s3cret").decode()
+        assert status_of(base, {**cookie, "Authorization": f"Basic {login}"}) == 200
+        wrong = base64.b64encode(b"sacred:guess").decode()
+        assert status_of(base, {**cookie, "Authorization": f"Basic {wrong}"}) == 401
+    finally:
+        command.kill()
