@@ -48,8 +48,11 @@ def run(args):
           f"http://{address_to_open(args.host)}:{args.port}/?token={token}{login}  (Ctrl-C to stop)", flush=True)
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
+    except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has stopped serving: the usual way to stop
+        pass
     finally:
         board.close()
+    print("tracker ui stopped.")
     return 0
 
 
