@@ -199,6 +199,8 @@ def test_compare_and_groups_show_both_runs(page, store):
     assert sorted(lr_row[1:]) == ["0.01", "0.05"]
     page.locator(".js-plotly-plot .legendtext").first.wait_for()
     screenshot(page, store, "compare")
+    page.get_by_role("link", name="time", exact=True).click()
+    page.locator(".js-plotly-plot .xtitle", has_text="seconds since").first.wait_for()
     page.get_by_role("link", name="group these runs").click()
     page.locator("table.groups").wait_for()
     screenshot(page, store, "groups")
