@@ -92,7 +92,10 @@ function chooseColumns() {
   const button = document.getElementById("apply-columns");
   if (!button) return;
   button.addEventListener("click", () => {
-    const chosen = [...document.querySelectorAll("input.col:checked")].map(box => box.value);
+    // The shown columns keep their order; newly chosen ones come after them.
+    const shown = document.getElementById("cols").value.split(",");
+    const checked = [...document.querySelectorAll("input.col:checked")].map(box => box.value);
+    const chosen = [...shown.filter(key => checked.includes(key)), ...checked.filter(key => !shown.includes(key))];
     document.getElementById("cols").value = chosen.join(",");
   });
 }
