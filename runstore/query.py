@@ -143,9 +143,17 @@ def list_rows(settings=None):
     if mongo is None:
         print(f"WARNING: MongoDB at {settings.safe_url} is unreachable; listing only the runs in {settings.runs_dir}/",
               file=sys.stderr)
-        return _rows(folders.listings())
+        return stored_rows(None, folders)
     with mongo:
-        listed = mongo.listings()
+        return stored_rows(mongo, folders)
+
+
+def stored_rows(mongo, folders):
+    """A row per run of the MongoStore `mongo` (None: no database), then per run of the FolderStore `folders` that
+    `mongo` does not hold."""
+    if mongo is None:
+        return _rows(folders.listings())
+    listed = mongo.listings()
     uploaded = {listing.uploaded_from for listing in listed if listing.uploaded_from is not None}
     return _rows(listed) + _rows(folders.listings(skip_keys=uploaded))
 
@@ -154,6 +162,11 @@ def rows_of(references, settings=None):
     """The rows of the runs named by `references` (ids or run folders), in that order; UserError for unknown ones."""
     settings = settings or load_settings()
     return _rows(open_run(reference, settings).listing() for reference in references)
+
+
+def listing_row(listing):
+    """The row of one runstore.run_store.Listing."""
+    return _rows([listing])[0]
 
 
 def _rows(listings):

@@ -4,10 +4,12 @@ and a file store's run folders (FolderStore: Sacred's FileStorageObserver layout
 Readers open a run (`open_run`) or list a store's runs, and ask the run's store for its artifacts, sources, metrics
 and listing; they never ask which kind of store they have.
 """
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from runstore.atomic_file import write_atomically
 from runstore.cleanup import delete_run
 from runstore.database import connect, require_database
 from runstore.errors import UserError
@@ -111,6 +113,18 @@ class RunStore(ABC):
     def metric_names(self, run):
         """The names of `run`'s metrics."""
 
+    @abstractmethod
+    def captured_out(self, run):
+        """`run`'s captured output as stored now (the latest of a running run)."""
+
+    @abstractmethod
+    def annotations(self, run):
+        """(tags, note): the tags and the note that users gave `run` (Omniboard's, in MongoDB)."""
+
+    @abstractmethod
+    def annotate(self, run, tags, note):
+        """Store `tags` (a list of strings) and `note` (a string) as `run`'s annotations."""
+
 
 class MongoStore(RunStore):
     """The configured MongoDB database (runstore.layout); closed when used as a context manager."""
@@ -199,6 +213,16 @@ class MongoStore(RunStore):
     def metric_names(self, run):
         return [metric["name"] for metric in run.doc.get("info", {}).get("metrics", [])]
 
+    def captured_out(self, run):
+        return self.document(run.key, {"captured_out": 1}).get("captured_out") or ""
+
+    def annotations(self, run):
+        omniboard = self.document(run.key, {"omniboard": 1}).get("omniboard", {})
+        return omniboard.get("tags", []), omniboard.get("notes", "")
+
+    def annotate(self, run, tags, note):
+        self.db.runs.update_one({"_id": run.key}, {"$set": {"omniboard.tags": tags, "omniboard.notes": note}})
+
     def _add_missing_summaries(self, documents):
         """Runs recorded by Sacred's own MongoObserver have no stored summaries: compute them from their plotted
         series."""
@@ -271,6 +295,18 @@ class FolderStore(RunStore):
 
     def metric_names(self, run):
         return list(LocalRun.load(run.key).metrics)
+
+    def captured_out(self, run):
+        return LocalRun.load(run.key).captured_out
+
+    def annotations(self, run):
+        info = LocalRun.load(run.key).info
+        return info.get("tags", []), info.get("notes", "")
+
+    def annotate(self, run, tags, note):
+        # In info.json, whose tags the upload makes Omniboard tags (observers.upload).
+        folder = LocalRun.load(run.key)
+        write_atomically(run.key / "info.json", json.dumps({**folder.info, "tags": tags, "notes": note}, indent=2))
 
 
 def open_run(reference, settings=None):

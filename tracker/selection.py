@@ -33,10 +33,15 @@ def selected(args):
     if not rows:
         raise UserError(f"no run matches {' and '.join(map(str, wanted))}; `tracker runs` lists the runs")
     parameters = differing_keys(rows)
-    swept = sweep_kinds(args.sweep) if args.sweep else {}
-    log_keys = [key for key in parameters
-                if swept.get(key) == "loguniform" or key not in swept and _spans_decades([r.get(key) for r in rows])]
-    return rows, parameters, log_keys
+    return rows, parameters, log_keys(rows, parameters, args.sweep)
+
+
+def log_keys(rows, parameters, sweep_id=None):
+    """The `parameters` to show on a log axis: sweep `sweep_id`'s loguniform ones; otherwise positive ones spanning
+    LOG_SPAN or more."""
+    swept = sweep_kinds(sweep_id) if sweep_id else {}
+    return [key for key in parameters
+            if swept.get(key) == "loguniform" or key not in swept and _spans_decades([r.get(key) for r in rows])]
 
 
 def sweep_kinds(sweep_id):
