@@ -108,7 +108,7 @@ class LocalRun:
                   if name not in stored]
         present = {name for name, _ in self.stored_sources()}
         short += [f"{name}: the source's file {stored_path} is missing"
-                  for name, stored_path in self.entry["experiment"]["sources"] if name not in present]
+                  for name, stored_path in self.sources if name not in present]
         return short
 
     def check_files(self):
@@ -120,6 +120,11 @@ class LocalRun:
                 self.damaged.add(path)
                 self.missing.append(f"{path}: {problem}")
 
+    @property
+    def sources(self):
+        """[name, stored path] of each source run.json lists (none in a folder written by hand)."""
+        return self.entry.get("experiment", {}).get("sources", [])
+
     def stored_artifacts(self):
         """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
         return [name for name in dict.fromkeys(self.entry["artifacts"]) if name not in self.damaged
@@ -127,7 +132,7 @@ class LocalRun:
 
     def stored_sources(self):
         """(name, file) of each source whose stored copy is there to upload, as the run wrote it."""
-        return [(name, path) for name, stored_path in self.entry["experiment"]["sources"]
+        return [(name, path) for name, stored_path in self.sources
                 if _source_record_path(stored_path) not in self.damaged
                 and (path := self.source_file(stored_path)) is not None and path.is_file()]
 
