@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runstore.errors import UserError
+from runstore.predictions import SPLIT, read_predictions
+from runstore.run_store import open_run
+
 ALPHA = 0.05
 RESAMPLES = 10_000  # bootstrap resamples of each confidence interval
 MIN_SEEDS = 5  # fewer seeds than this say little about a difference between configurations
@@ -81,6 +85,7 @@ class PairVerdict:
     overall: Interval
     classes: list[ClassDifference]  # sorted by difference, A's largest advantage first; empty for regression
     disagreements: list[Disagreement]
+    names: tuple[str, ...] | None  # the class names, if known
 
 
 @dataclass(frozen=True)
@@ -110,11 +115,13 @@ def compare_pair(a, b, names=None, disagreeing=DISAGREEING, seed=0):
         overall = _paired_mean(correct_a.astype(float) - correct_b, rng, mcnemar_p(correct_a, correct_b))
         classes = class_differences(correct_a[None], correct_b[None], a.targets, names, rng)
         return PairVerdict("acc", "McNemar's exact test", len(correct_a), float(correct_a.mean()),
-                           float(correct_b.mean()), overall, classes, most_disagreeing(a, b, disagreeing))
+                           float(correct_b.mean()), overall, classes, most_disagreeing(a, b, disagreeing),
+                           None if names is None else tuple(map(str, names)))
     error_a, error_b = a.absolute_errors(), b.absolute_errors()
     overall = _paired_mean(error_a - error_b, rng, wilcoxon_p(error_a, error_b))
     return PairVerdict("mae", "Wilcoxon's signed-rank test on the absolute errors", len(error_a),
-                       float(error_a.mean()), float(error_b.mean()), overall, [], most_disagreeing(a, b, disagreeing))
+                       float(error_a.mean()), float(error_b.mean()), overall, [], most_disagreeing(a, b, disagreeing),
+                       None)
 
 
 def mcnemar_p(correct_a, correct_b):
@@ -271,3 +278,52 @@ def seed_warning(count):
         return None
     return (f"WARNING: only {count} seed{'s' * (count != 1)}; with fewer than {MIN_SEEDS} the sign-flip p-value "
             f"cannot go below {2 / 2 ** count:.3g} and the CI is wide: run more, e.g. tracker sweep --seeds {MIN_SEEDS}")
+
+
+# ---- recorded runs --------------------------------------------------------------------------------------------
+def paired_comparison(run_a, run_b, split=SPLIT, settings=None):
+    """The PairVerdict of two recorded runs (ids or run folders) on their stored predictions of `split`:
+
+        from runstore.paired import paired_comparison
+        verdict = paired_comparison("3", "4")   # verdict.overall.difference, .low, .high, .p_value; verdict.classes
+    """
+    a, b = (read_predictions(open_run(str(run), settings), split) for run in (run_a, run_b))
+    check_same_examples({str(run_a): a, str(run_b): b})
+    return compare_pair(a, b)
+
+
+def seed_comparison(rows, key, values=None, split=SPLIT, settings=None):
+    """(value of A, value of B, {seed: (run of A, run of B)}, SeedVerdict): the runs among `rows` (runstore.query rows) with `key` (e.g.
+    config.data.stream) at the two `values` (default: the only two there are), paired by config.seed; each pair's
+    stored predictions of `split`. The completed runs of seeds that both values have are compared."""
+    from runstore.groups import completed
+
+    runs = {}
+    for row in completed(rows):
+        runs.setdefault(row.get(key), {})[row.get("config.seed")] = row["id"]
+    values = list(values) if values else sorted(runs, key=str)
+    if len(values) != 2 or any(value not in runs for value in values):
+        found = ", ".join(map(str, sorted(runs, key=str))) or "none"
+        raise UserError(f"comparing by {key} needs two of its values among the completed runs, and they have {found}; "
+                        f"choose two, e.g. --values {','.join(map(str, sorted(runs, key=str)[:2] or ['A', 'B']))}")
+    seeds = [seed for seed in runs[values[0]] if seed in runs[values[1]]]
+    if not seeds:
+        raise UserError(f"no seed has a completed run with both {key}={values[0]} and {key}={values[1]}; run them "
+                        f"with the same seeds, e.g. tracker sweep --seeds {MIN_SEEDS}")
+    ids = {seed: (runs[values[0]][seed], runs[values[1]][seed]) for seed in seeds}
+    pairs = {seed: tuple(read_predictions(open_run(str(run), settings), split) for run in ids[seed]) for seed in seeds}
+    check_same_examples({str(run): predictions for seed in seeds for run, predictions in zip(ids[seed], pairs[seed])})
+    return values[0], values[1], ids, compare_seeds(pairs)
+
+
+def check_same_examples(predictions):
+    """UserError, one line, unless every Predictions in `predictions` ({run: Predictions}) is of the same data's
+    same examples."""
+    (first, reference), *others = predictions.items()
+    for run, found in others:
+        if found.digest != reference.digest:
+            raise UserError(f"runs {first} and {run} were evaluated on different data (digests {reference.digest} "
+                            f"and {found.digest}); compare runs evaluated on the same split of the same data")
+        if not np.array_equal(found.ids, reference.ids) or not np.array_equal(found.targets, reference.targets):
+            raise UserError(f"runs {first} and {run} were evaluated on different examples of {reference.split}; "
+                            f"compare runs evaluated on the same split of the same data")

@@ -10,7 +10,8 @@ The file is a NumPy .npz read with allow_pickle=False: data, never code. It hold
     scores      classification only: float16 examples x classes, the softmax of the outputs (CIFAR's 10,000 test
                 images take about 200 KB)
     names       classification only: the class names, when the task has them
-    digest      the data's fingerprint (the run's info.data.digest): predictions of different data are not paired
+    digest      the split's fingerprint (the run's info.data.splits.<split>, ingredients.fingerprint): predictions of
+                different data are not paired
     split       the split's name
 """
 import io

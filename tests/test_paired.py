@@ -1,0 +1,129 @@
+"""Is A really better than B, and where? Predictions stored by the trainer, `tracker compare --paired` and
+`tracker compare --group-by` over a `--seeds 3` sweep of CIFAR's two streams, and the refusal of runs evaluated on
+different data (runstore/paired.py; its figures are checked against scipy in tests/unit/test_paired.py)."""
+import re
+import uuid
+
+import numpy as np
+import pymongo
+import pytest
+from scipy import stats
+
+from conftest import EXPERIMENT, run_experiment, run_tracker
+from test_answers import sweep_id_of
+from test_experiment import artifact_bytes
+
+from runstore.predictions import Predictions
+
+# Two streams of the smoke model, 3 seeds each: 30 steps on 600 generated images, two trials at a time.
+SMOKE = ["with", "smoke", "trainer.steps=30", "trainer.val_every=30", "data.limit=600", "trainer.progress=False"]
+STREAM_SWEEP = ["sweep", str(EXPERIMENT), *SMOKE, "data.stream=[color,shape]", "--seeds", "3", "--parallel", "2"]
+
+
+@pytest.fixture(scope="module")
+def database(mongo_url):
+    name = f"paired_{uuid.uuid4().hex[:10]}"
+    client = pymongo.MongoClient(mongo_url)
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def stream_sweep(database, mongo_url, workdir):
+    """The sweep's id and its runs, {(stream, seed): run document}."""
+    result = run_tracker(STREAM_SWEEP, workdir, mongo_url, database.name, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_id = sweep_id_of(result.stdout)
+    runs = {(run["config"]["data"]["stream"], run["config"]["seed"]): run
+            for run in database.runs.find({"info.sweep.id": sweep_id})}
+    assert len(runs) == 6 and all(run["status"] == "COMPLETED" for run in runs.values())
+    return sweep_id, runs
+
+
+def predictions(database, run, split="test"):
+    return Predictions.from_bytes(artifact_bytes(database, run, f"predictions.{split}.npz"))
+
+
+def test_the_trainer_stores_predictions_and_per_class_metrics(stream_sweep, database, mongo_url, workdir):
+    _, runs = stream_sweep
+    run = next(iter(runs.values()))
+    stored = predictions(database, run)
+    assert stored.digest == run["info"]["data"]["splits"]["test"] and stored.split == "test"
+    assert len(stored.ids) == 600 and stored.scores.shape == (600, 10) and stored.scores.dtype == np.float16
+    assert stored.names[1] == "disc"
+    test_acc = [value for value in database.metrics.find_one({"run_id": run["_id"], "name": "test.acc"})["values"]]
+    assert stored.correct().mean() == pytest.approx(test_acc[-1])
+    assert len(predictions(database, run, "val").ids) == 600
+    per_class = run["info"]["per_class"]["test"]
+    members = stored.targets == 1
+    assert per_class["disc"]["recall"] == pytest.approx(stored.correct()[members].mean())
+    listing = run_tracker(["runs", "--where", f"id={run['_id']}", "--metrics", "info.per_class.test.disc.recall"],
+                          workdir, mongo_url, database.name)
+    assert listing.returncode == 0, listing.stderr
+    assert "info.per_class.test.disc.recall" in listing.stdout
+    assert f"{per_class['disc']['recall']:.4g}" in listing.stdout
+
+
+def test_a_run_can_leave_out_its_predictions(database, mongo_url, workdir):
+    result = run_experiment([*SMOKE, "trainer.steps=5", "trainer.val_every=5", "trainer.save_predictions=False"],
+                            workdir, mongo_url, database.name)
+    assert result.returncode == 0, result.stderr
+    run = database.runs.find_one({"config.trainer.save_predictions": False})
+    assert not [a for a in run["artifacts"] if a["name"].startswith("predictions")]
+
+
+def test_two_runs_compared_example_by_example(stream_sweep, database, mongo_url, workdir):
+    _, runs = stream_sweep
+    seed = sorted({seed for _, seed in runs})[0]
+    shape, color = runs[("shape", seed)], runs[("color", seed)]
+    result = run_tracker(["compare", str(shape["_id"]), str(color["_id"]), "--paired"], workdir, mongo_url,
+                         database.name)
+    assert result.returncode == 0, result.stderr
+    a, b = predictions(database, shape), predictions(database, color)
+    only_a = int(np.sum(a.correct() & ~b.correct()))
+    discordant = only_a + int(np.sum(~a.correct() & b.correct()))
+    p_value = stats.binomtest(only_a, discordant).pvalue
+    difference = a.correct().mean() - b.correct().mean()
+    assert f"A - B: {difference:+.4f}, 95% CI [" in result.stdout
+    assert f"McNemar's exact test: p = {p_value:.3g}" in result.stdout
+    assert re.search(r"^verdict: ", result.stdout, re.M)
+    table = result.stdout.split("per class")[1]
+    assert all(name in table for name in a.names) and "p (Holm)" in table
+    assert "examples where they disagree most" in result.stdout
+
+
+def test_a_seeded_sweep_of_the_two_streams_gives_a_grouped_paired_verdict(stream_sweep, database, mongo_url,
+                                                                          workdir):
+    sweep_id, runs = stream_sweep
+    result = run_tracker(["compare", "--group-by", "data.stream", "--sweep", str(sweep_id), "--values", "color,shape"],
+                         workdir, mongo_url, database.name)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("data.stream=color (A) against data.stream=shape (B), paired by seed: 3 seeds")
+    differences = []
+    for seed in sorted({seed for _, seed in runs}, key=str):
+        a, b = predictions(database, runs[("color", seed)]), predictions(database, runs[("shape", seed)])
+        differences.append(a.correct().mean() - b.correct().mean())
+        assert re.search(rf"^{seed}\s+{runs[('color', seed)]['_id']}\s+{runs[('shape', seed)]['_id']}\s+"
+                         rf"{differences[-1]:+.4f}$", out, re.M)
+    p_value = stats.permutation_test((np.array(differences),), np.mean, permutation_type="samples").pvalue
+    assert f"sign-flip permutation p = {p_value:.3g}" in out
+    assert "WARNING: only 3 seeds" in out
+    table = out.split("per class, pooled over the seeds")[1].splitlines()[1:]
+    assert table[0].split() == ["class", "n", "color", "shape", "A", "-", "B", "95%", "CI", "p", "p", "(Holm)",
+                                "better"]
+    assert len(table) == 11
+
+
+def test_runs_evaluated_on_different_data_are_refused(stream_sweep, database, mongo_url, workdir):
+    _, runs = stream_sweep
+    other = run_experiment([*SMOKE, "trainer.steps=5", "trainer.val_every=5", "data.limit=500"], workdir, mongo_url,
+                           database.name)
+    assert other.returncode == 0, other.stderr
+    other_id = database.runs.find_one({"config.data.limit": 500})["_id"]
+    first = next(iter(runs.values()))["_id"]
+    result = run_tracker(["compare", str(first), str(other_id), "--paired"], workdir, mongo_url, database.name)
+    assert result.returncode == 1
+    assert re.fullmatch(rf"error: runs {first} and {other_id} were evaluated on different data \(digests \w+ and "
+                        rf"\w+\); compare runs evaluated on the same split of the same data\n", result.stderr)
