@@ -14,8 +14,8 @@ mean absolute error for regression.
                               seeds (Holm-corrected), a warning under MIN_SEEDS seeds, and the seeds that 80 % power
                               needs to detect the observed difference
 
-Tests are two-sided at ALPHA. scipy.stats gives the tests; the bootstrap and Holm's adjustment are written here, each
-with the reason, and tests/unit/test_paired.py checks every figure against scipy.stats and statsmodels.
+Tests are two-sided at ALPHA. scipy.stats gives the tests; the bootstrap is written here, with the reason, Holm's
+adjustment in runstore.groups, and tests/unit/test_paired.py checks every figure against scipy.stats and statsmodels.
 """
 import math
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runstore.errors import UserError
+from runstore.groups import completed, describe, holm
 from runstore.predictions import SPLIT, read_predictions
 from runstore.run_store import open_run
 
@@ -189,17 +190,6 @@ def class_differences(correct_a, correct_b, labels, names, rng):
     return sorted(classes, key=lambda item: -item.difference)
 
 
-def holm(p_values):
-    """Holm's step-down adjustment of `p_values` (as statsmodels' multipletests(method='holm')), written here:
-    statsmodels takes about a second to import, and `tracker runs --group` uses it."""
-    p_values = np.asarray(p_values, dtype=float)
-    order = np.argsort(p_values)
-    scaled = p_values[order] * (len(p_values) - np.arange(len(p_values)))
-    adjusted = np.empty_like(p_values)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return adjusted
-
-
 def most_disagreeing(a, b, count):
     """The `count` examples where the two models disagree most: classification, by the gap between the scores they
     give the true label (the predicted classes where there are no scores); regression, by the gap between the
@@ -246,8 +236,6 @@ def seed_interval(differences):
     """The mean of the per-seed differences, Student's t 95 % CI (runstore.groups.describe) and the sign-flip
     permutation p-value (exact: every sign pattern, for up to 2^16 of them)."""
     from scipy.stats import permutation_test
-
-    from runstore.groups import describe
 
     mean, _, interval = describe(list(differences))
     low, high = interval or (math.nan, math.nan)
@@ -296,8 +284,6 @@ def seed_comparison(rows, key, values=None, split=SPLIT, settings=None):
     """(value of A, value of B, {seed: (run of A, run of B)}, SeedVerdict): the runs among `rows` (runstore.query rows) with `key` (e.g.
     config.data.stream) at the two `values` (default: the only two there are), paired by config.seed; each pair's
     stored predictions of `split`. The completed runs of seeds that both values have are compared."""
-    from runstore.groups import completed
-
     runs = {}
     for row in completed(rows):
         runs.setdefault(row.get(key), {})[row.get("config.seed")] = row["id"]

@@ -7,8 +7,8 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
-from runstore.paired import (ALPHA, MIN_SEEDS, bootstrap_mean_interval, compare_pair, compare_seeds, holm,
-                             mcnemar_p, seed_interval, seeds_for_power)
+from runstore.paired import (ALPHA, MIN_SEEDS, bootstrap_mean_interval, compare_pair, compare_seeds, mcnemar_p,
+                             seed_interval, seeds_for_power)
 from runstore.predictions import Predictions, classification, regression
 
 CLASSES = 10
@@ -64,11 +64,6 @@ def test_bootstrap_interval_is_scipys(values):
     width = expected.high - expected.low
     assert low == pytest.approx(expected.low, abs=0.03 * width)
     assert high == pytest.approx(expected.high, abs=0.03 * width)
-
-
-def test_holm_is_statsmodels():
-    p_values = np.array([0.01, 0.04, 0.03, 0.005, 0.5, 0.04, 1.0, 0.0001])
-    assert holm(p_values) == pytest.approx(multipletests(p_values, method="holm")[1], rel=1e-12)
 
 
 def test_pair_verdict_figures(pair):
