@@ -164,3 +164,31 @@ def test_predictions_round_trip_through_their_file(pair):
     assert (back.split, back.digest) == ("test", "d")
     assert np.array_equal(back.ids, a.ids) and np.array_equal(back.scores, a.scores)
     assert back.scores.dtype == np.float16
+
+
+class RecordingRun:
+    """What save_predictions uses of Sacred's `_run`: its info and add_artifact."""
+
+    def __init__(self):
+        self.info = {"data": {"splits": {"test": "0123abcd"}}}
+        self.artifacts = {}
+
+    def add_artifact(self, filename, name, content_type=None):
+        with open(filename, "rb") as file:
+            self.artifacts[name] = file.read()
+
+
+def test_an_experiment_without_the_trainer_stores_predictions_in_one_call():
+    from observers.predictions import save_predictions
+
+    run = RecordingRun()
+    logits = np.array([[2.0, 0.1, 0.3], [0.0, 1.0, 3.0]])
+    save_predictions(run, "test", np.array([0, 1]), logits, names=["cat", "dog", "eel"])
+    save_predictions(run, "val", np.array([0.5, 1.5]), np.array([0.4, 1.0]), digest="given")
+    stored = Predictions.from_bytes(run.artifacts["predictions.test.npz"])
+    assert stored.digest == "0123abcd" and stored.names == ("cat", "dog", "eel")
+    assert list(stored.predicted) == [0, 2] and list(stored.correct()) == [True, False]
+    assert stored.scores[1] == pytest.approx(np.exp(logits[1]) / np.exp(logits[1]).sum(), abs=1e-3)
+    regression_stored = Predictions.from_bytes(run.artifacts["predictions.val.npz"])
+    assert not regression_stored.is_classification and regression_stored.digest == "given"
+    assert regression_stored.absolute_errors() == pytest.approx([0.1, 0.5])
