@@ -74,8 +74,7 @@ def config():
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
     channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
-    save_predictions = True  # store each evaluated split's per-example predictions of the best model at the end, as
-    #                          the artifacts predictions.val.npz and predictions.test.npz (tracker compare --paired)
+    save_predictions = True  # store the best model's per-example predictions of val and test (predictions.*.npz)
     accumulate = 1  # split each batch (each rank's share under DDP) into this many micro-batches whose gradients add
     #                 up to one step's: a batch bigger than the device's memory; with accumulate=2 one process
     #                 trains as 2 DDP processes do, bit for bit for a model without BatchNorm

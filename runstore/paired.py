@@ -32,6 +32,7 @@ RESAMPLES = 10_000  # bootstrap resamples of each confidence interval
 MIN_SEEDS = 5  # fewer seeds than this say little about a difference between configurations
 POWER = 0.8  # the power that the seeds-needed line aims at
 MAX_SEEDS = 10_000  # the most seeds the power line considers
+SIGN_FLIP_SEEDS = math.ceil(math.log2(2 / ALPHA))  # 6: fewer seeds' two-sided sign-flip p-values never reach ALPHA
 DISAGREEING = 5  # examples listed where the two models disagree most
 
 
@@ -248,24 +249,28 @@ def seed_interval(differences):
 
 
 def seeds_for_power(differences, power=POWER):
-    """The fewest seeds (2 to MAX_SEEDS) with which a paired t-test at ALPHA detects the observed mean difference
-    with `power` (statsmodels' TTestPower on the standardized mean difference); None without a difference or its
-    spread, or beyond MAX_SEEDS. Searched over the counts: TTestPower's solver fails below 2 seeds."""
+    """The fewest seeds with which a paired t-test at ALPHA detects the observed mean difference with `power`
+    (statsmodels' TTestPower on the standardized mean difference), and at least SIGN_FLIP_SEEDS, so that the sign-flip
+    test can reach ALPHA at all; None without a difference or its spread, or beyond MAX_SEEDS. Searched over the
+    counts: TTestPower's solver fails below 2 seeds."""
     if len(differences) < 2 or np.std(differences, ddof=1) == 0 or np.mean(differences) == 0:
         return None
     from statsmodels.stats.power import TTestPower
 
     effect = abs(np.mean(differences)) / np.std(differences, ddof=1)
-    counts = np.arange(2, MAX_SEEDS + 1)
-    reached = np.flatnonzero(TTestPower().power(effect_size=effect, nobs=counts, alpha=ALPHA) >= power)
+    counts = np.arange(SIGN_FLIP_SEEDS, MAX_SEEDS + 1)
+    powers = TTestPower().power(effect_size=effect, nobs=counts, alpha=ALPHA)
+    # scipy's noncentral t gives NaN far in its tail, where a large effect's power is 1 within float precision
+    reached = np.flatnonzero(np.nan_to_num(powers, nan=1.0) >= power)
     return int(counts[reached[0]]) if len(reached) else None
 
 
 def seed_warning(count):
     if count >= MIN_SEEDS:
         return None
-    return (f"WARNING: only {count} seed{'s' * (count != 1)}; with fewer than {MIN_SEEDS} the sign-flip p-value "
-            f"cannot go below {2 / 2 ** count:.3g} and the CI is wide: run more, e.g. tracker sweep --seeds {MIN_SEEDS}")
+    return (f"WARNING: only {count} seed{'s' * (count != 1)}: the sign-flip p-value cannot go below "
+            f"{2 / 2 ** count:.3g} and the CI is wide; run at least {MIN_SEEDS}, and {SIGN_FLIP_SEEDS} for the "
+            f"sign-flip test to reach p < {ALPHA}, e.g. tracker sweep --seeds {SIGN_FLIP_SEEDS}")
 
 
 # ---- recorded runs --------------------------------------------------------------------------------------------

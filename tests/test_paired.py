@@ -1,7 +1,9 @@
 """Is A really better than B, and where? Predictions stored by the trainer, `tracker compare --paired` and
-`tracker compare --group-by` over a `--seeds 3` sweep of CIFAR's two streams, and the refusal of runs evaluated on
-different data (runstore/paired.py; its figures are checked against scipy in tests/unit/test_paired.py)."""
+`tracker compare --group-by` over a `--seeds 3` sweep of CIFAR's two streams, the refusal of runs evaluated on
+different data (runstore/paired.py; its figures are checked against scipy in tests/unit/test_paired.py), and every
+command of docs/paired.md, run as written."""
 import re
+import shlex
 import uuid
 
 import numpy as np
@@ -9,15 +11,28 @@ import pymongo
 import pytest
 from scipy import stats
 
-from conftest import EXPERIMENT, run_experiment, run_tracker
+from conftest import EXPERIMENT, REPO_ROOT, run_experiment, run_tracker
 from test_answers import sweep_id_of
 from test_experiment import artifact_bytes
 
 from runstore.predictions import Predictions
 
-# Two streams of the smoke model, 3 seeds each: 30 steps on 600 generated images, two trials at a time.
+DOC = REPO_ROOT / "docs" / "paired.md"
 SMOKE = ["with", "smoke", "trainer.steps=30", "trainer.val_every=30", "data.limit=600", "trainer.progress=False"]
-STREAM_SWEEP = ["sweep", str(EXPERIMENT), *SMOKE, "data.stream=[color,shape]", "--seeds", "3", "--parallel", "2"]
+
+
+def documented():
+    """[(command as arguments after `tracker`, its output as the page shows it)] of docs/paired.md's console blocks."""
+    found = []
+    for block in re.findall(r"```console\n(.*?)```", DOC.read_text(), re.S):
+        for command, output in re.findall(r"^\$ tracker (.*)\n((?:(?!\$ ).*\n)*)", block, re.M):
+            found.append((shlex.split(command), output))
+    return found
+
+
+# The page's sweep: two streams of the smoke model, 3 seeds each, 30 steps on 600 generated images.
+[STREAM_SWEEP] = [[str(EXPERIMENT) if arg == "experiments/cifar.py" else arg for arg in command]
+                  for command, _ in documented() if command[0] == "sweep"]
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +142,22 @@ def test_runs_evaluated_on_different_data_are_refused(stream_sweep, database, mo
     assert result.returncode == 1
     assert re.fullmatch(rf"error: runs {first} and {other_id} were evaluated on different data \(digests \w+ and "
                         rf"\w+\); compare runs evaluated on the same split of the same data\n", result.stderr)
+
+
+def without_figures(text):
+    """The lines of `text` that hold no digit (the figures of a smoke run differ between machines), spaces collapsed."""
+    return {" ".join(line.split()) for line in text.splitlines() if line.strip() and not re.search(r"\d", line)}
+
+
+def test_every_command_of_the_page_runs_and_prints_what_it_shows(stream_sweep, database, mongo_url, workdir):
+    sweep_id, runs = stream_sweep
+    commands = documented()
+    assert [command[0] for command, _ in commands] == ["sweep", "compare", "compare", "runs"]
+    for command, shown in commands[1:]:
+        if "--paired" in command:  # the page's pair is the first seed's runs in its grouped verdict: this one's
+            seed = sorted({seed for _, seed in runs}, key=str)[0]
+            command = [*map(str, (runs[("color", seed)]["_id"], runs[("shape", seed)]["_id"])), *command[3:]]
+            command.insert(0, "compare")
+        result = run_tracker(command, workdir, mongo_url, database.name)
+        assert result.returncode == 0, result.stderr
+        assert without_figures(shown) <= without_figures(result.stdout), command

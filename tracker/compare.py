@@ -5,7 +5,7 @@ from pathlib import Path
 
 from observers.environment import differences
 from runstore.errors import UserError
-from runstore.paired import ALPHA, POWER, paired_comparison, seed_comparison
+from runstore.paired import ALPHA, POWER, SIGN_FLIP_SEEDS, paired_comparison, seed_comparison
 from runstore.predictions import SPLIT
 from runstore.query import (by_experiment, check_keys, differing_keys, differing_keys_within_experiments,
                             metric_history, rows_of)
@@ -172,7 +172,8 @@ def run_grouped(args):
         print(verdict.warning)
     if verdict.seeds_for_power is not None:
         print(f"power: {verdict.seeds_for_power} seeds would detect a difference of {abs(verdict.overall.difference):.4f}"
-              f" with {POWER:.0%} power (paired t-test at alpha {ALPHA}, with the spread seen over these seeds)")
+              f" with {POWER:.0%} power (paired t-test at alpha {ALPHA}, with the spread seen over these seeds; at least "
+              f"{SIGN_FLIP_SEEDS}, the fewest with which the sign-flip test can reach it)")
     if verdict.classes:
         print(f"\nper class, pooled over the seeds, {value_a}'s largest advantage first (each example's difference "
               f"averaged over seeds; CI: bootstrap over examples; p: sign test, Holm-adjusted over "
@@ -184,7 +185,7 @@ def run_grouped(args):
 def verdict_line(interval, metric, name_a, name_b, how):
     """Which is better, or that the test found no difference, at ALPHA."""
     if interval.p_value >= ALPHA or interval.low <= 0 <= interval.high:
-        return f"no significant difference at alpha {ALPHA} ({how})"
+        return f"no difference established at alpha {ALPHA} (p = {interval.p_value:.3g}, {how})"
     a_better = (interval.difference > 0) == (metric == "acc")
     return f"{name_a if a_better else name_b} is better (p < {ALPHA}, {how}, the CI excludes 0)"
 

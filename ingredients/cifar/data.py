@@ -47,8 +47,7 @@ def config():
     crop_padding = None  # the largest translation in pixels (None: CROP_PADDING, 4; airbench94: 2)
     val_fraction = 0.1  # share of the training images held out as the validation split
     limit = None  # at most this many images per split, for quick runs (None: all)
-    stream = "rgb"  # what the network sees: 'rgb' (the image), 'color' (heavily blurred: what colour alone tells)
-    #                 or 'shape' (grayscale edges, the Sobel gradient's magnitude: what shape alone tells)
+    stream = "rgb"  # what the network sees: 'rgb' (the image), 'color' (blurred: colour alone) or 'shape' (edges)
 
 
 @data_ingredient.config_hook

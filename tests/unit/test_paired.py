@@ -116,7 +116,13 @@ def test_seed_interval_is_scipys_sign_flip_and_t():
     assert (found.low, found.high) == pytest.approx(interval)
     needed = TTestPower().solve_power(effect_size=differences.mean() / differences.std(ddof=1), alpha=0.05,
                                       power=0.8)
-    assert seeds_for_power(differences) == int(np.ceil(needed))
+    assert seeds_for_power(differences) == max(int(np.ceil(needed)), 6)
+    assert seeds_for_power(differences / 10) == seeds_for_power(differences)  # the same effect size
+    small = differences - 0.0085  # a smaller effect: more seeds than the sign-flip test's least
+    effect = small.mean() / small.std(ddof=1)
+    assert seeds_for_power(small) == int(np.ceil(TTestPower().solve_power(effect_size=effect, alpha=0.05, power=0.8)))
+    assert seeds_for_power(small) > 6
+    assert seeds_for_power(np.array([-0.2467, -0.1817, -0.1833])) == 6  # an effect of 5.5 sds: scipy's tail is NaN
 
 
 def test_seed_verdict_pairs_by_seed_and_pools_classes():
@@ -132,7 +138,8 @@ def test_seed_verdict_pairs_by_seed_and_pools_classes():
     assert verdict.overall.difference == pytest.approx(np.mean(differences))
     assert verdict.p_a_better == np.mean(np.array(differences) > 0)
     assert verdict.overall.p_value >= 2 / 2 ** 3  # the smallest two-sided sign-flip p-value of 3 seeds
-    assert verdict.warning.startswith(f"WARNING: only 3 seeds; with fewer than {MIN_SEEDS}")
+    assert verdict.warning.startswith(f"WARNING: only 3 seeds: the sign-flip p-value cannot go below 0.25")
+    assert f"run at least {MIN_SEEDS}, and 6 for the sign-flip test to reach p < 0.05" in verdict.warning
     cat = next(item for item in verdict.classes if item.label == 3)
     members = labels == 3
     pooled = np.mean([pairs[s][0].correct()[members].mean() - pairs[s][1].correct()[members].mean()
