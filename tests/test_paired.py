@@ -46,14 +46,14 @@ def database(mongo_url):
 
 @pytest.fixture(scope="module")
 def stream_sweep(database, mongo_url, workdir):
-    """The sweep's id and its runs, {(stream, seed): run document}."""
+    """The sweep's id, its runs, {(stream, seed): run document}, and its output."""
     result = run_tracker(STREAM_SWEEP, workdir, mongo_url, database.name, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     sweep_id = sweep_id_of(result.stdout)
     runs = {(run["config"]["data"]["stream"], run["config"]["seed"]): run
             for run in database.runs.find({"info.sweep.id": sweep_id})}
     assert len(runs) == 6 and all(run["status"] == "COMPLETED" for run in runs.values())
-    return sweep_id, runs
+    return sweep_id, runs, result.stdout
 
 
 def predictions(database, run, split="test"):
@@ -61,7 +61,7 @@ def predictions(database, run, split="test"):
 
 
 def test_the_trainer_stores_predictions_and_per_class_metrics(stream_sweep, database, mongo_url, workdir):
-    _, runs = stream_sweep
+    _, runs, _ = stream_sweep
     run = next(iter(runs.values()))
     stored = predictions(database, run)
     assert stored.digest == run["info"]["data"]["splits"]["test"] and stored.split == "test"
@@ -89,7 +89,7 @@ def test_a_run_can_leave_out_its_predictions(database, mongo_url, workdir):
 
 
 def test_two_runs_compared_example_by_example(stream_sweep, database, mongo_url, workdir):
-    _, runs = stream_sweep
+    _, runs, _ = stream_sweep
     seed = sorted({seed for _, seed in runs})[0]
     shape, color = runs[("shape", seed)], runs[("color", seed)]
     result = run_tracker(["compare", str(shape["_id"]), str(color["_id"]), "--paired"], workdir, mongo_url,
@@ -110,7 +110,7 @@ def test_two_runs_compared_example_by_example(stream_sweep, database, mongo_url,
 
 def test_a_seeded_sweep_of_the_two_streams_gives_a_grouped_paired_verdict(stream_sweep, database, mongo_url,
                                                                           workdir):
-    sweep_id, runs = stream_sweep
+    sweep_id, runs, _ = stream_sweep
     result = run_tracker(["compare", "--group-by", "data.stream", "--sweep", str(sweep_id), "--values", "color,shape"],
                          workdir, mongo_url, database.name)
     assert result.returncode == 0, result.stderr
@@ -120,7 +120,7 @@ def test_a_seeded_sweep_of_the_two_streams_gives_a_grouped_paired_verdict(stream
     for seed in sorted({seed for _, seed in runs}, key=str):
         a, b = predictions(database, runs[("color", seed)]), predictions(database, runs[("shape", seed)])
         differences.append(a.correct().mean() - b.correct().mean())
-        assert re.search(rf"^{seed}\s+{runs[('color', seed)]['_id']}\s+{runs[('shape', seed)]['_id']}\s+"
+        assert re.search(rf"^\s*{seed}\s+{runs[('color', seed)]['_id']}\s+{runs[('shape', seed)]['_id']}\s+"
                          rf"{differences[-1]:+.4f}$", out, re.M)
     p_value = stats.permutation_test((np.array(differences),), np.mean, permutation_type="samples").pvalue
     assert f"sign-flip permutation p = {p_value:.3g}" in out
@@ -132,7 +132,7 @@ def test_a_seeded_sweep_of_the_two_streams_gives_a_grouped_paired_verdict(stream
 
 
 def test_runs_evaluated_on_different_data_are_refused(stream_sweep, database, mongo_url, workdir):
-    _, runs = stream_sweep
+    _, runs, _ = stream_sweep
     other = run_experiment([*SMOKE, "trainer.steps=5", "trainer.val_every=5", "data.limit=500"], workdir, mongo_url,
                            database.name)
     assert other.returncode == 0, other.stderr
@@ -150,9 +150,11 @@ def without_figures(text):
 
 
 def test_every_command_of_the_page_runs_and_prints_what_it_shows(stream_sweep, database, mongo_url, workdir):
-    sweep_id, runs = stream_sweep
+    """The page's sweep is the `stream_sweep` fixture's; the others run here, on its runs."""
+    sweep_id, runs, sweep_output = stream_sweep
     commands = documented()
     assert [command[0] for command, _ in commands] == ["sweep", "compare", "compare", "runs"]
+    assert sweep_id == 1 and without_figures(commands[0][1]) <= without_figures(sweep_output)
     for command, shown in commands[1:]:
         if "--paired" in command:  # the page's pair is the first seed's runs in its grouped verdict: this one's
             seed = sorted({seed for _, seed in runs}, key=str)[0]
