@@ -4,15 +4,13 @@ different data (runstore/paired.py; its figures are checked against scipy in tes
 command of docs/paired.md, run as written."""
 import re
 import shlex
-import uuid
 
 import numpy as np
-import pymongo
 import pytest
 from scipy import stats
 
 from conftest import EXPERIMENT, REPO_ROOT, run_experiment, run_tracker
-from test_answers import sweep_id_of
+from test_answers import database, sweep_id_of  # noqa: F401 - database: a fixture, one database for the module
 from test_experiment import artifact_bytes
 
 from runstore.predictions import Predictions
@@ -33,15 +31,6 @@ def documented():
 # The page's sweep: two streams of the smoke model, 3 seeds each, 30 steps on 600 generated images.
 [STREAM_SWEEP] = [[str(EXPERIMENT) if arg == "experiments/cifar.py" else arg for arg in command]
                   for command, _ in documented() if command[0] == "sweep"]
-
-
-@pytest.fixture(scope="module")
-def database(mongo_url):
-    name = f"paired_{uuid.uuid4().hex[:10]}"
-    client = pymongo.MongoClient(mongo_url)
-    yield client[name]
-    client.drop_database(name)
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -150,16 +139,19 @@ def without_figures(text):
 
 
 def test_every_command_of_the_page_runs_and_prints_what_it_shows(stream_sweep, database, mongo_url, workdir):
-    """The page's sweep is the `stream_sweep` fixture's; the others run here, on its runs."""
+    """The page's sweep is the `stream_sweep` fixture's; the others run here, on its runs, with this session's sweep
+    id (the page's sweep is sweep 1) and, for the pair, the run ids of the first seed's pair (the page's 1 and 4)."""
     sweep_id, runs, sweep_output = stream_sweep
     commands = documented()
     assert [command[0] for command, _ in commands] == ["sweep", "compare", "compare", "runs"]
-    assert sweep_id == 1 and without_figures(commands[0][1]) <= without_figures(sweep_output)
+    assert without_figures(commands[0][1]) <= without_figures(sweep_output)
+    seed = sorted({seed for _, seed in runs}, key=str)[0]
+    pair = {"1": str(runs[("color", seed)]["_id"]), "4": str(runs[("shape", seed)]["_id"])}
     for command, shown in commands[1:]:
-        if "--paired" in command:  # the page's pair is the first seed's runs in its grouped verdict: this one's
-            seed = sorted({seed for _, seed in runs}, key=str)[0]
-            command = [*map(str, (runs[("color", seed)]["_id"], runs[("shape", seed)]["_id"])), *command[3:]]
-            command.insert(0, "compare")
+        if "--paired" in command:
+            command = [pair.get(arg, arg) for arg in command]
+        command = [str(sweep_id) if previous == "--sweep" else arg.replace("sweep-1", f"sweep-{sweep_id}")
+                   for previous, arg in zip(["", *command], command)]
         result = run_tracker(command, workdir, mongo_url, database.name)
         assert result.returncode == 0, result.stderr
         assert without_figures(shown) <= without_figures(result.stdout), command
