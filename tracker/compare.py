@@ -143,8 +143,9 @@ def run_paired(args):
     if verdict.disagreements:
         scored = "score of the label" if verdict.metric == "acc" else "absolute error"
         print(f"\nexamples where they disagree most (id: position in the {args.split} split; {scored}):")
-        lines = [["id", "label", "A predicted", "B predicted", f"A {scored}", f"B {scored}"]]
-        named = (lambda label: verdict.names[label]) if verdict.names else str
+        lines = [["id", "label" if verdict.metric == "acc" else "target", "A predicted", "B predicted",
+                  f"A {scored}", f"B {scored}"]]
+        named = (lambda label: verdict.names[label]) if verdict.names else cell
         lines += [[str(item.id), named(item.label), named(item.predicted_a), named(item.predicted_b),
                    f"{item.score_a:.3f}", f"{item.score_b:.3f}"] for item in verdict.disagreements]
         print(render_table(lines), end="")
