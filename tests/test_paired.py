@@ -69,12 +69,18 @@ def test_the_trainer_stores_predictions_and_per_class_metrics(stream_sweep, data
     assert f"{per_class['disc']['recall']:.4g}" in listing.stdout
 
 
-def test_a_run_can_leave_out_its_predictions(database, mongo_url, workdir):
+def test_a_run_can_leave_out_its_predictions(stream_sweep, database, mongo_url, workdir):
     result = run_experiment([*SMOKE, "trainer.steps=5", "trainer.val_every=5", "trainer.save_predictions=False"],
                             workdir, mongo_url, database.name)
     assert result.returncode == 0, result.stderr
     run = database.runs.find_one({"config.trainer.save_predictions": False})
     assert not [a for a in run["artifacts"] if a["name"].startswith("predictions")]
+    other = next(iter(stream_sweep[1].values()))["_id"]
+    compared = run_tracker(["compare", str(other), str(run["_id"]), "--paired"], workdir, mongo_url, database.name)
+    assert compared.returncode == 1
+    assert compared.stderr == (f"error: run {run['_id']} stored no predictions.test.npz; runs store their predictions "
+                               f"at the end of training unless trainer.save_predictions=False (an experiment without "
+                               f"the trainer calls observers.predictions.save_predictions)\n")
 
 
 def test_two_runs_compared_example_by_example(stream_sweep, database, mongo_url, workdir):
