@@ -2,6 +2,7 @@
 `tracker compare --group-by` over a `--seeds 3` sweep of CIFAR's two streams, the refusal of runs evaluated on
 different data (runstore/paired.py; its figures are checked against scipy in tests/unit/test_paired.py), and every
 command of docs/paired.md, run as written."""
+import json
 import re
 import shlex
 
@@ -62,6 +63,8 @@ def test_the_trainer_stores_predictions_and_per_class_metrics(stream_sweep, data
     per_class = run["info"]["per_class"]["test"]
     members = stored.targets == 1
     assert per_class["disc"]["recall"] == pytest.approx(stored.correct()[members].mean())
+    results = json.loads(artifact_bytes(database, run, "results.json"))
+    assert results["test_per_class_of_best"] == per_class
     listing = run_tracker(["runs", "--where", f"id={run['_id']}", "--metrics", "info.per_class.test.disc.recall"],
                           workdir, mongo_url, database.name)
     assert listing.returncode == 0, listing.stderr
