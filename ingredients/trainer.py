@@ -482,6 +482,7 @@ class Trainer:
         outputs = torch.cat([share[0] for share in shares]).numpy()
         targets = torch.cat([share[1] for share in shares]).numpy()
         save_predictions(self.run, split, targets, outputs, names=self.task.classes)
+
     def add_artifact(self, name, write):
         """Write a file with `write(path)` into the run's folder and attach it to the run (on rank 0 only)."""
         if not self.distributed.is_main:
