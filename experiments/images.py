@@ -19,7 +19,7 @@ from ingredients.images.task import ImageFolderTask
 from ingredients.trainer import train, trainer_ingredient
 
 ex = trainer_experiment(Experiment("images", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                                   base_dir=Path(__file__).resolve().parent.parent), make_task=ImageFolderTask, lr=0.05)
+                                   base_dir=Path(__file__).resolve().parent.parent), lr=0.05)
 
 
 @ex.named_config

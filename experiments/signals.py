@@ -18,7 +18,7 @@ from ingredients.signals.task import SignalTask
 from ingredients.trainer import train, trainer_ingredient
 
 ex = trainer_experiment(Experiment("signals", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
-                                   base_dir=Path(__file__).resolve().parent.parent), make_task=SignalTask, lr=0.02)
+                                   base_dir=Path(__file__).resolve().parent.parent), lr=0.02)
 
 
 @ex.named_config

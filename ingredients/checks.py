@@ -4,6 +4,15 @@ import math
 from runstore.errors import UserError
 
 
+SACRED_COMMANDS = ("print_config", "print_dependencies", "print_named_configs", "save_config")
+
+
+def builds_data(command_name):
+    """Whether a command builds the data (a run, `rebuild`), so a config hook checks that the data is there first:
+    a run that would fail for want of data is then never started. Sacred's own commands only show the config."""
+    return command_name not in SACRED_COMMANDS
+
+
 def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 

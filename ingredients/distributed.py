@@ -9,6 +9,7 @@ torch's DDP averages the gradients; this module holds what the trainer adds arou
   is the same everywhere even when Sacred drew each process's seed itself;
 - metric sums added across ranks before they are logged, so the logged metrics are those of the global batch;
 - `any_rank` flags: a signal or a pruning decision on one rank stops every rank at the same step;
+- the other ranks' processes, whose temporary folders rank 0 removes once they are gone (observers.termination);
 - `broadcast` and `gather` of checkpoint-like values, sent as torch.save bytes and read with
   torch.load(weights_only=True), as checkpoints are: torch's *_object collectives would unpickle what they receive.
 With one process every method is a no-op and torch.distributed is never initialized.
@@ -23,6 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from observers.process_rank import process_rank, world_size
+from observers.termination import RUN_END, this_process
 
 
 class Distributed:
@@ -40,6 +42,9 @@ class Distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(dist.destroy_process_group)
         self.control = dist.new_group(backend="gloo") if device.type == "cuda" else dist.group.WORLD
+        processes = self.gather(this_process())
+        if self.is_main:  # a rank that is SIGKILLed cannot remove its temporary folder: rank 0 does
+            RUN_END.add_other_ranks(processes[1:])
 
     @property
     def is_main(self):

@@ -5,7 +5,8 @@ The experiment's file holds its research (its ingredients, config, named configs
 - its top-level `lr`, with the experiment's default, and its check, which the trainer's own config hook cannot see
   (ingredients.trainer.validate_lr). `lr` is top-level, not `trainer.lr`: Sacred evaluates ingredient configs
   before the experiment's, so a trainer.lr could not follow `with lr=...` and the config would hold two values;
-- the `rebuild` command, through which `tracker`'s load_model and export build a run's network (ingredients.rebuild).
+- the `rebuild` command, through which `tracker`'s load_model and export build a run's network from the task its
+  `main` gives the trainer (ingredients.rebuild).
 """
 from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 
@@ -17,16 +18,15 @@ from ingredients.trainer import validate_lr
 LR_DOC = "learning rate of the optimizer (before the trainer's schedule)"
 
 
-def trainer_experiment(ex, lr, make_task=None):
-    """`ex` (a sacred.Experiment with the trainer ingredient among its ingredients), tracked and checked; returns it.
+def trainer_experiment(ex, lr):
+    """`ex` (a sacred.Experiment with the trainer ingredient among its ingredients, whose `main` calls
+    ingredients.trainer.train), tracked and checked, with the `rebuild` command; returns it.
 
-    `lr` is the default of its top-level learning rate. `make_task()` returns the experiment's ingredients.task.Task
-    as its `main` creates it; given, `ex` gets the `rebuild` command.
+    `lr` is the default of its top-level learning rate.
     """
     ex.configurations.append(learning_rate_config(lr))
     ex.config_hook(validate_lr)
-    if make_task is not None:
-        add_rebuild_command(ex, make_task)
+    add_rebuild_command(ex)
     return track(ex)
 
 

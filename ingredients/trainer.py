@@ -33,6 +33,7 @@ from ingredients.distributed import Distributed
 from ingredients.fingerprint import fingerprint
 from ingredients.metrics import per_class_metrics
 from ingredients.pruning import report_score
+from ingredients.rebuild import hand_over_task
 from ingredients.sgd import SGD
 from ingredients.task import Datasets
 from runstore.errors import UserError
@@ -67,17 +68,14 @@ def config():
     deterministic = False  # deterministic kernels: bit-identical reruns on the same machine, slower on GPU
     progress = True  # show a progress bar on the terminal (never stored in the run's captured output)
     stop_on_nan = True  # fail the run when the training loss becomes NaN or infinite
-    ema_decay = None  # decay of an average of the weights updated every ema_every steps (None: off); evaluation,
-    #                   the best and last models and checkpoints use the averaged weights
+    ema_decay = None  # decay of a weight average updated every ema_every steps, used to evaluate and save (None: off)
     ema_every = 5  # steps between updates of the weight average
     lookahead = False  # after each update of the average, training continues from it (airbench's lookahead)
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
     channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
     save_predictions = True  # store the best model's per-example predictions of val and test (predictions.*.npz)
-    accumulate = 1  # split each batch (each rank's share under DDP) into this many micro-batches whose gradients add
-    #                 up to one step's: a batch bigger than the device's memory; with accumulate=2 one process
-    #                 trains as 2 DDP processes do, bit for bit for a model without BatchNorm
+    accumulate = 1  # micro-batches per batch (a rank's share) whose gradients add up to one step's (docs/ddp.md)
 
 
 @dataclass(frozen=True)
@@ -597,6 +595,7 @@ def train(task, lr, _run, _seed, _config):
     The trainer's options are this ingredient's config, as a TrainerConfig. A run given `--resume=CHECKPOINT` (as
     `tracker resume` starts one) continues from that checkpoint.
     """
+    hand_over_task(task)  # `tracker`'s load_model and export run `main` for its task (ingredients.rebuild)
     config = TrainerConfig(**_config)  # each key is an option: Sacred has refused the others
     set_determinism(config.deterministic)
     # What the run's result is, for `tracker runs --sort best`, `--group-by`, `sweep` and `report` (docs/answers.md).

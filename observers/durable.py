@@ -36,8 +36,9 @@ from sacred.serializer import flatten
 
 from runstore.atomic_file import replacing, write_atomically
 from runstore.errors import UserError
-from runstore.local_run import ARTIFACT_TYPES_FILE, RECORDED_KEY, LocalRun, upload_lock
-from runstore.settings import redact
+from runstore.local_run import (ARTIFACT_TYPES_FILE, RECORDED_KEY, SOURCES_DIR, LocalRun, file_record,
+                                upload_lock)
+from runstore.settings import shown_url
 from runstore.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState
 
@@ -73,7 +74,7 @@ class DurableMongoObserver(FileStorageObserver):
         """`reachable`: whether MongoDB answered just before the run (observers.choose has warned if not)."""
         super().__init__(runs_dir, priority=DEFAULT_MONGO_PRIORITY)
         self.reachable = reachable
-        self.safe_url = redact(mongo_url)
+        self.safe_url = shown_url(mongo_url)
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)
         self.db_name = db_name
         self.lock = threading.Lock()  # Sacred calls events from the training and the heartbeat thread
@@ -82,6 +83,7 @@ class DurableMongoObserver(FileStorageObserver):
         self.metrics_changed = False  # points arrived since metrics.json was last written
         self.artifact_types = {}
         self.written_points = {}  # name -> points in metrics.json, recorded in run.json (runstore.local_run)
+        self.file_records = {}  # path in the run folder -> file_record of what was written there, also in run.json
         self.mirror = None
         self.local_failure = None  # why the local store stopped taking the run; from then on MongoDB alone has it
         self.artifact_sources = {}  # name -> the added file, for artifacts the local store did not take
@@ -121,7 +123,7 @@ class DurableMongoObserver(FileStorageObserver):
     def save_sources(self, ex_info):
         # Each run keeps its sources (and resources) in its own folder, removed with it; Sacred's shared
         # RUNS_DIR/_sources/ would stay behind after every run has been uploaded.
-        self.source_dir = self.resource_dir = Path(self.dir) / "_sources"
+        self.source_dir = self.resource_dir = Path(self.dir) / SOURCES_DIR
         return super().save_sources(ex_info)
 
     @_never_raises
@@ -197,6 +199,9 @@ class DurableMongoObserver(FileStorageObserver):
         if self.mirror is None:  # the run failed in started_event itself: there is nothing to record it in
             return
         with self.lock:
+            # The error ends the output it stopped: Omniboard's Captured Out shows it too, not only its Fail Trace.
+            self.cout = self.cout + ("" if self.cout.endswith("\n") or not self.cout else "\n") + "".join(fail_trace)
+            self.save_cout()
             super().failed_event(fail_time, fail_trace)
 
     def join(self):
@@ -234,7 +239,8 @@ class DurableMongoObserver(FileStorageObserver):
         """Sacred's writes of run.json, config.json and info.json; run.json also records what cout.txt and
         metrics.json hold by then, so `tracker sync` can tell when they lack some of it (runstore.local_run)."""
         if filename == "run.json":
-            self.run_entry[RECORDED_KEY] = {"output_chars": len(self.cout), "metric_points": self.written_points}
+            self.run_entry[RECORDED_KEY] = {"output_chars": len(self.cout), "metric_points": self.written_points,
+                                            "files": self.file_records}
         self._write_locally(filename, super().save_json, obj, filename)
 
     def save_cout(self):
@@ -242,8 +248,14 @@ class DurableMongoObserver(FileStorageObserver):
 
     def find_or_save(self, filename, store_dir):
         """A source or resource file's stored copy; the file itself once the local store has failed."""
-        stored = self._write_locally(os.path.basename(filename), super().find_or_save, filename, store_dir)
+        stored = self._write_locally(os.path.basename(filename), self._save_and_record, filename, store_dir)
         return stored or Path(filename)
+
+    def _save_and_record(self, filename, store_dir):
+        stored = Path(super().find_or_save(filename, store_dir))
+        if stored.parent == Path(self.dir) / SOURCES_DIR:
+            self.file_records[f"{SOURCES_DIR}/{stored.name}"] = file_record(stored)
+        return stored
 
     def render_template(self):
         self._write_locally("report", super().render_template)
@@ -278,6 +290,7 @@ class DurableMongoObserver(FileStorageObserver):
         # Replaced atomically: the mirror may be reading the previous version of the same name.
         with replacing(os.path.join(self.dir, name)) as partial:
             shutil.copyfile(filename, partial)
+            self.file_records[name] = file_record(partial)  # what `tracker sync` checks the folder's copy against
 
     # ---- for the mirror -------------------------------------------------------------------------
     def snapshot(self):
@@ -302,6 +315,7 @@ class DurableMongoObserver(FileStorageObserver):
                 artifact_types=dict(self.artifact_types),
                 missing=list(self.lost),
                 replaced_files=replaced,
+                in_memory=True,
             )
 
     def _write_metrics(self, arrays):

@@ -3,18 +3,32 @@
 Untracked files that git does not ignore are changes too (a new module is one), so they go into the patch, and make
 the run count as having uncommitted changes even when Sacred's `dirty` flag (which ignores them) says clean. They go
 in only as code would: none whose name looks like a secret, none over MAX_UNTRACKED_FILE_BYTES, and at most
-MAX_UNTRACKED_TOTAL_BYTES in all; what was left out, and why, is listed in the run's info.
+MAX_UNTRACKED_TOTAL_BYTES in all; what was left out, and why, is listed in the run's info (the first
+LISTED_LEFT_OUT files, and their number), and one line says so.
+
+Folders that hold an environment or a cache are neither code nor changes of it: a Python environment (`pyvenv.cfg`,
+`conda-meta/`, e.g. `python -m venv .venv` or `uv venv` in the project), `node_modules/` and tools' caches are never
+listed, whether .gitignore names them or not.
 """
 import fnmatch
+import functools
+import hashlib
 import os
+import sys
 from dataclasses import dataclass, field
 
 import git
 
 DIFF_ARTIFACT = "git_diff.patch"
+# info key: the sha256 of the run's DIFF_ARTIFACT, which `tracker rerun --apply-diff` checks against the run's folder
+DIFF_DIGEST_INFO = "git_diff_sha256"
 UNTRACKED_INFO = "untracked_files"  # info key: {"included": [names], "left_out": [{"file": name, "why": ...}]}
 MAX_UNTRACKED_FILE_BYTES = 1_000_000  # larger untracked files are data, not code
 MAX_UNTRACKED_TOTAL_BYTES = 10_000_000
+LISTED_LEFT_OUT = 20  # the run's info names this many left-out files, and counts the rest
+ENVIRONMENT_MARKERS = ("pyvenv.cfg", "conda-meta")  # what a folder holding a Python environment contains
+CACHE_FOLDERS = ("__pycache__", "node_modules", ".cache", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox",
+                 ".nox", ".ipynb_checkpoints", ".hypothesis")
 # Matched against the lower-cased file name: keys, certificates, tokens and environment files.
 SECRET_NAMES = (".env*", "*.pem", "*key*", "*.token", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.p12",
                 "*.pfx", "*.jks", "*.kdbx", "*secret*", "*password*", "*credential*", ".netrc", ".pgpass", "*.ovpn")
@@ -59,11 +73,34 @@ def uncommitted_changes(path, skip=()):
 
 
 def untracked_files(repo, skip=()):
-    """The untracked, not ignored files of `repo` (names relative to it), but for those in the `skip` folders."""
+    """The untracked, not ignored files of `repo` (names relative to it), but for those in the `skip` folders and in
+    environments and caches."""
     skip = tuple(os.path.realpath(folder) + os.sep for folder in skip)
-    for name in repo.untracked_files:
+    for name in _untracked_outside_environments(repo):
         file = os.path.join(repo.working_tree_dir, name)
         if os.path.isfile(file) and not os.path.realpath(file).startswith(skip):
+            yield name
+
+
+def _untracked_outside_environments(repo):
+    """Untracked names, but for those inside environments and caches. Git names a wholly untracked folder once
+    (`--directory`), so a top-level environment's thousands of files are never listed; other folders are listed
+    file by file, and a file inside an environment there is dropped."""
+    caches = [f"--exclude={name}/" for name in CACHE_FOLDERS]
+    listed = repo.git.ls_files("--others", "--exclude-standard", "--directory", "-z", *caches).split("\0")
+    folders = [name for name in listed if name.endswith("/")]
+    yield from (name for name in listed if name and not name.endswith("/"))
+    is_environment = functools.cache(lambda folder: any(
+        os.path.exists(os.path.join(repo.working_tree_dir, folder, marker)) for marker in ENVIRONMENT_MARKERS))
+    wanted = [folder for folder in folders if not is_environment(folder.rstrip("/"))]
+    if not wanted:
+        return
+    pathspecs = [f":(literal){folder}" for folder in wanted]  # a folder's name is no pattern
+    for name in repo.git.ls_files("--others", "--exclude-standard", "-z", *caches, "--", *pathspecs).split("\0"):
+        parents = [os.path.dirname(name)]
+        while parents[-1]:
+            parents.append(os.path.dirname(parents[-1]))
+        if name and not any(is_environment(folder) for folder in parents[:-1]):
             yield name
 
 
@@ -92,11 +129,22 @@ def record_uncommitted_changes(run, path, workdir, skip=()):
     """Attach the patch of uncommitted changes as an artifact, and list untracked files in the run's info."""
     changes = uncommitted_changes(path, skip)
     if changes.has_untracked:
-        run.info[UNTRACKED_INFO] = {"included": changes.included, "left_out": changes.left_out}
+        run.info[UNTRACKED_INFO] = {"included": changes.included, "left_out": changes.left_out[:LISTED_LEFT_OUT],
+                                    "left_out_count": len(changes.left_out)}
+    if changes.left_out:
+        print(f"WARNING: {len(changes.left_out)} untracked files left out of {DIFF_ARTIFACT} (names like secrets, "
+              f"or too large), listed in the run's info.{UNTRACKED_INFO}; add them to .gitignore to keep runs clean",
+              file=sys.stderr)
     if changes.patch:
         file = workdir / DIFF_ARTIFACT
         file.write_text(changes.patch)
+        run.info[DIFF_DIGEST_INFO] = patch_digest(file.read_bytes())
         run.add_artifact(str(file), name=DIFF_ARTIFACT, content_type="text/x-diff")
+
+
+def patch_digest(patch):
+    """The sha256 (hex) of a patch's bytes."""
+    return hashlib.sha256(patch).hexdigest()
 
 
 def had_uncommitted_changes(recorded_repository, info):

@@ -5,6 +5,7 @@ What a tracked experiment gets:
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
 - what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
   script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
+- the option `--tag=TAG` (`-T TAG`; several: comma-separated), which tags the run as Omniboard's Tags do;
 - the option `--resume=CHECKPOINT`, with which `tracker resume` starts a run that the trainer continues from
   CHECKPOINT (observers.origin.resume_checkpoint);
 - the direction of its result in info.higher_is_better (true: a larger result is better), which `tracker runs
@@ -24,8 +25,9 @@ What a tracked experiment gets:
 - under torchrun (DistributedDataParallel, ingredients.distributed), a run recorded by rank 0 alone: the other ranks
   attach no observer, write no file, and print neither output nor the one-line errors that rank 0 prints too;
 - one line naming the closest existing keys for an unknown config key (Sacred prints three, without suggestions),
-  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), and one
-  line, exit status 1, for any UserError.
+  one line with a valid name for a config key that MongoDB cannot store (Sacred prints its traceback), one line
+  before the run starts for a config MongoDB cannot store (runstore.storable), and one line, exit status 1, for any
+  UserError.
 """
 import difflib
 import functools
@@ -33,7 +35,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import tempfile
 import warnings
@@ -52,13 +53,17 @@ from observers.git_state import record_uncommitted_changes
 from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
                               config_not_given)
 from observers.process_rank import process_rank
+from observers.run_end import at_main_end
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
+from observers.termination import RUN_END
 from runstore.errors import UserError
-from runstore.liveness import process_temp_dir
+from runstore.liveness import make_process_temp_dir, process_temp_dirs
 from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
+from runstore.storable import check_storable
 
+TAG_FLAG = "--tag"
 # Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
 MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
 
@@ -70,6 +75,18 @@ def resume_option(checkpoint, run):
         raise UserError(f"{RESUME_FLAG}={checkpoint} is not a file; give the checkpoint.pt of the run to continue")
 
 
+@cli_option("-T", TAG_FLAG)
+def tag_option(tags, run):
+    """Tag the run with VALUE (several: comma-separated), as Omniboard's Tags show it and `tracker runs --tag`
+    selects it."""
+
+
+def given_tags(run):
+    """The tags given with --tag, in order."""
+    value = (run.meta_info.get("options") or {}).get(TAG_FLAG) or ""
+    return [tag.strip() for tag in value.split(",") if tag.strip()]
+
+
 def track(ex, higher_is_better=True):
     """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down.
 
@@ -79,8 +96,8 @@ def track(ex, higher_is_better=True):
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
     # Sacred parses the command line with the first list and applies the options of the second.
-    ex.all_cli_options.append(resume_option)
-    ex.additional_cli_options.append(resume_option)
+    ex.all_cli_options.extend([resume_option, tag_option])
+    ex.additional_cli_options.extend([resume_option, tag_option])
 
     def attach_observers(config, command_name, logger):
         if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":
@@ -88,6 +105,8 @@ def track(ex, higher_is_better=True):
         for observer in state["attached"]:
             ex.observers.remove(observer)
         observe = command_name == ex.default_command and state["observe"] and process_rank() == 0
+        if observe:
+            check_storable(config, "config")  # before any run folder or database wait
         state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
         ex.observers.extend(state["attached"])
         return {}
@@ -100,13 +119,20 @@ def track(ex, higher_is_better=True):
             ex.config_hooks.append(attach_observers)
 
     @ex.pre_run_hook
+    def hold_sigterm_while_the_end_is_recorded(_run):
+        at_main_end(_run, RUN_END.recording)  # the first hook: it holds SIGTERM before the others' end work
+
+    @ex.pre_run_hook
     def record_origin_and_code(_run):
         if process_rank() > 0:  # rank 0 records the run
             return
         _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+        tags = [*_run.info.get("tags", []), *given_tags(_run)]
+        if tags:  # the info's tags become Omniboard's (observers.upload)
+            _run.info["tags"] = list(dict.fromkeys(tags))
         problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
-            raise SystemExit(f"UserError: {problem}")
+            raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
             record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
@@ -114,7 +140,7 @@ def track(ex, higher_is_better=True):
     @ex.pre_run_hook
     def record_the_environment(_run):
         if process_rank() == 0:
-            record_environment(_run, process_temp_dir(os.getpid()))
+            record_environment(_run, Path(tempfile.gettempdir()))  # the run's own folder
 
     @ex.pre_run_hook
     def sample_system_metrics(_run):
@@ -145,27 +171,28 @@ class SacredUserError(UserError, SacredError):
         SacredError.__init__(self, message, print_traceback=False)
 
 
-SacredUserError.__name__ = SacredUserError.__qualname__ = "UserError"
-SacredUserError.__module__ = "builtins"  # Sacred prints `module.Class: message`; keep the line short
+# Sacred prints `module.Class: message`: the line reads `error: message`, as the tracker command's errors do.
+SacredUserError.__name__ = SacredUserError.__qualname__ = "error"
+SacredUserError.__module__ = "builtins"
 
 
 def _in_this_process(run):
     """`run` (Sacred's Experiment.run) with Sacred's reads of captured output serialized (compat.sacred), and the
-    temporary files of the run (anyone's, through tempfile) in one folder named by its process, removed at its end,
+    temporary files of the run (anyone's, through tempfile) in one new folder of its process, removed at its end,
     or by `tracker sync` after a kill (a killed process cannot clean up); tempfile's own folder is given back after."""
     @functools.wraps(run)
     def in_process_temp_dir(*args, **kwargs):
         lock_captured_output()
-        folder = str(process_temp_dir(os.getpid()))
-        if tempfile.tempdir == folder:  # a run within a run: the outer one cleans up
+        if tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):  # a run within a run: the outer one cleans up
             return run(*args, **kwargs)
-        Path(folder).mkdir(exist_ok=True)
+        folder = str(make_process_temp_dir(os.getpid()))
         previous, tempfile.tempdir = tempfile.tempdir, folder
+        RUN_END.begin(Path(folder))
         try:
             return run(*args, **kwargs)
         finally:
             tempfile.tempdir = previous
-            shutil.rmtree(folder, ignore_errors=True)
+            RUN_END.finish()  # removes the folder; a SIGTERM received meanwhile ends the process now
 
     return in_process_temp_dir
 

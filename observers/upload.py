@@ -1,5 +1,6 @@
 """Writes a file-store run into MongoDB as an ordinary Sacred run (laid out as runstore.layout describes); every step is
 idempotent, so uploads resume safely."""
+import contextlib
 import datetime
 import hashlib
 import io
@@ -8,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 import bson
+import bson.errors
 import gridfs
 import numpy as np
 import pymongo
@@ -91,16 +93,15 @@ class RunUploader:
 
     def upload(self, run, state):
         """Bring MongoDB up to date with `run` (a LocalRun); return the run's MongoDB id."""
-        if state.run_id is None:
-            ensure_unique_keys(self.db)
-            self._find_or_insert_run(run, state)
         if state.sources is None:
             base_dir = run.entry["experiment"]["base_dir"]
-            state.sources = [
-                [name, self._store_once(run.source_file(stored), os.path.join(base_dir, name))]
-                for name, stored in run.entry["experiment"]["sources"]
-            ]
-        resources = [[path, self._store_once(stored, path, return_md5=True)] for path, stored in run.entry["resources"]]
+            state.sources = [[name, self._store_once(path, os.path.join(base_dir, name))]
+                             for name, path in run.stored_sources()]
+        resources = [[path, self._store_once(run.resource_file(stored), path, return_md5=True)]
+                     for path, stored in run.entry["resources"]]
+        if state.run_id is None:
+            ensure_unique_keys(self.db)
+            self._find_or_insert_run(run, state, resources)
         for name in run.stored_artifacts():
             types = run.artifact_types.get(name, {})
             self._store_artifact(state, name, run, name, types.get("content_type"), types.get("metadata"))
@@ -112,16 +113,21 @@ class RunUploader:
         return state.run_id
 
     # ---- the run document ---------------------------------------------------------------------
-    def _find_or_insert_run(self, run, state):
+    def _find_or_insert_run(self, run, state, resources):
+        """The run's document: found, or inserted whole but for its files and metrics (local_copy.complete false
+        until they are stored), so no reader ever sees a run without its status and config."""
         existing = find_uploaded(self.db, run.key)
         if existing is not None:
             state.run_id = existing["_id"]
             state.artifacts = {a["name"]: a for a in existing.get("artifacts", []) if "md5" in a}
             return
+        document = self._run_document(run, state, resources)
+        document["local_copy"]["complete"] = False
         while True:  # the next free integer id, as Sacred's MongoObserver assigns them
             run_id = highest_id(self.db.runs) + 1
             try:
-                self.db.runs.insert_one({"_id": run_id, "local_copy": {"key": run.key, "complete": False}})
+                with _refusals_as_upload_error(run_id, document):
+                    self.db.runs.insert_one({"_id": run_id, **document})
                 break
             except DuplicateKeyError:
                 # Either another run took the id, or another upload of this run (a sync, the board, the run
@@ -133,6 +139,20 @@ class RunUploader:
         state.run_id = run_id
 
     def _set_run_document(self, run, state, resources):
+        document = self._run_document(run, state, resources)
+        # Replaced whole, as the uploader owns the document (nx-27017 turns top-level datetimes written by $set into
+        # strings); only Omniboard's own field (tags, notes) is carried over.
+        document.update(self.db.runs.find_one({"_id": state.run_id}, {"_id": 0, "omniboard": 1}) or {})
+        # The run's info['tags'] (e.g. its sweep's, from `tracker sweep`) are Omniboard tags too.
+        tags = document.get("omniboard", {}).get("tags", [])
+        added = [tag for tag in run.info.get("tags", []) if tag not in tags]
+        if added:
+            document["omniboard"] = {**document.get("omniboard", {}), "tags": tags + added}
+        with _refusals_as_upload_error(state.run_id, document):
+            self.db.runs.replace_one({"_id": state.run_id}, document)
+
+    def _run_document(self, run, state, resources):
+        """The run document of `run` with what `state` holds of its files and metrics in MongoDB."""
         entry = run.entry
         captured = run.captured_out
         if len(captured) > TAIL_CHARS:
@@ -162,18 +182,7 @@ class RunUploader:
         for key in ("stop_time", "fail_trace"):
             if key in entry:
                 document[key] = _datetime(entry[key]) if key == "stop_time" else entry[key]
-        # Replaced whole, as the uploader owns the document (nx-27017 turns top-level datetimes written by $set into
-        # strings); only Omniboard's own field (tags, notes) is carried over.
-        document.update(self.db.runs.find_one({"_id": state.run_id}, {"_id": 0, "omniboard": 1}) or {})
-        # The run's info['tags'] (e.g. its sweep's, from `tracker sweep`) are Omniboard tags too.
-        tags = document.get("omniboard", {}).get("tags", [])
-        added = [tag for tag in run.info.get("tags", []) if tag not in tags]
-        if added:
-            document["omniboard"] = {**document.get("omniboard", {}), "tags": tags + added}
-        try:
-            self.db.runs.replace_one({"_id": state.run_id}, document)
-        except DocumentTooLarge:
-            raise UploadError(_too_large_message(state.run_id, document)) from None
+        return document
 
     # ---- files --------------------------------------------------------------------------------
     def _store_once(self, path, filename, return_md5=False):
@@ -246,6 +255,17 @@ def _upsert(collection, query, update):
         collection.update_one(query, update, upsert=True)
     except DuplicateKeyError:
         collection.update_one(query, update)
+
+
+@contextlib.contextmanager
+def _refusals_as_upload_error(run_id, document):
+    """MongoDB's refusal of the run document `document` (too large, a key it does not allow) as an UploadError."""
+    try:
+        yield
+    except DocumentTooLarge:
+        raise UploadError(_too_large_message(run_id, document)) from None
+    except bson.errors.InvalidDocument as error:
+        raise UploadError(f"run {run_id}'s document cannot be stored ({error}); repair what its record holds") from None
 
 
 def _datetime(value):

@@ -1,5 +1,6 @@
-"""Files replaced whole: written aside and renamed over the old one, so a reader sees the old file or all of the new
-one, never half of it (a run folder read while its run writes, a report opened while it is written)."""
+"""Files replaced whole: written aside, synced to disk and renamed over the old one, so a reader sees the old file or
+all of the new one, never half of it (a run folder read while its run writes, a report opened while it is written),
+and a power cut leaves the old file or the new one, never an empty or half-written one."""
 import contextlib
 import os
 import uuid
@@ -8,13 +9,15 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def replacing(path):
-    """A path beside `path` (hidden, named for no other writer) to write the new file at; renamed to `path` when the
-    block ends, removed when it raises."""
+    """A path beside `path` (hidden, named for no other writer) to write the new file at; synced and renamed to `path`
+    when the block ends, removed when it raises."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
         yield partial
+        _sync(partial, os.O_RDONLY)  # the data on disk before the rename makes it the file's content
         os.replace(partial, path)
+        _sync(path.parent, os.O_RDONLY | os.O_DIRECTORY)  # the rename itself on disk
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -25,3 +28,11 @@ def write_atomically(path, content):
     data = content.encode() if isinstance(content, str) else content
     with replacing(path) as partial:
         partial.write_bytes(data)
+
+
+def _sync(path, flags):
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -2,7 +2,8 @@
 
 `tracker runs --group-by KEYS` shows them and runstore.query.groups() returns them as a DataFrame. A group holds the
 runs with equal values of KEYS (every config key except `seed` when KEYS is not given); its statistics are over its
-COMPLETED runs with a numeric result:
+COMPLETED runs with a numeric result. A run that another one continued (info.continued_by: `tracker resume`, `tracker
+sweep --continue`) counts once, as the run that continued it:
 
     n                 how many such runs (not_completed: how many others, failed, interrupted or still running)
     result_mean       the mean result
@@ -39,6 +40,8 @@ def group_rows(rows, keys, metrics=()):
     higher = _direction(rows)
     groups = {}
     for row in rows:
+        if row.get("continued_by") is not None:
+            continue
         identity = tuple(json.dumps(row.get(key), sort_keys=True, default=str) for key in keys)
         groups.setdefault(identity, []).append(row)
     summaries = [_summarize(members, keys, metrics) for members in groups.values()]

@@ -4,8 +4,8 @@ A killed process cannot record its own end, so its run stays RUNNING. A tracked 
 (info.pid, observers.durable) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
 is asked directly; from another host only the heartbeat tells, after STALE_HEARTBEAT_S.
 
-A tracked run keeps its temporary files in process_temp_dir(pid) (observers.track), which it removes when it ends;
-after a kill, whoever finds the run dead removes it.
+A tracked run keeps its temporary files in a folder of its own, make_process_temp_dir(pid) (observers.track), which
+it removes when it ends; after a kill, whoever finds the run dead removes it.
 """
 import datetime
 import os
@@ -16,7 +16,9 @@ from pathlib import Path
 
 # Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
 STALE_HEARTBEAT_S = 600
+PID_MAX = 2 ** 22  # Linux's largest pid_max: a larger stored pid is not a process id
 TEMP_ROOT = Path(tempfile.gettempdir())  # read at import, before a tracked run points tempfile at its own folder
+TEMP_PREFIX = "tracker-process-"
 
 
 def death(doc, info, now=None):
@@ -41,6 +43,17 @@ def death(doc, info, now=None):
     return {"at": now.isoformat(), "how": how}
 
 
+def seems_dead(doc, info):
+    """Whether a listing should show the RUNNING run `doc` as dead (death): a stored pid that is not a process id,
+    or a time that is not one, cannot tell, and leaves it listed as it is."""
+    pid = info.get("pid")
+    known = {"pid": pid} if type(pid) is int and 0 < pid <= PID_MAX else {}  # else only the heartbeat tells
+    try:
+        return death(doc, known) is not None
+    except (TypeError, ValueError, AttributeError):  # a stored host or time of another type
+        return False
+
+
 def describe_alive(doc, info):
     """Why a RUNNING run counts as alive, for messages: its process, or its recent heartbeat."""
     host, pid = _hostname(doc), info.get("pid")
@@ -49,15 +62,25 @@ def describe_alive(doc, info):
     return f"host {host} sent a heartbeat within the last {STALE_HEARTBEAT_S} s"
 
 
-def process_temp_dir(pid):
-    """The folder holding the temporary files of the tracked run in process `pid` on this host."""
-    return TEMP_ROOT / f"tracker-process-{pid}"
+def make_process_temp_dir(pid):
+    """A new folder for the temporary files of the tracked run in process `pid`: tempfile's, so only its user may
+    enter it and no other user can create it beforehand (its name ends in random characters)."""
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{pid}-", dir=TEMP_ROOT))
+
+
+def process_temp_dirs(pid):
+    """The temporary folders of tracked runs in process `pid` on this host that belong to this user."""
+    if type(pid) is not int:  # a stored pid is data: never a pattern
+        return []
+    return [folder for folder in TEMP_ROOT.glob(f"{TEMP_PREFIX}{pid}-*")
+            if folder.is_dir() and not folder.is_symlink() and folder.lstat().st_uid == os.getuid()]
 
 
 def remove_temporary_files(doc, info):
     """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
     if _hostname(doc) == platform.node() and info.get("pid") is not None:
-        shutil.rmtree(process_temp_dir(info["pid"]), ignore_errors=True)
+        for folder in process_temp_dirs(info["pid"]):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _process_exists(pid):

@@ -1,18 +1,22 @@
 """A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 from runstore.atomic_file import write_atomically
 
 # Content types and metadata of artifacts, which Sacred's file store does not keep (MongoDB does).
 ARTIFACT_TYPES_FILE = "artifact_types.json"
+SOURCES_DIR = "_sources"  # in a run folder (observers.durable) or a store (Sacred): copies of sources and resources
 # Held by whoever writes or uploads the run (the run itself, `tracker sync`, `tracker board`), so only one does.
 LOCK_FILE = ".upload.lock"
-# Written by observers.durable into run.json after the files it counts: what cout.txt and metrics.json must hold.
+# Written by observers.durable into run.json after the files it counts: what cout.txt and metrics.json must hold, and
+# the size and sha256 of each artifact and source file it wrote ("files": {path in the run folder: file_record}).
 RECORDED_KEY = "recorded"
 
 
@@ -33,6 +37,11 @@ class LocalRun:
     missing: list = field(default_factory=list)
     # Files to upload instead of the folder's copy, which the local store failed to write: name -> bytes or a path.
     replaced_files: dict = field(default_factory=dict)
+    # The running run's own snapshot (observers.durable), not a folder read back: the paths it names are those its
+    # observer chose (a source in the checkout when the local store could not copy it), so they are read as they are.
+    in_memory: bool = False
+    # Files of the folder (paths in it) that are not what the run wrote: never uploaded, and named in `missing`.
+    damaged: set = field(default_factory=set)
 
     @classmethod
     def load(cls, run_dir):
@@ -50,12 +59,42 @@ class LocalRun:
             artifact_types=_read_optional(run_dir / ARTIFACT_TYPES_FILE, missing),
             missing=missing,
         )
+        run._check_named_files()
+        _check_recorded(run_dir / "run.json", run.entry.get(RECORDED_KEY, {}))
         run.missing += run._short_of_recorded()
         return run
 
+    def _check_named_files(self):
+        """UnreadableRun when run.json names a file outside the run folder: an artifact by anything but its base
+        name, a source or resource not in a `_sources/` folder, or a file that links out of the run folder.
+
+        run.json may have been edited or copied from elsewhere: what it names must never lead an upload to read, and
+        store, another file of this machine."""
+        named = [("an artifact", name, self.artifact_file(name)) for name in self.entry.get("artifacts", [])]
+        sources, resources = self.entry.get("experiment", {}).get("sources", []), self.entry.get("resources", [])
+        named += [(kind, pair[1], source_file(self.dir, pair[1]))
+                  for kind, pairs in (("a source", sources), ("a resource", resources)) for pair in pairs]
+        inside = (self.dir.resolve(), self.dir.parent.resolve() / SOURCES_DIR)
+        for kind, stored, path in named:
+            if path is None or path.exists() and not any(path.resolve().is_relative_to(root) for root in inside):
+                raise UnreadableRun(f"{self.dir / 'run.json'} names {stored!r} as {kind}, outside the run folder; "
+                                    f"it was not read")
+
+    def artifact_file(self, name):
+        """The run folder's copy of the artifact `name`; None when `name` is not a file's base name."""
+        return self.dir / name if self.in_memory or _is_base_name(name) else None
+
+    def source_file(self, stored_path):
+        """The file of a source that run.json names as `stored_path` (runstore.local_run.source_file)."""
+        return Path(self.dir).parent / stored_path if self.in_memory else source_file(self.dir, stored_path)
+
+    def resource_file(self, stored_path):
+        """The file of a resource that run.json names as `stored_path` (runstore.local_run.source_file)."""
+        return Path(stored_path) if self.in_memory else source_file(self.dir, stored_path)
+
     def _short_of_recorded(self):
         """What the folder holds less of than the run recorded in run.json (the run's own count of its output and
-        metric points), and the listed artifacts whose file is gone."""
+        metric points), and the listed artifacts and sources whose file is gone."""
         recorded = self.entry.get(RECORDED_KEY, {})
         short = []
         if len(self.captured_out) < recorded.get("output_chars", 0):
@@ -67,12 +106,30 @@ class LocalRun:
         stored = self.stored_artifacts()
         short += [f"{name}: the artifact's file is missing" for name in dict.fromkeys(self.entry["artifacts"])
                   if name not in stored]
+        present = {name for name, _ in self.stored_sources()}
+        short += [f"{name}: the source's file {stored_path} is missing"
+                  for name, stored_path in self.entry["experiment"]["sources"] if name not in present]
         return short
+
+    def check_files(self):
+        """Add to `damaged` and `missing` the artifact and source files of the folder whose size or sha256 differs from
+        what the run recorded writing. Reads every file: `tracker sync` calls it before uploading, listings do not."""
+        for path, record in self.entry.get(RECORDED_KEY, {}).get("files", {}).items():
+            problem = _unlike_record(self.dir, path, record)
+            if problem is not None:
+                self.damaged.add(path)
+                self.missing.append(f"{path}: {problem}")
 
     def stored_artifacts(self):
         """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
-        return [name for name in dict.fromkeys(self.entry["artifacts"])
-                if name in self.replaced_files or (self.dir / name).is_file()]
+        return [name for name in dict.fromkeys(self.entry["artifacts"]) if name not in self.damaged
+                and (name in self.replaced_files or self.artifact_file(name).is_file())]
+
+    def stored_sources(self):
+        """(name, file) of each source whose stored copy is there to upload, as the run wrote it."""
+        return [(name, path) for name, stored_path in self.entry["experiment"]["sources"]
+                if _source_record_path(stored_path) not in self.damaged
+                and (path := self.source_file(stored_path)) is not None and path.is_file()]
 
     @property
     def key(self):
@@ -95,7 +152,7 @@ class LocalRun:
         replacement = self.replaced_files.get(name)
         if isinstance(replacement, bytes):
             return io.BytesIO(replacement)
-        return open(replacement or self.dir / name, "rb")
+        return open(replacement or self.artifact_file(name), "rb")
 
     def mark_dead(self, died):
         """Record that the run's process died (runstore.liveness.death): INTERRUPTED at its last heartbeat, and
@@ -106,14 +163,72 @@ class LocalRun:
         _write_json(self.dir / "info.json", self.info)
         _write_json(self.dir / "run.json", self.entry)
 
-    def source_file(self, stored_path):
-        return source_file(self.dir, stored_path)
+    def mark_continued(self, by):
+        """Record that the run `by` (its origin: runstore.run_store.StoredRun) continues this one: info.continued_by."""
+        self.info["continued_by"] = by
+        _write_json(self.dir / "info.json", self.info)
 
 
 def source_file(run_dir, stored_path):
-    """Sources are stored relative to the store (the run's parent): in the run's own _sources/ (observers.durable),
-    or in the store's _sources/ (Sacred's FileStorageObserver)."""
-    return Path(run_dir).parent / stored_path
+    """The copy of a source or resource file that run.json names as `stored_path`, by its base name in the run's own
+    _sources/ (observers.durable), else in the store's _sources/ (Sacred's FileStorageObserver); None when
+    `stored_path` is not a file of a `_sources/` folder.
+
+    Only the base name is used, so a moved or copied run folder still finds its copies, and no path in run.json can
+    lead out of those folders.
+    """
+    stored = PurePath(stored_path) if isinstance(stored_path, str) else None
+    if stored is None or stored.parent.name != SOURCES_DIR or not _is_base_name(stored.name):
+        return None
+    own, shared = (Path(folder) / SOURCES_DIR / stored.name for folder in (run_dir, Path(run_dir).parent))
+    return shared if not own.exists() and shared.exists() else own
+
+
+def _is_base_name(name):
+    """Whether `name` is a file's name without a folder (and not `.` or `..`)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and PurePath(name).name == name
+
+
+def file_record(path):
+    """{"size", "sha256"} of the file at `path`, as run.json records each artifact and source (RECORDED_KEY)."""
+    with open(path, "rb") as file:
+        return {"size": os.fstat(file.fileno()).st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
+
+
+def _check_recorded(path, recorded):
+    """UnreadableRun unless `recorded` (RECORDED_KEY of run.json at `path`) holds the types the observer writes."""
+    def counts(value):
+        return isinstance(value, dict) and all(type(count) is int for count in value.values())
+
+    if not (isinstance(recorded, dict) and type(recorded.get("output_chars", 0)) is int
+            and counts(recorded.get("metric_points", {})) and isinstance(recorded.get("files", {}), dict)):
+        raise UnreadableRun(f"{path} is unreadable (its {RECORDED_KEY!r} holds other than the observer's counts: "
+                            f"{str(recorded)[:200]})")
+
+
+def _unlike_record(run_dir, path, record):
+    """None when the run folder's file `path` is the one `record` describes, or is gone; else what is wrong with it."""
+    parts = PurePosixPath(path).parts
+    if len(parts) not in (1, 2) or len(parts) == 2 and parts[0] != SOURCES_DIR or ".." in parts:
+        return "its record names no file in the run folder"
+    if not (isinstance(record, dict) and type(record.get("size")) is int and isinstance(record.get("sha256"), str)):
+        return f"its record {record!r} is not a size and sha256"
+    try:
+        held = file_record(Path(run_dir, path))
+    except FileNotFoundError:  # named as a missing artifact or source
+        return None
+    except OSError as error:
+        return f"unreadable ({_problem(error)})"
+    if held["size"] != record["size"]:
+        return f"{held['size']} of the {record['size']} bytes the run wrote"
+    if held["sha256"] != record["sha256"]:
+        return "not the bytes the run wrote (its sha256 differs)"
+    return None
+
+
+def _source_record_path(stored_path):
+    """Where the run folder keeps a source stored at `stored_path`: its own _sources/ (observers.durable)."""
+    return f"{SOURCES_DIR}/{PurePosixPath(stored_path).name}"
 
 
 def is_run_dir(path):

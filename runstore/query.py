@@ -25,13 +25,15 @@ from dataclasses import dataclass
 
 from runstore.errors import UserError
 from runstore.layout import PRUNED_TAG
+from runstore.liveness import seems_dead
 from runstore.run_store import FolderStore, MongoStore, open_run
 from runstore.settings import load_settings
 
 STATS = ("first", "last", "min", "max", "argmax")
 RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
-               "tags", "local", "result_metric", "pruned_at_step")
+               "tags", "local", "result_metric", "pruned_at_step", "continued_by")
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
+DEAD = "INTERRUPTED?"  # the status of a RUNNING run whose process is gone, until `tracker sync` marks it INTERRUPTED
 BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
 CONDITION = re.compile(r"\s*([A-Za-z_][\w.\-/]*)\s*(>=|<=|!=|=|<|>|~)\s*(.*?)\s*")
 OPERATORS = "= != < <= > >= ~"
@@ -142,9 +144,17 @@ def list_rows(settings=None):
     if mongo is None:
         print(f"WARNING: MongoDB at {settings.safe_url} is unreachable; listing only the runs in {settings.runs_dir}/",
               file=sys.stderr)
-        return _rows(folders.listings())
+        return stored_rows(None, folders)
     with mongo:
-        listed = mongo.listings()
+        return stored_rows(mongo, folders)
+
+
+def stored_rows(mongo, folders):
+    """A row per run of the MongoStore `mongo` (None: no database), then per run of the FolderStore `folders` that
+    `mongo` does not hold."""
+    if mongo is None:
+        return _rows(folders.listings())
+    listed = mongo.listings()
     uploaded = {listing.uploaded_from for listing in listed if listing.uploaded_from is not None}
     return _rows(listed) + _rows(folders.listings(skip_keys=uploaded))
 
@@ -153,6 +163,11 @@ def rows_of(references, settings=None):
     """The rows of the runs named by `references` (ids or run folders), in that order; UserError for unknown ones."""
     settings = settings or load_settings()
     return _rows(open_run(reference, settings).listing() for reference in references)
+
+
+def listing_row(listing):
+    """The row of one runstore.run_store.Listing."""
+    return _rows([listing])[0]
 
 
 def _rows(listings):
@@ -174,6 +189,8 @@ def _row(listing):
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
     tags = doc.get("omniboard", {}).get("tags", [])
     status = doc.get("status")
+    if status == "RUNNING" and seems_dead(doc, info):
+        status = DEAD
     row = {
         "id": listing.id,
         "experiment": doc.get("experiment", {}).get("name"),
@@ -190,6 +207,7 @@ def _row(listing):
         "local": listing.local,
         "result_metric": info.get("result_metric"),
         "pruned_at_step": info.get("pruned_at_step"),
+        "continued_by": info.get("continued_by"),  # the run that continued this one (tracker resume, sweep --continue)
     }
     _flatten_into(row, listing.config, "config.")
     _flatten_into(row, info.get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)

@@ -4,15 +4,17 @@ and a file store's run folders (FolderStore: Sacred's FileStorageObserver layout
 Readers open a run (`open_run`) or list a store's runs, and ask the run's store for its artifacts, sources, metrics
 and listing; they never ask which kind of store they have.
 """
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from runstore.atomic_file import write_atomically
 from runstore.cleanup import delete_run
 from runstore.database import connect, require_database
 from runstore.errors import UserError
 from runstore.layout import read_file, read_metric, read_plotted, summarize
-from runstore.local_run import LocalRun, UnreadableRun, run_folders, source_file
+from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders, source_file
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
@@ -23,7 +25,7 @@ LISTED_FIELDS = {
     "experiment.name": 1, "experiment.repositories": 1, "status": 1, "start_time": 1, "stop_time": 1, "heartbeat": 1,
     "result": 1, "host.hostname": 1, "config": 1, "omniboard.tags": 1, "metric_summaries": 1, "local_copy.key": 1,
     "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1, "info.data": 1,
-    "info.per_class": 1,
+    "info.pid": 1, "info.continued_by": 1, "info.per_class": 1,
 }
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 
@@ -110,6 +112,18 @@ class RunStore(ABC):
     @abstractmethod
     def metric_names(self, run):
         """The names of `run`'s metrics."""
+
+    @abstractmethod
+    def captured_out(self, run):
+        """`run`'s captured output as stored now (the latest of a running run)."""
+
+    @abstractmethod
+    def annotations(self, run):
+        """(tags, note): the tags and the note that users gave `run` (Omniboard's, in MongoDB)."""
+
+    @abstractmethod
+    def annotate(self, run, tags, note):
+        """Store `tags` (a list of strings) and `note` (a string) as `run`'s annotations."""
 
 
 class MongoStore(RunStore):
@@ -199,6 +213,16 @@ class MongoStore(RunStore):
     def metric_names(self, run):
         return [metric["name"] for metric in run.doc.get("info", {}).get("metrics", [])]
 
+    def captured_out(self, run):
+        return self.document(run.key, {"captured_out": 1}).get("captured_out") or ""
+
+    def annotations(self, run):
+        omniboard = self.document(run.key, {"omniboard": 1}).get("omniboard", {})
+        return omniboard.get("tags", []), omniboard.get("notes", "")
+
+    def annotate(self, run, tags, note):
+        self.db.runs.update_one({"_id": run.key}, {"$set": {"omniboard.tags": tags, "omniboard.notes": note}})
+
     def _add_missing_summaries(self, documents):
         """Runs recorded by Sacred's own MongoObserver have no stored summaries: compute them from their plotted
         series."""
@@ -272,6 +296,18 @@ class FolderStore(RunStore):
     def metric_names(self, run):
         return list(LocalRun.load(run.key).metrics)
 
+    def captured_out(self, run):
+        return LocalRun.load(run.key).captured_out
+
+    def annotations(self, run):
+        info = LocalRun.load(run.key).info
+        return info.get("tags", []), info.get("notes", "")
+
+    def annotate(self, run, tags, note):
+        # In info.json, whose tags the upload makes Omniboard tags (observers.upload).
+        folder = LocalRun.load(run.key)
+        write_atomically(run.key / "info.json", json.dumps({**folder.info, "tags": tags, "notes": note}, indent=2))
+
 
 def open_run(reference, settings=None):
     """The run that `reference` names: a run folder of a file store (e.g. runs/3), else a MongoDB run id."""
@@ -312,6 +348,19 @@ def newest_run_with_info(info, settings=None):
         return None
     # ISO start times sort as text (nx-27017 returns them as strings, MongoDB as datetimes: both become ISO text).
     return max(found, key=lambda item: item[0].replace(" ", "T"))[1]()
+
+
+def mark_continued(run, by, settings=None):
+    """Record in the info of `run` (a StoredRun) that the run `by` (its origin) continues it (`tracker resume`, `tracker
+    sweep --continue`), in its folder and in MongoDB: groups then count the two as one run (runstore.groups), and
+    `tracker sync` advises no resume of it."""
+    if isinstance(run.key, Path) and is_run_dir(run.key):  # a folder removed meanwhile has nothing to mark
+        LocalRun.load(run.key).mark_continued(by)
+    if isinstance(run.origin, int):
+        mongo = MongoStore.connect(settings or load_settings())
+        if mongo is not None:  # else the folder's copy carries the mark there with `tracker sync`
+            with mongo:
+                mongo.db.runs.update_one({"_id": run.origin}, {"$set": {"info.continued_by": by}})
 
 
 def _dotted(info, key):

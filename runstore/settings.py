@@ -2,23 +2,26 @@
 else defaults.
 
 The project root is the nearest folder, at or above the starting folder, that holds `.git` or `.env`; when there is
-none, the starting folder itself. Experiments start from their base_dir (observers.track), the `tracker` command from
+none (an installed package), the one around the current directory, else the current directory itself. Experiments start from their base_dir (observers.track), the `tracker` command from
 the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
 another folder neither scatters runs nor misses the settings.
 """
+import functools
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from dotenv import dotenv_values
 
 from runstore.errors import UserError
+from runstore.shell import shell_command
 
 DEFAULT_DB = "sacred"
 DEFAULT_RUNS_DIR = "runs"
-TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, Omniboard's install, screenshots
+TRACKER_DIR = ".tracker"  # in the project root: the embedded store's data, the browser tests' screenshots
 SWEEPS_DIR = "sweeps"  # beside RUNS_DIR: `tracker sweep`'s records, job logs and Optuna journals
 STORE_DIR = Path(TRACKER_DIR) / "db"  # in the project root: the data of `tracker db`, the embedded run store
 # In the store's data folder: `tracker db` listens on this Unix socket, which only its user may open.
@@ -26,6 +29,7 @@ STORE_SOCKET = "mongodb.sock"
 DEFAULT_BOARD_USER = "sacred"
 PLACEHOLDER_PASSWORD = "changeme"  # MONGO_PASSWORD in .env.example, to be replaced before first use
 DEFAULT_SYSTEM_METRICS_S = 10.0
+PASSWORD_NAMES = ("MONGO_PASSWORD", "BOARD_PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -52,17 +56,20 @@ class Settings:
 
     @property
     def safe_url(self):
-        """The URL with any password masked, for messages and logs."""
-        return redact(self.mongo_url)
+        """The URL as messages and logs show it (shown_url): short, with any password masked."""
+        return shown_url(self.mongo_url)
 
 
 def project_root(start=None):
-    """The nearest folder at or above `start` (default: the current directory) holding .git or .env, else `start`."""
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists() or (folder / ".env").is_file():
-            return folder
-    return start
+    """The nearest folder at or above `start` (default: the current directory) holding .git or .env; when there is
+    none (an installed package, a loose script), the same from the current directory, else the current directory:
+    records and data never go into site-packages."""
+    here = Path.cwd().resolve()
+    for origin in (Path(start or here).resolve(), here):
+        for folder in (origin, *origin.parents):
+            if (folder / ".git").exists() or (folder / ".env").is_file():
+                return folder
+    return here
 
 
 def store_url(data_dir):
@@ -103,6 +110,8 @@ def load_settings(env_file=None, root=None):
     root = project_root(root)
     env_file = Path(env_file) if env_file else root / ".env"
     file_values = dotenv_values(env_file) if env_file.is_file() else {}
+    if file_values:
+        warn_if_others_can_read(env_file, file_values)
 
     def get(name, default):
         return os.environ.get(name) or file_values.get(name) or default
@@ -117,6 +126,22 @@ def load_settings(env_file=None, root=None):
     )
 
 
+def warn_if_others_can_read(env_file, values):
+    """One warning line (once per process) when `env_file`, whose settings are `values`, holds a password that users
+    other than its owner may read: `cp` gives a new file mode 644."""
+    url = values.get("MONGO_URL") or ""
+    holds_password = any(values.get(name) for name in PASSWORD_NAMES) or redact(url) != url
+    mode = env_file.stat().st_mode & 0o777
+    if holds_password and mode & 0o044:
+        _warn_once(f"WARNING: {env_file} holds a password that other users can read (mode {mode:o}); make it yours "
+                   f"alone with `{shell_command('chmod', '600', str(env_file))}`")
+
+
+@functools.cache
+def _warn_once(line):
+    print(line, file=sys.stderr)
+
+
 def _seconds(name, value):
     try:
         seconds = float(value)
@@ -125,6 +150,16 @@ def _seconds(name, value):
     if not seconds >= 0:
         raise UserError(f"{name}={value!r} must be a number of seconds, e.g. {name}=10 (0 disables)")
     return seconds
+
+
+def shown_url(url):
+    """`url` for messages: a Unix socket's URL as its path (relative to the current folder when inside it), which
+    the URL's escaping makes long and hard to read; any other URL with its password masked (redact)."""
+    socket = re.fullmatch(r"mongodb://(%2F[^/?@]*)/?", url)
+    if socket is None:
+        return redact(url)
+    path = Path(unquote(socket.group(1)))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def redact(url):

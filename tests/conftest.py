@@ -127,13 +127,20 @@ def require_tool(path_or_name, why):
 
 
 def start_board(mongo_url, db_name, *args, timeout_s=300, **env):
-    """`tracker board` on a free port, with more `args` and `env`; returns the command and the URL it printed.
+    """`tracker board` on a free port, with more `args` and `env`; returns the command and the URL it printed, less
+    its token, which is kept as the command's `token` (None with a login).
 
     The timeout covers installing Omniboard on first use (about a minute); .ci/run installs it beforehand.
     """
     require_tool("node", "tracker board runs Omniboard with Node.js")
     board = TrackerCommand("board", "--port", str(free_port()), *args, MONGO_URL=mongo_url, SACRED_DB=db_name, **env)
-    return board, board.wait_for(r"open (http://\S+)", timeout_s)[1]
+    url, _, board.token = board.wait_for(r"open (http://\S+?)(\?token=(\S+))?(\s|$)", timeout_s).group(1, 2, 3)
+    return board, url
+
+
+def with_token(url, token):
+    """`url` of a board with its token, as the user opens it."""
+    return f"{url}{'&' if '?' in url else '?'}token={token}"
 
 
 def python_env(**extra):

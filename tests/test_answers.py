@@ -152,6 +152,8 @@ def test_report_is_one_offline_html_file_drawn_in_chromium(quadratic_sweep, data
     assert png.read_bytes().startswith(b"\x89PNG")
     assert re.search(r"<p>(.*?)</p>", text)[1].startswith("11 runs: 10 completed, 0 pruned, 1 failed")
     assert 'class="FAILED"' in text
+    assert re.search(rf'<p class="note">The sweep ran {re.escape(str(QUADRATIC))} at commit [0-9a-f]{{12}}, with no '
+                     rf'fixed arguments besides the swept parameters.</p>', text), text[:3000]
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -170,9 +172,15 @@ def test_report_is_one_offline_html_file_drawn_in_chromium(quadratic_sweep, data
             plots.nth(index).locator(".main-svg").first.wait_for()
         drawn = page.evaluate("() => [...document.querySelectorAll('div.plotly-graph-div')].map("
                               "d => d._fullData ? d._fullData.length : 0)")
+        # The importance bars' labels (config.unused, config.lr) are whole, inside their figure.
+        clipped = page.evaluate("() => { const plot = [...document.querySelectorAll('div.plotly-graph-div')].pop();"
+                                " const left = plot.getBoundingClientRect().left;"
+                                " return [...plot.querySelectorAll('.ytick text')].filter("
+                                "t => t.getBoundingClientRect().left < left).map(t => t.textContent); }")
         page.screenshot(path=tmp_path / "report-page.png", full_page=True)
         browser.close()
     assert all(count > 0 for count in drawn), drawn
+    assert clipped == []
     assert errors == [] and requests == []
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "report-page.png", SCREENSHOT_DIR / "report.png")

@@ -14,7 +14,7 @@ import uuid
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, require_tool, run_experiment, run_tracker, start_board
+from conftest import REPO_ROOT, require_tool, run_experiment, run_tracker, start_board, with_token
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
 CHROMIUM_ARGS = [
@@ -49,7 +49,7 @@ def smoke_run(two_runs):
 @pytest.fixture(scope="module")
 def board_url(two_runs, mongo_url):
     board, url = start_board(mongo_url, two_runs["db_name"])
-    yield url
+    yield with_token(url, board.token)
     board.kill()
 
 
@@ -163,7 +163,7 @@ def test_a_failed_runs_fail_trace_tab_shows_its_error(browser, mongo_url, workdi
     board, url = start_board(mongo_url, db_name)
     page = browser.new_page()
     try:
-        page.goto(url)
+        page.goto(with_token(url, board.token))
         table_rows(page)
         open_run(page, run["_id"])
         page.get_by_role("button", name="Fail Trace", exact=True).click()
@@ -206,6 +206,39 @@ def test_the_first_screen_shows_the_differing_config_key_and_the_best_score(page
         assert is_number_close(lr[run["_id"]], run["config"]["lr"]), lr
     headers = [text.strip() for text in page.get_by_role("columnheader").all_inner_texts()]
     assert "Tags" in headers, headers  # a sweep's trials carry its tag there
+
+
+def visible_headers(page):
+    table_rows(page)
+    return [text.strip() for text in page.get_by_role("columnheader").all_inner_texts() if text.strip()]
+
+
+def test_a_fresh_browser_shows_the_result_first_and_plots_the_score_and_the_losses(browser, two_runs, mongo_url,
+                                                                                   tmp_path):
+    board, url = start_board(mongo_url, two_runs["db_name"])  # another port: an origin without settings here
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1440, "height": 900})  # a laptop's screen
+    try:
+        page.goto(with_token(url, board.token))
+        headers = visible_headers(page)
+        screenshot(page, tmp_path, "first_screen_1440.png")
+        assert headers == ["Id", "Experiment Name", "Status", "Start Time", "Duration", "Lr", "Best Val Acc", "Tags"]
+        score = page.get_by_role("columnheader", name="Best Val Acc").bounding_box()
+        assert score["x"] + score["width"] <= 1440, score  # on the first screen, no scrolling
+
+        run = two_runs["runs"][0]
+        open_run(page, run["_id"])
+        plot = page.locator(".js-plotly-plot")
+        plot.locator(".legendtext").first.wait_for()
+        plotted = plot.evaluate("plot => plot.data.map(trace => trace.name)")
+        plotted = [name for name in plotted if not name.endswith(".unsmoothed")]  # Omniboard draws both
+        screenshot(page, tmp_path, "run_plot_1440.png")
+        recorded = two_runs["db"].metrics.distinct("name", {"run_id": run["_id"]})
+        assert "time.step_ms" in recorded and len(recorded) > len(plotted), recorded
+        assert sorted(plotted) == sorted(name for name in recorded if "loss" in name or name == "val.acc")
+    finally:
+        page.close()
+        board.kill()
 
 
 def test_runs_table_shows_durations(page, two_runs, tmp_path):

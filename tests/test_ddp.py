@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -158,6 +159,30 @@ def test_a_signal_to_one_rank_stops_both_and_resume_gives_the_uninterrupted_run(
     for name in COMPUTED["cifar"]:
         before, after = metric(db, interrupted["_id"], name), metric(db, resumed["_id"], name)
         assert {**before, **after} == metric(db, original["_id"], name), name
+
+
+def test_a_sigkilled_rank_leaves_the_run_failed_and_no_temporary_folder(workdir, mongo_url, mongo_db, db_name,
+                                                                          tmp_path):
+    """torchrun ends rank 0 with SIGTERM once rank 1 is gone: rank 0 records the failure first, and removes the
+    killed rank's temporary folder and its own."""
+    process = subprocess.Popen(torchrun_command("cifar", [*CIFAR, "trainer.steps=2000"], REPO_ROOT), cwd=workdir,
+                               env=torchrun_env(mongo_url, db_name, tmp_path, REPO_ROOT),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(300, process.kill)
+    watchdog.start()
+    output, ranks = [], []
+    for line in process.stdout:
+        output.append(line)
+        if re.match(r"Iteration\s+8/2000", line) and not ranks:
+            ranks = [rank_process(process, 0), rank_process(process, 1)]
+            ranks[1].send_signal(signal.SIGKILL)
+    process.wait()
+    watchdog.cancel()
+    output = "".join(output)
+    (run,) = list(mongo_db.runs.find())
+    assert run["status"] == "FAILED" and run["info"]["pid"] == ranks[0].pid, output
+    for rank in ranks:
+        assert not list(Path(tempfile.gettempdir()).glob(f"tracker-process-{rank.pid}*")), f"rank {rank}'s folder"
 
 
 @pytest.mark.parametrize("args, line", [

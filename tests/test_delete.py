@@ -55,6 +55,14 @@ def test_delete_removes_the_run_and_its_files_but_keeps_shared_sources(two_runs,
     assert refused.returncode == 1 and "nothing deleted" in refused.stdout
     assert f"Delete 1 run from database {db.name!r}? [y/N]" in refused.stdout
     assert stored(db)["runs"] == [first["_id"], second["_id"]]
+    unasked = subprocess.run(  # no terminal, as in a script or CI
+        [sys.executable, "-m", "tracker", "delete", str(first["_id"]), str(second["_id"])], cwd=workdir,
+        stdin=subprocess.DEVNULL, env=python_env(MONGO_URL=mongo_url, SACRED_DB=db.name), capture_output=True,
+        text=True, timeout=60,
+    )
+    assert unasked.returncode == 1 and unasked.stderr.splitlines() == [
+        "error: nothing deleted: no answer could be read (no terminal?); add --yes to delete without asking"]
+    assert stored(db)["runs"] == [first["_id"], second["_id"]]
 
     result = run_tracker(["delete", "--yes", str(first["_id"])], workdir, mongo_url, db.name)
     assert result.returncode == 0, result.stderr

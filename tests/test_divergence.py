@@ -6,14 +6,14 @@ import re
 import urllib.parse
 import urllib.request
 
-from conftest import free_port, metric, newest_run, run_experiment, run_tracker, start_board
+from conftest import free_port, metric, newest_run, run_experiment, run_tracker, start_board, with_token
 
 QUICK = ["trainer.steps=20", "trainer.val_every=10", "trainer.log_every=5", "data.limit=1000", "trainer.progress=False"]
 
 
-def served_values(url, run_id, name):
+def served_values(url, token, run_id, name):
     query = urllib.parse.quote(json.dumps({"run_id": run_id, "name": name}))
-    with urllib.request.urlopen(f"{url}/api/v1/Metrics?query={query}", timeout=30) as response:
+    with urllib.request.urlopen(with_token(f"{url}/api/v1/Metrics?query={query}", token), timeout=30) as response:
         (served,) = json.load(response)
     return served["values"]
 
@@ -26,6 +26,9 @@ def test_diverging_run_fails_in_one_line_and_the_store_keeps_working(workdir, mo
     assert len(errors) == 1 and re.search(r"loss is nan at step \d+; try a lower lr", errors[0]), diverged.stderr
     failed = newest_run(mongo_db)
     assert failed["status"] == "FAILED"
+    # Omniboard's Captured Out ends with the error, as the terminal did.
+    assert re.search(r"UserError: loss is nan at step \d+; try a lower lr.*\n$", failed["captured_out"]), \
+        failed["captured_out"]
     assert any(math.isnan(value) for value in metric(mongo_db, failed["_id"], "train.loss").values())
 
     normal = run_experiment(["with", "smoke", *QUICK], workdir, mongo_url, mongo_db.name)
@@ -43,8 +46,8 @@ def test_diverging_run_fails_in_one_line_and_the_store_keeps_working(workdir, mo
     board, url = start_board(mongo_url, mongo_db.name)
     try:
         # JSON has no NaN: Omniboard serves it as null, as it does from MongoDB.
-        assert None in served_values(url, failed["_id"], "train.loss")
-        assert None not in served_values(url, completed["_id"], "train.loss")
+        assert None in served_values(url, board.token, failed["_id"], "train.loss")
+        assert None not in served_values(url, board.token, completed["_id"], "train.loss")
     finally:
         board.kill()
 

@@ -406,7 +406,7 @@ def test_a_full_disk_without_mongodb_fails_in_one_line(small_disk, db_name, work
     assert process.wait(timeout=120) == 1
     stderr = (tmp_path / "stderr.txt").read_text()
     [line] = [line for line in stderr.splitlines() if "local store failed" in line]
-    assert line.startswith(f"UserError: the local store failed to write {runs_dir / '1'}"), stderr
+    assert line.startswith(f"error: the local store failed to write {runs_dir / '1'}"), stderr
     assert "(No space left on device; 0.0 MB free in " in line and "did not take the run either" in line
     assert "Traceback" not in stderr and "Completed" not in stderr
     assert not local_copies(runs_dir)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ingredients.cifar.model import build_model
-from conftest import EXPERIMENT, REPO_ROOT, free_port, python_env, run_experiment
+from conftest import EXPERIMENT, REPO_ROOT, free_port, newest_run, python_env, run_experiment, run_tracker
 
 QUICK = ["trainer.steps=20", "trainer.val_every=10", "data.limit=1000"]
 
@@ -103,9 +103,30 @@ def test_bad_config_values_fail_in_one_line_without_recording_a_run(update, name
     assert mongo_db.runs.count_documents({}) == 0
 
 
+@pytest.mark.parametrize("experiment, args, message", [
+    ("cifar", ["smoke", "data.root=/proc/nope"],
+     "data.root='/proc/nope' cannot hold the dataset (No such file or directory"),
+    ("cifar", ["smoke", "data.root=/etc/hostname"],
+     "data.root='/etc/hostname' cannot hold the dataset (Not a directory"),
+    ("cifar", ["lr=0.01", "data.root={tmp_path}"],  # CIFAR-10 itself, offline
+     "CIFAR-10 is not in {tmp_path}/cifar-10-batches-py/ and could not be downloaded"),
+    ("cifar", ["fast", "data.root={tmp_path}"], "CIFAR-10 is not in {tmp_path}/cifar-10-batches-py/"),
+    ("images", ["data.root={tmp_path}/tiles"], "data.root='{tmp_path}/tiles' is not a folder"),
+])
+def test_missing_data_is_refused_before_the_run_starts(experiment, args, message, workdir, mongo_url, mongo_db,
+                                                       tmp_path):
+    runs_dir = tmp_path / "runs"
+    result = run_experiment(["with", *[arg.format(tmp_path=tmp_path) for arg in args]], workdir, mongo_url,
+                            mongo_db.name, runs_dir=runs_dir, experiment=experiment,
+                            https_proxy="http://127.0.0.1:1", HTTPS_PROXY="http://127.0.0.1:1")  # offline
+
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message.format(tmp_path=tmp_path)}"), result.stderr
+    assert mongo_db.runs.count_documents({}) == 0 and not runs_dir.exists()
+
+
 @pytest.mark.parametrize("experiment, update, message", [
-    ("cifar", "data.root=/proc/nope", "data.root='/proc/nope' cannot hold the dataset (No such file or directory"),
-    ("cifar", "data.root=/etc/hostname", "data.root='/etc/hostname' cannot hold the dataset (Not a directory"),
     ("signals", "data.length=4", "data.length=4 is too short for model.stages=3"),
 ])
 def test_data_errors_at_run_time_are_one_line_with_the_fix(experiment, update, message, workdir, mongo_url, mongo_db):
@@ -114,7 +135,19 @@ def test_data_errors_at_run_time_are_one_line_with_the_fix(experiment, update, m
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and "\n  File " not in result.stderr, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"UserError: {message}") and ("use " in last or "give " in last), result.stderr
+    assert last.startswith(f"error: {message}") and ("use " in last or "give " in last), result.stderr
+
+
+def test_a_run_is_tagged_and_commented_from_the_command_line(workdir, mongo_url, mongo_db, tmp_path):
+    result = run_experiment(["with", "smoke", "trainer.steps=4", "trainer.val_every=2", "data.limit=200",
+                             "trainer.progress=False", "-T", "baseline,first", "-c", "first try"], workdir, mongo_url,
+                            mongo_db.name)
+
+    assert result.returncode == 0, result.stderr
+    run = newest_run(mongo_db)
+    assert (run["omniboard"]["tags"], run["meta"]["comment"]) == (["baseline", "first"], "first try")
+    listed = run_tracker(["runs", "--tag", "baseline", "--format", "json"], tmp_path, mongo_url, mongo_db.name)
+    assert [row["id"] for row in json.loads(listed.stdout)] == [run["_id"]], listed.stderr
 
 
 def test_malformed_mongo_url_fails_in_one_line(workdir, tmp_path):

@@ -17,10 +17,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import gridfs
 import pymongo
 import pytest
 
-from conftest import REPO_ROOT, TrackerCommand, free_port, python_env, require_tool, start_board
+from conftest import TrackerCommand, free_port, python_env, require_tool, start_board, with_token
 from localdb.server import PID_FILE
 from runstore.settings import STORE_DIR, STORE_SOCKET, load_settings, store_url
 from test_browser import browser  # noqa: F401 - the Chromium of the browser tests
@@ -58,27 +59,70 @@ def one_run(mongo_url):
 
 @pytest.fixture(scope="module")
 def default_board(one_run, mongo_url):
-    """`tracker board` as started without options."""
+    """`tracker board` as started without options: its URL, less the token, and the token."""
     board, url = start_board(mongo_url, one_run.name)
-    yield url
+    yield url, board.token
     board.kill()
 
 
 def test_a_default_board_is_unreachable_from_another_address(default_board):
-    assert request(f"{default_board}/api/v1/Runs?select=_id")[:2] == (200, '[{"_id":1}]')
+    url, token = default_board
+    assert request(with_token(f"{url}/api/v1/Runs?select=_id", token))[:2] == (200, '[{"_id":1}]')
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
-        request(f"{at_address(default_board, '127.0.0.2')}/api/v1/Runs?select=_id")
+        request(with_token(f"{at_address(url, '127.0.0.2')}/api/v1/Runs?select=_id", token))
 
 
 def test_the_board_answers_no_other_site_and_refuses_its_writes(default_board, one_run):
-    preflight = request(f"{default_board}/api/v1/Runs/1", "OPTIONS", Origin="http://attacker.example",
+    url, token = default_board
+    run_url = with_token(f"{url}/api/v1/Runs/1", token)  # even with the token, which a page of another site lacks
+    preflight = request(run_url, "OPTIONS", Origin="http://attacker.example",
                         **{"Access-Control-Request-Method": "DELETE"})
     assert not [name for name in preflight[2] if name.lower().startswith("access-control-")], preflight[2]
     for method in ("DELETE", "PUT", "POST"):
-        status, body, _ = request(f"{default_board}/api/v1/Runs/1", method, Origin="http://attacker.example")
+        status, body, _ = request(run_url, method, Origin="http://attacker.example")
         assert (status, body) == (403, "Changes from pages of other sites are refused.\n"), method
     # A page whose own name resolves to this machine (DNS rebinding) is not served as the board.
-    assert request(f"{default_board}/api/v1/Runs", Host="attacker.example")[0] == 403
+    assert request(f"{url}/api/v1/Runs", Host="attacker.example")[0] == 403
+    assert one_run.runs.find_one({"_id": 1}) == RUN
+
+
+NO_TOKEN = (401, "Open the board with the URL that 'tracker board' printed: it holds the board's token.\n")
+
+
+def test_a_default_board_answers_only_with_the_token_it_printed_which_ps_does_not_show(default_board, one_run):
+    url, token = default_board
+    runs_url = f"{url}/api/v1/Runs?select=_id"
+    assert request(runs_url)[:2] == NO_TOKEN
+    assert request(with_token(runs_url, token[:-1]))[:2] == NO_TOKEN
+    assert request(runs_url, Cookie=f"tracker-board-{urlsplit(url).port}=wrong")[:2] == NO_TOKEN
+    for method in ("DELETE", "PUT"):
+        assert request(f"{url}/api/v1/Runs/1", method)[:2] == NO_TOKEN
+    status, body, headers = request(with_token(runs_url, token))
+    assert (status, body) == (200, '[{"_id":1}]')
+    # The browser keeps the token for Omniboard's own requests, out of the page's scripts and of other sites' pages.
+    cookie = headers["Set-Cookie"]
+    assert cookie == f"tracker-board-{urlsplit(url).port}={token}; HttpOnly; SameSite=Strict; Path=/", cookie
+    assert request(runs_url, Cookie=cookie.split(";")[0])[:2] == (200, '[{"_id":1}]')
+    assert one_run.runs.find_one({"_id": 1}) == RUN
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            assert token.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes(), pid
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # ended meanwhile
+
+
+def test_another_user_of_the_machine_cannot_use_a_default_board(default_board, one_run, other_user):
+    url, _ = default_board
+    answers = as_user(other_user, f"""
+import urllib.error, urllib.request
+for method in ("GET", "PUT", "DELETE"):
+    try:
+        answer = urllib.request.urlopen(urllib.request.Request({url!r} + "/api/v1/Runs/1", method=method), timeout=30)
+        print(method, answer.status)
+    except urllib.error.HTTPError as error:
+        print(method, error.code)
+""")
+    assert answers.splitlines() == ["GET 401", "PUT 401", "DELETE 401"]
     assert one_run.runs.find_one({"_id": 1}) == RUN
 
 
@@ -101,12 +145,42 @@ def test_a_page_of_another_site_cannot_delete_a_run_in_chromium(browser, attacke
             """async (url) => {
                 try { return (await fetch(url, {method: "DELETE"})).status; } catch (error) { return String(error); }
             }""",
-            f"{default_board}/api/v1/Runs/1",
+            f"{default_board[0]}/api/v1/Runs/1",
         )
     finally:
         page.close()
     assert outcome == "TypeError: Failed to fetch"
     assert one_run.runs.find_one({"_id": 1}) == RUN
+
+
+# An artifact whose script deletes run 1 through Omniboard's API, with the user's cookie, as the page loads (a
+# synchronous request: done before `goto` returns).
+HOSTILE_ARTIFACT = """<title>notes</title><script>
+const request = new XMLHttpRequest();
+request.open("DELETE", "/sacred/api/v1/Runs/1", false);
+request.send();
+document.title = "sent DELETE: " + request.status;
+</script>"""
+
+
+def test_an_html_artifact_is_no_page_of_the_board_in_chromium(browser, default_board, one_run):  # noqa: F811
+    url, token = default_board
+    file_id = gridfs.GridFS(one_run).put(HOSTILE_ARTIFACT.encode(), filename="notes.html")
+    preview = f"{url}/api/v1/files/preview/{file_id}/notes.html"
+    page = browser.new_page()
+    try:
+        page.goto(with_token(url, token))  # logged in: the board's cookie is set
+        answer = page.goto(preview)
+        assert answer.status == 200 and "<script>" in answer.text()
+        title = page.title()
+    finally:
+        page.close()
+    assert one_run.runs.find_one({"_id": 1}) == RUN, title
+    headers = answer.headers
+    assert (headers["content-security-policy"], headers["x-content-type-options"]) == ("sandbox", "nosniff")
+    for name in ("drawing.svg", "notes.html"):  # downloads too, of every type
+        download = request(with_token(f"{url}/api/v1/files/download/{file_id}/{name}", token))
+        assert (download[2]["Content-Security-Policy"], download[2]["X-Content-Type-Options"]) == ("sandbox", "nosniff")
 
 
 def test_a_board_on_every_address_needs_the_login_which_ps_does_not_show(one_run, mongo_url):
@@ -203,8 +277,6 @@ def test_the_owner_finds_tracker_db_without_any_setting(project):
     """No MONGO_URL anywhere: a run stored through the default settings, `tracker runs` and `tracker board` all
     reach the project's `tracker db` on its socket."""
     require_tool("node", "tracker board runs Omniboard with Node.js")
-    (project / ".tracker").mkdir()
-    (project / ".tracker" / "omniboard").symlink_to(REPO_ROOT / ".tracker" / "omniboard")  # installed, not again
     store = TrackerCommand("db", cwd=project)
     board = None
     try:
@@ -216,8 +288,8 @@ def test_the_owner_finds_tracker_db_without_any_setting(project):
         assert listed.returncode == 0, listed.stderr
         assert [run["id"] for run in json.loads(listed.stdout)] == [1]
         board = TrackerCommand("board", "--port", str(free_port()), cwd=project)
-        url = board.wait_for(r"open (http://\S+)", 300)[1]
-        assert request(f"{url}/api/v1/Runs?select=_id")[:2] == (200, '[{"_id":1}]')
+        url, token = board.wait_for(r"open (http://\S+)\?token=(\S+)", 300).groups()
+        assert request(with_token(f"{url}/api/v1/Runs?select=_id", token))[:2] == (200, '[{"_id":1}]')
     finally:
         if board is not None:
             board.kill()

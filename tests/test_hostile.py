@@ -5,6 +5,7 @@ Each test checks what a user sees: one line, the exit status, and that nothing i
 import datetime
 import json
 import math
+import os
 import platform
 import re
 import signal
@@ -17,9 +18,9 @@ from conftest import (COMPUTED_METRICS, REPO_ROOT, git, metric, newest_run, pyth
                       run_tracker)
 
 from runstore.errors import UserError
-from observers.git_state import MAX_UNTRACKED_FILE_BYTES, uncommitted_changes
+from observers.git_state import MAX_UNTRACKED_FILE_BYTES, record_uncommitted_changes, uncommitted_changes
 from runstore.run_store import StoredRun
-from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dir
+from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dirs
 from runstore.local_run import LocalRun
 from runstore.settings import load_settings, project_root, redact
 
@@ -58,8 +59,8 @@ def test_planted_code_in_a_stored_config_is_refused_and_never_runs(tmp_path, mon
             assert result.returncode == 1
             assert error_lines(result) == [f"error: run {run if run == '7' else folder}'s config holds the jsonpickle "
                                            f"tag at {key}, which would run code when read; it was not used: stored "
-                                           f"configs and info must be plain JSON values (numbers, text, lists, "
-                                           f"objects)"], result.stderr
+                                           f"values must be plain JSON (numbers, text, lists, objects)"], \
+                result.stderr
     assert not (tmp_path / "PWNED").exists() and not (REPO_ROOT / "PWNED").exists()
 
     (folder / "config.json").write_text(json.dumps({"lr": 0.1}))
@@ -105,14 +106,15 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         process.kill()
         process.wait()
 
-    assert any(process_temp_dir(process.pid).glob("*/checkpoint.pt")), "the trainer's files are in the run's folder"
+    (temp_dir,) = process_temp_dirs(process.pid)
+    assert any(temp_dir.glob("*/checkpoint.pt")), "the trainer's files are in the run's folder"
     first = run_tracker(["sync", str(runs_dir)], workdir, mongo_url, mongo_db.name)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"it had died (process {process.pid} on host {platform.node()} is gone)" in first.stdout
     dead = mongo_db.runs.find_one({"_id": killed["_id"]})
     assert dead["status"] == "INTERRUPTED"
     assert dead["info"]["died"]["how"] == f"process {process.pid} on host {platform.node()} is gone"
-    assert not process_temp_dir(process.pid).exists()
+    assert not temp_dir.exists()
     second = run_tracker(["sync", str(runs_dir)], workdir, mongo_url, mongo_db.name)
     assert second.returncode == 0 and "0 uploaded, 1 skipped, 0 failed" in second.stdout, second.stdout
     assert "died" not in second.stdout
@@ -127,6 +129,32 @@ def test_killed_run_is_marked_dead_once_and_resumes_to_the_uninterrupted_result(
         expected = {s: v for s, v in metric(mongo_db, original["_id"], name).items() if s > step}
         assert metric(mongo_db, continued["_id"], name) == expected != {}, name
     assert continued["result"] == original["result"]
+
+
+def test_runs_lists_a_run_whose_process_is_gone_as_dead_in_either_store_without_a_sync(tmp_path, mongo_url,
+                                                                                       mongo_db):
+    """Runs of this host, RUNNING with a recent heartbeat: one whose process has exited, one whose stored pid is not a
+    number (only the heartbeat can tell: still alive), one whose process (this test's) lives."""
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    pids = {"1": int(exited.stdout), "2": "12x", "3": os.getpid()}
+    for number, pid in pids.items():
+        entry = {"status": "RUNNING", "host": {"hostname": platform.node()}, "start_time": now.isoformat(),
+                 "heartbeat": now.isoformat(), "experiment": {"name": f"local{number}"}, "artifacts": []}
+        folder = tmp_path / "runs" / number
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps(entry))
+        (folder / "config.json").write_text(json.dumps({"seed": 1}))
+        (folder / "info.json").write_text(json.dumps({"pid": pid}))
+        mongo_db.runs.insert_one({**entry, "_id": int(number), "experiment": {"name": f"mongo{number}"},
+                                  "start_time": now, "heartbeat": now, "config": {"seed": 1}, "info": {"pid": pid}})
+
+    result = run_tracker(["runs", "--format", "json"], tmp_path, mongo_url, mongo_db.name)
+
+    assert result.returncode == 0, result.stderr
+    statuses = {row["experiment"]: row["status"] for row in json.loads(result.stdout)}
+    assert statuses == {"mongo1": "INTERRUPTED?", "mongo2": "RUNNING", "mongo3": "RUNNING",
+                        "local1": "INTERRUPTED?", "local2": "RUNNING", "local3": "RUNNING"}
 
 
 def test_a_run_on_another_host_is_dead_once_its_heartbeat_is_too_old():
@@ -188,7 +216,7 @@ def test_runs_dir_and_env_file_belong_to_the_project_root(tmp_path, monkeypatch)
     (tmp_path / "repo" / ".git").mkdir(parents=True)  # tracker db and board keep .tracker/ here too
     (tmp_path / "repo" / "notes").mkdir()
     assert project_root(tmp_path / "repo" / "notes") == tmp_path / "repo"
-    assert project_root(tmp_path / "loose") == tmp_path / "loose"
+    assert project_root(tmp_path / "loose") == project  # outside any checkout: the one around the working folder
 
 
 # ---- untracked files in the diff artifact -------------------------------------------------------------------------
@@ -201,6 +229,11 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
     (tmp_path / ".env.local").write_text("MONGO_PASSWORD=hunter2\n")
     (tmp_path / "deploy_key").write_text("-----BEGIN-----\n")
     (tmp_path / "data.bin").write_bytes(b"x" * (MAX_UNTRACKED_FILE_BYTES + 1))
+    # Environments and caches, not ignored, are no changes: a venv in an untracked folder, node_modules, caches.
+    for name in ("envs/py/pyvenv.cfg", "envs/py/lib/site.py", "envs/conda/conda-meta/history", "envs/conda/x.py",
+                 "node_modules/pad/index.js", "pkg/__pycache__/m.cpython-311.pyc", ".mypy_cache/3.11/m.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
 
     changes = uncommitted_changes(tmp_path)
 
@@ -213,6 +246,26 @@ def test_untracked_files_go_into_the_patch_only_when_small_and_not_secret(tmp_pa
         {"file": "deploy_key", "why": "the name looks like a secret"},
     ]
 
+
+
+def test_many_left_out_files_are_counted_in_one_line_not_listed_in_full(tmp_path, capsys):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    (repo / "train.py").write_text("print(1)\n")
+    git("add", "train.py", cwd=repo)
+    git("commit", "-q", "-m", "first", cwd=repo)
+    for i in range(30):
+        (repo / f"secret_{i}.txt").write_text("hunter2\n")
+    run = type("Run", (), {"info": {}, "add_artifact": lambda self, *args, **kwargs: None})()
+
+    record_uncommitted_changes(run, repo, tmp_path)
+
+    recorded = run.info["untracked_files"]
+    assert (len(recorded["left_out"]), recorded["left_out_count"], recorded["included"]) == (20, 30, [])
+    assert capsys.readouterr().err == (
+        "WARNING: 30 untracked files left out of git_diff.patch (names like secrets, or too large), listed in the "
+        "run's info.untracked_files; add them to .gitignore to keep runs clean\n")
 
 
 def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):

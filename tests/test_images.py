@@ -131,4 +131,4 @@ def test_a_root_that_is_not_an_image_folder_is_one_line(make, message, tmp_path,
                             db_name, experiment="images")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     last = result.stderr.strip().splitlines()[-1]  # after Sacred's own log lines about the failed run
-    assert last.startswith("UserError: ") and message in last, result.stderr
+    assert last.startswith("error: ") and message in last, result.stderr

@@ -81,9 +81,10 @@ def test_an_export_rebuilds_the_same_predictions_with_the_database_stopped(tmp_p
 
 def test_tracker_get_downloads_an_artifact_and_names_the_ones_there(smoke_run, mongo_url, workdir, tmp_path):
     run_id, db = smoke_run["run"]["_id"], smoke_run["db_name"]
-    result = run_tracker(["get", str(run_id), "results.json", "--out", str(tmp_path)], workdir, mongo_url, db)
+    # As the README writes it: a folder that does not exist yet.
+    result = run_tracker(["get", str(run_id), "results.json", "--out", "checkpoints/"], tmp_path, mongo_url, db)
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 300
+    assert json.loads((tmp_path / "checkpoints" / "results.json").read_text())["steps"] == 300
     result = run_tracker(["get", str(run_id), "nope.pt"], workdir, mongo_url, db)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

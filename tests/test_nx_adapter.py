@@ -8,7 +8,7 @@ import urllib.request
 
 from bson import ObjectId
 
-from conftest import start_board
+from conftest import start_board, with_token
 
 
 def test_nan_and_inf_metrics_round_trip_and_omniboard_serves_them(mongo_db, mongo_url, db_name):
@@ -30,7 +30,8 @@ def test_nan_and_inf_metrics_round_trip_and_omniboard_serves_them(mongo_db, mong
     board, url = start_board(mongo_url, db_name)
     try:
         query = urllib.parse.quote(json.dumps({"run_id": 1, "name": "train.loss"}))
-        with urllib.request.urlopen(f"{url}/api/v1/Metrics?query={query}", timeout=30) as response:
+        metrics_url = with_token(f"{url}/api/v1/Metrics?query={query}", board.token)
+        with urllib.request.urlopen(metrics_url, timeout=30) as response:
             (served,) = json.load(response)
         # JSON has no NaN or Infinity: Omniboard serves them as null, as it does from MongoDB.
         assert served["values"] == [0.5, None, None, None, None, 1.5]

@@ -5,7 +5,11 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from importlib import metadata
+
+import pymongo
+import pytest
 
 from conftest import REPO_ROOT, git, metric, newest_run, python_env, run_tracker
 
@@ -29,41 +33,76 @@ def readme_snippet():
     return re.search(r"<!-- own-experiment -->\n```python\n(.*?)```", readme, re.S)[1]
 
 
-def test_readme_experiment_is_recorded_and_rerun_exactly(tmp_path, mongo_url, mongo_db):
-    project = tmp_path / "my-research"
+@pytest.fixture(scope="module")
+def line_run(tmp_path_factory, mongo_url):
+    """The README's line.py, committed in a fresh repository that has a virtual environment inside it, and run once."""
+    project = tmp_path_factory.mktemp("my research") / "my-research"
     project.mkdir()
     (project / "line.py").write_text(readme_snippet())
     git("init", "-q", cwd=project)
     git("add", "line.py", cwd=project)
     git("commit", "-q", "-m", "fit a line", cwd=project)
-
+    # The usual setup, not in .gitignore: thousands of untracked files that are no change of the code.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True, timeout=120)
+    (project / "node_modules" / "left-pad").mkdir(parents=True)
+    (project / "node_modules" / "left-pad" / "index.js").write_text("module.exports = 1\n")
+    db_name = f"line_{uuid.uuid4().hex[:10]}"
     result = subprocess.run(
         [sys.executable, "line.py", "with", "trainer.steps=200", "trainer.val_every=50", "trainer.progress=False"],
-        cwd=project, env=python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name), capture_output=True, text=True,
+        cwd=project, env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name), capture_output=True, text=True,
         timeout=300,
     )
-
     assert result.returncode == 0, result.stderr
-    run = newest_run(mongo_db)
+    client = pymongo.MongoClient(mongo_url)
+    yield {"project": project, "db": client[db_name], "db_name": db_name, "run": newest_run(client[db_name]),
+           "process": result}
+    client.drop_database(db_name)
+    client.close()
+
+
+def test_readme_experiment_is_recorded_and_rerun_exactly_with_a_venv_in_the_project(line_run, mongo_url):
+    project, db, run = line_run["project"], line_run["db"], line_run["run"]
     assert run["status"] == "COMPLETED" and run["experiment"]["name"] == "line"
     assert run["config"]["trainer"]["steps"] == 200 and run["config"]["noise"] == 0.1
     head = git("rev-parse", "HEAD", cwd=project).strip()
     assert {"url": f"git:/{project}", "commit": head, "dirty": False} in run["experiment"]["repositories"]
     assert "Iteration 200/200" in run["captured_out"]
     assert run["result"] < 0.2  # the noise's MAE is 0.08: the line is found
-    # A clean tree, though the run's own record sat untracked in the project's runs/ while it ran.
+    # A clean tree, though the run's own record sat untracked in the project's runs/ while it ran, and .venv/ and
+    # node_modules/ are untracked and not ignored.
     assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json", "environment.json"}
-    assert "untracked_files" not in run["info"]
-    assert len(metric(mongo_db, run["_id"], "val.mae")) == 4
+    assert "untracked_files" not in run["info"] and "untracked" not in line_run["process"].stderr
+    assert len(metric(db, run["_id"], "val.mae")) == 4
 
-    # Another repository's run is rerun from within it: a rerun starts only the code of the checkout it runs from.
-    rerun = run_tracker(["rerun", str(run["_id"])], project, mongo_url, mongo_db.name)
+    # Another repository's run is rerun from within it, without --force: a rerun starts only the code of the
+    # checkout it runs from.
+    rerun = run_tracker(["rerun", str(run["_id"])], project, mongo_url, line_run["db_name"])
 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    again = newest_run(mongo_db)
+    again = newest_run(db)
     assert again["info"]["rerun_of"] == run["_id"] and again["config"] == run["config"]
     for name in ("train.loss", "val.mae", "test.mae"):
-        assert metric(mongo_db, again["_id"], name) == metric(mongo_db, run["_id"], name), name
+        assert metric(db, again["_id"], name) == metric(db, run["_id"], name), name
+
+
+def test_load_model_gives_the_readme_experiments_network_and_names_where_to_call_it(line_run, mongo_url, tmp_path):
+    """The README's experiment declares no task for rebuilding: its main gives the trainer one, and that is enough."""
+    env = python_env(MONGO_URL=mongo_url, SACRED_DB=line_run["db_name"])
+    run_id = line_run["run"]["_id"]
+    slope = f"from tracker import load_model; print(load_model({run_id})[0].weight.item())"
+
+    inside = subprocess.run([sys.executable, "-c", slope], cwd=line_run["project"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    elsewhere = subprocess.run([sys.executable, "-c", slope], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=300)
+
+    assert inside.returncode == 0, inside.stderr
+    assert abs(float(inside.stdout) - 3) < 0.2  # y = 3x - 1
+    assert inside.stderr == ""  # no pkg_resources warning either
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr.strip().splitlines()[-1] == (
+        f"runstore.errors.UserError: run {run_id} is a run of line.py in {line_run['project']}, whose code builds "
+        f"its network; call load_model from within that folder (cd {line_run['project']})")
 
 
 def test_a_run_without_the_trainer_records_its_environment(tmp_path, mongo_url, mongo_db):

@@ -1,8 +1,10 @@
 """The built wheel holds every package: installed into a fresh virtual environment, away from this checkout, its
-`tracker` command and a short smoke run of its CIFAR experiment work."""
+`tracker` command and a short smoke run of its CIFAR experiment work from an empty folder, which holds what they
+write."""
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 from conftest import REPO_ROOT, python_env
 
@@ -28,8 +30,17 @@ def test_the_installed_wheel_runs_tracker_and_a_smoke_run(tmp_path, mongo_url, d
     location = run(str(python), "-c", "import experiments; print(experiments.__file__)")
     assert location.startswith(str(tmp_path / "venv")), location
 
-    assert "sweep" in run(str(tmp_path / "venv" / "bin" / "tracker"), "--help")
+    tracker = str(tmp_path / "venv" / "bin" / "tracker")
+    assert "sweep" in run(tracker, "--help")
+    # From an empty folder outside any checkout, with no database: the run and its data go there, not into
+    # site-packages, and `tracker runs` there lists the run.
+    empty = tmp_path / "empty"
+    empty.mkdir()
     output = run(str(python), "-m", "experiments.cifar", "with", "smoke", "trainer.steps=20", "trainer.val_every=10",
-                 "data.limit=500", "trainer.progress=False", f"data.root={tmp_path / 'data'}",
-                 MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=str(tmp_path / "runs"))
+                 "data.limit=500", "trainer.progress=False", cwd=empty, MONGO_URL="mongodb://127.0.0.1:1")
     assert "Validation at step 20/20" in output
+    assert (empty / "runs" / "1" / "run.json").is_file() and (empty / "data" / "synthetic").is_dir()
+    site_packages = Path(location).parent.parent
+    assert not (site_packages / "runs").exists() and not (site_packages / "data").exists()
+    listed = run(tracker, "runs", cwd=empty, MONGO_URL="mongodb://127.0.0.1:1")
+    assert "runs/1" in listed and "COMPLETED" in listed, listed

@@ -65,7 +65,7 @@ def test_the_table_shows_differing_config_and_chosen_summaries(lr_runs, tmp_path
 
     assert result.returncode == 0, result.stderr
     header, *lines = result.stdout.splitlines()
-    assert header.split() == ["id", "experiment", "status", "start", "duration_s", "result", "config.lr",
+    assert header.split() == ["id", "experiment", "status", "start", "duration", "result", "config.lr",
                               "val.acc.max", "train.loss.last", "val.acc.argmax"]
     assert len(lines) == 3  # newest first
     assert [int(line.split()[0]) for line in lines] == sorted((run["_id"] for run in lr_runs["runs"].values()),
@@ -185,7 +185,7 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
 
     assert [row["id"] for row in json.loads(tagged.stdout)] == [1]
     header, *lines = listed.stdout.splitlines()
-    assert header.split() == ["id", "experiment", "status", "start", "duration_s", "result", "local", "config.lr",
+    assert header.split() == ["id", "experiment", "status", "start", "duration", "result", "local", "config.lr",
                               "val.acc.argmax"]
     assert lines[0].split() == [str(local), "cifar", "COMPLETED", "2026-11-03", "09:00:00",
                                 "1m00s", "0.6", "True", "0.3", "10"]
@@ -283,19 +283,57 @@ def test_runs_of_two_experiments_get_a_table_each_with_their_own_differing_keys(
     assert as_csv.stdout.splitlines()[0].endswith(",config.lr,config.note") and long_note in as_csv.stdout
 
 
+def test_the_table_fits_the_terminal_and_names_the_columns_left_out(mongo_db, mongo_url, db_name, tmp_path):
+    started = datetime.datetime(2026, 11, 2, 10, 0)
+    for run_id in (1, 2, 3):
+        config = {"lr": 0.1 * run_id, **{f"option_{letter}": run_id * 1000 for letter in "abcdefgh"}}
+        mongo_db.runs.insert_one({"_id": run_id, "experiment": {"name": "cifar"}, "status": "COMPLETED",
+                                  "start_time": started, "stop_time": started + datetime.timedelta(seconds=220),
+                                  "result": 0.5, "config": config, "metric_summaries": []})
+
+    table = run_tracker(["runs", "--sort", "id"], tmp_path, mongo_url, db_name, COLUMNS="100")
+
+    assert table.returncode == 0, table.stderr
+    header, *rows, note = table.stdout.splitlines()
+    assert header.split()[:7] == ["id", "experiment", "status", "start", "duration", "result", "config.lr"]
+    assert rows[0].split()[4:6] == ["10:00:00", "3m40s"]
+    assert max(map(len, table.stdout.splitlines()[:-1])) <= 100
+    shown = header.split()
+    left_out = [f"config.option_{letter}" for letter in "abcdefgh" if f"config.option_{letter}" not in shown]
+    assert left_out and note == (f"({len(left_out)} columns left out to fit 100 characters: {', '.join(left_out)}; "
+                                 f"--format csv shows all)")
+
+
+def test_compare_plot_draws_the_runs_that_logged_the_metric_and_names_the_others(tmp_path, mongo_url, db_name):
+    folders = [str(folder_run(tmp_path, number, "cifar", {"lr": number / 10}, logged)) for number, logged in
+               ((1, True), (2, False), (3, True))]
+
+    result = run_tracker(["compare", *folders, "--plot", "loss.png", "--metric", "val.loss"], tmp_path, mongo_url,
+                         db_name)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (f"wrote loss.png: 2 curves of val.loss, 4 points; runs without "
+                                              f"val.loss, not drawn: {folders[1]}")
+
+
+def folder_run(tmp_path, number, experiment, config, logged=True):
+    """A completed run of `experiment` in the file store tmp_path/runs/NUMBER, with two points of val.loss if `logged`."""
+    folder = tmp_path / "runs" / str(number)
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "experiment": {"name": experiment}, "status": "COMPLETED", "start_time": "2026-11-03T09:00:00",
+        "stop_time": "2026-11-03T09:01:00", "artifacts": []}))
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.json").write_text(json.dumps({"val.loss": {
+        "steps": [10, 20], "values": [0.6, 0.5], "timestamps": ["2026-11-03T09:00:30", "2026-11-03T09:01:00"]}}
+        if logged else {}))
+    return folder
+
+
 def test_compare_plot_of_two_experiments_has_a_short_legend(tmp_path, mongo_url, db_name):
-    folders = []
-    for number, (experiment, config) in enumerate((("cifar", {"lr": 0.1, "model": {"width": 8, "depth": 3}}),
-                                                   ("signals", {"window": 64, "hidden": 32, "noise": 0.1})), 1):
-        folder = tmp_path / "runs" / str(number)
-        folder.mkdir(parents=True)
-        (folder / "run.json").write_text(json.dumps({
-            "experiment": {"name": experiment}, "status": "COMPLETED", "start_time": "2026-11-03T09:00:00",
-            "stop_time": "2026-11-03T09:01:00", "artifacts": []}))
-        (folder / "config.json").write_text(json.dumps(config))
-        (folder / "metrics.json").write_text(json.dumps({"val.loss": {
-            "steps": [10, 20], "values": [0.6, 0.5], "timestamps": ["2026-11-03T09:00:30", "2026-11-03T09:01:00"]}}))
-        folders.append(str(folder))
+    folders = [str(folder_run(tmp_path, number, experiment, config)) for number, (experiment, config) in
+               enumerate((("cifar", {"lr": 0.1, "model": {"width": 8, "depth": 3}}),
+                          ("signals", {"window": 64, "hidden": 32, "noise": 0.1})), 1)]
 
     result = run_tracker(["compare", *folders, "--plot", "loss.svg", "--metric", "val.loss"], tmp_path, mongo_url,
                          db_name)

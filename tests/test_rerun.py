@@ -1,5 +1,6 @@
 """`tracker rerun`: a recorded run runs again as a new run, with its stored config, on the code version chosen."""
 import json
+from hashlib import sha256
 
 import pytest
 from conftest import COMPUTED_METRICS, git, metric, newest_run, run_tracker
@@ -119,9 +120,10 @@ def test_force_runs_this_code_and_at_commit_restores_uncommitted_changes(
     refused = run_tracker(["rerun", str(run["_id"])], workdir, mongo_url, reference_run["db_name"],
                           project=changed_clone)
     assert refused.returncode == 1 and "with uncommitted changes" in refused.stderr
+    assert "add --at-commit --apply-diff to run the original code with its stored git_diff.patch" in refused.stderr
 
-    again = run_tracker(["rerun", str(run["_id"]), "--at-commit"], workdir, mongo_url, reference_run["db_name"],
-                        project=changed_clone)
+    again = run_tracker(["rerun", str(run["_id"]), "--at-commit", "--apply-diff"], workdir, mongo_url,
+                        reference_run["db_name"], project=changed_clone)
 
     assert again.returncode == 1 and "larger than the 10 training images" in again.stderr, again.stderr
     rerun = newest_run(db)
@@ -129,6 +131,7 @@ def test_force_runs_this_code_and_at_commit_restores_uncommitted_changes(
     assert (recorded_repository(rerun)["commit"], recorded_repository(rerun)["dirty"]) == (head, True)
     # Its temporary worktree had the forced run's changes re-applied, so it recorded the same patch.
     assert artifact_text(db, rerun, "git_diff.patch") == patch
+    assert f"  ingredients/cifar/data.py  +1 -1\n  sha256 {sha256(patch.encode()).hexdigest()}\n" in again.stderr
     assert "CROP_PADDING = 2" in data_file.read_text()  # this checkout was not touched
 
 

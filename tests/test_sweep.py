@@ -82,8 +82,10 @@ def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, 
         run["info"]["sweep"]["trial"]: run["result"] for run in completed}
 
 
-def test_a_killed_trial_is_reported_with_the_signal_and_its_run_id(mongo_url, mongo_db, db_name, tmp_path):
-    sweep = TrackerCommand("sweep", str(EXPERIMENT), *TINY, "trainer.steps=5000", "lr=[0.01]", cwd=tmp_path,
+def sweep_of_a_killed_trial(steps, mongo_url, mongo_db, db_name, tmp_path):
+    """(the run document, the output) of a one-trial sweep of `steps` steps whose run was killed once it had
+    recorded a heartbeat."""
+    sweep = TrackerCommand("sweep", str(EXPERIMENT), *TINY, f"trainer.steps={steps}", "lr=[0.01]", cwd=tmp_path,
                            MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=tmp_path / "runs")
     try:
         deadline = time.monotonic() + 300
@@ -94,8 +96,31 @@ def test_a_killed_trial_is_reported_with_the_signal_and_its_run_id(mongo_url, mo
         assert sweep.process.wait(120) == 1
     finally:
         sweep.kill()
-    output = "".join(sweep.output)
+    return run, "".join(sweep.output)
+
+
+def test_a_killed_trial_is_reported_with_the_signal_and_its_run_id(mongo_url, mongo_db, db_name, tmp_path):
+    run, output = sweep_of_a_killed_trial(5000, mongo_url, mongo_db, db_name, tmp_path)
     assert f"trial 0 failed (run {run['_id']}):\n    killed by signal 9 (SIGKILL)\n" in output, output
+
+
+def test_a_killed_trial_that_continue_finished_counts_once_in_groups_and_sync(mongo_url, mongo_db, db_name,
+                                                                              tmp_path):
+    """The killed run stays RUNNING in MongoDB and in its folder; `--continue` runs the trial again, and marks it."""
+    killed, output = sweep_of_a_killed_trial(300, mongo_url, mongo_db, db_name, tmp_path)
+
+    result = run_tracker(["sweep", "--continue", str(sweep_id_of(output))], tmp_path, mongo_url, db_name)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    continued = mongo_db.runs.find_one({"_id": {"$ne": killed["_id"]}})
+    assert continued["status"] == "COMPLETED"
+    assert mongo_db.runs.find_one({"_id": killed["_id"]})["info"]["continued_by"] == continued["_id"]
+    groups = run_tracker(["runs", "--group", "--format", "json"], tmp_path, mongo_url, db_name)
+    assert [(group["n"], group["not_completed"], group["runs"]) for group in json.loads(groups.stdout)] == [
+        (1, 0, [continued["_id"]])], groups.stdout + groups.stderr
+    synced = run_tracker(["sync"], tmp_path, mongo_url, db_name)
+    assert f"it had died (process {killed['info']['pid']} " in synced.stdout, synced.stdout
+    assert f"run {continued['_id']} continues it" in synced.stdout and "tracker resume" not in synced.stdout
 
 
 def test_eight_trials_started_together_keep_their_own_ids_and_records(mongo_url, mongo_db, db_name, workdir):

@@ -170,8 +170,8 @@ def test_planted_cifar_pickles_never_run(tmp_path, workdir, mongo_url, mongo_db)
                             mongo_url, mongo_db.name)
 
     assert result.returncode == 1
-    lines = [line for line in error_lines(result) if "UserError" in line or "Traceback" in line]
-    assert lines == [f"UserError: {folder / 'data_batch_1'} is not a CIFAR-10 file (it names posix.system, which "
+    lines = [line for line in error_lines(result) if line.startswith("error: ") or "Traceback" in line]
+    assert lines == [f"error: {folder / 'data_batch_1'} is not a CIFAR-10 file (it names posix.system, which "
                      f"CIFAR-10's files never hold); it was not read: put the files of cifar-10-python.tar.gz there, "
                      f"or delete the folder to download them again"], result.stderr
     assert not marker.exists()
@@ -243,8 +243,8 @@ def test_a_rerun_whose_script_ignores_its_config_fails_naming_the_keys(project_r
     rerun = newest_run(mongo_db)
     assert rerun["_id"] != original["_id"] and rerun["info"]["rerun_of"] == original["_id"]
     assert rerun["status"] == "FAILED" and rerun["result"] is None
-    lines = [line for line in error_lines(result) if "UserError" in line or "Traceback" in line]
-    assert lines == [f"UserError: run {rerun['_id']}'s config differs from the stored one in seed and leaves out the "
+    lines = [line for line in error_lines(result) if line.startswith("error: ") or "Traceback" in line]
+    assert lines == [f"error: run {rerun['_id']}'s config differs from the stored one in seed and leaves out the "
                      f"changes steps=7, because its script ignores its command line (it calls ex.run itself); the run "
                      f"was stopped: rerun such a run with its script's own ex.run(config_updates=<the stored config>), "
                      f"see README"], result.stderr

@@ -1,25 +1,29 @@
 """`tracker board`: Omniboard from its npm package (installed on first use) showing the runs in MONGO_URL/SACRED_DB."""
 import ipaddress
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from pymongo.errors import PyMongoError
+
 from runstore.database import connect, require_database
-from runstore.settings import STORE_DIR, TRACKER_DIR, create_tracker_folder, load_settings, project_root, store_url
+from runstore.settings import STORE_DIR, load_settings, project_root, store_url
 from runstore.errors import UserError
 from runstore.shell import last_line
-from tracker.board_columns import write_first_screen
+from tracker.board_columns import browser_defaults, listed_runs, stored_columns, write_first_screen
 from tracker.sync import find_run_dirs, sync_runs
 
 OMNIBOARD_VERSION = "2.16.1"
-INSTALL_DIR = Path(TRACKER_DIR) / "omniboard" / OMNIBOARD_VERSION  # in the project root (runstore.settings)
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
 # Runs Omniboard behind the board's safeguards (listening address, login, no cross-site use); see its header.
 GUARD_SCRIPT = Path(__file__).with_name("omniboard.js")
@@ -37,7 +41,8 @@ def add_parser(subparsers):
         help="browse the recorded runs in Omniboard (no docker needed)",
         description=(
             f"Run Omniboard {OMNIBOARD_VERSION} on the runs in MONGO_URL/SACRED_DB (environment or .env) until "
-            f"Ctrl-C. Needs Node.js; the npm package is installed into {INSTALL_DIR}/ of the project root on first use."
+            f"Ctrl-C. Needs Node.js; the npm package is installed once per user, into "
+            f"$XDG_CACHE_HOME/sacred-tracker/omniboard/ (default ~/.cache/...), on first use."
         ),
     )
     parser.add_argument("--port", type=int, default=9000, help="port to serve on (default: 9000)")
@@ -45,7 +50,8 @@ def add_parser(subparsers):
         "--host", default=DEFAULT_HOST,
         help=f"address to listen on (default: {DEFAULT_HOST}, this machine only); any other, e.g. 0.0.0.0 for "
              "every address, needs a login: BOARD_PASSWORD (and BOARD_USER, default sacred) in the environment or "
-             ".env (when set, the board asks for it on 127.0.0.1 too)",
+             ".env (when set, the board asks for it on 127.0.0.1 too; without it, the URL printed holds a token "
+             "that the board asks for)",
     )
     parser.add_argument(
         "--install", action="store_true",
@@ -54,7 +60,7 @@ def add_parser(subparsers):
     parser.add_argument(
         "--configure", action="store_true",
         help="only store Omniboard's first-screen columns (differing config keys, each experiment's best score) in "
-             "the database, unless it has columns of its own, and exit (for the docker stack's Omniboard)",
+             "the database, beside the columns of your own, and exit (for the docker stack's Omniboard)",
     )
     parser.set_defaults(func=run)
 
@@ -68,8 +74,9 @@ def require(tool):
 
 
 def installed_in():
-    """INSTALL_DIR in the project root (runstore.settings), wherever in the project the command runs."""
-    return project_root() / INSTALL_DIR
+    """Where Omniboard is installed: once per user, in the user's cache (XDG_CACHE_HOME, default ~/.cache)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "sacred-tracker" / "omniboard" / OMNIBOARD_VERSION
 
 
 def install():
@@ -80,9 +87,10 @@ def install():
         return start_script
     require("npm")
     # Installed aside and renamed when complete, so an interrupted install is redone rather than used.
-    partial = create_tracker_folder(install_dir.parent) / (install_dir.name + ".partial")
+    install_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = install_dir.parent / (install_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {install_dir}/ (first use only, about a minute)...",
+    print(f"Installing Omniboard {OMNIBOARD_VERSION} into {install_dir}/ (once per user, about a minute)...",
           flush=True)
     result = subprocess.run(
         ["npm", "install", "--prefix", str(partial), "--no-audit", "--no-fund", "--loglevel=error",
@@ -133,21 +141,40 @@ def run(args):
         client.close()
         print(f"Showing database {settings.db_name!r} of the MongoDB at {settings.safe_url}", flush=True)
     try:
-        configure(settings)
         start_script = install()
-        return serve(start_script, settings, args.host, args.port)
+        with tempfile.NamedTemporaryFile("w", prefix="tracker-board-", suffix=".json") as first_screen:
+            json.dump(configure(settings, warn=True), first_screen)
+            first_screen.flush()
+            return serve(start_script, settings, args.host, args.port, first_screen.name)
     finally:
         if store is not None:
             stop_store(store)
 
 
-def configure(settings):
-    """Omniboard's first-screen columns stored in SACRED_DB unless it has its own (tracker.board_columns)."""
+def configure(settings, warn=False):
+    """Omniboard's first screen: its columns stored in SACRED_DB beside the user's own (tracker.board_columns);
+    returns the browser's defaults for them. With `warn`, a store that refuses the columns is one warning line (the
+    board works without them); otherwise an error."""
     db = require_database(settings, "start it ('docker compose up -d' or 'tracker db') and run this again")
     try:
-        print(write_first_screen(db), flush=True)
+        runs = listed_runs(db)
+        try:
+            print(write_first_screen(db, runs), flush=True)
+            columns = stored_columns(db)
+        except PyMongoError as error:
+            problem = f"the database refused Omniboard's first-screen columns ({one_line(error)})"
+            if not warn:
+                raise UserError(f"{problem}; check that MONGO_URL's user may write to {settings.db_name!r}") from None
+            print(f"WARNING: {problem}; the board starts without them", file=sys.stderr, flush=True)
+            columns = [], []
+        return browser_defaults(runs, *columns)
     finally:
         db.client.close()
+
+
+def one_line(error):
+    """A database error's message without the reply that pymongo appends to it."""
+    return str(error).split(", full error:")[0]
 
 
 def is_loopback(host):
@@ -238,10 +265,12 @@ def stop_store(store):
     print("Run store stopped.", flush=True)
 
 
-def serve(start_script, settings, host, port):
+def serve(start_script, settings, host, port, first_screen):
     """Run Omniboard, echoing its output, until it exits or Ctrl-C (or `kill`) stops it."""
-    secrets = [secret for secret in (urlsplit(settings.mongo_url).password, settings.board_password) if secret]
-    # The environment, unlike Omniboard's options (--mu, -u), keeps the passwords out of `ps`.
+    hidden = [secret for secret in (urlsplit(settings.mongo_url).password, settings.board_password) if secret]
+    # Without a login, a token made for this start (as Jupyter's) is what lets the user, and only the user, in.
+    token = "" if settings.board_password else secrets.token_urlsafe(32)
+    # The environment, unlike Omniboard's options (--mu, -u), keeps the passwords and the token out of `ps`.
     env = {
         **os.environ,
         "MONGO_URI": omniboard_uri(settings),
@@ -249,6 +278,8 @@ def serve(start_script, settings, host, port):
         "BOARD_HOST": host,
         "BOARD_USER": settings.board_user,
         "BOARD_PASSWORD": settings.board_password,
+        "BOARD_TOKEN": token,
+        "BOARD_FIRST_SCREEN": first_screen,
         "NODE_NO_WARNINGS": "1",  # hides the MongoDB driver's deprecation notices
     }
     process = subprocess.Popen(
@@ -266,7 +297,7 @@ def serve(start_script, settings, host, port):
         signal.signal(signum, stop)
     served_port = None
     for line in process.stdout:
-        for secret in secrets:
+        for secret in hidden:
             line = line.replace(secret, "***")
         print(line, end="", flush=True)
         listening = LISTENING.search(line)
@@ -275,7 +306,8 @@ def serve(start_script, settings, host, port):
         if CONNECTED in line and served_port:
             print(
                 f"Omniboard shows database {settings.db_name!r} of {settings.safe_url}: "
-                f"open http://{address_to_open(host)}:{served_port}{URL_PATH}{login_note(settings)}  (Ctrl-C to stop)",
+                f"open http://{address_to_open(host)}:{served_port}{URL_PATH}{login_note(settings, token)}  "
+                f"(Ctrl-C to stop)",
                 flush=True,
             )
     returncode = process.wait()
@@ -295,5 +327,5 @@ def address_to_open(host):
     return socket.gethostname() if host in ("0.0.0.0", "::") else host  # every address: this machine's name
 
 
-def login_note(settings):
-    return f" and log in as {settings.board_user!r}" if settings.board_password else ""
+def login_note(settings, token):
+    return f" and log in as {settings.board_user!r}" if settings.board_password else f"?token={token}"

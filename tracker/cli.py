@@ -5,11 +5,13 @@ import sys
 from compat import CompatError
 from observers.startup import imports_done, quick_start
 from runstore.errors import UserError
+from runstore.shell import PrintableStream
 
 
 def build_parser():
     # Here: main() has the collector run rarely while the commands' modules are imported.
     from tracker import board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep, sync
+    from tracker.ui import command as ui
 
     parser = argparse.ArgumentParser(
         prog="tracker",
@@ -21,7 +23,7 @@ def build_parser():
     )
     # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in (db, board, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc):
+    for module in (db, board, ui, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc):
         module.add_parser(subparsers)
     return parser
 
@@ -34,6 +36,9 @@ def main(argv=None):
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
+    streams = sys.stdout, sys.stderr
+    # Whatever a command prints may hold stored text (names, config values, errors): it never drives the terminal.
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
     try:
         return args.func(args) or 0
     except (UserError, CompatError) as error:
@@ -41,6 +46,8 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 if __name__ == "__main__":

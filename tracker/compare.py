@@ -10,7 +10,7 @@ from runstore.predictions import SPLIT
 from runstore.query import (by_experiment, check_keys, differing_keys, differing_keys_within_experiments,
                             metric_history, rows_of)
 from runstore.run_store import open_run
-from tracker.runs import cell, render_table
+from tracker.runs import HEADERS, cell, render_table
 from tracker.selection import add_selection_arguments, selected
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
@@ -65,7 +65,7 @@ def run(args):
     data_keys = [key for key in DATA_KEYS if any(key in row for row in rows)]
     keys = RUN_KEYS + data_keys + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
     header = [""] + [str(row["id"]) for row in rows]
-    lines = [[key] + [_short(cell(row.get(key), key), key) for row in rows] for key in keys]
+    lines = [[HEADERS.get(key, key)] + [_short(cell(row.get(key), key), key) for row in rows] for key in keys]
     environments = [open_run(reference).info.get("environment") or {} for reference in args.runs]
     for key, values in differences(environments).items():
         lines.append([f"env.{key}"] + [cell(value, key) for value in values])
@@ -107,14 +107,19 @@ def plot(rows, metric, path):
     # Keys that only one experiment has tell the runs apart no better than the experiment's name.
     label_keys = differing_keys_within_experiments(rows)
     several_experiments = len(by_experiment(rows)) > 1
-    for row in rows:
+    logged = [row for row in rows if f"{metric}.last" in row]
+    if not logged:  # names the closest metrics of the first run
+        metric_history(rows[0]["id"], metric)
+    for row in logged:
         history = metric_history(row["id"], metric)
         axes.plot(history.step, history.value, label=legend_label(row, label_keys, several_experiments))
         points += len(history)
-    axes.set(xlabel="step", ylabel=metric, title=f"{metric} of runs {', '.join(str(row['id']) for row in rows)}")
+    axes.set(xlabel="step", ylabel=metric, title=f"{metric} of runs {', '.join(str(row['id']) for row in logged)}")
     axes.legend()
     figure.savefig(path, dpi=100)
-    return f"wrote {path}: {len(axes.get_lines())} curves of {metric}, {points} points"
+    missing = [str(row["id"]) for row in rows if row not in logged]
+    without = f"; runs without {metric}, not drawn: {', '.join(missing)}" if missing else ""
+    return f"wrote {path}: {len(axes.get_lines())} curves of {metric}, {points} points{without}"
 
 
 def _short(text, key):

@@ -1,7 +1,7 @@
 """`tracker db`: a local MongoDB-compatible run store (nx-27017 over SQLite) for machines without docker."""
 from pathlib import Path
 
-from runstore.settings import STORE_DIR, STORE_SOCKET, project_root, store_url
+from runstore.settings import STORE_DIR, STORE_SOCKET, project_root, shown_url, store_url
 
 
 def add_parser(subparsers):
@@ -35,6 +35,6 @@ def run(args):
     except (SystemExit, KeyboardInterrupt) as stopped:  # nx-27017 exits with status 0 on Ctrl-C and SIGTERM
         if isinstance(stopped, SystemExit) and stopped.code:
             raise
-    url = f"mongodb://localhost:{args.port}" if args.port else store_url(data_dir)
+    url = f"mongodb://localhost:{args.port}" if args.port else shown_url(store_url(data_dir))
     print(f"Stopped the run store at {url}; its data stays in {data_dir}/", flush=True)
     return 0

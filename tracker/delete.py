@@ -33,10 +33,19 @@ def run(args):
         print(f"run {doc['_id']}: {doc.get('experiment', {}).get('name')} {doc.get('status')}, "
               f"started {cell(stored_time(doc.get('start_time')))}")
     question = f"Delete {len(runs)} {NOUNS['runs'][len(runs) != 1]} from database {settings.db_name!r}? [y/N] "
-    if not args.yes and input(question).strip().lower() not in ("y", "yes"):
+    if not args.yes and confirmed(question) not in ("y", "yes"):
         print("nothing deleted")
         return 1
     with store:
         for doc in runs:
             print(f"deleted run {doc['_id']}: {store.delete(doc).summary()}")
     return 0
+
+
+def confirmed(question):
+    """The answer to `question`, lower-cased; UserError when there is none to read (no terminal, a closed input)."""
+    try:
+        return input(question).strip().lower()
+    except EOFError:
+        raise UserError("nothing deleted: no answer could be read (no terminal?); add --yes to delete without "
+                        "asking") from None

@@ -16,7 +16,7 @@ def add_parser(subparsers):
     add_run_argument(parser, "RUN FILE [--out DIR]")
     parser.add_argument("name", metavar="FILE", nargs="?", help="the artifact's name, e.g. model_best.pt")
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
-                        help="the folder to write it to (default: the current folder)")
+                        help="the folder to write it to, created if missing (default: the current folder)")
     parser.set_defaults(func=run)
 
 
@@ -29,8 +29,10 @@ def run(args):
     if content is None:
         raise UserError(f"{stored.label} has no artifact {args.name!r}; it has "
                         f"{', '.join(stored.artifact_names) or 'none'}")
-    if not args.out.is_dir():
-        raise UserError(f"--out {args.out} is not a folder; create it first")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file of that name, or a folder that cannot be written
+        raise UserError(f"--out {args.out} cannot be a folder ({error.strerror}); give another") from None
     # The name comes from the command line, but only its last part names the file: nothing lands outside DIR.
     target = args.out / Path(args.name).name
     write_atomically(target, content)

@@ -67,7 +67,8 @@ def importances(rows, parameters, log_keys=()):
                         f"selected runs are; run more trials, e.g. tracker sweep --random 16")
     if len(varied) < 2:
         raise UserError(f"importance needs at least 2 parameters that the completed runs vary, and they vary "
-                        f"{', '.join(varied) or 'none'}; `tracker runs --group-by` compares the values of one")
+                        f"{', '.join(varied) or 'none'}; `tracker runs --group-by` compares the values of one "
+                        f"parameter")
     higher = all(higher_is_better(row) for row in runs)
     study = _study(runs, varied, higher, [key for key in varied if key in log_keys])
     import optuna

@@ -1,7 +1,8 @@
 """Starts a recorded run's experiment again, with its stored config, on the code version the user chose.
 
 The code is this checkout when it matches the run's commit, the run's own commit in a temporary git
-worktree (--at-commit, with its uncommitted changes re-applied), or this checkout regardless (--force).
+worktree (--at-commit; its stored patch of uncommitted changes is applied only with --apply-diff), or this checkout
+regardless (--force).
 A stored run is data: the script that runs is always a file of a local checkout (trusted_script, inside_checkout),
 whatever paths the run's record holds (docs/security.md, "What a rerun trusts").
 How an experiment process is started (experiment_env, run_in_foreground) is shared with `tracker sweep`'s trials.
@@ -20,34 +21,47 @@ import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_re
 from sacred.config import save_config_file
 
 from observers.environment import changed_packages
-from observers.git_state import DIFF_ARTIFACT, had_uncommitted_changes, is_dirty
+from observers.git_state import DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, is_dirty, patch_digest
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
 from runstore.plain_json import dotted_keys, dotted_values
-from runstore.settings import tracker_folders
+from runstore.run_store import FolderStore
+from runstore.settings import load_settings, tracker_folders
 from runstore.errors import UserError
 from runstore.shell import last_line
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
+# A stored patch is code that anyone who can write to the run store may have changed (docs/security.md).
+DIRTY_CODE_HINT = ("add --at-commit --apply-diff to run the original code with its stored git_diff.patch, which is "
+                   "code (its files, line counts and sha256 are shown before it runs), or --force to run this "
+                   "checkout's code")
+PATCH_IS_CODE = ("that patch is code, and anyone who can write to the run store may have changed it: add --apply-diff "
+                 "to see its files, line counts and sha256 and apply it, or --force to run this checkout's code")
 NOT_RUN = "it was not run: tracker starts only scripts of the checkout it runs from"
 OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout of that repository"
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 
 
-def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(), action="rerun"):
+def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(), action="rerun",
+             apply_diff=False):
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 
     `options` are command-line options for the experiment (observers.origin.resume_argument); `action` ("rerun",
-    "resume") names the run in the line saying what runs. Returns the experiment's exit status.
+    "resume") names the run in the line saying what runs; `apply_diff`: with `at_commit`, apply the run's stored
+    patch of uncommitted changes (original_code). Returns the experiment's exit status.
     """
+    if apply_diff and not at_commit:
+        raise UserError("--apply-diff applies a run's stored patch to its commit; give it with --at-commit")
     warn_of_changed_packages(stored)
     checkout, script, repo = trusted_script(stored)
     launcher = python_launcher(stored_world_size(stored))
-    with code_for(stored, checkout, repo, at_commit, force) as (code_dir, code_info, commit):
+    with code_for(stored, checkout, repo, at_commit, force, apply_diff) as (code_dir, code_info, commit):
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
-        child_env = experiment_env({**info, **code_info}, code_dir=code_dir)
+        # Code in a temporary worktree still records into the checkout's own store and RUNS_DIR, not the worktree's.
+        child_env = experiment_env({**info, **code_info}, env=store_env(checkout) if code_dir != checkout else None,
+                                   code_dir=code_dir)
         defaults = experiment_defaults(code_dir / script, child_env)
         if defaults is not None:
             if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
@@ -103,6 +117,13 @@ def experiment_env(info, env=None, code_dir=None):
         RUN_INFO_ENV: json.dumps(info),
         **(env or {}),
     }
+
+
+def store_env(checkout):
+    """The environment that makes an experiment record where it would when started from `checkout`: its MONGO_URL,
+    SACRED_DB and RUNS_DIR (runstore.settings)."""
+    settings = load_settings(root=checkout)
+    return {"MONGO_URL": settings.mongo_url, "SACRED_DB": settings.db_name, "RUNS_DIR": str(settings.runs_dir)}
 
 
 def trusted_script(stored):
@@ -163,19 +184,19 @@ def git_repository(folder):
 
 
 @contextlib.contextmanager
-def code_for(stored, checkout, repo, at_commit, force):
+def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
     """Yield the folder holding the code to run, what the new run's info should say about it, and its commit."""
     original = original_repository(stored, repo)
     if original is not None:  # untracked files count as uncommitted changes, though Sacred's flag ignores them
         check_repository(stored, original, checkout, repo)
         original = {**original, "dirty": had_uncommitted_changes(original, stored.info)}
     if at_commit:
-        with original_code(stored, original, checkout, repo) as (folder, commit):
+        with original_code(stored, original, checkout, repo, apply_diff) as (folder, commit):
             yield folder, {}, commit
         return
     problem = code_mismatch(stored.label, original, checkout, repo)
     if problem and not force:
-        raise UserError(f"{problem}; {CODE_CHOICE_HINT}")
+        raise UserError(f"{problem}; {DIRTY_CODE_HINT if original and original['dirty'] else CODE_CHOICE_HINT}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
     yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}, checkout_commit(checkout, repo)
 
@@ -254,8 +275,12 @@ def code_mismatch(label, original, checkout, repo):
 
 
 @contextlib.contextmanager
-def original_code(stored, original, checkout, repo):
-    """The original run's code in a temporary git worktree, removed afterwards, and how to name its commit."""
+def original_code(stored, original, checkout, repo, apply_diff=False):
+    """The original run's code in a temporary git worktree, removed afterwards, and how to name its commit.
+
+    A run with uncommitted changes stored them as a patch, which is code that anyone who can write to the run store
+    may have changed: it is applied only with `apply_diff`, after show_patch has shown what it changes.
+    """
     if original is None or repo is None:
         problem = code_mismatch(stored.label, original, checkout, repo)
         raise UserError(f"{stored.label}'s code cannot be restored: {problem}; "
@@ -272,6 +297,9 @@ def original_code(stored, original, checkout, repo):
             f"{stored.label} ran with uncommitted changes but stored no {DIFF_ARTIFACT}, so they cannot be "
             f"restored; use --force to run this checkout's code"
         )
+    if patch and not apply_diff:
+        raise UserError(f"{stored.label} ran at commit {commit[:12]} with uncommitted changes, stored as its "
+                        f"{DIFF_ARTIFACT}; {PATCH_IS_CODE}")
     with tempfile.TemporaryDirectory(prefix="tracker-code-") as folder:
         worktree = Path(folder) / "code"
         repo.git.worktree("add", "--detach", str(worktree), commit)
@@ -280,6 +308,7 @@ def original_code(stored, original, checkout, repo):
                 patch_file = Path(folder) / DIFF_ARTIFACT
                 patch_file.write_bytes(patch)
                 try:
+                    show_patch(stored, patch, git.Repo(worktree).git.apply("--numstat", str(patch_file)))
                     git.Repo(worktree).git.apply("--binary", str(patch_file))
                 except git.GitCommandError:
                     raise UserError(
@@ -290,6 +319,45 @@ def original_code(stored, original, checkout, repo):
                              f"in a temporary git worktree")
         finally:
             repo.git.worktree("remove", "--force", str(worktree))
+
+
+def show_patch(stored, patch, numstat):
+    """Print what `stored`'s patch changes (`numstat`: `git apply --numstat`'s lines), its sha256 and whether the
+    run's own folder recorded the same one; UserError when that folder recorded another."""
+    digest, (recorded, record) = patch_digest(patch), recorded_patch_digest(stored)
+    lines = [line.split("\t", 2) for line in numstat.splitlines() if line.count("\t") >= 2]
+    width = max((len(name) for _, _, name in lines), default=0)
+    print(f"{stored.label}'s {DIFF_ARTIFACT} is code; applied to its commit, it changes:", file=sys.stderr)
+    for added, deleted, name in lines:
+        counts = "binary" if added == "-" else f"+{added} -{deleted}"
+        print(f"  {name.ljust(width)}  {counts}", file=sys.stderr)
+    print(f"  sha256 {digest}", file=sys.stderr)
+    if record is None:
+        print(f"  no folder of {stored.label} in RUNS_DIR recorded a sha256 to check it against (a run's folder is "
+              f"removed once MongoDB holds it)", file=sys.stderr, flush=True)
+    elif recorded == digest:
+        print(f"  the same sha256 as the run recorded in {record}", file=sys.stderr, flush=True)
+    else:
+        raise UserError(f"{stored.label}'s {DIFF_ARTIFACT} has sha256 {digest}, but the run recorded {recorded} in "
+                        f"{record}: it was changed since, and was not applied; use --force to run this checkout's code")
+
+
+def recorded_patch_digest(stored):
+    """(the sha256 of its patch that `stored` recorded in its own folder, that folder's info.json), or (None, None)
+    when no folder of the run is on this machine.
+
+    The folder is the run itself (a file-store run), or the RUNS_DIR folder that a MongoDB run was uploaded from
+    (runstore.local_run.LocalRun.key): MongoDB's copy of the info could have been changed along with the patch.
+    """
+    if isinstance(stored.key, Path):
+        found = [(stored.info, stored.key)]
+    else:
+        key = (stored.doc.get("local_copy") or {}).get("key")
+        found = [(run.info, folder) for folder, run in FolderStore(load_settings().runs_dir).runs() if run.key == key]
+    for info, folder in found:
+        if isinstance(info.get(DIFF_DIGEST_INFO), str):
+            return info[DIFF_DIGEST_INFO], folder / "info.json"
+    return None, None
 
 
 def experiment_defaults(script, env):

@@ -49,12 +49,13 @@ def rebuild(stored, which="best", device="cpu"):
 
 def run_command(stored, command):
     """The result of the experiment's `command`, run in this process with the run's stored config, unobserved."""
+    import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
     from sacred.utils import SacredError
 
     ex = experiment_of(stored)
     if command not in ex.commands:
-        raise UserError(f"{stored.label}'s experiment has no '{command}' command; add "
-                        f"'add_rebuild_command(ex, YourTask)' (ingredients.rebuild) to it")
+        raise UserError(f"{stored.label}'s experiment has no '{command}' command; make it with "
+                        f"ingredients.experiment.trainer_experiment, which adds it")
     from tracker.launch import check_data_root
 
     # --capture no: the command's output is the caller's (Sacred's "fd" capture breaks notebooks).
@@ -73,15 +74,16 @@ def run_command(stored, command):
 
 def experiment_of(stored):
     """The sacred.Experiment of the run's main file in this checkout (tracker.launch.trusted_script), imported here."""
-    import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
-    from sacred import Experiment
+    from sacred import Experiment  # imported without its warning: run_command imports compat.sacred first
 
     from tracker.launch import trusted_script
 
+    check_code_is_here(stored)
     checkout, script, _ = trusted_script(stored)
     path = checkout / script
     if not path.is_file():
-        raise UserError(f"{stored.label} ran {script}, which is not in {checkout}")
+        raise UserError(f"{stored.label} ran {script}, which is not in {checkout}; load it from within a checkout of "
+                        f"the repository that holds {script}")
     spec = importlib.util.spec_from_file_location(f"tracked_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     with _first_on_path(checkout):
@@ -90,6 +92,20 @@ def experiment_of(stored):
     if len(found) != 1:
         raise UserError(f"{script} defines {len(found)} Sacred experiments; load_model needs exactly one")
     return found[0]
+
+
+def check_code_is_here(stored):
+    """Refuse, in one line naming where to load it, a run of another repository of this machine when the current
+    folder is outside that repository: its network is built by that repository's code."""
+    from tracker.launch import PROJECT_ROOT, repository_root
+
+    experiment = stored.doc.get("experiment") or {}
+    mainfile, base_dir = experiment.get("mainfile"), experiment.get("base_dir")
+    if not isinstance(mainfile, str) or not isinstance(base_dir, str) or (PROJECT_ROOT / mainfile).is_file():
+        return
+    if Path(base_dir).is_dir() and not Path.cwd().resolve().is_relative_to(repository_root(base_dir)):
+        raise UserError(f"{stored.label} is a run of {mainfile} in {repository_root(base_dir)}, whose code builds its "
+                        f"network; call load_model from within that folder (cd {repository_root(base_dir)})")
 
 
 @contextlib.contextmanager

@@ -14,7 +14,13 @@ def add_code_choice(parser):
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument(
         "--at-commit", action="store_true",
-        help="run the original run's commit in a temporary git worktree, with its uncommitted changes re-applied",
+        help="run the original run's commit in a temporary git worktree (a run with uncommitted changes also needs "
+             "--apply-diff)",
+    )
+    parser.add_argument(
+        "--apply-diff", action="store_true",
+        help="with --at-commit: apply the run's stored git_diff.patch of uncommitted changes, which is code; its files, "
+             "line counts and sha256 are shown first",
     )
     choice.add_argument(
         "--force", action="store_true",

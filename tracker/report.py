@@ -10,23 +10,19 @@ its status. Failed runs are marked (they have no result); so are pruned ones: a 
 import contextlib
 import html
 import importlib
-import json
-import math
 import threading
 from pathlib import Path
 
 from observers.startup import imports_done, quick_start
 from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
-from runstore.groups import completed, group_rows, is_number, stat_columns
-from runstore.query import higher_is_better, plotted_metric
-from tracker.importance import importances
+from runstore.groups import is_number, stat_columns
+from tracker.figures import FAILED, MARKERS, PRUNED, axis_value, figures, gather, outcome, status_text
 from tracker.runs import cell
-from tracker.selection import add_selection_arguments, selected
+from tracker.search_space import split_arguments
+from tracker.selection import add_selection_arguments, selected, sweep_record
 
 TOP_K = 5  # learning curves of this many best runs, by default
-PRUNED, FAILED = "PRUNED", "FAILED"
-MARKERS = {"COMPLETED": ("circle", "#1f77b4"), PRUNED: ("diamond-open", "#ff7f0e"), FAILED: ("x", "#d62728")}
 
 
 def add_parser(subparsers):
@@ -58,6 +54,7 @@ def run(args):
     threading.Thread(target=_import_quietly, args=("optuna.importance",)).start()
     rows, parameters, log_keys = selected(args)
     content = gather(rows, parameters, log_keys, args.top, title=_title(args))
+    content["ran"] = what_ran(sweep_record(args.sweep) if args.sweep else None, rows)
     print(f"report: {len(rows)} runs, {len(content['done'])} completed; writing {args.out}", flush=True)
     write_atomically(Path(args.out), html_report(content).encode())
     if args.png:
@@ -83,114 +80,6 @@ def _title(args):
     return f"Sweep {args.sweep}" if args.sweep else "Runs " + ", ".join(filter(None, chosen))
 
 
-def gather(rows, parameters, log_keys, top, title):
-    """What the report shows, computed once for the HTML file and the PNG."""
-    done = completed(rows)
-    higher = all(higher_is_better(row) for row in done)
-    best = sorted(done, key=lambda row: -row["result"] if higher else row["result"])[:top]
-    curves = [(row, _curve(row)) for row in best if row.get("result_metric")]
-    try:
-        importance, importance_note = importances(rows, parameters, log_keys), None
-    except UserError as error:
-        importance, importance_note = [], str(error)
-    return {"title": title, "rows": rows, "done": done, "parameters": parameters, "log_keys": log_keys,
-            "higher": higher, "best": best, "curves": curves, "importance": importance,
-            "importance_note": importance_note, "groups": group_rows(rows, parameters)}
-
-
-def _curve(row):
-    """(steps, values) of `row`'s score metric, or None."""
-    try:
-        return plotted_metric(row["id"], row["result_metric"])
-    except UserError:
-        return None  # a run that logged no score metric: it has no curve
-
-
-def outcome(row):
-    """COMPLETED, PRUNED or FAILED (anything else that has no result: interrupted, still running, failed)."""
-    if row.get("pruned_at_step") is not None:
-        return PRUNED
-    return "COMPLETED" if row.get("status") == "COMPLETED" and is_number(row.get("result")) else FAILED
-
-
-# ---- figures ------------------------------------------------------------------------------------------------
-# Figures are plotly's JSON (dicts), written with validate=False: plotly.graph_objects would validate and copy every
-# point, 10 s for a sweep of 1,000 runs.
-def figures(content):
-    """(heading, plotly figure as a dict) of each plot in the report."""
-    result_label = f"result ({'higher' if content['higher'] else 'lower'} is better)"
-    shown = []
-    if content["parameters"] and content["done"]:
-        shown.append(("Parameters and result", _parallel_coordinates(content, result_label)))
-    for key in content["parameters"]:
-        shown.append((f"Result against {key}", _result_against(content, key, result_label)))
-    if content["curves"]:
-        metric = content["curves"][0][0]["result_metric"]
-        traces = [{"type": "scatter", "x": curve[0], "y": curve[1],
-                   "mode": "lines+markers", "name": f"run {row['id']} ({row['result']:.4g})"}
-                  for row, curve in content["curves"] if curve is not None]
-        shown.append((f"Learning curves ({metric}) of the {len(content['curves'])} best runs",
-                      {"data": traces, "layout": {"xaxis": {"title": {"text": "step"}},
-                                                  "yaxis": {"title": {"text": metric}}}}))
-    if content["importance"]:
-        items = content["importance"][::-1]
-        bars = {"type": "bar", "orientation": "h", "x": [item["importance"] for item in items],
-                "y": [item["parameter"] for item in items], "text": [item["better_with"] for item in items]}
-        shown.append(("Importance", {"data": [bars], "layout": {"xaxis": {"title": {
-            "text": "importance (fANOVA share of the result's variance)"}}}}))
-    for _, figure in shown:
-        figure["layout"].update(height=420, margin={"l": 60, "r": 30, "t": 40, "b": 50})
-    return shown
-
-
-def _parallel_coordinates(content, result_label):
-    done = content["done"]
-    dimensions = []
-    for key in content["parameters"]:
-        values = [row.get(key) for row in done]
-        if all(is_number(value) for value in values):
-            log = key in content["log_keys"]
-            dimensions.append({"label": f"log10({key})" if log else key,
-                               "values": [math.log10(value) if log else value for value in values]})
-        else:
-            texts = [_axis_value(value) for value in values]
-            labels = sorted(set(texts), key=str)
-            dimensions.append({"label": key, "values": [labels.index(text) for text in texts],
-                               "tickvals": list(range(len(labels))), "ticktext": [str(label) for label in labels]})
-    results = [row["result"] for row in done]
-    dimensions.append({"label": result_label, "values": results})
-    line = {"color": results, "colorscale": "Viridis", "reversescale": not content["higher"], "showscale": True}
-    return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}], "layout": {}}
-
-
-def _result_against(content, key, result_label):
-    done = content["done"]
-    floor = (min if content["higher"] else max)(row["result"] for row in done) if done else 0
-    traces = []
-    for kind, (symbol, color) in MARKERS.items():
-        rows = [row for row in content["rows"] if outcome(row) == kind and row.get(key) is not None]
-        if not rows:
-            continue
-        # Runs without a result are drawn at the worst result, so that their parameter values show.
-        label = {"COMPLETED": "completed", PRUNED: "pruned", FAILED: "failed (no result: drawn at the worst)"}[kind]
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": label,
-            "x": [_axis_value(row.get(key)) for row in rows],
-            "y": [row["result"] if is_number(row.get("result")) else floor for row in rows],
-            "marker": {"symbol": symbol, "color": color, "size": 9},
-            "text": [f"run {row['id']}: {_status(row)}" for row in rows], "hovertemplate": "%{text}<br>%{x}: %{y}"})
-    xaxis = {"title": {"text": key}, **({"type": "log"} if key in content["log_keys"] else {})}
-    return {"data": traces, "layout": {"xaxis": xaxis, "yaxis": {"title": {"text": result_label}}}}
-
-
-def _axis_value(value):
-    return value if is_number(value) or isinstance(value, str) else json.dumps(value)
-
-
-def _status(row):
-    return f"PRUNED at step {row['pruned_at_step']}" if row.get("pruned_at_step") is not None else row.get("status")
-
-
 # ---- the HTML file ------------------------------------------------------------------------------------------
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -204,9 +93,24 @@ tr.FAILED td {{ color: #d62728; }} tr.PRUNED td {{ color: #ff7f0e; }}
 <body>
 <h1>{title}</h1>
 <p>{summary}</p>
+<p class="note">{ran}</p>
 {sections}
 </body></html>
 """
+
+
+def what_ran(record, rows):
+    """One sentence: the script and fixed arguments of the sweep's `record` (None: not a sweep's runs), and the
+    commits of its runs."""
+    commits = sorted({row["commit"][:12] for row in rows if isinstance(row.get("commit"), str)})
+    at = f" at commit {', '.join(commits)}" if commits else " (no git commit recorded)"
+    if record is None:
+        return f"The runs ran{at}."
+    fixed, _ = split_arguments(record["arguments"])
+    script = Path(record["script"])
+    shown = script.relative_to(Path.cwd()) if script.is_relative_to(Path.cwd()) else script
+    return (f"The sweep ran {shown}{at}, with " + (f"the fixed arguments {' '.join(fixed)}" if fixed else
+                                                    "no fixed arguments") + " besides the swept parameters.")
 
 
 def html_report(content):
@@ -225,7 +129,8 @@ def html_report(content):
     counts = {kind: sum(outcome(row) == kind for row in rows) for kind in MARKERS}
     summary = (f"{len(rows)} runs: {counts['COMPLETED']} completed, {counts[PRUNED]} pruned, {counts[FAILED]} failed "
                f"or unfinished. The result is {'higher' if content['higher'] else 'lower'} is better.")
-    return PAGE.format(title=html.escape(content["title"]), summary=html.escape(summary), sections="\n".join(sections))
+    return PAGE.format(title=html.escape(content["title"]), summary=html.escape(summary),
+                       ran=html.escape(content["ran"]), sections="\n".join(sections))
 
 
 def _groups_table(content):
@@ -235,7 +140,7 @@ def _groups_table(content):
 
 def _runs_table(content):
     columns = ["id", "status", "result", *content["parameters"]]
-    lines = [[str(row["id"]), _status(row), *(cell(row.get(column), column) for column in columns[2:])]
+    lines = [[str(row["id"]), status_text(row), *(cell(row.get(column), column) for column in columns[2:])]
              for row in content["rows"]]
     return _table(columns, lines, [outcome(row) for row in content["rows"]])
 
@@ -261,7 +166,7 @@ def png_summary(content):
     for ax, key in zip(axes, content["parameters"]):
         for kind, (_, color) in MARKERS.items():
             rows = [row for row in content["rows"] if outcome(row) == kind and is_number(row.get("result"))]
-            ax.scatter([_axis_value(row.get(key)) for row in rows], [row["result"] for row in rows], color=color,
+            ax.scatter([axis_value(row.get(key)) for row in rows], [row["result"] for row in rows], color=color,
                        label=kind.lower(), marker="o" if kind == "COMPLETED" else "x")
         ax.set(xlabel=key, ylabel="result", xscale="log" if key in content["log_keys"] else "linear")
     panel = len(content["parameters"])

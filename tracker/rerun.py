@@ -20,7 +20,7 @@ def add_parser(subparsers):
             "script, commit and non-default config values before it starts."
         ),
     )
-    add_run_argument(parser, "[--at-commit | --force] [--seeds N] RUN [with KEY=VALUE ...]")
+    add_run_argument(parser, "[--at-commit [--apply-diff] | --force] [--seeds N] RUN [with KEY=VALUE ...]")
     add_code_choice(parser)
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="run it N times, each with a new random seed (recorded in overrides), e.g. to see with "
@@ -42,14 +42,14 @@ def run(args):
     stored = open_run(args.run)
     if args.seeds is None:
         return relaunch(stored, {"rerun_of": stored.origin, "overrides": overrides}, overrides,
-                        at_commit=args.at_commit, force=args.force)
+                        at_commit=args.at_commit, force=args.force, apply_diff=args.apply_diff)
     seeds = new_seeds(args.seeds, taken={stored.config.get("seed")})
     worst = 0
     for number, seed in enumerate(seeds, 1):
         print(f"rerun {number}/{len(seeds)} of {stored.label} with seed={seed}", flush=True)
         changed = [*overrides, f"seed={seed}"]
         returncode = relaunch(stored, {"rerun_of": stored.origin, "overrides": changed}, changed,
-                              at_commit=args.at_commit, force=args.force)
+                              at_commit=args.at_commit, force=args.force, apply_diff=args.apply_diff)
         worst = max(worst, returncode)
         if returncode == 130:  # Ctrl-C: the interrupted run can be resumed; the others are not started
             break

@@ -3,11 +3,12 @@ import tempfile
 from pathlib import Path
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from runstore.run_store import open_run
+from runstore.run_store import mark_continued, newest_run_with_info, open_run
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
 from runstore.shell import shell_command
+from runstore.stored_fields import field_problem
 from tracker.options import add_code_choice, add_run_argument
 
 
@@ -22,7 +23,7 @@ def add_parser(subparsers):
             f"given again: a stored data.root outside the experiment's data folder is used only when given so."
         ),
     )
-    add_run_argument(parser, "[--at-commit | --force] RUN [with data.root=PATH]")
+    add_run_argument(parser, "[--at-commit [--apply-diff] | --force] RUN [with data.root=PATH]")
     add_code_choice(parser)
     parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
                         help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
@@ -40,6 +41,10 @@ def run(args):
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
                         f"`{shell_command('tracker', 'rerun', args.run)}`")
+    problem = field_problem(stored.doc, stored.info)
+    if problem is not None:
+        raise UserError(f"{stored.label}'s {problem}; repair its record, or start it again with "
+                        f"`{shell_command('tracker', 'rerun', args.run)}`")
     if stored.doc.get("status") == "RUNNING" and death(stored.doc, stored.info) is None:
         raise UserError(f"{stored.label} is still running ({describe_alive(stored.doc, stored.info)}); resume it "
                         f"once it has ended (Ctrl-C stops it with a checkpoint)")
@@ -52,8 +57,12 @@ def run(args):
                 f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
         info, options = continued
-        return relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
-                        action="resume")
+        status = relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
+                          action="resume", apply_diff=args.apply_diff)
+    resumed = newest_run_with_info({"resumed_from": stored.origin})
+    if resumed is not None:  # whatever became of it: the new run stands for this one now
+        mark_continued(stored, resumed.origin)
+    return status
 
 
 def continuation(stored, folder):

@@ -2,6 +2,8 @@
 import csv
 import datetime
 import json
+import os
+import shutil
 import sys
 
 from compat.argparse import values_may_start_with_dash
@@ -9,10 +11,14 @@ from runstore.errors import UserError
 from runstore.groups import P_COLUMN, p_legend, stat_columns
 from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
+from runstore.shell import printable
 from tracker.options import add_filters
 
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # characters of a table cell; CSV and JSON hold every value whole
+COLUMN_GAP = "  "
+RUN_COLUMNS = ["id", "experiment", "status", "start", "duration_s", "result"]  # always shown
+HEADERS = {"duration_s": "duration"}  # a table's headers for its cells (1h02m03s); CSV and JSON give seconds
 
 
 def add_parser(subparsers):
@@ -69,30 +75,44 @@ def run(args):
         if len(blocks) > 1:
             print(f"\nexperiment {experiment}:" if number else f"experiment {experiment}:")
         same = [row for row in matching if row["experiment"] == experiment]
-        write(rows, columns_of(rows, same, metrics), "table")
+        write(rows, columns_of(rows, same, metrics), "table", width=terminal_width(), keep=[*RUN_COLUMNS, "local", *metrics])
     return 0
+
+
+def terminal_width():
+    """The width a table must fit: COLUMNS, else the terminal's; None (any width) when the output is no terminal."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def columns_of(shown, matching, metrics):
     """The run columns, then the config keys differing within an experiment among all `matching` runs (--limit 1
     still shows what the best one chose), then `metrics`."""
-    columns = ["id", "experiment", "status", "start", "duration_s", "result"]
+    columns = list(RUN_COLUMNS)
     columns += ["local"] if any(row["local"] for row in shown) else []
+    columns += ["continued_by"] if any(row["continued_by"] is not None for row in shown) else []
     return columns + differing_keys_within_experiments(matching) + metrics
 
 
-def write_groups(groups, metrics, output_format, out=sys.stdout):
+def write_groups(groups, metrics, output_format, out=None):
     """The groups (runstore.groups) with their keys, n and statistics; JSON adds each group's run ids."""
     keys = list(groups[0])[:list(groups[0]).index("n")] if groups else []  # a group starts with its keys' values
     columns = [*keys, "n", "not_completed", *stat_columns("result"), *(c for m in metrics for c in stat_columns(m)),
                P_COLUMN]
     write(groups, columns + ["runs"] if output_format == "json" else columns, output_format, out)
     if output_format == "table" and groups:
-        out.write(p_legend(groups) + "\n")
+        (sys.stdout if out is None else out).write(p_legend(groups) + "\n")
 
 
-def write(rows, columns, output_format, out=sys.stdout):
-    """`rows` (dicts) as a text table, CSV or a JSON list of objects, with `columns` in that order."""
+def write(rows, columns, output_format, out=None, width=None, keep=()):
+    """`rows` (dicts) as a text table, CSV or a JSON list of objects, with `columns` in that order, to `out` (the
+    standard output as it is when called, which `tracker` escapes: runstore.shell.PrintableStream).
+
+    A table wider than `width` characters leaves out columns from the right, but those in `keep`, and one line
+    names them.
+    """
+    out = sys.stdout if out is None else out
     if output_format == "json":
         json.dump([{key: _plain(row.get(key)) for key in columns} for row in rows], out, indent=1)
         out.write("\n")
@@ -101,15 +121,39 @@ def write(rows, columns, output_format, out=sys.stdout):
         writer.writerow(columns)
         writer.writerows([_plain(row.get(key)) for key in columns] for row in rows)
     else:
-        out.write(render_table([columns] + [[cell(row.get(key), key) for key in columns] for row in rows]))
+        cells = {key: [cell(row.get(key), key) for row in rows] for key in columns}
+        shown, left_out = fitting(columns, cells, width, keep)
+        out.write(render_table([[HEADERS.get(key, key) for key in shown]] + [list(line) for line in
+                                                                            zip(*(cells[key] for key in shown))]))
+        if left_out:
+            out.write(f"({len(left_out)} columns left out to fit {width} characters: {', '.join(left_out)}; "
+                      f"--format csv shows all)\n")
+
+
+def fitting(columns, cells, width, keep):
+    """The columns that fit `width` (those in `keep` always, the others from the left) and those left out."""
+    if width is None:
+        return columns, []
+    needed = {key: max([len(HEADERS.get(key, key)), *map(len, cells[key])]) + len(COLUMN_GAP) for key in columns}
+    room = width + len(COLUMN_GAP) - sum(needed[key] for key in columns if key in keep)
+    shown = []
+    for key in columns:
+        if key in keep or needed[key] <= room:
+            shown.append(key)
+            room -= 0 if key in keep else needed[key]
+    return shown, [key for key in columns if key not in shown]
 
 
 def render_table(lines):
-    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned."""
+    """Lists of strings as aligned columns, the first list being the header; numbers right-aligned. Control
+    characters are escaped (runstore.shell.printable), so a stored name or value neither drives the terminal nor
+    breaks the alignment."""
+    lines = [[printable(text) for text in line] for line in lines]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     numeric = [all(_looks_numeric(line[i]) for line in lines[1:]) for i in range(len(widths))]
     return "".join(
-        "  ".join(text.rjust(w) if right else text.ljust(w) for text, w, right in zip(line, widths, numeric)).rstrip()
+        COLUMN_GAP.join(text.rjust(w) if right else text.ljust(w) for text, w, right in zip(line, widths, numeric))
+        .rstrip()
         + "\n"
         for line in lines
     )

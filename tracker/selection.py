@@ -33,27 +33,39 @@ def selected(args):
     if not rows:
         raise UserError(f"no run matches {' and '.join(map(str, wanted))}; `tracker runs` lists the runs")
     parameters = differing_keys(rows)
-    swept = sweep_kinds(args.sweep) if args.sweep else {}
-    log_keys = [key for key in parameters
-                if swept.get(key) == "loguniform" or key not in swept and _spans_decades([r.get(key) for r in rows])]
-    return rows, parameters, log_keys
+    return rows, parameters, log_keys(rows, parameters, args.sweep)
+
+
+def log_keys(rows, parameters, sweep_id=None):
+    """The `parameters` to show on a log axis: sweep `sweep_id`'s loguniform ones; otherwise positive ones spanning
+    LOG_SPAN or more."""
+    swept = sweep_kinds(sweep_id) if sweep_id else {}
+    return [key for key in parameters
+            if swept.get(key) == "loguniform" or key not in swept and _spans_decades([r.get(key) for r in rows])]
 
 
 def sweep_kinds(sweep_id):
     """{config key: its kind (grid, loguniform, ...)} of sweep `sweep_id`'s record, {} when there is none here."""
+    record = sweep_record(sweep_id)
+    if record is None:
+        return {}
+    _, parameters = split_arguments(record["arguments"])
+    return {f"config.{parameter.key}": parameter.kind for parameter in parameters}
+
+
+def sweep_record(sweep_id):
+    """Sweep `sweep_id`'s record (tracker.sweep), None when there is none here."""
     from tracker.sweep import load_record  # here: submitit and Optuna load only for a sweep
 
     settings = load_settings()
     client = connect(settings)
     try:
-        record = load_record(sweep_id, settings, client[settings.db_name] if client is not None else None)
+        return load_record(sweep_id, settings, client[settings.db_name] if client is not None else None)
     except UserError:
-        return {}  # runs synced from elsewhere: their tag alone selects them
+        return None  # runs synced from elsewhere: their tag alone selects them
     finally:
         if client is not None:
             client.close()
-    _, parameters = split_arguments(record["arguments"])
-    return {f"config.{parameter.key}": parameter.kind for parameter in parameters}
 
 
 def _spans_decades(values):

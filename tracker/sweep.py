@@ -7,6 +7,7 @@ in MongoDB's `sweeps` collection when MongoDB answers; `--continue` reads it bac
 """
 import datetime
 import json
+import logging
 import os
 import random
 import shutil
@@ -22,6 +23,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from runstore.atomic_file import write_atomically
 from runstore.database import connect
 from runstore.errors import UserError
+from runstore.plain_json import plain_arguments, plain_values
 from runstore.settings import create_tracker_folder, load_settings
 from runstore.shell import last_line, shell_command
 from observers.upload import highest_id
@@ -219,6 +221,10 @@ def check_record(record, label, settings, stored, local, local_file):
     """Refuse a record that would start code from elsewhere, or whose copies in MongoDB and on disk disagree."""
     from tracker.launch import NOT_RUN, inside_checkout, repository_root, trusted_checkouts
 
+    for copy, where in ((stored, "MongoDB"), (local, local_file)):
+        if copy is not None:  # its trials' parameters and fixed arguments become `with` arguments
+            plain_values(copy, label, f"record in {where}", path="")
+            plain_arguments(copy.get("arguments"), label, f"record in {where}", path="arguments")
     if stored is not None and local is not None:
         local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
         fields = [(field, stored.get(field), local.get(field)) for field in RECORD_CODE_FIELDS] + [
@@ -268,6 +274,7 @@ def make_executor(record, folder):
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
         return executor
     executor = submitit.AutoExecutor(jobs, cluster="slurm")
+    quiet_sacct_retries()
     generic = generic_parameters()
     executor.update_parameters(name=f"sweep-{record.get('_id', 'new')}")
     for key, value in slurm.items():
@@ -281,6 +288,20 @@ def make_executor(record, folder):
             raise UserError(f"submitit rejects the --slurm parameters {slurm} ({problem}); fix their values") from None
     require_slurm()
     return executor
+
+
+class SacctRetries(logging.Filter):
+    """Drops submitit's warning at each failed sacct poll (it polls again; a cluster without accounting fails every
+    time), which would be mixed into the sweep's progress lines: the sweep reports each job's end itself."""
+
+    def filter(self, record):
+        return "Bypassing sacct error" not in record.getMessage()
+
+
+def quiet_sacct_retries():
+    submitit_logger = logging.getLogger("submitit")
+    if not any(isinstance(existing, SacctRetries) for existing in submitit_logger.filters):
+        submitit_logger.addFilter(SacctRetries())
 
 
 def require_slurm():

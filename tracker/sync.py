@@ -16,6 +16,8 @@ from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders,
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
+from runstore.storable import check_storable
+from runstore.stored_fields import field_problem
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
 # What can become of a run folder: "incomplete" is uploaded with what it lacks named, and counts as a failure.
@@ -31,9 +33,10 @@ def add_parser(subparsers):
             "started or ended, into MONGO_URL/SACRED_DB with all their content. Runs already uploaded are skipped, "
             "so syncing again is safe. The local copies are left in place. RUNNING runs whose process has died "
             "(killed, crashed) are marked INTERRUPTED, with info.died saying when and how that was found. A run "
-            "whose folder lacks metrics, output or artifacts that it recorded is uploaded with local_copy.missing "
-            "naming them (and, if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or "
-            "failed to upload."
+            "whose folder lacks metrics, output, artifacts or sources that it recorded, or holds a file whose size or "
+            "sha256 differs from the run's record, is uploaded without them, with local_copy.missing naming them (and, "
+            "if it had completed, as FAILED). Exits 1 when a folder is unreadable, incomplete or failed to upload; the "
+            "other folders are uploaded all the same."
         ),
     )
     parser.add_argument(
@@ -60,13 +63,20 @@ def sync_runs(db, run_dirs):
     uploader = RunUploader(db)
     counts = dict.fromkeys(OUTCOMES, 0)
     for run_dir in run_dirs:
-        outcome, message = sync_run(db, uploader, run_dir)
+        try:
+            outcome, message = sync_run(db, uploader, run_dir)
+        except Exception as error:  # a folder broken in a way no check foresaw: named, and the others still go
+            outcome, message = "failed", f"{type(error).__name__}: {error}; repair or remove the folder"
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}", flush=True)
     try:
-        for run_id, died in mark_dead_runs(db):
-            print(f"interrupted run {run_id}: it died ({died['how']}); "
-                  f"continue it with `{shell_command('tracker', 'resume', run_id)}`")
+        for run_id, died, info, problem in mark_dead_runs(db):
+            if problem is not None:
+                counts["failed"] += 1
+                print(f"failed run {run_id}: {problem}; repair it in MongoDB or delete it with "
+                      f"`{shell_command('tracker', 'delete', run_id)}`")
+                continue
+            print(f"interrupted run {run_id}: it died ({died['how']}); {what_next(run_id, info)}")
     except PyMongoError as error:
         counts["failed"] += 1
         print(f"failed to look for dead runs in MongoDB: {error}")
@@ -105,10 +115,15 @@ def _sync_locked_run(db, uploader, run_dir):
     except KeyError as error:
         return "failed", f"{run_dir / 'run.json'} is not a Sacred run (it has no {error}); repair or remove the folder"
     try:
+        check_storable(run.config, "config")  # first: it walks any nesting without recursion
+        check_storable(run.info, "info")
         plain_values(run.config, f"run {run_dir}", "config")
         plain_values(run.info, f"run {run_dir}", "info")
     except UserError as error:
         return "failed", str(error)
+    problem = field_problem(run.entry, run.info)
+    if problem is not None:
+        return "failed", f"{problem}; repair or remove the folder"
     died = death(run.entry, run.info)
     if not run.finished and died is None:
         return "skipped", f"still running ({describe_alive(run.entry, run.info)}); sync it when it has ended"
@@ -116,15 +131,15 @@ def _sync_locked_run(db, uploader, run_dir):
         run.mark_dead(died)
         remove_temporary_files(run.entry, run.info)
     existing = find_uploaded(db, key)
-    if existing and existing["local_copy"]["complete"] and existing["status"] == run.status:
+    if existing and existing["local_copy"]["complete"] and existing.get("status") == run.status:
         return "skipped", f"already in MongoDB as run {existing['_id']}"
+    run.check_files()
     try:
         run_id = uploader.upload(run, UploadState())
     except (UploadError, PyMongoError) as error:
         return "failed", str(error)
     points = sum(len(series["steps"]) for series in run.metrics.values())
-    resume = shell_command("tracker", "resume", run_id)
-    dead = f"; it had died ({died['how']}), continue it with `{resume}`" if died else ""
+    dead = f"; it had died ({died['how']}), {what_next(run_id, run.info)}" if died else ""
     stored = (f"run {run_id} ({run.status}, {len(run.metrics)} metrics with {points} points, "
               f"{len(set(run.entry['artifacts']))} artifacts){dead}")
     if run.missing:
@@ -133,10 +148,22 @@ def _sync_locked_run(db, uploader, run_dir):
     return "uploaded", stored
 
 
+def what_next(run_id, info):
+    """What to do with the run `run_id` that died (`info`: its info): resume it, unless another run continues it."""
+    if info.get("continued_by") is not None:
+        return f"run {info['continued_by']} continues it"
+    return f"continue it with `{shell_command('tracker', 'resume', run_id)}`"
+
+
 def mark_dead_runs(db):
-    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died)."""
+    """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died, its info,
+    None), or (run id, None, its info, what is wrong) for a run whose record cannot tell (runstore.stored_fields)."""
     for doc in db.runs.find({"status": "RUNNING"}, {"status": 1, "host": 1, "heartbeat": 1, "start_time": 1,
                                                       "info": 1}):
+        problem = field_problem(doc, doc.get("info") or {})
+        if problem is not None:
+            yield doc["_id"], None, doc.get("info"), problem
+            continue
         died = death(doc, doc.get("info") or {})
         if died is None:
             continue
@@ -145,4 +172,4 @@ def mark_dead_runs(db):
         # Only while still RUNNING: the run's own upload may have ended it meanwhile.
         if db.runs.update_one({"_id": doc["_id"], "status": "RUNNING"}, {"$set": stopped}).modified_count:
             remove_temporary_files(doc, doc.get("info") or {})
-            yield doc["_id"], died
+            yield doc["_id"], died, doc.get("info") or {}, None

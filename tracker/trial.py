@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runstore.run_store import newest_run_with_info
+from runstore.run_store import mark_continued, newest_run_with_info
 from tracker.resume import continuation
 
 ERROR_LINES = 5  # lines of a failed trial's traceback shown by the sweep
@@ -77,6 +77,8 @@ class Trial:
             )
         latest = self.newest_run()
         started = latest is not None and (previous is None or latest.origin != previous.origin)
+        if started and previous is not None:  # the trial's new run stands for the previous one now
+            mark_continued(previous, latest.origin)
         return outcome(latest if started else None, returncode)
 
     def run_another_rank(self):

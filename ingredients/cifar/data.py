@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from sacred import Ingredient
 
 from ingredients.batches import EvalBatches, TrainBatches
-from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
+from ingredients.checks import builds_data, check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.cifar.synthetic import write_synthetic_cifar
 from runstore.errors import UserError
+from runstore.settings import project_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "synthetic")
@@ -65,12 +66,24 @@ def validate(config, command_name, logger):
     check_bool("data.augment", cfg["augment"])
     if cfg["crop_padding"] is not None and (not is_int(cfg["crop_padding"]) or cfg["crop_padding"] < 0):
         raise UserError(f"data.crop_padding={cfg['crop_padding']!r} must be an integer >= 0, e.g. 4")
+    if builds_data(command_name):
+        prepare_files(cfg["dataset"], cfg["root"])
     return {}
 
 
 def resolve(root):
-    """`root` as given when absolute, else inside the project (not the working directory, which varies)."""
-    return Path(root) if Path(root).is_absolute() else REPO_ROOT / root
+    """`root` as given when absolute, else inside the project (runstore.settings.project_root: this checkout, or the
+    working directory of an installed package), not the working directory within a checkout, which varies."""
+    return Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
+
+
+def prepare_files(dataset, root):
+    """The folder of `dataset`'s files under data.root `root`, downloaded or generated when missing; UserError when
+    they cannot be. The config hook calls it before a run starts, so that missing data leaves no FAILED run."""
+    try:
+        return _data_folder(dataset, resolve(root))
+    except OSError as error:
+        raise _cannot_hold(root, error) from None
 
 
 @data_ingredient.capture
@@ -79,24 +92,30 @@ def read_split(train, dataset, root):
 
     Read directly rather than through torchvision, whose import loads its models and ops (seconds per run).
     """
+    folder = prepare_files(dataset, root)
     try:
-        return _read_split(train, dataset, resolve(root))
-    except OSError as error:  # a folder that is missing, not a folder, or not readable (or, for synthetic, writable)
-        raise UserError(f"data.root={root!r} cannot hold the dataset ({error.strerror}: {error.filename}); "
-                        f"give a folder you can write, e.g. with data.root=data") from None
-
-
-def _read_split(train, dataset, root):
-    if dataset == "synthetic":
-        folder = write_synthetic_cifar(root / "synthetic" / FOLDER)
-    else:
-        folder = root / FOLDER
-        if not all((folder / name).exists() for name in TRAIN_FILES + ["test_batch", "batches.meta"]):
-            download_cifar10(root)
-    batches = [_unpickle(folder / name) for name in (TRAIN_FILES if train else ["test_batch"])]
+        batches = [_unpickle(folder / name) for name in (TRAIN_FILES if train else ["test_batch"])]
+        classes = list(_unpickle(folder / "batches.meta")["label_names"])
+    except OSError as error:
+        raise _cannot_hold(root, error) from None
     rows = torch.from_numpy(np.concatenate([batch["data"] for batch in batches]))
     labels = torch.tensor([label for batch in batches for label in batch["labels"]], dtype=torch.int64)
-    return rows.view(-1, 3, 32, 32), labels, list(_unpickle(folder / "batches.meta")["label_names"])
+    return rows.view(-1, 3, 32, 32), labels, classes
+
+
+def _cannot_hold(root, error):
+    """For a data.root that is missing, not a folder, or not readable (or, for synthetic data, not writable)."""
+    return UserError(f"data.root={root!r} cannot hold the dataset ({error.strerror}: {error.filename}); "
+                     f"give a folder you can write, e.g. with data.root=data")
+
+
+def _data_folder(dataset, root):
+    if dataset == "synthetic":
+        return write_synthetic_cifar(root / "synthetic" / FOLDER)
+    folder = root / FOLDER
+    if not all((folder / name).exists() for name in TRAIN_FILES + ["test_batch", "batches.meta"]):
+        download_cifar10(root)
+    return folder
 
 
 class CifarUnpickler(pickle.Unpickler):

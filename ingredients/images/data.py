@@ -16,11 +16,12 @@ import torch
 from PIL import Image
 from sacred import Ingredient
 
-from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
+from ingredients.checks import builds_data, check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.cifar.data import augment_batch, normalize
 from ingredients.images.synthetic import write_synthetic_folder
 from ingredients.task import Datasets
 from runstore.errors import UserError
+from runstore.settings import project_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = "data/synthetic-images"  # where the generated folder is written, relative to the project
@@ -34,8 +35,7 @@ data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 
 @data_ingredient.config
 def config():
-    root = None  # the image folder (absolute, or relative to the project); None: generated shapes, written once
-    #              to data/synthetic-images/
+    root = None  # the image folder (absolute, or relative to the project); None: generated shapes in data/
     size = 32  # images are resized to size×size pixels
     batch_size = 64  # training batch size
     eval_batch_size = 256  # evaluation batch size
@@ -45,8 +45,7 @@ def config():
     val_fraction = 0.1  # share of each class held out for validation (a root without train/ val/ test/)
     test_fraction = 0.1  # share of each class held out for testing (likewise)
     split_seed = 0  # the draw of the held-out images: fixed, so that every run splits alike
-    fingerprint = "content"  # info.data.digest over the files' contents ('content') or only their sizes ('size',
-    #                          for folders too big to read at every start)
+    fingerprint = "content"  # info.data.digest of the files' contents ('content') or sizes ('size': big folders)
 
 
 @data_ingredient.config_hook
@@ -69,7 +68,20 @@ def validate(config, command_name, logger):
     if not is_int(cfg["split_seed"]) or cfg["split_seed"] < 0:
         raise UserError(f"data.split_seed={cfg['split_seed']!r} must be an integer >= 0")
     check_choice("data.fingerprint", cfg["fingerprint"], FINGERPRINTS)
+    if builds_data(command_name) and cfg["root"] is not None:
+        check_is_folder(image_folder(cfg["root"]))  # before the run starts: no FAILED run for a mistyped path
     return {}
+
+
+def image_folder(root):
+    """data.root as given when absolute, else inside the project (runstore.settings.project_root)."""
+    return Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
+
+
+def check_is_folder(folder):
+    if not folder.is_dir():
+        raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
+                        f"(one sub-folder per class holding PNG or JPEG files)")
 
 
 @dataclass
@@ -85,13 +97,8 @@ class Folder:
 @data_ingredient.capture
 def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
     """The image folder at data.root (generated when None); UserError for anything else."""
-    if root is None:
-        folder = write_synthetic_folder(REPO_ROOT / SYNTHETIC)
-    else:
-        folder = Path(root) if Path(root).is_absolute() else REPO_ROOT / root
-    if not folder.is_dir():
-        raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
-                        f"(one sub-folder per class holding PNG or JPEG files)")
+    folder = write_synthetic_folder(project_root(REPO_ROOT) / SYNTHETIC) if root is None else image_folder(root)
+    check_is_folder(folder)
     if (folder / "train").is_dir():
         for split in ("val", "test"):
             if not (folder / split).is_dir():

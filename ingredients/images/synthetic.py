@@ -2,6 +2,7 @@
 files), for offline runs and tests of the image-folder path."""
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,17 @@ def write_synthetic_folder(folder, images_per_class=IMAGES_PER_CLASS, seed=0):
     folder = Path(folder)
     if folder.is_dir():
         return folder
-    # Written aside and renamed into place, so a concurrent run never reads half a folder.
-    partial = folder.with_name(f".{folder.name}.{os.getpid()}")
+    # Written aside and renamed into place, so a concurrent run never reads half a folder; aside in a folder of
+    # tempfile's, which no other user can have created first.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(CLASSES)), images_per_class)
     for index, (label, image) in enumerate(zip(labels, draw_images(labels, rng))):
         path = partial / CLASSES[label] / f"{index:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image.transpose(1, 2, 0)).save(path)
+    partial.chmod(0o755)  # readable by all, as a folder made by mkdir is
     try:
         os.rename(partial, folder)
     except OSError:  # another run wrote it first

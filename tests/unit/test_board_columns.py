@@ -1,5 +1,6 @@
 """tracker/board_columns.py: which config keys and scores Omniboard's first screen shows."""
-from tracker.board_columns import differing_config_keys, score_column, score_metrics
+from tracker.board_columns import (PLOT_KEY, TABLE_KEY, browser_defaults, differing_config_keys, score_column,
+                                   score_metrics)
 
 
 def test_config_columns_are_the_keys_that_differ_in_config_order():
@@ -29,3 +30,27 @@ def test_the_score_is_the_validation_metric_whose_extremum_is_the_result():
     assert score_metrics(runs) == {"val.acc": "max", "val.loss": "min"}
     assert [score_column(metric, extremum) for metric, extremum in score_metrics(runs).items()] == [
         "best_val_acc", "lowest_val_loss"]
+
+
+def test_the_browser_starts_with_the_results_columns_and_the_other_columns_hidden():
+    runs = [{"config": {"lr": 0.1, "trainer": {"steps": 10}}, "result": 0.9, "metric_summaries": [
+        summary("val.acc", 0.2, 0.9), summary("train.loss", 0.1, 2.0), summary("time.step_ms", 900, 1600)]}]
+    custom = [{"name": "lr", "config_path": "config.lr"}]
+    metric = [{"name": "best_val_acc", "metric_name": "val.acc", "extrema": "max"}]
+    defaults = browser_defaults(runs, custom, metric)
+    table = defaults[TABLE_KEY]
+    assert table["columnOrder"] == ["_id", "experiment_name", "status", "start_time", "duration", "lr",
+                                    "best_val_acc", "tags"]
+    hidden = [option["value"] for option in table["dropdownOptions"] if not option["selected"]]
+    assert hidden == ["result", "heartbeat", "stop_time", "hostname", "command", "resources", "format", "notes",
+                      "c_lr", "c_trainer"]  # listed, so that the user can show them
+    assert {option["label"] for option in table["dropdownOptions"]} >= {"Experiment Name", "Best Val Acc", "C Lr"}
+    assert set(table["columnWidths"]) == {option["value"] for option in table["dropdownOptions"]}
+    assert table["columnNameMap"]["lr"] == "config.lr" and table["columnNameMap"]["c_trainer"] == "config.trainer"
+    plotted = [option["value"] for option in defaults[PLOT_KEY]["metricNameOptions"] if option["selected"]]
+    assert plotted == ["train.loss", "val.acc"]  # not time.step_ms, whose scale would flatten them
+
+
+def test_without_a_score_or_a_loss_the_plot_keeps_omniboards_default():
+    runs = [{"metric_summaries": [summary("time.step_ms", 900, 1600)]}]
+    assert PLOT_KEY not in browser_defaults(runs, [], [])

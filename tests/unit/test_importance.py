@@ -45,7 +45,8 @@ def test_too_few_runs_or_varied_parameters_are_one_line_errors():
                                         r"selected runs are; run more trials"):
         importances(rows[:3] + [{**rows[3], "status": "FAILED"}], KEYS)
     with pytest.raises(UserError, match=r"^importance needs at least 2 parameters that the completed runs vary, and "
-                                        r"they vary config.lr; `tracker runs --group-by` compares the values of one$"):
+                                        r"they vary config.lr; `tracker runs --group-by` compares the values of one "
+                                        r"parameter$"):
         importances([row for row in rows if row["config.width"] == 8 and row["config.optimizer"] == "adam"], KEYS)
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from runstore.errors import UserError
-from runstore.settings import (Settings, create_tracker_folder, load_settings, project_root, redact, store_url,
-                               tracker_folders)
+from runstore.settings import (Settings, create_tracker_folder, load_settings, project_root, redact, shown_url,
+                               store_url, tracker_folders)
 
 NAMES = ("MONGO_URL", "SACRED_DB", "RUNS_DIR", "SYSTEM_METRICS_S", "BOARD_USER", "BOARD_PASSWORD")
 # Generated, so that no password is written in tracked files.
@@ -79,10 +79,14 @@ def test_a_bad_system_metrics_interval_is_a_one_line_error(project, monkeypatch,
         load_settings(root=project)
 
 
-def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path):
-    nested = tmp_path / "a" / "b" / "c"
+def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path, monkeypatch):
+    nested, working = tmp_path / "a" / "b" / "c", tmp_path / "working"
     nested.mkdir(parents=True)
-    assert project_root(nested) == nested  # neither anywhere above (tmp_path is outside any repository)
+    working.mkdir()
+    monkeypatch.chdir(working)
+    # Neither anywhere above (tmp_path is outside any repository), as for an installed package: the working folder,
+    # never the package's own folder in site-packages.
+    assert project_root(nested) == working
     (tmp_path / "a" / ".env").write_text("")
     assert project_root(nested) == tmp_path / "a"
     (tmp_path / "a" / "b" / ".git").write_text("gitdir: elsewhere\n")  # a worktree's .git is a file
@@ -111,6 +115,13 @@ def test_settings_show_passwords_only_where_asked(tmp_path):
     assert not Settings("mongodb://alice:changemeplease@db:27017", "sacred", tmp_path).has_placeholder_password
 
 
+def test_messages_show_a_socket_by_its_short_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert shown_url(store_url(tmp_path / "my project" / ".tracker" / "db")) == "my project/.tracker/db/mongodb.sock"
+    assert shown_url(store_url("/srv/db")) == "/srv/db/mongodb.sock"
+    assert shown_url(f"mongodb://alice:{PASSWORD}@db:27017/") == "mongodb://alice:***@db:27017/"
+
+
 def test_the_store_url_is_its_socket_path_escaped(tmp_path):
     url = store_url(tmp_path / "my db")
     assert url == "mongodb://" + str(tmp_path / "my db" / "mongodb.sock").replace("/", "%2F").replace(" ", "%20")
@@ -131,3 +142,16 @@ def test_settings_repr_shows_no_password():
     settings = Settings("mongodb://alice:s3cret@db:27017/?authSource=admin", "runs", Path("/r"), board_password="b0ard")
     assert "s3cret" not in repr(settings) and "b0ard" not in repr(settings)
     assert "mongodb://alice:***@db:27017" in repr(settings)
+
+
+@pytest.mark.parametrize("text, warned", [
+    ("MONGO_PASSWORD=secret\n", True), ("BOARD_PASSWORD=secret\n", True),
+    ("MONGO_URL=mongodb://user:secret@db:27017\n", True), ("MONGO_URL=mongodb://db:27017\nSACRED_DB=x\n", False),
+    ("BOARD_PASSWORD=\n", False),
+])
+def test_only_an_env_file_holding_a_password_is_warned_about(tmp_path, capsys, text, warned):
+    env_file = tmp_path / ".env"
+    env_file.write_text(text)
+    env_file.chmod(0o640)
+    load_settings(root=tmp_path)
+    assert ("chmod 600" in capsys.readouterr().err) == warned

@@ -1,0 +1,34 @@
+"""The fields of a stored run that commands compute with (its process id, host and times), checked for type when read
+back from MongoDB or a run folder: an edited or damaged record gets one line naming the run and the field, never a
+TypeError from deep inside a command."""
+import datetime
+
+TIME_FIELDS = ("start_time", "heartbeat", "stop_time")
+
+
+def field_problem(doc, info):
+    """None when the run document `doc` (or run.json) and its `info` hold the types Sacred and the observer write;
+    else what is wrong, naming the field, e.g. "info.pid 'x' is not a process id"."""
+    if not isinstance(info, dict):
+        return f"info {str(info)[:80]!r} is not a record of fields"
+    pid = info.get("pid")
+    if pid is not None and (type(pid) is not int or pid <= 0):
+        return f"info.pid {pid!r} is not a process id (a positive whole number)"
+    host = doc.get("host")
+    if host is not None and not (isinstance(host, dict) and isinstance(host.get("hostname", ""), str)):
+        return f"host {host!r} is not a host record with a hostname"
+    for name in TIME_FIELDS:
+        value = doc.get(name)
+        if value is not None and not isinstance(value, datetime.datetime) and not _iso_time(value):
+            return f"{name} {value!r} is not a time"
+    return None
+
+
+def _iso_time(value):
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,164 @@
+"""A run's page: its config (what it set first), plots per metric family, output tailing live, info, host, git
+commit and diff, artifacts with previews, the commands to rerun or resume it, editable tags and note. Also the
+endpoints that its page polls while the run runs, which send only what is new."""
+import csv
+import io
+import json
+import math
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from observers.git_state import DIFF_ARTIFACT
+from runstore.errors import UserError
+from runstore.plain_json import dotted_values
+from runstore.query import higher_is_better
+from runstore.shell import shell_command
+from tracker.ui.downsample import min_max
+from tracker.ui.render import page, short_id
+
+FOLDED = ("sys.", "time.")  # families folded away: the machine's and the clock's, not the model's
+SPLITS = ("train", "val", "test")  # train.loss, val.loss and test.loss are one family: loss
+IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
+TEXTS = (".txt", ".log", ".patch", ".diff", ".md", ".py", ".yaml", ".yml", ".out", ".err")
+PREVIEW_BYTES = 50_000
+PREVIEW_ROWS = 50
+# Artifacts are data: a browser must run none of them, whatever they hold (HTML and SVG come as text).
+ARTIFACT_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
+def run_page(request, board):
+    run = _open(board, request)
+    row = board.row(run)
+    tags, note = run.store.annotations(run)
+    meta = run.doc.get("meta", {})
+    updates = dotted_values(meta.get("config_updates") or {})
+    config = dotted_values(run.config)
+    diff = run.artifact(DIFF_ARTIFACT) if DIFF_ARTIFACT in run.artifact_names else None
+    info = {key: value for key, value in run.info.items() if key != "metrics"}
+    return page("run.html", title=f"run {short_id(row['id'])}: {row['experiment']}", run=run, row=row, tags=tags,
+                note=note,
+                named_configs=meta.get("named_configs") or [], set_keys=updates,
+                other_keys={key: value for key, value in config.items() if key not in updates},
+                families=metric_families(run.metric_names()), output=run.store.captured_out(run),
+                info=json.dumps(info, indent=1, default=str), host=json.dumps(run.doc.get("host", {}), indent=1),
+                repositories=_distinct(run.doc.get("experiment", {}).get("repositories", [])),
+                diff=diff.decode(errors="replace") if diff else None, error=None,
+                artifacts=[_preview(run, name) for name in run.artifact_names if name != DIFF_ARTIFACT],
+                higher=higher_is_better(row),
+                commands=[shell_command("tracker", command, str(row["id"])) for command in ("rerun", "resume")])
+
+
+def metric_families(names):
+    """[(family, [metric names], folded)]: metrics that measure one thing on different splits share a plot
+    (train.loss with val.loss); sys.* and time.* are folded away, each alone."""
+    families = {}
+    for name in sorted(names):
+        split, _, rest = name.partition(".")
+        family = rest if split in SPLITS and rest else name
+        families.setdefault(family, []).append(name)
+    return sorted(((family, members, members[0].startswith(FOLDED)) for family, members in families.items()),
+                  key=lambda item: (item[2], item[0]))
+
+
+def metric_points(request, board):
+    """{steps, values, status} of one metric: those after step `since` (a live run's new points), else every point
+    between `start` and `end` (all when not given), downsampled per pixel column (tracker.ui.downsample)."""
+    run = _open(board, request)
+    params = request.query_params
+    steps, values = (np.asarray(series) for series in run.metric(params["name"])[:2])
+    if "since" in params:
+        new = steps > float(params["since"])
+        steps, values = steps[new], values[new]
+    else:
+        inside = (steps >= float(params.get("start", "-inf"))) & (steps <= float(params.get("end", "inf")))
+        steps, values = min_max(steps[inside], values[inside])
+    return JSONResponse({"steps": steps.tolist(),
+                         "values": [None if math.isnan(value) else value for value in values.tolist()],
+                         "status": _status(run)})
+
+
+def output_tail(request, board):
+    """{text, offset, status}: the captured output after character `offset`."""
+    run = _open(board, request)
+    output = run.store.captured_out(run)
+    offset = int(request.query_params.get("offset", "0"))
+    return JSONResponse({"text": output[offset:], "offset": len(output), "status": _status(run)})
+
+
+def artifact(request, board):
+    """An artifact's bytes, as an image or as text: never as a page, a script or a style that would run."""
+    run = _open(board, request)
+    name = request.query_params["name"]
+    content = run.artifact(name) if name in run.artifact_names else None
+    if content is None:
+        return Response(f"{run.label} has no artifact {name!r}", status_code=404, media_type="text/plain")
+    media_type = IMAGES.get(_suffix(name)) or ("text/plain; charset=utf-8" if _is_text(content)
+                                                 else "application/octet-stream")
+    headers = dict(ARTIFACT_HEADERS)
+    if media_type == "application/octet-stream":
+        headers["Content-Disposition"] = "attachment"
+    return Response(content, media_type=media_type, headers=headers)
+
+
+async def annotate(request, board):
+    """Store the tags (comma-separated) and the note of the form; back to the run's page."""
+    # An urlencoded form, parsed here: Starlette's parser needs python-multipart for what one line does.
+    form = dict(parse_qsl((await request.body()).decode()))
+    tags = list(dict.fromkeys(tag.strip() for tag in form.get("tags", "").split(",") if tag.strip()))
+    await run_in_threadpool(_annotate, board, form["id"], tags, form.get("note", "").strip())
+    return RedirectResponse(f"/run?{urlencode({'id': form['id']})}", status_code=303)
+
+
+def _annotate(board, reference, tags, note):
+    run = board.open(reference)
+    run.store.annotate(run, tags, note)
+
+
+def _distinct(repositories):
+    """Sacred lists a repository once per source file in it: each (url, commit, dirty) once."""
+    return list({(item.get("url"), item.get("commit"), item.get("dirty")): item for item in repositories}.values())
+
+
+def _open(board, request):
+    reference = request.query_params.get("id", "")
+    if not reference:
+        raise UserError("give a run, e.g. /run?id=3")
+    return board.open(reference)
+
+
+def _status(run):
+    return run.doc.get("status")
+
+
+def _suffix(name):
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _is_text(content):
+    try:
+        content[:PREVIEW_BYTES].decode()
+        return True
+    except UnicodeDecodeError as error:
+        return error.start > PREVIEW_BYTES - 4  # cut inside a character
+
+
+def _preview(run, name):
+    """{name, kind, ...}: what the run page shows of artifact `name`: an image, text, JSON, a CSV table, or a link."""
+    suffix = _suffix(name)
+    if suffix in IMAGES:
+        return {"name": name, "kind": "image"}
+    if suffix not in (".json", ".csv", *TEXTS):
+        return {"name": name, "kind": "file"}
+    content = (run.artifact(name) or b"")[:PREVIEW_BYTES].decode(errors="replace")
+    if suffix == ".json":
+        try:
+            return {"name": name, "kind": "text", "text": json.dumps(json.loads(content), indent=1)}
+        except ValueError:
+            pass  # cut at PREVIEW_BYTES, or not JSON: shown as text
+    if suffix == ".csv":
+        lines = list(csv.reader(io.StringIO(content)))[:PREVIEW_ROWS + 1]
+        return {"name": name, "kind": "table", "header": lines[0] if lines else [], "lines": lines[1:]}
+    return {"name": name, "kind": "text", "text": content}
