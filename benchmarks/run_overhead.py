@@ -26,9 +26,9 @@ COMMAND = ["with", "smoke", "trainer.steps=2", "trainer.val_every=2", "trainer.p
 DB_NAME = "run_overhead"
 
 
-def timed_run(tracked, mongo_url, workdir):
-    """(wall seconds, CPU seconds) of one run of COMMAND."""
-    args = [sys.executable, str(REPO_ROOT / "experiments" / "cifar.py"), *([] if tracked else ["-u"]), *COMMAND]
+def timed_run(tracked, mongo_url, workdir, command=COMMAND):
+    """(wall seconds, CPU seconds) of one run of `command`."""
+    args = [sys.executable, str(REPO_ROOT / "experiments" / "cifar.py"), *([] if tracked else ["-u"]), *command]
     env = {**os.environ, "MONGO_URL": mongo_url, "SACRED_DB": DB_NAME, "PYTHONPATH": str(REPO_ROOT)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()

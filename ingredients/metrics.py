@@ -70,3 +70,17 @@ class RegressionMetrics(Metrics):
     def compute(self):
         count = max(1, int(self.sums["count"]))
         return {"loss": float(self.sums["loss"]) / count, "mae": float(self.sums["abs_error"]) / count}
+
+
+def per_class_metrics(confusion, names=None):
+    """{class name: {"recall", "precision", "f1"}} of a confusion matrix (rows: true class, columns: predicted);
+    a class's recall is the accuracy on its examples. 0 where a ratio has no examples (as scikit-learn's
+    zero_division=0)."""
+    confusion = torch.as_tensor(confusion, dtype=torch.float64)
+    right = confusion.diag()
+    recall = right / confusion.sum(1).clamp(min=1)
+    precision = right / confusion.sum(0).clamp(min=1)
+    f1 = torch.where(recall + precision > 0, 2 * recall * precision / (recall + precision).clamp(min=1e-300), 0.0)
+    names = names or [str(label) for label in range(len(right))]
+    return {str(name): {"recall": float(r), "precision": float(p), "f1": float(f)}
+            for name, r, p, f in zip(names, recall, precision, f1)}

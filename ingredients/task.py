@@ -64,6 +64,7 @@ class Datasets:
 class Task:
     score = "acc"  # the validation metric that picks the best model; the run's result is its best value
     higher_is_better = True
+    classes = None  # a classification's class names (create_data may set them): per-class metrics and predictions
 
     def create_data(self, device, seed):
         """A Data on `device` (`seed` fixes the training batches' order and augmentation), or a Datasets."""

@@ -31,12 +31,14 @@ from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.distributed import Distributed
 from ingredients.fingerprint import fingerprint
+from ingredients.metrics import per_class_metrics
 from ingredients.pruning import report_score
 from ingredients.rebuild import hand_over_task
 from ingredients.sgd import SGD
 from ingredients.task import Datasets
 from runstore.errors import UserError
 from observers.origin import resume_checkpoint
+from observers.predictions import save_predictions
 from observers.process_rank import world_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -72,6 +74,7 @@ def config():
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
     channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
+    save_predictions = True  # store the best model's per-example predictions of val and test (predictions.*.npz)
     accumulate = 1  # micro-batches per batch (a rank's share) whose gradients add up to one step's (docs/ddp.md)
 
 
@@ -102,6 +105,7 @@ class TrainerConfig:
     precision: str
     channels_last: bool
     compile: bool
+    save_predictions: bool
     accumulate: int
 
     @classmethod
@@ -124,7 +128,8 @@ class TrainerConfig:
         check_number("trainer.warmup", self.warmup, low=0, high=1, example=0.23)
         if self.ema_decay is not None:
             check_number("trainer.ema_decay", self.ema_decay, low=0, high=1, example=0.95)
-        for key in ("deterministic", "progress", "stop_on_nan", "lookahead", "channels_last", "compile"):
+        for key in ("deterministic", "progress", "stop_on_nan", "lookahead", "channels_last", "compile",
+                    "save_predictions"):
             check_bool(f"trainer.{key}", getattr(self, key))
         if self.lookahead and self.ema_decay is None:
             raise UserError("trainer.lookahead=True needs a weight average; set trainer.ema_decay too, e.g. 0.95")
@@ -215,11 +220,12 @@ def format_duration(seconds):
 
 
 @torch.no_grad()
-def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_sums=None):
+def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_sums=None, kept=None):
     """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute().
 
     `predict(model, inputs)` gives the outputs (Task.predict), `prepare(inputs)` sets the inputs' memory format
-    and `autocast()` the precision; `add_sums(metrics)` adds the other ranks' sums (Distributed.add_sums).
+    and `autocast()` the precision; `add_sums(metrics)` adds the other ranks' sums (Distributed.add_sums); `kept`, a
+    list, gets each batch's (outputs, targets) on the CPU.
     """
     model.eval()
     for inputs, targets in batches:
@@ -227,6 +233,8 @@ def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_s
             outputs = predict(model, prepare(inputs))
             loss = loss_fn(outputs, targets)
         metrics.update(outputs, targets, loss)
+        if kept is not None:
+            kept.append((outputs.float().cpu(), targets.cpu()))
     model.train()
     if add_sums is not None:
         add_sums(metrics)
@@ -388,10 +396,10 @@ class Trainer:
         if self.config.lookahead:
             self.model.load_state_dict(self.averaged.state_dict())
 
-    def evaluate(self, batches):
+    def evaluate(self, batches, kept=None):
         self.distributed.broadcast_buffers(self.averaged)
         return evaluate(self.eval_forward, batches, self.loss_fn, self.task.create_metrics(), self.task.predict,
-                        self.prepare, self.autocast, self.distributed.add_sums)
+                        self.prepare, self.autocast, self.distributed.add_sums, kept)
 
     def check_finite(self, loss):
         if self.config.stop_on_nan and not math.isfinite(loss):
@@ -456,6 +464,23 @@ class Trainer:
         return score
 
     # ---- files ------------------------------------------------------------------------------
+    def evaluate_kept(self, batches):
+        kept = []
+        self.evaluate(batches, kept)
+        return kept
+
+    def store_predictions(self, split, kept):
+        """Store the (outputs, targets) batches `kept` of every rank, in split order, as the run's predictions of
+        `split` (observers.predictions)."""
+        outputs = torch.cat([batch[0] for batch in kept]) if kept else torch.empty(0)
+        targets = torch.cat([batch[1] for batch in kept]) if kept else torch.empty(0)
+        shares = self.distributed.gather((outputs, targets))  # the ranks evaluate consecutive shares of a split
+        if not self.distributed.is_main:
+            return
+        outputs = torch.cat([share[0] for share in shares]).numpy()
+        targets = torch.cat([share[1] for share in shares]).numpy()
+        save_predictions(self.run, split, targets, outputs, names=self.task.classes)
+
     def add_artifact(self, name, write):
         """Write a file with `write(path)` into the run's folder and attach it to the run (on rank 0 only)."""
         if not self.distributed.is_main:
@@ -536,7 +561,12 @@ class Trainer:
         self.add_artifact("model_last.pt", lambda path: torch.save(self.averaged.state_dict(), path))
         self.add_artifact("model_best.pt", lambda path: torch.save(self.best_state, path))
         self.averaged.load_state_dict(self.best_state)
-        test = floats(self.evaluate(self.data.test))
+        kept = [] if self.config.save_predictions else None
+        test_metrics = self.evaluate(self.data.test, kept)
+        test = floats(test_metrics)
+        if kept is not None:
+            self.store_predictions("test", kept)
+            self.store_predictions("val", self.evaluate_kept(self.data.val))
         self.run.log_scalar(f"test.{self.task.score}", test[self.task.score], self.step)
         self.task.visualise_results(self.best_metrics, self.add_artifact)
         score = self.task.score
@@ -547,6 +577,11 @@ class Trainer:
             "steps": self.step,
             "examples_per_s": self.examples_seen / max(self.train_seconds, 1e-9),
         }
+        if "confusion" in test_metrics:
+            per_class = per_class_metrics(test_metrics["confusion"], self.task.classes)
+            results["test_per_class_of_best"] = per_class
+            if self.distributed.is_main:
+                self.run.info["per_class"] = {"test": per_class}
         self.add_artifact("results.json", lambda path: path.write_text(json.dumps(results, indent=2)))
         print(f"Best val {score} {self.best_score:.4f} at step {self.best_step}; test {score} of that model "
               f"{test[score]:.4f}; {results['examples_per_s']:.1f} examples/s")

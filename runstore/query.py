@@ -7,7 +7,8 @@
 A row holds id, experiment, status, start, stop, duration_s, result, host, commit, tags, local (True for a run still
 waiting in RUNS_DIR for `tracker sync`; an unreadable folder there is a row with status UNREADABLE and a warning), the
 config flattened with dots (config.model.arch), the data fingerprint (info.data.digest, info.data.splits.val,
-info.data.counts.train: ingredients/fingerprint.py) and five summaries of
+info.data.counts.train: ingredients/fingerprint.py), a classification's per-class test metrics
+(info.per_class.test.cat.recall, .precision, .f1) and five summaries of
 every metric (val.acc.first/last/min/max, and val.acc.argmax: the step of the max). The summaries come from the run
 documents (observers.upload stores them), so listing 10,000 runs reads no metric points.
 
@@ -210,6 +211,7 @@ def _row(listing):
     }
     _flatten_into(row, listing.config, "config.")
     _flatten_into(row, info.get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)
+    _flatten_into(row, info.get("per_class", {}), "info.per_class.")  # e.g. info.per_class.test.cat.recall
     for name, summary in listing.summaries.items():
         row.update(zip(_summary_columns(name), map(summary.get, STATS)))
     return row

@@ -89,7 +89,8 @@ def test_seeded_sweep_groups_have_scipy_statistics(seeded_sweep, database, mongo
     # --group alone: every config key but the seed, so the same two groups; a table, best first.
     table = run_tracker(["runs", "--tag", f"sweep-{seeded_sweep}", "--group"], workdir, mongo_url, database.name)
     assert table.returncode == 0, table.stderr
-    header, first, second = table.stdout.splitlines()
+    header, first, second, legend = table.stdout.splitlines()
+    assert legend.startswith("p_vs_best: Welch's t-test against the best group, Holm-adjusted over the 1 group tested")
     assert header.split()[:3] == ["config.lr", "n", "not_completed"] and header.split()[-1] == "p_vs_best"
     assert first.split()[0] == str(best) and first.split()[-1] == "best" and second.split()[1] == "3"
 

@@ -13,6 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import REPO_ROOT, metric, newest_run, python_env, run_experiment, run_tracker
+from test_experiment import artifact_bytes
+
+from runstore.predictions import Predictions
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 # The signals task without BatchNorm and without dropout: two ranks train as one process does, exactly when it splits
@@ -107,6 +110,11 @@ def test_with_batchnorm_two_processes_come_close_to_one(cifar_ddp, workdir, mong
     assert got["lr"] == expected["lr"]
     assert abs(got["train.loss"][1] - expected["train.loss"][1]) < 0.05  # the same images, other BatchNorm statistics
     assert abs(run["result"] - one["result"]) < 0.1
+    # Each rank evaluates its share of the test split; the stored predictions hold every example, in order.
+    shared, alone = (Predictions.from_bytes(artifact_bytes(db, doc, "predictions.test.npz")) for doc in (run, one))
+    assert list(shared.ids) == list(range(500)) and list(shared.targets) == list(alone.targets)
+    [test_acc] = metric(db, run["_id"], "test.acc").values()
+    assert shared.correct().mean() == pytest.approx(test_acc)
 
 
 def rank_process(torchrun_process, rank, timeout_s=60):

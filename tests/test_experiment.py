@@ -88,6 +88,8 @@ def test_unreachable_mongodb_records_the_run_in_the_file_store(workdir, tmp_path
     ("lr=abc", "lr='abc'"),
     ("model.arch=nope", "model.arch='nope'"),
     ("data.dataset=imagenet", "data.dataset='imagenet'"),
+    ("data.stream=depth", "data.stream='depth'"),
+    ("trainer.save_predictions=maybe", "trainer.save_predictions='maybe'"),
     ("data.batch_size=0", "data.batch_size=0"),
     ("lr=1e400", "lr=inf must be a finite number"),
     ("trainer.momentum=-1e400", "trainer.momentum=-inf must be a finite number"),

@@ -1,12 +1,17 @@
 """`tracker compare RUN RUN [...]`: runs side by side (config differences, result, metric summaries, commit), and
-optionally one metric of each overlaid in a figure."""
+optionally one metric of each overlaid in a figure; `--paired`, two runs example by example, and `--group-by KEY`,
+two values of KEY over runs paired by seed (runstore.paired), each with its verdict."""
 from pathlib import Path
 
 from observers.environment import differences
 from runstore.errors import UserError
-from runstore.query import by_experiment, differing_keys, differing_keys_within_experiments, metric_history, rows_of
+from runstore.paired import ALPHA, POWER, SIGN_FLIP_SEEDS, paired_comparison, seed_comparison
+from runstore.predictions import SPLIT
+from runstore.query import (by_experiment, check_keys, differing_keys, differing_keys_within_experiments,
+                            metric_history, rows_of)
 from runstore.run_store import open_run
 from tracker.runs import HEADERS, cell, render_table
+from tracker.selection import add_selection_arguments, selected
 
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
 # What each run trained on (ingredients.fingerprint): the data, then each split's membership.
@@ -26,14 +31,30 @@ def add_parser(subparsers):
             "on different data or splits. With --plot, also draw one metric of every run (all its points) in one figure."
         ),
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
     parser.add_argument("--all", action="store_true", help="show every config key, not only those that differ")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a figure of --metric for every run")
     parser.add_argument("--metric", help="the metric to plot, e.g. val.acc")
+    paired = parser.add_mutually_exclusive_group()
+    paired.add_argument("--paired", action="store_true",
+                        help="two runs example by example, on their stored predictions: the difference with a paired "
+                             "bootstrap 95%% CI, McNemar's exact test (Wilcoxon's for a regression), per-class "
+                             "differences with Holm-adjusted p-values, the examples they disagree on most")
+    paired.add_argument("--group-by", metavar="KEY",
+                        help="two values of KEY (e.g. data.stream) over the runs given or selected (--sweep, "
+                             "--where, ...), paired by seed: the mean paired difference with its CI, the sign-flip "
+                             "permutation p-value, P(A > B), the seeds 80%% power needs, the per-class picture")
+    parser.add_argument("--values", metavar="A,B", help="with --group-by: the two values to compare, A first")
+    parser.add_argument("--split", default=SPLIT, help=f"with --paired or --group-by: the split (default: {SPLIT})")
+    add_selection_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args):
+    if args.paired:
+        return run_paired(args)
+    if args.group_by:
+        return run_grouped(args)
     if len(args.runs) < 2:
         raise UserError("give at least two runs to compare, e.g. tracker compare 3 4")
     if (args.plot is None) != (args.metric is None):
@@ -103,3 +124,100 @@ def plot(rows, metric, path):
 
 def _short(text, key):
     return text[:12] if key == "commit" else text
+
+
+# ---- paired verdicts --------------------------------------------------------------------------------------------
+METRIC_NAMES = {"acc": "accuracy", "mae": "mean absolute error"}
+
+
+def run_paired(args):
+    if len(args.runs) != 2:
+        raise UserError("--paired compares two runs, e.g. tracker compare 3 4 --paired")
+    verdict = paired_comparison(*args.runs, split=args.split)
+    first, second = args.runs
+    print(f"run {first} (A) against run {second} (B), paired by example: {verdict.n} examples of the {args.split} "
+          f"split")
+    print(f"{METRIC_NAMES[verdict.metric]}: A {verdict.a:.4f}, B {verdict.b:.4f}")
+    print(f"A - B: {_interval(verdict.overall)} (paired bootstrap over examples); {verdict.test}: "
+          f"p = {verdict.overall.p_value:.3g}")
+    print(f"verdict: {verdict_line(verdict.overall, verdict.metric, 'A', 'B', 'paired by example')}")
+    if verdict.classes:
+        print(f"\nper class, A's largest advantage first (CI: bootstrap over the class's examples; p: McNemar's, "
+              f"Holm-adjusted over {len(verdict.classes)} classes):")
+        print(class_table(verdict.classes, "A", "B"), end="")
+    if verdict.disagreements:
+        scored = "score of the label" if verdict.metric == "acc" else "absolute error"
+        print(f"\nexamples where they disagree most (id: position in the {args.split} split; {scored}):")
+        lines = [["id", "label" if verdict.metric == "acc" else "target", "A predicted", "B predicted",
+                  f"A {scored}", f"B {scored}"]]
+        named = (lambda label: verdict.names[label]) if verdict.names else cell
+        lines += [[str(item.id), named(item.label), named(item.predicted_a), named(item.predicted_b),
+                   f"{item.score_a:.3f}", f"{item.score_b:.3f}"] for item in verdict.disagreements]
+        print(render_table(lines), end="")
+    return 0
+
+
+def run_grouped(args):
+    rows = rows_of(args.runs) if args.runs else selected(args)[0]
+    key = args.group_by if args.group_by in set().union(*rows) else f"config.{args.group_by}"
+    check_keys(rows, [key], "--group-by")
+    values = [_typed(value, key, rows) for value in args.values.split(",")] if args.values else None
+    value_a, value_b, runs, verdict = seed_comparison(rows, key, values, args.split)
+    name = key.removeprefix("config.")
+    print(f"{name}={value_a} (A) against {name}={value_b} (B), paired by seed: {len(verdict.seeds)} seeds, "
+          f"{METRIC_NAMES[verdict.metric]} on the {args.split} split")
+    lines = [["seed", "run A", "run B", "A - B"]]
+    lines += [[str(seed), *map(str, runs[seed]), f"{difference:+.4f}"]
+              for seed, difference in zip(verdict.seeds, verdict.differences)]
+    print(render_table(lines), end="")
+    print(f"mean: A {verdict.a:.4f}, B {verdict.b:.4f}; A - B: {_interval(verdict.overall)} (Student's t over "
+          f"seeds); sign-flip permutation p = {verdict.overall.p_value:.3g}; P(A > B) over seeds = "
+          f"{verdict.p_a_better:.2f}")
+    print(f"verdict: {verdict_line(verdict.overall, verdict.metric, value_a, value_b, 'paired by seed')}")
+    if verdict.warning:
+        print(verdict.warning)
+    if verdict.seeds_for_power is not None:
+        print(f"power: {verdict.seeds_for_power} seeds would detect a difference of {abs(verdict.overall.difference):.4f}"
+              f" with {POWER:.0%} power (paired t-test at alpha {ALPHA}, with the spread seen over these seeds; at least "
+              f"{SIGN_FLIP_SEEDS}, the fewest with which the sign-flip test can reach it)")
+    if verdict.classes:
+        print(f"\nper class, pooled over the seeds, {value_a}'s largest advantage first (each example's difference "
+              f"averaged over seeds; CI: bootstrap over examples; p: sign test, Holm-adjusted over "
+              f"{len(verdict.classes)} classes):")
+        print(class_table(verdict.classes, value_a, value_b), end="")
+    return 0
+
+
+def verdict_line(interval, metric, name_a, name_b, how):
+    """Which is better, or that the test found no difference, at ALPHA."""
+    if interval.p_value >= ALPHA or interval.low <= 0 <= interval.high:
+        return f"no difference established at alpha {ALPHA} (p = {interval.p_value:.3g}, {how})"
+    a_better = (interval.difference > 0) == (metric == "acc")
+    return f"{name_a if a_better else name_b} is better (p < {ALPHA}, {how}, the CI excludes 0)"
+
+
+def class_table(classes, name_a, name_b):
+    """The per-class differences as a table, with the better side where its Holm-adjusted p is below ALPHA."""
+    lines = [["class", "n", str(name_a), str(name_b), "A - B", "95% CI", "p", "p (Holm)", "better"]]
+    for item in classes:
+        better = (name_a if item.difference > 0 else name_b) if item.p_holm < ALPHA else "-"
+        lines.append([item.name, str(item.n), f"{item.a:.3f}", f"{item.b:.3f}", f"{item.difference:+.3f}",
+                      f"[{item.low:+.3f}, {item.high:+.3f}]", f"{item.p_value:.2g}", f"{item.p_holm:.2g}",
+                      str(better)])
+    return render_table(lines)
+
+
+def _interval(interval):
+    return f"{interval.difference:+.4f}, 95% CI [{interval.low:+.4f}, {interval.high:+.4f}]"
+
+
+def _typed(text, key, rows):
+    """--values' `text` as the type of `key`'s values (numbers as numbers)."""
+    for row in rows:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                return type(value)(text)
+            except ValueError:
+                return text
+    return text

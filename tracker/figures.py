@@ -26,7 +26,7 @@ def gather(rows, parameters, log_keys, top, title, curve=None):
     best = sorted(done, key=lambda row: -row["result"] if higher else row["result"])[:top]
     curves = [(row, (curve or _curve)(row)) for row in best if row.get("result_metric")]
     try:
-        importance, importance_note = importances(rows, parameters), None
+        importance, importance_note = importances(rows, parameters, log_keys), None
     except UserError as error:
         importance, importance_note = [], str(error)
     return {"title": title, "rows": rows, "done": done, "parameters": parameters, "log_keys": log_keys,

@@ -3,10 +3,13 @@ selection of runs.
 
 The completed runs become the trials of an in-memory Optuna study, and Optuna's fANOVA evaluator
 (optuna.importance.get_param_importances), with a bounded random forest (FANOVA), splits the result's variance between
-the parameters. The sign of each effect is Spearman's rank correlation of the parameter with the result (for a
+the parameters. A parameter swept `loguniform`, or positive and spanning 100x or more (tracker.selection's log
+keys), enters as its log10: Optuna's fANOVA ignores a distribution's log flag, and on the linear scale the forest's
+splits fall among the few largest values, so a learning rate that drives the result can rank below noise. The sign of each effect is Spearman's rank correlation of the parameter with the result (for a
 categorical one, its best value).
 """
 import json
+import math
 import statistics
 import sys
 
@@ -40,8 +43,8 @@ def add_parser(subparsers):
 
 
 def run(args):
-    rows, parameters, _ = selected(args)
-    found = importances(rows, parameters)
+    rows, parameters, log_keys = selected(args)
+    found = importances(rows, parameters, log_keys)
     if args.format == "json":
         json.dump(found, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -52,10 +55,11 @@ def run(args):
     return 0
 
 
-def importances(rows, parameters):
+def importances(rows, parameters, log_keys=()):
     """A dict per varied parameter, most important first: parameter, importance (fANOVA; they add up to 1), effect
     ('+' when larger values give larger results, '-' when smaller, with Spearman's rho; a categorical's best value)
-    and better_with (larger, smaller, or the best value), by the runs' direction."""
+    and better_with (larger, smaller, or the best value), by the runs' direction. The parameters in `log_keys` are
+    fitted on their log10."""
     runs = completed(rows)
     varied = [key for key in parameters if len({_plain(row.get(key)) for row in runs}) > 1]
     if len(runs) < MIN_RUNS:
@@ -66,7 +70,7 @@ def importances(rows, parameters):
                         f"{', '.join(varied) or 'none'}; `tracker runs --group-by` compares the values of one "
                         f"parameter")
     higher = all(higher_is_better(row) for row in runs)
-    study = _study(runs, varied, higher)
+    study = _study(runs, varied, higher, [key for key in varied if key in log_keys])
     import optuna
 
     scores = optuna.importance.get_param_importances(
@@ -75,15 +79,20 @@ def importances(rows, parameters):
             for key, score in scores.items()]
 
 
-def _study(runs, keys, higher):
-    """An in-memory Optuna study with one completed trial per run."""
+def _study(runs, keys, higher, log_keys):
+    """An in-memory Optuna study with one completed trial per run; the `log_keys` parameters as their log10."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    distributions = {key: _distribution([_plain(row.get(key)) for row in runs]) for key in keys}
+    positive = [key for key in log_keys if all(is_number(row.get(key)) and row[key] > 0 for row in runs)]
+
+    def value(row, key):
+        return math.log10(row[key]) if key in positive else _plain(row.get(key))
+
+    distributions = {key: _distribution([value(row, key) for row in runs]) for key in keys}
     study = optuna.create_study(direction="maximize" if higher else "minimize")
     study.add_trials([
-        optuna.trial.create_trial(params={key: _plain(row.get(key)) for key in keys}, distributions=distributions,
+        optuna.trial.create_trial(params={key: value(row, key) for key in keys}, distributions=distributions,
                                   value=float(row["result"]))
         for row in runs])
     return study

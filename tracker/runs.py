@@ -8,7 +8,7 @@ import sys
 
 from compat.argparse import values_may_start_with_dash
 from runstore.errors import UserError
-from runstore.groups import P_COLUMN, stat_columns
+from runstore.groups import P_COLUMN, p_legend, stat_columns
 from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
 from runstore.shell import printable
@@ -101,6 +101,8 @@ def write_groups(groups, metrics, output_format, out=None):
     columns = [*keys, "n", "not_completed", *stat_columns("result"), *(c for m in metrics for c in stat_columns(m)),
                P_COLUMN]
     write(groups, columns + ["runs"] if output_format == "json" else columns, output_format, out)
+    if output_format == "table" and groups:
+        (sys.stdout if out is None else out).write(p_legend(groups) + "\n")
 
 
 def write(rows, columns, output_format, out=None, width=None, keep=()):

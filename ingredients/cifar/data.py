@@ -22,6 +22,10 @@ from runstore.settings import project_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "synthetic")
+# What the network sees of each image: two streams in the spirit of a two-stream network, and the whole image.
+STREAMS = ("rgb", "color", "shape")
+COLOR_BLOCK = 8  # the 'color' stream: the mean colour of each 8x8 block (4x4 blocks per image), smoothly upsampled
+SOBEL = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))  # the 'shape' stream's horizontal gradient kernel
 # Per-channel statistics of the CIFAR-10 training set, used for both datasets.
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -44,12 +48,14 @@ def config():
     crop_padding = None  # the largest translation in pixels (None: CROP_PADDING, 4; airbench94: 2)
     val_fraction = 0.1  # share of the training images held out as the validation split
     limit = None  # at most this many images per split, for quick runs (None: all)
+    stream = "rgb"  # what the network sees: 'rgb' (the image), 'color' (blurred: colour alone) or 'shape' (edges)
 
 
 @data_ingredient.config_hook
 def validate(config, command_name, logger):
     cfg = config["data"]
     check_choice("data.dataset", cfg["dataset"], DATASETS)
+    check_choice("data.stream", cfg["stream"], STREAMS)
     check_positive_int("data.batch_size", cfg["batch_size"], example=128)
     check_positive_int("data.eval_batch_size", cfg["eval_batch_size"], example=1000)
     if not is_int(cfg["num_workers"]) or cfg["num_workers"] < 0:
@@ -224,18 +230,35 @@ def augment_batch(images, generator, crop_padding=CROP_PADDING):
     return padded[batch_idx, channel_idx, rows, cols]
 
 
+def stream_view(images, stream):
+    """What the network sees of normalized images (N×3×H×W): all of them ('rgb'), their colour alone ('color': each
+    COLOR_BLOCK block's mean, bilinearly upsampled) or their shape alone ('shape': the magnitude of the grayscale
+    image's Sobel gradient, in all three channels, so every model takes it unchanged)."""
+    if stream == "color":
+        blocks = F.avg_pool2d(images, COLOR_BLOCK)
+        return F.interpolate(blocks, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    if stream == "shape":
+        gray = images.mean(1, keepdim=True)
+        horizontal = torch.tensor(SOBEL, device=images.device).view(1, 1, 3, 3)
+        gradients = F.conv2d(gray, torch.cat([horizontal, horizontal.transpose(2, 3)]), padding=1)
+        return gradients.norm(dim=1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
+    return images
+
+
 @data_ingredient.capture
-def train_batches(split, seed, batch_size, augment, crop_padding, num_workers):
-    """The training batches of `split` as configured (augmented, normalized); `seed` fixes order and augmentation."""
+def train_batches(split, seed, batch_size, augment, crop_padding, num_workers, stream):
+    """The training batches of `split` as configured (augmented, normalized, the stream's view); `seed` fixes order
+    and augmentation."""
 
     def prepare(images, generator):
         padding = CROP_PADDING if crop_padding is None else crop_padding
-        return normalize(augment_batch(images, generator, padding) if augment else images)
+        return stream_view(normalize(augment_batch(images, generator, padding) if augment else images), stream)
 
     return TrainBatches(split.images, split.labels, batch_size, seed, transform=prepare, num_workers=num_workers)
 
 
 @data_ingredient.capture
-def eval_batches(split, eval_batch_size):
-    """Normalized batches of a split in order, without augmentation."""
-    return EvalBatches(split.images, split.labels, eval_batch_size, transform=normalize)
+def eval_batches(split, eval_batch_size, stream):
+    """Normalized batches of a split (the stream's view) in order, without augmentation."""
+    return EvalBatches(split.images, split.labels, eval_batch_size,
+                       transform=lambda images: stream_view(normalize(images), stream))

@@ -17,6 +17,7 @@ class ImageFolderTask(Task):
 
     def create_data(self, device, seed):
         self.folder = scan_folder()
+        self.classes = self.folder.classes
         self.data = datasets(self.folder)
         return self.data
 

@@ -6,7 +6,9 @@ import pytest
 from scipy import stats
 
 from runstore.errors import UserError
-from runstore.groups import TOO_SMALL, completed, describe, group_rows, welch_p_value
+from statsmodels.stats.multitest import multipletests
+
+from runstore.groups import TOO_SMALL, completed, describe, group_rows, holm, p_legend, welch_p_value
 
 SAMPLES = [
     [0.91, 0.93, 0.92],
@@ -66,6 +68,23 @@ def test_groups_are_best_first_with_p_values_against_the_best():
     assert groups[2]["p_vs_best"] == TOO_SMALL
     assert groups[2]["result_mean"] == 0.5 and groups[2]["result_std"] is None and groups[2]["result_ci95"] is None
     assert "_results" not in groups[0]
+
+
+def test_holm_is_statsmodels():
+    p_values = [0.01, 0.04, 0.03, 0.005, 0.5, 0.04, 1.0, 0.0001]
+    assert list(holm(p_values)) == pytest.approx(multipletests(p_values, method="holm")[1], rel=1e-12)
+    assert len(holm([])) == 0
+
+
+def test_p_values_against_the_best_are_holm_adjusted_over_the_groups():
+    results = {0.01: [0.90, 0.91, 0.93], 0.1: [0.85, 0.88, 0.86], 0.2: [0.89, 0.90, 0.92], 1.0: [0.5, 0.6, 0.55]}
+    rows = [run(10 * index + i, lr, result) for index, (lr, values) in enumerate(results.items())
+            for i, result in enumerate(values)]
+    groups = group_rows(rows, ["config.lr"])
+    raw = [stats.ttest_ind(results[0.01], results[group["config.lr"]], equal_var=False).pvalue for group in groups[1:]]
+    assert [group["p_vs_best"] for group in groups[1:]] == pytest.approx(list(multipletests(raw, method="holm")[1]))
+    assert p_legend(groups) == ("p_vs_best: Welch's t-test against the best group, Holm-adjusted over the 3 groups "
+                                "tested (runstore.groups)")
 
 
 def test_lower_is_better_puts_the_smallest_mean_first():
