@@ -168,7 +168,7 @@ def test_an_at_commit_run_records_into_the_checkouts_store_not_the_worktree(fail
 
 
 # ---- 27.2: a sweep record's values reach the trial as plain JSON only ---------------------------------------------
-@pytest.mark.parametrize("planted", ["params", "arguments"])
+@pytest.mark.parametrize("planted", ["params", "arguments", "a params key", "a json:// key"])
 @pytest.mark.parametrize("in_database", [True, False])
 def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_path, mongo_url, mongo_db):
     marker, here = tmp_path / "PWNED", tmp_path / "here"
@@ -177,6 +177,15 @@ def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_
         changes = {"trials": [{"number": 0, "params": {"lr": payload(marker)}, "status": "QUEUED", "run": None,
                                "result": None, "runs": []}]}
         where = f"trials[0].params.lr.{PAYLOAD_TAG}"
+    elif planted == "a params key":  # Sacred splits `with` arguments at the first '=': the rest is the value
+        changes = {"trials": [{"number": 0, "params": {f"lr={payload(marker)!r}#": 1}, "status": "QUEUED",
+                               "run": None, "result": None, "runs": []}]}
+        where = f"trials[0].params.lr.{PAYLOAD_TAG}"
+    elif planted == "a json:// key":  # jsonpickle decodes such a key, as Sacred reads it
+        key = f"json://{json.dumps(payload(marker))}"
+        changes = {"trials": [{"number": 0, "params": {"lr": {key: 1}}, "status": "QUEUED", "run": None,
+                               "result": None, "runs": []}]}
+        where = f"trials[0].params.lr.{key}"
     else:  # a fixed argument, given to every trial as it is
         changes = {"arguments": ["smoke", f"trainer.steps={payload(marker)!r}", "lr=[0.1]"]}
         where = f"arguments.trainer.steps.{PAYLOAD_TAG}"
