@@ -240,6 +240,26 @@ def test_sync_reads_nothing_outside_the_run_folder(kind, tmp_path, mongo_url, mo
     assert (folder / "run.json").is_file()
 
 
+def test_sync_reads_no_linked_run_file_outside_the_run_folder(tmp_path, mongo_url, mongo_db):
+    (tmp_path / "secret.txt").write_text("the secret")
+    folder = tmp_path / "runs" / "1"
+    folder.mkdir(parents=True)
+    entry = {"status": "COMPLETED", "host": {"hostname": "elsewhere"}, "start_time": "2026-01-01T00:00:00",
+             "stop_time": "2026-01-01T00:00:10", "heartbeat": "2026-01-01T00:00:10", "command": "main", "meta": {},
+             "experiment": {"name": "cifar", "base_dir": str(tmp_path), "mainfile": "cifar.py", "repositories": [],
+                            "sources": []}, "resources": [], "artifacts": [], "result": 0.5}
+    (folder / "run.json").write_text(json.dumps(entry))
+    (folder / "config.json").write_text(json.dumps({"seed": 1}))
+    os.symlink(tmp_path / "secret.txt", folder / "cout.txt")  # would be uploaded as the run's captured output
+
+    result = run_tracker(["sync", str(folder)], tmp_path, mongo_url, mongo_db.name)
+
+    assert result.returncode == 1
+    assert f"failed {folder}: {folder / 'cout.txt'} links to a file outside the run folder; it was not read; repair " \
+           f"or remove the folder" in result.stdout.splitlines(), result.stdout
+    assert mongo_db.runs.count_documents({}) == 0
+
+
 # ---- 27.8: stored text reaches the terminal with its control characters escaped --------------------------------------
 ESCAPES = "\x1b]0;TITLE\x07\x1b[2J"
 SHOWN = r"\x1b]0;TITLE\x07\x1b[2J"

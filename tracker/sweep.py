@@ -228,8 +228,8 @@ def check_record(record, label, settings, stored, local, local_file):
             for index, trial in enumerate(copy.get("trials") or []):  # as the trial gets them: a key may hide a value
                 params = trial.get("params") if isinstance(trial, dict) else None
                 if not isinstance(params, dict):
-                    raise UserError(f"{label}'s record in {where} holds {str(params)[:40]!r} at trials[{index}].params, "
-                                    f"not an object of parameters; {NOT_RUN}")
+                    raise UserError(f"{label}'s record in {where} holds {str(params)[:40]!r} at "
+                                    f"trials[{index}].params, not an object of parameters; {NOT_RUN}")
                 plain_arguments(as_updates(params), label, f"record in {where}", path=f"trials[{index}].params")
     if stored is not None and local is not None:
         local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
