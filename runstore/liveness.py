@@ -45,8 +45,8 @@ def death(doc, info, now=None):
 def seems_dead(doc, info):
     """Whether a listing should show the RUNNING run `doc` as dead (death): a stored pid that is not a process id,
     or a time that is not one, cannot tell, and leaves it listed as it is."""
-    pid = info.get("pid")
-    known = {"pid": pid} if type(pid) is int and 0 < pid <= PID_MAX else {}  # else only the heartbeat tells
+    pid = _process_id(info)
+    known = {"pid": pid} if pid is not None else {}  # else only the heartbeat tells
     try:
         return death(doc, known) is not None
     except (TypeError, ValueError, AttributeError):  # a stored host or time of another type
@@ -68,8 +68,15 @@ def process_temp_dir(pid):
 
 def remove_temporary_files(doc, info):
     """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
-    if _hostname(doc) == platform.node() and info.get("pid") is not None:
-        shutil.rmtree(process_temp_dir(info["pid"]), ignore_errors=True)
+    pid = _process_id(info)  # a stored pid of text could name any folder: ../../home/someone
+    if _hostname(doc) == platform.node() and pid is not None:
+        shutil.rmtree(process_temp_dir(pid), ignore_errors=True)
+
+
+def _process_id(info):
+    """The run's stored info.pid when it is a process id, else None."""
+    pid = info.get("pid")
+    return pid if type(pid) is int and 0 < pid <= PID_MAX else None
 
 
 def _process_exists(pid):
