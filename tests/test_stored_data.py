@@ -209,6 +209,23 @@ def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_
     assert mongo_db.runs.count_documents({}) == 0
 
 
+def test_a_trial_only_in_the_databases_copy_of_a_sweep_record_never_runs(tmp_path, mongo_url, mongo_db):
+    here = tmp_path / "here"
+    folder = here / "sweeps" / "1"
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(json.dumps(sweep_record(here)))
+    planted = {"number": 1, "params": {"lr": 0.5}, "status": "QUEUED", "run": None, "result": None, "runs": []}
+    mongo_db.sweeps.insert_one(sweep_record(here, trials=[*sweep_record(here)["trials"], planted]))
+
+    result = run_tracker(["sweep", "--continue", "1"], here, mongo_url, mongo_db.name)
+
+    assert result.returncode == 1
+    assert error_lines(result) == [f"error: sweep 1's trial 1's params in MongoDB ({{'lr': 0.5}}) differs from the one "
+                                   f"in {folder / 'sweep.json'} (None); it was not run: tracker starts only scripts "
+                                   f"of the checkout it runs from"]
+    assert mongo_db.runs.count_documents({}) == 0
+
+
 # ---- 27.4: `tracker sync` reads only files inside the run folder ------------------------------------------------------
 @pytest.mark.parametrize("kind", ["an artifact", "a source", "a resource", "a linked artifact"])
 def test_sync_reads_nothing_outside_the_run_folder(kind, tmp_path, mongo_url, mongo_db):

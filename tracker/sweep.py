@@ -234,8 +234,8 @@ def check_record(record, label, settings, stored, local, local_file):
     if stored is not None and local is not None:
         local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
         fields = [(field, stored.get(field), local.get(field)) for field in RECORD_CODE_FIELDS] + [
-            (f"trial {trial.get('number')}'s params", trial.get("params"), local_params[trial.get("number")])
-            for trial in stored["trials"] if trial.get("number") in local_params]
+            (f"trial {trial.get('number')}'s params", trial.get("params"), local_params.get(trial.get("number")))
+            for trial in stored["trials"]]  # the file is written first: a trial only in MongoDB was put there
         for field, in_database, in_file in fields:
             if in_database != in_file:
                 raise UserError(f"{label}'s {field} in MongoDB ({in_database!r}) differs from the one in "
