@@ -78,9 +78,14 @@ def test_a_stored_patch_runs_only_with_apply_diff_after_it_is_shown(reference_ru
     patch = marker_patch(project_repo, marker)
     run_id = plant_dirty_run(mongo_db, reference_run["run"], project_repo, patch)
     resumable = plant_dirty_run(mongo_db, reference_run["run"], project_repo, patch, "INTERRUPTED", a_checkpoint())
-    patch_is_code = ("that patch is code, and anyone who can write to the run store may have changed it: add "
-                     "--apply-diff to see its files, line counts and sha256 and apply it, or --force to run this "
-                     "checkout's code")
+    patch_is_code = ("that patch is code, and anyone who can write to the run store may have changed it: read what "
+                     "it changes above, then add --apply-diff to apply it, or --force to run this checkout's code")
+
+    def screen(run):
+        return [f"run {run}'s git_diff.patch is code; applied to its commit, it changes:",
+                "  experiments/cifar.py  +2 -0", f"  sha256 {hashlib.sha256(patch).hexdigest()}",
+                f"  no folder of run {run} in RUNS_DIR recorded a sha256 to check it against (a run's folder is "
+                f"removed once MongoDB holds it)"]
 
     def tracker(*args):
         return run_tracker(list(args), tmp_path, mongo_url, mongo_db.name, project=project_repo)
@@ -95,8 +100,9 @@ def test_a_stored_patch_runs_only_with_apply_diff_after_it_is_shown(reference_ru
     for command, run in (("rerun", run_id), ("resume", resumable)):
         refused = tracker(command, "--at-commit", str(run))
         assert refused.returncode == 1
-        assert error_lines(refused) == [f"error: run {run} ran at commit {head(project_repo)[:12]} with uncommitted "
-                                        f"changes, stored as its git_diff.patch; {patch_is_code}"]
+        # What it would change is shown first, so that the user chooses --apply-diff knowing it.
+        assert error_lines(refused) == [*screen(run), f"error: run {run} ran at commit {head(project_repo)[:12]} with "
+                                        f"uncommitted changes, stored as its git_diff.patch; {patch_is_code}"]
     assert not marker.exists()
     assert mongo_db.runs.count_documents({}) == 2
 
@@ -105,12 +111,8 @@ def test_a_stored_patch_runs_only_with_apply_diff_after_it_is_shown(reference_ru
     # The user asked for it, so the patch ran; what it changes was shown first.
     assert applied.returncode == 1 and "larger than the 10 training images" in applied.stderr, applied.stderr
     assert marker.exists()
-    screen = applied.stderr[:applied.stderr.index(f"rerun of run {run_id}: ")]
-    assert screen == (f"run {run_id}'s git_diff.patch is code; applied to its commit, it changes:\n"
-                      f"  experiments/cifar.py  +2 -0\n"
-                      f"  sha256 {hashlib.sha256(patch).hexdigest()}\n"
-                      f"  no folder of run {run_id} in RUNS_DIR recorded a sha256 to check it against (a run's folder "
-                      f"is removed once MongoDB holds it)\n")
+    shown = applied.stderr[:applied.stderr.index(f"rerun of run {run_id}: ")]
+    assert shown == "\n".join(screen(run_id)) + "\n"
 
 
 def stored_folder_run(tmp_path, patch, recorded):
