@@ -2,7 +2,8 @@
 
 A killed process cannot record its own end, so its run stays RUNNING. A tracked run records its process id
 (info.pid, observers.durable) and Sacred records its host and a heartbeat every 10 s. On the run's own host the process
-is asked directly; from another host only the heartbeat tells, after STALE_HEARTBEAT_S.
+is asked directly (a silent run whose pid a later process holds died, and its pid was given out again); from another
+host only the heartbeat tells, after STALE_HEARTBEAT_S.
 
 A tracked run keeps its temporary files in a folder of its own, make_process_temp_dir(pid) (observers.track), which
 it removes when it ends; after a kill, whoever finds the run dead removes it.
@@ -17,6 +18,8 @@ from pathlib import Path
 # Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
 STALE_HEARTBEAT_S = 600
 PID_MAX = 2 ** 22  # Linux's largest pid_max: a larger stored pid is not a process id
+# A run's process starts before Sacred records its start time; /proc's boot time is in whole seconds.
+PID_REUSE_SLACK_S = 5
 TEMP_ROOT = Path(tempfile.gettempdir())  # read at import, before a tracked run points tempfile at its own folder
 TEMP_PREFIX = "tracker-process-"
 
@@ -29,15 +32,14 @@ def death(doc, info, now=None):
     now = now or datetime.datetime.utcnow()
     host, pid = _hostname(doc), info.get("pid")
     if host == platform.node() and pid is not None:
-        if _process_exists(pid):
+        # A silent run whose pid a later process holds died, and the pid was given out again (after a reboot, say).
+        reused = _started_after(pid, doc.get("start_time")) and _silent_s(doc, now) >= STALE_HEARTBEAT_S
+        if _process_exists(pid) and not reused:
             return None
         how = f"process {pid} on host {host} is gone"
     else:
-        last_sign = doc.get("heartbeat") or doc.get("start_time")
-        if last_sign is None:  # not a run Sacred wrote: nothing tells
-            return None
-        silent_s = (now - _utc(last_sign)).total_seconds()
-        if silent_s < STALE_HEARTBEAT_S:
+        silent_s = _silent_s(doc, now)
+        if silent_s is None or silent_s < STALE_HEARTBEAT_S:  # None: not a run Sacred wrote, nothing tells
             return None
         how = f"no heartbeat from host {host} for {silent_s:.0f} s (limit {STALE_HEARTBEAT_S} s)"
     return {"at": now.isoformat(), "how": how}
@@ -46,8 +48,8 @@ def death(doc, info, now=None):
 def seems_dead(doc, info):
     """Whether a listing should show the RUNNING run `doc` as dead (death): a stored pid that is not a process id,
     or a time that is not one, cannot tell, and leaves it listed as it is."""
-    pid = info.get("pid")
-    known = {"pid": pid} if type(pid) is int and 0 < pid <= PID_MAX else {}  # else only the heartbeat tells
+    pid = _process_id(info)
+    known = {"pid": pid} if pid is not None else {}  # else only the heartbeat tells
     try:
         return death(doc, known) is not None
     except (TypeError, ValueError, AttributeError):  # a stored host or time of another type
@@ -78,9 +80,16 @@ def process_temp_dirs(pid):
 
 def remove_temporary_files(doc, info):
     """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
-    if _hostname(doc) == platform.node() and info.get("pid") is not None:
-        for folder in process_temp_dirs(info["pid"]):
+    pid = _process_id(info)  # a stored pid of text could name any folder: ../../home/someone
+    if _hostname(doc) == platform.node() and pid is not None:
+        for folder in process_temp_dirs(pid):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_id(info):
+    """The run's stored info.pid when it is a process id, else None."""
+    pid = info.get("pid")
+    return pid if type(pid) is int and 0 < pid <= PID_MAX else None
 
 
 def _process_exists(pid):
@@ -91,6 +100,25 @@ def _process_exists(pid):
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _silent_s(doc, now):
+    """Seconds since the run's last heartbeat (or its start), or None when it recorded neither."""
+    last_sign = doc.get("heartbeat") or doc.get("start_time")
+    return None if last_sign is None else (now - _utc(last_sign)).total_seconds()
+
+
+def _started_after(pid, start_time):
+    """Whether process `pid` started after the run's `start_time` (plus PID_REUSE_SLACK_S), so that its pid was given
+    to another process since the run's died (after a reboot, say). False where /proc cannot tell (not Linux)."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        started = datetime.datetime.utcfromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
+        return start_time is not None and started > _utc(start_time) + datetime.timedelta(seconds=PID_REUSE_SLACK_S)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
 
 
 def _hostname(doc):

@@ -15,6 +15,7 @@ ARTIFACT_TYPES_FILE = "artifact_types.json"
 SOURCES_DIR = "_sources"  # in a run folder (observers.durable) or a store (Sacred): copies of sources and resources
 # Held by whoever writes or uploads the run (the run itself, `tracker sync`, `tracker board`), so only one does.
 LOCK_FILE = ".upload.lock"
+RUN_FILES = ("run.json", "config.json", "info.json", "cout.txt", "metrics.json", ARTIFACT_TYPES_FILE)  # what load reads
 # Written by observers.durable into run.json after the files it counts: what cout.txt and metrics.json must hold, and
 # the size and sha256 of each artifact and source file it wrote ("files": {path in the run folder: file_record}).
 RECORDED_KEY = "recorded"
@@ -48,6 +49,10 @@ class LocalRun:
         """The run in `run_dir`. UnreadableRun when run.json or config.json cannot be read; other broken files are
         read as far as they can be and named in `missing`."""
         run_dir = Path(run_dir)
+        for name in RUN_FILES:  # a copied folder may link one elsewhere: it would be read and uploaded as the run's
+            path = run_dir / name
+            if path.exists() and not path.resolve().is_relative_to(run_dir.resolve()):
+                raise UnreadableRun(f"{path} links to a file outside the run folder; it was not read")
         missing = []
         run = cls(
             dir=run_dir,

@@ -1,9 +1,10 @@
 """Stored configs, info and sweep records are data, never code: they are read back as plain JSON values only.
 
-Sacred's own reader (jsonpickle) runs whatever a `py/reduce` or `py/object` tag names, both in a config file and in a
-`with KEY=VALUE` argument (which it reads as a Python literal, then with jsonpickle), so a value planted in a shared
-database, a run folder or a sweep record could run code on the machine of whoever reruns it. A config Sacred stores
-holds only JSON values (it turns tuples into lists and numpy numbers into Python numbers), so no tag is ever needed.
+Sacred's own reader (jsonpickle) runs whatever a `py/reduce` or `py/object` tag (or a `json://` key) names, both in a
+config file and in a `with KEY=VALUE` argument (which it reads as a Python literal, then with jsonpickle), so a value
+planted in a shared database, a run folder or a sweep record could run code on the machine of whoever reruns it. A
+config Sacred stores holds only JSON values (it turns tuples into lists and numpy numbers into Python numbers), so no
+tag is ever needed.
 Every value that becomes a `with` argument passes `plain_values` (configs, info, a sweep's parameters) or
 `plain_arguments` (`with` arguments as text).
 """
@@ -12,6 +13,7 @@ import ast
 from runstore.errors import UserError
 
 JSONPICKLE_TAG = "py/"
+JSONPICKLE_KEY_TAG = "json://"  # Sacred decodes with keys=True: jsonpickle then decodes a key with this prefix too
 JSON_SCALARS = (str, int, float, bool, type(None))
 TAG_PROBLEM = "the jsonpickle tag"
 
@@ -60,7 +62,7 @@ def _first_problem(value, path):
         for key, item in value.items():
             if not isinstance(key, str):
                 return _join(path, repr(key)), "a key that is not text"
-            if key.startswith(JSONPICKLE_TAG):
+            if key.startswith((JSONPICKLE_TAG, JSONPICKLE_KEY_TAG)):
                 return _join(path, key), TAG_PROBLEM
             found = _first_problem(item, _join(path, key))
             if found is not None:

@@ -78,9 +78,14 @@ def test_a_stored_patch_runs_only_with_apply_diff_after_it_is_shown(reference_ru
     patch = marker_patch(project_repo, marker)
     run_id = plant_dirty_run(mongo_db, reference_run["run"], project_repo, patch)
     resumable = plant_dirty_run(mongo_db, reference_run["run"], project_repo, patch, "INTERRUPTED", a_checkpoint())
-    patch_is_code = ("that patch is code, and anyone who can write to the run store may have changed it: add "
-                     "--apply-diff to see its files, line counts and sha256 and apply it, or --force to run this "
-                     "checkout's code")
+    patch_is_code = ("that patch is code, and anyone who can write to the run store may have changed it: read what "
+                     "it changes above, then add --apply-diff to apply it, or --force to run this checkout's code")
+
+    def screen(run):
+        return [f"run {run}'s git_diff.patch is code; applied to its commit, it changes:",
+                "  experiments/cifar.py  +2 -0", f"  sha256 {hashlib.sha256(patch).hexdigest()}",
+                f"  no folder of run {run} in RUNS_DIR recorded a sha256 to check it against (a run's folder is "
+                f"removed once MongoDB holds it)"]
 
     def tracker(*args):
         return run_tracker(list(args), tmp_path, mongo_url, mongo_db.name, project=project_repo)
@@ -95,8 +100,9 @@ def test_a_stored_patch_runs_only_with_apply_diff_after_it_is_shown(reference_ru
     for command, run in (("rerun", run_id), ("resume", resumable)):
         refused = tracker(command, "--at-commit", str(run))
         assert refused.returncode == 1
-        assert error_lines(refused) == [f"error: run {run} ran at commit {head(project_repo)[:12]} with uncommitted "
-                                        f"changes, stored as its git_diff.patch; {patch_is_code}"]
+        # What it would change is shown first, so that the user chooses --apply-diff knowing it.
+        assert error_lines(refused) == [*screen(run), f"error: run {run} ran at commit {head(project_repo)[:12]} with "
+                                        f"uncommitted changes, stored as its git_diff.patch; {patch_is_code}"]
     assert not marker.exists()
     assert mongo_db.runs.count_documents({}) == 2
 
@@ -105,12 +111,8 @@ def test_a_stored_patch_runs_only_with_apply_diff_after_it_is_shown(reference_ru
     # The user asked for it, so the patch ran; what it changes was shown first.
     assert applied.returncode == 1 and "larger than the 10 training images" in applied.stderr, applied.stderr
     assert marker.exists()
-    screen = applied.stderr[:applied.stderr.index(f"rerun of run {run_id}: ")]
-    assert screen == (f"run {run_id}'s git_diff.patch is code; applied to its commit, it changes:\n"
-                      f"  experiments/cifar.py  +2 -0\n"
-                      f"  sha256 {hashlib.sha256(patch).hexdigest()}\n"
-                      f"  no folder of run {run_id} in RUNS_DIR recorded a sha256 to check it against (a run's folder "
-                      f"is removed once MongoDB holds it)\n")
+    shown = applied.stderr[:applied.stderr.index(f"rerun of run {run_id}: ")]
+    assert shown == "\n".join(screen(run_id)) + "\n"
 
 
 def stored_folder_run(tmp_path, patch, recorded):
@@ -168,7 +170,7 @@ def test_an_at_commit_run_records_into_the_checkouts_store_not_the_worktree(fail
 
 
 # ---- 27.2: a sweep record's values reach the trial as plain JSON only ---------------------------------------------
-@pytest.mark.parametrize("planted", ["params", "arguments"])
+@pytest.mark.parametrize("planted", ["params", "arguments", "a params key", "a json:// key"])
 @pytest.mark.parametrize("in_database", [True, False])
 def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_path, mongo_url, mongo_db):
     marker, here = tmp_path / "PWNED", tmp_path / "here"
@@ -177,6 +179,15 @@ def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_
         changes = {"trials": [{"number": 0, "params": {"lr": payload(marker)}, "status": "QUEUED", "run": None,
                                "result": None, "runs": []}]}
         where = f"trials[0].params.lr.{PAYLOAD_TAG}"
+    elif planted == "a params key":  # Sacred splits `with` arguments at the first '=': the rest is the value
+        changes = {"trials": [{"number": 0, "params": {f"lr={payload(marker)!r}#": 1}, "status": "QUEUED",
+                               "run": None, "result": None, "runs": []}]}
+        where = f"trials[0].params.lr.{PAYLOAD_TAG}"
+    elif planted == "a json:// key":  # jsonpickle decodes such a key, as Sacred reads it
+        key = f"json://{json.dumps(payload(marker))}"
+        changes = {"trials": [{"number": 0, "params": {"lr": {key: 1}}, "status": "QUEUED", "run": None,
+                               "result": None, "runs": []}]}
+        where = f"trials[0].params.lr.{key}"
     else:  # a fixed argument, given to every trial as it is
         changes = {"arguments": ["smoke", f"trainer.steps={payload(marker)!r}", "lr=[0.1]"]}
         where = f"arguments.trainer.steps.{PAYLOAD_TAG}"
@@ -197,6 +208,23 @@ def test_a_sweep_record_holding_jsonpickle_never_runs(planted, in_database, tmp_
                                    f"would run code when read; it was not used: stored values must be plain JSON "
                                    f"(numbers, text, lists, objects)"]
     assert not marker.exists()
+    assert mongo_db.runs.count_documents({}) == 0
+
+
+def test_a_trial_only_in_the_databases_copy_of_a_sweep_record_never_runs(tmp_path, mongo_url, mongo_db):
+    here = tmp_path / "here"
+    folder = here / "sweeps" / "1"
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(json.dumps(sweep_record(here)))
+    planted = {"number": 1, "params": {"lr": 0.5}, "status": "QUEUED", "run": None, "result": None, "runs": []}
+    mongo_db.sweeps.insert_one(sweep_record(here, trials=[*sweep_record(here)["trials"], planted]))
+
+    result = run_tracker(["sweep", "--continue", "1"], here, mongo_url, mongo_db.name)
+
+    assert result.returncode == 1
+    assert error_lines(result) == [f"error: sweep 1's trial 1's params in MongoDB ({{'lr': 0.5}}) differs from the one "
+                                   f"in {folder / 'sweep.json'} (None); it was not run: tracker starts only scripts "
+                                   f"of the checkout it runs from"]
     assert mongo_db.runs.count_documents({}) == 0
 
 
@@ -229,6 +257,26 @@ def test_sync_reads_nothing_outside_the_run_folder(kind, tmp_path, mongo_url, mo
            f"run folder; it was not read; repair or remove the folder" in result.stdout.splitlines(), result.stdout
     assert mongo_db.runs.count_documents({}) == 0 and mongo_db["fs.files"].count_documents({}) == 0
     assert (folder / "run.json").is_file()
+
+
+def test_sync_reads_no_linked_run_file_outside_the_run_folder(tmp_path, mongo_url, mongo_db):
+    (tmp_path / "secret.txt").write_text("the secret")
+    folder = tmp_path / "runs" / "1"
+    folder.mkdir(parents=True)
+    entry = {"status": "COMPLETED", "host": {"hostname": "elsewhere"}, "start_time": "2026-01-01T00:00:00",
+             "stop_time": "2026-01-01T00:00:10", "heartbeat": "2026-01-01T00:00:10", "command": "main", "meta": {},
+             "experiment": {"name": "cifar", "base_dir": str(tmp_path), "mainfile": "cifar.py", "repositories": [],
+                            "sources": []}, "resources": [], "artifacts": [], "result": 0.5}
+    (folder / "run.json").write_text(json.dumps(entry))
+    (folder / "config.json").write_text(json.dumps({"seed": 1}))
+    os.symlink(tmp_path / "secret.txt", folder / "cout.txt")  # would be uploaded as the run's captured output
+
+    result = run_tracker(["sync", str(folder)], tmp_path, mongo_url, mongo_db.name)
+
+    assert result.returncode == 1
+    assert f"failed {folder}: {folder / 'cout.txt'} links to a file outside the run folder; it was not read; repair " \
+           f"or remove the folder" in result.stdout.splitlines(), result.stdout
+    assert mongo_db.runs.count_documents({}) == 0
 
 
 # ---- 27.8: stored text reaches the terminal with its control characters escaped --------------------------------------

@@ -267,9 +267,10 @@ def stop_store(store):
 
 def serve(start_script, settings, host, port, first_screen):
     """Run Omniboard, echoing its output, until it exits or Ctrl-C (or `kill`) stops it."""
-    hidden = [secret for secret in (urlsplit(settings.mongo_url).password, settings.board_password) if secret]
     # Without a login, a token made for this start (as Jupyter's) is what lets the user, and only the user, in.
     token = "" if settings.board_password else secrets.token_urlsafe(32)
+    # Omniboard logs each request's URL, the first one with the token, to output often kept in a file.
+    hidden = [secret for secret in (urlsplit(settings.mongo_url).password, settings.board_password, token) if secret]
     # The environment, unlike Omniboard's options (--mu, -u), keeps the passwords and the token out of `ps`.
     env = {
         **os.environ,

@@ -36,7 +36,15 @@ DEFAULT_WIDTH = 150
 
 
 def listed_runs(db):
-    return list(db.runs.find({}, LISTED_FIELDS))  # what `tracker runs` lists: the store's listing index has it
+    """What `tracker runs` lists of each run (the store's listing index has it), its config and metric summaries as
+    the columns read them: a stored value of another type counts as none, so no run keeps the board from starting."""
+    runs = list(db.runs.find({}, LISTED_FIELDS))
+    for run in runs:
+        summaries = run.get("metric_summaries")
+        run["config"] = run["config"] if isinstance(run.get("config"), dict) else {}
+        run["metric_summaries"] = [summary for summary in summaries if isinstance(summary, dict)] \
+            if isinstance(summaries, list) else []
+    return runs
 
 
 def write_first_screen(db, runs):
@@ -152,6 +160,7 @@ def score_metrics(runs):
                 continue
             for extremum in ("max", "min"):
                 value = summary.get(extremum)
-                if isinstance(value, float) and math.isclose(value, result) and summary["max"] != summary["min"]:
+                constant = summary.get("max") == summary.get("min")
+                if isinstance(value, float) and math.isclose(value, result) and not constant:
                     found.setdefault(summary["name"], extremum)
     return found

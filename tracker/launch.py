@@ -36,8 +36,8 @@ CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run 
 DIRTY_CODE_HINT = ("add --at-commit --apply-diff to run the original code with its stored git_diff.patch, which is "
                    "code (its files, line counts and sha256 are shown before it runs), or --force to run this "
                    "checkout's code")
-PATCH_IS_CODE = ("that patch is code, and anyone who can write to the run store may have changed it: add --apply-diff "
-                 "to see its files, line counts and sha256 and apply it, or --force to run this checkout's code")
+PATCH_IS_CODE = ("that patch is code, and anyone who can write to the run store may have changed it: read what it "
+                 "changes above, then add --apply-diff to apply it, or --force to run this checkout's code")
 NOT_RUN = "it was not run: tracker starts only scripts of the checkout it runs from"
 OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout of that repository"
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
@@ -297,18 +297,19 @@ def original_code(stored, original, checkout, repo, apply_diff=False):
             f"{stored.label} ran with uncommitted changes but stored no {DIFF_ARTIFACT}, so they cannot be "
             f"restored; use --force to run this checkout's code"
         )
-    if patch and not apply_diff:
-        raise UserError(f"{stored.label} ran at commit {commit[:12]} with uncommitted changes, stored as its "
-                        f"{DIFF_ARTIFACT}; {PATCH_IS_CODE}")
     with tempfile.TemporaryDirectory(prefix="tracker-code-") as folder:
+        patch_file = Path(folder) / DIFF_ARTIFACT
+        if patch:  # shown before anything runs, so that the user chooses --apply-diff knowing what it changes
+            patch_file.write_bytes(patch)
+            show_patch(stored, patch, patch_numstat(stored, repo, patch_file, commit))
+            if not apply_diff:
+                raise UserError(f"{stored.label} ran at commit {commit[:12]} with uncommitted changes, stored as its "
+                                f"{DIFF_ARTIFACT}; {PATCH_IS_CODE}")
         worktree = Path(folder) / "code"
         repo.git.worktree("add", "--detach", str(worktree), commit)
         try:
             if patch:
-                patch_file = Path(folder) / DIFF_ARTIFACT
-                patch_file.write_bytes(patch)
                 try:
-                    show_patch(stored, patch, git.Repo(worktree).git.apply("--numstat", str(patch_file)))
                     git.Repo(worktree).git.apply("--binary", str(patch_file))
                 except git.GitCommandError:
                     raise UserError(
@@ -319,6 +320,15 @@ def original_code(stored, original, checkout, repo, apply_diff=False):
                              f"in a temporary git worktree")
         finally:
             repo.git.worktree("remove", "--force", str(worktree))
+
+
+def patch_numstat(stored, repo, patch_file, commit):
+    """`git apply --numstat` of the patch in `patch_file`: what it changes, read without applying it."""
+    try:
+        return repo.git.apply("--numstat", str(patch_file))
+    except git.GitCommandError:
+        raise UserError(f"{stored.label}'s {DIFF_ARTIFACT} is not a patch git can read, so it cannot be applied to "
+                        f"commit {commit[:12]}; use --force to run this checkout's code") from None
 
 
 def show_patch(stored, patch, numstat):

@@ -20,6 +20,8 @@
 //   - Stored files (artifacts, sources: /api/v1/files/...) are never active content of the board's origin: an HTML
 //     or SVG artifact is served sandboxed (Content-Security-Policy: sandbox: no script, an origin of its own) and
 //     with its type taken as given (X-Content-Type-Options: nosniff). Omniboard previews HTML artifacts in an iframe.
+//     So is every answer of Omniboard's, not only the paths spelt /api/v1/files/: its routes ignore case, and the only
+//     page of the board that runs scripts is its app page, which this guard serves.
 "use strict";
 const crypto = require("crypto");
 const fs = require("fs");
@@ -37,7 +39,6 @@ if (!PASSWORD && !TOKEN) {
   process.exit(2);
 }
 const APP_PATH = "/sacred"; // where Omniboard serves its page, without an OMNIBOARD_CONFIG
-const FILES = /^[^?]*\/api\/v1\/files\//; // stored files: downloads and previews
 const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 const LOOPBACK_NAME = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
 
@@ -141,10 +142,8 @@ function guarded(omniboard, indexPage) {
       response.end(indexPage);
       return;
     }
-    if (FILES.test(request.url)) {
-      response.setHeader("Content-Security-Policy", "sandbox");
-      response.setHeader("X-Content-Type-Options", "nosniff");
-    }
+    response.setHeader("Content-Security-Policy", "sandbox");
+    response.setHeader("X-Content-Type-Options", "nosniff");
     const setHeader = response.setHeader;
     response.setHeader = function (name, value) {
       return /^access-control-/i.test(name) ? this : setHeader.call(this, name, value);

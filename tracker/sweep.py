@@ -225,11 +225,17 @@ def check_record(record, label, settings, stored, local, local_file):
         if copy is not None:  # its trials' parameters and fixed arguments become `with` arguments
             plain_values(copy, label, f"record in {where}", path="")
             plain_arguments(copy.get("arguments"), label, f"record in {where}", path="arguments")
+            for index, trial in enumerate(copy.get("trials") or []):  # as the trial gets them: a key may hide a value
+                params = trial.get("params") if isinstance(trial, dict) else None
+                if not isinstance(params, dict):
+                    raise UserError(f"{label}'s record in {where} holds {str(params)[:40]!r} at "
+                                    f"trials[{index}].params, not an object of parameters; {NOT_RUN}")
+                plain_arguments(as_updates(params), label, f"record in {where}", path=f"trials[{index}].params")
     if stored is not None and local is not None:
         local_params = {trial.get("number"): trial.get("params") for trial in local.get("trials", [])}
         fields = [(field, stored.get(field), local.get(field)) for field in RECORD_CODE_FIELDS] + [
-            (f"trial {trial.get('number')}'s params", trial.get("params"), local_params[trial.get("number")])
-            for trial in stored["trials"] if trial.get("number") in local_params]
+            (f"trial {trial.get('number')}'s params", trial.get("params"), local_params.get(trial.get("number")))
+            for trial in stored["trials"]]  # the file is written first: a trial only in MongoDB was put there
         for field, in_database, in_file in fields:
             if in_database != in_file:
                 raise UserError(f"{label}'s {field} in MongoDB ({in_database!r}) differs from the one in "

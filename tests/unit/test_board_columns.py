@@ -1,6 +1,6 @@
 """tracker/board_columns.py: which config keys and scores Omniboard's first screen shows."""
-from tracker.board_columns import (PLOT_KEY, TABLE_KEY, browser_defaults, differing_config_keys, score_column,
-                                   score_metrics)
+from tracker.board_columns import (PLOT_KEY, TABLE_KEY, browser_defaults, differing_config_keys, listed_runs,
+                                   score_column, score_metrics)
 
 
 def test_config_columns_are_the_keys_that_differ_in_config_order():
@@ -54,3 +54,25 @@ def test_the_browser_starts_with_the_results_columns_and_the_other_columns_hidde
 def test_without_a_score_or_a_loss_the_plot_keeps_omniboards_default():
     runs = [{"metric_summaries": [summary("time.step_ms", 900, 1600)]}]
     assert PLOT_KEY not in browser_defaults(runs, [], [])
+
+
+class OneCollection:
+    """A database of the runs `docs`, as listed_runs reads it."""
+
+    def __init__(self, docs):
+        self.runs = self
+        self.docs = docs
+
+    def find(self, query, fields):
+        return [dict(doc) for doc in self.docs]
+
+
+def test_runs_stored_with_fields_of_other_types_leave_the_columns_as_the_other_runs_make_them():
+    good = [{"config": {"lr": 0.1}, "result": 0.9, "metric_summaries": [summary("val.acc", 0.2, 0.9)]},
+            {"config": {"lr": 0.2}, "result": 0.5, "metric_summaries": [summary("val.acc", 0.1, 0.5)]}]
+    odd = [{"config": "x", "metric_summaries": 5}, {"config": [1], "metric_summaries": [5]},
+           {"result": 0.9, "metric_summaries": [{"name": "val.odd", "max": 0.9}]}]
+    runs = listed_runs(OneCollection(good + odd))
+    assert differing_config_keys(runs) == ["lr"]
+    assert score_metrics(runs) == {"val.acc": "max", "val.odd": "max"}
+    assert browser_defaults(runs, [], [])[PLOT_KEY]["metricNameOptions"][0]["value"] == "val.acc"

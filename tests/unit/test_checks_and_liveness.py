@@ -10,7 +10,7 @@ import pytest
 
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
 from runstore.errors import UserError
-from runstore.liveness import STALE_HEARTBEAT_S, death
+from runstore.liveness import STALE_HEARTBEAT_S, TEMP_ROOT, death, remove_temporary_files
 from tracker.trial import exit_reason
 
 
@@ -70,6 +70,31 @@ def test_a_run_on_this_host_is_dead_when_its_process_is():
     assert death(running(platform.node()), {"pid": gone}, NOW) == {
         "at": NOW.isoformat(), "how": f"process {gone} on host {platform.node()} is gone"}
     assert death(running(platform.node(), heartbeat=NOW - datetime.timedelta(days=1)), {"pid": os.getpid()}, NOW) is None
+
+
+def test_a_silent_run_whose_pid_a_later_process_took_is_dead():
+    now = datetime.datetime.utcnow()
+    earlier = now - datetime.timedelta(days=400)  # long before this process started
+    # A run started now may be this process's...
+    assert death(running(platform.node(), start_time=now.isoformat()), {"pid": os.getpid()}, now) is None
+    # ...and one started earlier that still sends heartbeats is alive (the clock may have been set forward)...
+    assert death(running(platform.node(), start_time=earlier, heartbeat=now), {"pid": os.getpid()}, now) is None
+    # ...but a silent one that started before this process cannot be running in it: its pid was given out again.
+    assert death(running(platform.node(), start_time=earlier), {"pid": os.getpid()}, now) == {
+        "at": now.isoformat(), "how": f"process {os.getpid()} on host {platform.node()} is gone"}
+
+
+def test_a_dead_runs_temporary_files_are_removed_only_for_a_stored_process_id(tmp_path):
+    # Any user may make /tmp/tracker-process-..: a stored pid of text would then lead out of the temporary folder.
+    (TEMP_ROOT / "tracker-process-..").mkdir(exist_ok=True)
+    kept = tmp_path / "project"
+    kept.mkdir()
+    try:
+        for pid in (f"../..{kept}", "..", 1.5, True):
+            remove_temporary_files(running(platform.node()), {"pid": pid})
+    finally:
+        (TEMP_ROOT / "tracker-process-..").rmdir()
+    assert kept.is_dir()
 
 
 def test_only_running_runs_can_die():

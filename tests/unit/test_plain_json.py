@@ -18,6 +18,8 @@ def test_plain_values_come_back_as_they_are():
     ({"steps": [1, 2, {"py/tuple": [1]}]}, "config.steps[2].py/tuple"),
     ({"grid": [[0], [1, [{"ok": 1}, {"py/id": 1}]]]}, "config.grid[1][1][1].py/id"),
     ({"a": {"b": 1}, "c": {"py/state": {}}, "d": {"py/type": "x"}}, "config.c.py/state"),  # the first one is named
+    # Sacred reads with jsonpickle's keys=True, which decodes such a key, e.g. json://{"py/reduce": ...}, as jsonpickle
+    ({"model": {'json://{"py/id": 1}': 2}}, 'config.model.json://{"py/id": 1}'),
 ])
 def test_a_jsonpickle_tag_anywhere_is_refused_with_its_path(value, where):
     with pytest.raises(UserError) as error:
