@@ -2,7 +2,10 @@
 all) and MongoDB (the conftest server: nx-27017, or TEST_MONGO_URL). Two short runs (lr 0.01 and 0.05) tagged as
 sweep 7's trials; each test saves a screenshot in .tracker/screenshots/ (git-ignored) for a look afterwards."""
 import base64
+import datetime
 import json
+import os
+import platform
 import shutil
 import urllib.error
 import urllib.parse
@@ -229,7 +232,11 @@ def test_a_running_runs_new_point_and_output_appear_without_a_reload(page, store
     shutil.copytree(finished, folder)
     entry = json.loads((folder / "run.json").read_text())
     # Another start time: another run (LocalRun.key) than the one it was copied from
-    write_json(folder / "run.json", {**entry, "status": "RUNNING", "start_time": "2026-12-01T10:00:00.000000"})
+    # A live run: its process (this test's) exists and it sent a heartbeat just now, so no listing takes it for dead
+    now = datetime.datetime.utcnow().isoformat()
+    write_json(folder / "run.json", {**entry, "status": "RUNNING", "start_time": "2026-12-01T10:00:00.000000",
+                                     "heartbeat": now, "host": {**entry["host"], "hostname": platform.node()}})
+    write_json(folder / "info.json", {**json.loads((folder / "info.json").read_text()), "pid": os.getpid()})
     reference = store["publish"](folder)
     page.goto(ui.split("?")[0] + "run?" + urllib.parse.urlencode({"id": reference}))
     page.locator("#plot-loss .legendtext", has_text="val.loss").wait_for()
