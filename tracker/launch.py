@@ -21,7 +21,8 @@ import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_re
 from sacred.config import save_config_file
 
 from observers.environment import changed_packages
-from observers.git_state import DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, is_dirty, patch_digest
+from observers.git_state import (DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, has_recorded_changes,
+                                 is_dirty, patch_digest)
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
 from runstore.plain_json import dotted_keys, dotted_values
 from runstore.run_store import FolderStore
@@ -194,7 +195,7 @@ def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
         with original_code(stored, original, checkout, repo, apply_diff) as (folder, commit):
             yield folder, {}, commit
         return
-    problem = code_mismatch(stored.label, original, checkout, repo)
+    problem = code_mismatch(stored.label, original, checkout, repo, stored.info)
     if problem and not force:
         raise UserError(f"{problem}; {DIRTY_CODE_HINT if original and original['dirty'] else CODE_CHOICE_HINT}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
@@ -257,8 +258,9 @@ def checkout_commit(checkout, repo):
     return f"commit {repo.head.commit.hexsha[:12]}{changes} of {checkout}"
 
 
-def code_mismatch(label, original, checkout, repo):
-    """Why this checkout's code may differ from the original run's, or None when it is the same."""
+def code_mismatch(label, original, checkout, repo, info=None):
+    """Why this checkout's code may differ from the original run's, or None when it is the same: the same commit,
+    and the same uncommitted changes as the run recorded in its `info` (e.g. its script, saved but not committed)."""
     if original is None:
         return f"{label} recorded no git commit, so its code cannot be compared with this checkout"
     commit = original["commit"][:12]
@@ -268,6 +270,8 @@ def code_mismatch(label, original, checkout, repo):
     if original["commit"] != repo.head.commit.hexsha:
         return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
     if original["dirty"]:
+        if has_recorded_changes(checkout, info or {}, tracker_folders(checkout)):
+            return None
         return f"{label} ran at commit {commit} with uncommitted changes (this checkout: commit {head})"
     if is_dirty(repo, tracker_folders(checkout)):
         return f"this checkout (commit {head}) has uncommitted changes that {label} (commit {commit}) did not have"
