@@ -24,7 +24,6 @@ from compat import nx27017
 
 from localdb import nx_adapter
 from localdb.integrity import check_store
-from localdb.integrity import check_store
 from observers.startup import imports_done
 from runstore.errors import UserError
 from runstore.settings import STORE_SOCKET, create_tracker_folder, store_url
@@ -50,7 +49,6 @@ def serve(data_dir, port=None, quiet=False):
     if port is not None:
         check_port_free(port)
     pid_file = claim(data_dir)  # held until this process ends
-    check_store(data_dir)  # after the claim: no other server writes the files while they are checked
     check_store(data_dir)  # after the claim: no other server writes the files while they are checked
     url = f"mongodb://localhost:{port}" if port else store_url(data_dir)
     who = "every user of this machine can connect" if port else "only you can connect"
