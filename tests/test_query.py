@@ -187,7 +187,7 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
     header, *lines = listed.stdout.splitlines()
     assert header.split() == ["id", "experiment", "status", "start", "duration", "result", "local", "config.lr",
                               "val.acc.argmax"]
-    assert lines[0].split() == [str(local), "cifar", "COMPLETED", "2026-11-03", "09:00:00",
+    assert lines[0].split() == ["runs/1", "cifar", "COMPLETED", "2026-11-03", "09:00:00",
                                 "1m00s", "0.6", "True", "0.3", "10"]
     assert [line.split()[7] for line in lines[1:]] == ["False", "False"]  # as CSV says it
     local_column = as_csv.stdout.splitlines()[0].split(",").index("local")
