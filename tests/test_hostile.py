@@ -293,6 +293,20 @@ def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):
             pass
 
 
+def test_a_run_without_a_commit_is_rerun_only_with_force(tmp_path):
+    # A run of an installed wheel, outside any git repository: --at-commit has no commit to run.
+    from tracker.launch import code_for
+
+    stored = StoredRun("run runs/1", "runs/1", {"experiment": {}}, {}, {}, store=None, key="runs/1")
+    with pytest.raises(UserError) as refused:
+        with code_for(stored, tmp_path, None, at_commit=False, force=False):
+            pass
+    assert str(refused.value) == ("run runs/1 recorded no git commit, so its code cannot be compared with this "
+                                  "checkout; add --force to run this checkout's code")
+    with code_for(stored, tmp_path, None, at_commit=False, force=True) as (folder, forced, _):
+        assert folder == tmp_path and forced == {"forced_instead_of": {"commit": None}}
+
+
 def test_a_run_is_rerun_without_force_while_the_checkout_has_the_changes_it_recorded(tmp_path):
     # The README's own experiment: line.py saved and run, not committed; `tracker rerun` runs the same code.
     import git as gitpython

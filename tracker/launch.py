@@ -33,6 +33,7 @@ from runstore.shell import last_line
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
+FORCE_HINT = "add --force to run this checkout's code"  # for a run without a commit (e.g. from an installed wheel)
 # A stored patch is code that anyone who can write to the run store may have changed (docs/security.md).
 DIRTY_CODE_HINT = ("add --at-commit --apply-diff to run the original code with its stored git_diff.patch, which is "
                    "code (its files, line counts and sha256 are shown before it runs), or --force to run this "
@@ -197,7 +198,8 @@ def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
         return
     problem = code_mismatch(stored.label, original, checkout, repo, stored.info)
     if problem and not force:
-        raise UserError(f"{problem}; {DIRTY_CODE_HINT if original and original['dirty'] else CODE_CHOICE_HINT}")
+        hint = FORCE_HINT if original is None else DIRTY_CODE_HINT if original["dirty"] else CODE_CHOICE_HINT
+        raise UserError(f"{problem}; {hint}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
     yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}, checkout_commit(checkout, repo)
 
