@@ -14,7 +14,7 @@ quick_start()  # first: torch and Sacred load faster until the experiment is tra
 from ingredients.experiment import trainer_experiment  # noqa: E402
 from sacred import Experiment  # noqa: E402
 
-from ingredients.cifar.data import data_ingredient
+from ingredients.cifar.data import data_ingredient, prepare_data
 from ingredients.cifar.model import model_ingredient
 from ingredients.cifar.task import CifarTask
 from ingredients.trainer import train, trainer_ingredient
@@ -22,6 +22,7 @@ from ingredients.trainer import train, trainer_ingredient
 # base_dir: the project root, so Sacred records ingredients/ among the sources and mainfile as experiments/cifar.py.
 ex = trainer_experiment(Experiment("cifar", ingredients=[data_ingredient, model_ingredient, trainer_ingredient],
                                    base_dir=Path(__file__).resolve().parent.parent), lr=0.1)
+ex.config_hook(prepare_data)  # after every value is checked (trainer_experiment's lr check too)
 
 
 @ex.named_config

@@ -24,10 +24,9 @@ from compat import nx27017
 
 from localdb import nx_adapter
 from localdb.integrity import check_store
-from localdb.integrity import check_store
 from observers.startup import imports_done
 from runstore.errors import UserError
-from runstore.settings import STORE_SOCKET, create_tracker_folder, store_url
+from runstore.settings import STORE_SOCKET, create_tracker_folder, shown_url, store_url
 
 HOST = "127.0.0.1"  # with a TCP port: this machine only
 PID_FILE = "server.pid"  # in the data folder; locked while a server serves the folder
@@ -51,8 +50,7 @@ def serve(data_dir, port=None, quiet=False):
         check_port_free(port)
     pid_file = claim(data_dir)  # held until this process ends
     check_store(data_dir)  # after the claim: no other server writes the files while they are checked
-    check_store(data_dir)  # after the claim: no other server writes the files while they are checked
-    url = f"mongodb://localhost:{port}" if port else store_url(data_dir)
+    url = f"mongodb://localhost:{port}" if port else shown_url(store_url(data_dir))
     who = "every user of this machine can connect" if port else "only you can connect"
     ready = f"Serving the run store in {data_dir}/ at {url} ({who}; Ctrl-C to stop)"
     nx27017.serve_forever_with(functools.partial(_serve_forever, None if port else socket_path, ready))

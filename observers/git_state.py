@@ -137,7 +137,7 @@ def record_uncommitted_changes(run, path, workdir, skip=()):
               file=sys.stderr)
     if changes.patch:
         file = workdir / DIFF_ARTIFACT
-        file.write_text(changes.patch)
+        file.write_bytes(changes.patch.encode())
         run.info[DIFF_DIGEST_INFO] = patch_digest(file.read_bytes())
         run.add_artifact(str(file), name=DIFF_ARTIFACT, content_type="text/x-diff")
 
@@ -150,6 +150,19 @@ def patch_digest(patch):
 def had_uncommitted_changes(recorded_repository, info):
     """Whether a run's code differed from its commit: Sacred's dirty flag, or untracked files (UNTRACKED_INFO)."""
     return bool(recorded_repository["dirty"] or info.get(UNTRACKED_INFO))
+
+
+def has_recorded_changes(path, info, skip=()):
+    """Whether the checkout at `path` has the very uncommitted changes a run recorded in its `info` (the sha256 of
+    its patch, and the untracked files left out of it), so that its code is the run's."""
+    recorded = info.get(DIFF_DIGEST_INFO)
+    if not recorded:
+        return False
+    changes = uncommitted_changes(path, skip)
+    untracked = info.get(UNTRACKED_INFO) or {}
+    return (patch_digest(changes.patch.encode()) == recorded
+            and changes.left_out[:LISTED_LEFT_OUT] == untracked.get("left_out", [])
+            and len(changes.left_out) == untracked.get("left_out_count", len(untracked.get("left_out", []))))
 
 
 def is_dirty(repo, skip=()):

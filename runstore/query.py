@@ -253,7 +253,8 @@ def select(rows, conditions=(), sort=None, limit=None):
     if sort in (BEST, "result", "-result"):
         note = mixed_directions(rows)
         if note:
-            print(f"NOTE: {note}", file=sys.stderr)
+            ranking = "each experiment is ranked by its own" if sort == BEST else "--sort best ranks each by its own"
+            print(f"NOTE: {note}; {ranking}", file=sys.stderr)
     if sort == BEST:
         rows = rank_best(rows)
     elif sort:
@@ -291,7 +292,7 @@ def mixed_directions(rows):
     if not (by_direction[True] and by_direction[False]):
         return None
     return (f"these runs mix results where higher is better ({', '.join(sorted(by_direction[True]))}) and where lower "
-            f"is better ({', '.join(sorted(by_direction[False]))}); --sort best ranks each experiment by its own")
+            f"is better ({', '.join(sorted(by_direction[False]))})")
 
 
 def check_keys(rows, keys, option):

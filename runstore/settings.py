@@ -158,8 +158,13 @@ def shown_url(url):
     socket = re.fullmatch(r"mongodb://(%2F[^/?@]*)/?", url)
     if socket is None:
         return redact(url)
-    path = Path(unquote(socket.group(1)))
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+    return shown_path(unquote(socket.group(1)))
+
+
+def shown_path(path):
+    """`path` as messages and tables show it: relative to the current folder when inside it, else as it is."""
+    path = Path(path)
+    return str(path.relative_to(Path.cwd())) if path.is_absolute() and path.is_relative_to(Path.cwd()) else str(path)
 
 
 def redact(url):

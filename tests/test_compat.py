@@ -35,7 +35,7 @@ import compat.sacred
 import compat.submitit
 from compat import CompatError, Package
 from conftest import REPO_ROOT, LocalMongoServer, git, python_env
-from runstore.settings import STORE_SOCKET
+from runstore.settings import STORE_SOCKET, store_url
 
 PACKAGES = [compat.sacred.SACRED, compat.pymongo.PYMONGO, compat.argparse.PYTHON, compat.submitit.SUBMITIT,
             compat.optuna.OPTUNA, compat.nx27017.NX_27017, compat.neosqlite.NEOSQLITE]
@@ -287,9 +287,10 @@ def test_nx27017_serve_forever_with_and_run_server(tmp_path):
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     try:
         ready = lines.get(timeout=60)
-        assert ready.startswith(f"Serving the run store in {data_dir.resolve()}/ at mongodb://"), ready
-        url = ready.split(" at ")[1].split(" ")[0]
-        with pymongo.MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+        # The socket by its path, not its URL-encoded URL (runstore.settings.shown_url), as the stop line names it.
+        assert ready == (f"Serving the run store in {data_dir.resolve()}/ at {data_dir.resolve() / STORE_SOCKET} "
+                         f"(only you can connect; Ctrl-C to stop)\n"), ready
+        with pymongo.MongoClient(store_url(data_dir), serverSelectionTimeoutMS=5000) as client:
             assert client.admin.command("ping")["ok"] == 1
         assert (data_dir / STORE_SOCKET).stat().st_mode & 0o777 == 0o600
         assert (data_dir / "server.log").is_file()

@@ -126,6 +126,17 @@ def test_missing_data_is_refused_before_the_run_starts(experiment, args, message
     assert mongo_db.runs.count_documents({}) == 0 and not runs_dir.exists()
 
 
+def test_a_bad_value_is_refused_before_the_data_is_fetched(workdir, mongo_url, mongo_db, tmp_path):
+    # The README's `with lr=1e400` on a fresh clone: the line about lr, not a download of CIFAR-10 first.
+    result = run_experiment(["with", "lr=1e400", f"data.root={tmp_path}"], workdir, mongo_url, mongo_db.name,
+                            https_proxy="http://127.0.0.1:1", HTTPS_PROXY="http://127.0.0.1:1")  # offline
+
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: lr=inf must be a finite number > 0, e.g. with lr=0.01"], result.stderr
+    assert list(tmp_path.iterdir()) == [] and mongo_db.runs.count_documents({}) == 0
+
+
 @pytest.mark.parametrize("experiment, update, message", [
     ("signals", "data.length=4", "data.length=4 is too short for model.stages=3"),
 ])

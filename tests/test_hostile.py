@@ -18,7 +18,7 @@ from conftest import (COMPUTED_METRICS, REPO_ROOT, git, metric, newest_run, pyth
                       run_tracker)
 
 from runstore.errors import UserError
-from observers.git_state import MAX_UNTRACKED_FILE_BYTES, record_uncommitted_changes, uncommitted_changes
+from observers.git_state import MAX_UNTRACKED_FILE_BYTES, patch_digest, record_uncommitted_changes, uncommitted_changes
 from runstore.run_store import StoredRun
 from runstore.liveness import STALE_HEARTBEAT_S, death, process_temp_dirs
 from runstore.local_run import LocalRun
@@ -291,6 +291,53 @@ def test_untracked_only_changes_count_as_uncommitted_for_rerun(tmp_path):
     (tmp_path / "idea.py").write_text("IDEA = 1\n")
     with pytest.raises(UserError, match="this checkout .* has uncommitted changes"):
         with code_for(stored({}), tmp_path, repo, at_commit=False, force=False):
+            pass
+
+
+def test_a_run_without_a_commit_is_rerun_only_with_force(tmp_path):
+    # A run of an installed wheel, outside any git repository: --at-commit has no commit to run.
+    from tracker.launch import code_for
+
+    stored = StoredRun("run runs/1", "runs/1", {"experiment": {}}, {}, {}, store=None, key="runs/1")
+    with pytest.raises(UserError) as refused:
+        with code_for(stored, tmp_path, None, at_commit=False, force=False):
+            pass
+    assert str(refused.value) == ("run runs/1 recorded no git commit, so its code cannot be compared with this "
+                                  "checkout; add --force to run this checkout's code")
+    with code_for(stored, tmp_path, None, at_commit=False, force=True) as (folder, forced, _):
+        assert folder == tmp_path and forced == {"forced_instead_of": {"commit": None}}
+
+
+def test_a_run_is_rerun_without_force_while_the_checkout_has_the_changes_it_recorded(tmp_path):
+    # The README's own experiment: line.py saved and run, not committed; `tracker rerun` runs the same code.
+    import git as gitpython
+
+    from tracker.launch import code_for
+
+    git("init", "-q", cwd=tmp_path)
+    (tmp_path / "train.py").write_text("print(1)\n")
+    git("add", "train.py", cwd=tmp_path)
+    git("commit", "-q", "-m", "first", cwd=tmp_path)
+    (tmp_path / "line.py").write_text("LINE = 1\n")
+    (tmp_path / "api.key").write_text("secret\n")  # left out of the patch: its name looks like a secret
+    repo = gitpython.Repo(tmp_path)
+    changes = uncommitted_changes(tmp_path)
+    info = {"git_diff_sha256": patch_digest(changes.patch.encode()),
+            "untracked_files": {"included": changes.included, "left_out": changes.left_out, "left_out_count": 1}}
+    doc = {"experiment": {"repositories": [{"commit": repo.head.commit.hexsha, "dirty": False,
+                                            "url": f"git:/{tmp_path}"}]}}
+    stored = StoredRun("run 3", 3, doc, {}, info, store=None, key=3)
+
+    with code_for(stored, tmp_path, repo, at_commit=False, force=False) as (folder, forced, _):
+        assert (folder, forced) == (tmp_path, {})
+    (tmp_path / "line.py").write_text("LINE = 2\n")
+    with pytest.raises(UserError, match="run 3 ran at commit .* with uncommitted changes"):
+        with code_for(stored, tmp_path, repo, at_commit=False, force=False):
+            pass
+    (tmp_path / "line.py").write_text("LINE = 1\n")
+    (tmp_path / "api.key").unlink()
+    with pytest.raises(UserError, match="run 3 ran at commit .* with uncommitted changes"):
+        with code_for(stored, tmp_path, repo, at_commit=False, force=False):
             pass
 
 

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from conftest import LocalMongoServer, metric, python_env, run_experiment, run_tracker
+from conftest import LocalMongoServer, git, metric, python_env, run_experiment, run_tracker
 
 # Recomputes the test accuracy of a run's best network as the trainer evaluates it, then prints it as JSON.
 TEST_ACCURACY = """
@@ -66,6 +66,7 @@ def test_an_export_rebuilds_the_same_predictions_with_the_database_stopped(tmp_p
                                 workdir, server.url, db_name)
         assert result.returncode == 0, result.stderr
         export = tmp_path / "exported"
+        git("init", "-q", cwd=tmp_path)  # the README's `tracker export 3 exported/run3` in a checkout
         result = run_tracker(["export", "1", str(export)], workdir, server.url, db_name)
         assert result.returncode == 0, result.stdout + result.stderr
         loaded = python(LOADED_PREDICTIONS, 1, export, cwd=workdir, MONGO_URL=server.url, SACRED_DB=db_name)
@@ -73,6 +74,7 @@ def test_an_export_rebuilds_the_same_predictions_with_the_database_stopped(tmp_p
         server.stop()
     assert {"model_best.pt", "config.json", "results.json", "model.pt2", "README.md"} <= {p.name for p in export.iterdir()}
     assert (export / "source" / "experiments" / "cifar.py").is_file()
+    assert git("status", "--porcelain", "--", "exported", cwd=tmp_path) == ""  # it makes no later run dirty
     assert json.loads((export / "config.json").read_text())["trainer"]["steps"] == 6
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -82,9 +84,11 @@ def test_an_export_rebuilds_the_same_predictions_with_the_database_stopped(tmp_p
 def test_tracker_get_downloads_an_artifact_and_names_the_ones_there(smoke_run, mongo_url, workdir, tmp_path):
     run_id, db = smoke_run["run"]["_id"], smoke_run["db_name"]
     # As the README writes it: a folder that does not exist yet.
+    git("init", "-q", cwd=tmp_path)
     result = run_tracker(["get", str(run_id), "results.json", "--out", "checkpoints/"], tmp_path, mongo_url, db)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "checkpoints" / "results.json").read_text())["steps"] == 300
+    assert git("status", "--porcelain", cwd=tmp_path) == ""  # a record, which makes no later run dirty
     result = run_tracker(["get", str(run_id), "nope.pt"], workdir, mongo_url, db)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

@@ -85,6 +85,29 @@ def test_readme_experiment_is_recorded_and_rerun_exactly_with_a_venv_in_the_proj
         assert metric(db, again["_id"], name) == metric(db, run["_id"], name), name
 
 
+def test_readme_experiment_saved_but_not_committed_is_rerun_without_force(tmp_path, mongo_url, mongo_db):
+    # As the README says it: save line.py in a repository, run it, rerun it; line.py is an uncommitted change of both.
+    project = tmp_path / "my research"
+    project.mkdir()
+    (project / "notes.md").write_text("ideas\n")
+    git("init", "-q", cwd=project)
+    git("add", "notes.md", cwd=project)
+    git("commit", "-q", "-m", "notes", cwd=project)
+    (project / "line.py").write_text(readme_snippet())
+    env = python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name)
+    first = subprocess.run([sys.executable, "line.py", "with", "trainer.steps=20", "trainer.val_every=10",
+                            "trainer.progress=False"], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    run = newest_run(mongo_db)
+
+    rerun = run_tracker(["rerun", str(run["_id"])], project, mongo_url, mongo_db.name)
+
+    assert rerun.returncode == 0, rerun.stderr
+    again = newest_run(mongo_db)
+    assert again["info"]["rerun_of"] == run["_id"] and again["info"]["git_diff_sha256"] == run["info"]["git_diff_sha256"]
+    assert metric(mongo_db, again["_id"], "val.mae") == metric(mongo_db, run["_id"], "val.mae")
+
+
 def test_load_model_gives_the_readme_experiments_network_and_names_where_to_call_it(line_run, mongo_url, tmp_path):
     """The README's experiment declares no task for rebuilding: its main gives the trainer one, and that is enough."""
     env = python_env(MONGO_URL=mongo_url, SACRED_DB=line_run["db_name"])

@@ -1,6 +1,7 @@
 """Finding the best run: `tracker runs`, `tracker compare`, runstore.query (DataFrames) and sys.* metrics."""
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -187,7 +188,7 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
     header, *lines = listed.stdout.splitlines()
     assert header.split() == ["id", "experiment", "status", "start", "duration", "result", "local", "config.lr",
                               "val.acc.argmax"]
-    assert lines[0].split() == [str(local), "cifar", "COMPLETED", "2026-11-03", "09:00:00",
+    assert lines[0].split() == ["runs/1", "cifar", "COMPLETED", "2026-11-03", "09:00:00",
                                 "1m00s", "0.6", "True", "0.3", "10"]
     assert [line.split()[7] for line in lines[1:]] == ["False", "False"]  # as CSV says it
     local_column = as_csv.stdout.splitlines()[0].split(",").index("local")
@@ -281,6 +282,22 @@ def test_runs_of_two_experiments_get_a_table_each_with_their_own_differing_keys(
     assert signals.splitlines()[1].split()[-1] == "config.note" and "config.lr" not in signals
     assert signals.splitlines()[-1].endswith(" " + "x" * 39 + "…") and max(map(len, table.stdout.splitlines())) < 120
     assert as_csv.stdout.splitlines()[0].endswith(",config.lr,config.note") and long_note in as_csv.stdout
+
+
+def test_a_listing_piped_into_a_reader_that_stops_ends_without_a_traceback(mongo_db, mongo_url, db_name, tmp_path):
+    # `tracker runs --format csv | head -2`: head closes the pipe before the listing is written.
+    mongo_db.runs.insert_one({"_id": 1, "experiment": {"name": "cifar"}, "status": "COMPLETED", "config": {},
+                              "metric_summaries": []})
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "tracker", "runs", "--format", "csv"], cwd=tmp_path,
+                                env=python_env(MONGO_URL=mongo_url, SACRED_DB=db_name), stdout=write,
+                                stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+
+    assert (result.returncode, result.stderr) == (141, "")
 
 
 def test_the_table_fits_the_terminal_and_names_the_columns_left_out(mongo_db, mongo_url, db_name, tmp_path):

@@ -1,5 +1,6 @@
 """The `tracker` command: one subcommand per task around recorded runs."""
 import argparse
+import os
 import sys
 
 from compat import CompatError
@@ -46,6 +47,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped reading (`| head`): it has all it wanted, so no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), streams[0].fileno())  # nor a second error when Python flushes
+        return 141  # 128 + SIGPIPE: how a shell reports a command stopped by a closed pipe
     finally:
         sys.stdout, sys.stderr = streams
 

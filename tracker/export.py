@@ -5,6 +5,7 @@ from pathlib import Path, PurePosixPath
 
 from runstore.errors import UserError
 from runstore.run_store import open_run
+from runstore.settings import create_tracker_folder
 from tracker.models import WEIGHTS, rebuild
 from tracker.options import add_run_argument
 
@@ -57,7 +58,7 @@ def run(args):
     args.dir.parent.mkdir(parents=True, exist_ok=True)
     # Written next to DIR and renamed into place at the end, so DIR is whole or absent.
     with tempfile.TemporaryDirectory(dir=args.dir.parent, prefix=f".{args.dir.name}.") as partial:
-        folder = Path(partial) / "export"
+        folder = create_tracker_folder(Path(partial) / "export")  # a record, so no uncommitted change of a run
         write_export(stored, task_data, network, args.which, folder)
         folder.rename(args.dir)
     print(f"Exported {stored.label} to {args.dir}")

@@ -4,6 +4,7 @@ from pathlib import Path
 from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
 from runstore.run_store import open_run
+from runstore.settings import create_tracker_folder
 from tracker.options import add_run_argument
 
 
@@ -30,7 +31,7 @@ def run(args):
         raise UserError(f"{stored.label} has no artifact {args.name!r}; it has "
                         f"{', '.join(stored.artifact_names) or 'none'}")
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
+        create_tracker_folder(args.out)  # one it makes holds records, so it is no uncommitted change of a run
     except OSError as error:  # a file of that name, or a folder that cannot be written
         raise UserError(f"--out {args.out} cannot be a folder ({error.strerror}); give another") from None
     # The name comes from the command line, but only its last part names the file: nothing lands outside DIR.

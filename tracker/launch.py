@@ -21,7 +21,8 @@ import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_re
 from sacred.config import save_config_file
 
 from observers.environment import changed_packages
-from observers.git_state import DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, is_dirty, patch_digest
+from observers.git_state import (DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, has_recorded_changes,
+                                 is_dirty, patch_digest)
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
 from runstore.plain_json import dotted_keys, dotted_values
 from runstore.run_store import FolderStore
@@ -32,6 +33,7 @@ from runstore.shell import last_line
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
 CODE_CHOICE_HINT = "add --at-commit to run the original code, or --force to run this checkout's code"
+FORCE_HINT = "add --force to run this checkout's code"  # for a run without a commit (e.g. from an installed wheel)
 # A stored patch is code that anyone who can write to the run store may have changed (docs/security.md).
 DIRTY_CODE_HINT = ("add --at-commit --apply-diff to run the original code with its stored git_diff.patch, which is "
                    "code (its files, line counts and sha256 are shown before it runs), or --force to run this "
@@ -194,9 +196,10 @@ def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
         with original_code(stored, original, checkout, repo, apply_diff) as (folder, commit):
             yield folder, {}, commit
         return
-    problem = code_mismatch(stored.label, original, checkout, repo)
+    problem = code_mismatch(stored.label, original, checkout, repo, stored.info)
     if problem and not force:
-        raise UserError(f"{problem}; {DIRTY_CODE_HINT if original and original['dirty'] else CODE_CHOICE_HINT}")
+        hint = FORCE_HINT if original is None else DIRTY_CODE_HINT if original["dirty"] else CODE_CHOICE_HINT
+        raise UserError(f"{problem}; {hint}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
     yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}, checkout_commit(checkout, repo)
 
@@ -257,8 +260,9 @@ def checkout_commit(checkout, repo):
     return f"commit {repo.head.commit.hexsha[:12]}{changes} of {checkout}"
 
 
-def code_mismatch(label, original, checkout, repo):
-    """Why this checkout's code may differ from the original run's, or None when it is the same."""
+def code_mismatch(label, original, checkout, repo, info=None):
+    """Why this checkout's code may differ from the original run's, or None when it is the same: the same commit,
+    and the same uncommitted changes as the run recorded in its `info` (e.g. its script, saved but not committed)."""
     if original is None:
         return f"{label} recorded no git commit, so its code cannot be compared with this checkout"
     commit = original["commit"][:12]
@@ -268,6 +272,8 @@ def code_mismatch(label, original, checkout, repo):
     if original["commit"] != repo.head.commit.hexsha:
         return f"{label} ran at commit {commit}, but this checkout is at commit {head}"
     if original["dirty"]:
+        if has_recorded_changes(checkout, info or {}, tracker_folders(checkout)):
+            return None
         return f"{label} ran at commit {commit} with uncommitted changes (this checkout: commit {head})"
     if is_dirty(repo, tracker_folders(checkout)):
         return f"this checkout (commit {head}) has uncommitted changes that {label} (commit {commit}) did not have"

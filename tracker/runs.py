@@ -11,7 +11,8 @@ from runstore.errors import UserError
 from runstore.groups import P_COLUMN, p_legend, stat_columns
 from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
                              differing_keys_within_experiments, group_selection, list_rows, select)
-from runstore.shell import printable
+from runstore.settings import shown_path
+from runstore.shell import printable, shell_command
 from tracker.options import add_filters
 
 FORMATS = ("table", "csv", "json")
@@ -172,8 +173,8 @@ def cell(value, key=""):
     if isinstance(value, list):  # a confidence interval
         return "[" + ", ".join(cell(item) for item in value) + "]"
     text = str(value)
-    if key == "id":  # a local run's folder, given whole to `tracker compare` or `rerun`
-        return text
+    if key == "id":  # a local run's folder, given whole (and quoted) to `tracker compare` or `rerun` from here
+        return shell_command(shown_path(text))
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 

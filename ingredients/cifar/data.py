@@ -66,8 +66,14 @@ def validate(config, command_name, logger):
     check_bool("data.augment", cfg["augment"])
     if cfg["crop_padding"] is not None and (not is_int(cfg["crop_padding"]) or cfg["crop_padding"] < 0):
         raise UserError(f"data.crop_padding={cfg['crop_padding']!r} must be an integer >= 0, e.g. 4")
+    return {}
+
+
+def prepare_data(config, command_name, logger):
+    """The experiment's config hook that fetches the data (prepare_files) before a run starts, added after its other
+    checks: the ingredients' hooks run before the experiment's, so a mistyped `lr` would cost a download first."""
     if builds_data(command_name):
-        prepare_files(cfg["dataset"], cfg["root"])
+        prepare_files(config["data"]["dataset"], config["data"]["root"])
     return {}
 
 

@@ -117,6 +117,16 @@ def test_best_ranks_each_experiment_by_its_own_direction():
     assert mixed_directions(rows[1::2]) is None
 
 
+def test_a_mix_of_directions_is_noted_with_what_the_chosen_sort_does(capsys):
+    rows = [{"id": 1, "experiment": "loss", "result": 0.3, "higher_is_better": False},
+            {"id": 2, "experiment": "acc", "result": 0.6}]
+    mix = "NOTE: these runs mix results where higher is better (acc) and where lower is better (loss)"
+    select(rows, sort="best")
+    assert capsys.readouterr().err == f"{mix}; each experiment is ranked by its own\n"
+    select(rows, sort="-result")
+    assert capsys.readouterr().err == f"{mix}; --sort best ranks each by its own\n"
+
+
 def test_differing_keys_leave_out_the_seed_and_what_no_run_changes():
     assert differing_keys(ROWS) == ["config.lr"]
     assert differing_keys(ROWS[:1]) == []

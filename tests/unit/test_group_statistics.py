@@ -121,9 +121,10 @@ def test_groups_by_unhashable_values_and_by_several_keys():
 
 def test_runs_of_both_directions_cannot_be_grouped():
     rows = [run(1, 0.1, 0.5, experiment="acc"), run(2, 0.1, 0.5, experiment="loss", higher_is_better=False)]
-    with pytest.raises(UserError, match="mix results where higher is better .* group one experiment's runs, e.g. with "
-                                        "--experiment NAME"):
+    with pytest.raises(UserError) as refused:
         group_rows(rows, ["config.lr"])
+    assert str(refused.value) == ("these runs mix results where higher is better (acc) and where lower is better "
+                                  "(loss); group one experiment's runs, e.g. with --experiment NAME")
 
 
 def test_only_completed_runs_with_a_finite_numeric_result_count():

@@ -4,6 +4,7 @@ import io
 import json
 
 from observers.environment import differences
+from runstore.shell import shell_command
 from tracker.compare import data_warning, legend_label
 from tracker.runs import MAX_CELL, cell, render_table, write
 
@@ -20,6 +21,17 @@ def test_long_cells_are_cut_but_ids_never_are():
     long = "x" * 100
     assert cell(long) == "x" * (MAX_CELL - 1) + "…" and len(cell(long)) == MAX_CELL
     assert cell("runs/" + long, "id") == "runs/" + long
+
+
+def test_a_local_runs_id_is_its_folder_as_typed_from_here(tmp_path, monkeypatch):
+    # A checkout in "/tmp/new user/" lists runs/1, not a long path that breaks at its space when copied.
+    project = tmp_path / "new user"
+    (project / "my runs").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    assert cell(str(project / "runs" / "1"), "id") == "runs/1"
+    assert cell(str(project / "my runs" / "1"), "id") == "'my runs/1'"
+    assert cell(str(tmp_path / "other" / "runs" / "1"), "id") == shell_command(tmp_path / "other" / "runs" / "1")
+    assert cell(12, "id") == "12"
 
 
 def test_tables_align_text_left_and_numbers_right():
