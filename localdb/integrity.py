@@ -20,6 +20,9 @@ def check_store(data_dir):
     """UserError naming the first damaged database file in `data_dir`, where its readable rows were copied and how to
     use the copy; nothing when every file passes `PRAGMA quick_check`."""
     for path in sorted(data_dir.glob("*.db")):
+        if not path.is_file():  # the server takes each NAME.db here for database NAME's file, and lists it as one
+            raise UserError(f"the run store's {path} is not a database file but a folder or other entry, so nothing "
+                            f"was served; move it out of {data_dir}, then run tracker db again")
         problem = damage(path)
         if problem is not None:
             copy = path.with_name(path.name + RECOVERED_SUFFIX)
