@@ -228,6 +228,44 @@ def test_a_trial_only_in_the_databases_copy_of_a_sweep_record_never_runs(tmp_pat
     assert mongo_db.runs.count_documents({}) == 0
 
 
+@pytest.mark.parametrize("planted, in_database", [("arguments", True), ("params", False)])
+def test_a_sweep_records_data_root_outside_the_data_folder_is_used_only_when_given_again(
+    planted, in_database, tmp_path, mongo_url, mongo_db
+):
+    """As `tracker rerun` (test_trust): a stored data.root, in the fixed arguments or a trial's params of either copy
+    of the record, is used by `--continue` only when the user gives data.root again."""
+    here, elsewhere = tmp_path / "here", str(tmp_path / "elsewhere")
+    if planted == "arguments":
+        record, label = sweep_record(here, arguments=["smoke", f"data.root={elsewhere}", "lr=[0.1]"]), "sweep 1"
+    else:
+        record = sweep_record(here, trials=[{"number": 0, "params": {"lr": 0.1, "data.root": elsewhere},
+                                             "status": "QUEUED", "run": None, "result": None, "runs": []}])
+        label = "sweep 1's trial 0"
+    folder = here / "sweeps" / "1"
+    folder.mkdir(parents=True)
+    if in_database:
+        mongo_db.sweeps.insert_one(record)
+    else:
+        (folder / "sweep.json").write_text(json.dumps(record))
+
+    refused = run_tracker(["sweep", "--continue", "1"], here, mongo_url, mongo_db.name)
+
+    assert refused.returncode == 1
+    assert error_lines(refused) == [
+        f"error: {label}'s data.root {elsewhere!r} is outside the experiment's data folder 'data'; it was not used, "
+        f"so that a rerun writes data only there: give it on the command line to use it (with data.root=PATH)"]
+    assert mongo_db.runs.count_documents({}) == 0
+    assert not os.path.exists(elsewhere)
+
+    if planted == "params":  # given again, the user's own folder is used
+        given = tmp_path / "my data"
+        again = run_tracker(["sweep", "--continue", "1", "with", f"data.root={given}"], here, mongo_url,
+                            mongo_db.name)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [run["config"]["data"]["root"] for run in mongo_db.runs.find()] == [str(given)]
+        assert not os.path.exists(elsewhere)
+
+
 # ---- 27.4: `tracker sync` reads only files inside the run folder ------------------------------------------------------
 @pytest.mark.parametrize("kind", ["an artifact", "a source", "a resource", "a linked artifact"])
 def test_sync_reads_nothing_outside_the_run_folder(kind, tmp_path, mongo_url, mongo_db):

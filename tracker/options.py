@@ -1,4 +1,5 @@
 """The command-line options that several tracker commands share, each defined once."""
+from runstore.errors import UserError
 from runstore.query import WHERE_HELP
 
 
@@ -34,3 +35,12 @@ def add_filters(parser):
                         help=f"keep runs that meet COND: {WHERE_HELP}, 'val.acc.max>0.9'; repeatable")
     parser.add_argument("--experiment", help="keep runs of this experiment (e.g. cifar)")
     parser.add_argument("--tag", help="keep runs with this Omniboard tag")
+
+
+def given_data_root(arguments, continues, example):
+    """The updates in `arguments` (`with data.root=PATH` or nothing) of a command that runs stored config again as it
+    is (resume, sweep --continue): only where the data is may be given (launch.check_data_root); UserError otherwise.
+    `continues` says what the command runs, `example` is the command for the hint."""
+    if arguments[:1] not in ([], ["with"]) or not all(a.startswith("data.root=") for a in arguments[1:]):
+        raise UserError(f"{continues}; only where its data is may be given, e.g. {example} with data.root=PATH")
+    return arguments[1:]

@@ -9,7 +9,7 @@ from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
 from runstore.shell import shell_command
 from runstore.stored_fields import field_problem
-from tracker.options import add_code_choice, add_run_argument
+from tracker.options import add_code_choice, add_run_argument, given_data_root
 
 
 def add_parser(subparsers):
@@ -34,9 +34,8 @@ def run(args):
     # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
     from tracker.launch import relaunch
 
-    if args.updates[:1] not in ([], ["with"]) or not all(u.startswith("data.root=") for u in args.updates[1:]):
-        raise UserError(f"tracker resume continues the run's own config; only where its data is may be given, "
-                        f"e.g. tracker resume {args.run} with data.root=PATH")
+    updates = given_data_root(args.updates, "tracker resume continues the run's own config",
+                              f"tracker resume {args.run}")
     stored = open_run(args.run)
     if stored.doc.get("status") == "COMPLETED":
         raise UserError(f"{stored.label} completed, so there is nothing to resume; run it again with "
@@ -57,7 +56,7 @@ def run(args):
                 f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
         info, options = continued
-        status = relaunch(stored, info, args.updates[1:], at_commit=args.at_commit, force=args.force, options=options,
+        status = relaunch(stored, info, updates, at_commit=args.at_commit, force=args.force, options=options,
                           action="resume", apply_diff=args.apply_diff)
     resumed = newest_run_with_info({"resumed_from": stored.origin})
     if resumed is not None:  # whatever became of it: the new run stands for this one now

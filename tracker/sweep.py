@@ -17,18 +17,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from runstore.atomic_file import write_atomically
 from runstore.database import connect
 from runstore.errors import UserError
-from runstore.plain_json import plain_arguments, plain_values
+from runstore.plain_json import plain_arguments, plain_values, sacred_value
 from runstore.settings import create_tracker_folder, load_settings
 from runstore.shell import last_line, shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
 from observers.origin import PRUNING_ENV
+from tracker.options import given_data_root
 from tracker.search_space import as_updates, grid, new_seeds, split_arguments
 from tracker.trial import Trial, sweep_tag
 
@@ -48,7 +50,8 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "sweep",
         usage="tracker sweep [OPTIONS] SCRIPT with [FIXED ...] KEY=[A,B] KEY=DISTRIBUTION(...) ...\n"
-              "       tracker sweep --continue SWEEP [--parallel K] [--executor local|slurm] [--slurm KEY=VALUE]",
+              "       tracker sweep --continue SWEEP [--parallel K] [--executor local|slurm] [--slurm KEY=VALUE] "
+              "[with data.root=PATH]",
         help="run an experiment over a grid, random draws or an Optuna search; every trial is a tracked run",
         description=(
             "Run SCRIPT once per trial with the fixed updates plus the trial's parameters. KEY=[A,B,...] sweeps a "
@@ -87,11 +90,15 @@ def run(args):
     settings = load_settings()
     client = connect(settings)
     db = client[settings.db_name] if client is not None else None
+    given = []  # `with data.root=PATH` given again with --continue, after each trial's own updates
     if args.continue_sweep:
-        if args.command or args.random or args.optuna or args.prune:
+        if args.random or args.optuna or args.prune:
             raise UserError("--continue SWEEP takes the sweep's own script and parameters; give only --parallel, "
-                            "--executor or --slurm with it")
+                            "--executor, --slurm or `with data.root=PATH` with it")
+        given = given_data_root(args.command, "tracker sweep --continue runs the sweep's own script and parameters",
+                                f"tracker sweep --continue {args.continue_sweep}")
         record = load_record(args.continue_sweep, settings, db)
+        check_data_roots(record, given)
     else:
         record = new_record(args)
     # Given again with --continue, these replace the recorded ones (e.g. a sweep moved to SLURM).
@@ -106,7 +113,7 @@ def run(args):
     if not args.continue_sweep:
         check_config(record)
         create_record(record, settings, db)
-    return Sweep(record, db).run()
+    return Sweep(record, db, given).run()
 
 
 # ---- a new sweep ----------------------------------------------------------------------------------------------
@@ -250,6 +257,45 @@ def check_record(record, label, settings, stored, local, local_file):
         inside_checkout(label, field, record[field], checkouts)
 
 
+def check_data_roots(record, given):
+    """Refuse, as a rerun does (launch.check_data_root), a data.root that the record's fixed arguments, trials or
+    swept lists set outside the experiment's data folder, unless the user gives data.root again (`given`)."""
+    from tracker.launch import check_data_root, experiment_defaults, experiment_env
+
+    fixed, parameters = split_arguments(record["arguments"])
+    label = f"sweep {record['_id']}"
+    configurations = [(label, fixed)]
+    configurations += [(f"{label}'s trial {trial['number']}", [*fixed, *as_updates(trial["params"])])
+                       for trial in record["trials"]]
+    configurations += [(label, [*fixed, *as_updates({parameter.key: value})])  # Optuna's trials still to come
+                       for parameter in parameters if parameter.kind in ("grid", "choice")
+                       for value in parameter.values]
+    stored = [SimpleNamespace(label=name, config=updated_config(updates)) for name, updates in configurations]
+    setting_root = [each for each in stored
+                    if isinstance(each.config.get("data"), dict) and "root" in each.config.get("data")]
+    if given or not setting_root:  # the experiment's defaults take a process to read: only when they matter
+        return
+    defaults = experiment_defaults(Path(record["script"]), experiment_env({}))
+    for each in setting_root if defaults is not None else ():
+        check_data_root(each, defaults, ())
+
+
+def updated_config(updates):
+    """The config values that `with` updates set, nested at their dotted keys; named configs (this checkout's code)
+    set none."""
+    config = {}
+    for update in updates:
+        key, separator, text = update.partition("=")
+        if separator:
+            *parents, last = key.strip().split(".")
+            node = config
+            for parent in parents:
+                node[parent] = node[parent] if isinstance(node.get(parent), dict) else {}
+                node = node[parent]
+            node[last] = sacred_value(text)
+    return config
+
+
 # ---- executors ------------------------------------------------------------------------------------------------
 def slurm_parameters(pairs):
     parameters = {}
@@ -341,8 +387,9 @@ def gpu_ids():
 
 # ---- running the trials ---------------------------------------------------------------------------------------
 class Sweep:
-    def __init__(self, record, db):
+    def __init__(self, record, db, given=()):
         self.record = record
+        self.given = list(given)  # updates the user gave again (data.root), after each trial's own
         self.db = db
         self.folder = Path(record["folder"])
         create_tracker_folder(self.folder)
@@ -395,7 +442,8 @@ class Sweep:
                 return False
             trial = self.trials[number]
             job = self.submit(Trial(self.record["_id"], number, self.record["script"],
-                                    [*self.fixed, *as_updates(trial["params"])], trial["params"], self.record["cwd"],
+                                    [*self.fixed, *as_updates(trial["params"]), *self.given],
+                                    trial["params"], self.record["cwd"],
                                     str(self.stop_file), self.pruning_link(number)))
             self.running[job] = number
             trial["status"] = "RUNNING"

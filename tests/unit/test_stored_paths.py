@@ -7,6 +7,7 @@ import pytest
 
 from runstore.errors import UserError
 from tracker.export import safe_relative
+from tracker.options import given_data_root
 from tracker.launch import (SHOWN_VALUE_CHARS, check_config_keys, check_data_root, differences, inside_checkout,
                             relative_inside)
 
@@ -87,3 +88,15 @@ def test_exports_write_source_files_only_inside_the_export(path):
                                         "exported"):
         safe_relative(path, "run 3")
     assert str(safe_relative("ingredients/task.py", "run 3")) == "ingredients/task.py"
+
+
+@pytest.mark.parametrize("arguments, updates", [([], []), (["with", "data.root=/data/tiles"], ["data.root=/data/tiles"])])
+def test_a_continued_run_or_sweep_takes_only_where_its_data_is(arguments, updates):
+    assert given_data_root(arguments, "it continues", "tracker sweep --continue 3") == updates
+
+
+@pytest.mark.parametrize("arguments", [["with", "lr=0.5"], ["data.root=/data/tiles"], ["experiments/cifar.py"]])
+def test_other_arguments_to_a_continued_run_or_sweep_are_refused_in_one_line(arguments):
+    with pytest.raises(UserError, match=r"^it continues; only where its data is may be given, e.g. tracker sweep "
+                                        r"--continue 3 with data.root=PATH$"):
+        given_data_root(arguments, "it continues", "tracker sweep --continue 3")
