@@ -17,12 +17,17 @@ def thumbnails(config, digest, ids):
     test split that a run with `config` evaluated, whose fingerprint it recorded as `digest`; ({}, None) for data
     that are not images."""
     data = config.get("data") or {}
-    if "dataset" in data and "limit" in data:
-        images, found = _cifar_test(data)
-    elif "split_seed" in data and "size" in data:
-        images, found = _folder_test(data)
-    else:
-        return {}, None
+    from runstore.errors import UserError
+
+    try:
+        if "dataset" in data and "limit" in data:
+            images, found = _cifar_test(data)
+        elif "split_seed" in data and "size" in data:
+            images, found = _folder_test(data)
+        else:
+            return {}, None
+    except UserError as error:  # the folder on disk is no longer what the run read
+        return {}, f"no thumbnails: {error}"
     if images is None:
         return {}, f"no thumbnails: the run's data is not on disk here ({found})"
     if found != digest:

@@ -3,9 +3,10 @@
 The file holds plotly's figures with plotly.js inline (no script, style or font from the network, so it opens
 offline and can be mailed or archived with a paper's data): a parallel-coordinates plot of the varied parameters
 and the result, the result against each parameter (log axis for loguniform ones), the learning curves of the best
-runs, the parameters' importance (tracker.importance), the grouped statistics (runstore.groups) and every run with
-its status. Failed runs are marked (they have no result); so are pruned ones: a run whose info holds
-`pruned_at_step` (docs/answers.md). --png writes a static summary with matplotlib.
+runs, the parameters' importance (tracker.importance), the grouped statistics (runstore.groups), the paired verdict
+of a selection that varies one key over two values (docs/paired.md) and every run with its status. Failed runs are
+marked (they have no result); so are pruned ones: a run whose info holds `pruned_at_step` (docs/answers.md). --png
+writes a static summary with matplotlib.
 """
 import contextlib
 import html
