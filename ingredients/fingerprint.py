@@ -64,6 +64,11 @@ def items_fingerprint(splits):
     }
 
 
+def split_digest(batches):
+    """info.data.splits' digest of one split held as tensors (`batches`: its .inputs and .targets)."""
+    return items_fingerprint({"split": _tensor_hashes(batches)})["splits"]["split"]
+
+
 def _digest(data):
     return hashlib.sha256(data).hexdigest()[:DIGITS]
 

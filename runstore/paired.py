@@ -11,8 +11,9 @@ mean absolute error for regression.
                               and Holm-adjusted p-values, and the examples where the two disagree most
     compare_seeds(pairs)      pairs of runs matched by seed: the mean paired difference with Student's t CI, the
                               sign-flip permutation p-value, P(A > B) over seeds, the per-class picture pooled over
-                              seeds (Holm-corrected), a warning under MIN_SEEDS seeds, and the seeds that 80 % power
-                              needs to detect the observed difference
+                              seeds (Holm-corrected), a warning under MIN_SEEDS seeds, the seeds that 80 % power
+                              needs to detect the observed difference, and the examples where the two disagree
+                              most, pooled over seeds
 
 Tests are two-sided at ALPHA. scipy.stats gives the tests; the bootstrap is written here, with the reason, Holm's
 adjustment in runstore.groups, and tests/unit/test_paired.py checks every figure against scipy.stats and statsmodels.
@@ -24,7 +25,7 @@ import numpy as np
 
 from runstore.errors import UserError
 from runstore.groups import completed, describe, holm
-from runstore.predictions import SPLIT, read_predictions
+from runstore.predictions import SPLIT, Predictions, read_predictions
 from runstore.run_store import open_run
 
 ALPHA = 0.05
@@ -104,6 +105,8 @@ class SeedVerdict:
     seeds_for_power: int | None  # seeds that detect the observed difference with POWER; None when it is 0 or unknown
     warning: str | None
     classes: list[ClassDifference]
+    disagreements: list[Disagreement]  # pooled over seeds (most_disagreeing)
+    names: tuple[str, ...] | None
 
 
 # ---- one pair of runs -----------------------------------------------------------------------------------------
@@ -194,14 +197,21 @@ def class_differences(correct_a, correct_b, labels, names, rng):
 def most_disagreeing(a, b, count):
     """The `count` examples where the two models disagree most: classification, by the gap between the scores they
     give the true label (the predicted classes where there are no scores); regression, by the gap between the
-    absolute errors."""
-    if a.is_classification:
-        score_a, score_b = a.label_scores(), b.label_scores()
+    absolute errors. `a` and `b` are Predictions, or lists of them of the same examples (one per seed): the scores are
+    then averaged over the seeds, and the prediction shown is the class predicted most often (a regression's: the
+    mean)."""
+    from scipy.stats import mode
+
+    a, b = ([side] if isinstance(side, Predictions) else side for side in (a, b))
+    if a[0].is_classification:
+        score_a, score_b = (np.mean([item.label_scores() for item in side], 0) for side in (a, b))
+        predicted_a, predicted_b = (mode(np.array([item.predicted for item in side]), axis=0).mode for side in (a, b))
     else:
-        score_a, score_b = a.absolute_errors(), b.absolute_errors()
+        score_a, score_b = (np.mean([item.absolute_errors() for item in side], 0) for side in (a, b))
+        predicted_a, predicted_b = (np.mean([item.predicted for item in side], 0) for side in (a, b))
     gap = np.abs(score_a - score_b)
     chosen = [index for index in np.argsort(-gap, kind="stable")[:count] if gap[index] > 0]
-    return [Disagreement(int(a.ids[i]), _number(a.targets[i]), _number(a.predicted[i]), _number(b.predicted[i]),
+    return [Disagreement(int(a[0].ids[i]), _number(a[0].targets[i]), _number(predicted_a[i]), _number(predicted_b[i]),
                          float(score_a[i]), float(score_b[i])) for i in chosen]
 
 
@@ -210,7 +220,7 @@ def _number(value):
 
 
 # ---- pairs matched by seed ------------------------------------------------------------------------------------
-def compare_seeds(pairs, names=None, seed=0):
+def compare_seeds(pairs, names=None, disagreeing=DISAGREEING, seed=0):
     """The SeedVerdict of `pairs`: {seed: (Predictions of A, Predictions of B)}, every one of the same examples."""
     seeds = sorted(pairs, key=str)
     first = pairs[seeds[0]][0]
@@ -230,7 +240,9 @@ def compare_seeds(pairs, names=None, seed=0):
     differences = means_a - means_b
     return SeedVerdict(metric, seeds, [float(d) for d in differences], float(means_a.mean()), float(means_b.mean()),
                        seed_interval(differences), float(np.mean((differences > 0) + 0.5 * (differences == 0))),
-                       seeds_for_power(differences), seed_warning(len(seeds)), classes)
+                       seeds_for_power(differences), seed_warning(len(seeds)), classes,
+                       most_disagreeing([pairs[s][0] for s in seeds], [pairs[s][1] for s in seeds], disagreeing),
+                       None if names is None else tuple(map(str, names)))
 
 
 def seed_interval(differences):
@@ -280,8 +292,13 @@ def paired_comparison(run_a, run_b, split=SPLIT, settings=None):
         from runstore.paired import paired_comparison
         verdict = paired_comparison("3", "4")   # verdict.overall.difference, .low, .high, .p_value; verdict.classes
     """
-    a, b = (read_predictions(open_run(str(run), settings), split) for run in (run_a, run_b))
-    check_same_examples({str(run_a): a, str(run_b): b})
+    return compare_stored(*(open_run(str(run), settings) for run in (run_a, run_b)), split)
+
+
+def compare_stored(run_a, run_b, split=SPLIT):
+    """The PairVerdict of two opened StoredRuns on their stored predictions of `split`."""
+    a, b = (read_predictions(run, split) for run in (run_a, run_b))
+    check_same_examples({run_a.label.removeprefix("run "): a, run_b.label.removeprefix("run "): b})
     return compare_pair(a, b)
 
 

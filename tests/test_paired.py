@@ -2,15 +2,17 @@
 `tracker compare --group-by` over a `--seeds 3` sweep of CIFAR's two streams, the refusal of runs evaluated on
 different data (runstore/paired.py; its figures are checked against scipy in tests/unit/test_paired.py), and every
 command of docs/paired.md, run as written."""
+import html
 import json
 import re
 import shlex
+import urllib.request
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import EXPERIMENT, REPO_ROOT, run_experiment, run_tracker
+from conftest import EXPERIMENT, REPO_ROOT, TrackerCommand, free_port, run_experiment, run_tracker
 from test_answers import database, sweep_id_of  # noqa: F401 - database: a fixture, one database for the module
 from test_experiment import artifact_bytes
 
@@ -123,7 +125,7 @@ def test_a_seeded_sweep_of_the_two_streams_gives_a_grouped_paired_verdict(stream
     p_value = stats.permutation_test((np.array(differences),), np.mean, permutation_type="samples").pvalue
     assert f"sign-flip permutation p = {p_value:.3g}" in out
     assert "WARNING: only 3 seeds" in out
-    table = out.split("per class, pooled over the seeds")[1].splitlines()[1:]
+    table = out.split("per class, pooled over the seeds")[1].split("\n\n")[0].splitlines()[1:]
     assert table[0].split() == ["class", "n", "color", "shape", "A", "-", "B", "95%", "CI", "p", "p", "(Holm)",
                                 "better"]
     assert len(table) == 11
@@ -140,6 +142,66 @@ def test_runs_evaluated_on_different_data_are_refused(stream_sweep, database, mo
     assert result.returncode == 1
     assert re.fullmatch(rf"error: runs {first} and {other_id} were evaluated on different data \(digests \w+ and "
                         rf"\w+\); compare runs evaluated on the same split of the same data\n", result.stderr)
+
+
+def test_the_report_and_the_ui_show_the_same_verdicts(stream_sweep, database, mongo_url, workdir, tmp_path):
+    """The sweep's report shows `compare --group-by`'s verdict; `tracker ui`'s compare view shows `--paired`'s of two
+    runs, and the refusal of runs evaluated on different data."""
+    sweep_id, runs, _ = stream_sweep
+    report = tmp_path / "report.html"
+    written = run_tracker(["report", "--sweep", str(sweep_id), "--out", str(report)], workdir, mongo_url, database.name)
+    assert written.returncode == 0, written.stderr
+    grouped = run_tracker(["compare", "--group-by", "data.stream", "--sweep", str(sweep_id)], workdir, mongo_url,
+                          database.name)
+    text = report.read_text()
+    lines = grouped.stdout.splitlines()
+    shown = [line for line in lines if line.startswith(("data.stream=", "mean: ", "verdict: ", "WARNING: ", "power: "))]
+    assert len(shown) >= 4 and all(f'<p class="verdict">{html.escape(line)}</p>' in text for line in shown)
+    start = lines.index(next(line for line in lines if line.startswith("per class"))) + 2
+    per_class = [line.split()[0] for line in lines[start:lines.index("", start)]]
+    assert len(per_class) == 10
+    assert all(f"<td>{html.escape(name)}</td>" in text for name in per_class) and "p (Holm)" in text
+    assert all(thumbnail(id) in text for id in disagreeing(lines))
+
+    seed = sorted({seed for _, seed in runs}, key=str)[0]
+    color, shape = (str(runs[(stream, seed)]["_id"]) for stream in ("color", "shape"))
+    if database.runs.find_one({"config.data.limit": 500}) is None:  # the refusal's test ran this run already
+        assert run_experiment([*SMOKE, "trainer.steps=5", "trainer.val_every=5", "data.limit=500"], workdir,
+                              mongo_url, database.name).returncode == 0
+    other = str(database.runs.find_one({"config.data.limit": 500})["_id"])
+    paired = run_tracker(["compare", color, shape, "--paired"], workdir, mongo_url, database.name)
+    refused = run_tracker(["compare", color, other, "--paired"], workdir, mongo_url, database.name)
+    command = TrackerCommand("ui", "--port", str(free_port()), cwd=workdir, MONGO_URL=mongo_url,
+                             SACRED_DB=database.name, RUNS_DIR=tmp_path)
+    try:
+        url = command.wait_for(r"open (http://\S+)", 60)[1]
+        base, token = url.split("?")[0], url.split("token=")[1]
+        pages = [board_page(f"{base}compare?id={a}&id={b}", token) for a, b in ((color, shape), (color, other))]
+    finally:
+        command.kill()
+    lines = paired.stdout.splitlines()
+    assert all(f'<p class="verdict">{html.escape(line)}</p>' in pages[0] for line in lines[:4])
+    assert "examples where they disagree most" in pages[0] and "p (Holm)" in pages[0]
+    assert all(thumbnail(id) in pages[0] for id in disagreeing(lines))
+    assert html.escape(refused.stderr.removeprefix("error: ").strip()) in pages[1]
+
+
+def disagreeing(lines):
+    """The example ids of the most-disagreeing table that `tracker compare` printed as `lines`."""
+    start = lines.index(next(line for line in lines if "disagree most" in line)) + 2
+    ids = [line.split()[0] for line in lines[start:]]
+    assert ids and all(id.isdigit() for id in ids), lines[start:]
+    return ids
+
+
+def thumbnail(id):
+    return f'<img class="thumbnail" alt="example {id}" src="data:image/png;base64,'
+
+
+def board_page(url, token):
+    request = urllib.request.Request(url, headers={"Cookie": f"tracker_ui_token={token}"})
+    with urllib.request.urlopen(request) as response:
+        return response.read().decode()
 
 
 def without_figures(text):

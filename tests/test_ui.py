@@ -202,6 +202,10 @@ def test_compare_and_groups_show_both_runs(page, store):
     lr_row = page.locator("table.compare tr", has_text="config.lr").inner_text().split()
     assert sorted(lr_row[1:]) == ["0.01", "0.05"]
     page.locator(".js-plotly-plot .legendtext").first.wait_for()
+    verdict = page.locator("div.verdict")  # both runs stored their predictions of the same test images
+    assert "McNemar's exact test: p = " in verdict.inner_text() and "p (Holm)" in verdict.inner_text()
+    thumbnails = verdict.locator("img.thumbnail").count()
+    assert thumbnails >= 1 and thumbnails == verdict.locator("table.verdict").last.locator("tr").count() - 1
     screenshot(page, store, "compare")
     page.get_by_role("link", name="time", exact=True).click()
     page.locator(".js-plotly-plot .xtitle", has_text="seconds since").first.wait_for()

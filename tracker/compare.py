@@ -134,27 +134,42 @@ def run_paired(args):
     if len(args.runs) != 2:
         raise UserError("--paired compares two runs, e.g. tracker compare 3 4 --paired")
     verdict = paired_comparison(*args.runs, split=args.split)
-    first, second = args.runs
-    print(f"run {first} (A) against run {second} (B), paired by example: {verdict.n} examples of the {args.split} "
-          f"split")
-    print(f"{METRIC_NAMES[verdict.metric]}: A {verdict.a:.4f}, B {verdict.b:.4f}")
-    print(f"A - B: {_interval(verdict.overall)} (paired bootstrap over examples); {verdict.test}: "
-          f"p = {verdict.overall.p_value:.3g}")
-    print(f"verdict: {verdict_line(verdict.overall, verdict.metric, 'A', 'B', 'paired by example')}")
-    if verdict.classes:
-        print(f"\nper class, A's largest advantage first (CI: bootstrap over the class's examples; p: McNemar's, "
-              f"Holm-adjusted over {len(verdict.classes)} classes):")
-        print(class_table(verdict.classes, "A", "B"), end="")
+    lines, classes, disagreements = pair_verdict_parts(verdict, *args.runs, args.split)
+    print("\n".join(lines))
+    for heading, table in (classes, disagreements):
+        if table:
+            print(f"\n{heading}")
+            print(render_table(table), end="")
+    return 0
+
+
+def pair_verdict_parts(verdict, first, second, split):
+    """(summary lines, (heading, per-class table), (heading, most-disagreeing table)) of a PairVerdict, tables as
+    lists of rows of text (empty when there is nothing to show): what `--paired` prints and the ui's compare view
+    shows."""
+    lines = [f"run {first} (A) against run {second} (B), paired by example: {verdict.n} examples of the {split} split",
+             f"{METRIC_NAMES[verdict.metric]}: A {verdict.a:.4f}, B {verdict.b:.4f}",
+             f"A - B: {_interval(verdict.overall)} (paired bootstrap over examples); {verdict.test}: "
+             f"p = {verdict.overall.p_value:.3g}",
+             f"verdict: {verdict_line(verdict.overall, verdict.metric, 'A', 'B', 'paired by example')}"]
+    classes = (f"per class, A's largest advantage first (CI: bootstrap over the class's examples; p: McNemar's, "
+               f"Holm-adjusted over {len(verdict.classes)} classes):",
+               class_rows(verdict.classes, "A", "B") if verdict.classes else [])
+    return lines, classes, disagreement_parts(verdict, split, "")
+
+
+def disagreement_parts(verdict, split, pooled):
+    """(heading, table as rows of text) of a PairVerdict's or SeedVerdict's most-disagreeing examples; an empty
+    table when there are none."""
+    scored = "score of the label" if verdict.metric == "acc" else "absolute error"
+    table = []
     if verdict.disagreements:
-        scored = "score of the label" if verdict.metric == "acc" else "absolute error"
-        print(f"\nexamples where they disagree most (id: position in the {args.split} split; {scored}):")
-        lines = [["id", "label" if verdict.metric == "acc" else "target", "A predicted", "B predicted",
+        table = [["id", "label" if verdict.metric == "acc" else "target", "A predicted", "B predicted",
                   f"A {scored}", f"B {scored}"]]
         named = (lambda label: verdict.names[label]) if verdict.names else cell
-        lines += [[str(item.id), named(item.label), named(item.predicted_a), named(item.predicted_b),
+        table += [[str(item.id), named(item.label), named(item.predicted_a), named(item.predicted_b),
                    f"{item.score_a:.3f}", f"{item.score_b:.3f}"] for item in verdict.disagreements]
-        print(render_table(lines), end="")
-    return 0
+    return f"examples where they disagree most{pooled} (id: position in the {split} split; {scored}):", table
 
 
 def run_grouped(args):
@@ -163,29 +178,43 @@ def run_grouped(args):
     check_keys(rows, [key], "--group-by")
     values = [_typed(value, key, rows) for value in args.values.split(",")] if args.values else None
     value_a, value_b, runs, verdict = seed_comparison(rows, key, values, args.split)
-    name = key.removeprefix("config.")
-    print(f"{name}={value_a} (A) against {name}={value_b} (B), paired by seed: {len(verdict.seeds)} seeds, "
-          f"{METRIC_NAMES[verdict.metric]} on the {args.split} split")
-    lines = [["seed", "run A", "run B", "A - B"]]
-    lines += [[str(seed), *map(str, runs[seed]), f"{difference:+.4f}"]
-              for seed, difference in zip(verdict.seeds, verdict.differences)]
-    print(render_table(lines), end="")
-    print(f"mean: A {verdict.a:.4f}, B {verdict.b:.4f}; A - B: {_interval(verdict.overall)} (Student's t over "
-          f"seeds); sign-flip permutation p = {verdict.overall.p_value:.3g}; P(A > B) over seeds = "
-          f"{verdict.p_a_better:.2f}")
-    print(f"verdict: {verdict_line(verdict.overall, verdict.metric, value_a, value_b, 'paired by seed')}")
-    if verdict.warning:
-        print(verdict.warning)
-    if verdict.seeds_for_power is not None:
-        print(f"power: {verdict.seeds_for_power} seeds would detect a difference of {abs(verdict.overall.difference):.4f}"
-              f" with {POWER:.0%} power (paired t-test at alpha {ALPHA}, with the spread seen over these seeds; at least "
-              f"{SIGN_FLIP_SEEDS}, the fewest with which the sign-flip test can reach it)")
-    if verdict.classes:
-        print(f"\nper class, pooled over the seeds, {value_a}'s largest advantage first (each example's difference "
-              f"averaged over seeds; CI: bootstrap over examples; p: sign test, Holm-adjusted over "
-              f"{len(verdict.classes)} classes):")
-        print(class_table(verdict.classes, value_a, value_b), end="")
+    lines, seeds, classes, disagreements = seed_verdict_parts(verdict, key, value_a, value_b, runs, args.split)
+    print(lines[0])
+    print(render_table(seeds), end="")
+    print("\n".join(lines[1:]))
+    for heading, table in (classes, disagreements):
+        if table:
+            print(f"\n{heading}")
+            print(render_table(table), end="")
     return 0
+
+
+def seed_verdict_parts(verdict, key, value_a, value_b, runs, split):
+    """(summary lines, the per-seed table, (heading, per-class table), (heading, most-disagreeing table)) of a
+    SeedVerdict, tables as lists of rows of text; the per-seed table goes after the first line: what `--group-by`
+    prints and `tracker report` shows."""
+    name = key.removeprefix("config.")
+    lines = [f"{name}={value_a} (A) against {name}={value_b} (B), paired by seed: {len(verdict.seeds)} seeds, "
+             f"{METRIC_NAMES[verdict.metric]} on the {split} split",
+             f"mean: A {verdict.a:.4f}, B {verdict.b:.4f}; A - B: {_interval(verdict.overall)} (Student's t over "
+             f"seeds); sign-flip permutation p = {verdict.overall.p_value:.3g}; P(A > B) over seeds = "
+             f"{verdict.p_a_better:.2f}",
+             f"verdict: {verdict_line(verdict.overall, verdict.metric, value_a, value_b, 'paired by seed')}"]
+    if verdict.warning:
+        lines.append(verdict.warning)
+    if verdict.seeds_for_power is not None:
+        lines.append(f"power: {verdict.seeds_for_power} seeds would detect a difference of "
+                     f"{abs(verdict.overall.difference):.4f} with {POWER:.0%} power (paired t-test at alpha {ALPHA}, "
+                     f"with the spread seen over these seeds; at least {SIGN_FLIP_SEEDS}, the fewest with which the "
+                     f"sign-flip test can reach it)")
+    seeds = [["seed", "run A", "run B", "A - B"]]
+    seeds += [[str(seed), *map(str, runs[seed]), f"{difference:+.4f}"]
+              for seed, difference in zip(verdict.seeds, verdict.differences)]
+    classes = (f"per class, pooled over the seeds, {value_a}'s largest advantage first (each example's difference "
+               f"averaged over seeds; CI: bootstrap over examples; p: sign test, Holm-adjusted over "
+               f"{len(verdict.classes)} classes):", class_rows(verdict.classes, value_a, value_b) if verdict.classes
+               else [])
+    return lines, seeds, classes, disagreement_parts(verdict, split, ", scores averaged over the seeds")
 
 
 def verdict_line(interval, metric, name_a, name_b, how):
@@ -196,15 +225,15 @@ def verdict_line(interval, metric, name_a, name_b, how):
     return f"{name_a if a_better else name_b} is better (p < {ALPHA}, {how}, the CI excludes 0)"
 
 
-def class_table(classes, name_a, name_b):
-    """The per-class differences as a table, with the better side where its Holm-adjusted p is below ALPHA."""
+def class_rows(classes, name_a, name_b):
+    """The per-class differences as rows of text, with the better side where its Holm-adjusted p is below ALPHA."""
     lines = [["class", "n", str(name_a), str(name_b), "A - B", "95% CI", "p", "p (Holm)", "better"]]
     for item in classes:
         better = (name_a if item.difference > 0 else name_b) if item.p_holm < ALPHA else "-"
         lines.append([item.name, str(item.n), f"{item.a:.3f}", f"{item.b:.3f}", f"{item.difference:+.3f}",
                       f"[{item.low:+.3f}, {item.high:+.3f}]", f"{item.p_value:.2g}", f"{item.p_holm:.2g}",
                       str(better)])
-    return render_table(lines)
+    return lines
 
 
 def _interval(interval):

@@ -3,9 +3,10 @@
 The file holds plotly's figures with plotly.js inline (no script, style or font from the network, so it opens
 offline and can be mailed or archived with a paper's data): a parallel-coordinates plot of the varied parameters
 and the result, the result against each parameter (log axis for loguniform ones), the learning curves of the best
-runs, the parameters' importance (tracker.importance), the grouped statistics (runstore.groups) and every run with
-its status. Failed runs are marked (they have no result); so are pruned ones: a run whose info holds
-`pruned_at_step` (docs/answers.md). --png writes a static summary with matplotlib.
+runs, the parameters' importance (tracker.importance), the grouped statistics (runstore.groups), the paired verdict
+of a selection that varies one key over two values (docs/paired.md) and every run with its status. Failed runs are
+marked (they have no result); so are pruned ones: a run whose info holds `pruned_at_step` (docs/answers.md). --png
+writes a static summary with matplotlib.
 """
 import contextlib
 import html
@@ -16,11 +17,15 @@ from pathlib import Path
 from observers.startup import imports_done, quick_start
 from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
-from runstore.groups import is_number, stat_columns
+from runstore.groups import completed, is_number, stat_columns
+from runstore.paired import seed_comparison
+from runstore.predictions import SPLIT
+from runstore.run_store import open_run
 from tracker.figures import FAILED, MARKERS, PRUNED, axis_value, figures, gather, outcome, status_text
 from tracker.runs import cell
 from tracker.search_space import split_arguments
 from tracker.selection import add_selection_arguments, selected, sweep_record
+from tracker.verdict_html import run_thumbnails, seed_verdict_html
 
 TOP_K = 5  # learning curves of this many best runs, by default
 
@@ -55,6 +60,7 @@ def run(args):
     rows, parameters, log_keys = selected(args)
     content = gather(rows, parameters, log_keys, args.top, title=_title(args))
     content["ran"] = what_ran(sweep_record(args.sweep) if args.sweep else None, rows)
+    content["verdict"] = grouped_verdict(rows, parameters)
     print(f"report: {len(rows)} runs, {len(content['done'])} completed; writing {args.out}", flush=True)
     write_atomically(Path(args.out), html_report(content).encode())
     if args.png:
@@ -89,6 +95,8 @@ table {{ border-collapse: collapse; margin: 1em 0; font-size: 90%; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 tr.FAILED td {{ color: #d62728; }} tr.PRUNED td {{ color: #ff7f0e; }}
 .note {{ color: #555; }}
+p.verdict {{ margin: 0.2em 0; font-family: monospace; }}
+img.thumbnail {{ width: 48px; height: 48px; image-rendering: pixelated; }}
 </style></head>
 <body>
 <h1>{title}</h1>
@@ -123,6 +131,9 @@ def html_report(content):
         sections.append(f"<h2>{html.escape(heading)}</h2>\n<div class=\"plot\">{plot}</div>")
     if content["importance_note"]:
         sections.append(f"<h2>Importance</h2>\n<p class=\"note\">{html.escape(content['importance_note'])}</p>")
+    if content.get("verdict"):
+        sections.append("<h2>Paired verdict (runs paired by seed, on their stored predictions)</h2>\n"
+                        + content["verdict"])
     sections.append("<h2>Groups (runs that differ only in their seed)</h2>\n" + _groups_table(content))
     sections.append("<h2>Runs</h2>\n" + _runs_table(content))
     rows = content["rows"]
@@ -131,6 +142,21 @@ def html_report(content):
                f"or unfinished. The result is {'higher' if content['higher'] else 'lower'} is better.")
     return PAGE.format(title=html.escape(content["title"]), summary=html.escape(summary),
                        ran=html.escape(content["ran"]), sections="\n".join(sections))
+
+
+def grouped_verdict(rows, parameters):
+    """The HTML of `tracker compare --group-by KEY`'s verdict when the runs vary one config key (seed aside) and it
+    takes two values among the completed runs, e.g. a `--seeds` sweep of data.stream over two streams; a note when
+    their predictions cannot be paired (not stored, different data); None for any other selection."""
+    values = {row.get(parameters[0]) for row in completed(rows)} if len(parameters) == 1 else set()
+    if len(values) != 2:
+        return None
+    try:
+        value_a, value_b, runs, verdict = seed_comparison(rows, parameters[0])
+    except UserError as error:
+        return f"<p class=\"note\">{html.escape(str(error))}</p>"
+    first_run = open_run(str(runs[verdict.seeds[0]][0]))
+    return seed_verdict_html(verdict, parameters[0], value_a, value_b, runs, SPLIT, *run_thumbnails(first_run, verdict))
 
 
 def _groups_table(content):

@@ -1,13 +1,17 @@
 """Compare two or more runs: the config keys that differ, the result, and each metric family's curves overlaid."""
 import numpy as np
+from markupsafe import Markup, escape
 
 from runstore.errors import UserError
+from runstore.paired import compare_stored
+from runstore.predictions import ARTIFACT, SPLIT
 from runstore.query import by_experiment, differing_keys, differing_keys_within_experiments
 from tracker.compare import DATA_KEYS, data_warning, legend_label
 from tracker.ui.downsample import min_max
 from tracker.ui.groups_view import COLORS
 from tracker.ui.render import page, short_id
 from tracker.ui.run_view import metric_families
+from tracker.verdict_html import pair_verdict_html, run_thumbnails
 
 DASHES = ["solid", "dash", "dot", "dashdot"]  # train, val, test of one run: one colour, a dash each
 ROW_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result", "result_metric"]
@@ -25,7 +29,19 @@ def compare_page(request, board):
     figures = [_overlaid(runs, rows, family, members, by_time) for family, members, folded
                in metric_families(names) if not folded]
     return page("compare.html", title=f"Compare runs {', '.join(map(short_id, ids))}", error=None, rows=rows, keys=keys,
-                figures=figures, warning=data_warning(rows), ids=ids, by_time=by_time)
+                figures=figures, warning=data_warning(rows), ids=ids, by_time=by_time, verdict=_verdict(runs, ids))
+
+
+def _verdict(runs, ids):
+    """Two runs that stored predictions: `tracker compare --paired`'s verdict as HTML (with thumbnails of the examples
+    they disagree on most, for image data), or its one-line refusal; None for other runs."""
+    if len(runs) != 2 or not all(ARTIFACT.format(split=SPLIT) in run.artifact_names for run in runs):
+        return None
+    try:
+        verdict = compare_stored(*runs, SPLIT)
+    except UserError as error:
+        return Markup(f"<p class=\"error\">{escape(str(error))}</p>")
+    return Markup(pair_verdict_html(verdict, *map(short_id, ids), SPLIT, *run_thumbnails(runs[0], verdict)))
 
 
 def _overlaid(runs, rows, family, members, by_time):
