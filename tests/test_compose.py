@@ -138,6 +138,7 @@ def test_the_board_of_the_stack_asks_everyone_for_the_login_from_env(stack, env_
 def test_tracker_refuses_the_placeholder_password_of_env_example(tmp_path):
     assert f"MONGO_PASSWORD={PLACEHOLDER_PASSWORD}\n" in ENV_EXAMPLE.read_text()
     shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
+    (tmp_path / ".env").chmod(0o600)  # as the README creates it: no warning about others reading it
     result = subprocess.run(
         [sys.executable, "-m", "tracker", "gc"], cwd=tmp_path, env=python_env(), capture_output=True, text=True,
         timeout=60,

@@ -231,6 +231,7 @@ def project():
     """A project folder that every user may enter (pytest's own temporary folders are root's only)."""
     folder = Path(tempfile.mkdtemp(prefix="tracker-project-"))
     folder.chmod(0o755)
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)  # a project root (runstore.settings.project_root)
     yield folder
     subprocess.run(["rm", "-rf", str(folder)], check=True)
 
