@@ -70,7 +70,8 @@ def test_readme_experiment_is_recorded_and_rerun_exactly_with_a_venv_in_the_proj
     assert run["result"] < 0.2  # the noise's MAE is 0.08: the line is found
     # A clean tree, though the run's own record sat untracked in the project's runs/ while it ran, and .venv/ and
     # node_modules/ are untracked and not ignored.
-    assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json", "environment.json"}
+    assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json", "environment.json",
+                                                    "predictions.val.npz", "predictions.test.npz"}
     assert "untracked_files" not in run["info"] and "untracked" not in line_run["process"].stderr
     assert len(metric(db, run["_id"], "val.mae")) == 4
 
