@@ -46,7 +46,7 @@ def add_parser(subparsers):
     grouping.add_argument("--group-by", metavar="KEY,...",
                           help="one row per group of runs with equal KEYS (e.g. config.lr,config.model.arch), best "
                                "first: n, mean, std and 95%% CI (Student's t) of the result and of each --metrics "
-                               "summary, and Welch's t-test p-value against the best group")
+                               "summary, and Welch's t-test p-value against the best group, Holm-adjusted across the groups")
     grouping.add_argument("--group", action="store_true",
                           help="--group-by every config key except seed: runs that differ only in their seed")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
