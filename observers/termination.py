@@ -1,11 +1,14 @@
-"""How a tracked run's process ends on SIGTERM: the run's end is recorded whole first, and its temporary folders go.
+"""How a tracked run's process ends on SIGTERM: the run's end is recorded whole first, its error is printed, and its
+temporary folders go.
 
 torchrun sends SIGTERM to every rank as soon as one rank has failed, and SLURM sends one before its SIGKILL. Acted on
-at once, it ends rank 0 while rank 0 records the failure (MongoDB keeps the run RUNNING), and it leaves the
-process's temporary folder behind. So, from the run's start (`begin`) to its end (`finish`, once Sacred has recorded
-it and its observers are done):
-- while the main function works, a SIGTERM removes the temporary folder and then ends the process, as it would have;
-- once the main function has returned or raised (`recording`), a SIGTERM waits until `finish`.
+at once, it ends rank 0 while rank 0 records the failure (MongoDB keeps the run RUNNING) or before it prints the error
+that the other rank stopped on, and it leaves the process's temporary folder behind. So:
+- while the main function works (`main_started` to `recording`), a SIGTERM removes the temporary folder and then ends
+  the process, as it would have;
+- otherwise, from the command line's start (`hold`) or the run's (`begin`), a SIGTERM waits: until `release`, once
+  the command line has printed its outcome, or, for a run started without the command line, until `finish`, once
+  Sacred has recorded the run and its observers are done.
 `finish` also removes the temporary folders of the other ranks on this host whose process is gone (a SIGKILLed rank
 cannot remove its own). A handler can only be set in the main thread: elsewhere SIGTERM keeps its handler.
 """
@@ -21,24 +24,37 @@ from runstore.liveness import remove_temporary_files
 
 
 class RunEnd:
-    """The end of the one tracked run of this process (observers.track begins and finishes it)."""
+    """The end of the one tracked run of this process (observers.track holds, begins, finishes and releases it)."""
 
     def __init__(self):
+        self.previous = None  # SIGTERM's handler before ours, while ours is set
+        self.held = False  # the command line holds a SIGTERM until `release`
+        self.terminated = False  # a SIGTERM came and waits
+        self._new_run()
+
+    def _new_run(self):
         self.folder = None  # the run's temporary folder, while it runs
-        self.previous = None  # SIGTERM's handler before the run, when this one replaced it
-        self.is_recording = False
-        self.terminated = False  # a SIGTERM came: `finish` ends the process
+        self.main_works = False  # a SIGTERM ends the process at once
         self.other_ranks = []  # (host, pid) of the other processes of a DDP run
+
+    def hold(self):
+        """The command line starts: a SIGTERM waits for `release`, except while the main function works."""
+        self.held = self._set_handler()
 
     def begin(self, folder):
         """The run starts, with its temporary files in `folder`."""
         self.folder = folder
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._sigterm)
+        self._set_handler()
+
+    def main_started(self):
+        """The main function starts: a SIGTERM ends the process at once."""
+        self.main_works = True
+        if self.terminated:
+            self._end_now()
 
     def recording(self):
-        """The run records its end: a SIGTERM now waits for `finish`."""
-        self.is_recording = True
+        """The run records its end: a SIGTERM now waits."""
+        self.main_works = False
 
     def add_other_ranks(self, processes):
         """(host, pid) of the other processes training this run (ingredients.distributed), whose temporary folders
@@ -46,12 +62,19 @@ class RunEnd:
         self.other_ranks = list(processes)
 
     def finish(self):
-        """The run is recorded: remove the temporary folders, give SIGTERM its handler back and act on one that
-        waited."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """The run is recorded: remove the temporary folders; without a hold, give SIGTERM its handler back and act
+        on one that waited."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
         for host, pid in self.other_ranks:
             if _gone(pid):
                 remove_temporary_files({"host": {"hostname": host}}, {"pid": pid})
+        self._new_run()
+        if not self.held:
+            self.release()
+
+    def release(self):
+        """The command line has printed the outcome: give SIGTERM its handler back and act on one that waited."""
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
         terminated = self.terminated
@@ -59,10 +82,20 @@ class RunEnd:
         if terminated:
             os.kill(os.getpid(), signal.SIGTERM)
 
+    def _set_handler(self):
+        """Whether SIGTERM has our handler (set here unless it is already, and only in the main thread)."""
+        if self.previous is None and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._sigterm)
+        return self.previous is not None
+
     def _sigterm(self, number, frame):
         self.terminated = True
-        if not self.is_recording:
-            self.finish()
+        if self.main_works:
+            self._end_now()
+
+    def _end_now(self):
+        self.held = False
+        self.finish()
 
 
 def _gone(pid):

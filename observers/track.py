@@ -119,7 +119,8 @@ def track(ex, higher_is_better=True):
             ex.config_hooks.append(attach_observers)
 
     @ex.pre_run_hook
-    def hold_sigterm_while_the_end_is_recorded(_run):
+    def sigterm_ends_only_the_main_function_at_once(_run):
+        RUN_END.main_started()
         at_main_end(_run, RUN_END.recording)  # the first hook: it holds SIGTERM before the others' end work
 
     @ex.pre_run_hook
@@ -245,7 +246,8 @@ def _unknown_keys_as_user_error(run):
 
 def _commandline(ex):
     """`ex`'s Sacred command line, started once the experiment's imports are done, exiting 130 on Ctrl-C, with an
-    output whose reader may go (`| tee log` and Ctrl-C) without failing the run, and quiet on ranks above 0."""
+    output whose reader may go (`| tee log` and Ctrl-C) without failing the run, quiet on ranks above 0, and ended
+    by a SIGTERM outside the main function only once it has printed the outcome (observers.termination)."""
     run_commandline = ex.run_commandline
 
     @functools.wraps(run_commandline)
@@ -254,9 +256,12 @@ def _commandline(ex):
         tolerate_closed_output()
         if process_rank() > 0:
             _quiet(ex)
+        RUN_END.hold()  # a SIGTERM outside the main function waits until the outcome is printed
         try:
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it
             sys.exit(130)
+        finally:
+            RUN_END.release()
 
     return run
