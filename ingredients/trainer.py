@@ -5,7 +5,8 @@ fingerprint in the run's info.data, metric windows, periodic validation, best-sc
 checkpoint (model, optimizer, RNG and data position; the schedule is a function of the step), progress lines, figures
 and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
-continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
+continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False; then a run whose
+every validation score is NaN keeps its last model as the best, and its result is NaN).
 Under torchrun it trains with DistributedDataParallel (ingredients/distributed.py, docs/ddp.md): rank 0 records the
 run, each rank trains on its share of every batch, and the logged metrics are those of the global batch.
 """
@@ -442,6 +443,10 @@ class Trainer:
         )
 
     def is_better(self, score):
+        """Whether `score` makes the current model the best. The first score does. A NaN best is no score, so any
+        later score replaces it: a run whose every score is NaN (trainer.stop_on_nan=False) keeps its last model."""
+        if self.best_state is None or math.isnan(self.best_score):
+            return True
         return score > self.best_score if self.task.higher_is_better else score < self.best_score
 
     def validate(self, write):
@@ -451,15 +456,17 @@ class Trainer:
         score = metrics[self.task.score]
         lines = [f"Validation at step {self.step}/{self.total_steps} | "
                  + " | ".join(f"val {name}: {value:.4f}" for name, value in floats(metrics).items())]
-        if self.is_better(score):
-            previous = "" if self.best_state is None else f"{self.best_score:.4f} -> "  # none before the first
-            lines.append(f"New best score: {previous}{score:.4f}")
-            self.best_score, self.best_step, self.best_metrics = score, self.step, metrics
-            self.best_state = {k: v.detach().clone() for k, v in self.averaged.state_dict().items()}
-        elif self.best_state is None:
+        better = self.is_better(score)
+        if not better:
+            lines.append(f"Best score so far: {self.best_score:.4f} (step {self.best_step})")
+        elif math.isnan(score):
             lines.append(f"No best score yet (score {score:.4f})")
         else:
-            lines.append(f"Best score so far: {self.best_score:.4f} (step {self.best_step})")
+            no_previous = self.best_state is None or math.isnan(self.best_score)
+            lines.append(f"New best score: {'' if no_previous else f'{self.best_score:.4f} -> '}{score:.4f}")
+        if better:
+            self.best_score, self.best_step, self.best_metrics = score, self.step, metrics
+            self.best_state = {k: v.detach().clone() for k, v in self.averaged.state_dict().items()}
         write("\n".join(lines))
         return score
 
@@ -583,6 +590,9 @@ class Trainer:
             if self.distributed.is_main:
                 self.run.info["per_class"] = {"test": per_class}
         self.add_artifact("results.json", lambda path: path.write_text(json.dumps(results, indent=2)))
+        if math.isnan(self.best_score):
+            print(f"Warning: val {score} was nan at every validation; model_best.pt and the test metrics are of the "
+                  f"last model (step {self.best_step})")
         print(f"Best val {score} {self.best_score:.4f} at step {self.best_step}; test {score} of that model "
               f"{test[score]:.4f}; {results['examples_per_s']:.1f} examples/s")
         return results

@@ -103,21 +103,26 @@ class KeepArtifacts(RunObserver):
         return [content for stored, content in self.versions if stored == name][-1]
 
 
-def run_blobs(resume=None, **trainer_config):
-    """Train Blobs in-process through the trainer ingredient, continuing from the checkpoint file `resume` if given;
-    the observer with the run's artifacts."""
-    ex = Experiment("blobs", ingredients=[trainer_ingredient])
+def run_task(task, lr, resume=None, **trainer_config):
+    """Train `task` in-process through the trainer ingredient, continuing from the checkpoint file `resume` if given;
+    the Sacred run and the observer with its artifacts."""
+    ex = Experiment("task", ingredients=[trainer_ingredient])
 
     @ex.main
     def main():
-        return train(Blobs(), 0.05)
+        return train(task, lr)
 
     artifacts = KeepArtifacts()
     ex.observers.append(artifacts)
     config = {"steps": 12, "val_every": 4, "log_every": 4, "print_every": 4, "checkpoint_every": 6,
-              "progress": False, "ema_decay": 0.8, "ema_every": 2, **trainer_config}
-    ex.run(config_updates={"seed": 1, "trainer": config}, options={RESUME_FLAG: resume})
-    return artifacts
+              "progress": False, **trainer_config}
+    run = ex.run(config_updates={"seed": 1, "trainer": config}, options={RESUME_FLAG: resume})
+    return run, artifacts
+
+
+def run_blobs(resume=None, **trainer_config):
+    """Train Blobs with a weight average; the observer with the run's artifacts."""
+    return run_task(Blobs(), 0.05, resume, **{"ema_decay": 0.8, "ema_every": 2, **trainer_config})[1]
 
 
 def load(content, tmp_path):
