@@ -8,7 +8,8 @@ torch's DDP averages the gradients; this module holds what the trainer adds arou
 - rank 0's seed for every rank, so the batch order (ingredients.batches), a function of (seed, epoch, world size),
   is the same everywhere even when Sacred drew each process's seed itself;
 - metric sums added across ranks before they are logged, so the logged metrics are those of the global batch;
-- `any_rank` flags: a signal or a pruning decision on one rank stops every rank at the same step;
+- `any_rank` flags: a signal or a pruning decision on one rank stops every rank at the same step (the trainer asks
+  after logged steps and validations only, where the ranks exchange metrics anyway);
 - the other ranks' processes, whose temporary folders rank 0 removes once they are gone (observers.termination);
 - `broadcast` and `gather` of checkpoint-like values, sent as torch.save bytes and read with
   torch.load(weights_only=True), as checkpoints are: torch's *_object collectives would unpickle what they receive.

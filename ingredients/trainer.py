@@ -3,10 +3,11 @@
 Train steps on in-memory batches or on DataLoaders over a task's Datasets (ingredients/task.py), the data's
 fingerprint in the run's info.data, metric windows, periodic validation, best-score checkpoints, a resumable
 checkpoint (model, optimizer, RNG and data position; the schedule is a function of the step), progress lines, figures
-and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
-lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
-continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False; then a run whose
-every validation score is NaN keeps its last model as the best, and its result is NaN).
+and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a
+progress bar and periodic `Iteration …` lines. SIGINT and SIGTERM stop training at the next step boundary (under DDP
+at the next logged step, where the ranks agree: Trainer.stop_request), after storing a checkpoint that `tracker
+resume` continues from. A loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False; then a
+run whose every validation score is NaN keeps its last model as the best, and its result is NaN).
 Under torchrun it trains with DistributedDataParallel (ingredients/distributed.py, docs/ddp.md): rank 0 records the
 run, each rank trains on its share of every batch, and the logged metrics are those of the global batch.
 """
@@ -62,7 +63,7 @@ def config():
     epochs = 30  # passes over the training split, used when `steps` is None
     steps = None  # step budget; overrides `epochs` when set
     val_every = 500  # validate every this many steps (and at the end)
-    log_every = 50  # log training metrics every this many steps (and at step 1)
+    log_every = 50  # log training metrics every this many steps (and at step 1); under DDP Ctrl-C stops at such a step
     print_every = 200  # print the `Iteration …` lines about every this many steps
     checkpoint_every = 1000  # store a resumable checkpoint every this many steps
     device = "auto"  # 'auto' (CUDA when present), 'cpu' or 'cuda'
@@ -294,62 +295,84 @@ class Trainer:
 
         `window` holds the training metrics accumulated since the last report (restored when resuming).
         """
-        started, first_step = time.perf_counter(), self.step
         self.task.visualise_data(self.data, self.add_artifact)
         window = window or self.new_window()
-        next_print = (self.step // self.config.print_every + 1) * self.config.print_every
-        terminal = open_terminal() if self.config.progress else None
-        with tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", file=terminal,
-                  disable=terminal is None, dynamic_ncols=True, mininterval=0.5) as bar, StopRequests() as stop:
-            pruned = False
-            while self.step < self.total_steps and not pruned:
-                fetch_started = time.perf_counter()
-                for inputs, targets in self.batches.iterate(self.epoch, self.batch_in_epoch):
-                    fetched = time.perf_counter()
-                    lr = self.lr * self.lr_factor(self.step)
-                    self.train_step(inputs, targets, window["metrics"], lr)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    window["steps"] += 1
-                    window["examples"] += len(targets)
-                    window["data_s"] += fetched - fetch_started
-                    bar.update(1)
-                    if self.step == 1 or self.step % self.config.log_every == 0 or self.step == self.total_steps:
-                        stats = self.log_window(window, lr)
-                        if self.step >= next_print or self.step == self.total_steps:
-                            elapsed = time.perf_counter() - started
-                            bar.write(self.progress_lines(stats, elapsed, self.step - first_step))
-                            next_print = (self.step // self.config.print_every + 1) * self.config.print_every
-                        self.check_finite(stats["train.loss"])
-                        window = self.new_window()
-                    paused = time.perf_counter()
-                    if self.step % self.config.val_every == 0 or self.step == self.total_steps:
-                        score = self.validate(bar.write)
-                        pruned = (self.step < self.total_steps and self.distributed.is_main
-                                  and report_score(self.run, self.step, score))
-                    # A signal to any rank, or rank 0's pruning, stops every rank at this step.
-                    signalled, pruned = self.distributed.any_rank(stop.signal_name is not None, pruned)
-                    stopping = signalled and self.step < self.total_steps
-                    if self.step % self.config.checkpoint_every == 0 or stopping:
-                        self.save_checkpoint(window)
-                    window["started"] += time.perf_counter() - paused  # validation and checkpoints are not training
-                    if stopping:
-                        bar.write(f"Stopped by {stop.signal_name or 'a signal to another rank'} at step "
-                                  f"{self.step}/{self.total_steps}; saved {CHECKPOINT}, so 'tracker resume' can "
-                                  f"continue this run")
-                        self.distributed.leave_together()
-                        raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
-                    if pruned:
-                        bar.write(f"Pruned by the sweep's Optuna study at step {self.step}/{self.total_steps}")
-                        break
-                    if self.step >= self.total_steps:
-                        break
-                    fetch_started = time.perf_counter()
-                else:
-                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        if terminal is not None:
-            terminal.close()
+        stop = None
+        with Progress(self.step, self.total_steps, self.config) as progress, StopRequests() as signals:
+            for inputs, targets, waited_s in self.remaining_batches():
+                lr = self.lr * self.lr_factor(self.step)
+                self.train_step(inputs, targets, window["metrics"], lr)
+                self.count_step(window, len(targets), waited_s)
+                progress.update()
+                loss = None
+                if self.is_log_step():
+                    loss = self.report(window, lr, progress)
+                    window = self.new_window()
+                with paused(window):  # validation and checkpoints are not training
+                    score = self.validate(progress.write) if self.is_val_step() else None
+                    stop = self.stop_request(signals, loss, score)
+                    self.save_checkpoint_if_due(window, stop)
+                if stop is not None:
+                    progress.write(stop.message)
+                    break
+        if stop is not None and stop.interrupts:
+            self.distributed.leave_together()
+            raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
         return self.finish()
+
+    def remaining_batches(self):
+        """The training batches from the current position to the step budget, epoch after epoch, each with the
+        seconds spent waiting for it."""
+        while self.step < self.total_steps:
+            waiting = time.perf_counter()
+            for inputs, targets in self.batches.iterate(self.epoch, self.batch_in_epoch):
+                yield inputs, targets, time.perf_counter() - waiting
+                if self.step >= self.total_steps:
+                    return
+                waiting = time.perf_counter()
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def count_step(self, window, examples, waited_s):
+        """Move the position on by the batch just trained, and count it in the metrics window."""
+        self.step += 1
+        self.batch_in_epoch += 1
+        window["steps"] += 1
+        window["examples"] += examples
+        window["data_s"] += waited_s
+
+    def is_log_step(self):
+        return self.step == 1 or self.step % self.config.log_every == 0 or self.step == self.total_steps
+
+    def is_val_step(self):
+        return self.step % self.config.val_every == 0 or self.step == self.total_steps
+
+    def stop_request(self, signals, loss, score):
+        """Whether training ends after this step, as a Stop, or None: every request to stop is checked here.
+
+        `loss` is the training loss just logged (None between logged steps), `score` the validation score (None
+        between validations) and `signals` the StopRequests. A NaN or infinite loss fails the run at once
+        (trainer.stop_on_nan); every rank logged the same loss. SIGINT or SIGTERM to any rank interrupts the run, and
+        a sweep's Optuna study may prune it after a validation (rank 0 asks). One process acts on a signal after the
+        step it arrived in. Several processes agree on stopping with a gloo all-reduce only after a logged step
+        (every trainer.log_every steps) or a validation, so a signal is acted on up to log_every steps later, after
+        the same step on every rank.
+        """
+        if loss is not None and self.config.stop_on_nan and not math.isfinite(loss):
+            self.distributed.leave_together()
+            raise UserError(f"loss is {loss} at step {self.step}; try a lower lr "
+                            f"(or with trainer.stop_on_nan=False to keep training)")
+        if self.distributed.world_size > 1 and loss is None and score is None:
+            return None
+        pruned = (score is not None and self.step < self.total_steps and self.distributed.is_main
+                  and report_score(self.run, self.step, score))
+        signalled, pruned = self.distributed.any_rank(signals.signal_name is not None, pruned)
+        if signalled and self.step < self.total_steps:
+            return Stop(f"Stopped by {signals.signal_name or 'a signal to another rank'} at step {self.step}/"
+                        f"{self.total_steps}; saved {CHECKPOINT}, so 'tracker resume' can continue this run",
+                        interrupts=True)
+        if pruned:
+            return Stop(f"Pruned by the sweep's Optuna study at step {self.step}/{self.total_steps}", interrupts=False)
+        return None
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -402,12 +425,6 @@ class Trainer:
         return evaluate(self.eval_forward, batches, self.loss_fn, self.task.create_metrics(), self.task.predict,
                         self.prepare, self.autocast, self.distributed.add_sums, kept)
 
-    def check_finite(self, loss):
-        if self.config.stop_on_nan and not math.isfinite(loss):
-            self.distributed.leave_together()  # every rank logged the same loss
-            raise UserError(f"loss is {loss} at step {self.step}; try a lower lr "
-                            f"(or with trainer.stop_on_nan=False to keep training)")
-
     # ---- reporting --------------------------------------------------------------------------
     def new_window(self):
         return {"metrics": self.task.create_metrics(), "steps": 0, "examples": 0, "data_s": 0.0,
@@ -431,6 +448,14 @@ class Trainer:
         for name, value in stats.items():
             self.run.log_scalar(name, value, self.step)
         return stats
+
+    def report(self, window, lr, progress):
+        """Log the window's training metrics, and print them when the `Iteration …` lines are due; return the
+        training loss."""
+        stats = self.log_window(window, lr)
+        if progress.lines_due(self.step):
+            progress.write(self.progress_lines(stats, progress.elapsed(), self.step - progress.first_step))
+        return stats["train.loss"]
 
     def progress_lines(self, stats, elapsed, steps_done):
         remaining = elapsed / max(1, steps_done) * (self.total_steps - self.step)
@@ -496,6 +521,11 @@ class Trainer:
         write(path)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.run.add_artifact(str(path), name=name, content_type=content_type)
+
+    def save_checkpoint_if_due(self, window, stop):
+        """A checkpoint every trainer.checkpoint_every steps, and before a Stop that `tracker resume` continues."""
+        if self.step % self.config.checkpoint_every == 0 or (stop is not None and stop.interrupts):
+            self.save_checkpoint(window)
 
     def rank_state(self, window):
         """What differs between ranks: the random numbers and the metrics window since the last report."""
@@ -625,8 +655,65 @@ def train(task, lr, _run, _seed, _config):
         shutil.rmtree(trainer.workdir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why training ends before its step budget."""
+
+    message: str  # the line the terminal gets
+    interrupts: bool  # the run ends INTERRUPTED after a checkpoint that `tracker resume` continues; else it finishes
+
+
+class Progress:
+    """What the terminal shows of the loop: a bar on the controlling terminal (never in the run's captured output)
+    and the `Iteration …` lines, about every trainer.print_every steps and at the end."""
+
+    def __init__(self, step, total_steps, config):
+        self.first_step, self.total_steps, self.print_every = step, total_steps, config.print_every
+        self.next_lines = self.next_multiple(step)
+        self.started = time.perf_counter()
+        self.terminal = open_terminal() if config.progress else None
+        self.bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", file=self.terminal,
+                        disable=self.terminal is None, dynamic_ncols=True, mininterval=0.5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.bar.close()
+        if self.terminal is not None:
+            self.terminal.close()
+
+    def next_multiple(self, step):
+        return (step // self.print_every + 1) * self.print_every
+
+    def update(self):
+        self.bar.update(1)
+
+    def write(self, text):
+        self.bar.write(text)
+
+    def elapsed(self):
+        return time.perf_counter() - self.started
+
+    def lines_due(self, step):
+        """Whether the `Iteration …` lines are due after `step`; if so, the next ones are due print_every later."""
+        if step < self.next_lines and step < self.total_steps:
+            return False
+        self.next_lines = self.next_multiple(step)
+        return True
+
+
+@contextlib.contextmanager
+def paused(window):
+    """The time spent inside does not count as the metrics window's training time."""
+    started = time.perf_counter()
+    yield
+    window["started"] += time.perf_counter() - started
+
+
 class StopRequests:
-    """While active, SIGINT and SIGTERM only note the request, so the loop can stop at a step boundary."""
+    """While active, SIGINT and SIGTERM only note the request, which Trainer.stop_request acts on at a step
+    boundary."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

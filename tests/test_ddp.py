@@ -145,7 +145,8 @@ def test_a_signal_to_one_rank_stops_both_and_resume_gives_the_uninterrupted_run(
     process.wait()
     watchdog.cancel()
     output = "".join(output)
-    assert len(re.findall(r"Stopped by a signal to another rank at step (\d+)/24", output)) == 1, output
+    (stopped_at,) = re.findall(r"Stopped by a signal to another rank at step (\d+)/24", output)
+    assert int(stopped_at) % 4 == 0, output  # the ranks agree on stopping at logged steps (trainer.log_every=4) only
     interrupted = newest_run(db)
     assert interrupted["status"] == "INTERRUPTED" and interrupted["_id"] != original["_id"], output
     assert [a["name"] for a in interrupted["artifacts"]].count("checkpoint.pt") == 1
