@@ -103,16 +103,16 @@ class KeepArtifacts(RunObserver):
         return [content for stored, content in self.versions if stored == name][-1]
 
 
-def run_task(task, lr, resume=None, **trainer_config):
+def run_task(task, lr, resume=None, artifacts=None, **trainer_config):
     """Train `task` in-process through the trainer ingredient, continuing from the checkpoint file `resume` if given;
-    the Sacred run and the observer with its artifacts."""
+    the Sacred run and the observer with its artifacts (`artifacts`, a KeepArtifacts, if given)."""
     ex = Experiment("task", ingredients=[trainer_ingredient])
 
     @ex.main
     def main():
         return train(task, lr)
 
-    artifacts = KeepArtifacts()
+    artifacts = artifacts or KeepArtifacts()
     ex.observers.append(artifacts)
     config = {"steps": 12, "val_every": 4, "log_every": 4, "print_every": 4, "checkpoint_every": 6,
               "progress": False, **trainer_config}
