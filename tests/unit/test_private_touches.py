@@ -1,0 +1,120 @@
+"""Every touch of another package's private parts is in compat/, so that an upgrade of a package is a review of one
+compat module: outside compat/, no project file reads, calls or replaces an underscore name (`x._name`, not
+`__dunder__`) of another package, nor imports another package's non-public module or name (`from torch._dynamo
+import ...`, `from sacred.utils import _helper`).
+
+An underscore attribute is another package's when the object comes from an import of another package (a module,
+`torch._foreach_add_`, or anything imported from one), or when the project defines that name nowhere itself (as a
+function, class, class attribute or assigned attribute). There is no allow-list: move a touch this test names into
+the compat module of its package (docs/layout.md)."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# The project's source: each top-level folder with Python files, except the patches themselves and the tests.
+FOLDERS = sorted({path.parent for path in ROOT.glob("*/*.py") if not path.parent.name.startswith(".")})
+OWN_MODULES = {folder.name for folder in FOLDERS}
+CHECKED = [path for folder in FOLDERS if folder.name not in {"compat", "tests"} for path in sorted(folder.rglob("*.py"))]
+
+
+def is_private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def is_foreign(module, path):
+    """Whether `module` (an absolute import's name) is another package's, seen from `path`: the project's packages,
+    and a script's siblings in its folder, are its own."""
+    top = module.split(".")[0]
+    return top not in OWN_MODULES and not (path.parent / f"{top}.py").exists() and not (path.parent / top).is_dir()
+
+
+def root_name(node):
+    """The name an attribute chain such as `torch.optim._functional` starts from ("torch"), or None."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def defined_names(tree):
+    """The underscore names that a module defines: functions, classes, and assigned names and attributes."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node.name
+        elif isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+            yield node.id if isinstance(node, ast.Name) else node.attr
+
+
+def touches(path, own_names):
+    """(line, what) of each private touch of another package in the file at `path`."""
+    tree = ast.parse(path.read_text(), str(path))
+    foreign = set()  # the names this file binds to another package's module or object
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if is_foreign(alias.name, path):
+                    foreign.add(alias.asname or alias.name.split(".")[0])
+                    if any(map(is_private, alias.name.split("."))):
+                        yield node.lineno, f"import {alias.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and is_foreign(node.module, path):
+            for alias in node.names:
+                foreign.add(alias.asname or alias.name)
+                if any(map(is_private, [*node.module.split("."), alias.name])):
+                    yield node.lineno, f"from {node.module} import {alias.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and is_private(node.attr):
+            if root_name(node) in foreign:
+                yield node.lineno, f"{ast.unparse(node)} (of another package)"
+            elif node.attr not in own_names:
+                yield node.lineno, f"{ast.unparse(node)} ({node.attr} is defined by no project file)"
+
+
+def project_touches():
+    trees = {path: ast.parse(path.read_text(), str(path)) for path in CHECKED}
+    own_names = {name for tree in trees.values() for name in defined_names(tree) if is_private(name)}
+    return [f"{path.relative_to(ROOT)}:{line}: {what}" for path in CHECKED
+            for line, what in sorted(touches(path, own_names))]
+
+
+SAMPLE = """
+import torch
+import torch._dynamo
+from sacred.utils import _convert_value
+from optuna import trial as optuna_trial
+from runstore import query
+
+
+class Own:
+    _cache = None
+
+    def _own(self):
+        self._seen = self._cache
+
+
+torch._foreach_add_([], [])
+optuna_trial._private.x
+query._own()
+unknown()._internal
+Own()._own()
+Own()._seen
+torch.__version__
+"""
+
+
+def test_every_kind_of_touch_is_found(tmp_path):
+    path = tmp_path / "sample.py"
+    path.write_text(SAMPLE)
+    tree = ast.parse(SAMPLE)
+    own_names = {name for name in defined_names(tree) if is_private(name)}
+    assert own_names == {"_cache", "_own", "_seen"}
+    assert sorted(line for line, _ in touches(path, own_names)) == [3, 4, 16, 17, 19]
+
+
+def test_the_checked_files_are_the_projects_source():
+    checked = {path.relative_to(ROOT).parts[0] for path in CHECKED}
+    assert {"runstore", "observers", "ingredients", "tracker", "localdb", "experiments", "benchmarks"} <= checked
+    assert not checked & {"compat", "tests"}
+
+
+def test_no_private_touch_of_another_package_outside_compat():
+    found = project_touches()
+    assert not found, "move these into compat/ (one module per package):\n" + "\n".join(found)
