@@ -19,7 +19,7 @@ import pymongo
 import pytest
 import submitit
 import torch
-from neosqlite import Connection
+from neosqlite import Connection, GridFS
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.objectid import ObjectId as NeoObjectId
 from nx_27017.wire_protocol import ResponseBuilder
@@ -428,7 +428,7 @@ def test_nx27017_encode_replies_with(restored):
     assert patched_seconds < own_seconds / 2, (patched_seconds, own_seconds)  # ~7x faster on 2 cores
 
 
-def test_nx27017_serve_forever_with_and_run_server(tmp_path):
+def test_nx27017_serve_forever_with_handle_client_and_run_server(tmp_path):
     # The owner-only Unix socket in the data folder, announced once it listens, with nx-27017's log in that folder.
     data_dir = tmp_path / "store"
     process = subprocess.Popen([sys.executable, "-m", "localdb.server", "--data-dir", str(data_dir), "--quiet"],
@@ -462,6 +462,14 @@ def test_nx27017_handler_gives_its_private_methods_public_names(tmp_path):
     first, cursor_id = handler.split_first_batch([{"_id": n} for n in range(5)], 2, "compat.runs", "compat")
     assert first == [{"_id": 0}, {"_id": 1}] and cursor_id != 0
     handler.close_all()
+
+
+def test_nx27017_gridfs_adapter():
+    connection = Connection(":memory:")
+    GridFS(connection).put(b"abc", filename="a.txt")
+    [stored] = compat.nx27017.gridfs_adapter(connection.db, "fs.files").handle_find({})
+    assert (stored["filename"], stored["length"]) == ("a.txt", 3)
+    connection.close()
 
 
 @pytest.fixture
@@ -500,3 +508,14 @@ def test_neosqlite_stored_ids(collection):
     row_id, stored = collection.db.execute(f'SELECT id, _id FROM "{collection.name}" ORDER BY id DESC').fetchone()
     assert stored_id_of(stored, row_id) == object_id
     assert stored_id_of(None, row_id) == row_id  # a row from before the _id column
+
+
+def test_neosqlite_json_loads():
+    text = '{"start": {"$date": "2026-01-01T00:00:00Z"}, "loss": 0.5}'
+    assert compat.neosqlite.json_loads(text) == {
+        "start": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), "loss": 0.5}
+
+
+def test_neosqlite_quote_table_name(collection):
+    table = compat.neosqlite.quote_table_name(collection.name)
+    assert collection.db.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)

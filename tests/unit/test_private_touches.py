@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The project's source: each top-level folder with Python files, except the patches themselves and the tests.
 FOLDERS = sorted({path.parent for path in ROOT.glob("*/*.py") if not path.parent.name.startswith(".")})
 OWN_MODULES = {folder.name for folder in FOLDERS}
-CHECKED = [path for folder in FOLDERS if folder.name not in {"compat", "tests"} for path in sorted(folder.rglob("*.py"))]
+CHECKED = [path for folder in FOLDERS if folder.name not in {"compat", "tests"}
+           for path in sorted(folder.rglob("*.py"))]
 
 
 def is_private(name):
@@ -61,11 +62,25 @@ def touches(path, own_names):
                 if any(map(is_private, [*node.module.split("."), alias.name])):
                     yield node.lineno, f"from {node.module} import {alias.name}"
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and is_private(node.attr):
-            if root_name(node) in foreign:
-                yield node.lineno, f"{ast.unparse(node)} (of another package)"
-            elif node.attr not in own_names:
-                yield node.lineno, f"{ast.unparse(node)} ({node.attr} is defined by no project file)"
+        owner, name = accessed(node)
+        if name is None or not is_private(name):
+            continue
+        if root_name(owner) in foreign:
+            yield node.lineno, f"{ast.unparse(node)} (of another package)"
+        elif name not in own_names:
+            yield node.lineno, f"{ast.unparse(node)} ({name} is defined by no project file)"
+
+
+def accessed(node):
+    """(object, attribute name) that `node` reads or writes: `x._name`, or getattr(x, "_name") and its kin; (None,
+    None) for any other node."""
+    if isinstance(node, ast.Attribute):
+        return node.value, node.attr
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) >= 2
+            and node.func.id in {"getattr", "setattr", "hasattr", "delattr"}
+            and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+        return node.args[0], node.args[1].value
+    return None, None
 
 
 def project_touches():
@@ -97,6 +112,9 @@ unknown()._internal
 Own()._own()
 Own()._seen
 torch.__version__
+getattr(unknown(), "_internal", None)
+setattr(torch, "_foreach_add", None)
+getattr(Own(), "_seen")
 """
 
 
@@ -106,7 +124,7 @@ def test_every_kind_of_touch_is_found(tmp_path):
     tree = ast.parse(SAMPLE)
     own_names = {name for name in defined_names(tree) if is_private(name)}
     assert own_names == {"_cache", "_own", "_seen"}
-    assert sorted(line for line, _ in touches(path, own_names)) == [3, 4, 16, 17, 19]
+    assert sorted(line for line, _ in touches(path, own_names)) == [3, 4, 16, 17, 19, 23, 24]
 
 
 def test_the_checked_files_are_the_projects_source():
