@@ -10,6 +10,8 @@ is needed:
 - json_loads: the JSON text that neosqlite stores a document as, with its own types (dates, ObjectIds), is read back
   by a function of an internal module (localdb.nx_adapter reads listings from that text, without a row's decoding).
 - quote_table_name: the table that holds a collection, quoted as neosqlite quotes it, from an internal module.
+- ObjectId: the type of the `_id`s that neosqlite gives (not bson's) is a class of a module its package does not
+  export.
 """
 import datetime
 
@@ -17,6 +19,7 @@ import neosqlite.sql_utils
 from neosqlite.collection import json_helpers
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.collection.query_engine import python_aggregation_engine
+from neosqlite.objectid import ObjectId
 
 from compat import Package
 

@@ -80,7 +80,6 @@ from bson import Decimal128, Int64, ObjectId
 from bson import encode as bson_encode
 from bson.codec_options import CodecOptions, TypeRegistry
 from compat import neosqlite, nx27017
-from neosqlite.objectid import ObjectId as NeoObjectId
 
 DOT_ESCAPE = "_dot_"
 # Adaptation 10: the command keys of a find it answers, and the field paths it puts into SQL.
@@ -509,7 +508,7 @@ def _metric_names(lookup_stage):
 
 def _join_key(value):
     """`value` as a key that matches equal values: ObjectIds of bson and of neosqlite alike."""
-    if isinstance(value, (ObjectId, NeoObjectId)):
+    if isinstance(value, (ObjectId, neosqlite.ObjectId)):
         return ("ObjectId", str(value))
     try:
         hash(value)
@@ -752,7 +751,7 @@ def _include(target, parts, value, direct=False):
 
 def _bson_value(value):
     """BSON's type for a value of neosqlite's types (adaptation 11); bson refuses anything else, as before."""
-    if isinstance(value, NeoObjectId):
+    if isinstance(value, neosqlite.ObjectId):
         return ObjectId(value.binary)
     if isinstance(value, decimal.Decimal):
         return Decimal128(value)

@@ -13,6 +13,7 @@ import time
 import types
 from pathlib import Path
 
+import bson
 import nx_27017.wire_protocol
 import optuna
 import pymongo
@@ -519,3 +520,8 @@ def test_neosqlite_json_loads():
 def test_neosqlite_quote_table_name(collection):
     table = compat.neosqlite.quote_table_name(collection.name)
     assert collection.db.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
+
+
+def test_neosqlite_object_id(collection):
+    given = collection.insert_one({"name": "no _id given"}).inserted_id
+    assert isinstance(given, compat.neosqlite.ObjectId) and not isinstance(given, bson.ObjectId)
