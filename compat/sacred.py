@@ -20,6 +20,8 @@
   through the Experiment's attributes, so that replacing them there wraps every run.
 - add_documented_config: Sacred documents a config entry only from a comment in a config function; an entry given
   as a value is documented through the ConfigDict's summary.
+- MONGO_PRIORITY: the priority of Sacred's MongoObserver, which an observer in its place takes, is a constant of a
+  module that sacred.observers does not export.
 - FileStorage: FileStorageObserver writes a run's files through methods of its own (save_json, save_cout,
   find_or_save, render_template) and keeps sources in one folder for all runs (source_dir, resource_dir).
 """
@@ -38,6 +40,7 @@ with warnings.catch_warnings():  # Sacred 0.8.7 imports pkg_resources, which war
     import sacred.dependencies
     from sacred.config import ConfigDict
     from sacred.observers import FileStorageObserver
+    from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY as MONGO_PRIORITY
     from sacred.run import Run
     from sacred.stdout_capturing import CapturedStdout
     from sacred.utils import IntervalTimer

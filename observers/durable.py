@@ -3,8 +3,8 @@ thread, so a database outage neither blocks training nor loses anything.
 
 Sacred's MongoObserver falls short here: one failed write during an outage marks it failed for the rest of the run,
 its final save raises TypeError without a failure_dir, QueuedMongoObserver hangs, and DocumentTooLarge is reported
-as an "unserializable entry". This observer writes everything to RUNS_DIR (Sacred's FileStorageObserver format),
-uploads it with observers.upload (idempotent, resumable), deletes the local copy once MongoDB holds the finished
+as an "unserializable entry". This observer writes everything to RUNS_DIR (Sacred's FileStorageObserver format;
+compat.sacred.FileStorage passes each file it writes through write_file), uploads it with observers.upload (idempotent, resumable), deletes the local copy once MongoDB holds the finished
 run, and otherwise leaves it there for `tracker sync`.
 
 Sacred also stops calling an observer after its first exception (it logs "An error ocurred in the ... observer" and
@@ -28,9 +28,9 @@ import numpy as np
 import orjson
 import pymongo
 from compat.pymongo import skip_exit_wait
-from compat.sacred import FileStorage, wait_for_last_heartbeat  # before Sacred: it imports Sacred without its warning
+# compat.sacred before sacred: it imports Sacred without its warning
+from compat.sacred import MONGO_PRIORITY, FileStorage, wait_for_last_heartbeat
 from pymongo.errors import ConnectionFailure
-from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
 from sacred.serializer import flatten
 
 from runstore.atomic_file import replacing, write_atomically
@@ -72,7 +72,7 @@ class DurableMongoObserver(FileStorage):
     sources_folder = SOURCES_DIR  # removed with the run's folder; Sacred's shared one would stay behind
     def __init__(self, runs_dir, mongo_url, db_name, reachable=True):
         """`reachable`: whether MongoDB answered just before the run (observers.choose has warned if not)."""
-        super().__init__(runs_dir, priority=DEFAULT_MONGO_PRIORITY)
+        super().__init__(runs_dir, priority=MONGO_PRIORITY)
         self.reachable = reachable
         self.safe_url = shown_url(mongo_url)
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)

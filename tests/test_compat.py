@@ -2,6 +2,7 @@
 is refused in one line naming the package and its version."""
 import argparse
 import datetime
+import inspect
 import json
 import math
 import queue
@@ -27,7 +28,7 @@ from nx_27017.wire_protocol import ResponseBuilder
 from sacred import Experiment, Ingredient
 from sacred.commandline_options import cli_option
 from sacred.dependencies import Source
-from sacred.observers import RunObserver
+from sacred.observers import MongoObserver, RunObserver
 from sacred.run import Run
 from sacred.stdout_capturing import CapturedStdout
 from sacred.utils import ConfigAddedError
@@ -278,6 +279,10 @@ def test_sacred_add_documented_config(capsys):
     assert ex.run(options=OPTIONS).result == 0.1
     ex.run("print_config", config_updates={"lr": 0.5}, options=OPTIONS)
     assert re.search(r"lr = 0.5 +\S+# learning rate", capsys.readouterr().out)
+
+
+def test_sacred_mongo_priority():
+    assert inspect.signature(MongoObserver).parameters["priority"].default == compat.sacred.MONGO_PRIORITY
 
 
 class RecordedWrites(compat.sacred.FileStorage):

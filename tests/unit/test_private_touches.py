@@ -1,6 +1,6 @@
 """Every touch of another package's private parts is in compat/, so that an upgrade of a package is a review of one
-compat module: outside compat/, no project file reads, calls or replaces an underscore name (`x._name`, not
-`__dunder__`) of another package, nor imports another package's non-public module or name (`from torch._dynamo
+compat module: outside compat/, no project file reads, calls or replaces an underscore name (`x._name` or
+`getattr(x, "_name")`, not `__dunder__`) of another package, nor imports another package's non-public module or name (`from torch._dynamo
 import ...`, `from sacred.utils import _helper`).
 
 An underscore attribute is another package's when the object comes from an import of another package (a module,
@@ -37,7 +37,7 @@ def root_name(node):
 
 
 def defined_names(tree):
-    """The underscore names that a module defines: functions, classes, and assigned names and attributes."""
+    """The names that a module defines: functions, classes, and assigned names and attributes."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             yield node.name
