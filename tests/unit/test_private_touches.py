@@ -5,9 +5,13 @@ import ...`, `from sacred.utils import _helper`).
 
 An underscore attribute is another package's when the object comes from an import of another package (a module,
 `torch._foreach_add_`, or anything imported from one), or when the project defines that name nowhere itself (as a
-function, class, class attribute or assigned attribute). There is no allow-list: move a touch this test names into
-the compat module of its package (docs/layout.md)."""
+function, class, class attribute or assigned attribute). A class that derives from another package's class (or
+from a class of compat/) must not define one of that class's underscore names anew (its instances' attributes set in
+its __init__ are beyond what this test sees). There is no allow-list: move a touch this test names into the compat
+module of its package (docs/layout.md)."""
 import ast
+import functools
+import importlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,11 +87,88 @@ def accessed(node):
     return None, None
 
 
+def imported_objects(tree):
+    """name -> how to get the object that an import of the module `tree` binds it to (a function of no argument)."""
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                bound[alias.asname or alias.name.split(".")[0]] = functools.partial(
+                    imported_module, alias.name, alias.name if alias.asname else alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:
+                bound[alias.asname or alias.name] = functools.partial(imported_name, node.module, alias.name)
+    return bound
+
+
+def imported_module(name, bound):
+    importlib.import_module(name)
+    return importlib.import_module(bound)
+
+
+def imported_name(module, name):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except AttributeError:
+        return importlib.import_module(f"{module}.{name}")
+
+
+def base_classes(node, classes, imported):
+    """The classes that the class `node` derives from, through the classes of its own file (`classes`: name ->
+    class node) to the first one imported (`imported`: imported_objects)."""
+    for base in node.bases:
+        root = root_name(base)
+        if isinstance(base, ast.Name) and base.id in classes:
+            yield from base_classes(classes[base.id], classes, imported)
+        elif root in imported:
+            value = imported[root]()
+            for attribute in ast.unparse(base).split(".")[1:]:
+                value = getattr(value, attribute)
+            yield value
+        # else a builtin class, or one of the module itself that is not named directly
+
+
+def is_anothers(klass):
+    """Whether the class `klass` is another package's, or compat's (which names another package's privates)."""
+    return klass.__module__.split(".")[0] not in OWN_MODULES - {"compat"}
+
+
+def class_attributes(node):
+    """The names that the class `node` sets on itself or its instances: its methods, class attributes and nested
+    classes, and `self.name = ...` in its methods."""
+    for statement in node.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield statement.name
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            yield from (target.id for target in targets if isinstance(target, ast.Name))
+    for inner in ast.walk(node):
+        if (isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store) and isinstance(inner.value, ast.Name)
+                and inner.value.id == "self"):
+            yield inner.attr
+
+
+def overrides(path):
+    """(line, what) of each private method or attribute of another package's class that a class in the file at
+    `path` defines anew."""
+    tree = ast.parse(path.read_text(), str(path))
+    classes = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    imported = imported_objects(tree)
+    for node in classes.values():
+        defined = [name for name in class_attributes(node) if is_private(name)]
+        if not defined:
+            continue
+        theirs = {name for base in base_classes(node, classes, imported) for klass in base.__mro__
+                  if is_anothers(klass) for name in vars(klass)}
+        yield from ((node.lineno, f"{node.name}.{name} (overrides another package's)") for name in defined
+                    if name in theirs)
+
+
 def project_touches():
     trees = {path: ast.parse(path.read_text(), str(path)) for path in CHECKED}
     own_names = {name for tree in trees.values() for name in defined_names(tree) if is_private(name)}
     return [f"{path.relative_to(ROOT)}:{line}: {what}" for path in CHECKED
-            for line, what in sorted(touches(path, own_names))]
+            for line, what in sorted([*touches(path, own_names), *overrides(path)])]
 
 
 SAMPLE = """
@@ -125,6 +206,34 @@ def test_every_kind_of_touch_is_found(tmp_path):
     own_names = {name for name in defined_names(tree) if is_private(name)}
     assert own_names == {"_cache", "_own", "_seen"}
     assert sorted(line for line, _ in touches(path, own_names)) == [3, 4, 16, 17, 19, 23, 24]
+
+
+OVERRIDES = """
+import threading
+from threading import Thread as Base
+
+
+class Stopper(threading.Thread):
+    def _stop(self):
+        self._mine = 1
+
+
+class Helper(Base):
+    def _mine(self):
+        self._initialized = None
+
+
+class Again(Helper):
+    _bootstrap = None
+"""
+
+
+def test_every_override_of_another_packages_private_part_is_found(tmp_path):
+    path = tmp_path / "overrides.py"
+    path.write_text(OVERRIDES)
+    assert list(overrides(path)) == [(6, "Stopper._stop (overrides another package's)"),
+                                     (11, "Helper._initialized (overrides another package's)"),
+                                     (16, "Again._bootstrap (overrides another package's)")]
 
 
 def test_the_checked_files_are_the_projects_source():
