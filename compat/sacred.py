@@ -20,6 +20,8 @@
   through the Experiment's attributes, so that replacing them there wraps every run.
 - add_documented_config: Sacred documents a config entry only from a comment in a config function; an entry given
   as a value is documented through the ConfigDict's summary.
+- at_main_end: Sacred's post-run hooks run only after the main function returns; a Run calls its main function,
+  after the pre-run hooks, through its attribute main_function.
 - MONGO_PRIORITY: the priority of Sacred's MongoObserver, which an observer in its place takes, is a constant of a
   module that sacred.observers does not export.
 - FileStorage: FileStorageObserver writes a run's files through methods of its own (save_json, save_cout,
@@ -172,6 +174,20 @@ def add_documented_config(ex, key, value, doc):
         return summary
 
     SACRED.target(ex, "configurations").append(config)
+
+
+def at_main_end(run, finish):
+    """Call `finish()` once `run`'s (a sacred Run, in a pre-run hook) main function has returned or raised, before
+    Sacred sends the run's last heartbeat (so what `finish` logs or adds is stored)."""
+    main = SACRED.target(run, "main_function")
+
+    def main_then_finish(*args):
+        try:
+            return main(*args)
+        finally:
+            finish()
+
+    run.main_function = main_then_finish
 
 
 class FileStorage(FileStorageObserver):

@@ -41,8 +41,8 @@ from pathlib import Path
 
 from compat import CompatError
 # compat.sacred before sacred: it imports Sacred without its warning
-from compat.sacred import (add_command_line_options, add_last_config_hook, invalid_config_key, lock_captured_output,
-                           run_id, unknown_config_key, wrap_run, wrap_run_commandline)
+from compat.sacred import (add_command_line_options, add_last_config_hook, at_main_end, invalid_config_key,
+                           lock_captured_output, run_id, unknown_config_key, wrap_run, wrap_run_commandline)
 from sacred import SETTINGS
 from sacred.commandline_options import cli_option
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
@@ -54,7 +54,6 @@ from observers.git_state import record_uncommitted_changes
 from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
                               config_not_given)
 from observers.process_rank import process_rank
-from observers.run_end import at_main_end
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
 from observers.termination import RUN_END

@@ -281,6 +281,25 @@ def test_sacred_add_documented_config(capsys):
     assert re.search(r"lr = 0.5 +\S+# learning rate", capsys.readouterr().out)
 
 
+def test_sacred_at_main_end():
+    events = []
+    ex = Experiment("ending", save_git_info=False)
+    ex.observers.append(Recorder())
+
+    @ex.pre_run_hook
+    def finish_at_main_end(_run):
+        compat.sacred.at_main_end(_run, lambda: events.append("finished"))
+
+    def fail():
+        events.append("main")
+        raise ValueError("main failed")
+
+    ex.main(fail)
+    with pytest.raises(ValueError):
+        ex.run(options=OPTIONS)
+    assert events == ["main", "finished"]
+
+
 def test_sacred_mongo_priority():
     assert inspect.signature(MongoObserver).parameters["priority"].default == compat.sacred.MONGO_PRIORITY
 
