@@ -15,15 +15,16 @@ is needed:
 """
 import datetime
 
+import neosqlite.objectid
 import neosqlite.sql_utils
 from neosqlite.collection import json_helpers
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.collection.query_engine import python_aggregation_engine
-from neosqlite.objectid import ObjectId
 
 from compat import Package
 
 NEOSQLITE = Package("neosqlite", ("1.17.2",), "compat/neosqlite.py")
+ObjectId = neosqlite.objectid.ObjectId
 
 
 def subtract_dates_as_mongodb():

@@ -42,12 +42,13 @@ with warnings.catch_warnings():  # Sacred 0.8.7 imports pkg_resources, which war
     import sacred.dependencies
     from sacred.config import ConfigDict
     from sacred.observers import FileStorageObserver
-    from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY as MONGO_PRIORITY
+    from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
     from sacred.run import Run
     from sacred.stdout_capturing import CapturedStdout
     from sacred.utils import IntervalTimer
 
 SACRED = Package("sacred", ("0.8.7",), "compat/sacred.py")
+MONGO_PRIORITY = DEFAULT_MONGO_PRIORITY
 _output_lock = threading.RLock()
 
 
@@ -124,15 +125,15 @@ def unknown_config_key(error):
     return SACRED.target(error, "__conflicting_configs__")[0], error.__config__
 
 
+# Sacred 0.8.7's text (sacred.config.utils.assert_is_valid_key).
+_MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
+
+
 def invalid_config_key(error):
     """The config key that Sacred's KeyError `error` refuses because MongoDB cannot store it, or None when `error` is
     another KeyError."""
     refused = _MONGO_INVALID_KEY.fullmatch(str(error.args[0])) if error.args else None
     return None if refused is None else refused.group(1)
-
-
-# Sacred 0.8.7's text (sacred.config.utils.assert_is_valid_key).
-_MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
 
 
 def run_id(run):
