@@ -1,5 +1,6 @@
 """Every use of another package's private parts, one module per package (sacred, pymongo, argparse, nx27017,
-neosqlite, optuna), so that an upgrade of a package is a review of one file.
+neosqlite, optuna, submitit, torch), so that an upgrade of a package is a review of one file: outside compat/, no
+file touches an underscore name or a non-public module of another package (tests/unit/test_private_touches.py).
 
 Each module names the version it was written for and says in one line per patch why it is needed; a test named after
 each patch (tests/test_compat.py) checks what the patch gives. Importing a module patches nothing: the entry points

@@ -7,15 +7,24 @@ is needed:
   engine, an internal function, answers as MongoDB, and is called here directly on given documents, never through
   neosqlite's process-wide switch to it (query_helper.set_force_fallback), which other requests would see.
 - stored_ids: the `_id` of a stored row whose document holds none, which only a private method of a collection reads.
+- json_loads: the JSON text that neosqlite stores a document as, with its own types (dates, ObjectIds), is read back
+  by a function of an internal module (localdb.nx_adapter reads listings from that text, without a row's decoding).
+- quote_table_name: the table that holds a collection, quoted as neosqlite quotes it, from an internal module.
+- ObjectId: the type of the `_id`s that neosqlite gives (not bson's) is a class of a module its package does not
+  export.
 """
 import datetime
 
+import neosqlite.objectid
+import neosqlite.sql_utils
+from neosqlite.collection import json_helpers
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.collection.query_engine import python_aggregation_engine
 
 from compat import Package
 
 NEOSQLITE = Package("neosqlite", ("1.17.2",), "compat/neosqlite.py")
+ObjectId = neosqlite.objectid.ObjectId
 
 
 def subtract_dates_as_mongodb():
@@ -64,3 +73,13 @@ class _Documents:
 def stored_ids(collection):
     """The function (what the `_id` column of a row of `collection` holds, the row's id) -> the row's `_id`."""
     return NEOSQLITE.target(collection, "_resolve_stored_id")
+
+
+def json_loads(text):
+    """The document whose JSON text, as neosqlite stores it, is `text`, with dates as datetimes."""
+    return NEOSQLITE.target(json_helpers, "neosqlite_json_loads")(text)
+
+
+def quote_table_name(name):
+    """The SQL name of the table that holds the collection `name`."""
+    return NEOSQLITE.target(neosqlite.sql_utils, "quote_table_name")(name)

@@ -7,12 +7,17 @@
   (~0.8 s for a listing of 10,000 runs), through two module globals.
 - serve_forever_with: nx-27017's server loop (a module global) listens on TCP only and tells no one when it is ready.
 - run_server: nx-27017's command line reads its arguments from sys.argv only.
+- handle_client: nx-27017's connection handler, which serve_forever_with's server calls for each client, is a
+  function of an internal module.
+- gridfs_adapter: what nx-27017 answers for a GridFS collection comes from an internal module.
 - Handler: the private methods of nx-27017's request handler that localdb.nx_adapter calls or extends.
 """
 import sys
 
 import nx_27017.daemon
+import nx_27017.gridfs_adapter
 import nx_27017.handler
+import nx_27017.server
 import nx_27017.wire_protocol
 from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.nx_27017 import main as nx_main
@@ -59,6 +64,18 @@ def run_server(arguments):
         nx_main()
     finally:
         sys.argv = saved
+
+
+def handle_client(reader, writer, handler):
+    """Serve one client's requests from the asyncio streams `reader` and `writer` with `handler`, until it goes."""
+    return NX_27017.target(nx_27017.server, "handle_client")(reader, writer, handler)
+
+
+def gridfs_adapter(connection, name):
+    """nx-27017's adapter of the GridFS collection `name` (e.g. fs.files) of an sqlite3 `connection`, whose
+    handle_find(filter) gives its documents; None when the collection is no GridFS collection."""
+    adapter, _ = NX_27017.target(nx_27017.gridfs_adapter, "create_gridfs_adapter")(connection, name)
+    return adapter
 
 
 class Handler(NeoSQLiteHandler):

@@ -10,9 +10,26 @@
   before it reports the run's end; only the running threads tell which one is the heartbeat.
 - convert_value: how Sacred reads a `with KEY=VALUE` value (private), for values given the same way to the tracker.
 - unknown_config_key: Sacred's error for an unknown config key holds the key in an attribute of its own.
+- invalid_config_key: Sacred's KeyError for a config key that MongoDB cannot store names the key only in its text.
+- run_id: a Run's id is its attribute `_id`.
+- add_command_line_options: an Experiment takes options of its own only when it is created; Sacred parses the
+  command line with one of its lists of options and applies those of another.
+- add_last_config_hook: Sacred's config_hook decorator adds hooks in the order of the file; a hook that must run
+  after all of them goes into the Experiment's list of hooks, once the file is loaded.
+- wrap_run, wrap_run_commandline: Sacred's command line calls Experiment.run, and automain calls run_commandline,
+  through the Experiment's attributes, so that replacing them there wraps every run.
+- add_documented_config: Sacred documents a config entry only from a comment in a config function; an entry given
+  as a value is documented through the ConfigDict's summary.
+- at_main_end: Sacred's post-run hooks run only after the main function returns; a Run calls its main function,
+  after the pre-run hooks, through its attribute main_function.
+- MONGO_PRIORITY: the priority of Sacred's MongoObserver, which an observer in its place takes, is a constant of a
+  module that sacred.observers does not export.
+- FileStorage: FileStorageObserver writes a run's files through methods of its own (save_json, save_cout,
+  find_or_save, render_template) and keeps sources in one folder for all runs (source_dir, resource_dir).
 """
 import functools
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -23,11 +40,15 @@ with warnings.catch_warnings():  # Sacred 0.8.7 imports pkg_resources, which war
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     import sacred.arg_parser
     import sacred.dependencies
+    from sacred.config import ConfigDict
+    from sacred.observers import FileStorageObserver
+    from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
     from sacred.run import Run
     from sacred.stdout_capturing import CapturedStdout
     from sacred.utils import IntervalTimer
 
 SACRED = Package("sacred", ("0.8.7",), "compat/sacred.py")
+MONGO_PRIORITY = DEFAULT_MONGO_PRIORITY
 _output_lock = threading.RLock()
 
 
@@ -102,3 +123,108 @@ def unknown_config_key(error):
     """(the unknown key, dotted from the top; the config of the ingredient it was given to) of Sacred's
     ConfigAddedError."""
     return SACRED.target(error, "__conflicting_configs__")[0], error.__config__
+
+
+# Sacred 0.8.7's text (sacred.config.utils.assert_is_valid_key).
+_MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
+
+
+def invalid_config_key(error):
+    """The config key that Sacred's KeyError `error` refuses because MongoDB cannot store it, or None when `error` is
+    another KeyError."""
+    refused = _MONGO_INVALID_KEY.fullmatch(str(error.args[0])) if error.args else None
+    return None if refused is None else refused.group(1)
+
+
+def run_id(run):
+    """The id that the observers gave the Sacred Run `run` (None when it has none)."""
+    return SACRED.target(run, "_id")
+
+
+def add_command_line_options(ex, options):
+    """Give the Experiment `ex` the command-line `options` (made with sacred.commandline_options.cli_option)."""
+    SACRED.target(ex, "all_cli_options").extend(options)
+    SACRED.target(ex, "additional_cli_options").extend(options)
+
+
+def add_last_config_hook(ex, hook):
+    """Make `hook` the last config hook of the Experiment `ex` (once): call it from an option hook, when every
+    other hook of the experiment's file is in place."""
+    hooks = SACRED.target(ex, "config_hooks")
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def wrap_run(ex, wrapper):
+    """Make every run of the Experiment `ex`, from its command line too, go through wrapper(ex.run)."""
+    ex.run = wrapper(SACRED.target(ex, "run"))
+
+
+def wrap_run_commandline(ex, wrapper):
+    """Make `ex`'s command line, from automain too, go through wrapper(ex.run_commandline)."""
+    ex.run_commandline = wrapper(SACRED.target(ex, "run_commandline"))
+
+
+def add_documented_config(ex, key, value, doc):
+    """Add the config entry `key` = `value` to the Experiment `ex`, with `doc` as print_config shows it."""
+    entry = ConfigDict({key: value})
+
+    def config(fixed=None, preset=None, fallback=None):
+        summary = entry(fixed, preset, fallback)
+        summary.docs[key] = doc
+        return summary
+
+    SACRED.target(ex, "configurations").append(config)
+
+
+def at_main_end(run, finish):
+    """Call `finish()` once `run`'s (a sacred Run, in a pre-run hook) main function has returned or raised, before
+    Sacred sends the run's last heartbeat (so what `finish` logs or adds is stored)."""
+    main = SACRED.target(run, "main_function")
+
+    def main_then_finish(*args):
+        try:
+            return main(*args)
+        finally:
+            finish()
+
+    run.main_function = main_then_finish
+
+
+class FileStorage(FileStorageObserver):
+    """Sacred's FileStorageObserver, each of whose writes into a run's folder goes through write_file, and whose
+    sources and resources go into the run's folder `sources_folder` when that is set."""
+    sources_folder = None  # None: Sacred's folder _sources/ beside the runs, shared by all of them
+    WRITES = ("save_json", "save_cout", "find_or_save", "render_template", "save_sources")
+
+    def __init__(self, *args, **kwargs):
+        for name in self.WRITES:
+            SACRED.target(FileStorageObserver, name)
+        super().__init__(*args, **kwargs)
+
+    def write_file(self, name, write, *args):
+        """Write the run folder's file `name` (a source or resource: its base name) with write(*args); what that
+        returns. A subclass may return None instead for a source or resource: it is then recorded where it is."""
+        return write(*args)
+
+    def save_json(self, obj, filename):
+        self.write_file(filename, super().save_json, obj, filename)
+
+    def save_cout(self):
+        self.write_file("cout.txt", super().save_cout)
+
+    def render_template(self):
+        self.write_file("report", super().render_template)
+
+    def find_or_save(self, filename, store_dir):
+        stored = self.write_file(os.path.basename(filename), self.save_source, filename, store_dir)
+        return Path(filename) if stored is None else stored
+
+    def save_source(self, filename, store_dir):
+        """Copy the source or resource file `filename` into `store_dir` unless it is there; where the copy is."""
+        return Path(super().find_or_save(filename, store_dir))
+
+    def save_sources(self, ex_info):
+        if self.sources_folder is not None:
+            self.source_dir = self.resource_dir = Path(self.dir) / self.sources_folder
+        return super().save_sources(ex_info)

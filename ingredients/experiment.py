@@ -10,7 +10,7 @@ The experiment's file holds its research (its ingredients, config, named configs
 """
 from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 
-from sacred.config import ConfigDict
+from compat.sacred import add_documented_config
 
 from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import validate_lr
@@ -24,19 +24,7 @@ def trainer_experiment(ex, lr):
 
     `lr` is the default of its top-level learning rate.
     """
-    ex.configurations.append(learning_rate_config(lr))
+    add_documented_config(ex, "lr", lr, LR_DOC)
     ex.config_hook(validate_lr)
     add_rebuild_command(ex)
     return track(ex)
-
-
-def learning_rate_config(default):
-    """A config entry `lr = default` that `print_config` documents (a plain ex.add_config has no documentation)."""
-    entry = ConfigDict({"lr": default})
-
-    def config(fixed=None, preset=None, fallback=None):
-        summary = entry(fixed, preset, fallback)
-        summary.docs["lr"] = LR_DOC
-        return summary
-
-    return config

@@ -8,6 +8,7 @@ except that a parameter without a gradient (unused in the forward pass) steps wi
 skipped. The trainer sets `param_groups[0]["lr"]` before each step, as it does for torch's Adam and AdamW.
 """
 import torch
+from compat.torch import sgd_step
 
 
 class SGD:
@@ -17,20 +18,10 @@ class SGD:
         self.momentum, self.weight_decay = momentum, weight_decay
         self.buffers = None  # the momentum buffers, one per parameter, from the first step on
 
-    @torch.no_grad()
     def step(self):
-        params = self.params
-        steps = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-        if self.weight_decay:
-            steps = torch._foreach_add(steps, params, alpha=self.weight_decay)
-        if self.momentum:
-            if self.buffers is None:
-                self.buffers = [step.clone() for step in steps]
-            else:
-                torch._foreach_mul_(self.buffers, self.momentum)
-                torch._foreach_add_(self.buffers, steps)
-            steps = torch._foreach_add(steps, self.buffers, alpha=self.momentum)
-        torch._foreach_add_(params, steps, alpha=-self.param_groups[0]["lr"])
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.params]
+        self.buffers = sgd_step(self.params, grads, self.buffers, self.param_groups[0]["lr"], self.momentum,
+                                self.weight_decay)
 
     def zero_grad(self, set_to_none=True):
         for p in self.params:

@@ -80,10 +80,6 @@ from bson import Decimal128, Int64, ObjectId
 from bson import encode as bson_encode
 from bson.codec_options import CodecOptions, TypeRegistry
 from compat import neosqlite, nx27017
-from neosqlite.collection.json_helpers import neosqlite_json_loads
-from neosqlite.objectid import ObjectId as NeoObjectId
-from neosqlite.sql_utils import quote_table_name
-from nx_27017.gridfs_adapter import create_gridfs_adapter
 
 DOT_ESCAPE = "_dot_"
 # Adaptation 10: the command keys of a find it answers, and the field paths it puts into SQL.
@@ -375,7 +371,7 @@ class TrackerHandler(nx27017.Handler):
 
     def _foreign_documents(self, db, name):
         if self.is_gridfs_collection(name):
-            adapter, _ = create_gridfs_adapter(db.db, name)
+            adapter = nx27017.gridfs_adapter(db.db, name)
             return [_fix_document(doc) for doc in adapter.handle_find({})] if adapter is not None else []
         return list(db[name].find()) if name in db.list_collection_names() else []
 
@@ -402,7 +398,7 @@ class TrackerHandler(nx27017.Handler):
         nested = [path for path in paths if "." in path]
         columns = _path_columns(paths, nested)
         collection = db[name]
-        table = quote_table_name(collection.name)
+        table = neosqlite.quote_table_name(collection.name)
         index = _listing_index(collection.db, collection.name, columns, kind) if kind and name == LISTED_COLLECTION \
             else None
         where, parameters = ("WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(row_ids),)) \
@@ -512,7 +508,7 @@ def _metric_names(lookup_stage):
 
 def _join_key(value):
     """`value` as a key that matches equal values: ObjectIds of bson and of neosqlite alike."""
-    if isinstance(value, (ObjectId, NeoObjectId)):
+    if isinstance(value, (ObjectId, neosqlite.ObjectId)):
         return ("ObjectId", str(value))
     try:
         hash(value)
@@ -700,7 +696,8 @@ def _listing_index(connection, table, columns, kind):
         for other in existing:
             if not other.startswith(kept_kinds):
                 connection.execute(f'DROP INDEX "{other}"')
-        connection.execute(f'CREATE INDEX "{name}" ON {quote_table_name(table)} (id, _id, {", ".join(columns)})')
+        connection.execute(
+            f'CREATE INDEX "{name}" ON {neosqlite.quote_table_name(table)} (id, _id, {", ".join(columns)})')
     return f'"{name}"'
 
 
@@ -719,11 +716,11 @@ def _loads_values(text):
     else:
         if text.count('"$date"') == dates and "__neosqlite_" not in text and NON_FINITE_KEY not in text:
             return values
-    return decode(neosqlite_json_loads(text))
+    return decode(neosqlite.json_loads(text))
 
 
 def _date(text):
-    """An ISO date as neosqlite_json_loads reads it, or None when it is not one."""
+    """An ISO date as neosqlite.json_loads reads it, or None when it is not one."""
     try:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -754,7 +751,7 @@ def _include(target, parts, value, direct=False):
 
 def _bson_value(value):
     """BSON's type for a value of neosqlite's types (adaptation 11); bson refuses anything else, as before."""
-    if isinstance(value, NeoObjectId):
+    if isinstance(value, neosqlite.ObjectId):
         return ObjectId(value.binary)
     if isinstance(value, decimal.Decimal):
         return Decimal128(value)

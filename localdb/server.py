@@ -19,7 +19,6 @@ import signal
 import socket
 import sys
 
-import nx_27017.server
 from compat import nx27017
 
 from localdb import nx_adapter
@@ -111,7 +110,7 @@ def _serve_forever(socket_path, ready, host, port, handler, use_threading=False)
     or `host`:`port` when it is None; `ready` is printed once it listens (and the pid file is written)."""
 
     def connected(reader, writer):
-        return nx_27017.server.handle_client(reader, writer, handler)
+        return nx27017.handle_client(reader, writer, handler)
 
     async def serve():
         asyncio.get_running_loop().set_default_executor(

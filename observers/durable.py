@@ -3,8 +3,8 @@ thread, so a database outage neither blocks training nor loses anything.
 
 Sacred's MongoObserver falls short here: one failed write during an outage marks it failed for the rest of the run,
 its final save raises TypeError without a failure_dir, QueuedMongoObserver hangs, and DocumentTooLarge is reported
-as an "unserializable entry". This observer writes everything to RUNS_DIR (Sacred's FileStorageObserver format),
-uploads it with observers.upload (idempotent, resumable), deletes the local copy once MongoDB holds the finished
+as an "unserializable entry". This observer writes everything to RUNS_DIR (Sacred's FileStorageObserver format;
+compat.sacred.FileStorage passes each file it writes through write_file), uploads it with observers.upload (idempotent, resumable), deletes the local copy once MongoDB holds the finished
 run, and otherwise leaves it there for `tracker sync`.
 
 Sacred also stops calling an observer after its first exception (it logs "An error ocurred in the ... observer" and
@@ -28,10 +28,9 @@ import numpy as np
 import orjson
 import pymongo
 from compat.pymongo import skip_exit_wait
-from compat.sacred import wait_for_last_heartbeat  # before Sacred: it imports Sacred without its warning
+# compat.sacred before sacred: it imports Sacred without its warning
+from compat.sacred import MONGO_PRIORITY, FileStorage, wait_for_last_heartbeat
 from pymongo.errors import ConnectionFailure
-from sacred.observers import FileStorageObserver
-from sacred.observers.mongo import DEFAULT_MONGO_PRIORITY
 from sacred.serializer import flatten
 
 from runstore.atomic_file import replacing, write_atomically
@@ -69,10 +68,11 @@ def _never_raises(event):
     return guarded
 
 
-class DurableMongoObserver(FileStorageObserver):
+class DurableMongoObserver(FileStorage):
+    sources_folder = SOURCES_DIR  # removed with the run's folder; Sacred's shared one would stay behind
     def __init__(self, runs_dir, mongo_url, db_name, reachable=True):
         """`reachable`: whether MongoDB answered just before the run (observers.choose has warned if not)."""
-        super().__init__(runs_dir, priority=DEFAULT_MONGO_PRIORITY)
+        super().__init__(runs_dir, priority=MONGO_PRIORITY)
         self.reachable = reachable
         self.safe_url = shown_url(mongo_url)
         self.client = pymongo.MongoClient(mongo_url, **CLIENT_OPTIONS)
@@ -119,12 +119,6 @@ class DurableMongoObserver(FileStorageObserver):
             self._warn_local_failure()
         self.mirror.start()
         return self.mirror.state.run_id if uploaded else local_id
-
-    def save_sources(self, ex_info):
-        # Each run keeps its sources (and resources) in its own folder, removed with it; Sacred's shared
-        # RUNS_DIR/_sources/ would stay behind after every run has been uploaded.
-        self.source_dir = self.resource_dir = Path(self.dir) / SOURCES_DIR
-        return super().save_sources(ex_info)
 
     @_never_raises
     def heartbeat_event(self, info, captured_out, beat_time, result):
@@ -235,30 +229,20 @@ class DurableMongoObserver(FileStorageObserver):
               file=sys.stderr)
 
     # ---- the local store ------------------------------------------------------------------------
-    def save_json(self, obj, filename):
-        """Sacred's writes of run.json, config.json and info.json; run.json also records what cout.txt and
-        metrics.json hold by then, so `tracker sync` can tell when they lack some of it (runstore.local_run)."""
-        if filename == "run.json":
+    def write_file(self, name, write, *args):
+        """Each of Sacred's writes into the run folder; run.json also records what cout.txt and metrics.json hold by
+        then, so `tracker sync` can tell when they lack some of it (runstore.local_run). A source or resource that
+        the failed local store cannot take is recorded where it is."""
+        if name == "run.json":
             self.run_entry[RECORDED_KEY] = {"output_chars": len(self.cout), "metric_points": self.written_points,
                                             "files": self.file_records}
-        self._write_locally(filename, super().save_json, obj, filename)
+        return self._write_locally(name, write, *args)
 
-    def save_cout(self):
-        self._write_locally("cout.txt", super().save_cout)
-
-    def find_or_save(self, filename, store_dir):
-        """A source or resource file's stored copy; the file itself once the local store has failed."""
-        stored = self._write_locally(os.path.basename(filename), self._save_and_record, filename, store_dir)
-        return stored or Path(filename)
-
-    def _save_and_record(self, filename, store_dir):
-        stored = Path(super().find_or_save(filename, store_dir))
+    def save_source(self, filename, store_dir):
+        stored = super().save_source(filename, store_dir)
         if stored.parent == Path(self.dir) / SOURCES_DIR:
             self.file_records[f"{SOURCES_DIR}/{stored.name}"] = file_record(stored)
         return stored
-
-    def render_template(self):
-        self._write_locally("report", super().render_template)
 
     def _write_locally(self, name, write, *args):
         """write(*args), a write of the file `name` into the run folder: its result (True for none), or None once the

@@ -15,7 +15,7 @@ import threading
 from importlib import metadata
 from pathlib import Path
 
-from observers.run_end import at_main_end
+from compat.sacred import at_main_end
 
 ARTIFACT = "environment.json"
 

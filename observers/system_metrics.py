@@ -15,8 +15,7 @@ import threading
 import time
 
 import psutil
-
-from observers.run_end import at_main_end
+from compat.sacred import at_main_end
 
 try:
     import pynvml

@@ -34,14 +34,15 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 from compat import CompatError
-from compat.sacred import lock_captured_output, unknown_config_key  # first: it imports Sacred without its warning
+# compat.sacred before sacred: it imports Sacred without its warning
+from compat.sacred import (add_command_line_options, add_last_config_hook, at_main_end, invalid_config_key,
+                           lock_captured_output, run_id, unknown_config_key, wrap_run, wrap_run_commandline)
 from sacred import SETTINGS
 from sacred.commandline_options import cli_option
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
@@ -53,7 +54,6 @@ from observers.git_state import record_uncommitted_changes
 from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
                               config_not_given)
 from observers.process_rank import process_rank
-from observers.run_end import at_main_end
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
 from observers.termination import RUN_END
@@ -64,8 +64,6 @@ from runstore.settings import load_settings, tracker_folders
 from runstore.storable import check_storable
 
 TAG_FLAG = "--tag"
-# Sacred 0.8.7's KeyError (sacred.config.utils.assert_is_valid_key) for a key MongoDB cannot store.
-MONGO_INVALID_KEY = re.compile(r'Invalid key "(.*)"\. Config-keys cannot contain "\." or start with "\$"')
 
 
 @cli_option("-r", RESUME_FLAG)
@@ -95,9 +93,7 @@ def track(ex, higher_is_better=True):
     quick_start_done()  # the experiment is created: its imports are done
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     state = {"observe": True, "attached": []}
-    # Sacred parses the command line with the first list and applies the options of the second.
-    ex.all_cli_options.extend([resume_option, tag_option])
-    ex.additional_cli_options.extend([resume_option, tag_option])
+    add_command_line_options(ex, [resume_option, tag_option])
 
     def attach_observers(config, command_name, logger):
         if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":
@@ -114,9 +110,7 @@ def track(ex, higher_is_better=True):
     @ex.option_hook
     def read_options(options):
         state["observe"] = not options.get("--unobserved")
-        # Option hooks run once the experiment's file is fully loaded: now attach_observers can be its last config hook.
-        if attach_observers not in ex.config_hooks:
-            ex.config_hooks.append(attach_observers)
+        add_last_config_hook(ex, attach_observers)  # option hooks run once the experiment's file is loaded
 
     @ex.pre_run_hook
     def sigterm_ends_only_the_main_function_at_once(_run):
@@ -131,7 +125,7 @@ def track(ex, higher_is_better=True):
         tags = [*_run.info.get("tags", []), *given_tags(_run)]
         if tags:  # the info's tags become Omniboard's (observers.upload)
             _run.info["tags"] = list(dict.fromkeys(tags))
-        problem = config_not_given(_run.config, _run.meta_info, f"run {_run._id}")
+        problem = config_not_given(_run.config, _run.meta_info, f"run {run_id(_run)}")
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
             raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
@@ -148,8 +142,8 @@ def track(ex, higher_is_better=True):
         if process_rank() == 0:
             start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
-    ex.run = _one_line_errors(_unknown_keys_as_user_error(_in_this_process(ex.run)))
-    ex.run_commandline = _commandline(ex)
+    wrap_run(ex, lambda run: _one_line_errors(_unknown_keys_as_user_error(_in_this_process(run))))
+    wrap_run_commandline(ex, functools.partial(_commandline, ex))
     return ex
 
 
@@ -223,10 +217,9 @@ def _unknown_keys_as_user_error(run):
         try:
             return run(*args, **kwargs)
         except KeyError as error:
-            invalid = MONGO_INVALID_KEY.fullmatch(str(error.args[0])) if error.args else None
-            if invalid is None:
+            key = invalid_config_key(error)
+            if key is None:
                 raise
-            key = invalid.group(1)
             valid = key.lstrip("$").replace(".", "_") or "name"
             raise UserError(f"config key {key!r} contains '.' or starts with '$', which MongoDB does not allow in "
                             f"keys; rename it, e.g. to {valid!r}") from None
@@ -244,11 +237,10 @@ def _unknown_keys_as_user_error(run):
     return checked
 
 
-def _commandline(ex):
-    """`ex`'s Sacred command line, started once the experiment's imports are done, exiting 130 on Ctrl-C, with an
+def _commandline(ex, run_commandline):
+    """`ex`'s Sacred command line `run_commandline`, started once the experiment's imports are done, exiting 130 on Ctrl-C, with an
     output whose reader may go (`| tee log` and Ctrl-C) without failing the run, quiet on ranks above 0, and ended
     by a SIGTERM outside the main function only once it has printed the outcome (observers.termination)."""
-    run_commandline = ex.run_commandline
 
     @functools.wraps(run_commandline)
     def run(*args, **kwargs):

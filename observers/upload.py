@@ -190,8 +190,8 @@ class RunUploader:
         with open(path, "rb") as file:
             md5 = self._md5(file)
             # Sacred looks files up by GridFS's md5 field, which PyMongo >= 4 no longer fills in; we fill it in.
-            existing = self.fs.find_one({"filename": filename, "md5": md5})
-            file_id = existing._id if existing is not None else self.fs.put(file, filename=filename, md5=md5)
+            existing = self.db.fs.files.find_one({"filename": filename, "md5": md5}, {"_id": 1})
+            file_id = existing["_id"] if existing is not None else self.fs.put(file, filename=filename, md5=md5)
         return md5 if return_md5 else file_id
 
     def _store_artifact(self, state, name, run, filename, content_type, metadata):

@@ -2,26 +2,33 @@
 is refused in one line naming the package and its version."""
 import argparse
 import datetime
+import inspect
+import json
 import math
 import queue
+import re
 import subprocess
 import sys
 import threading
 import time
 import types
+from pathlib import Path
 
+import bson
 import nx_27017.wire_protocol
 import optuna
 import pymongo
 import pytest
 import submitit
-from neosqlite import Connection
+import torch
+from neosqlite import Connection, GridFS
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.objectid import ObjectId as NeoObjectId
 from nx_27017.wire_protocol import ResponseBuilder
 from sacred import Experiment, Ingredient
+from sacred.commandline_options import cli_option
 from sacred.dependencies import Source
-from sacred.observers import RunObserver
+from sacred.observers import MongoObserver, RunObserver
 from sacred.run import Run
 from sacred.stdout_capturing import CapturedStdout
 from sacred.utils import ConfigAddedError
@@ -33,12 +40,14 @@ import compat.optuna
 import compat.pymongo
 import compat.sacred
 import compat.submitit
+import compat.torch
 from compat import CompatError, Package
 from conftest import REPO_ROOT, LocalMongoServer, git, python_env
 from runstore.settings import STORE_SOCKET, store_url
 
 PACKAGES = [compat.sacred.SACRED, compat.pymongo.PYMONGO, compat.argparse.PYTHON, compat.submitit.SUBMITIT,
-            compat.optuna.OPTUNA, compat.nx27017.NX_27017, compat.neosqlite.NEOSQLITE]
+            compat.optuna.OPTUNA, compat.nx27017.NX_27017, compat.neosqlite.NEOSQLITE,
+            compat.torch.TORCH]
 OPTIONS = {"--capture": "no", "--loglevel": "ERROR"}
 
 
@@ -173,6 +182,154 @@ def test_sacred_unknown_config_key():
     assert compat.sacred.unknown_config_key(added.value) == ("data.batch_sizee", {"batch_size": 1, "batch_sizee": 2})
 
 
+def test_sacred_invalid_config_key():
+    ex = Experiment("invalid", save_git_info=False)
+    with pytest.raises(KeyError) as refused:
+        ex.add_config({"a.b": 1})
+    assert compat.sacred.invalid_config_key(refused.value) == "a.b"
+    assert compat.sacred.invalid_config_key(KeyError("a.b")) is None
+
+
+class Recorder(RunObserver):
+    """Gives each run the id 7 and records the observed events."""
+
+    def __init__(self):
+        self.events = []
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        return 7
+
+    def completed_event(self, stop_time, result):
+        self.events.append(("completed", result))
+
+
+def test_sacred_run_id():
+    ex = Experiment("identified", save_git_info=False)
+    ex.observers.append(Recorder())
+    ex.main(lambda _run: compat.sacred.run_id(_run))
+    assert ex.run(options=OPTIONS).result == 7
+
+
+def test_sacred_add_command_line_options():
+    given = []
+
+    @cli_option("-W", "--width")
+    def width_option(value, run):
+        """The width VALUE."""
+        given.append(value)
+
+    ex = Experiment("options", save_git_info=False)
+    ex.main(one)
+    compat.sacred.add_command_line_options(ex, [width_option])
+    ex.run_commandline(["options.py", "--width=3", "--loglevel=ERROR"])
+    assert given == ["3"]
+
+
+def test_sacred_add_last_config_hook():
+    order = []
+    ex = Experiment("hooks", save_git_info=False)
+    ex.add_config(width=1)
+
+    def last(config, command_name, logger):
+        order.append("last")
+        return {}
+
+    @ex.option_hook
+    def add_last(options):
+        compat.sacred.add_last_config_hook(ex, last)
+
+    @ex.config_hook
+    def wider(config, command_name, logger):
+        order.append("wider")
+        return {}
+
+    ex.main(one)
+    ex.run_commandline(["hooks.py", "--loglevel=ERROR"])
+    ex.run_commandline(["hooks.py", "--loglevel=ERROR"])  # added once
+    assert order == ["wider", "last"] * 2
+
+
+def test_sacred_wrap_run_and_wrap_run_commandline(monkeypatch):
+    calls = []
+    ex = Experiment("wrapped", save_git_info=False)
+    ex.observers.append(Recorder())
+
+    def wrapper(name):
+        def wrap(method):
+            def wrapped(*args, **kwargs):
+                calls.append(name)
+                return method(*args, **kwargs)
+            return wrapped
+        return wrap
+
+    compat.sacred.wrap_run(ex, wrapper("run"))
+    compat.sacred.wrap_run_commandline(ex, wrapper("run_commandline"))
+    monkeypatch.setattr(sys, "argv", ["wrapped.py", "--loglevel=ERROR"])
+    main = lambda: 1  # noqa: E731 (a function of the module "__main__", as a script's is)
+    main.__module__ = "__main__"
+    ex.automain(main)
+    assert calls == ["run_commandline", "run"]
+    assert ex.observers[0].events == [("completed", 1)]
+
+
+def test_sacred_add_documented_config(capsys):
+    ex = Experiment("documented", save_git_info=False)
+    compat.sacred.add_documented_config(ex, "lr", 0.1, "learning rate")
+    ex.main(lambda lr: lr)
+    assert ex.run(options=OPTIONS).result == 0.1
+    ex.run("print_config", config_updates={"lr": 0.5}, options=OPTIONS)
+    assert re.search(r"lr = 0.5 +\S+# learning rate", capsys.readouterr().out)
+
+
+def test_sacred_at_main_end():
+    events = []
+    ex = Experiment("ending", save_git_info=False)
+    ex.observers.append(Recorder())
+
+    @ex.pre_run_hook
+    def finish_at_main_end(_run):
+        compat.sacred.at_main_end(_run, lambda: events.append("finished"))
+
+    def fail():
+        events.append("main")
+        raise ValueError("main failed")
+
+    ex.main(fail)
+    with pytest.raises(ValueError):
+        ex.run(options=OPTIONS)
+    assert events == ["main", "finished"]
+
+
+def test_sacred_mongo_priority():
+    assert inspect.signature(MongoObserver).parameters["priority"].default == compat.sacred.MONGO_PRIORITY
+
+
+class RecordedWrites(compat.sacred.FileStorage):
+    sources_folder = "sources"
+
+    def __init__(self, basedir, refuse_sources=False):
+        super().__init__(basedir)
+        self.written, self.refuse_sources = [], refuse_sources
+
+    def write_file(self, name, write, *args):
+        self.written.append(name)
+        return None if self.refuse_sources and name == Path(__file__).name else super().write_file(name, write, *args)
+
+
+@pytest.mark.parametrize("refuse_sources", [False, True])
+def test_sacred_file_storage(tmp_path, refuse_sources):
+    ex = Experiment("stored", base_dir=str(REPO_ROOT))
+    observer = RecordedWrites(tmp_path / "runs", refuse_sources)
+    ex.observers.append(observer)
+    ex.main(one)
+    ex.run(options=OPTIONS)
+    assert {"run.json", "config.json", "cout.txt", "report", Path(__file__).name} <= set(observer.written)
+    run = json.loads((Path(observer.dir) / "run.json").read_text())
+    stored = Path(observer.basedir, dict(run["experiment"]["sources"])["tests/test_compat.py"]).resolve()
+    assert stored == Path(__file__) if refuse_sources else stored.parent == Path(observer.dir).resolve() / "sources"
+    assert not (tmp_path / "runs" / "_sources").exists()
+
+
 EXIT_AFTER_CLOSE = """
 import sys, time, pymongo
 client = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000)
@@ -234,6 +391,24 @@ def test_optuna_existing_trial():
     assert trial.should_prune() is False
 
 
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 5e-4), (0.0, 5e-4), (0.85, 0.0)])
+def test_torch_sgd_step(momentum, weight_decay):
+    torch.manual_seed(0)
+    ours = [torch.randn(3, 2), torch.randn(4)]
+    theirs = [torch.nn.Parameter(p.clone()) for p in ours]
+    optimizer = torch.optim.SGD(theirs, lr=0.1, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    buffers = None
+    for step in range(3):
+        grads = [torch.randn_like(p) for p in ours]
+        for parameter, grad in zip(theirs, grads):
+            parameter.grad = grad.clone()
+        optimizer.param_groups[0]["lr"] = 0.1 / (step + 1)
+        optimizer.step()
+        buffers = compat.torch.sgd_step(ours, grads, buffers, 0.1 / (step + 1), momentum, weight_decay)
+    assert all(torch.equal(mine, reference) for mine, reference in zip(ours, theirs))
+    assert (buffers is None) == (momentum == 0)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """`tracker db`'s server (with every patch of compat.nx27017 and compat.neosqlite) and a client of it."""
@@ -278,7 +453,7 @@ def test_nx27017_encode_replies_with(restored):
     assert patched_seconds < own_seconds / 2, (patched_seconds, own_seconds)  # ~7x faster on 2 cores
 
 
-def test_nx27017_serve_forever_with_and_run_server(tmp_path):
+def test_nx27017_serve_forever_with_handle_client_and_run_server(tmp_path):
     # The owner-only Unix socket in the data folder, announced once it listens, with nx-27017's log in that folder.
     data_dir = tmp_path / "store"
     process = subprocess.Popen([sys.executable, "-m", "localdb.server", "--data-dir", str(data_dir), "--quiet"],
@@ -312,6 +487,14 @@ def test_nx27017_handler_gives_its_private_methods_public_names(tmp_path):
     first, cursor_id = handler.split_first_batch([{"_id": n} for n in range(5)], 2, "compat.runs", "compat")
     assert first == [{"_id": 0}, {"_id": 1}] and cursor_id != 0
     handler.close_all()
+
+
+def test_nx27017_gridfs_adapter():
+    connection = Connection(":memory:")
+    GridFS(connection).put(b"abc", filename="a.txt")
+    [stored] = compat.nx27017.gridfs_adapter(connection.db, "fs.files").handle_find({})
+    assert (stored["filename"], stored["length"]) == ("a.txt", 3)
+    connection.close()
 
 
 @pytest.fixture
@@ -350,3 +533,19 @@ def test_neosqlite_stored_ids(collection):
     row_id, stored = collection.db.execute(f'SELECT id, _id FROM "{collection.name}" ORDER BY id DESC').fetchone()
     assert stored_id_of(stored, row_id) == object_id
     assert stored_id_of(None, row_id) == row_id  # a row from before the _id column
+
+
+def test_neosqlite_json_loads():
+    text = '{"start": {"$date": "2026-01-01T00:00:00Z"}, "loss": 0.5}'
+    assert compat.neosqlite.json_loads(text) == {
+        "start": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc), "loss": 0.5}
+
+
+def test_neosqlite_quote_table_name(collection):
+    table = compat.neosqlite.quote_table_name(collection.name)
+    assert collection.db.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
+
+
+def test_neosqlite_object_id(collection):
+    given = collection.insert_one({"name": "no _id given"}).inserted_id
+    assert isinstance(given, compat.neosqlite.ObjectId) and not isinstance(given, bson.ObjectId)

@@ -113,7 +113,7 @@ def omniboard_uri(settings):
     auth_db = parts.path.strip("/")
     if auth_db and not any(key.lower() == "authsource" for key, _ in query):
         query.append(("authSource", auth_db))  # a database in MONGO_URL's path is where its user authenticates
-    return urlunsplit(parts._replace(path="/" + settings.db_name, query=urlencode(query)))
+    return urlunsplit((parts.scheme, parts.netloc, "/" + settings.db_name, urlencode(query), parts.fragment))
 
 
 def run(args):
