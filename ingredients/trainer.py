@@ -3,7 +3,8 @@
 Train steps on in-memory batches or on DataLoaders over a task's Datasets (ingredients/task.py), the data's
 fingerprint in the run's info.data, metric windows, periodic validation, best-score checkpoints, a resumable
 checkpoint (model, optimizer, RNG and data position; the schedule is a function of the step), progress lines, figures
-and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a progress bar and periodic `Iteration …`
+and results.json. Metrics go to Sacred with `_run.log_scalar`, files with `_run.add_artifact`; the terminal gets a
+progress bar and periodic `Iteration …`
 lines. SIGINT and SIGTERM stop training at the next step boundary, after storing a checkpoint that `tracker resume`
 continues from; a loss that becomes NaN or infinite fails the run (unless trainer.stop_on_nan=False).
 Under torchrun it trains with DistributedDataParallel (ingredients/distributed.py, docs/ddp.md): rank 0 records the
@@ -72,7 +73,7 @@ def config():
     ema_every = 5  # steps between updates of the weight average
     lookahead = False  # after each update of the average, training continues from it (airbench's lookahead)
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
-    channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
+    channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA, CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
     save_predictions = True  # store the best model's per-example predictions of val and test (predictions.*.npz)
     accumulate = 1  # micro-batches per batch (a rank's share) whose gradients add up to one step's (docs/ddp.md)

@@ -15,7 +15,8 @@ CONNECT_TIMEOUT_S = 3.0
 def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
     """A client for the configured database, or None when no server answers within `timeout_s`.
 
-    Raises UserError for a malformed URL, the placeholder password of .env.example or rejected credentials: those need fixing, not a fallback.
+    Raises UserError for a malformed URL, the placeholder password of .env.example or rejected credentials: those need
+    fixing, not a fallback.
     """
     if settings.has_placeholder_password:
         raise UserError(

@@ -8,7 +8,8 @@ sweep --continue`) counts once, as the run that continued it:
     n                 how many such runs (not_completed: how many others, failed, interrupted or still running)
     result_mean       the mean result
     result_std        the standard deviation, ddof=1 (None for n=1)
-    result_ci95       [low, high]: the 95 % confidence interval of the mean, from Student's t with n-1 degrees of freedom
+    result_ci95       [low, high]: the 95 % confidence interval of the mean, from Student's t with n-1 degrees of
+                      freedom
     METRIC_mean, ...  the same for every metric summary asked for (e.g. val.loss.min_mean)
     p_vs_best         Welch's t-test p-value of this group's results against the best group's, Holm-adjusted over
                       the groups so compared (the best is picked after the fact, and with 10 groups some unadjusted

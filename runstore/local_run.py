@@ -154,7 +154,8 @@ class LocalRun:
 
     @property
     def status(self):
-        """The status to store: a run that completed but whose record lacks something is FAILED (`missing` says what)."""
+        """The status to store: a run that completed but whose record lacks something is FAILED (`missing` says
+        what)."""
         return "FAILED" if self.missing and self.entry["status"] == "COMPLETED" else self.entry["status"]
 
     def open_file(self, name):

@@ -303,7 +303,8 @@ def compare_stored(run_a, run_b, split=SPLIT):
 
 
 def seed_comparison(rows, key, values=None, split=SPLIT, settings=None):
-    """(value of A, value of B, {seed: (run of A, run of B)}, SeedVerdict): the runs among `rows` (runstore.query rows) with `key` (e.g.
+    """(value of A, value of B, {seed: (run of A, run of B)}, SeedVerdict): the runs among `rows` (runstore.query rows)
+    with `key` (e.g.
     config.data.stream) at the two `values` (default: the only two there are), paired by config.seed; each pair's
     stored predictions of `split`. The completed runs of seeds that both values have are compared."""
     runs = {}

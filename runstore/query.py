@@ -30,8 +30,8 @@ from runstore.run_store import FolderStore, MongoStore, open_run
 from runstore.settings import load_settings
 
 STATS = ("first", "last", "min", "max", "argmax")
-RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
-               "tags", "local", "result_metric", "pruned_at_step", "continued_by")
+RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host",
+               "commit", "tags", "local", "result_metric", "pruned_at_step", "continued_by")
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
 DEAD = "INTERRUPTED?"  # the status of a RUNNING run whose process is gone, until `tracker sync` marks it INTERRUPTED
 BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
@@ -137,7 +137,8 @@ def _known_metric(stored, name, series):
 
 # ---- rows -------------------------------------------------------------------------------------------
 def list_rows(settings=None):
-    """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is down."""
+    """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is
+    down."""
     settings = settings or load_settings()
     folders = FolderStore(settings.runs_dir)
     mongo = MongoStore.connect(settings)
@@ -242,7 +243,8 @@ def stored_time(value):
 
 # ---- selecting ---------------------------------------------------------------------------------------
 def select(rows, conditions=(), sort=None, limit=None):
-    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing and NaN values last), at most
+    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing and NaN values last), at
+    most
     `limit` of them; sort="best" ranks each experiment's runs best first (rank_best). UserError for a key that no row
     has, naming the closest ones."""
     for condition in conditions:
@@ -327,7 +329,8 @@ def to_frame(rows):
     """The rows as a DataFrame: the run columns, then config.* and the metric summaries, each sorted by name."""
     import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
 
-    extra = sorted({key for row in rows for key in row} - set(RUN_COLUMNS), key=lambda k: (not k.startswith("config."), k))
+    extra = sorted({key for row in rows for key in row} - set(RUN_COLUMNS),
+                   key=lambda k: (not k.startswith("config."), k))
     frame = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *extra])
     for column in ("start", "stop"):
         frame[column] = pd.to_datetime(frame[column])

@@ -4,6 +4,7 @@ and a file store's run folders (FolderStore: Sacred's FileStorageObserver layout
 Readers open a run (`open_run`) or list a store's runs, and ask the run's store for its artifacts, sources, metrics
 and listing; they never ask which kind of store they have.
 """
+import functools
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -340,9 +341,7 @@ def newest_run_with_info(info, settings=None):
     folders = FolderStore(settings.runs_dir)
     for folder, run in folders.runs():
         if all(_dotted(run.info, key) == value for key, value in info.items()):
-            def open_folder(folder=folder, run_id=database_ids.get(run.key)):
-                return folders.open(folder, run_id)
-
+            open_folder = functools.partial(folders.open, folder, database_ids.get(run.key))
             found.insert(0, (run.entry["start_time"], open_folder))  # first: at the same start time, its state wins
     if not found:
         return None

@@ -2,7 +2,8 @@
 else defaults.
 
 The project root is the nearest folder, at or above the starting folder, that holds `.git` or `.env`; when there is
-none (an installed package), the one around the current directory, else the current directory itself. Experiments start from their base_dir (observers.track), the `tracker` command from
+none (an installed package), the one around the current directory, else the current directory itself. Experiments
+start from their base_dir (observers.track), the `tracker` command from
 the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
 another folder neither scatters runs nor misses the settings.
 """

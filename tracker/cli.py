@@ -11,7 +11,8 @@ from runstore.shell import PrintableStream
 
 def build_parser():
     # Here: main() has the collector run rarely while the commands' modules are imported.
-    from tracker import board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep, sync
+    from tracker import (board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep,
+                         sync)
     from tracker.ui import command as ui
 
     parser = argparse.ArgumentParser(
@@ -24,7 +25,8 @@ def build_parser():
     )
     # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in (db, board, ui, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc):
+    for module in (db, board, ui, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete,
+                   gc):
         module.add_parser(subparsers)
     return parser
 

@@ -28,7 +28,8 @@ def add_parser(subparsers):
             "Show runs side by side: the config keys that differ (all of them with --all), status, git commit, "
             "result, the digests of the data and splits they trained on, the last, min and max of every metric, and "
             "where their environments differ (env.torch, env.packages.NAME, ...); a warning names runs that trained "
-            "on different data or splits. With --plot, also draw one metric of every run (all its points) in one figure."
+            "on different data or splits. With --plot, also draw one metric of every run (all its points) in one "
+            "figure."
         ),
     )
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
@@ -60,7 +61,8 @@ def run(args):
     if (args.plot is None) != (args.metric is None):
         raise UserError("--plot FILE.png and --metric NAME go together, e.g. --plot val_acc.png --metric val.acc")
     rows = rows_of(args.runs)
-    config_keys = sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all else differing_keys(rows)
+    config_keys = (sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all
+                   else differing_keys(rows))
     metrics = sorted({key.rsplit(".", 1)[0] for row in rows for key in row if key.endswith(".last")})
     data_keys = [key for key in DATA_KEYS if any(key in row for row in rows)]
     keys = RUN_KEYS + data_keys + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]

@@ -5,7 +5,8 @@ The completed runs become the trials of an in-memory Optuna study, and Optuna's 
 (optuna.importance.get_param_importances), with a bounded random forest (FANOVA), splits the result's variance between
 the parameters. A parameter swept `loguniform`, or positive and spanning 100x or more (tracker.selection's log
 keys), enters as its log10: Optuna's fANOVA ignores a distribution's log flag, and on the linear scale the forest's
-splits fall among the few largest values, so a learning rate that drives the result can rank below noise. The sign of each effect is Spearman's rank correlation of the parameter with the result (for a
+splits fall among the few largest values, so a learning rate that drives the result can rank below noise. The sign
+of each effect is Spearman's rank correlation of the parameter with the result (for a
 categorical one, its best value).
 """
 import json

@@ -112,7 +112,8 @@ def warn_of_changed_packages(stored):
 
 
 def experiment_env(info, env=None, code_dir=None):
-    """The environment for an experiment process: `info` for its run's info, `env` added, `code_dir` first on the path."""
+    """The environment for an experiment process: `info` for its run's info, `env` added, `code_dir` first on the
+    path."""
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [code_dir and str(code_dir), os.environ.get("PYTHONPATH")])),
@@ -201,7 +202,8 @@ def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
         hint = FORCE_HINT if original is None else DIRTY_CODE_HINT if original["dirty"] else CODE_CHOICE_HINT
         raise UserError(f"{problem}; {hint}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
-    yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}, checkout_commit(checkout, repo)
+    forced = {"forced_instead_of": original or {"commit": None}} if problem else {}
+    yield checkout, forced, checkout_commit(checkout, repo)
 
 
 def original_repository(stored, repo):
@@ -391,7 +393,8 @@ def experiment_defaults(script, env):
         if result.returncode == IGNORES_COMMAND_LINE_EXIT:
             return None
         if result.returncode != 0 or not defaults_file.is_file():
-            raise UserError(f"{script} of this checkout does not start ({last_line(result.stderr)}); {CODE_CHOICE_HINT}")
+            raise UserError(f"{script} of this checkout does not start ({last_line(result.stderr)}); "
+                            f"{CODE_CHOICE_HINT}")
         return json.loads(defaults_file.read_text())
 
 

@@ -20,8 +20,8 @@ def add_code_choice(parser):
     )
     parser.add_argument(
         "--apply-diff", action="store_true",
-        help="with --at-commit: apply the run's stored git_diff.patch of uncommitted changes, which is code; its files, "
-             "line counts and sha256 are shown first",
+        help="with --at-commit: apply the run's stored git_diff.patch of uncommitted changes, which is code; its "
+             "files, line counts and sha256 are shown first",
     )
     choice.add_argument(
         "--force", action="store_true",

@@ -26,7 +26,8 @@ def add_parser(subparsers):
     add_run_argument(parser, "[--at-commit [--apply-diff] | --force] RUN [with data.root=PATH]")
     add_code_choice(parser)
     parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
-                        help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
+                        help="where the data is, for a run whose stored data.root is outside the experiment's data "
+                             "folder")
     parser.set_defaults(func=run)
 
 

@@ -29,7 +29,8 @@ def add_parser(subparsers):
         description=(
             "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=True): "
             "id, experiment, status, start, duration, result, the config keys that differ between the matching runs "
-            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: runstore.query.runs()."
+            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. "
+            "The same from Python: runstore.query.runs()."
         ),
     )
     values_may_start_with_dash(parser)  # `--sort -result`
@@ -46,7 +47,8 @@ def add_parser(subparsers):
     grouping.add_argument("--group-by", metavar="KEY,...",
                           help="one row per group of runs with equal KEYS (e.g. config.lr,config.model.arch), best "
                                "first: n, mean, std and 95%% CI (Student's t) of the result and of each --metrics "
-                               "summary, and Welch's t-test p-value against the best group, Holm-adjusted across the groups")
+                               "summary, and Welch's t-test p-value against the best group, Holm-adjusted across the "
+                               "groups")
     grouping.add_argument("--group", action="store_true",
                           help="--group-by every config key except seed: runs that differ only in their seed")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
@@ -76,7 +78,8 @@ def run(args):
         if len(blocks) > 1:
             print(f"\nexperiment {experiment}:" if number else f"experiment {experiment}:")
         same = [row for row in matching if row["experiment"] == experiment]
-        write(rows, columns_of(rows, same, metrics), "table", width=terminal_width(), keep=[*RUN_COLUMNS, "local", *metrics])
+        write(rows, columns_of(rows, same, metrics), "table", width=terminal_width(),
+              keep=[*RUN_COLUMNS, "local", *metrics])
     return 0
 
 
@@ -186,7 +189,9 @@ def _plain(value):
 def _duration(seconds):
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+    if hours:
+        return f"{hours}h{minutes:02d}m{seconds:02d}s"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def _looks_numeric(text):

@@ -151,7 +151,8 @@ def new_record(args):
         rng = random.Random(args.sampler_seed)
         configurations = [{p.key: p.sample(rng) for p in parameters} for _ in range(args.random)]
     if search != "optuna":
-        repeated = [{**params, "seed": seed} for params in configurations for seed in seeds] if seeds else configurations
+        repeated = ([{**params, "seed": seed} for params in configurations for seed in seeds] if seeds
+                    else configurations)
         record["trials"] = [new_trial(number, params) for number, params in enumerate(repeated)]
         record["budget"] = len(record["trials"])
     return record
@@ -374,7 +375,8 @@ def require_slurm():
 
 
 def gpu_ids():
-    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs (asking nvidia-smi, not importing torch)."""
+    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs (asking nvidia-smi, not importing
+    torch)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [int(gpu) for gpu in visible.split(",") if gpu.strip().isdigit()]
@@ -548,7 +550,8 @@ class Sweep:
     # ---- what the user sees ----------------------------------------------------------------------------------
     def counts(self):
         statuses = [trial["status"] for trial in self.trials.values()]
-        return {status: statuses.count(status) for status in ("COMPLETED", "PRUNED", "RUNNING", "FAILED", "INTERRUPTED")}
+        return {status: statuses.count(status)
+                for status in ("COMPLETED", "PRUNED", "RUNNING", "FAILED", "INTERRUPTED")}
 
     def direction(self):
         """--direction, else the experiment's own once a run has recorded it; maximize while none has."""

@@ -65,7 +65,7 @@ def sync_runs(db, run_dirs):
     for run_dir in run_dirs:
         try:
             outcome, message = sync_run(db, uploader, run_dir)
-        except Exception as error:  # a folder broken in a way no check foresaw: named, and the others still go
+        except Exception as error:  # noqa: BLE001 - a folder broken in a way no check foresaw: named, and the others still go
             outcome, message = "failed", f"{type(error).__name__}: {error}; repair or remove the folder"
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}", flush=True)

@@ -121,7 +121,8 @@ def outcome(stored, returncode=0):
     lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
     return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
             "error": "\n".join(lines) or exit_reason(returncode) or f"the experiment exited with status {returncode}",
-            "higher_is_better": stored.info.get("higher_is_better"), "pruned_at_step": stored.info.get("pruned_at_step")}
+            "higher_is_better": stored.info.get("higher_is_better"),
+            "pruned_at_step": stored.info.get("pruned_at_step")}
 
 
 def exit_reason(returncode):

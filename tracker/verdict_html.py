@@ -50,7 +50,8 @@ def table_html(table, images=None):
     first = "<th></th>" if images else ""
     cells = [first + "".join(f"<th>{html.escape(text)}</th>" for text in head)]
     for line, picture in zip(body, pictures[1:]):
-        shown = f"<td><img class=\"thumbnail\" alt=\"example {html.escape(line[0])}\" src=\"{html.escape(picture)}\"></td>" \
+        shown = f"<td><img class=\"thumbnail\" alt=\"example {html.escape(line[0])}\" " \
+            f"src=\"{html.escape(picture)}\"></td>" \
             if picture else "<td></td>" if images else ""
         cells.append(shown + "".join(f"<td>{html.escape(text)}</td>" for text in line))
     rows = "".join(f"<tr>{line}</tr>" for line in cells)

@@ -28,7 +28,8 @@ from tracker.trial import exit_reason
     (lambda: check_number("momentum", -0.5, low=0), "momentum=-0.5 must be a finite number >= 0"),
     (lambda: check_number("lr", "0.1", low=0), "lr='0.1' must be a finite number >= 0"),
     (lambda: check_number("x", float("nan")), "x=nan must be a finite number"),
-    (lambda: check_choice("model.arch", "vgg", ("resnet", "mlp")), "model.arch='vgg' is unknown; choose one of resnet, mlp"),
+    (lambda: check_choice("model.arch", "vgg", ("resnet", "mlp")),
+     "model.arch='vgg' is unknown; choose one of resnet, mlp"),
     (lambda: check_bool("trainer.deterministic", 1), "trainer.deterministic=1 must be True or False"),
 ])
 def test_config_checks_are_one_line_errors_naming_value_and_fix(check, message):
@@ -69,7 +70,8 @@ def test_a_run_on_this_host_is_dead_when_its_process_is():
     gone = int(finished.stdout)
     assert death(running(platform.node()), {"pid": gone}, NOW) == {
         "at": NOW.isoformat(), "how": f"process {gone} on host {platform.node()} is gone"}
-    assert death(running(platform.node(), heartbeat=NOW - datetime.timedelta(days=1)), {"pid": os.getpid()}, NOW) is None
+    yesterday = NOW - datetime.timedelta(days=1)
+    assert death(running(platform.node(), heartbeat=yesterday), {"pid": os.getpid()}, NOW) is None
 
 
 def test_a_silent_run_whose_pid_a_later_process_took_is_dead():
