@@ -504,8 +504,8 @@ class Sweep:
         elif outcome["status"] not in ("COMPLETED", "PRUNED", "INTERRUPTED"):
             trial["status"] = "FAILED"
             run = f"run {outcome['run']}" if outcome["run"] is not None else f"job {job.job_id}, log {job.paths.stderr}"
-            error = "\n".join("    " + line for line in outcome["error"].splitlines())
-            print(f"trial {number} failed ({run}):\n{error}", flush=True)
+            indented = "\n".join("    " + line for line in outcome["error"].splitlines())
+            print(f"trial {number} failed ({run}):\n{indented}", flush=True)
         if self.study is not None:
             self.tell(number, trial)
         self.save()
