@@ -1,4 +1,6 @@
 """The `tracker` command: one subcommand per task around recorded runs."""
+from __future__ import annotations
+
 import argparse
 import os
 import sys
@@ -9,7 +11,7 @@ from runstore.errors import UserError
 from runstore.shell import PrintableStream
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     # Here: main() has the collector run rarely while the commands' modules are imported.
     from tracker import (board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep,
                          sync)
@@ -31,7 +33,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     quick_start(git=False)
     parser = build_parser()
     imports_done()

@@ -5,13 +5,14 @@ import platform
 import signal
 import subprocess
 import sys
+import types
 
 import pytest
 
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
 from runstore.errors import UserError
 from runstore.liveness import STALE_HEARTBEAT_S, TEMP_ROOT, death, remove_temporary_files
-from tracker.trial import exit_reason
+from tracker.trial import TrialOutcome, exit_reason, outcome
 
 
 @pytest.mark.parametrize("check, message", [
@@ -110,3 +111,16 @@ def test_only_running_runs_can_die():
 ])
 def test_a_trial_killed_by_a_signal_says_which(returncode, reason):
     assert exit_reason(returncode) == reason
+
+
+def test_a_trial_that_recorded_no_run_failed_and_says_why():
+    expected = TrialOutcome("FAILED", "no run was recorded (killed by signal 9 (SIGKILL))")
+    assert outcome(None, -signal.SIGKILL) == expected
+
+
+def test_a_trials_run_gives_its_status_result_direction_and_the_end_of_its_error():
+    trace = ["Traceback (most recent call last):\n", *(f"line {number}\n" for number in range(8))]
+    stored = types.SimpleNamespace(origin=7, doc={"status": "FAILED", "result": None, "fail_trace": trace},
+                                   info={"higher_is_better": False})
+    assert outcome(stored, 1) == TrialOutcome("FAILED", "\n".join(f"line {number}" for number in range(3, 8)), run=7,
+                                              higher_is_better=False)
