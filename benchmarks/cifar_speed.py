@@ -74,7 +74,8 @@ def gpu(seeds, compile_model):
         times.append(training_seconds(config, results))
         accuracies.append(results["test_acc_of_best"])
         print(f"seed {seed}: training {times[-1]:.2f} s, test acc {accuracies[-1]:.4f} "
-              f"({results['examples_per_s']:.0f} images/s; run {wall:.1f} s wall, data {TimedCifarTask.data_seconds[-1]:.2f} s)")
+              f"({results['examples_per_s']:.0f} images/s; run {wall:.1f} s wall, "
+              f"data {TimedCifarTask.data_seconds[-1]:.2f} s)")
     mean_acc = statistics.mean(accuracies)
     print(f"mean over {seeds} seeds: training {statistics.mean(times):.2f} s, test acc {mean_acc:.4f} "
           f"({'reaches' if mean_acc >= TARGET else 'misses'} {TARGET:.0%})")

@@ -33,7 +33,8 @@ def images_per_s(processes, args):
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     found = THROUGHPUT.search(result.stdout)
     if result.returncode != 0 or found is None:
-        sys.exit(f"{processes} processes failed (exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+        sys.exit(f"{processes} processes failed (exit {result.returncode}):\n"
+                 f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
     return batch, float(found.group(1))
 
 

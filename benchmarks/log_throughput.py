@@ -68,7 +68,8 @@ def main():
         wall = statistics.median(w for w, _, _ in runs[how])
         mb = statistics.median(m for _, m, _ in runs[how])
         print(f"how={how}: {args.points} points added {wall - base_wall:.2f} s and {mb - base_mb:.0f} MB peak memory; "
-              f"{stored[how]} points stored (median of {len(runs[how])}, walls {[round(w, 2) for w, _, _ in runs[how]]})")
+              f"{stored[how]} points stored (median of {len(runs[how])}, "
+              f"walls {[round(w, 2) for w, _, _ in runs[how]]})")
 
 
 if __name__ == "__main__":

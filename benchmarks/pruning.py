@@ -27,7 +27,8 @@ from conftest import LocalMongoServer, metric, python_env  # noqa: E402
 def sweep(prune, args, env, folder):
     """(steps run, best result, pruned trials, seconds) of one sweep."""
     command = [sys.executable, "-m", "tracker", "sweep", "--optuna", str(args.trials), "--sampler-seed",
-               str(args.sampler_seed), *(["--prune", "median"] if prune else []), str(ROOT / "experiments" / "cifar.py"),
+               str(args.sampler_seed), *(["--prune", "median"] if prune else []),
+               str(ROOT / "experiments" / "cifar.py"),
                "with", "smoke", f"trainer.steps={args.steps}", f"trainer.val_every={args.steps // args.validations}",
                "data.limit=2000", "trainer.progress=False", "lr=loguniform(1e-5,0.5)"]
     started = time.monotonic()

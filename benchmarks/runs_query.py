@@ -170,7 +170,7 @@ def main():
             for cli_args in (["runs", "--metrics", "val.acc.max,train.loss.last"],
                              ["runs", "--where", "config.lr>=0.05", "--where", "val.acc.max>1", "--sort", "-result",
                               "--limit", "10", "--format", "csv"]):
-                seconds, result = clock.time(lambda: run_tracker(cli_args, env))
+                seconds, result = clock.time(lambda: run_tracker(cli_args, env))  # noqa: B023 - called in this iteration
                 print(f"tracker {' '.join(cli_args)}: {seconds}, the whole command "
                       f"({len(result.stdout.splitlines()) - 1} runs listed)")
             os.environ.update(MONGO_URL=url, SACRED_DB=db_name)

@@ -9,8 +9,8 @@ from observers.startup import quick_start
 
 quick_start()  # first: torch and Sacred load faster until the experiment is tracked (observers.startup)
 
-from ingredients.experiment import trainer_experiment  # noqa: E402
-from sacred import Experiment  # noqa: E402
+from ingredients.experiment import trainer_experiment
+from sacred import Experiment
 
 from ingredients.signals.data import data_ingredient
 from ingredients.signals.model import model_ingredient

@@ -29,7 +29,8 @@ def check_choice(key, value, choices):
 
 def check_positive_int(key, value, example=None):
     if not is_int(value) or value < 1:
-        raise UserError(f"{key}={value!r} must be a positive integer" + (f", e.g. with {key}={example}" if example else ""))
+        raise UserError(f"{key}={value!r} must be a positive integer"
+                        + (f", e.g. with {key}={example}" if example else ""))
 
 
 def check_number(key, value, low=None, high=None, low_inclusive=True, example=None):

@@ -74,7 +74,7 @@ def config():
     ema_every = 5  # steps between updates of the weight average
     lookahead = False  # after each update of the average, training continues from it (airbench's lookahead)
     precision = "fp32"  # 'fp32', 'bf16' (autocast, CPU or CUDA) or 'fp16' (autocast with loss scaling, CUDA only)
-    channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA and CPU)
+    channels_last = False  # channels-last memory format for 4-D inputs and the model (faster convolutions, CUDA, CPU)
     compile = False  # torch.compile the model (the first steps then include compilation)
     save_predictions = True  # store the best model's per-example predictions of val and test (predictions.*.npz)
     accumulate = 1  # micro-batches per batch (a rank's share) whose gradients add up to one step's (docs/ddp.md)

@@ -44,7 +44,8 @@ hold every use of their private parts). Each adaptation, and why:
    holding null is then left out, as if missing. On `runs`, that text is read from an index of exactly those
    expressions, which SQLite keeps up to date on every write, so a listing parses no run document. The index is
    built at the first listing (~1 s per 10,000 runs), one per table and kind (finds; Omniboard's pages, 15.); each
-   write of a run then parses its document a few more times (an update of a run holding 1 MB of captured output: ~28 ms instead of ~12 ms). Any other
+   write of a run then parses its document a few more times (an update of a run holding 1 MB of captured output:
+   ~28 ms instead of ~12 ms). Any other
    find goes to nx-27017 as before. Databases are read through memory mapping (PRAGMA mmap_size).
 11. Reply encoding. nx-27017 copies every reply in Python to turn neosqlite's ObjectIds and Decimals into BSON's
     before encoding it (~0.8 s for a listing of 10,000 runs); bson's C encoder converts them itself instead, as a
@@ -94,7 +95,8 @@ _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 NON_FINITE_KEY = "__non_finite__"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # neosqlite's SQL for `$push` stores a pushed object as its JSON text, so markers come back in this form too.
-_NON_FINITE_TEXT = {json.dumps({NON_FINITE_KEY: name}, separators=(",", ":")): value for name, value in _NON_FINITE.items()}
+_NON_FINITE_TEXT = {json.dumps({NON_FINITE_KEY: name}, separators=(",", ":")): value
+                    for name, value in _NON_FINITE.items()}
 # GridFS collections keep their names: nx-27017 serves them itself.
 _GRIDFS_SUFFIXES = (".files", ".chunks")
 # Adaptation 13: the aggregation stages answered (by neosqlite's Python engine, or here for joins); any other
@@ -584,7 +586,8 @@ def _needed_paths(stages, projected):
             found = _expression_paths(spec)
         elif name == "$sort":
             found = set(spec) if isinstance(spec, dict) else None
-        elif name in ("$skip", "$limit") or (name == "$project" and spec and all(v in (0, False) for v in spec.values())):
+        elif name in ("$skip", "$limit") or (name == "$project" and spec
+                                             and all(v in (0, False) for v in spec.values())):
             found = set()
         else:
             return None
@@ -677,7 +680,8 @@ def _path_columns(paths, nested):
     columns = [values]
     for path in nested:
         parts = path.split(".")
-        objects = " AND ".join(f"json_type(data, '$.{'.'.join(parts[:end])}') = 'object'" for end in range(1, len(parts)))
+        objects = " AND ".join(f"json_type(data, '$.{'.'.join(parts[:end])}') = 'object'"
+                               for end in range(1, len(parts)))
         columns.append(f"(CASE WHEN {objects} THEN 1 ELSE data -> '$.{parts[0]}' END)")
     return columns
 
@@ -702,7 +706,8 @@ def _listing_index(connection, table, columns, kind):
 
 
 def _loads_values(text):
-    """The list of values in stored JSON text (a JSON array). Dates that are whole values are read here; anything else beyond JSON
+    """The list of values in stored JSON text (a JSON array). Dates that are whole values are read here; anything else
+    beyond JSON
     (a nested date, neosqlite's ObjectIds and binaries, adaptation 2's markers) takes neosqlite's slower hooks."""
     values = orjson.loads(text)
     dates = 0

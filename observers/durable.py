@@ -60,7 +60,7 @@ def _never_raises(event):
     def guarded(self, *args, **kwargs):
         try:
             return event(self, *args, **kwargs)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any error would stop Sacred calling the observer
             if event.__name__ not in self.reported_errors:  # once per event: heartbeats come every few seconds
                 self.reported_errors.add(event.__name__)
                 print(f"WARNING: recording the run's {event.__name__} failed ({error!r}); the run goes on and is "
@@ -391,7 +391,7 @@ class MongoMirror(threading.Thread):
         try:
             with self.uploading:
                 self.uploader.upload(self.observer.snapshot(), self.state)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure is retried; the local copy keeps the run
             self.refused = isinstance(error, UploadError)
             if self.failing_since is None:
                 self.failing_since = time.monotonic()

@@ -5,11 +5,18 @@ A run stores its document in `runs`, one document per metric in `metrics`, its p
 every run of the same code. Omniboard's delete removes the document, metrics and artifacts but knows nothing
 of `metric_points`; `find_orphans` finds such leftovers wherever they came from.
 """
+from __future__ import annotations
+
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import bson
 import gridfs
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
 
 # What a user reads for the documents of each collection: (one, several).
 NOUNS = {"runs": ("run", "runs"), "metrics": ("metric", "metrics"),
@@ -21,25 +28,25 @@ NOUNS = {"runs": ("run", "runs"), "metrics": ("metric", "metrics"),
 class Freed:
     """What a delete or a collection of orphans removes: documents per collection and their bytes."""
 
-    documents: dict = field(default_factory=dict)  # collection name -> number of documents
+    documents: dict[str, int] = field(default_factory=dict)  # collection name -> number of documents
     bytes: int = 0
-    file_ids: list = field(default_factory=list)  # GridFS files
+    file_ids: list[Any] = field(default_factory=list)  # GridFS files
 
-    def add(self, collection, docs, size):
+    def add(self, collection: str, docs: int, size: int) -> None:
         self.documents[collection] = self.documents.get(collection, 0) + docs
         self.bytes += size
 
     @property
-    def total(self):
+    def total(self) -> int:
         return sum(self.documents.values())
 
-    def summary(self):
+    def summary(self) -> str:
         counts = ", ".join(f"{count} {NOUNS[name][count != 1]}" for name, count in self.documents.items() if count)
         counts = counts or "nothing"
         return f"{counts} ({_megabytes(self.bytes)})"
 
 
-def delete_run(db, run):
+def delete_run(db: Database[Any], run: dict[str, Any]) -> Freed:
     """Remove `run` (its document) and what it stored; sources only when no other run uses them. Returns Freed."""
     run_id = run["_id"]
     shared = _referenced_file_ids(db, exclude_run=run_id)
@@ -53,7 +60,7 @@ def delete_run(db, run):
     return freed
 
 
-def find_orphans(db, min_age=datetime.timedelta(hours=1)):
+def find_orphans(db: Database[Any], min_age: datetime.timedelta = datetime.timedelta(hours=1)) -> Freed:
     """Freed (not yet removed) of metrics and metric_points of no run, and GridFS files no run references.
 
     GridFS files younger than `min_age` are kept: a starting run stores its sources before its document names them.
@@ -77,7 +84,7 @@ def find_orphans(db, min_age=datetime.timedelta(hours=1)):
     return freed
 
 
-def remove_orphans(db, orphans):
+def remove_orphans(db: Database[Any], orphans: Freed) -> None:
     """Remove what `find_orphans` found (metrics and metric_points whose run is still missing)."""
     run_ids = {doc["_id"] for doc in db.runs.find({}, {"_id": 1})}
     for collection in ("metrics", "metric_points"):
@@ -88,24 +95,24 @@ def remove_orphans(db, orphans):
         fs.delete(file_id)
 
 
-def _referenced_file_ids(db, exclude_run=None):
+def _referenced_file_ids(db: Database[Any], exclude_run: object = None) -> set[Any]:
     """GridFS ids named by any run (but `exclude_run`) as an artifact or a source."""
     query = {"_id": {"$ne": exclude_run}} if exclude_run is not None else {}
-    ids = set()
+    ids: set[Any] = set()
     for run in db.runs.find(query, {"artifacts": 1, "experiment.sources": 1}):
         ids.update(entry["file_id"] for entry in run.get("artifacts") or [])
         ids.update(source[1] for source in (run.get("experiment") or {}).get("sources") or [])
     return ids
 
 
-def _remove(db, collection, query, freed):
+def _remove(db: Database[Any], collection: str, query: dict[str, Any], freed: Freed) -> None:
     docs = list(db[collection].find(query))
     if docs:
         db[collection].delete_many({"_id": {"$in": [doc["_id"] for doc in docs]}})
         freed.add(collection, len(docs), sum(_size(doc) for doc in docs))
 
 
-def _remove_files(db, file_ids, freed):
+def _remove_files(db: Database[Any], file_ids: Iterable[Any], freed: Freed) -> None:
     fs = gridfs.GridFS(db)
     for file_id in dict.fromkeys(file_ids):  # once each, in order
         file = db.fs.files.find_one({"_id": file_id}, {"length": 1})
@@ -114,9 +121,9 @@ def _remove_files(db, file_ids, freed):
             freed.add("GridFS files", 1, file.get("length", 0))
 
 
-def _size(doc):
+def _size(doc: dict[str, Any]) -> int:
     return len(bson.encode(doc))
 
 
-def _megabytes(size):
+def _megabytes(size: float) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"

@@ -2,20 +2,30 @@
 
 Kept apart from observers.choose, which imports Sacred: the tracker CLI connects without loading Sacred (~0.4 s).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import pymongo
 from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 
 from runstore.errors import UserError
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from runstore.settings import Settings
 
 URL_SCHEMES = ("mongodb://", "mongodb+srv://")
 # Sacred waits 30 s for an unreachable server and then fails the run; we decide within this.
 CONNECT_TIMEOUT_S = 3.0
 
 
-def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
+def connect(settings: Settings, timeout_s: float = CONNECT_TIMEOUT_S) -> pymongo.MongoClient[Any] | None:
     """A client for the configured database, or None when no server answers within `timeout_s`.
 
-    Raises UserError for a malformed URL, the placeholder password of .env.example or rejected credentials: those need fixing, not a fallback.
+    Raises UserError for a malformed URL, the placeholder password of .env.example or rejected credentials: those need
+    fixing, not a fallback.
     """
     if settings.has_placeholder_password:
         raise UserError(
@@ -29,7 +39,7 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
         raise UserError(f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL (it must start with "
                         f"mongodb:// or mongodb+srv://); {fix}")
     try:
-        client = pymongo.MongoClient(
+        client: pymongo.MongoClient[Any] = pymongo.MongoClient(
             settings.mongo_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
         )
     except (InvalidURI, ConfigurationError, ValueError, TypeError) as error:
@@ -57,7 +67,7 @@ def connect(settings, timeout_s=CONNECT_TIMEOUT_S):
     return client
 
 
-def require_database(settings, fix):
+def require_database(settings: Settings, fix: str) -> Database[Any]:
     """The configured database, or UserError naming the unreachable server and `fix` (what the user can do)."""
     client = connect(settings)
     if client is None:

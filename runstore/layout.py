@@ -11,11 +11,18 @@
   (steps and times compress to almost nothing, which makes storing a million points ~3x faster on nx-27017).
 - GridFS: artifacts, and sources/resources stored once per (path, md5).
 """
+from __future__ import annotations
+
 import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import bson
 import numpy as np
 import pymongo
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
 
 TAIL_CHARS = 1_000_000
 PLOT_POINTS = 10_000
@@ -29,7 +36,7 @@ CHUNK_INDEX = "metric_points_chunk_unique"
 PRUNED_TAG = "pruned"  # the Omniboard tag of a run its sweep's pruner stopped early; listings show it as PRUNED
 
 
-def summarize(steps, values):
+def summarize(steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """first, last, min, max of a series' values and `argmax`, the step of its max.
 
     A NaN is kept visible, as a diverged run must be: min and max are NaN when any point is, `argmax` is then the
@@ -42,7 +49,7 @@ def summarize(steps, values):
             "max": values.max().item(), "argmax": int(steps[int(values.argmax())]), "points": len(values)}
 
 
-def read_metric(db, run_id, name):
+def read_metric(db: Database[Any], run_id: object, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every point of a metric as numpy arrays: steps, values and timestamps (datetime64[us])."""
     chunks = list(db.metric_points.find({"run_id": run_id, "name": name}).sort("chunk", pymongo.ASCENDING))
     steps, values, stamps = (
@@ -52,33 +59,34 @@ def read_metric(db, run_id, name):
     return steps, values, EPOCH + stamps.astype("timedelta64[us]")
 
 
-def read_plotted(db, metric_id):
+def read_plotted(db: Database[Any], metric_id: str | None) -> tuple[list[Any], ...]:
     """The points of a metric that Omniboard plots, from its `metrics` document (`metric_id`: its id, as a run's
     info.metrics lists it): steps and values as stored; empty lists when there is no such document."""
     doc = db.metrics.find_one({"_id": bson.ObjectId(metric_id)}) if bson.ObjectId.is_valid(metric_id) else None
     return tuple(doc.get(key, []) if doc else [] for key in ("steps", "values"))
 
 
-def read_file(db, file_id):
+def read_file(db: Database[Any], file_id: object) -> bytes:
     """A GridFS file's bytes, read in ranges of chunks: nx-27017 answers a query in one message of at most
     48 MB, so GridFS's own reader fails on larger files there (MongoDB itself has no such limit)."""
     file = db.fs.files.find_one({"_id": file_id})
+    assert file is not None, f"no GridFS file {file_id}"  # the caller read its id from a stored run
     count = -(-file["length"] // file["chunkSize"])
-    parts = []
+    parts: list[bytes] = []
     for first in range(0, count, 64):
         query = {"files_id": file_id, "n": {"$gte": first, "$lt": first + 64}}
         parts.extend(chunk["data"] for chunk in db.fs.chunks.find(query).sort("n", pymongo.ASCENDING))
     return b"".join(parts)
 
 
-def series_arrays(series):
+def series_arrays(series: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A series' steps, values and timestamps as int64, float64 and datetime64[us] arrays (a live run holds them so
     already; metrics.json holds lists, with ISO timestamps)."""
     return (np.asarray(series["steps"], dtype=np.int64), np.asarray(series["values"], dtype=np.float64),
             np.asarray(series["timestamps"], dtype="datetime64[us]"))
 
 
-def pack_points(steps, values, stamps):
+def pack_points(steps: np.ndarray, values: np.ndarray, stamps: np.ndarray) -> dict[str, Any]:
     """Points as zlib-compressed little-endian int64 steps, float64 values and int64 microsecond timestamps."""
     arrays = {"steps": steps.astype("<i8"), "values": values.astype("<f8"),
               "timestamps": (stamps - EPOCH).astype("<i8")}
@@ -86,7 +94,7 @@ def pack_points(steps, values, stamps):
     return {"encoding": "zlib", **packed}
 
 
-def unpack_points(chunk, key, dtype):
+def unpack_points(chunk: dict[str, Any], key: str, dtype: Any) -> np.ndarray:
     """One array of a `metric_points` document (uncompressed in those stored before compression came)."""
     data = zlib.decompress(chunk[key]) if chunk.get("encoding") == "zlib" else chunk[key]
     return np.frombuffer(data, dtype)

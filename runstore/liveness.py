@@ -8,12 +8,15 @@ host only the heartbeat tells, after STALE_HEARTBEAT_S.
 A tracked run keeps its temporary files in a folder of its own, make_process_temp_dir(pid) (observers.track), which
 it removes when it ends; after a kill, whoever finds the run dead removes it.
 """
+from __future__ import annotations
+
 import datetime
 import os
 import platform
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
 STALE_HEARTBEAT_S = 600
@@ -24,7 +27,8 @@ TEMP_ROOT = Path(tempfile.gettempdir())  # read at import, before a tracked run 
 TEMP_PREFIX = "tracker-process-"
 
 
-def death(doc, info, now=None):
+def death(doc: dict[str, Any], info: dict[str, Any],
+          now: datetime.datetime | None = None) -> dict[str, str] | None:
     """None while the run `doc` (a MongoDB run document or a file store's run.json) may be alive, or is not RUNNING;
     else {"at": ISO time, "how": how its death was found}, as info.died records it. `info`: the run's info."""
     if doc.get("status") != "RUNNING":
@@ -33,7 +37,8 @@ def death(doc, info, now=None):
     host, pid = _hostname(doc), info.get("pid")
     if host == platform.node() and pid is not None:
         # A silent run whose pid a later process holds died, and the pid was given out again (after a reboot, say).
-        reused = _started_after(pid, doc.get("start_time")) and _silent_s(doc, now) >= STALE_HEARTBEAT_S
+        # With a start time (_started_after needs one), _silent_s is a number.
+        reused = _started_after(pid, doc.get("start_time")) and (_silent_s(doc, now) or 0.0) >= STALE_HEARTBEAT_S
         if _process_exists(pid) and not reused:
             return None
         how = f"process {pid} on host {host} is gone"
@@ -45,7 +50,7 @@ def death(doc, info, now=None):
     return {"at": now.isoformat(), "how": how}
 
 
-def seems_dead(doc, info):
+def seems_dead(doc: dict[str, Any], info: dict[str, Any]) -> bool:
     """Whether a listing should show the RUNNING run `doc` as dead (death): a stored pid that is not a process id,
     or a time that is not one, cannot tell, and leaves it listed as it is."""
     pid = _process_id(info)
@@ -56,7 +61,7 @@ def seems_dead(doc, info):
         return False
 
 
-def describe_alive(doc, info):
+def describe_alive(doc: dict[str, Any], info: dict[str, Any]) -> str:
     """Why a RUNNING run counts as alive, for messages: its process, or its recent heartbeat."""
     host, pid = _hostname(doc), info.get("pid")
     if host == platform.node() and pid is not None:
@@ -64,13 +69,13 @@ def describe_alive(doc, info):
     return f"host {host} sent a heartbeat within the last {STALE_HEARTBEAT_S} s"
 
 
-def make_process_temp_dir(pid):
+def make_process_temp_dir(pid: int) -> Path:
     """A new folder for the temporary files of the tracked run in process `pid`: tempfile's, so only its user may
     enter it and no other user can create it beforehand (its name ends in random characters)."""
     return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{pid}-", dir=TEMP_ROOT))
 
 
-def process_temp_dirs(pid):
+def process_temp_dirs(pid: object) -> list[Path]:
     """The temporary folders of tracked runs in process `pid` on this host that belong to this user."""
     if type(pid) is not int:  # a stored pid is data: never a pattern
         return []
@@ -78,7 +83,7 @@ def process_temp_dirs(pid):
             if folder.is_dir() and not folder.is_symlink() and folder.lstat().st_uid == os.getuid()]
 
 
-def remove_temporary_files(doc, info):
+def remove_temporary_files(doc: dict[str, Any], info: dict[str, Any]) -> None:
     """Remove a dead run's temporary files, when it ran on this host (a killed process cannot do it itself)."""
     pid = _process_id(info)  # a stored pid of text could name any folder: ../../home/someone
     if _hostname(doc) == platform.node() and pid is not None:
@@ -86,13 +91,13 @@ def remove_temporary_files(doc, info):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _process_id(info):
+def _process_id(info: dict[str, Any]) -> int | None:
     """The run's stored info.pid when it is a process id, else None."""
     pid = info.get("pid")
     return pid if type(pid) is int and 0 < pid <= PID_MAX else None
 
 
-def _process_exists(pid):
+def _process_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -102,13 +107,13 @@ def _process_exists(pid):
     return True
 
 
-def _silent_s(doc, now):
+def _silent_s(doc: dict[str, Any], now: datetime.datetime) -> float | None:
     """Seconds since the run's last heartbeat (or its start), or None when it recorded neither."""
     last_sign = doc.get("heartbeat") or doc.get("start_time")
     return None if last_sign is None else (now - _utc(last_sign)).total_seconds()
 
 
-def _started_after(pid, start_time):
+def _started_after(pid: int, start_time: datetime.datetime | str | None) -> bool:
     """Whether process `pid` started after the run's `start_time` (plus PID_REUSE_SLACK_S), so that its pid was given
     to another process since the run's died (after a reboot, say). False where /proc cannot tell (not Linux)."""
     try:
@@ -121,11 +126,11 @@ def _started_after(pid, start_time):
         return False
 
 
-def _hostname(doc):
+def _hostname(doc: dict[str, Any]) -> str | None:
     return (doc.get("host") or {}).get("hostname")
 
 
-def _utc(value):
+def _utc(value: datetime.datetime | str) -> datetime.datetime:
     """A stored time as naive UTC, as Sacred writes it: a datetime, or an ISO string (file store, nx-27017)."""
     value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
     if value.tzinfo is not None:

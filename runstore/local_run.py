@@ -1,12 +1,16 @@
 """A run as Sacred's FileStorageObserver keeps it in RUNS_DIR (run.json, config.json, info.json, cout.txt, ...)."""
+from __future__ import annotations
+
 import contextlib
 import fcntl
 import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
+from typing import IO, Any
 
 from runstore.atomic_file import write_atomically
 
@@ -28,48 +32,48 @@ class UnreadableRun(ValueError):
 @dataclass
 class LocalRun:
     dir: Path
-    entry: dict  # run.json: experiment, command, host, start_time, meta, status, artifacts, result, ...
-    config: dict
-    info: dict
+    entry: dict[str, Any]  # run.json: experiment, command, host, start_time, meta, status, artifacts, result, ...
+    config: dict[str, Any]
+    info: dict[str, Any]
     captured_out: str
-    metrics: dict  # name -> {"steps": [...], "values": [...], "timestamps": [ISO strings]}
-    artifact_types: dict = field(default_factory=dict)  # name -> {"content_type": ..., "metadata": ...}
+    metrics: dict[str, Any]  # name -> {"steps": [...], "values": [...], "timestamps": [ISO strings]}
+    artifact_types: dict[str, Any] = field(default_factory=dict)  # name -> {"content_type": ..., "metadata": ...}
     # What the folder lacks of the run (a missing or truncated file), one line each; uploaded as local_copy.missing.
-    missing: list = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
     # Files to upload instead of the folder's copy, which the local store failed to write: name -> bytes or a path.
-    replaced_files: dict = field(default_factory=dict)
+    replaced_files: dict[str, bytes | str | os.PathLike[str]] = field(default_factory=dict)
     # The running run's own snapshot (observers.durable), not a folder read back: the paths it names are those its
     # observer chose (a source in the checkout when the local store could not copy it), so they are read as they are.
     in_memory: bool = False
     # Files of the folder (paths in it) that are not what the run wrote: never uploaded, and named in `missing`.
-    damaged: set = field(default_factory=set)
+    damaged: set[str] = field(default_factory=set)
 
     @classmethod
-    def load(cls, run_dir):
+    def load(cls, run_dir: str | os.PathLike[str]) -> LocalRun:
         """The run in `run_dir`. UnreadableRun when run.json or config.json cannot be read; other broken files are
         read as far as they can be and named in `missing`."""
-        run_dir = Path(run_dir)
+        folder = Path(run_dir)
         for name in RUN_FILES:  # a copied folder may link one elsewhere: it would be read and uploaded as the run's
-            path = run_dir / name
-            if path.exists() and not path.resolve().is_relative_to(run_dir.resolve()):
+            path = folder / name
+            if path.exists() and not path.resolve().is_relative_to(folder.resolve()):
                 raise UnreadableRun(f"{path} links to a file outside the run folder; it was not read")
-        missing = []
+        missing: list[str] = []
         run = cls(
-            dir=run_dir,
-            entry=_read_required(run_dir / "run.json"),
-            config=_read_required(run_dir / "config.json"),
-            info=_read_optional(run_dir / "info.json", missing),
-            captured_out=_read_output(run_dir / "cout.txt", missing),
-            metrics=_read_optional(run_dir / "metrics.json", missing),
-            artifact_types=_read_optional(run_dir / ARTIFACT_TYPES_FILE, missing),
+            dir=folder,
+            entry=_read_required(folder / "run.json"),
+            config=_read_required(folder / "config.json"),
+            info=_read_optional(folder / "info.json", missing),
+            captured_out=_read_output(folder / "cout.txt", missing),
+            metrics=_read_optional(folder / "metrics.json", missing),
+            artifact_types=_read_optional(folder / ARTIFACT_TYPES_FILE, missing),
             missing=missing,
         )
         run._check_named_files()
-        _check_recorded(run_dir / "run.json", run.entry.get(RECORDED_KEY, {}))
+        _check_recorded(folder / "run.json", run.entry.get(RECORDED_KEY, {}))
         run.missing += run._short_of_recorded()
         return run
 
-    def _check_named_files(self):
+    def _check_named_files(self) -> None:
         """UnreadableRun when run.json names a file outside the run folder: an artifact by anything but its base
         name, a source or resource not in a `_sources/` folder, or a file that links out of the run folder.
 
@@ -85,19 +89,19 @@ class LocalRun:
                 raise UnreadableRun(f"{self.dir / 'run.json'} names {stored!r} as {kind}, outside the run folder; "
                                     f"it was not read")
 
-    def artifact_file(self, name):
+    def artifact_file(self, name: str) -> Path | None:
         """The run folder's copy of the artifact `name`; None when `name` is not a file's base name."""
         return self.dir / name if self.in_memory or _is_base_name(name) else None
 
-    def source_file(self, stored_path):
+    def source_file(self, stored_path: str) -> Path | None:
         """The file of a source that run.json names as `stored_path` (runstore.local_run.source_file)."""
         return Path(self.dir).parent / stored_path if self.in_memory else source_file(self.dir, stored_path)
 
-    def resource_file(self, stored_path):
+    def resource_file(self, stored_path: str) -> Path | None:
         """The file of a resource that run.json names as `stored_path` (runstore.local_run.source_file)."""
         return Path(stored_path) if self.in_memory else source_file(self.dir, stored_path)
 
-    def _short_of_recorded(self):
+    def _short_of_recorded(self) -> list[str]:
         """What the folder holds less of than the run recorded in run.json (the run's own count of its output and
         metric points), and the listed artifacts and sources whose file is gone."""
         recorded = self.entry.get(RECORDED_KEY, {})
@@ -116,7 +120,7 @@ class LocalRun:
                   for name, stored_path in self.sources if name not in present]
         return short
 
-    def check_files(self):
+    def check_files(self) -> None:
         """Add to `damaged` and `missing` the artifact and source files of the folder whose size or sha256 differs from
         what the run recorded writing. Reads every file: `tracker sync` calls it before uploading, listings do not."""
         for path, record in self.entry.get(RECORDED_KEY, {}).get("files", {}).items():
@@ -126,45 +130,49 @@ class LocalRun:
                 self.missing.append(f"{path}: {problem}")
 
     @property
-    def sources(self):
+    def sources(self) -> list[list[str]]:
         """[name, stored path] of each source run.json lists (none in a folder written by hand)."""
         return self.entry.get("experiment", {}).get("sources", [])
 
-    def stored_artifacts(self):
+    def stored_artifacts(self) -> list[str]:
         """The names of the artifacts whose latest file is there to upload (a name added twice keeps its latest)."""
         return [name for name in dict.fromkeys(self.entry["artifacts"]) if name not in self.damaged
-                and (name in self.replaced_files or self.artifact_file(name).is_file())]
+                and (name in self.replaced_files or (path := self.artifact_file(name)) is not None and path.is_file())]
 
-    def stored_sources(self):
+    def stored_sources(self) -> list[tuple[str, Path]]:
         """(name, file) of each source whose stored copy is there to upload, as the run wrote it."""
         return [(name, path) for name, stored_path in self.sources
                 if _source_record_path(stored_path) not in self.damaged
                 and (path := self.source_file(stored_path)) is not None and path.is_file()]
 
     @property
-    def key(self):
+    def key(self) -> str:
         """Identifies the run across uploads: the same for the live run and for its copy on disk."""
         return "|".join(
             [self.entry["host"]["hostname"], self.entry["start_time"], self.entry["experiment"]["name"]]
         )
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         return self.entry["status"] not in ("RUNNING", "QUEUED")
 
     @property
-    def status(self):
-        """The status to store: a run that completed but whose record lacks something is FAILED (`missing` says what)."""
+    def status(self) -> str:
+        """The status to store: a run that completed but whose record lacks something is FAILED (`missing` says
+        what)."""
         return "FAILED" if self.missing and self.entry["status"] == "COMPLETED" else self.entry["status"]
 
-    def open_file(self, name):
+    def open_file(self, name: str) -> IO[bytes]:
         """A file of the run for reading in binary: its replacement if it has one, else the folder's copy."""
         replacement = self.replaced_files.get(name)
         if isinstance(replacement, bytes):
             return io.BytesIO(replacement)
-        return open(replacement or self.artifact_file(name), "rb")
+        path = replacement or self.artifact_file(name)
+        if path is None:
+            raise FileNotFoundError(f"{name!r} is no file of the run folder {self.dir}")
+        return open(path, "rb")
 
-    def mark_dead(self, died):
+    def mark_dead(self, died: dict[str, str]) -> None:
         """Record that the run's process died (runstore.liveness.death): INTERRUPTED at its last heartbeat, and
         info.died. Written to its folder, so later reads and syncs see it as ended."""
         self.entry["status"] = "INTERRUPTED"
@@ -173,13 +181,13 @@ class LocalRun:
         _write_json(self.dir / "info.json", self.info)
         _write_json(self.dir / "run.json", self.entry)
 
-    def mark_continued(self, by):
+    def mark_continued(self, by: object) -> None:
         """Record that the run `by` (its origin: runstore.run_store.StoredRun) continues this one: info.continued_by."""
         self.info["continued_by"] = by
         _write_json(self.dir / "info.json", self.info)
 
 
-def source_file(run_dir, stored_path):
+def source_file(run_dir: str | os.PathLike[str], stored_path: object) -> Path | None:
     """The copy of a source or resource file that run.json names as `stored_path`, by its base name in the run's own
     _sources/ (observers.durable), else in the store's _sources/ (Sacred's FileStorageObserver); None when
     `stored_path` is not a file of a `_sources/` folder.
@@ -194,20 +202,20 @@ def source_file(run_dir, stored_path):
     return shared if not own.exists() and shared.exists() else own
 
 
-def _is_base_name(name):
+def _is_base_name(name: object) -> bool:
     """Whether `name` is a file's name without a folder (and not `.` or `..`)."""
     return isinstance(name, str) and name not in ("", ".", "..") and PurePath(name).name == name
 
 
-def file_record(path):
+def file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """{"size", "sha256"} of the file at `path`, as run.json records each artifact and source (RECORDED_KEY)."""
     with open(path, "rb") as file:
         return {"size": os.fstat(file.fileno()).st_size, "sha256": hashlib.file_digest(file, "sha256").hexdigest()}
 
 
-def _check_recorded(path, recorded):
+def _check_recorded(path: Path, recorded: object) -> None:
     """UnreadableRun unless `recorded` (RECORDED_KEY of run.json at `path`) holds the types the observer writes."""
-    def counts(value):
+    def counts(value: object) -> bool:
         return isinstance(value, dict) and all(type(count) is int for count in value.values())
 
     if not (isinstance(recorded, dict) and type(recorded.get("output_chars", 0)) is int
@@ -216,7 +224,7 @@ def _check_recorded(path, recorded):
                             f"{str(recorded)[:200]})")
 
 
-def _unlike_record(run_dir, path, record):
+def _unlike_record(run_dir: str | os.PathLike[str], path: str, record: object) -> str | None:
     """None when the run folder's file `path` is the one `record` describes, or is gone; else what is wrong with it."""
     parts = PurePosixPath(path).parts
     if len(parts) not in (1, 2) or len(parts) == 2 and parts[0] != SOURCES_DIR or ".." in parts:
@@ -236,26 +244,26 @@ def _unlike_record(run_dir, path, record):
     return None
 
 
-def _source_record_path(stored_path):
+def _source_record_path(stored_path: str) -> str:
     """Where the run folder keeps a source stored at `stored_path`: its own _sources/ (observers.durable)."""
     return f"{SOURCES_DIR}/{PurePosixPath(stored_path).name}"
 
 
-def is_run_dir(path):
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "run.json").is_file()
 
 
-def run_folders(store_dir):
+def run_folders(store_dir: str | os.PathLike[str]) -> list[Path]:
     """The run folders in the file store `store_dir` (none when it is not a folder): numbered ones first, by number."""
-    store_dir = Path(store_dir)
-    if not store_dir.is_dir():
+    folder = Path(store_dir)
+    if not folder.is_dir():
         return []
-    return sorted(filter(is_run_dir, store_dir.iterdir()),
+    return sorted(filter(is_run_dir, folder.iterdir()),
                   key=lambda path: (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name))
 
 
 @contextlib.contextmanager
-def upload_lock(run_dir):
+def upload_lock(run_dir: str | os.PathLike[str]) -> Iterator[bool]:
     """Yields True while this process alone holds the run folder's upload lock, False when another process holds it.
 
     A flock: the kernel releases it when its holder dies, so a killed run or sync never leaves the folder locked. On
@@ -275,7 +283,7 @@ def upload_lock(run_dir):
         yield True
 
 
-def _read_required(path):
+def _read_required(path: Path) -> Any:
     try:
         with open(path) as file:
             return json.load(file)
@@ -283,7 +291,7 @@ def _read_required(path):
         raise UnreadableRun(f"{path} is unreadable ({_problem(error)})") from None
 
 
-def _read_optional(path, missing):
+def _read_optional(path: Path, missing: list[str]) -> Any:
     """A JSON file's value, {} if the file does not exist; {} and a line in `missing` when it is unreadable."""
     try:
         with open(path) as file:
@@ -295,7 +303,7 @@ def _read_optional(path, missing):
         return {}
 
 
-def _read_output(path, missing):
+def _read_output(path: Path, missing: list[str]) -> str:
     try:
         return path.read_text(errors="replace")
     except FileNotFoundError:
@@ -305,11 +313,11 @@ def _read_output(path, missing):
         return ""
 
 
-def _problem(error):
+def _problem(error: Exception) -> str:
     if isinstance(error, json.JSONDecodeError):
         return f"truncated or not JSON: {error}"
     return error.strerror or str(error) if isinstance(error, OSError) else str(error)
 
 
-def _write_json(path, value):
+def _write_json(path: Path, value: Any) -> None:
     write_atomically(path, json.dumps(value, indent=2))

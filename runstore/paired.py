@@ -18,8 +18,12 @@ mean absolute error for regression.
 Tests are two-sided at ALPHA. scipy.stats gives the tests; the bootstrap is written here, with the reason, Holm's
 adjustment in runstore.groups, and tests/unit/test_paired.py checks every figure against scipy.stats and statsmodels.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +31,10 @@ from runstore.errors import UserError
 from runstore.groups import completed, describe, holm
 from runstore.predictions import SPLIT, Predictions, read_predictions
 from runstore.run_store import open_run
+
+if TYPE_CHECKING:
+    from runstore.run_store import StoredRun
+    from runstore.settings import Settings
 
 ALPHA = 0.05
 RESAMPLES = 10_000  # bootstrap resamples of each confidence interval
@@ -96,7 +104,7 @@ class SeedVerdict:
     """Pairs of runs matched by seed (compare_seeds)."""
 
     metric: str
-    seeds: list  # the seeds, in the order of `differences`
+    seeds: list[Any]  # the seeds, in the order of `differences`
     differences: list[float]  # A - B per seed
     a: float  # mean over seeds
     b: float
@@ -110,7 +118,8 @@ class SeedVerdict:
 
 
 # ---- one pair of runs -----------------------------------------------------------------------------------------
-def compare_pair(a, b, names=None, disagreeing=DISAGREEING, seed=0):
+def compare_pair(a: Predictions, b: Predictions, names: Sequence[str] | None = None, disagreeing: int = DISAGREEING,
+                 seed: int = 0) -> PairVerdict:
     """The PairVerdict of two runs' Predictions `a` and `b` of the same examples in the same order; `names` are the
     class names (default: those stored with `a`, else the labels)."""
     rng = np.random.default_rng(seed)
@@ -129,7 +138,7 @@ def compare_pair(a, b, names=None, disagreeing=DISAGREEING, seed=0):
                        None)
 
 
-def mcnemar_p(correct_a, correct_b):
+def mcnemar_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     """McNemar's exact test: the two-sided binomial test of the examples only A gets right among those exactly one
     of the two gets right; 1 when there are none."""
     from scipy.stats import binomtest
@@ -139,7 +148,7 @@ def mcnemar_p(correct_a, correct_b):
     return 1.0 if discordant == 0 else float(binomtest(only_a, discordant, 0.5).pvalue)
 
 
-def wilcoxon_p(errors_a, errors_b):
+def wilcoxon_p(errors_a: np.ndarray, errors_b: np.ndarray) -> float:
     """Wilcoxon's signed-rank test of the paired errors; 1 when they are all equal."""
     from scipy.stats import wilcoxon
 
@@ -148,7 +157,8 @@ def wilcoxon_p(errors_a, errors_b):
     return float(wilcoxon(errors_a, errors_b).pvalue)
 
 
-def bootstrap_mean_interval(differences, rng, resamples=RESAMPLES):
+def bootstrap_mean_interval(differences: np.ndarray, rng: np.random.Generator,
+                            resamples: int = RESAMPLES) -> tuple[float, float]:
     """The percentile 95 % interval of the mean of `differences` over `resamples` resamples of them.
 
     Written here because scipy.stats.bootstrap draws resamples x n indices (10^8 for 10,000 of 10,000 examples,
@@ -167,12 +177,13 @@ def bootstrap_mean_interval(differences, rng, resamples=RESAMPLES):
     return float(low), float(high)
 
 
-def _paired_mean(differences, rng, p_value):
+def _paired_mean(differences: np.ndarray, rng: np.random.Generator, p_value: float) -> Interval:
     low, high = bootstrap_mean_interval(differences, rng)
     return Interval(float(differences.mean()), low, high, p_value)
 
 
-def class_differences(correct_a, correct_b, labels, names, rng):
+def class_differences(correct_a: np.ndarray, correct_b: np.ndarray, labels: np.ndarray, names: Sequence[str] | None,
+                      rng: np.random.Generator) -> list[ClassDifference]:
     """A ClassDifference per label, A's largest advantage first. `correct_a` and `correct_b` are seeds x examples;
     each example's difference is averaged over the seeds, its CI bootstraps the examples, and its p-value is the sign
     test of the examples whose averaged difference is not 0 (McNemar's exact test when there is one seed)."""
@@ -194,7 +205,8 @@ def class_differences(correct_a, correct_b, labels, names, rng):
     return sorted(classes, key=lambda item: -item.difference)
 
 
-def most_disagreeing(a, b, count):
+def most_disagreeing(a: Predictions | list[Predictions], b: Predictions | list[Predictions],
+                     count: int) -> list[Disagreement]:
     """The `count` examples where the two models disagree most: classification, by the gap between the scores they
     give the true label (the predicted classes where there are no scores); regression, by the gap between the
     absolute errors. `a` and `b` are Predictions, or lists of them of the same examples (one per seed): the scores are
@@ -202,25 +214,28 @@ def most_disagreeing(a, b, count):
     mean)."""
     from scipy.stats import mode
 
-    a, b = ([side] if isinstance(side, Predictions) else side for side in (a, b))
-    if a[0].is_classification:
-        score_a, score_b = (np.mean([item.label_scores() for item in side], 0) for side in (a, b))
-        predicted_a, predicted_b = (mode(np.array([item.predicted for item in side]), axis=0).mode for side in (a, b))
+    runs_a, runs_b = ([side] if isinstance(side, Predictions) else side for side in (a, b))
+    if runs_a[0].is_classification:
+        score_a, score_b = (np.mean([item.label_scores() for item in side], 0) for side in (runs_a, runs_b))
+        predicted_a, predicted_b = (mode(np.array([item.predicted for item in side]), axis=0).mode
+                                    for side in (runs_a, runs_b))
     else:
-        score_a, score_b = (np.mean([item.absolute_errors() for item in side], 0) for side in (a, b))
-        predicted_a, predicted_b = (np.mean([item.predicted for item in side], 0) for side in (a, b))
+        score_a, score_b = (np.mean([item.absolute_errors() for item in side], 0) for side in (runs_a, runs_b))
+        predicted_a, predicted_b = (np.mean([item.predicted for item in side], 0) for side in (runs_a, runs_b))
     gap = np.abs(score_a - score_b)
     chosen = [index for index in np.argsort(-gap, kind="stable")[:count] if gap[index] > 0]
-    return [Disagreement(int(a[0].ids[i]), _number(a[0].targets[i]), _number(predicted_a[i]), _number(predicted_b[i]),
+    first = runs_a[0]
+    return [Disagreement(int(first.ids[i]), _number(first.targets[i]), _number(predicted_a[i]), _number(predicted_b[i]),
                          float(score_a[i]), float(score_b[i])) for i in chosen]
 
 
-def _number(value):
+def _number(value: Any) -> float:
     return int(value) if float(value).is_integer() else float(value)
 
 
 # ---- pairs matched by seed ------------------------------------------------------------------------------------
-def compare_seeds(pairs, names=None, disagreeing=DISAGREEING, seed=0):
+def compare_seeds(pairs: dict[Any, tuple[Predictions, ...]], names: Sequence[str] | None = None,
+                  disagreeing: int = DISAGREEING, seed: int = 0) -> SeedVerdict:
     """The SeedVerdict of `pairs`: {seed: (Predictions of A, Predictions of B)}, every one of the same examples."""
     seeds = sorted(pairs, key=str)
     first = pairs[seeds[0]][0]
@@ -245,12 +260,13 @@ def compare_seeds(pairs, names=None, disagreeing=DISAGREEING, seed=0):
                        None if names is None else tuple(map(str, names)))
 
 
-def seed_interval(differences):
+def seed_interval(differences: np.ndarray) -> Interval:
     """The mean of the per-seed differences, Student's t 95 % CI (runstore.groups.describe) and the sign-flip
     permutation p-value (exact: every sign pattern, for up to 2^16 of them)."""
     from scipy.stats import permutation_test
 
     mean, _, interval = describe(list(differences))
+    assert mean is not None  # a difference per seed
     low, high = interval or (math.nan, math.nan)
     if np.all(differences == 0):
         p_value = 1.0
@@ -260,7 +276,7 @@ def seed_interval(differences):
     return Interval(mean, low, high, p_value)
 
 
-def seeds_for_power(differences, power=POWER):
+def seeds_for_power(differences: np.ndarray, power: float = POWER) -> int | None:
     """The fewest seeds with which a paired t-test at ALPHA detects the observed mean difference with `power`
     (statsmodels' TTestPower on the standardized mean difference), and at least SIGN_FLIP_SEEDS, so that the sign-flip
     test can reach ALPHA at all; None without a difference or its spread, or beyond MAX_SEEDS. Searched over the
@@ -277,7 +293,7 @@ def seeds_for_power(differences, power=POWER):
     return int(counts[reached[0]]) if len(reached) else None
 
 
-def seed_warning(count):
+def seed_warning(count: int) -> str | None:
     if count >= MIN_SEEDS:
         return None
     return (f"WARNING: only {count} seed{'s' * (count != 1)}: the sign-flip p-value cannot go below "
@@ -286,45 +302,48 @@ def seed_warning(count):
 
 
 # ---- recorded runs --------------------------------------------------------------------------------------------
-def paired_comparison(run_a, run_b, split=SPLIT, settings=None):
+def paired_comparison(run_a: object, run_b: object, split: str = SPLIT,
+                      settings: Settings | None = None) -> PairVerdict:
     """The PairVerdict of two recorded runs (ids or run folders) on their stored predictions of `split`:
 
         from runstore.paired import paired_comparison
         verdict = paired_comparison("3", "4")   # verdict.overall.difference, .low, .high, .p_value; verdict.classes
     """
-    return compare_stored(*(open_run(str(run), settings) for run in (run_a, run_b)), split)
+    a, b = (open_run(str(run), settings) for run in (run_a, run_b))
+    return compare_stored(a, b, split)
 
 
-def compare_stored(run_a, run_b, split=SPLIT):
+def compare_stored(run_a: StoredRun, run_b: StoredRun, split: str = SPLIT) -> PairVerdict:
     """The PairVerdict of two opened StoredRuns on their stored predictions of `split`."""
     a, b = (read_predictions(run, split) for run in (run_a, run_b))
     check_same_examples({run_a.label.removeprefix("run "): a, run_b.label.removeprefix("run "): b})
     return compare_pair(a, b)
 
 
-def seed_comparison(rows, key, values=None, split=SPLIT, settings=None):
-    """(value of A, value of B, {seed: (run of A, run of B)}, SeedVerdict): the runs among `rows` (runstore.query rows) with `key` (e.g.
-    config.data.stream) at the two `values` (default: the only two there are), paired by config.seed; each pair's
-    stored predictions of `split`. The completed runs of seeds that both values have are compared."""
-    runs = {}
+def seed_comparison(rows: list[dict[str, Any]], key: str, values: Iterable[Any] | None = None, split: str = SPLIT,
+                    settings: Settings | None = None) -> tuple[Any, Any, dict[Any, tuple[Any, Any]], SeedVerdict]:
+    """(value of A, value of B, {seed: (run of A, run of B)}, SeedVerdict): the runs among `rows` (runstore.query rows)
+    with `key` (e.g. config.data.stream) at the two `values` (default: the only two there are), paired by config.seed;
+    each pair's stored predictions of `split`. The completed runs of seeds that both values have are compared."""
+    runs: dict[Any, dict[Any, Any]] = {}
     for row in completed(rows):
         runs.setdefault(row.get(key), {})[row.get("config.seed")] = row["id"]
-    values = list(values) if values else sorted(runs, key=str)
-    if len(values) != 2 or any(value not in runs for value in values):
+    chosen = list(values) if values else sorted(runs, key=str)
+    if len(chosen) != 2 or any(value not in runs for value in chosen):
         found = ", ".join(map(str, sorted(runs, key=str))) or "none"
         raise UserError(f"comparing by {key} needs two of its values among the completed runs, and they have {found}; "
                         f"choose two, e.g. --values {','.join(map(str, sorted(runs, key=str)[:2] or ['A', 'B']))}")
-    seeds = [seed for seed in runs[values[0]] if seed in runs[values[1]]]
+    seeds = [seed for seed in runs[chosen[0]] if seed in runs[chosen[1]]]
     if not seeds:
-        raise UserError(f"no seed has a completed run with both {key}={values[0]} and {key}={values[1]}; run them "
+        raise UserError(f"no seed has a completed run with both {key}={chosen[0]} and {key}={chosen[1]}; run them "
                         f"with the same seeds, e.g. tracker sweep --seeds {MIN_SEEDS}")
-    ids = {seed: (runs[values[0]][seed], runs[values[1]][seed]) for seed in seeds}
+    ids = {seed: (runs[chosen[0]][seed], runs[chosen[1]][seed]) for seed in seeds}
     pairs = {seed: tuple(read_predictions(open_run(str(run), settings), split) for run in ids[seed]) for seed in seeds}
     check_same_examples({str(run): predictions for seed in seeds for run, predictions in zip(ids[seed], pairs[seed])})
-    return values[0], values[1], ids, compare_seeds(pairs)
+    return chosen[0], chosen[1], ids, compare_seeds(pairs)
 
 
-def check_same_examples(predictions):
+def check_same_examples(predictions: dict[str, Predictions]) -> None:
     """UserError, one line, unless every Predictions in `predictions` ({run: Predictions}) is of the same data's
     same examples."""
     (first, reference), *others = predictions.items()

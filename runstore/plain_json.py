@@ -8,7 +8,11 @@ tag is ever needed.
 Every value that becomes a `with` argument passes `plain_values` (configs, info, a sweep's parameters) or
 `plain_arguments` (`with` arguments as text).
 """
+from __future__ import annotations
+
 import ast
+from collections.abc import KeysView
+from typing import Any
 
 from runstore.errors import UserError
 
@@ -18,7 +22,7 @@ JSON_SCALARS = (str, int, float, bool, type(None))
 TAG_PROBLEM = "the jsonpickle tag"
 
 
-def plain_values(value, label, what, path=None):
+def plain_values(value: Any, label: str, what: str, path: str | None = None) -> Any:
     """`value` unchanged when it holds only plain JSON values; UserError naming `label`, `what` and where otherwise.
 
     `what` names the value in the message, e.g. "config" or "info"; `path` is how the location starts (`what`).
@@ -32,7 +36,7 @@ def plain_values(value, label, what, path=None):
     return value
 
 
-def plain_arguments(arguments, label, what, path=None):
+def plain_arguments(arguments: Any, label: str, what: str, path: str | None = None) -> list[str]:
     """`arguments` (`with` arguments as text: KEY=VALUE or a named config) unchanged when each value, read as Sacred
     reads it (a Python literal, else text), is plain JSON; UserError naming the key otherwise (plain_values)."""
     if not isinstance(arguments, list) or not all(isinstance(argument, str) for argument in arguments):
@@ -45,7 +49,7 @@ def plain_arguments(arguments, label, what, path=None):
     return arguments
 
 
-def sacred_value(text):
+def sacred_value(text: str) -> Any:
     """A `with` argument's value as Sacred's command line reads it before jsonpickle: a Python literal, else text.
 
     Not compat.sacred.convert_value, which goes on to decode jsonpickle tags: the very step that would run code.
@@ -56,7 +60,7 @@ def sacred_value(text):
         return text
 
 
-def _first_problem(value, path):
+def _first_problem(value: Any, path: str) -> tuple[str, str] | None:
     """(where, what is wrong) of the first jsonpickle tag or non-JSON value in `value`, or None."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -77,18 +81,18 @@ def _first_problem(value, path):
     return None
 
 
-def _join(path, key):
+def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def dotted_keys(config):
+def dotted_keys(config: dict[str, Any]) -> KeysView[str]:
     """Every leaf key of a nested config, as Sacred's command line writes it: trainer.steps, lr, ..."""
     return dotted_values(config).keys()
 
 
-def dotted_values(config, prefix=""):
+def dotted_values(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{dotted key: value} of every leaf of a nested config."""
-    values = {}
+    values: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict) and value:
             values.update(dotted_values(value, f"{prefix}{key}."))

@@ -14,12 +14,21 @@ The file is a NumPy .npz read with allow_pickle=False: data, never code. It hold
                 different data are not paired
     split       the split's name
 """
+from __future__ import annotations
+
 import io
 from dataclasses import dataclass
+
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runstore.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from runstore.run_store import StoredRun
 
 ARTIFACT = "predictions.{split}.npz"
 SPLIT = "test"  # the split that comparisons read by default: evaluated once, with the best model
@@ -36,26 +45,27 @@ class Predictions:
     names: tuple[str, ...] | None = None  # classification: the class names, if known
 
     @property
-    def is_classification(self):
+    def is_classification(self) -> bool:
         return self.scores is not None
 
-    def correct(self):
+    def correct(self) -> np.ndarray:
         """Whether each example's predicted class is its label (classification)."""
         return self.predicted == self.targets
 
-    def absolute_errors(self):
+    def absolute_errors(self) -> np.ndarray:
         """Each example's mean absolute error (regression)."""
         return np.abs(self.predicted.astype(float) - self.targets).reshape(len(self.ids), -1).mean(1)
 
-    def label_scores(self):
+    def label_scores(self) -> np.ndarray:
         """The score each example's true label got (classification)."""
+        assert self.scores is not None, "a regression's predictions have no scores"
         return self.scores[np.arange(len(self.ids)), self.targets].astype(float)
 
-    def to_bytes(self):
+    def to_bytes(self) -> bytes:
         """The .npz file's content."""
         buffer = io.BytesIO()
-        arrays = dict(ids=self.ids, targets=self.targets, predicted=self.predicted, digest=np.array(self.digest),
-                      split=np.array(self.split))
+        arrays: dict[str, Any] = dict(ids=self.ids, targets=self.targets, predicted=self.predicted,
+                                      digest=np.array(self.digest), split=np.array(self.split))
         if self.scores is not None:
             arrays["scores"] = self.scores
         if self.names is not None:
@@ -64,7 +74,7 @@ class Predictions:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, content, label="the file"):
+    def from_bytes(cls, content: bytes, label: str = "the file") -> Predictions:
         """The Predictions in an .npz file's `content`; UserError when it is not one (`label` names it)."""
         try:
             with np.load(io.BytesIO(content), allow_pickle=False) as stored:
@@ -77,7 +87,8 @@ class Predictions:
                             f"or observers.predictions.save_predictions") from None
 
 
-def classification(split, digest, ids, labels, outputs, names=None):
+def classification(split: str, digest: str, ids: Any, labels: Any, outputs: Any,
+                   names: Iterable[str] | None = None) -> Predictions:
     """The Predictions of a classifier's `outputs` (examples x classes: logits); `names`: the class names."""
     outputs = np.asarray(outputs, dtype=np.float64)
     shifted = np.exp(outputs - outputs.max(1, keepdims=True))
@@ -87,13 +98,13 @@ def classification(split, digest, ids, labels, outputs, names=None):
                        None if names is None else tuple(str(name) for name in names))
 
 
-def regression(split, digest, ids, targets, outputs):
+def regression(split: str, digest: str, ids: Any, targets: Any, outputs: Any) -> Predictions:
     """The Predictions of a regression's `outputs`, of the targets' shape."""
     return Predictions(split, digest, np.asarray(ids, dtype=np.int64), np.asarray(targets, dtype=np.float32),
                        np.asarray(outputs, dtype=np.float32))
 
 
-def read_predictions(run, split=SPLIT):
+def read_predictions(run: StoredRun, split: str = SPLIT) -> Predictions:
     """The Predictions of `split` that the StoredRun `run` stored; UserError when it stored none."""
     name = ARTIFACT.format(split=split)
     content = run.artifact(name)

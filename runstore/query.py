@@ -15,13 +15,17 @@ documents (observers.upload stores them), so listing 10,000 runs reads no metric
 Filters are KEY OP VALUE with OP one of = != < <= > >= ~ (regex search); they compare numbers as numbers, times as
 times (status, start>=2026-11-01) and anything else as text. This module is their one home.
 """
+from __future__ import annotations
+
 import datetime
 import difflib
 import functools
 import math
 import re
 import sys
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
 from runstore.layout import PRUNED_TAG
@@ -29,9 +33,15 @@ from runstore.liveness import seems_dead
 from runstore.run_store import FolderStore, MongoStore, open_run
 from runstore.settings import load_settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from runstore.run_store import Listing, Points, StoredRun
+    from runstore.settings import Settings
+
 STATS = ("first", "last", "min", "max", "argmax")
-RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host", "commit",
-               "tags", "local", "result_metric", "pruned_at_step", "continued_by")
+RUN_COLUMNS = ("id", "experiment", "status", "start", "stop", "duration_s", "result", "higher_is_better", "host",
+               "commit", "tags", "local", "result_metric", "pruned_at_step", "continued_by")
 UNREADABLE = "UNREADABLE"  # the status of a run folder whose run.json or config.json cannot be read
 DEAD = "INTERRUPTED?"  # the status of a RUNNING run whose process is gone, until `tracker sync` marks it INTERRUPTED
 BEST = "best"  # the sort that ranks each experiment's runs best first, by its own direction (higher_is_better)
@@ -46,14 +56,14 @@ class Condition:
     op: str
     text: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.key}{self.op}{self.text}"
 
-    def matches(self, row):
+    def matches(self, row: dict[str, Any]) -> bool:
         return _matches(row.get(self.key), self.op, self.text, self)
 
 
-def parse_condition(text):
+def parse_condition(text: str) -> Condition:
     """'config.lr>=0.01' as a Condition; UserError for anything else."""
     match = CONDITION.fullmatch(text)
     if match is None:
@@ -71,7 +81,8 @@ def parse_condition(text):
     return condition
 
 
-def conditions(where=(), experiment=None, tag=None, since=None):
+def conditions(where: Iterable[str] = (), experiment: str | None = None, tag: str | None = None,
+               since: str | None = None) -> list[Condition]:
     """The conditions of `tracker runs`' options: --where (each), --experiment, --tag and --since."""
     found = [parse_condition(text) for text in where]
     found += [Condition("experiment", "=", experiment)] if experiment else []
@@ -80,7 +91,8 @@ def conditions(where=(), experiment=None, tag=None, since=None):
     return found
 
 
-def runs(where=(), experiment=None, tag=None, since=None, sort="-start", limit=None, settings=None):
+def runs(where: Iterable[str] = (), experiment: str | None = None, tag: str | None = None, since: str | None = None,
+         sort: str | None = "-start", limit: int | None = None, settings: Settings | None = None) -> pd.DataFrame:
     """A pandas DataFrame with one row per run (MongoDB and RUNS_DIR) that meets every condition, sorted and limited.
 
     `where`: conditions such as "config.lr>=0.01" (see the module docstring); `sort`: a column, '-' for descending.
@@ -89,7 +101,9 @@ def runs(where=(), experiment=None, tag=None, since=None, sort="-start", limit=N
     return to_frame(select(list_rows(settings), wanted, sort, limit))
 
 
-def groups(by=None, where=(), experiment=None, tag=None, since=None, metrics=(), settings=None):
+def groups(by: Sequence[str] | None = None, where: Iterable[str] = (), experiment: str | None = None,
+           tag: str | None = None, since: str | None = None, metrics: Sequence[str] = (),
+           settings: Settings | None = None) -> pd.DataFrame:
     """A pandas DataFrame with one row per group of the matching runs with equal values of `by` (a list of keys such as
     "config.lr"; None: every config key except the seed), best group first: n, the mean, standard deviation and 95 %
     confidence interval of the result and of each of `metrics` (e.g. "val.loss.min"), and p_vs_best (runstore.groups).
@@ -100,7 +114,8 @@ def groups(by=None, where=(), experiment=None, tag=None, since=None, metrics=(),
     return pd.DataFrame(group_selection(list_rows(settings), wanted, by, metrics))
 
 
-def group_selection(rows, wanted, by, metrics):
+def group_selection(rows: list[dict[str, Any]], wanted: Collection[Condition], by: Sequence[str] | None,
+                    metrics: Sequence[str]) -> list[dict[str, Any]]:
     """The groups (runstore.groups.group_rows) of the rows meeting `wanted`; UserError for an unknown key."""
     from runstore.groups import group_rows
 
@@ -111,7 +126,7 @@ def group_selection(rows, wanted, by, metrics):
     return group_rows(matching, by or differing_keys(matching), metrics)
 
 
-def metric_history(run, name, settings=None):
+def metric_history(run: object, name: str, settings: Settings | None = None) -> pd.DataFrame:
     """Every point of metric `name` of `run` (an id or a run folder such as runs/3): step, value, timestamp."""
     stored = open_run(str(run), settings)
     steps, values, stamps = _known_metric(stored, name, stored.metric(name))
@@ -120,7 +135,7 @@ def metric_history(run, name, settings=None):
     return pd.DataFrame({"step": steps, "value": values, "timestamp": pd.to_datetime(stamps)})
 
 
-def plotted_metric(run, name, settings=None):
+def plotted_metric(run: object, name: str, settings: Settings | None = None) -> Points:
     """(steps, values) of metric `name` of `run` as Omniboard plots it: every point up to runstore.layout.PLOT_POINTS,
     else an even sample. One lookup by the metric's id, whose cost does not grow with the stored runs as
     metric_history's search of the points does on `tracker db` (nx-27017 matches each stored document there)."""
@@ -128,7 +143,7 @@ def plotted_metric(run, name, settings=None):
     return _known_metric(stored, name, stored.plotted_metric(name))
 
 
-def _known_metric(stored, name, series):
+def _known_metric(stored: StoredRun, name: str, series: Points) -> Points:
     """`series` (a metric's arrays, read from `stored`); UserError naming the closest metrics when they are empty."""
     if len(series[0]) == 0:
         raise UserError(f"{stored.label} has no metric {name!r}{_did_you_mean(name, stored.metric_names())}")
@@ -136,8 +151,9 @@ def _known_metric(stored, name, series):
 
 
 # ---- rows -------------------------------------------------------------------------------------------
-def list_rows(settings=None):
-    """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is down."""
+def list_rows(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is
+    down."""
     settings = settings or load_settings()
     folders = FolderStore(settings.runs_dir)
     mongo = MongoStore.connect(settings)
@@ -149,7 +165,7 @@ def list_rows(settings=None):
         return stored_rows(mongo, folders)
 
 
-def stored_rows(mongo, folders):
+def stored_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str, Any]]:
     """A row per run of the MongoStore `mongo` (None: no database), then per run of the FolderStore `folders` that
     `mongo` does not hold."""
     if mongo is None:
@@ -159,20 +175,20 @@ def stored_rows(mongo, folders):
     return _rows(listed) + _rows(folders.listings(skip_keys=uploaded))
 
 
-def rows_of(references, settings=None):
+def rows_of(references: Iterable[str], settings: Settings | None = None) -> list[dict[str, Any]]:
     """The rows of the runs named by `references` (ids or run folders), in that order; UserError for unknown ones."""
     settings = settings or load_settings()
     return _rows(open_run(reference, settings).listing() for reference in references)
 
 
-def listing_row(listing):
+def listing_row(listing: Listing) -> dict[str, Any]:
     """The row of one runstore.run_store.Listing."""
     return _rows([listing])[0]
 
 
-def _rows(listings):
+def _rows(listings: Iterable[Listing]) -> list[dict[str, Any]]:
     """A row per runstore.run_store.Listing; a run folder that cannot be read is a row with status UNREADABLE."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for listing in listings:
         if listing.problem is None:
             rows.append(_row(listing))
@@ -182,8 +198,9 @@ def _rows(listings):
     return rows
 
 
-def _row(listing):
-    doc, info = listing.doc, listing.info
+def _row(listing: Listing) -> dict[str, Any]:
+    doc, info, config, summaries = listing.doc, listing.info, listing.config, listing.summaries
+    assert doc is not None and info is not None and config is not None and summaries is not None  # no `problem`
     start, stop = stored_time(doc.get("start_time")), stored_time(doc.get("stop_time"))
     end = stop or stored_time(doc.get("heartbeat"))
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
@@ -209,21 +226,21 @@ def _row(listing):
         "pruned_at_step": info.get("pruned_at_step"),
         "continued_by": info.get("continued_by"),  # the run that continued this one (tracker resume, sweep --continue)
     }
-    _flatten_into(row, listing.config, "config.")
+    _flatten_into(row, config, "config.")
     _flatten_into(row, info.get("data", {}), "info.data.")  # what it trained on (ingredients.fingerprint)
     _flatten_into(row, info.get("per_class", {}), "info.per_class.")  # e.g. info.per_class.test.cat.recall
-    for name, summary in listing.summaries.items():
+    for name, summary in summaries.items():
         row.update(zip(_summary_columns(name), map(summary.get, STATS)))
     return row
 
 
 @functools.cache
-def _summary_columns(metric):
+def _summary_columns(metric: str) -> tuple[str, ...]:
     """The column of each of STATS of `metric`: named once, not for every run."""
     return tuple(f"{metric}.{stat}" for stat in STATS)
 
 
-def _flatten_into(row, config, prefix):
+def _flatten_into(row: dict[str, Any], config: dict[str, Any], prefix: str) -> None:
     """Each value of the nested dict `config` into `row` under its dotted key."""
     for key, value in config.items():
         if isinstance(value, dict):
@@ -232,19 +249,20 @@ def _flatten_into(row, config, prefix):
             row[prefix + key] = value
 
 
-def stored_time(value):
+def stored_time(value: datetime.datetime | str | None) -> datetime.datetime | None:
     """A stored time as a naive UTC datetime (Sacred's convention); nx-27017 returns times as ISO strings."""
-    value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if value is not None and value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return value
+    time = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if time is not None and time.tzinfo is not None:
+        time = time.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return time
 
 
 # ---- selecting ---------------------------------------------------------------------------------------
-def select(rows, conditions=(), sort=None, limit=None):
-    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing and NaN values last), at most
-    `limit` of them; sort="best" ranks each experiment's runs best first (rank_best). UserError for a key that no row
-    has, naming the closest ones."""
+def select(rows: list[dict[str, Any]], conditions: Collection[Condition] = (), sort: str | None = None,
+           limit: int | None = None) -> list[dict[str, Any]]:
+    """The rows meeting every condition, sorted by `sort` ('-' first for descending; missing and NaN values last),
+    at most `limit` of them; sort="best" ranks each experiment's runs best first (rank_best). UserError for a key
+    that no row has, naming the closest ones."""
     for condition in conditions:
         check_keys(rows, [condition.key], "--where")
     if sort and sort != BEST:
@@ -268,25 +286,25 @@ def select(rows, conditions=(), sort=None, limit=None):
     return rows if limit is None else rows[:limit]
 
 
-def higher_is_better(row):
+def higher_is_better(row: dict[str, Any]) -> bool:
     """Whether a larger result of `row`'s run is better; runs that do not say (Sacred's own observers) count as yes,
     as track()'s default."""
     return row.get("higher_is_better") is not False
 
 
-def rank_best(rows):
+def rank_best(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each experiment's runs (experiments by name) best first by its own direction, runs without a result last."""
-    def key(row):
-        result = row.get("result")
+    def key(row: dict[str, Any]) -> tuple[str, bool, Any]:
+        result: Any = row.get("result")
         ranked = isinstance(result, (int, float)) and not isinstance(result, bool) and not math.isnan(result)
         return (str(row.get("experiment")), not ranked, (-result if higher_is_better(row) else result) if ranked else 0)
 
     return sorted(rows, key=key)
 
 
-def mixed_directions(rows):
+def mixed_directions(rows: Iterable[dict[str, Any]]) -> str | None:
     """A line saying that `rows` mix results where higher is better with results where lower is, or None."""
-    by_direction = {True: set(), False: set()}
+    by_direction: dict[bool, set[str]] = {True: set(), False: set()}
     for row in rows:
         by_direction[higher_is_better(row)].add(str(row.get("experiment")))
     if not (by_direction[True] and by_direction[False]):
@@ -295,46 +313,47 @@ def mixed_directions(rows):
             f"is better ({', '.join(sorted(by_direction[False]))})")
 
 
-def check_keys(rows, keys, option):
+def check_keys(rows: list[dict[str, Any]], keys: Iterable[str], option: str) -> None:
     known = set(RUN_COLUMNS).union(*rows) if rows else set(RUN_COLUMNS)
     for key in keys:
         if key not in known:
             raise UserError(f"{option}: no run has {key!r}{_did_you_mean(key, known)}")
 
 
-def differing_keys(rows, prefix="config."):
+def differing_keys(rows: list[dict[str, Any]], prefix: str = "config.") -> list[str]:
     """The keys starting with `prefix` whose values are not the same in all `rows` (config.seed aside: every run
     draws its own)."""
     keys = sorted(key for key in set().union(*rows) if key.startswith(prefix) and key != "config.seed")
     return [key for key in keys if any(row.get(key) != rows[0].get(key) for row in rows[1:])]
 
 
-def differing_keys_within_experiments(rows, prefix="config."):
+def differing_keys_within_experiments(rows: list[dict[str, Any]], prefix: str = "config.") -> list[str]:
     """The keys that differ between runs of one experiment, of any experiment among `rows`: a key that only one
     experiment has is part of that experiment, not a difference between runs."""
     return sorted(set().union(*(differing_keys(group, prefix) for group in by_experiment(rows).values())))
 
 
-def by_experiment(rows):
+def by_experiment(rows: Iterable[dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
     """{experiment name: its rows}, in the order the experiments first appear in `rows`."""
-    groups = {}
+    groups: dict[Any, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["experiment"], []).append(row)
     return groups
 
 
-def to_frame(rows):
+def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The rows as a DataFrame: the run columns, then config.* and the metric summaries, each sorted by name."""
     import pandas as pd  # here, not at the top: `tracker runs` starts faster without it
 
-    extra = sorted({key for row in rows for key in row} - set(RUN_COLUMNS), key=lambda k: (not k.startswith("config."), k))
+    extra = sorted({key for row in rows for key in row} - set(RUN_COLUMNS),
+                   key=lambda k: (not k.startswith("config."), k))
     frame = pd.DataFrame.from_records(rows, columns=[*RUN_COLUMNS, *extra])
     for column in ("start", "stop"):
         frame[column] = pd.to_datetime(frame[column])
     return frame
 
 
-def _matches(value, op, text, condition):
+def _matches(value: Any, op: str, text: str, condition: Condition) -> bool:
     if isinstance(value, list):  # tags: any of them
         return any(_matches(item, op, text, condition) for item in value)
     if value is None:
@@ -356,7 +375,7 @@ _KINDS = {bool: ("true or false", "true"), int: ("number", "0.5"), float: ("numb
           datetime.datetime: ("time", "2026-11-01T14:30")}
 
 
-def _same_type(value, text):
+def _same_type(value: object, text: str) -> Any:
     """`text` as a value of the type of `value`, or None when it cannot be one."""
     try:
         if isinstance(value, bool):
@@ -370,14 +389,14 @@ def _same_type(value, text):
     return text if isinstance(value, str) else None
 
 
-def _is_nan(value):
+def _is_nan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _sort_key(value):
+def _sort_key(value: Any) -> tuple[int, Any, str]:
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
-def _did_you_mean(key, known):
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.5)
     return f"; did you mean {', '.join(close)}?" if close else "; `tracker runs --format csv` shows every column"

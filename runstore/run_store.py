@@ -4,10 +4,16 @@ and a file store's run folders (FolderStore: Sacred's FileStorageObserver layout
 Readers open a run (`open_run`) or list a store's runs, and ask the run's store for its artifacts, sources, metrics
 and listing; they never ask which kind of store they have.
 """
+from __future__ import annotations
+
+import functools
 import json
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runstore.atomic_file import write_atomically
 from runstore.cleanup import delete_run
@@ -19,6 +25,12 @@ from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
 
+if TYPE_CHECKING:
+    import pymongo
+
+    from runstore.cleanup import Freed
+    from runstore.settings import Settings
+
 # What a listing reads of each run document (no captured output, sources or artifacts). An aggregation's $project, as
 # nx-27017 computes it in SQLite; its find() projection copies each whole document first, three times slower.
 LISTED_FIELDS = {
@@ -28,6 +40,9 @@ LISTED_FIELDS = {
     "info.pid": 1, "info.continued_by": 1, "info.per_class": 1,
 }
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
+# A metric's points: (steps, values, timestamps), or (steps, values) as Omniboard plots them; numpy arrays from
+# MongoDB, lists from a run folder.
+Points = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -36,33 +51,33 @@ class StoredRun:
 
     label: str  # names the run in messages: "run 3" or "run runs/3"
     origin: int | str  # names it in a later run's info: the database id, or the folder's absolute path
-    doc: dict  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
-    config: dict  # the config, seed included: plain JSON values only (runstore.plain_json)
-    info: dict  # the run's info: plain JSON values only
-    store: "RunStore"  # where it is kept: it reads the run's artifacts, sources and metrics
+    doc: dict[str, Any]  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
+    config: dict[str, Any]  # the config, seed included: plain JSON values only (runstore.plain_json)
+    info: dict[str, Any]  # the run's info: plain JSON values only
+    store: RunStore  # where it is kept: it reads the run's artifacts, sources and metrics
     key: int | Path  # where its store finds it: the database id, or the run folder
     artifact_names: tuple[str, ...] = ()  # the names of its artifacts, in the order they were first added
 
-    def artifact(self, name):
+    def artifact(self, name: str) -> bytes | None:
         """The content of the latest artifact called `name`, or None."""
         return self.store.artifact(self, name)
 
-    def sources(self):
+    def sources(self) -> dict[str, bytes]:
         """Its source files: {path relative to the experiment's base_dir: content}."""
         return self.store.sources(self)
 
-    def metric(self, name):
+    def metric(self, name: str) -> Points:
         """Every point of metric `name`: (steps, values, timestamps), empty when the run has no such metric."""
         return self.store.metric(self, name)
 
-    def plotted_metric(self, name):
+    def plotted_metric(self, name: str) -> Points:
         """The points of metric `name` that Omniboard plots: (steps, values), empty when the run has no such metric."""
         return self.store.plotted_metric(self, name)
 
-    def metric_names(self):
+    def metric_names(self) -> list[str]:
         return self.store.metric_names(self)
 
-    def listing(self):
+    def listing(self) -> Listing:
         return self.store.listing(self)
 
 
@@ -72,10 +87,11 @@ class Listing:
 
     id: int | str  # the database id, or the run folder
     uploaded_from: str | None = None  # the key (LocalRun.key) of the file-store run it was uploaded from, if any
-    doc: dict | None = None  # the run document's LISTED_FIELDS; a run folder's run.json, its info's tags as Omniboard's
-    config: dict | None = None
-    info: dict | None = None
-    summaries: dict | None = None  # metric name -> runstore.layout.summarize of its points
+    # The run document's LISTED_FIELDS; a run folder's run.json, its info's tags as Omniboard's.
+    doc: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    info: dict[str, Any] | None = None
+    summaries: dict[str, dict[str, Any]] | None = None  # metric name -> runstore.layout.summarize of its points
     local: bool = False  # waiting in a file store for `tracker sync`
     problem: str | None = None
 
@@ -85,76 +101,76 @@ class RunStore(ABC):
     `open_run` chooses the store from what the user typed."""
 
     @abstractmethod
-    def listings(self, skip_keys=frozenset()):
+    def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
         """A Listing of every run in the store's order, but those whose key (LocalRun.key) is in `skip_keys`: another
         store has them."""
 
     @abstractmethod
-    def listing(self, run):
+    def listing(self, run: StoredRun) -> Listing:
         """The Listing of the StoredRun `run`."""
 
     @abstractmethod
-    def artifact(self, run, name):
+    def artifact(self, run: StoredRun, name: str) -> bytes | None:
         """The content of `run`'s latest artifact called `name`, or None."""
 
     @abstractmethod
-    def sources(self, run):
+    def sources(self, run: StoredRun) -> dict[str, bytes]:
         """`run`'s source files: {path relative to the experiment's base_dir: content}."""
 
     @abstractmethod
-    def metric(self, run, name):
+    def metric(self, run: StoredRun, name: str) -> Points:
         """Every point of `run`'s metric `name`: (steps, values, timestamps), empty when it has none."""
 
     @abstractmethod
-    def plotted_metric(self, run, name):
+    def plotted_metric(self, run: StoredRun, name: str) -> Points:
         """The points of `run`'s metric `name` that Omniboard plots: (steps, values), empty when it has none."""
 
     @abstractmethod
-    def metric_names(self, run):
+    def metric_names(self, run: StoredRun) -> list[str]:
         """The names of `run`'s metrics."""
 
     @abstractmethod
-    def captured_out(self, run):
+    def captured_out(self, run: StoredRun) -> str:
         """`run`'s captured output as stored now (the latest of a running run)."""
 
     @abstractmethod
-    def annotations(self, run):
+    def annotations(self, run: StoredRun) -> tuple[list[str], str]:
         """(tags, note): the tags and the note that users gave `run` (Omniboard's, in MongoDB)."""
 
     @abstractmethod
-    def annotate(self, run, tags, note):
+    def annotate(self, run: StoredRun, tags: list[str], note: str) -> None:
         """Store `tags` (a list of strings) and `note` (a string) as `run`'s annotations."""
 
 
 class MongoStore(RunStore):
     """The configured MongoDB database (runstore.layout); closed when used as a context manager."""
 
-    def __init__(self, client, settings):
+    def __init__(self, client: pymongo.MongoClient[Any], settings: Settings) -> None:
         self.client = client
         self.settings = settings
         self.db = client[settings.db_name]
 
     @classmethod
-    def connect(cls, settings):
+    def connect(cls, settings: Settings) -> MongoStore | None:
         """The store, or None when MongoDB does not answer (runstore.database.connect)."""
         client = connect(settings)
         return None if client is None else cls(client, settings)
 
     @classmethod
-    def require(cls, settings, fix):
+    def require(cls, settings: Settings, fix: str) -> MongoStore:
         """The store, or UserError naming the unreachable server and `fix` (runstore.database.require_database)."""
         return cls(require_database(settings, fix).client, settings)
 
-    def __enter__(self):
+    def __enter__(self) -> MongoStore:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         self.client.close()
 
-    def document(self, run_id, fields=None):
+    def document(self, run_id: int, fields: dict[str, int] | None = None) -> dict[str, Any]:
         """Run `run_id`'s document (only `fields`, a projection, when given); UserError when there is no such run."""
         doc = self.db.runs.find_one({"_id": run_id}, fields)
         if doc is None:
@@ -164,23 +180,23 @@ class MongoStore(RunStore):
             )
         return doc
 
-    def open(self, run_id):
+    def open(self, run_id: int) -> StoredRun:
         """The StoredRun of run `run_id`; UserError when there is none."""
         doc = self.document(run_id)
         names = [entry["name"] for entry in doc.get("artifacts", [])]
         return _stored_run(f"run {run_id}", run_id, doc, doc["config"], doc.get("info", {}), self, run_id, names)
 
-    def with_info(self, info):
+    def with_info(self, info: dict[str, Any]) -> list[dict[str, Any]]:
         """The _id, start_time and local_copy.key of the runs whose info has all of `info`'s values
         ({dotted key: value})."""
         query = {f"info.{key}": value for key, value in info.items()}
         return list(self.db.runs.find(query, {"_id": 1, "start_time": 1, "local_copy.key": 1}))
 
-    def delete(self, doc):
+    def delete(self, doc: dict[str, Any]) -> Freed:
         """Remove the run of `doc` (its artifacts, experiment.sources and _id at least) and all it stored: Freed."""
         return delete_run(self.db, doc)
 
-    def listings(self, skip_keys=frozenset()):
+    def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
         # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
         documents = list(self.db.runs.find({}, LISTED_FIELDS, batch_size=LISTING_BATCH))
         if skip_keys:
@@ -188,42 +204,42 @@ class MongoStore(RunStore):
         self._add_missing_summaries(documents)
         return [_mongo_listing(doc) for doc in documents]
 
-    def listing(self, run):
+    def listing(self, run: StoredRun) -> Listing:
         doc = dict(run.doc)
         self._add_missing_summaries([doc])
         return _mongo_listing(doc)
 
-    def artifact(self, run, name):
+    def artifact(self, run: StoredRun, name: str) -> bytes | None:
         # Whichever observer wrote the run, the last entry of a name is its newest file.
         entries = [entry for entry in run.doc.get("artifacts", []) if entry["name"] == name]
         return read_file(self.db, entries[-1]["file_id"]) if entries else None
 
-    def sources(self, run):
+    def sources(self, run: StoredRun) -> dict[str, bytes]:
         return {path: read_file(self.db, file_id) for path, file_id in run.doc["experiment"].get("sources", [])}
 
-    def metric(self, run, name):
-        return read_metric(self.db, run.key, name)
+    def metric(self, run: StoredRun, name: str) -> Points:
+        return read_metric(self.db, _run_id(run), name)
 
-    def plotted_metric(self, run, name):
+    def plotted_metric(self, run: StoredRun, name: str) -> Points:
         # Found by the id the run lists: metric_points' search by run and name matches every stored run's points on
         # nx-27017, which does not use its index for a field that might be an array.
         listed = {metric["name"]: metric["id"] for metric in run.doc.get("info", {}).get("metrics", [])}
         return read_plotted(self.db, listed.get(name))
 
-    def metric_names(self, run):
+    def metric_names(self, run: StoredRun) -> list[str]:
         return [metric["name"] for metric in run.doc.get("info", {}).get("metrics", [])]
 
-    def captured_out(self, run):
-        return self.document(run.key, {"captured_out": 1}).get("captured_out") or ""
+    def captured_out(self, run: StoredRun) -> str:
+        return self.document(_run_id(run), {"captured_out": 1}).get("captured_out") or ""
 
-    def annotations(self, run):
-        omniboard = self.document(run.key, {"omniboard": 1}).get("omniboard", {})
+    def annotations(self, run: StoredRun) -> tuple[list[str], str]:
+        omniboard = self.document(_run_id(run), {"omniboard": 1}).get("omniboard", {})
         return omniboard.get("tags", []), omniboard.get("notes", "")
 
-    def annotate(self, run, tags, note):
-        self.db.runs.update_one({"_id": run.key}, {"$set": {"omniboard.tags": tags, "omniboard.notes": note}})
+    def annotate(self, run: StoredRun, tags: list[str], note: str) -> None:
+        self.db.runs.update_one({"_id": _run_id(run)}, {"$set": {"omniboard.tags": tags, "omniboard.notes": note}})
 
-    def _add_missing_summaries(self, documents):
+    def _add_missing_summaries(self, documents: list[dict[str, Any]]) -> None:
         """Runs recorded by Sacred's own MongoObserver have no stored summaries: compute them from their plotted
         series."""
         missing = {doc["_id"]: doc for doc in documents if "metric_summaries" not in doc}
@@ -240,10 +256,10 @@ class MongoStore(RunStore):
 class FolderStore(RunStore):
     """A file store: a folder (such as RUNS_DIR) of run folders, each as runstore.local_run reads it."""
 
-    def __init__(self, root):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
-    def open(self, folder, run_id=None):
+    def open(self, folder: Path, run_id: int | None = None) -> StoredRun:
         """The StoredRun in `folder`; `run_id`: its id in MongoDB, which then names it. UserError when unreadable."""
         try:
             run = LocalRun.load(folder)
@@ -255,7 +271,7 @@ class FolderStore(RunStore):
         label, origin = (f"run {run_id}", run_id) if run_id is not None else (f"run {folder}", str(folder.resolve()))
         return _stored_run(label, origin, run.entry, run.config, run.info, self, folder, run.entry.get("artifacts", []))
 
-    def runs(self):
+    def runs(self) -> Iterator[tuple[Path, LocalRun]]:
         """(folder, LocalRun) of each run folder that can be read right now."""
         for folder in run_folders(self.root):
             try:
@@ -263,7 +279,7 @@ class FolderStore(RunStore):
             except (OSError, ValueError):  # a run being written right now, or not a run
                 continue
 
-    def listings(self, skip_keys=frozenset()):
+    def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
         listings = []
         for folder in run_folders(self.root):
             try:
@@ -275,41 +291,42 @@ class FolderStore(RunStore):
                 listings.append(Listing(str(folder), local=True, problem=str(problem)))
         return listings
 
-    def listing(self, run):
-        return _folder_listing(run.key, LocalRun.load(run.key))
+    def listing(self, run: StoredRun) -> Listing:
+        return _folder_listing(_folder(run), LocalRun.load(_folder(run)))
 
-    def artifact(self, run, name):
+    def artifact(self, run: StoredRun, name: str) -> bytes | None:
         # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
-        return (run.key / name).read_bytes() if name in run.doc.get("artifacts", []) else None
+        return (_folder(run) / name).read_bytes() if name in run.doc.get("artifacts", []) else None
 
-    def sources(self, run):
+    def sources(self, run: StoredRun) -> dict[str, bytes]:
         sources = run.doc["experiment"].get("sources", [])
-        return {path: source_file(run.key, stored).read_bytes() for path, stored in sources}
+        files = {path: source_file(_folder(run), stored) for path, stored in sources}
+        return {path: file.read_bytes() for path, file in files.items() if file is not None}  # open() refused others
 
-    def metric(self, run, name):
-        series = LocalRun.load(run.key).metrics.get(name, {})
+    def metric(self, run: StoredRun, name: str) -> Points:
+        series = LocalRun.load(_folder(run)).metrics.get(name, {})
         return tuple(series.get(key, []) for key in ("steps", "values", "timestamps"))
 
-    def plotted_metric(self, run, name):
+    def plotted_metric(self, run: StoredRun, name: str) -> Points:
         return self.metric(run, name)[:2]  # a file store keeps every point, and Omniboard does not read it
 
-    def metric_names(self, run):
-        return list(LocalRun.load(run.key).metrics)
+    def metric_names(self, run: StoredRun) -> list[str]:
+        return list(LocalRun.load(_folder(run)).metrics)
 
-    def captured_out(self, run):
-        return LocalRun.load(run.key).captured_out
+    def captured_out(self, run: StoredRun) -> str:
+        return LocalRun.load(_folder(run)).captured_out
 
-    def annotations(self, run):
-        info = LocalRun.load(run.key).info
+    def annotations(self, run: StoredRun) -> tuple[list[str], str]:
+        info = LocalRun.load(_folder(run)).info
         return info.get("tags", []), info.get("notes", "")
 
-    def annotate(self, run, tags, note):
+    def annotate(self, run: StoredRun, tags: list[str], note: str) -> None:
         # In info.json, whose tags the upload makes Omniboard tags (observers.upload).
-        folder = LocalRun.load(run.key)
-        write_atomically(run.key / "info.json", json.dumps({**folder.info, "tags": tags, "notes": note}, indent=2))
+        folder = LocalRun.load(_folder(run))
+        write_atomically(_folder(run) / "info.json", json.dumps({**folder.info, "tags": tags, "notes": note}, indent=2))
 
 
-def open_run(reference, settings=None):
+def open_run(reference: str, settings: Settings | None = None) -> StoredRun:
     """The run that `reference` names: a MongoDB run id (3), or a run folder of a file store given as a path (runs/3,
     ./3). A number is always a run id, whatever folders the current directory holds."""
     if reference.isdigit():
@@ -323,27 +340,26 @@ def open_run(reference, settings=None):
     return FolderStore(folder.parent).open(folder)
 
 
-def newest_run_with_info(info, settings=None):
+def newest_run_with_info(info: dict[str, Any], settings: Settings | None = None) -> StoredRun | None:
     """The newest run whose info has all of `info`'s values ({dotted key: value}), or None.
 
     Looks in RUNS_DIR, whose copies are the latest state of runs MongoDB did not take in full, and in MongoDB. A copy
     of a run that MongoDB holds too is read from its folder but named by its database id.
     """
     settings = settings or load_settings()
-    found, database_ids = [], {}
+    found: list[tuple[str, Callable[[], StoredRun]]] = []
+    database_ids = {}
     mongo = MongoStore.connect(settings)
     if mongo is not None:
         with mongo:
             docs = mongo.with_info(info)
         for doc in docs:
-            found.append((str(doc["start_time"]), lambda run_id=doc["_id"]: _open_mongo_run(run_id, settings)))
+            found.append((str(doc["start_time"]), functools.partial(_open_mongo_run, doc["_id"], settings)))
         database_ids = {_copy_key(doc): doc["_id"] for doc in docs if "local_copy" in doc}
     folders = FolderStore(settings.runs_dir)
     for folder, run in folders.runs():
         if all(_dotted(run.info, key) == value for key, value in info.items()):
-            def open_folder(folder=folder, run_id=database_ids.get(run.key)):
-                return folders.open(folder, run_id)
-
+            open_folder = functools.partial(folders.open, folder, database_ids.get(run.key))
             found.insert(0, (run.entry["start_time"], open_folder))  # first: at the same start time, its state wins
     if not found:
         return None
@@ -351,7 +367,7 @@ def newest_run_with_info(info, settings=None):
     return max(found, key=lambda item: item[0].replace(" ", "T"))[1]()
 
 
-def mark_continued(run, by, settings=None):
+def mark_continued(run: StoredRun, by: object, settings: Settings | None = None) -> None:
     """Record in the info of `run` (a StoredRun) that the run `by` (its origin) continues it (`tracker resume`, `tracker
     sweep --continue`), in its folder and in MongoDB: groups then count the two as one run (runstore.groups), and
     `tracker sync` advises no resume of it."""
@@ -364,13 +380,13 @@ def mark_continued(run, by, settings=None):
                 mongo.db.runs.update_one({"_id": run.origin}, {"$set": {"info.continued_by": by}})
 
 
-def _dotted(info, key):
+def _dotted(info: Any, key: str) -> Any:
     for part in key.split("."):
         info = info.get(part) if isinstance(info, dict) else None
     return info
 
 
-def _open_mongo_run(run_id, settings):
+def _open_mongo_run(run_id: int, settings: Settings) -> StoredRun:
     store = MongoStore.require(
         settings, f"start it to read run {run_id}, or give the folder of a file-store run "
                   f"(e.g. {shell_command(settings.runs_dir / str(run_id))})"
@@ -378,23 +394,36 @@ def _open_mongo_run(run_id, settings):
     return store.open(run_id)
 
 
-def _copy_key(doc):
+def _run_id(run: StoredRun) -> int:
+    """The database id of a run that MongoStore opened."""
+    assert isinstance(run.key, int), run.key
+    return run.key
+
+
+def _folder(run: StoredRun) -> Path:
+    """The folder of a run that FolderStore opened."""
+    assert isinstance(run.key, Path), run.key
+    return run.key
+
+
+def _copy_key(doc: dict[str, Any]) -> str | None:
     return doc.get("local_copy", {}).get("key")
 
 
-def _mongo_listing(doc):
+def _mongo_listing(doc: dict[str, Any]) -> Listing:
     summaries = {s["name"]: s for s in doc.get("metric_summaries", [])}
     return Listing(doc["_id"], _copy_key(doc), doc, doc.get("config", {}), doc.get("info", {}), summaries)
 
 
-def _folder_listing(folder, run):
+def _folder_listing(folder: Path, run: LocalRun) -> Listing:
     summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
     # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
     entry = {**run.entry, "omniboard": {"tags": run.info.get("tags", [])}}
     return Listing(str(folder), None, entry, run.config, run.info, summaries, local=True)
 
 
-def _stored_run(label, origin, doc, config, info, store, key, artifact_names):
+def _stored_run(label: str, origin: int | str, doc: dict[str, Any], config: dict[str, Any], info: dict[str, Any],
+                store: RunStore, key: int | Path, artifact_names: Iterable[str]) -> StoredRun:
     """The StoredRun, once its config and info are known to be plain data (nothing in them can run code)."""
     return StoredRun(label, origin, doc, plain_values(config, label, "config"), plain_values(info, label, "info"),
                      store, key, tuple(dict.fromkeys(artifact_names)))

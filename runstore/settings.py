@@ -2,15 +2,19 @@
 else defaults.
 
 The project root is the nearest folder, at or above the starting folder, that holds `.git` or `.env`; when there is
-none (an installed package), the one around the current directory, else the current directory itself. Experiments start from their base_dir (observers.track), the `tracker` command from
+none (an installed package), the one around the current directory, else the current directory itself. Experiments
+start from their base_dir (observers.track), the `tracker` command from
 the current directory. A relative RUNS_DIR, the .env file and `.tracker/` are found there, so that running from
 another folder neither scatters runs nor misses the settings.
 """
+from __future__ import annotations
+
 import functools
 import os
 import re
 import sys
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -41,26 +45,26 @@ class Settings:
     board_user: str = DEFAULT_BOARD_USER  # the login of `tracker board` and the compose stack's Omniboard
     board_password: str = ""  # no login unless set; `tracker board --host` needs one
 
-    def __repr__(self):  # without the passwords of MONGO_URL and BOARD_PASSWORD
+    def __repr__(self) -> str:  # without the passwords of MONGO_URL and BOARD_PASSWORD
         return (f"Settings(mongo_url={self.safe_url!r}, db_name={self.db_name!r}, runs_dir={self.runs_dir!r}, "
                 f"system_metrics_s={self.system_metrics_s!r}, board_user={self.board_user!r})")
 
     @property
-    def sweeps_dir(self):
+    def sweeps_dir(self) -> Path:
         """sweeps/ beside RUNS_DIR (on SLURM, on a filesystem the nodes share, as RUNS_DIR is)."""
         return self.runs_dir.parent / SWEEPS_DIR
 
     @property
-    def has_placeholder_password(self):
+    def has_placeholder_password(self) -> bool:
         return re.search(rf"://[^:/@]*:{PLACEHOLDER_PASSWORD}@", self.mongo_url) is not None
 
     @property
-    def safe_url(self):
+    def safe_url(self) -> str:
         """The URL as messages and logs show it (shown_url): short, with any password masked."""
         return shown_url(self.mongo_url)
 
 
-def project_root(start=None):
+def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The nearest folder at or above `start` (default: the current directory) holding .git or .env; when there is
     none (an installed package, a loose script), the same from the current directory, else the current directory:
     records and data never go into site-packages."""
@@ -72,19 +76,19 @@ def project_root(start=None):
     return here
 
 
-def store_url(data_dir):
+def store_url(data_dir: str | os.PathLike[str]) -> str:
     """The MongoDB URL of the Unix socket on which `tracker db` serves the store in `data_dir`."""
     return "mongodb://" + quote(str(Path(data_dir).resolve() / STORE_SOCKET), safe="")
 
 
-def tracker_folders(root=None):
+def tracker_folders(root: str | os.PathLike[str] | None = None) -> list[Path]:
     """The tracker's own folders in the project around `root`: RUNS_DIR, sweeps/ and .tracker/ hold records, not
     code, so they are no uncommitted change of a run."""
     settings = load_settings(root=root)
     return [settings.runs_dir, settings.sweeps_dir, project_root(root) / TRACKER_DIR]
 
 
-def create_tracker_folder(folder):
+def create_tracker_folder(folder: str | os.PathLike[str]) -> Path:
     """Create `folder` (and missing parents) for the tracker's records, ignored by git from the start.
 
     The highest folder created gets a `.gitignore` holding `*`, as pytest does for its cache: the folder then hides
@@ -101,32 +105,33 @@ def create_tracker_folder(folder):
     return folder
 
 
-def load_settings(env_file=None, root=None):
+def load_settings(env_file: str | os.PathLike[str] | None = None,
+                  root: str | os.PathLike[str] | None = None) -> Settings:
     """Settings from the environment, falling back to `env_file` (default: .env in the project root around `root`).
 
     Secrets stay out of code and configs. A relative RUNS_DIR is taken relative to the project root. The default
     MONGO_URL is the project's own `tracker db` (its socket in .tracker/db/).
     """
     root = project_root(root)
-    env_file = Path(env_file) if env_file else root / ".env"
-    file_values = dotenv_values(env_file) if env_file.is_file() else {}
+    env_path = Path(env_file) if env_file else root / ".env"
+    file_values = dotenv_values(env_path) if env_path.is_file() else {}
     if file_values:
-        warn_if_others_can_read(env_file, file_values)
+        warn_if_others_can_read(env_path, file_values)
 
-    def get(name, default):
+    def get(name: str, default: str) -> str:
         return os.environ.get(name) or file_values.get(name) or default
 
     return Settings(
         mongo_url=get("MONGO_URL", store_url(root / STORE_DIR)),
         db_name=get("SACRED_DB", DEFAULT_DB),
         runs_dir=root / Path(get("RUNS_DIR", DEFAULT_RUNS_DIR)).expanduser(),
-        system_metrics_s=_seconds("SYSTEM_METRICS_S", get("SYSTEM_METRICS_S", DEFAULT_SYSTEM_METRICS_S)),
+        system_metrics_s=_seconds("SYSTEM_METRICS_S", get("SYSTEM_METRICS_S", str(DEFAULT_SYSTEM_METRICS_S))),
         board_user=get("BOARD_USER", DEFAULT_BOARD_USER),
         board_password=get("BOARD_PASSWORD", ""),
     )
 
 
-def warn_if_others_can_read(env_file, values):
+def warn_if_others_can_read(env_file: Path, values: Mapping[str, str | None]) -> None:
     """One warning line (once per process) when `env_file`, whose settings are `values`, holds a password that users
     other than its owner may read: `cp` gives a new file mode 644."""
     url = values.get("MONGO_URL") or ""
@@ -138,11 +143,11 @@ def warn_if_others_can_read(env_file, values):
 
 
 @functools.cache
-def _warn_once(line):
+def _warn_once(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _seconds(name, value):
+def _seconds(name: str, value: str | float) -> float:
     try:
         seconds = float(value)
     except ValueError:
@@ -152,7 +157,7 @@ def _seconds(name, value):
     return seconds
 
 
-def shown_url(url):
+def shown_url(url: str) -> str:
     """`url` for messages: a Unix socket's URL as its path (relative to the current folder when inside it), which
     the URL's escaping makes long and hard to read; any other URL with its password masked (redact)."""
     socket = re.fullmatch(r"mongodb://(%2F[^/?@]*)/?", url)
@@ -161,13 +166,13 @@ def shown_url(url):
     return shown_path(unquote(socket.group(1)))
 
 
-def shown_path(path):
+def shown_path(path: str | os.PathLike[str]) -> str:
     """`path` as messages and tables show it: relative to the current folder when inside it, else as it is."""
     path = Path(path)
     return str(path.relative_to(Path.cwd())) if path.is_absolute() and path.is_relative_to(Path.cwd()) else str(path)
 
 
-def redact(url):
+def redact(url: str) -> str:
     """`url` with the password replaced by ***, even when the rest of the URL is malformed.
 
     The password runs to the last '@': an unescaped '@' in it must not leave its end visible.

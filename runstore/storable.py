@@ -4,7 +4,10 @@
 MongoDB's own refusal comes too late (after the run, in the middle of an upload) and, for deep nesting, as a
 RecursionError; this walk needs no recursion.
 """
+from __future__ import annotations
+
 import json
+from typing import Any
 
 from runstore.errors import UserError
 
@@ -15,11 +18,11 @@ VALUE_LIMIT_BYTES = DOCUMENT_LIMIT_BYTES // 2
 MAX_NESTING = 99
 
 
-def check_storable(value, what):
+def check_storable(value: Any, what: str) -> None:
     """UserError naming the first part of `value` (a run's `what`: "config" or "info") that MongoDB cannot store: a key
     holding a NUL character or starting with '$', nesting past MAX_NESTING, or a size over
     VALUE_LIMIT_BYTES."""
-    pending = [(value, what, 1)]
+    pending: list[tuple[Any, str, int]] = [(value, what, 1)]
     while pending:
         item, where, depth = pending.pop()
         if isinstance(item, dict):
@@ -40,7 +43,7 @@ def check_storable(value, what):
                         f"added with _run.add_artifact")
 
 
-def _check_key(key, where):
+def _check_key(key: object, where: str) -> None:
     if not isinstance(key, str):
         problem = "is not text"
     elif "\0" in key:

@@ -1,12 +1,15 @@
 """The fields of a stored run that commands compute with (its process id, host and times), checked for type when read
 back from MongoDB or a run folder: an edited or damaged record gets one line naming the run and the field, never a
 TypeError from deep inside a command."""
+from __future__ import annotations
+
 import datetime
+from typing import Any
 
 TIME_FIELDS = ("start_time", "heartbeat", "stop_time")
 
 
-def field_problem(doc, info):
+def field_problem(doc: dict[str, Any], info: Any) -> str | None:
     """None when the run document `doc` (or run.json) and its `info` hold the types Sacred and the observer write;
     else what is wrong, naming the field, e.g. "info.pid 'x' is not a process id"."""
     if not isinstance(info, dict):
@@ -24,7 +27,7 @@ def field_problem(doc, info):
     return None
 
 
-def _iso_time(value):
+def _iso_time(value: object) -> bool:
     if not isinstance(value, str):
         return False
     try:

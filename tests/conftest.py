@@ -54,7 +54,7 @@ class LocalMongoServer:
                 return self
             except pymongo.errors.PyMongoError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"nx-27017 exited with {self.process.returncode}")
+                    raise RuntimeError(f"nx-27017 exited with {self.process.returncode}") from None
                 time.sleep(0.2)
         raise RuntimeError(f"nx-27017 did not answer on port {self.port} within {timeout_s}s")
 

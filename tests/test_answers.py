@@ -100,7 +100,8 @@ def test_single_runs_are_n_too_small_and_sort_best_ranks_each_experiment_by_its_
         seeded_sweep, database, mongo_url, workdir):
     for lr in ("0.002", "0.02"):
         result = run_experiment(["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.train_size=500",
-                                 "data.eval_size=100", "data.batch_size=32", "trainer.progress=False", f"lr={lr}"], workdir, mongo_url,
+                                 "data.eval_size=100", "data.batch_size=32", "trainer.progress=False", f"lr={lr}"],
+                                workdir, mongo_url,
                                 database.name, experiment="signals")
         assert result.returncode == 0, result.stderr
     signals = sorted(database.runs.find({"experiment.name": "signals"}), key=lambda run: run["result"])

@@ -95,8 +95,10 @@ def test_sacred_lock_captured_output(restored, tmp_path):
                 run = types.SimpleNamespace(_output_file=CapturedStdout(reader), captured_out="",
                                             captured_out_filter=None)
                 written = threading.Event()
-                readers = [threading.Thread(target=lambda: [Run._get_captured_output(run)
-                                                            for _ in iter(written.is_set, True)]) for _ in range(2)]
+                # B023: the threads end within this iteration.
+                readers = [threading.Thread(target=lambda: [Run._get_captured_output(run)  # noqa: B023
+                                                            for _ in iter(written.is_set, True)])  # noqa: B023
+                           for _ in range(2)]
                 for thread in readers:
                     thread.start()
                 for line in lines:
@@ -457,7 +459,8 @@ def test_nx27017_serve_forever_with_handle_client_and_run_server(tmp_path):
     # The owner-only Unix socket in the data folder, announced once it listens, with nx-27017's log in that folder.
     data_dir = tmp_path / "store"
     process = subprocess.Popen([sys.executable, "-m", "localdb.server", "--data-dir", str(data_dir), "--quiet"],
-                               cwd=REPO_ROOT, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               cwd=REPO_ROOT, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     try:

@@ -1,4 +1,5 @@
-"""docker-compose.yml, checked with Debian's docker-compose (no docker engine needed) and the settings of .env.example."""
+"""docker-compose.yml, checked with Debian's docker-compose (no docker engine needed) and the settings of
+.env.example."""
 import os
 import shutil
 import subprocess

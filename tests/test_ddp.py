@@ -1,5 +1,6 @@
 """DistributedDataParallel through torchrun, on the CPU (gloo) with 2 processes: one recorded run with the metrics of
-a single process with the same global batch (to the bit, when it adds the same two half-batch gradients), a signal to one rank stopping both at one checkpoint that `tracker
+a single process with the same global batch (to the bit, when it adds the same two half-batch gradients), a signal to
+one rank stopping both at one checkpoint that `tracker
 resume` continues exactly, and one line for a batch that 2 processes cannot share."""
 import math
 import re

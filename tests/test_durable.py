@@ -219,7 +219,7 @@ def test_an_oversized_run_document_is_named_as_such_and_kept(mongo_url, mongo_db
 
 
 def test_unchanged_sources_are_stored_once(mongo_url, mongo_db, db_name, workdir, tmp_path):
-    for attempt in range(3):
+    for _ in range(3):
         process = start_experiment(FLOOD, [], workdir, mongo_url, db_name, tmp_path / "runs", tmp_path)
         assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
     runs = list(mongo_db.runs.find())
@@ -323,7 +323,7 @@ def test_sync_marks_a_run_whose_metrics_and_output_are_truncated(waiting_run, mo
     missing = [line for line in missing if "metric sys." not in line]  # the system metrics' points are lost too
     assert missing[1:] == [f"cout.txt: 1000 of {len(output)} characters of output",
                            "metrics.json: 0 of 50 points of metric flood", "blob.bin: the artifact's file is missing"]
-    assert f"1 incomplete" in result.stdout and missing[-1] in result.stdout
+    assert "1 incomplete" in result.stdout and missing[-1] in result.stdout
     again = sync(mongo_url, db_name, tmp_path / "runs")
     assert "0 uploaded, 1 skipped" in again.stdout and mongo_db.runs.count_documents({}) == 1
 
@@ -373,7 +373,7 @@ def test_a_run_on_a_full_disk_is_recorded_whole_in_mongodb(small_disk, mongo_url
     stderr = (tmp_path / "stderr.txt").read_text()
     [warning] = [line for line in stderr.splitlines() if "local store failed" in line]
     assert f"the local store failed to write {small_disk / 'runs' / '1' / 'blob.bin'}" in warning, warning
-    assert f"(No space left on device; " in warning and f" MB free in {small_disk / 'runs'})" in warning
+    assert "(No space left on device; " in warning and f" MB free in {small_disk / 'runs'})" in warning
     assert "An error ocurred" not in stderr and "failed at some point" not in stderr
     [run] = mongo_db.runs.find()
     assert run["status"] == "COMPLETED" and run["local_copy"]["missing"] == [] and run["result"] == 20000

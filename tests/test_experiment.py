@@ -163,7 +163,8 @@ def test_a_run_is_tagged_and_commented_from_the_command_line(workdir, mongo_url,
 
 def test_malformed_mongo_url_fails_in_one_line(workdir, tmp_path):
     password = uuid.uuid4().hex  # generated: no password is written in tracked files
-    result = run_experiment(["with", "smoke"], workdir, f"mongodb://user:{password}@[oops", "x", runs_dir=tmp_path / "r")
+    result = run_experiment(["with", "smoke"], workdir, f"mongodb://user:{password}@[oops", "x",
+                            runs_dir=tmp_path / "r")
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "MONGO_URL" in lines[0] and password not in lines[0], result.stderr

@@ -141,7 +141,7 @@ def attacker_page(tmp_path):
     server.shutdown()
 
 
-def test_a_page_of_another_site_cannot_delete_a_run_in_chromium(browser, attacker_page, default_board, one_run):  # noqa: F811
+def test_a_page_of_another_site_cannot_delete_a_run_in_chromium(browser, attacker_page, default_board, one_run):
     page = browser.new_page()
     try:
         page.goto(attacker_page)
@@ -170,7 +170,7 @@ document.title = "sent DELETE: " + request.status;
 # Omniboard's routes ignore case; it frames `api/v1/files/preview/ID/NAME` with the artifact's stored name as it is, so
 # a name such as ../../../../../../SACRED/API/v1/Files/preview/ID/x.html leads its own preview to the second spelling.
 @pytest.mark.parametrize("files", ["sacred/api/v1/files", "SACRED/API/v1/Files"])
-def test_an_html_artifact_is_no_page_of_the_board_in_chromium(files, browser, default_board, one_run):  # noqa: F811
+def test_an_html_artifact_is_no_page_of_the_board_in_chromium(files, browser, default_board, one_run):
     url, token, _ = default_board
     file_id = gridfs.GridFS(one_run).put(HOSTILE_ARTIFACT.encode(), filename="notes.html")
     origin = url.removesuffix("/sacred")
@@ -337,7 +337,8 @@ def test_a_second_tracker_db_on_the_same_folder_names_the_first_and_how_to_stop_
             pid = first.process.pid
             assert (result.returncode, result.stdout) == (1, "")
             assert result.stderr == (f"error: the run store in {data_dir}/ is already served by process {pid}; use "
-                                     f"that one, or stop it (Ctrl-C in its terminal, or 'kill {pid}') and start again\n")
+                                     f"that one, or stop it (Ctrl-C in its terminal, or 'kill {pid}') and start "
+                                     f"again\n")
         assert first.interrupt() == 0
     finally:
         first.kill()

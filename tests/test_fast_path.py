@@ -75,7 +75,8 @@ class Blobs(Task):
         generator = torch.Generator().manual_seed(0)
         labels = torch.randint(0, 3, (240,), generator=generator)
         inputs = torch.randn(240, 8, generator=generator) + 2 * torch.eye(3, 8)[labels]
-        return Data(TrainBatches(inputs[:160], labels[:160], 16, seed), EvalBatches(inputs[160:200], labels[160:200], 20),
+        return Data(TrainBatches(inputs[:160], labels[:160], 16, seed),
+                    EvalBatches(inputs[160:200], labels[160:200], 20),
                     EvalBatches(inputs[200:], labels[200:], 20))
 
     def create_model(self):

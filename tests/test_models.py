@@ -72,7 +72,8 @@ def test_an_export_rebuilds_the_same_predictions_with_the_database_stopped(tmp_p
         loaded = python(LOADED_PREDICTIONS, 1, export, cwd=workdir, MONGO_URL=server.url, SACRED_DB=db_name)
     finally:
         server.stop()
-    assert {"model_best.pt", "config.json", "results.json", "model.pt2", "README.md"} <= {p.name for p in export.iterdir()}
+    exported = {p.name for p in export.iterdir()}
+    assert {"model_best.pt", "config.json", "results.json", "model.pt2", "README.md"} <= exported
     assert (export / "source" / "experiments" / "cifar.py").is_file()
     assert git("status", "--porcelain", "--", "exported", cwd=tmp_path) == ""  # it makes no later run dirty
     assert json.loads((export / "config.json").read_text())["trainer"]["steps"] == 6

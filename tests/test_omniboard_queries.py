@@ -213,7 +213,8 @@ def test_a_metric_column_sorts_and_pages_runs_by_each_runs_best_value(store):
     page = list(store["db"].runs.aggregate(runs_page(select, "best_val_acc", -1, 5, 10, metric_columns=columns)))
     assert [run["best_val_acc"] for run in page] == [best[run_id] for run_id in by_best[5:15]]
     first = list(store["db"].runs.aggregate(runs_page(select, metric_columns=columns)))
-    assert [(run["_id"], run["best_val_acc"]) for run in first] == [(run_id, best[run_id]) for run_id in range(40, 0, -1)]
+    assert ([(run["_id"], run["best_val_acc"]) for run in first]
+            == [(run_id, best[run_id]) for run_id in range(40, 0, -1)])
     assert all("metrics" not in run and "duration" in run for run in first)
 
 

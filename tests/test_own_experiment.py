@@ -70,8 +70,8 @@ def test_readme_experiment_is_recorded_and_rerun_exactly_with_a_venv_in_the_proj
     assert run["result"] < 0.2  # the noise's MAE is 0.08: the line is found
     # A clean tree, though the run's own record sat untracked in the project's runs/ while it ran, and .venv/ and
     # node_modules/ are untracked and not ignored.
-    assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json", "environment.json",
-                                                    "predictions.val.npz", "predictions.test.npz"}
+    assert {a["name"] for a in run["artifacts"]} == {"model_best.pt", "model_last.pt", "results.json",
+                                                    "environment.json", "predictions.val.npz", "predictions.test.npz"}
     assert "untracked_files" not in run["info"] and "untracked" not in line_run["process"].stderr
     assert len(metric(db, run["_id"], "val.mae")) == 4
 
@@ -97,7 +97,8 @@ def test_readme_experiment_saved_but_not_committed_is_rerun_without_force(tmp_pa
     (project / "line.py").write_text(readme_snippet())
     env = python_env(MONGO_URL=mongo_url, SACRED_DB=mongo_db.name)
     first = subprocess.run([sys.executable, "line.py", "with", "trainer.steps=20", "trainer.val_every=10",
-                            "trainer.progress=False"], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+                            "trainer.progress=False"], cwd=project, env=env, capture_output=True, text=True,
+                           timeout=300)
     assert first.returncode == 0, first.stderr
     run = newest_run(mongo_db)
 
@@ -105,7 +106,8 @@ def test_readme_experiment_saved_but_not_committed_is_rerun_without_force(tmp_pa
 
     assert rerun.returncode == 0, rerun.stderr
     again = newest_run(mongo_db)
-    assert again["info"]["rerun_of"] == run["_id"] and again["info"]["git_diff_sha256"] == run["info"]["git_diff_sha256"]
+    assert again["info"]["rerun_of"] == run["_id"]
+    assert again["info"]["git_diff_sha256"] == run["info"]["git_diff_sha256"]
     assert metric(mongo_db, again["_id"], "val.mae") == metric(mongo_db, run["_id"], "val.mae")
 
 

@@ -102,8 +102,8 @@ def test_filters_combine_and_the_dataframe_matches_the_cli(lr_runs, mongo_url, t
     row = everything.set_index("id").loc[middle["_id"]]
     assert (row["config.lr"], row.result, row.commit) == (0.05, middle["result"],
                                                           middle["experiment"]["repositories"][0]["commit"])
-    assert row.duration_s == pytest.approx((as_time(middle["stop_time"]) - as_time(middle["start_time"])).total_seconds(),
-                                           abs=1e-3)
+    duration = as_time(middle["stop_time"]) - as_time(middle["start_time"])
+    assert row.duration_s == pytest.approx(duration.total_seconds(), abs=1e-3)
 
 
 def test_compare_shows_lr_as_the_difference_and_plots_two_curves(lr_runs, mongo_url, tmp_path):
@@ -197,8 +197,8 @@ def test_tags_and_local_runs(mongo_db, mongo_url, db_name, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["compare", "1", "999"], r"^error: there is no run 999 in database"),
-    (["compare", "1", "2", "--plot", "x.png", "--metric", "val.acc.max"], r"^error: run \d has no metric 'val.acc.max'; "
-                                                                          r"did you mean val.acc"),
+    (["compare", "1", "2", "--plot", "x.png", "--metric", "val.acc.max"],
+     r"^error: run \d has no metric 'val.acc.max'; did you mean val.acc"),
     (["runs", "--metrics", "val.acc.mx"], r"^error: --metrics: no run has 'val.acc.mx'; did you mean val.acc.max"),
     (["runs", "--where", "config.lr"], r"^error: --where 'config.lr' is not a condition; write KEY OP VALUE"),
     (["runs", "--where", "config.lrr>1"], r"^error: --where: no run has 'config.lrr'; did you mean config.lr"),
@@ -334,7 +334,8 @@ def test_compare_plot_draws_the_runs_that_logged_the_metric_and_names_the_others
 
 
 def folder_run(tmp_path, number, experiment, config, logged=True):
-    """A completed run of `experiment` in the file store tmp_path/runs/NUMBER, with two points of val.loss if `logged`."""
+    """A completed run of `experiment` in the file store tmp_path/runs/NUMBER, with two points of val.loss if
+    `logged`."""
     folder = tmp_path / "runs" / str(number)
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({

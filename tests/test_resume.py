@@ -100,7 +100,8 @@ def test_resume_refuses_runs_without_a_safe_checkpoint(
     assert "has no checkpoint.pt" in resume(str(failed_file_store_run))
 
     marker = tmp_path / "code-ran"
-    planted = shutil.copytree(failed_file_store_run, tmp_path / "runs" / failed_file_store_run.name)  # the fixture is shared
+    # A copy: the fixture is shared.
+    planted = shutil.copytree(failed_file_store_run, tmp_path / "runs" / failed_file_store_run.name)
     store_checkpoint(planted, lambda path: torch.save({"model": OpensAFile(marker)}, path))
     assert "checkpoint.pt is corrupted or holds more than tensors and numbers" in resume(str(planted))
     assert not marker.exists()

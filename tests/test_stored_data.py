@@ -161,7 +161,7 @@ def test_the_patch_screen_checks_the_digest_the_run_recorded_in_its_folder(tmp_p
                                   f"applied; use --force to run this checkout's code")
 
 
-# ---- 27.9: an --at-commit run records into the checkout's own store ---------------------------------------------------
+# ---- 27.9: an --at-commit run records into the checkout's own store ------------------------------------------------
 def test_an_at_commit_run_records_into_the_checkouts_store_not_the_worktree(failed_file_store_run, project_repo,
                                                                             tmp_path):
     clone = tmp_path / "clone"
@@ -277,7 +277,7 @@ def test_a_sweep_records_data_root_outside_the_data_folder_is_used_only_when_giv
         assert not os.path.exists(elsewhere)
 
 
-# ---- 27.4: `tracker sync` reads only files inside the run folder ------------------------------------------------------
+# ---- 27.4: `tracker sync` reads only files inside the run folder ---------------------------------------------------
 @pytest.mark.parametrize("kind", ["an artifact", "a source", "a resource", "a linked artifact"])
 def test_sync_reads_nothing_outside_the_run_folder(kind, tmp_path, mongo_url, mongo_db):
     secret = tmp_path / "secret"

@@ -222,7 +222,8 @@ def test_after_a_sweep_in_a_clean_clone_git_status_is_empty_and_its_trial_reruns
     (trial,) = sweep_runs(mongo_db, sweep_id_of(swept.stdout))
     assert trial["experiment"]["repositories"][0]["dirty"] is False and "untracked_files" not in trial["info"]
 
-    # The stored data.root is outside the clone's data/, so the rerun is given it again (tracker.launch.check_data_root).
+    # The stored data.root is outside the clone's data/, so the rerun is given it again
+    # (tracker.launch.check_data_root).
     rerun = run_tracker(["rerun", str(trial["_id"]), "with", f"data.root={trial['config']['data']['root']}"], clone,
                         mongo_url, db_name, project=str(clone), timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

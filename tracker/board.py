@@ -1,4 +1,6 @@
 """`tracker board`: Omniboard from its npm package (installed on first use) showing the runs in MONGO_URL/SACRED_DB."""
+from __future__ import annotations
+
 import ipaddress
 import json
 import os
@@ -12,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pymongo.errors import PyMongoError
@@ -22,6 +25,12 @@ from runstore.errors import UserError
 from runstore.shell import last_line
 from tracker.board_columns import browser_defaults, listed_runs, stored_columns, write_first_screen
 from tracker.sync import find_run_dirs, sync_runs
+
+if TYPE_CHECKING:
+    import argparse
+    import types
+
+    from runstore.settings import Settings
 
 OMNIBOARD_VERSION = "2.16.1"
 URL_PATH = "/sacred"  # Omniboard serves its UI here whatever the database is called
@@ -35,7 +44,7 @@ LISTENING = re.compile(r"Omniboard is listening on port (\d+)")
 CONNECTED = "established successfully"
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "board",
         help="browse the recorded runs in Omniboard (no docker needed)",
@@ -65,7 +74,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def require(tool):
+def require(tool: str) -> None:
     if shutil.which(tool) is None:
         raise UserError(
             f"'{tool}' was not found; Omniboard needs Node.js with npm: install it (e.g. 'sudo apt install nodejs "
@@ -73,13 +82,13 @@ def require(tool):
         )
 
 
-def installed_in():
+def installed_in() -> Path:
     """Where Omniboard is installed: once per user, in the user's cache (XDG_CACHE_HOME, default ~/.cache)."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "sacred-tracker" / "omniboard" / OMNIBOARD_VERSION
 
 
-def install():
+def install() -> Path:
     """Omniboard's start script, installed with npm into INSTALL_DIR unless it is already there."""
     install_dir = installed_in()
     start_script = install_dir / "node_modules" / "omniboard" / "dist" / "start.js"
@@ -106,7 +115,7 @@ def install():
     return start_script
 
 
-def omniboard_uri(settings):
+def omniboard_uri(settings: Settings) -> str:
     """MONGO_URL with SACRED_DB as its path: Omniboard takes the database to show from the URI."""
     parts = urlsplit(settings.mongo_url)
     query = parse_qsl(parts.query)
@@ -116,7 +125,7 @@ def omniboard_uri(settings):
     return urlunsplit((parts.scheme, parts.netloc, "/" + settings.db_name, urlencode(query), parts.fragment))
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.install:
         install()
         print(f"Omniboard {OMNIBOARD_VERSION} is installed in {installed_in()}/; start it with 'tracker board'")
@@ -151,7 +160,7 @@ def run(args):
             stop_store(store)
 
 
-def configure(settings, warn=False):
+def configure(settings: Settings, warn: bool = False) -> dict[str, Any]:
     """Omniboard's first screen: its columns stored in SACRED_DB beside the user's own (tracker.board_columns);
     returns the browser's defaults for them. With `warn`, a store that refuses the columns is one warning line (the
     board works without them); otherwise an error."""
@@ -172,12 +181,12 @@ def configure(settings, warn=False):
         db.client.close()
 
 
-def one_line(error):
+def one_line(error: Exception) -> str:
     """A database error's message without the reply that pymongo appends to it."""
     return str(error).split(", full error:")[0]
 
 
-def is_loopback(host):
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -186,7 +195,7 @@ def is_loopback(host):
         return False
 
 
-def check_host(host):
+def check_host(host: str) -> None:
     """UserError unless this machine can listen on `host`."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -199,7 +208,7 @@ def check_host(host):
         ) from None
 
 
-def check_login(settings, host):
+def check_login(settings: Settings, host: str) -> None:
     """UserError unless the board's login (BOARD_USER, BOARD_PASSWORD) is usable, and set when `host` needs one."""
     if ":" in settings.board_user:
         raise UserError(f"BOARD_USER {settings.board_user!r} has a ':', which a login name cannot have; "
@@ -211,7 +220,7 @@ def check_login(settings, host):
         )
 
 
-def embeddable(mongo_url):
+def embeddable(mongo_url: str) -> bool:
     """Whether `tracker board` may start the embedded store for `mongo_url`: the project's own store (the default
     MONGO_URL), or a port of this machine without a login."""
     parts = urlsplit(mongo_url)
@@ -220,11 +229,11 @@ def embeddable(mongo_url):
     )
 
 
-def project_store_url():
+def project_store_url() -> str:
     return store_url(project_root() / STORE_DIR)
 
 
-def start_store(settings):
+def start_store(settings: Settings) -> subprocess.Popen[bytes]:
     """The embedded run store (as `tracker db`) serving MONGO_URL, with the runs waiting in RUNS_DIR uploaded."""
     data_dir = project_root() / STORE_DIR
     print(
@@ -254,7 +263,7 @@ def start_store(settings):
     return store
 
 
-def stop_store(store):
+def stop_store(store: subprocess.Popen[bytes]) -> None:
     if store.poll() is None:
         store.terminate()
     try:
@@ -265,7 +274,7 @@ def stop_store(store):
     print("Run store stopped.", flush=True)
 
 
-def serve(start_script, settings, host, port, first_screen):
+def serve(start_script: Path, settings: Settings, host: str, port: int, first_screen: str) -> int:
     """Run Omniboard, echoing its output, until it exits or Ctrl-C (or `kill`) stops it."""
     # Without a login, a token made for this start (as Jupyter's) is what lets the user, and only the user, in.
     token = "" if settings.board_password else secrets.token_urlsafe(32)
@@ -289,7 +298,7 @@ def serve(start_script, settings, host, port, first_screen):
     )
     stop_signals = []
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: types.FrameType | None) -> None:
         # Omniboard's exit ends its output, and with it the loop below.
         stop_signals.append(signum)
         process.terminate()
@@ -297,6 +306,7 @@ def serve(start_script, settings, host, port, first_screen):
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
     served_port = None
+    assert process.stdout is not None  # stdout=PIPE
     for line in process.stdout:
         for secret in hidden:
             line = line.replace(secret, "***")
@@ -322,11 +332,11 @@ def serve(start_script, settings, host, port, first_screen):
     )
 
 
-def address_to_open(host):
+def address_to_open(host: str) -> str:
     if is_loopback(host):
         return "localhost"
     return socket.gethostname() if host in ("0.0.0.0", "::") else host  # every address: this machine's name
 
 
-def login_note(settings, token):
+def login_note(settings: Settings, token: str) -> str:
     return f" and log in as {settings.board_user!r}" if settings.board_password else f"?token={token}"

@@ -8,11 +8,17 @@ and its plots (which metrics are drawn) Omniboard keeps in the browser's local s
 a browser without its own settings starts with (tracker/omniboard.js writes it there). Omniboard has no setting for
 rounding numbers; docs/omniboard.md says what that leaves out.
 """
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING, Any
 import math
 
 from runstore.plain_json import dotted_values
 from runstore.run_store import LISTED_FIELDS
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
 
 CUSTOM_COLUMNS = "omniboard.custom.columns"
 METRIC_COLUMNS = "omniboard.metric.columns"
@@ -35,7 +41,7 @@ COLUMN_WIDTHS = {"_id": 70, "tags": 250, "notes": 250}  # Omniboard's own; the r
 DEFAULT_WIDTH = 150
 
 
-def listed_runs(db):
+def listed_runs(db: Database[Any]) -> list[dict[str, Any]]:
     """What `tracker runs` lists of each run (the store's listing index has it), its config and metric summaries as
     the columns read them: a stored value of another type counts as none, so no run keeps the board from starting."""
     runs = list(db.runs.find({}, LISTED_FIELDS))
@@ -47,7 +53,7 @@ def listed_runs(db):
     return runs
 
 
-def write_first_screen(db, runs):
+def write_first_screen(db: Database[Any], runs: list[dict[str, Any]]) -> str:
     """Store the columns that `runs` call for in `db`, in place of the project's earlier ones and beside the user's;
     return a line saying what the first screen shows."""
     config_keys = differing_config_keys(runs)[:MAX_CONFIG_COLUMNS]
@@ -56,7 +62,7 @@ def write_first_screen(db, runs):
         METRIC_COLUMNS: [{"name": score_column(metric, extremum), "metric_name": metric, "extrema": extremum}
                          for metric, extremum in score_metrics(runs).items()],
     }
-    users = []
+    users: list[str] = []
     for collection, columns in wanted.items():
         existing = list(db[collection].find())
         ours = [column for column in existing if is_ours(column)]
@@ -78,7 +84,7 @@ def write_first_screen(db, runs):
     return note + (f", beside your own: {', '.join(users)}" if users else "")
 
 
-def is_ours(column):
+def is_ours(column: dict[str, Any]) -> bool:
     """A column the project stored and the user left as it was (renamed, it is the user's)."""
     if column.get("made_by") != MADE_BY["made_by"]:
         return False
@@ -87,21 +93,22 @@ def is_ours(column):
     return column.get("name") == score_column(column.get("metric_name", ""), column.get("extrema"))
 
 
-def source(column):
+def source(column: dict[str, Any]) -> Any:
     """What a column shows: its config path, or its metric and extremum."""
     return column.get("config_path") or (column.get("metric_name"), column.get("extrema"))
 
 
-def strip(column):
+def strip(column: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in column.items() if key not in ("_id", *MADE_BY)}
 
 
-def stored_columns(db):
+def stored_columns(db: Database[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(custom columns, metric columns) as Omniboard reads them."""
     return list(db[CUSTOM_COLUMNS].find()), list(db[METRIC_COLUMNS].find())
 
 
-def browser_defaults(runs, custom_columns, metric_columns):
+def browser_defaults(runs: list[dict[str, Any]], custom_columns: list[dict[str, Any]],
+                     metric_columns: list[dict[str, Any]]) -> dict[str, Any]:
     """{local storage key: value}: Omniboard's table showing id, experiment, status, start, duration, the stored
     columns and tags, with its other columns hidden but listed; its metric plot drawing the scores and the losses."""
     custom_names = [column["name"] for column in custom_columns]
@@ -111,7 +118,7 @@ def browser_defaults(runs, custom_columns, metric_columns):
     hidden = [key for key in [*HIDDEN_COLUMNS, *config_columns] if key not in shown]
     paths = {**COLUMN_PATHS, **{key: f"config.{key[2:]}" for key in config_columns},
              **{column["name"]: column["config_path"] for column in custom_columns}}
-    defaults = {TABLE_KEY: {
+    defaults: dict[str, Any] = {TABLE_KEY: {
         "columnOrder": shown,
         "dropdownOptions": [{"label": header_text(key), "value": key, "selected": key in shown}
                             for key in shown + hidden],
@@ -129,18 +136,18 @@ def browser_defaults(runs, custom_columns, metric_columns):
     return defaults
 
 
-def header_text(key):
+def header_text(key: str) -> str:
     """A column's header as Omniboard writes it (web/src/components/Helpers/utils.js: capitalize)."""
     return " ".join(word[:1].upper() + word[1:] for word in key.split("_"))
 
 
-def score_column(metric, extremum):
+def score_column(metric: str, extremum: str | None) -> str:
     return f"{'best' if extremum == 'max' else 'lowest'}_{metric.replace('.', '_')}"
 
 
-def differing_config_keys(runs):
+def differing_config_keys(runs: list[dict[str, Any]]) -> list[str]:
     """The dotted config keys (trainer.steps, model.arch) whose values differ between `runs`, in config order."""
-    values = {}
+    values: dict[str, set[str]] = {}
     for run in runs:
         for key, value in dotted_values(run.get("config") or {}).items():
             if key.split(".")[-1] not in IGNORED_CONFIG_KEYS:
@@ -148,9 +155,9 @@ def differing_config_keys(runs):
     return [key for key, seen in values.items() if len(seen) > 1]
 
 
-def score_metrics(runs):
+def score_metrics(runs: list[dict[str, Any]]) -> dict[str, str]:
     """{metric: "max" or "min"}: the validation metrics whose best value is a run's result, in that direction."""
-    found = {}
+    found: dict[str, str] = {}
     for run in runs:
         result = run.get("result")
         if not isinstance(result, (int, float)) or isinstance(result, bool):

@@ -1,4 +1,6 @@
 """The `tracker` command: one subcommand per task around recorded runs."""
+from __future__ import annotations
+
 import argparse
 import os
 import sys
@@ -9,9 +11,10 @@ from runstore.errors import UserError
 from runstore.shell import PrintableStream
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     # Here: main() has the collector run rarely while the commands' modules are imported.
-    from tracker import board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep, sync
+    from tracker import (board, compare, db, delete, export, gc, get, importance, report, rerun, resume, runs, sweep,
+                         sync)
     from tracker.ui import command as ui
 
     parser = argparse.ArgumentParser(
@@ -24,12 +27,13 @@ def build_parser():
     )
     # Each module adds its subcommand with `add_parser(subparsers)` and sets `func` to run it.
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module in (db, board, ui, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete, gc):
+    for module in (db, board, ui, sync, runs, compare, get, rerun, resume, export, sweep, importance, report, delete,
+                   gc):
         module.add_parser(subparsers)
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     quick_start(git=False)
     parser = build_parser()
     imports_done()

@@ -1,7 +1,10 @@
 """`tracker compare RUN RUN [...]`: runs side by side (config differences, result, metric summaries, commit), and
 optionally one metric of each overlaid in a figure; `--paired`, two runs example by example, and `--group-by KEY`,
 two values of KEY over runs paired by seed (runstore.paired), each with its verdict."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from observers.environment import differences
 from runstore.errors import UserError
@@ -13,6 +16,11 @@ from runstore.run_store import open_run
 from tracker.runs import HEADERS, cell, render_table
 from tracker.selection import add_selection_arguments, selected
 
+if TYPE_CHECKING:
+    import argparse
+
+    from runstore.paired import ClassDifference, Interval, PairVerdict, SeedVerdict
+
 RUN_KEYS = ["experiment", "status", "start", "duration_s", "commit", "result"]
 # What each run trained on (ingredients.fingerprint): the data, then each split's membership.
 DATA_KEYS = ["info.data.digest", "info.data.splits.train", "info.data.splits.val", "info.data.splits.test"]
@@ -20,7 +28,7 @@ SUMMARIES = ("last", "min", "max")
 LABEL_KEYS = 3  # config keys at most in a legend entry; the table lists every differing one
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="compare runs side by side; overlay a metric of each in a figure",
@@ -28,7 +36,8 @@ def add_parser(subparsers):
             "Show runs side by side: the config keys that differ (all of them with --all), status, git commit, "
             "result, the digests of the data and splits they trained on, the last, min and max of every metric, and "
             "where their environments differ (env.torch, env.packages.NAME, ...); a warning names runs that trained "
-            "on different data or splits. With --plot, also draw one metric of every run (all its points) in one figure."
+            "on different data or splits. With --plot, also draw one metric of every run (all its points) in one "
+            "figure."
         ),
     )
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run ids (as in Omniboard) or run folders (runs/3)")
@@ -50,7 +59,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.paired:
         return run_paired(args)
     if args.group_by:
@@ -60,7 +69,8 @@ def run(args):
     if (args.plot is None) != (args.metric is None):
         raise UserError("--plot FILE.png and --metric NAME go together, e.g. --plot val_acc.png --metric val.acc")
     rows = rows_of(args.runs)
-    config_keys = sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all else differing_keys(rows)
+    config_keys = (sorted({k for row in rows for k in row if k.startswith("config.")}) if args.all
+                   else differing_keys(rows))
     metrics = sorted({key.rsplit(".", 1)[0] for row in rows for key in row if key.endswith(".last")})
     data_keys = [key for key in DATA_KEYS if any(key in row for row in rows)]
     keys = RUN_KEYS + data_keys + config_keys + [f"{metric}.{stat}" for metric in metrics for stat in SUMMARIES]
@@ -79,7 +89,7 @@ def run(args):
     return 0
 
 
-def data_warning(rows):
+def data_warning(rows: list[dict[str, Any]]) -> str | None:
     """A line naming the runs that trained on other data, or on other splits of it, than the first; None if none."""
     recorded = [row for row in rows if "info.data.digest" in row]  # runs from before fingerprints have none
     for keys, what in ((DATA_KEYS[:1], "different data"), (DATA_KEYS[1:], "different splits of the data")):
@@ -90,14 +100,14 @@ def data_warning(rows):
     return None
 
 
-def legend_label(row, label_keys, several_experiments):
+def legend_label(row: dict[str, Any], label_keys: list[str], several_experiments: bool) -> str:
     """'run 3 (lr=0.01)', or 'run 3 (cifar, lr=0.01)' beside runs of other experiments."""
     settings = [f"{key.removeprefix('config.')}={row.get(key)}" for key in label_keys if key in row][:LABEL_KEYS]
     details = ", ".join([row["experiment"]] * several_experiments + settings)
     return f"run {row['id']}" + (f" ({details})" if details else "")
 
 
-def plot(rows, metric, path):
+def plot(rows: list[dict[str, Any]], metric: str, path: str) -> str:
     """Draw every point of `metric` of each run in one figure at `path`; a line saying what was written."""
     from matplotlib.figure import Figure  # here, not at the top: every tracker command starts faster without it
 
@@ -122,19 +132,22 @@ def plot(rows, metric, path):
     return f"wrote {path}: {len(axes.get_lines())} curves of {metric}, {points} points{without}"
 
 
-def _short(text, key):
+def _short(text: str, key: str) -> str:
     return text[:12] if key == "commit" else text
 
 
 # ---- paired verdicts --------------------------------------------------------------------------------------------
 METRIC_NAMES = {"acc": "accuracy", "mae": "mean absolute error"}
+Table = list[list[str]]  # rows of text, the first the header
+Section = tuple[str, Table]  # (heading, table)
 
 
-def run_paired(args):
+def run_paired(args: argparse.Namespace) -> int:
     if len(args.runs) != 2:
         raise UserError("--paired compares two runs, e.g. tracker compare 3 4 --paired")
-    verdict = paired_comparison(*args.runs, split=args.split)
-    lines, classes, disagreements = pair_verdict_parts(verdict, *args.runs, args.split)
+    first, second = args.runs
+    verdict = paired_comparison(first, second, split=args.split)
+    lines, classes, disagreements = pair_verdict_parts(verdict, first, second, args.split)
     print("\n".join(lines))
     for heading, table in (classes, disagreements):
         if table:
@@ -143,7 +156,8 @@ def run_paired(args):
     return 0
 
 
-def pair_verdict_parts(verdict, first, second, split):
+def pair_verdict_parts(verdict: PairVerdict, first: object, second: object,
+                       split: str) -> tuple[list[str], Section, Section]:
     """(summary lines, (heading, per-class table), (heading, most-disagreeing table)) of a PairVerdict, tables as
     lists of rows of text (empty when there is nothing to show): what `--paired` prints and the ui's compare view
     shows."""
@@ -158,21 +172,22 @@ def pair_verdict_parts(verdict, first, second, split):
     return lines, classes, disagreement_parts(verdict, split, "")
 
 
-def disagreement_parts(verdict, split, pooled):
+def disagreement_parts(verdict: PairVerdict | SeedVerdict, split: str, pooled: str) -> Section:
     """(heading, table as rows of text) of a PairVerdict's or SeedVerdict's most-disagreeing examples; an empty
     table when there are none."""
     scored = "score of the label" if verdict.metric == "acc" else "absolute error"
-    table = []
+    table: Table = []
     if verdict.disagreements:
         table = [["id", "label" if verdict.metric == "acc" else "target", "A predicted", "B predicted",
                   f"A {scored}", f"B {scored}"]]
-        named = (lambda label: verdict.names[label]) if verdict.names else cell
+        names = verdict.names
+        named = (lambda label: names[int(label)]) if names else cell
         table += [[str(item.id), named(item.label), named(item.predicted_a), named(item.predicted_b),
                    f"{item.score_a:.3f}", f"{item.score_b:.3f}"] for item in verdict.disagreements]
     return f"examples where they disagree most{pooled} (id: position in the {split} split; {scored}):", table
 
 
-def run_grouped(args):
+def run_grouped(args: argparse.Namespace) -> int:
     rows = rows_of(args.runs) if args.runs else selected(args)[0]
     key = args.group_by if args.group_by in set().union(*rows) else f"config.{args.group_by}"
     check_keys(rows, [key], "--group-by")
@@ -189,7 +204,8 @@ def run_grouped(args):
     return 0
 
 
-def seed_verdict_parts(verdict, key, value_a, value_b, runs, split):
+def seed_verdict_parts(verdict: SeedVerdict, key: str, value_a: Any, value_b: Any,
+                       runs: dict[Any, tuple[Any, Any]], split: str) -> tuple[list[str], Table, Section, Section]:
     """(summary lines, the per-seed table, (heading, per-class table), (heading, most-disagreeing table)) of a
     SeedVerdict, tables as lists of rows of text; the per-seed table goes after the first line: what `--group-by`
     prints and `tracker report` shows."""
@@ -217,7 +233,7 @@ def seed_verdict_parts(verdict, key, value_a, value_b, runs, split):
     return lines, seeds, classes, disagreement_parts(verdict, split, ", scores averaged over the seeds")
 
 
-def verdict_line(interval, metric, name_a, name_b, how):
+def verdict_line(interval: Interval, metric: str, name_a: object, name_b: object, how: str) -> str:
     """Which is better, or that the test found no difference, at ALPHA."""
     if interval.p_value >= ALPHA or interval.low <= 0 <= interval.high:
         return f"no difference established at alpha {ALPHA} (p = {interval.p_value:.3g}, {how})"
@@ -225,7 +241,7 @@ def verdict_line(interval, metric, name_a, name_b, how):
     return f"{name_a if a_better else name_b} is better (p < {ALPHA}, {how}, the CI excludes 0)"
 
 
-def class_rows(classes, name_a, name_b):
+def class_rows(classes: list[ClassDifference], name_a: object, name_b: object) -> Table:
     """The per-class differences as rows of text, with the better side where its Holm-adjusted p is below ALPHA."""
     lines = [["class", "n", str(name_a), str(name_b), "A - B", "95% CI", "p", "p (Holm)", "better"]]
     for item in classes:
@@ -236,11 +252,11 @@ def class_rows(classes, name_a, name_b):
     return lines
 
 
-def _interval(interval):
+def _interval(interval: Interval) -> str:
     return f"{interval.difference:+.4f}, 95% CI [{interval.low:+.4f}, {interval.high:+.4f}]"
 
 
-def _typed(text, key, rows):
+def _typed(text: str, key: str, rows: list[dict[str, Any]]) -> Any:
     """--values' `text` as the type of `key`'s values (numbers as numbers)."""
     for row in rows:
         value = row.get(key)

@@ -1,10 +1,16 @@
 """`tracker db`: a local MongoDB-compatible run store (nx-27017 over SQLite) for machines without docker."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runstore.settings import STORE_DIR, STORE_SOCKET, project_root, shown_url, store_url
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "db",
         help="serve a local MongoDB-compatible run store, private to you (no docker needed)",
@@ -26,7 +32,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from localdb.server import serve  # here: only this command needs nx-27017
 
     data_dir = args.data_dir or project_root() / STORE_DIR

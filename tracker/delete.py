@@ -1,4 +1,8 @@
 """`tracker delete RUN [RUN ...]`: removes runs from MongoDB with their metrics, metric points and files."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from runstore.cleanup import NOUNS
 from runstore.query import stored_time
 from runstore.run_store import MongoStore
@@ -6,8 +10,11 @@ from runstore.settings import load_settings
 from runstore.errors import UserError
 from tracker.runs import cell
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "delete",
         help="delete runs from MongoDB with everything they stored",
@@ -21,7 +28,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     bad = [reference for reference in args.runs if not reference.isdigit()]
     if bad:
@@ -42,7 +49,7 @@ def run(args):
     return 0
 
 
-def confirmed(question):
+def confirmed(question: str) -> str:
     """The answer to `question`, lower-cased; UserError when there is none to read (no terminal, a closed input)."""
     try:
         return input(question).strip().lower()

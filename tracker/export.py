@@ -1,13 +1,23 @@
 """`tracker export`: a folder that rebuilds a run's trained network without the database or this project's CLI."""
+from __future__ import annotations
+
 import json
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
 from runstore.run_store import open_run
 from runstore.settings import create_tracker_folder
 from tracker.models import WEIGHTS, rebuild
 from tracker.options import add_run_argument
+
+if TYPE_CHECKING:
+    import argparse
+
+    import torch
+
+    from runstore.run_store import StoredRun
 
 GUIDE = """\
 # {label}: {experiment}, exported by `tracker export`
@@ -33,7 +43,7 @@ PROGRAM_GUIDE = """\
 """
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export",
         help="write a folder that rebuilds a run's trained network",
@@ -50,7 +60,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.dir.exists():
         raise UserError(f"{args.dir} exists already; give a new folder, or remove it first")
     stored = open_run(args.run)
@@ -65,11 +75,14 @@ def run(args):
     return 0
 
 
-def write_export(stored, task_data, network, which, folder):
+def write_export(stored: StoredRun, task_data: Any, network: torch.nn.Module, which: str,
+                 folder: Path) -> None:
     import torch
 
     (folder / "source").mkdir(parents=True)
-    (folder / WEIGHTS[which]).write_bytes(stored.artifact(WEIGHTS[which]))
+    weights = stored.artifact(WEIGHTS[which])
+    assert weights is not None  # rebuild refuses a run without them
+    (folder / WEIGHTS[which]).write_bytes(weights)
     (folder / "config.json").write_text(json.dumps(stored.config, indent=2))
     results = stored.artifact("results.json") or json.dumps({"result": stored.doc.get("result")}).encode()
     (folder / "results.json").write_bytes(results)
@@ -88,7 +101,7 @@ def write_export(stored, task_data, network, which, folder):
     ))
 
 
-def export_program(network, inputs, path):
+def export_program(network: torch.nn.Module, inputs: Any, path: Path) -> bool:
     """Save `network` as a torch.export program at `path`; False (with one line why) when it does not export."""
     import torch
 
@@ -101,7 +114,7 @@ def export_program(network, inputs, path):
     return True
 
 
-def safe_relative(path, label):
+def safe_relative(path: str, label: str) -> Path:
     """A stored source path as a path inside the export: relative and without '..' (the path is data)."""
     relative = PurePosixPath(path)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:

@@ -1,12 +1,18 @@
 """`tracker gc`: removes what deleted runs left behind in MongoDB (metrics, metric points, GridFS files)."""
+from __future__ import annotations
+
 import datetime
+from typing import TYPE_CHECKING
 
 from runstore.database import require_database
 from runstore.cleanup import find_orphans, remove_orphans
 from runstore.settings import load_settings
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "gc",
         help="remove metrics, metric points and files that no run uses any more",
@@ -23,7 +29,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     db = require_database(settings, "start it to clean it up")
     orphans = find_orphans(db, min_age=datetime.timedelta(minutes=args.min_age))

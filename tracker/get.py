@@ -1,5 +1,8 @@
 """`tracker get`: download one artifact of a recorded run (a checkpoint, a figure, results.json, ...)."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
@@ -7,8 +10,11 @@ from runstore.run_store import open_run
 from runstore.settings import create_tracker_folder
 from tracker.options import add_run_argument
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "get",
         help="download an artifact of a run",
@@ -21,7 +27,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     stored = open_run(args.run)
     if args.name is None:
         print("\n".join(stored.artifact_names) or f"{stored.label} has no artifacts")

@@ -5,19 +5,30 @@ The completed runs become the trials of an in-memory Optuna study, and Optuna's 
 (optuna.importance.get_param_importances), with a bounded random forest (FANOVA), splits the result's variance between
 the parameters. A parameter swept `loguniform`, or positive and spanning 100x or more (tracker.selection's log
 keys), enters as its log10: Optuna's fANOVA ignores a distribution's log flag, and on the linear scale the forest's
-splits fall among the few largest values, so a learning rate that drives the result can rank below noise. The sign of each effect is Spearman's rank correlation of the parameter with the result (for a
+splits fall among the few largest values, so a learning rate that drives the result can rank below noise. The sign
+of each effect is Spearman's rank correlation of the parameter with the result (for a
 categorical one, its best value).
 """
+from __future__ import annotations
+
 import json
 import math
 import statistics
 import sys
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from runstore.errors import UserError
 from runstore.groups import completed, is_number
 from runstore.query import higher_is_better
 from tracker.runs import render_table
 from tracker.selection import add_selection_arguments, selected
+
+if TYPE_CHECKING:
+    import argparse
+
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 MIN_RUNS = 4  # fewer completed runs than this say nothing about importance
 # Optuna's FanovaImportanceEvaluator with a bounded forest. Its defaults (64 trees of depth up to 64: about a leaf per
@@ -26,7 +37,22 @@ MIN_RUNS = 4  # fewer completed runs than this say nothing about importance
 FANOVA = {"n_trees": 32, "max_depth": 6, "seed": 0}
 
 
-def add_parser(subparsers):
+class Effect(TypedDict):
+    """The sign of a parameter's effect on the result: Spearman's rho, or a categorical's best value."""
+
+    effect: str  # '+ (rho +0.80)', '- (rho -0.30)' or 'best adam'
+    rho: float | None  # None for a categorical parameter
+    better_with: str  # 'larger lr', 'smaller lr' or 'optimizer=adam', by the runs' direction
+
+
+class Importance(Effect):
+    """One parameter's line of `tracker importance` (its --format json prints these as they are)."""
+
+    parameter: str
+    importance: float  # its fANOVA share of the result's variance; the shares add up to 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "importance",
         help="which swept parameters matter for the result (Optuna's fANOVA), and in which direction",
@@ -42,7 +68,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     rows, parameters, log_keys = selected(args)
     found = importances(rows, parameters, log_keys)
     if args.format == "json":
@@ -55,7 +81,7 @@ def run(args):
     return 0
 
 
-def importances(rows, parameters, log_keys=()):
+def importances(rows: list[dict[str, Any]], parameters: list[str], log_keys: Collection[str] = ()) -> list[Importance]:
     """A dict per varied parameter, most important first: parameter, importance (fANOVA; they add up to 1), effect
     ('+' when larger values give larger results, '-' when smaller, with Spearman's rho; a categorical's best value)
     and better_with (larger, smaller, or the best value), by the runs' direction. The parameters in `log_keys` are
@@ -75,18 +101,18 @@ def importances(rows, parameters, log_keys=()):
 
     scores = optuna.importance.get_param_importances(
         study, evaluator=optuna.importance.FanovaImportanceEvaluator(**FANOVA))
-    return [{"parameter": key, "importance": float(score), **_effect(runs, key, higher)}
+    return [Importance(parameter=key, importance=float(score), **_effect(runs, key, higher))
             for key, score in scores.items()]
 
 
-def _study(runs, keys, higher, log_keys):
+def _study(runs: list[dict[str, Any]], keys: list[str], higher: bool, log_keys: list[str]) -> optuna.Study:
     """An in-memory Optuna study with one completed trial per run; the `log_keys` parameters as their log10."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     positive = [key for key in log_keys if all(is_number(row.get(key)) and row[key] > 0 for row in runs)]
 
-    def value(row, key):
+    def value(row: dict[str, Any], key: str) -> Any:
         return math.log10(row[key]) if key in positive else _plain(row.get(key))
 
     distributions = {key: _distribution([value(row, key) for row in runs]) for key in keys}
@@ -98,7 +124,7 @@ def _study(runs, keys, higher, log_keys):
     return study
 
 
-def _distribution(values):
+def _distribution(values: list[Any]) -> BaseDistribution:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if all(is_number(value) for value in values):
@@ -108,12 +134,12 @@ def _distribution(values):
     return CategoricalDistribution(sorted(set(values), key=str))
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A config value as an Optuna parameter: numbers and text as they are, anything else (lists, None) as JSON."""
     return value if is_number(value) or isinstance(value, str) else json.dumps(value)
 
 
-def _effect(runs, key, higher):
+def _effect(runs: list[dict[str, Any]], key: str, higher: bool) -> Effect:
     from scipy.stats import spearmanr  # already imported: fANOVA's scikit-learn imports scipy.stats
 
     values = [_plain(row.get(key)) for row in runs]
@@ -124,5 +150,5 @@ def _effect(runs, key, higher):
         return {"effect": f"{'+' if rho > 0 else '-'} (rho {rho:+.2f})", "rho": rho,
                 "better_with": f"{'larger' if larger_is_better else 'smaller'} {key}"}
     means = {value: statistics.fmean([r for v, r in zip(values, results) if v == value]) for value in set(values)}
-    best = (max if higher else min)(means, key=means.get)
+    best = (max if higher else min)(means, key=means.__getitem__)
     return {"effect": f"best {best}", "rho": None, "better_with": f"{key}={best}"}

@@ -7,6 +7,8 @@ A stored run is data: the script that runs is always a file of a local checkout 
 whatever paths the run's record holds (docs/security.md, "What a rerun trusts").
 How an experiment process is started (experiment_env, run_in_foreground) is shared with `tracker sweep`'s trials.
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -14,7 +16,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
 
 import git
 import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
@@ -29,6 +33,9 @@ from runstore.run_store import FolderStore
 from runstore.settings import load_settings, tracker_folders
 from runstore.errors import UserError
 from runstore.shell import last_line
+
+if TYPE_CHECKING:
+    from runstore.run_store import StoredRun
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # this project's checkout, whose experiments/ hold today's code
@@ -45,8 +52,8 @@ OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout 
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 
 
-def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(), action="rerun",
-             apply_diff=False):
+def relaunch(stored: StoredRun, info: dict[str, Any], updates: Sequence[str] = (), at_commit: bool = False,
+             force: bool = False, options: Sequence[str] = (), action: str = "rerun", apply_diff: bool = False) -> int:
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 
     `options` are command-line options for the experiment (observers.origin.resume_argument); `action` ("rerun",
@@ -81,7 +88,7 @@ def relaunch(stored, info, updates=(), at_commit=False, force=False, options=(),
             return run_in_foreground(command, child_env)
 
 
-def stored_world_size(stored):
+def stored_world_size(stored: StoredRun) -> int:
     """How many processes trained `stored` (info.world_size), if this machine can start as many, else UserError: a
     stored value is data, and reaches torchrun only as a checked number."""
     world_size, cores = stored.info.get("world_size", 1), os.cpu_count() or 1
@@ -94,7 +101,7 @@ def stored_world_size(stored):
     return world_size
 
 
-def python_launcher(world_size):
+def python_launcher(world_size: int) -> list[str]:
     """How to start a script: Python, or for a run trained by several processes (DDP), torchrun on this machine
     with as many, which a resumed run's checkpoint needs."""
     if world_size == 1:
@@ -102,7 +109,7 @@ def python_launcher(world_size):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={world_size}"]
 
 
-def warn_of_changed_packages(stored):
+def warn_of_changed_packages(stored: StoredRun) -> None:
     """One line when a package that `stored` had imported has another version (or none) installed now."""
     changed = changed_packages((stored.info.get("environment") or {}).get("packages", {}))
     if changed:
@@ -111,24 +118,26 @@ def warn_of_changed_packages(stored):
         print(f"WARNING: {stored.label} ran with {then}; installed now: {now}", file=sys.stderr)
 
 
-def experiment_env(info, env=None, code_dir=None):
-    """The environment for an experiment process: `info` for its run's info, `env` added, `code_dir` first on the path."""
+def experiment_env(info: dict[str, Any], env: dict[str, str] | None = None,
+                   code_dir: Path | None = None) -> dict[str, str]:
+    """The environment for an experiment process: `info` for its run's info, `env` added, `code_dir` first on the
+    path."""
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [code_dir and str(code_dir), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir) if code_dir else "", os.environ.get("PYTHONPATH")])),
         RUN_INFO_ENV: json.dumps(info),
         **(env or {}),
     }
 
 
-def store_env(checkout):
+def store_env(checkout: Path) -> dict[str, str]:
     """The environment that makes an experiment record where it would when started from `checkout`: its MONGO_URL,
     SACRED_DB and RUNS_DIR (runstore.settings)."""
     settings = load_settings(root=checkout)
     return {"MONGO_URL": settings.mongo_url, "SACRED_DB": settings.db_name, "RUNS_DIR": str(settings.runs_dir)}
 
 
-def trusted_script(stored):
+def trusted_script(stored: StoredRun) -> tuple[Path, Path, git.Repo | None]:
     """The checkout whose code reruns `stored`, the run's main file relative to it, and the checkout's git repository.
 
     The checkout is chosen here, never by the stored run: this project's checkout (PROJECT_ROOT) for one of its
@@ -150,19 +159,20 @@ def trusted_script(stored):
     return checkout, script.relative_to(checkout), git_repository(checkout)
 
 
-def trusted_checkouts():
+def trusted_checkouts() -> list[Path]:
     """The checkouts whose code a command may start: this project's, and the git repository it runs from."""
     return [PROJECT_ROOT, repository_root(Path.cwd())]
 
 
-def relative_inside(label, field, value):
+def relative_inside(label: str, field: str, value: object) -> PurePath:
     """`value`, a path read from a stored record, when it is relative and without `..`; refused otherwise."""
     if not isinstance(value, str) or not value or PurePath(value).is_absolute() or ".." in PurePath(value).parts:
         raise UserError(f"{label}'s {field} {value!r} is not a relative path inside a checkout; {NOT_RUN}")
     return PurePath(value)
 
 
-def inside_checkout(label, field, path, checkouts, fix=None):
+def inside_checkout(label: str, field: str, path: str | PurePath, checkouts: Iterable[Path],
+                    fix: str | None = None) -> Path:
     """`path` (from a stored record), resolved, when it lies inside one of `checkouts`; refused, naming `field`."""
     for checkout in checkouts:
         resolved = Path(checkout, path).resolve()  # links included: a file linking out is outside too
@@ -172,13 +182,13 @@ def inside_checkout(label, field, path, checkouts, fix=None):
                     + (f" ({fix})" if fix else ""))
 
 
-def repository_root(folder):
+def repository_root(folder: str | Path) -> Path:
     """The top folder of the git repository around `folder`, or `folder` itself outside any repository."""
     repo = git_repository(folder)
-    return Path(repo.working_tree_dir).resolve() if repo else Path(folder).resolve()
+    return Path(repo.working_tree_dir).resolve() if repo and repo.working_tree_dir else Path(folder).resolve()
 
 
-def git_repository(folder):
+def git_repository(folder: str | Path) -> git.Repo | None:
     try:
         return git.Repo(folder, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -186,7 +196,8 @@ def git_repository(folder):
 
 
 @contextlib.contextmanager
-def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
+def code_for(stored: StoredRun, checkout: Path, repo: git.Repo | None, at_commit: bool, force: bool,
+             apply_diff: bool = False) -> Iterator[tuple[Path, dict[str, Any], str]]:
     """Yield the folder holding the code to run, what the new run's info should say about it, and its commit."""
     original = original_repository(stored, repo)
     if original is not None:  # untracked files count as uncommitted changes, though Sacred's flag ignores them
@@ -201,10 +212,11 @@ def code_for(stored, checkout, repo, at_commit, force, apply_diff=False):
         hint = FORCE_HINT if original is None else DIRTY_CODE_HINT if original["dirty"] else CODE_CHOICE_HINT
         raise UserError(f"{problem}; {hint}")
     # The new run records its own git state; when forced, it also notes the one it stands in for.
-    yield checkout, {"forced_instead_of": original or {"commit": None}} if problem else {}, checkout_commit(checkout, repo)
+    forced = {"forced_instead_of": original or {"commit": None}} if problem else {}
+    yield checkout, forced, checkout_commit(checkout, repo)
 
 
-def original_repository(stored, repo):
+def original_repository(stored: StoredRun, repo: git.Repo | None) -> dict[str, Any] | None:
     """The recorded git state of the repository holding the experiment's main file, or None if none was recorded.
 
     Sacred lists one repository per source file, so an experiment using this project's installed ingredients from
@@ -222,14 +234,14 @@ def original_repository(stored, repo):
     return recorded[0] if recorded else None
 
 
-def local_url(repo):
+def local_url(repo: git.Repo) -> str:
     try:
         return repo.remote().url
     except ValueError:  # no remote: Sacred names the repository by its folder
-        return "git:/" + repo.working_dir
+        return "git:/" + str(repo.working_dir)
 
 
-def check_repository(stored, original, checkout, repo):
+def check_repository(stored: StoredRun, original: dict[str, Any], checkout: Path, repo: git.Repo | None) -> None:
     """Refuse a recorded repository that is another folder of this machine, whose commit this checkout lacks.
 
     Sacred names a repository without a remote by its folder (git:/PATH). One that exists here but is not this
@@ -244,7 +256,7 @@ def check_repository(stored, original, checkout, repo):
                         f"({OTHER_REPOSITORY})")
 
 
-def has_commit(repo, commit):
+def has_commit(repo: git.Repo, commit: str) -> bool:
     try:
         repo.commit(commit)
         return True
@@ -252,7 +264,7 @@ def has_commit(repo, commit):
         return False
 
 
-def checkout_commit(checkout, repo):
+def checkout_commit(checkout: Path, repo: git.Repo | None) -> str:
     """How the line saying what runs names this checkout's code: its commit, and whether it has changes."""
     if repo is None:
         return f"{checkout} (not a git repository)"
@@ -260,7 +272,8 @@ def checkout_commit(checkout, repo):
     return f"commit {repo.head.commit.hexsha[:12]}{changes} of {checkout}"
 
 
-def code_mismatch(label, original, checkout, repo, info=None):
+def code_mismatch(label: str, original: dict[str, Any] | None, checkout: Path, repo: git.Repo | None,
+                  info: dict[str, Any] | None = None) -> str | None:
     """Why this checkout's code may differ from the original run's, or None when it is the same: the same commit,
     and the same uncommitted changes as the run recorded in its `info` (e.g. its script, saved but not committed)."""
     if original is None:
@@ -281,7 +294,8 @@ def code_mismatch(label, original, checkout, repo, info=None):
 
 
 @contextlib.contextmanager
-def original_code(stored, original, checkout, repo, apply_diff=False):
+def original_code(stored: StoredRun, original: dict[str, Any] | None, checkout: Path, repo: git.Repo | None,
+                  apply_diff: bool = False) -> Iterator[tuple[Path, str]]:
     """The original run's code in a temporary git worktree, removed afterwards, and how to name its commit.
 
     A run with uncommitted changes stored them as a patch, which is code that anyone who can write to the run store
@@ -328,7 +342,7 @@ def original_code(stored, original, checkout, repo, apply_diff=False):
             repo.git.worktree("remove", "--force", str(worktree))
 
 
-def patch_numstat(stored, repo, patch_file, commit):
+def patch_numstat(stored: StoredRun, repo: git.Repo, patch_file: Path, commit: str) -> str:
     """`git apply --numstat` of the patch in `patch_file`: what it changes, read without applying it."""
     try:
         return repo.git.apply("--numstat", str(patch_file))
@@ -337,7 +351,7 @@ def patch_numstat(stored, repo, patch_file, commit):
                         f"commit {commit[:12]}; use --force to run this checkout's code") from None
 
 
-def show_patch(stored, patch, numstat):
+def show_patch(stored: StoredRun, patch: bytes, numstat: str) -> None:
     """Print what `stored`'s patch changes (`numstat`: `git apply --numstat`'s lines), its sha256 and whether the
     run's own folder recorded the same one; UserError when that folder recorded another."""
     digest, (recorded, record) = patch_digest(patch), recorded_patch_digest(stored)
@@ -358,7 +372,7 @@ def show_patch(stored, patch, numstat):
                         f"{record}: it was changed since, and was not applied; use --force to run this checkout's code")
 
 
-def recorded_patch_digest(stored):
+def recorded_patch_digest(stored: StoredRun) -> tuple[str, Path] | tuple[None, None]:
     """(the sha256 of its patch that `stored` recorded in its own folder, that folder's info.json), or (None, None)
     when no folder of the run is on this machine.
 
@@ -376,7 +390,7 @@ def recorded_patch_digest(stored):
     return None, None
 
 
-def experiment_defaults(script, env):
+def experiment_defaults(script: Path, env: dict[str, str]) -> dict[str, Any] | None:
     """The config `script` has without any changes (seed included), or None when the script ignores its command line.
 
     A script that calls ex.run() itself (as a notebook does) would start a run even for save_config: while
@@ -391,11 +405,12 @@ def experiment_defaults(script, env):
         if result.returncode == IGNORES_COMMAND_LINE_EXIT:
             return None
         if result.returncode != 0 or not defaults_file.is_file():
-            raise UserError(f"{script} of this checkout does not start ({last_line(result.stderr)}); {CODE_CHOICE_HINT}")
+            raise UserError(f"{script} of this checkout does not start ({last_line(result.stderr)}); "
+                            f"{CODE_CHOICE_HINT}")
         return json.loads(defaults_file.read_text())
 
 
-def check_config_keys(stored, defaults):
+def check_config_keys(stored: StoredRun, defaults: dict[str, Any]) -> None:
     """Refuse, in one line, stored config keys that the code (whose config is `defaults`) no longer has."""
     unknown = sorted(set(dotted_keys(stored.config)) - set(dotted_keys(defaults)))
     if unknown:
@@ -405,7 +420,7 @@ def check_config_keys(stored, defaults):
         )
 
 
-def check_data_root(stored, defaults, updates):
+def check_data_root(stored: Any, defaults: dict[str, Any], updates: Collection[str]) -> None:
     """Refuse a stored data.root outside the experiment's default data folder, unless `updates` give data.root.
 
     Experiments download or generate data into data.root, so a stored one could make a rerun write anywhere: outside
@@ -429,7 +444,7 @@ def check_data_root(stored, defaults, updates):
         )
 
 
-def differences(config, defaults):
+def differences(config: dict[str, Any], defaults: dict[str, Any] | None) -> str:
     """The stored config's values that differ from the experiment's defaults, as key=value, for one line."""
     if defaults is None:
         return "the script ignores its command line (it calls ex.run itself), so its config is checked as it starts"
@@ -439,11 +454,13 @@ def differences(config, defaults):
     return f"config differing from its defaults: {shown}" if changed else "its default config"
 
 
-def shorten(text):
+def shorten(text: str) -> str:
     return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS - 1] + "…"
 
 
-def run_in_foreground(command, env, started=None, ignored_signals=()):
+def run_in_foreground(command: list[str], env: dict[str, str],
+                      started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+                      ignored_signals: Collection[int] = ()) -> int:
     """Run `command` and return its exit status; it handles Ctrl-C itself, and a SIGTERM sent here is passed on.
 
     `started(process)` is called once it runs; `ignored_signals` are ignored by it (SLURM sends its warning signal
@@ -453,7 +470,7 @@ def run_in_foreground(command, env, started=None, ignored_signals=()):
     # only wait for it to store its checkpoint. (exec resets this handler, so the child still gets Ctrl-C.)
     previous_int = signal.signal(signal.SIGINT, lambda number, frame: None)
     try:
-        def ignore_signals():
+        def ignore_signals() -> None:
             for number in ignored_signals:
                 signal.signal(number, signal.SIG_IGN)
 

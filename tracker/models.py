@@ -4,21 +4,31 @@ The network is built by the run's experiment, from this checkout (as `tracker re
 experiment's `rebuild` command (ingredients.rebuild) with the run's stored config; the config stays data and the
 weights load with weights_only=True, so nothing stored in the run can run code.
 """
+from __future__ import annotations
+
 import contextlib
 import importlib.util
 import io
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
 from runstore.run_store import open_run
 
+if TYPE_CHECKING:
+    import sacred
+    import torch
+
+    from runstore.run_store import StoredRun
+
 WEIGHTS = {"best": "model_best.pt", "last": "model_last.pt"}  # the trainer's artifacts (ingredients.trainer)
 
 
-def load_model(run, which="best", device="cpu"):
+def load_model(run: object, which: str = "best", device: str = "cpu") -> torch.nn.Module:
     """The network of `run` (a run id, as in Omniboard, or a file-store run folder), in eval mode on `device`.
 
     `which`: "best" (the weights of the best validation score) or "last" (those at the end of training).
@@ -27,8 +37,9 @@ def load_model(run, which="best", device="cpu"):
     return rebuild(open_run(str(run)), which, device)[2]
 
 
-def rebuild(stored, which="best", device="cpu"):
-    """(task, data, network) of a StoredRun: the network holds the run's `which` weights, in eval mode."""
+def rebuild(stored: StoredRun, which: str = "best", device: str = "cpu") -> tuple[Any, Any, torch.nn.Module]:
+    """(task, data, network) of a StoredRun (the task and its data as the experiment's ingredients.task makes them):
+    the network holds the run's `which` weights, in eval mode."""
     import torch  # here: the tracker command imports this module, and torch takes seconds to load
 
     if which not in WEIGHTS:
@@ -47,7 +58,7 @@ def rebuild(stored, which="best", device="cpu"):
     return task, task_data, network.to(device).eval()
 
 
-def run_command(stored, command):
+def run_command(stored: StoredRun, command: str) -> Any:
     """The result of the experiment's `command`, run in this process with the run's stored config, unobserved."""
     import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
     from sacred.utils import SacredError
@@ -72,7 +83,7 @@ def run_command(stored, command):
                         f"check out the run's commit") from None
 
 
-def experiment_of(stored):
+def experiment_of(stored: StoredRun) -> sacred.Experiment:
     """The sacred.Experiment of the run's main file in this checkout (tracker.launch.trusted_script), imported here."""
     from sacred import Experiment  # imported without its warning: run_command imports compat.sacred first
 
@@ -85,6 +96,7 @@ def experiment_of(stored):
         raise UserError(f"{stored.label} ran {script}, which is not in {checkout}; load it from within a checkout of "
                         f"the repository that holds {script}")
     spec = importlib.util.spec_from_file_location(f"tracked_experiment_{path.stem}", path)
+    assert spec is not None and spec.loader is not None  # a .py file's
     module = importlib.util.module_from_spec(spec)
     with _first_on_path(checkout):
         spec.loader.exec_module(module)
@@ -94,7 +106,7 @@ def experiment_of(stored):
     return found[0]
 
 
-def check_code_is_here(stored):
+def check_code_is_here(stored: StoredRun) -> None:
     """Refuse, in one line naming where to load it, a run of another repository of this machine when the current
     folder is outside that repository: its network is built by that repository's code."""
     from tracker.launch import PROJECT_ROOT, repository_root
@@ -109,7 +121,7 @@ def check_code_is_here(stored):
 
 
 @contextlib.contextmanager
-def _first_on_path(folder):
+def _first_on_path(folder: Path) -> Iterator[None]:
     """The experiment imports its ingredients from its checkout, as when it is run as a script."""
     sys.path.insert(0, str(folder))
     try:

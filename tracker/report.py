@@ -8,11 +8,15 @@ of a selection that varies one key over two values (docs/paired.md) and every ru
 marked (they have no result); so are pruned ones: a run whose info holds `pruned_at_step` (docs/answers.md). --png
 writes a static summary with matplotlib.
 """
+from __future__ import annotations
+
 import contextlib
+import dataclasses
 import html
 import importlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from observers.startup import imports_done, quick_start
 from runstore.atomic_file import write_atomically
@@ -21,16 +25,21 @@ from runstore.groups import completed, is_number, stat_columns
 from runstore.paired import seed_comparison
 from runstore.predictions import SPLIT
 from runstore.run_store import open_run
-from tracker.figures import FAILED, MARKERS, PRUNED, axis_value, figures, gather, outcome, status_text
+from tracker.figures import FAILED, MARKERS, PRUNED, ReportContent, axis_value, figures, gather, outcome, status_text
 from tracker.runs import cell
 from tracker.search_space import split_arguments
 from tracker.selection import add_selection_arguments, selected, sweep_record
 from tracker.verdict_html import run_thumbnails, seed_verdict_html
 
+if TYPE_CHECKING:
+    import argparse
+
+    from tracker.sweep import SweepRecord
+
 TOP_K = 5  # learning curves of this many best runs, by default
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write one self-contained HTML report of a sweep: parameters, results, curves, importance, groups",
@@ -49,7 +58,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UserError(f"--top {args.top} must be at least 1, e.g. --top 5")
     for option, path in (("--out", args.out), ("--png", args.png)):
@@ -58,10 +67,10 @@ def run(args):
     # fANOVA's scikit-learn takes ~1.3 s to import: import it while the runs are read from the database
     threading.Thread(target=_import_quietly, args=("optuna.importance",)).start()
     rows, parameters, log_keys = selected(args)
-    content = gather(rows, parameters, log_keys, args.top, title=_title(args))
-    content["ran"] = what_ran(sweep_record(args.sweep) if args.sweep else None, rows)
-    content["verdict"] = grouped_verdict(rows, parameters)
-    print(f"report: {len(rows)} runs, {len(content['done'])} completed; writing {args.out}", flush=True)
+    content = dataclasses.replace(gather(rows, parameters, log_keys, args.top, title=_title(args)),
+                                  ran=what_ran(sweep_record(args.sweep) if args.sweep else None, rows),
+                                  verdict=grouped_verdict(rows, parameters))
+    print(f"report: {len(rows)} runs, {len(content.done)} completed; writing {args.out}", flush=True)
     write_atomically(Path(args.out), html_report(content).encode())
     if args.png:
         write_atomically(Path(args.png), png_summary(content))
@@ -69,7 +78,7 @@ def run(args):
     return 0
 
 
-def _import_quietly(name):
+def _import_quietly(name: str) -> None:
     """Import module `name`, collecting rarely meanwhile (observers.startup: ~0.15 s of scikit-learn's import); a
     failure shows where it is imported for use."""
     quick_start(git=False)
@@ -80,7 +89,7 @@ def _import_quietly(name):
         imports_done()
 
 
-def _title(args):
+def _title(args: argparse.Namespace) -> str:
     chosen = [f"experiment={args.experiment}" if args.experiment else "", f"tag={args.tag}" if args.tag else "",
               *args.where]
     return f"Sweep {args.sweep}" if args.sweep else "Runs " + ", ".join(filter(None, chosen))
@@ -107,7 +116,7 @@ img.thumbnail {{ width: 48px; height: 48px; image-rendering: pixelated; }}
 """
 
 
-def what_ran(record, rows):
+def what_ran(record: SweepRecord | None, rows: list[dict[str, Any]]) -> str:
     """One sentence: the script and fixed arguments of the sweep's `record` (None: not a sweep's runs), and the
     commits of its runs."""
     commits = sorted({row["commit"][:12] for row in rows if isinstance(row.get("commit"), str)})
@@ -121,7 +130,7 @@ def what_ran(record, rows):
                                                     "no fixed arguments") + " besides the swept parameters.")
 
 
-def html_report(content):
+def html_report(content: ReportContent) -> str:
     import plotly.io
 
     sections = []
@@ -129,22 +138,22 @@ def html_report(content):
         plot = plotly.io.to_html(figure, full_html=False, include_plotlyjs=index == 0, validate=False,
                                  config={"displaylogo": False}, div_id=f"plot-{index}")
         sections.append(f"<h2>{html.escape(heading)}</h2>\n<div class=\"plot\">{plot}</div>")
-    if content["importance_note"]:
-        sections.append(f"<h2>Importance</h2>\n<p class=\"note\">{html.escape(content['importance_note'])}</p>")
-    if content.get("verdict"):
+    if content.importance_note:
+        sections.append(f"<h2>Importance</h2>\n<p class=\"note\">{html.escape(content.importance_note)}</p>")
+    if content.verdict:
         sections.append("<h2>Paired verdict (runs paired by seed, on their stored predictions)</h2>\n"
-                        + content["verdict"])
+                        + content.verdict)
     sections.append("<h2>Groups (runs that differ only in their seed)</h2>\n" + _groups_table(content))
     sections.append("<h2>Runs</h2>\n" + _runs_table(content))
-    rows = content["rows"]
+    rows = content.rows
     counts = {kind: sum(outcome(row) == kind for row in rows) for kind in MARKERS}
     summary = (f"{len(rows)} runs: {counts['COMPLETED']} completed, {counts[PRUNED]} pruned, {counts[FAILED]} failed "
-               f"or unfinished. The result is {'higher' if content['higher'] else 'lower'} is better.")
-    return PAGE.format(title=html.escape(content["title"]), summary=html.escape(summary),
-                       ran=html.escape(content["ran"]), sections="\n".join(sections))
+               f"or unfinished. The result is {'higher' if content.higher else 'lower'} is better.")
+    return PAGE.format(title=html.escape(content.title), summary=html.escape(summary),
+                       ran=html.escape(content.ran), sections="\n".join(sections))
 
 
-def grouped_verdict(rows, parameters):
+def grouped_verdict(rows: list[dict[str, Any]], parameters: list[str]) -> str | None:
     """The HTML of `tracker compare --group-by KEY`'s verdict when the runs vary one config key (seed aside) and it
     takes two values among the completed runs, e.g. a `--seeds` sweep of data.stream over two streams; a note when
     their predictions cannot be paired (not stored, different data); None for any other selection."""
@@ -159,19 +168,19 @@ def grouped_verdict(rows, parameters):
     return seed_verdict_html(verdict, parameters[0], value_a, value_b, runs, SPLIT, *run_thumbnails(first_run, verdict))
 
 
-def _groups_table(content):
-    columns = [*content["parameters"], "n", "not_completed", *stat_columns("result"), "p_vs_best"]
-    return _table(columns, [[cell(group.get(column), column) for column in columns] for group in content["groups"]])
+def _groups_table(content: ReportContent) -> str:
+    columns = [*content.parameters, "n", "not_completed", *stat_columns("result"), "p_vs_best"]
+    return _table(columns, [[cell(group.get(column), column) for column in columns] for group in content.groups])
 
 
-def _runs_table(content):
-    columns = ["id", "status", "result", *content["parameters"]]
+def _runs_table(content: ReportContent) -> str:
+    columns = ["id", "status", "result", *content.parameters]
     lines = [[str(row["id"]), status_text(row), *(cell(row.get(column), column) for column in columns[2:])]
-             for row in content["rows"]]
-    return _table(columns, lines, [outcome(row) for row in content["rows"]])
+             for row in content.rows]
+    return _table(columns, lines, [outcome(row) for row in content.rows])
 
 
-def _table(columns, lines, classes=None):
+def _table(columns: list[str], lines: list[list[str]], classes: list[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
     body = "".join(
         f"<tr class=\"{kind}\">" + "".join(f"<td>{html.escape(text)}</td>" for text in line) + "</tr>"
@@ -180,34 +189,34 @@ def _table(columns, lines, classes=None):
 
 
 # ---- the PNG summary ----------------------------------------------------------------------------------------
-def png_summary(content):
+def png_summary(content: ReportContent) -> bytes:
     """A static figure (matplotlib, PNG bytes): the result against each parameter, the curves, the importance."""
     import io
 
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    panels = len(content["parameters"]) + bool(content["curves"]) + bool(content["importance"])
+    panels = len(content.parameters) + bool(content.curves) + bool(content.importance)
     figure = Figure(figsize=(4.5 * max(panels, 1), 4), layout="constrained")
     axes = figure.subplots(1, max(panels, 1), squeeze=False)[0]
-    for ax, key in zip(axes, content["parameters"]):
+    for ax, key in zip(axes, content.parameters):
         for kind, (_, color) in MARKERS.items():
-            rows = [row for row in content["rows"] if outcome(row) == kind and is_number(row.get("result"))]
+            rows = [row for row in content.rows if outcome(row) == kind and is_number(row.get("result"))]
             ax.scatter([axis_value(row.get(key)) for row in rows], [row["result"] for row in rows], color=color,
                        label=kind.lower(), marker="o" if kind == "COMPLETED" else "x")
-        ax.set(xlabel=key, ylabel="result", xscale="log" if key in content["log_keys"] else "linear")
-    panel = len(content["parameters"])
-    if content["curves"]:
-        for row, curve in content["curves"]:
+        ax.set(xlabel=key, ylabel="result", xscale="log" if key in content.log_keys else "linear")
+    panel = len(content.parameters)
+    if content.curves:
+        for row, curve in content.curves:
             if curve is not None:
                 axes[panel].plot(*curve, label=f"run {row['id']}")
-        axes[panel].set(xlabel="step", ylabel=content["curves"][0][0]["result_metric"], title="best runs")
+        axes[panel].set(xlabel="step", ylabel=content.curves[0][0]["result_metric"], title="best runs")
         axes[panel].legend(fontsize="small")
         panel += 1
-    if content["importance"]:
-        items = content["importance"][::-1]
+    if content.importance:
+        items = content.importance[::-1]
         axes[panel].barh([item["parameter"] for item in items], [item["importance"] for item in items])
         axes[panel].set(xlabel="importance (fANOVA)")
-    figure.suptitle(content["title"])
+    figure.suptitle(content.title)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()

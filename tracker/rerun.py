@@ -1,13 +1,20 @@
 """`tracker rerun`: run a recorded run again with its stored config (seed included), as a new run; with --seeds N, as
 N new runs with new seeds, so that one run becomes a sample."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from runstore.run_store import open_run
 from runstore.errors import UserError
 from runstore.shell import shell_command
 from tracker.options import add_code_choice, add_run_argument
 from tracker.search_space import new_seeds
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rerun",
         help="run a recorded run again with its stored config",
@@ -29,7 +36,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
     from tracker.launch import relaunch
 

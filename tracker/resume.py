@@ -1,6 +1,9 @@
 """`tracker resume`: continue an interrupted run from its latest checkpoint, as a new run."""
+from __future__ import annotations
+
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from runstore.run_store import mark_continued, newest_run_with_info, open_run
@@ -11,8 +14,13 @@ from runstore.shell import shell_command
 from runstore.stored_fields import field_problem
 from tracker.options import add_code_choice, add_run_argument, given_data_root
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(subparsers):
+    from runstore.run_store import StoredRun
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "resume",
         help="continue an interrupted run from its latest checkpoint",
@@ -26,11 +34,12 @@ def add_parser(subparsers):
     add_run_argument(parser, "[--at-commit [--apply-diff] | --force] RUN [with data.root=PATH]")
     add_code_choice(parser)
     parser.add_argument("updates", nargs="*", metavar="with data.root=PATH",
-                        help="where the data is, for a run whose stored data.root is outside the experiment's data folder")
+                        help="where the data is, for a run whose stored data.root is outside the experiment's data "
+                             "folder")
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     # Imported when used: GitPython cannot even be imported without a git executable, which other commands lack.
     from tracker.launch import relaunch
 
@@ -64,7 +73,7 @@ def run(args):
     return status
 
 
-def continuation(stored, folder):
+def continuation(stored: StoredRun, folder: Path) -> tuple[dict[str, Any], list[str]] | None:
     """(info, command-line options) of a new run that continues `stored` from its latest checkpoint, written to
     `folder`.
 

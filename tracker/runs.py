@@ -1,10 +1,14 @@
 """`tracker runs`: the recorded runs as a table (or CSV, JSON), filtered, sorted and with chosen metric summaries."""
+from __future__ import annotations
+
 import csv
 import datetime
 import json
 import os
 import shutil
 import sys
+from collections.abc import Collection, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 from compat.argparse import values_may_start_with_dash
 from runstore.errors import UserError
@@ -15,6 +19,9 @@ from runstore.settings import shown_path
 from runstore.shell import printable, shell_command
 from tracker.options import add_filters
 
+if TYPE_CHECKING:
+    import argparse
+
 FORMATS = ("table", "csv", "json")
 MAX_CELL = 40  # characters of a table cell; CSV and JSON hold every value whole
 COLUMN_GAP = "  "
@@ -22,14 +29,15 @@ RUN_COLUMNS = ["id", "experiment", "status", "start", "duration_s", "result"]  #
 HEADERS = {"duration_s": "duration"}  # a table's headers for its cells (1h02m03s); CSV and JSON give seconds
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "runs",
         help="list recorded runs: filter, sort, compare configs and metrics",
         description=(
             "List the runs in MONGO_URL/SACRED_DB and those still waiting in RUNS_DIR for 'tracker sync' (local=True): "
             "id, experiment, status, start, duration, result, the config keys that differ between the matching runs "
-            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. The same from Python: runstore.query.runs()."
+            "of each experiment (a table per experiment), and the metric summaries asked for. Filters are ANDed. "
+            "The same from Python: runstore.query.runs()."
         ),
     )
     values_may_start_with_dash(parser)  # `--sort -result`
@@ -46,14 +54,15 @@ def add_parser(subparsers):
     grouping.add_argument("--group-by", metavar="KEY,...",
                           help="one row per group of runs with equal KEYS (e.g. config.lr,config.model.arch), best "
                                "first: n, mean, std and 95%% CI (Student's t) of the result and of each --metrics "
-                               "summary, and Welch's t-test p-value against the best group, Holm-adjusted across the groups")
+                               "summary, and Welch's t-test p-value against the best group, Holm-adjusted across the "
+                               "groups")
     grouping.add_argument("--group", action="store_true",
                           help="--group-by every config key except seed: runs that differ only in their seed")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     wanted = conditions(args.where, args.experiment, args.tag, args.since)  # malformed ones fail before any wait
@@ -76,18 +85,19 @@ def run(args):
         if len(blocks) > 1:
             print(f"\nexperiment {experiment}:" if number else f"experiment {experiment}:")
         same = [row for row in matching if row["experiment"] == experiment]
-        write(rows, columns_of(rows, same, metrics), "table", width=terminal_width(), keep=[*RUN_COLUMNS, "local", *metrics])
+        write(rows, columns_of(rows, same, metrics), "table", width=terminal_width(),
+              keep=[*RUN_COLUMNS, "local", *metrics])
     return 0
 
 
-def terminal_width():
+def terminal_width() -> int | None:
     """The width a table must fit: COLUMNS, else the terminal's; None (any width) when the output is no terminal."""
     if os.environ.get("COLUMNS") or sys.stdout.isatty():
         return shutil.get_terminal_size().columns
     return None
 
 
-def columns_of(shown, matching, metrics):
+def columns_of(shown: list[dict[str, Any]], matching: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     """The run columns, then the config keys differing within an experiment among all `matching` runs (--limit 1
     still shows what the best one chose), then `metrics`."""
     columns = list(RUN_COLUMNS)
@@ -96,7 +106,8 @@ def columns_of(shown, matching, metrics):
     return columns + differing_keys_within_experiments(matching) + metrics
 
 
-def write_groups(groups, metrics, output_format, out=None):
+def write_groups(groups: list[dict[str, Any]], metrics: Sequence[str], output_format: str,
+                 out: IO[str] | None = None) -> None:
     """The groups (runstore.groups) with their keys, n and statistics; JSON adds each group's run ids."""
     keys = list(groups[0])[:list(groups[0]).index("n")] if groups else []  # a group starts with its keys' values
     columns = [*keys, "n", "not_completed", *stat_columns("result"), *(c for m in metrics for c in stat_columns(m)),
@@ -106,7 +117,8 @@ def write_groups(groups, metrics, output_format, out=None):
         (sys.stdout if out is None else out).write(p_legend(groups) + "\n")
 
 
-def write(rows, columns, output_format, out=None, width=None, keep=()):
+def write(rows: list[dict[str, Any]], columns: list[str], output_format: str, out: IO[str] | None = None,
+          width: int | None = None, keep: Collection[str] = ()) -> None:
     """`rows` (dicts) as a text table, CSV or a JSON list of objects, with `columns` in that order, to `out` (the
     standard output as it is when called, which `tracker` escapes: runstore.shell.PrintableStream).
 
@@ -131,13 +143,14 @@ def write(rows, columns, output_format, out=None, width=None, keep=()):
                       f"--format csv shows all)\n")
 
 
-def fitting(columns, cells, width, keep):
+def fitting(columns: list[str], cells: dict[str, list[str]], width: int | None,
+            keep: Collection[str]) -> tuple[list[str], list[str]]:
     """The columns that fit `width` (those in `keep` always, the others from the left) and those left out."""
     if width is None:
         return columns, []
     needed = {key: max([len(HEADERS.get(key, key)), *map(len, cells[key])]) + len(COLUMN_GAP) for key in columns}
     room = width + len(COLUMN_GAP) - sum(needed[key] for key in columns if key in keep)
-    shown = []
+    shown: list[str] = []
     for key in columns:
         if key in keep or needed[key] <= room:
             shown.append(key)
@@ -145,22 +158,22 @@ def fitting(columns, cells, width, keep):
     return shown, [key for key in columns if key not in shown]
 
 
-def render_table(lines):
+def render_table(lines: list[list[str]]) -> str:
     """Lists of strings as aligned columns, the first list being the header; numbers right-aligned. Control
     characters are escaped (runstore.shell.printable), so a stored name or value neither drives the terminal nor
     breaks the alignment."""
-    lines = [[printable(text) for text in line] for line in lines]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    numeric = [all(_looks_numeric(line[i]) for line in lines[1:]) for i in range(len(widths))]
+    escaped = [[printable(text) for text in line] for line in lines]
+    widths = [max(len(line[i]) for line in escaped) for i in range(len(escaped[0]))]
+    numeric = [all(_looks_numeric(line[i]) for line in escaped[1:]) for i in range(len(widths))]
     return "".join(
         COLUMN_GAP.join(text.rjust(w) if right else text.ljust(w) for text, w, right in zip(line, widths, numeric))
         .rstrip()
         + "\n"
-        for line in lines
+        for line in escaped
     )
 
 
-def cell(value, key=""):
+def cell(value: Any, key: str = "") -> str:
     """A value as the table shows it: 4 significant digits, times to the second, durations as 1h02m03s."""
     if value is None:
         return "-"
@@ -178,18 +191,20 @@ def cell(value, key=""):
     return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A value for CSV and JSON: times in ISO format, the rest as stored."""
     return value.isoformat() if isinstance(value, datetime.datetime) else value
 
 
-def _duration(seconds):
+def _duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+    if hours:
+        return f"{hours}h{minutes:02d}m{seconds:02d}s"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def _looks_numeric(text):
+def _looks_numeric(text: str) -> bool:
     try:
         float(text)
         return True

@@ -7,14 +7,21 @@
     model.width=intuniform(8,64)  swept: integer in [low, high]
     model.width=choice(16,32)     swept: one of the values
 """
+from __future__ import annotations
+
 import ast
 import itertools
 import math
 import random
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
 
 DISTRIBUTIONS = ("loguniform", "uniform", "intuniform", "choice")
 # A list, or a function call: what a fixed Sacred value never is.
@@ -27,9 +34,9 @@ class Parameter:
 
     key: str
     kind: str
-    values: tuple  # the list's or choice's values, or (low, high)
+    values: tuple[Any, ...]  # the list's or choice's values, or (low, high)
 
-    def sample(self, rng):
+    def sample(self, rng: random.Random) -> Any:
         """A value drawn with `rng` (random.Random), for --random."""
         if self.kind in ("grid", "choice"):
             return rng.choice(self.values)
@@ -38,7 +45,7 @@ class Parameter:
             return math.exp(rng.uniform(math.log(low), math.log(high)))
         return rng.randint(low, high) if self.kind == "intuniform" else rng.uniform(low, high)
 
-    def suggest(self, trial):
+    def suggest(self, trial: optuna.Trial) -> Any:
         """A value chosen by an Optuna trial, for --optuna."""
         if self.kind in ("grid", "choice"):
             return trial.suggest_categorical(self.key, list(self.values))
@@ -48,9 +55,10 @@ class Parameter:
         return trial.suggest_float(self.key, low, high, log=self.kind == "loguniform")
 
 
-def split_arguments(arguments):
+def split_arguments(arguments: Iterable[str]) -> tuple[list[str], list[Parameter]]:
     """(fixed, parameters): `with` arguments passed to every trial as they are, and the swept ones parsed."""
-    fixed, parameters = [], []
+    fixed: list[str] = []
+    parameters: list[Parameter] = []
     for argument in arguments:
         match = _SWEPT.match(argument)
         if match is None:
@@ -64,7 +72,7 @@ def split_arguments(arguments):
     return fixed, parameters
 
 
-def _parameter(argument, match):
+def _parameter(argument: str, match: re.Match[str]) -> Parameter:
     key, value, kind = match["key"], match["value"], match["kind"]
     if not value.endswith("]" if kind is None else ")"):
         raise UserError(f"{argument!r} is malformed: it does not end with {'] ' if kind is None else ') '}; "
@@ -91,7 +99,7 @@ def _parameter(argument, match):
     return Parameter(key, kind, values)
 
 
-def _values(argument, text):
+def _values(argument: str, text: str) -> tuple[Any, ...]:
     """The comma-separated values of a list or distribution, read as Sacred reads a `with` value."""
     try:
         parsed = ast.literal_eval(f"[{text}]")
@@ -106,7 +114,7 @@ def _values(argument, text):
     return tuple(parsed)
 
 
-def grid(parameters):
+def grid(parameters: list[Parameter]) -> list[dict[str, Any]]:
     """Every combination of the listed values, as {key: value} dicts; only lists can make a grid."""
     drawn = [parameter for parameter in parameters if parameter.kind != "grid"]
     if drawn:
@@ -116,14 +124,15 @@ def grid(parameters):
     return [dict(zip(keys, values)) for values in itertools.product(*(p.values for p in parameters))]
 
 
-def as_updates(params):
+def as_updates(params: dict[str, Any]) -> list[str]:
     """A trial's parameters as Sacred `with` updates; repr() reads back as the same value."""
     return [f"{key}={value!r}" for key, value in params.items()]
 
 
-def new_seeds(count, taken=()):
+def new_seeds(count: int, taken: Collection[object] = ()) -> list[int]:
     """`count` different random seeds, none of them in `taken`, in Sacred's range of seeds."""
-    rng, seeds = random.Random(), []
+    rng = random.Random()
+    seeds: list[int] = []
     while len(seeds) < count:
         seed = rng.randint(1, 10**9)  # sacred.randomness.SEEDRANGE
         if seed not in taken and seed not in seeds:

@@ -5,6 +5,9 @@ so a sweep outgrows one machine without changing. The sweep's record (its argume
 and result) is kept in sweeps/<id>/sweep.json beside RUNS_DIR, with submitit's job logs and the Optuna journal, and
 in MongoDB's `sweeps` collection when MongoDB answers; `--continue` reads it back.
 """
+from __future__ import annotations
+
+import dataclasses
 import datetime
 import json
 import logging
@@ -16,8 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -32,7 +37,18 @@ from ingredients.pruning import PRUNERS, make_pruner, open_journal
 from observers.origin import PRUNING_ENV
 from tracker.options import given_data_root
 from tracker.search_space import as_updates, grid, new_seeds, split_arguments
-from tracker.trial import Trial, sweep_tag
+from tracker.trial import Trial, TrialOutcome, sweep_tag
+
+if TYPE_CHECKING:
+    import argparse
+
+    import optuna
+    import submitit
+    from pymongo.database import Database
+    from typing_extensions import NotRequired
+
+    from runstore.settings import Settings
+    from tracker.search_space import Parameter
 
 EXECUTORS = ("local", "slurm")
 POLL_S = 1.0  # how often job states are checked
@@ -46,7 +62,42 @@ SLURM_REASONS = {"TIMEOUT": "exceeded the time limit", "OUT_OF_MEMORY": "out of 
                  "DEADLINE": "reached its deadline"}
 
 
-def add_parser(subparsers):
+class TrialRecord(TypedDict):
+    """One trial in a sweep's record."""
+
+    number: int
+    params: dict[str, Any]  # the swept parameters, {key: value}
+    status: str  # QUEUED, RUNNING, COMPLETED, PRUNED, FAILED or INTERRUPTED
+    run: int | str | None  # its newest run (TrialOutcome.run)
+    result: Any
+    runs: list[int | str]  # every run it recorded: a continued trial has several
+    pruned_at_step: NotRequired[int]  # when PRUNED
+
+
+class SweepRecord(TypedDict):
+    """A sweep's record: sweeps/ID/sweep.json, and its document in MongoDB's `sweeps` (other versions of the project
+    read both: keys are only ever added)."""
+
+    _id: NotRequired[int]  # given by create_record, with `folder`
+    folder: NotRequired[str]  # sweeps/ID, absolute
+    script: str  # absolute
+    arguments: list[str]  # the `with` arguments, fixed and swept
+    search: str  # grid, random or optuna
+    direction: Literal["maximize", "minimize"] | None  # None until the first run records higher_is_better
+    budget: int  # trials
+    cwd: str  # where it was started
+    prune: str | None  # the pruner (--prune)
+    sampler_seed: int | None
+    started: str  # ISO time
+    status: str  # RUNNING, COMPLETED or INTERRUPTED
+    trials: list[TrialRecord]  # an Optuna sweep's grow as they are asked for
+    seeds: list[int] | None  # --seeds
+    executor: NotRequired[str]  # local or slurm: these three are set, again with --continue, before it runs
+    slurm: NotRequired[dict[str, Any]]  # submitit's SLURM parameters
+    parallel: NotRequired[int | None]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sweep",
         usage="tracker sweep [OPTIONS] SCRIPT with [FIXED ...] KEY=[A,B] KEY=DISTRIBUTION(...) ...\n"
@@ -86,11 +137,11 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     client = connect(settings)
     db = client[settings.db_name] if client is not None else None
-    given = []  # `with data.root=PATH` given again with --continue, after each trial's own updates
+    given: list[str] = []  # `with data.root=PATH` given again with --continue, after each trial's own updates
     if args.continue_sweep:
         if args.random or args.optuna or args.prune:
             raise UserError("--continue SWEEP takes the sweep's own script and parameters; give only --parallel, "
@@ -117,7 +168,7 @@ def run(args):
 
 
 # ---- a new sweep ----------------------------------------------------------------------------------------------
-def new_record(args):
+def new_record(args: argparse.Namespace) -> SweepRecord:
     if not args.command:
         raise UserError("give the experiment and its sweep, e.g. tracker sweep experiments/cifar.py with smoke "
                         "'lr=[0.01,0.05]'")
@@ -138,9 +189,9 @@ def new_record(args):
     if args.prune and search != "optuna":
         raise UserError(f"--prune {args.prune} needs an Optuna search, which reports to the pruner; add --optuna N")
     seeds = draw_seeds(args.seeds, parameters, search) if args.seeds else None
-    record = {
+    record: SweepRecord = {
         "script": str(Path(script).resolve()), "arguments": arguments, "search": search,
-        "direction": args.direction, "budget": args.random or args.optuna, "cwd": os.getcwd(),
+        "direction": args.direction, "budget": args.random or args.optuna or 0, "cwd": os.getcwd(),
         "prune": args.prune, "sampler_seed": args.sampler_seed,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "status": "RUNNING", "trials": [], "seeds": seeds,
@@ -151,13 +202,14 @@ def new_record(args):
         rng = random.Random(args.sampler_seed)
         configurations = [{p.key: p.sample(rng) for p in parameters} for _ in range(args.random)]
     if search != "optuna":
-        repeated = [{**params, "seed": seed} for params in configurations for seed in seeds] if seeds else configurations
+        repeated = ([{**params, "seed": seed} for params in configurations for seed in seeds] if seeds
+                    else configurations)
         record["trials"] = [new_trial(number, params) for number, params in enumerate(repeated)]
         record["budget"] = len(record["trials"])
     return record
 
 
-def draw_seeds(count, parameters, search):
+def draw_seeds(count: int, parameters: list[Parameter], search: str) -> list[int]:
     """`count` different seeds, the same for every configuration, so that configurations meet the same draws."""
     if search == "optuna":
         raise UserError("--seeds repeats the configurations of a grid or --random sweep; an --optuna trial is one run, "
@@ -167,11 +219,11 @@ def draw_seeds(count, parameters, search):
     return new_seeds(count)
 
 
-def new_trial(number, params):
+def new_trial(number: int, params: dict[str, Any]) -> TrialRecord:
     return {"number": number, "params": params, "status": "QUEUED", "run": None, "result": None, "runs": []}
 
 
-def check_config(record):
+def check_config(record: SweepRecord) -> None:
     """Refuse, in one line, a sweep whose first trial's config Sacred rejects (e.g. a misspelt key)."""
     first = record["trials"][0]["params"] if record["trials"] else {}
     fixed, _ = split_arguments(record["arguments"])
@@ -184,7 +236,7 @@ def check_config(record):
 
 
 # ---- where sweeps are recorded --------------------------------------------------------------------------------
-def create_record(record, settings, db):
+def create_record(record: SweepRecord, settings: Settings, db: Database[Any] | None) -> None:
     """Give the sweep the next free id (in MongoDB's `sweeps` and in sweeps/), its folder, and store its record."""
     folder = create_tracker_folder(settings.sweeps_dir)
     taken = [int(path.name) for path in folder.iterdir() if path.name.isdigit()]
@@ -204,27 +256,29 @@ def create_record(record, settings, db):
     record["_id"], record["folder"] = sweep_id, str((folder / str(sweep_id)).resolve())
 
 
-def load_record(reference, settings, db):
+def load_record(reference: str, settings: Settings, db: Database[Any] | None) -> SweepRecord:
     """The record of sweep `reference` (its id, or its folder), once it is known to run only this checkout's code.
 
     The record is in sweeps/ID/sweep.json and, when MongoDB answers, in its `sweeps` collection; a record in a shared
     database may have been edited, so where both exist they must agree on what runs (RECORD_CODE_FIELDS).
     """
     folder = Path(reference) if Path(reference, RECORD_FILE).is_file() else settings.sweeps_dir / reference
-    local = json.loads((folder / RECORD_FILE).read_text()) if (folder / RECORD_FILE).is_file() else None
+    local: dict[str, Any] | None = (json.loads((folder / RECORD_FILE).read_text())
+                                    if (folder / RECORD_FILE).is_file() else None)
     stored = db.sweeps.find_one({"_id": int(reference)}) if reference.isdigit() and db is not None else None
     if stored is not None and "trials" not in stored:  # only its id is taken yet: the sweep never started
         stored = None
-    if stored is None and local is None:
+    record = stored if stored is not None else local
+    if record is None:
         raise UserError(f"there is no sweep {reference!r} in MongoDB or in {settings.sweeps_dir}/; give the id "
                         f"'tracker sweep' printed, or the sweep's folder")
-    record = stored or local
     label = f"sweep {record.get('_id', reference)}"
     check_record(record, label, settings, stored, local, folder / RECORD_FILE)
-    return record
+    return cast("SweepRecord", record)  # check_record has checked what it runs
 
 
-def check_record(record, label, settings, stored, local, local_file):
+def check_record(record: dict[str, Any], label: str, settings: Settings, stored: dict[str, Any] | None,
+                 local: dict[str, Any] | None, local_file: Path) -> None:
     """Refuse a record that would start code from elsewhere, or whose copies in MongoDB and on disk disagree."""
     from tracker.launch import NOT_RUN, inside_checkout, repository_root, trusted_checkouts
 
@@ -257,7 +311,7 @@ def check_record(record, label, settings, stored, local, local_file):
         inside_checkout(label, field, record[field], checkouts)
 
 
-def check_data_roots(record, given):
+def check_data_roots(record: SweepRecord, given: list[str]) -> None:
     """Refuse, as a rerun does (launch.check_data_root), a data.root that the record's fixed arguments, trials or
     swept lists set outside the experiment's data folder, unless the user gives data.root again (`given`)."""
     from tracker.launch import check_data_root, experiment_defaults, experiment_env
@@ -276,14 +330,16 @@ def check_data_roots(record, given):
     if given or not setting_root:  # the experiment's defaults take a process to read: only when they matter
         return
     defaults = experiment_defaults(Path(record["script"]), experiment_env({}))
-    for each in setting_root if defaults is not None else ():
+    if defaults is None:  # the script ignores its command line
+        return
+    for each in setting_root:
         check_data_root(each, defaults, ())
 
 
-def updated_config(updates):
+def updated_config(updates: list[str]) -> dict[str, Any]:
     """The config values that `with` updates set, nested at their dotted keys; named configs (this checkout's code)
     set none."""
-    config = {}
+    config: dict[str, Any] = {}
     for update in updates:
         key, separator, text = update.partition("=")
         if separator:
@@ -297,8 +353,8 @@ def updated_config(updates):
 
 
 # ---- executors ------------------------------------------------------------------------------------------------
-def slurm_parameters(pairs):
-    parameters = {}
+def slurm_parameters(pairs: list[str]) -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key:
@@ -309,7 +365,7 @@ def slurm_parameters(pairs):
     return parameters
 
 
-def make_executor(record, folder):
+def make_executor(record: SweepRecord, folder: Path) -> submitit.LocalExecutor | submitit.AutoExecutor:
     """The submitit executor for the record's settings, keeping its job logs in `folder`/jobs."""
     import submitit
 
@@ -322,9 +378,9 @@ def make_executor(record, folder):
         raise UserError("--slurm parameters need --executor slurm")
     jobs = folder / "jobs"
     if kind == "local":
-        executor = submitit.LocalExecutor(jobs)
-        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
-        return executor
+        local = submitit.LocalExecutor(jobs)
+        local.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
+        return local
     executor = submitit.AutoExecutor(jobs, cluster="slurm")
     quiet_sacct_retries()
     generic = generic_parameters()
@@ -346,17 +402,17 @@ class SacctRetries(logging.Filter):
     """Drops submitit's warning at each failed sacct poll (it polls again; a cluster without accounting fails every
     time), which would be mixed into the sweep's progress lines: the sweep reports each job's end itself."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         return "Bypassing sacct error" not in record.getMessage()
 
 
-def quiet_sacct_retries():
+def quiet_sacct_retries() -> None:
     submitit_logger = logging.getLogger("submitit")
     if not any(isinstance(existing, SacctRetries) for existing in submitit_logger.filters):
         submitit_logger.addFilter(SacctRetries())
 
 
-def require_slurm():
+def require_slurm() -> None:
     """Refuse, in one line, a SLURM sweep when SLURM's commands or its controller do not answer."""
     if shutil.which("sbatch") is None:
         raise UserError("--executor slurm needs SLURM's sbatch, which is not on PATH; run on a SLURM login node, "
@@ -373,8 +429,9 @@ def require_slurm():
                         f"slurmctld runs, or use --executor local")
 
 
-def gpu_ids():
-    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs (asking nvidia-smi, not importing torch)."""
+def gpu_ids() -> list[int]:
+    """This machine's GPUs, as CUDA_VISIBLE_DEVICES numbers them for the jobs (asking nvidia-smi, not importing
+    torch)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [int(gpu) for gpu in visible.split(",") if gpu.strip().isdigit()]
@@ -387,7 +444,7 @@ def gpu_ids():
 
 # ---- running the trials ---------------------------------------------------------------------------------------
 class Sweep:
-    def __init__(self, record, db, given=()):
+    def __init__(self, record: SweepRecord, db: Database[Any] | None, given: Sequence[str] = ()) -> None:
         self.record = record
         self.given = list(given)  # updates the user gave again (data.root), after each trial's own
         self.db = db
@@ -399,16 +456,16 @@ class Sweep:
         self.fixed, self.parameters = split_arguments(record["arguments"])
         self.trials = {trial["number"]: trial for trial in record["trials"]}
         self.study = self.open_study() if record["search"] == "optuna" else None
-        self.running = {}  # job -> trial number
+        self.running: dict[Any, int] = {}  # submitit job (with the GPU it was given as .gpu) -> trial number
         self.stop_file = self.folder / "cancelled"
         self.cancelling = False
-        self.shown = None
+        self.shown: str | None = None
 
-    def run(self):
+    def run(self) -> int:
         sweep_id = self.record["_id"]
         print(f"sweep {sweep_id}: {self.record['search']} search over {', '.join(p.key for p in self.parameters)}, "
               f"{self.record['budget']} trials on {self.record['executor']}"
-              + (f" ({len(self.record['seeds'])} seeds per configuration)" if self.record.get("seeds") else "")
+              + (f" ({len(seeds)} seeds per configuration)" if (seeds := self.record.get("seeds")) else "")
               + f"; runs are tagged {sweep_tag(sweep_id)}; "
               f"record and job logs in {self.folder}", flush=True)
         self.record["status"] = "RUNNING"
@@ -429,11 +486,11 @@ class Sweep:
         self.save()
         return self.report()
 
-    def to_run(self, trial):
+    def to_run(self, trial: TrialRecord) -> bool:
         finished = ("COMPLETED", "PRUNED", "FAILED") if self.study is not None else ("COMPLETED",)
         return trial["status"] not in finished  # Optuna was told of a failure already; it cannot be told again
 
-    def submit_more(self):
+    def submit_more(self) -> bool:
         """Submit trials while fewer than --parallel run; False when none is left to submit."""
         limit = self.record["parallel"] or (1 if self.local else self.record["budget"])
         while len(self.running) < limit:
@@ -450,7 +507,7 @@ class Sweep:
             self.save()
         return True
 
-    def next_trial(self):
+    def next_trial(self) -> int | None:
         if self.queue:
             return self.queue.pop(0)
         if self.study is not None and len(self.study.trials) < self.record["budget"]:
@@ -461,7 +518,7 @@ class Sweep:
             return asked.number
         return None
 
-    def submit(self, trial):
+    def submit(self, trial: Trial) -> Any:
         if self.local and self.gpus:  # one GPU per trial: the one running the fewest trials now
             in_use = [job.gpu for job in self.running]
             gpu = min(self.gpus, key=in_use.count)
@@ -470,46 +527,44 @@ class Sweep:
         # and not submitit's job controllers, which would kill them a second later.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if self.local else None
         try:
-            job = self.executor.submit(trial)
+            job: Any = self.executor.submit(trial)  # it carries the GPU it was given too (.gpu)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         job.gpu = gpu if self.local and self.gpus else None
         return job
 
-    def finish(self, job):
+    def finish(self, job: Any) -> None:
         number = self.running.pop(job)
         trial = self.trials[number]
         try:
-            outcome = job.results()[0]  # a trial of several tasks (DDP): task 0's rank records the run
+            outcome: TrialOutcome = job.results()[0]  # a trial of several tasks (DDP): task 0's rank records the run
         except Exception as error:  # noqa: BLE001 - the job itself failed (killed, cancelled, node lost)
-            lines = str(error).strip().splitlines()
-            outcome = {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
-                       "error": "\n".join(lines[-5:])}
+            outcome = TrialOutcome("FAILED", "\n".join(str(error).strip().splitlines()[-5:]))
         slurm_reason = SLURM_REASONS.get(job.state.split()[0]) if not self.local else None
-        if slurm_reason and outcome["status"] != "COMPLETED":  # what SLURM did is the reason, not what it left behind
-            outcome["error"] = slurm_reason
-        trial.update(status=outcome["status"], run=outcome["run"], result=outcome["result"])
-        if outcome["status"] == "COMPLETED" and outcome.get("pruned_at_step") is not None:
-            trial.update(status="PRUNED", pruned_at_step=outcome["pruned_at_step"])
-        if self.record["direction"] is None and outcome["higher_is_better"] is not None:
+        if slurm_reason and outcome.status != "COMPLETED":  # what SLURM did is the reason, not what it left behind
+            outcome = dataclasses.replace(outcome, error=slurm_reason)
+        trial["status"], trial["run"], trial["result"] = outcome.status, outcome.run, outcome.result
+        if outcome.status == "COMPLETED" and outcome.pruned_at_step is not None:
+            trial["status"], trial["pruned_at_step"] = "PRUNED", outcome.pruned_at_step
+        if self.record["direction"] is None and outcome.higher_is_better is not None:
             # Without --direction, the experiment's own, as its first run recorded it.
-            self.record["direction"] = "maximize" if outcome["higher_is_better"] else "minimize"
-        if outcome["run"] is not None and outcome["run"] not in trial["runs"]:
-            trial["runs"].append(outcome["run"])
-        if self.cancelling and outcome["status"] != "COMPLETED":
+            self.record["direction"] = "maximize" if outcome.higher_is_better else "minimize"
+        if outcome.run is not None and outcome.run not in trial["runs"]:
+            trial["runs"].append(outcome.run)
+        if self.cancelling and outcome.status != "COMPLETED":
             trial["status"] = "INTERRUPTED"  # stopped by Ctrl-C, however far it got: --continue runs it
-        elif outcome["status"] not in ("COMPLETED", "PRUNED", "INTERRUPTED"):
+        elif outcome.status not in ("COMPLETED", "PRUNED", "INTERRUPTED"):
             trial["status"] = "FAILED"
-            run = f"run {outcome['run']}" if outcome["run"] is not None else f"job {job.job_id}, log {job.paths.stderr}"
-            error = "\n".join("    " + line for line in outcome["error"].splitlines())
-            print(f"trial {number} failed ({run}):\n{error}", flush=True)
+            run = f"run {outcome.run}" if outcome.run is not None else f"job {job.job_id}, log {job.paths.stderr}"
+            indented = "\n".join("    " + line for line in outcome.error.splitlines())
+            print(f"trial {number} failed ({run}):\n{indented}", flush=True)
         if self.study is not None:
             self.tell(number, trial)
         self.save()
 
     # ---- Optuna ----------------------------------------------------------------------------------------------
-    def open_study(self):
+    def open_study(self) -> optuna.Study:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -523,20 +578,21 @@ class Sweep:
         )
 
     @property
-    def journal(self):
+    def journal(self) -> Path:
         return self.folder / "optuna.journal"
 
-    def pruning_link(self, number):
+    def pruning_link(self, number: int) -> dict[str, str] | None:
         """What a trial needs to report to the study's pruner (ingredients.pruning), or None without --prune."""
         if not self.record.get("prune"):
             return None
         return {PRUNING_ENV: json.dumps({"journal": str(self.journal), "study": sweep_tag(self.record["_id"]),
                                          "trial": number, "pruner": self.record["prune"]})}
 
-    def tell(self, number, trial):
+    def tell(self, number: int, trial: TrialRecord) -> None:
         from optuna.study import StudyDirection
         from optuna.trial import TrialState
 
+        assert self.study is not None  # an Optuna sweep's
         if trial["status"] == "PRUNED":
             self.study.tell(number, state=TrialState.PRUNED)
         elif trial["status"] == "COMPLETED" and isinstance(trial["result"], (int, float)):
@@ -546,20 +602,21 @@ class Sweep:
             self.study.tell(number, state=TrialState.FAIL)
 
     # ---- what the user sees ----------------------------------------------------------------------------------
-    def counts(self):
+    def counts(self) -> dict[str, int]:
         statuses = [trial["status"] for trial in self.trials.values()]
-        return {status: statuses.count(status) for status in ("COMPLETED", "PRUNED", "RUNNING", "FAILED", "INTERRUPTED")}
+        return {status: statuses.count(status)
+                for status in ("COMPLETED", "PRUNED", "RUNNING", "FAILED", "INTERRUPTED")}
 
-    def direction(self):
+    def direction(self) -> Literal["maximize", "minimize"]:
         """--direction, else the experiment's own once a run has recorded it; maximize while none has."""
         return self.record["direction"] or "maximize"
 
-    def best(self):
+    def best(self) -> TrialRecord | None:
         done = [t for t in self.trials.values() if t["status"] == "COMPLETED" and isinstance(t["result"], (int, float))]
         pick = max if self.direction() == "maximize" else min
         return pick(done, key=lambda trial: trial["result"]) if done else None
 
-    def show_progress(self):
+    def show_progress(self) -> None:
         counts, best = self.counts(), self.best()
         line = (f"sweep {self.record['_id']}: {counts['COMPLETED'] + counts['PRUNED']}/{self.record['budget']} done, "
                 f"{counts['RUNNING']} running, {counts['FAILED']} failed"
@@ -569,7 +626,7 @@ class Sweep:
             print(line, flush=True)
             self.shown = line
 
-    def report(self):
+    def report(self) -> int:
         """The trials as a table, best result first; the exit status is the number of failed trials."""
         sign = -1 if self.direction() == "maximize" else 1
         ranked = sorted(self.trials.values(), key=lambda t: (
@@ -591,10 +648,10 @@ class Sweep:
               f"sweep {self.record['_id']}: all {len(self.trials)} trials completed{pruned}")
         return min(failed, 125)
 
-    def continue_command(self):
+    def continue_command(self) -> str:
         return shell_command("tracker", "sweep", "--continue", self.record["_id"])
 
-    def cancel(self):
+    def cancel(self) -> int:
         """Ctrl-C: stop the queued and running trials and say which finished; running ones store checkpoints."""
         print(f"\nsweep {self.record['_id']}: cancelling {len(self.running)} running trial(s)", flush=True)
         self.cancelling = True
@@ -629,7 +686,7 @@ class Sweep:
               + f"; continue with `{self.continue_command()}`", flush=True)
         return 130
 
-    def save(self):
+    def save(self) -> None:
         """Write the record to its folder and, when MongoDB answers, to the `sweeps` collection."""
         path = self.folder / RECORD_FILE
         write_atomically(path, json.dumps(self.record, indent=1, default=str))
@@ -642,5 +699,5 @@ class Sweep:
                 self.db = None
 
 
-def format_value(value):
+def format_value(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -5,7 +5,11 @@ Exactly once, however many syncs, boards and runs upload at the same time: each 
 lock (runstore.local_run.upload_lock), and the database's unique key on local_copy.key (observers.upload) stores
 one document per run where the lock does not reach (another machine).
 """
+from __future__ import annotations
+
 from pathlib import Path
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import PyMongoError
 
@@ -20,11 +24,16 @@ from runstore.storable import check_storable
 from runstore.stored_fields import field_problem
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
+if TYPE_CHECKING:
+    import argparse
+
+    from pymongo.database import Database
+
 # What can become of a run folder: "incomplete" is uploaded with what it lacks named, and counts as a failure.
 OUTCOMES = ("uploaded", "skipped", "failed", "incomplete")
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sync",
         help="upload runs kept in the local file store (runs/) to MongoDB",
@@ -46,7 +55,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     run_dirs = find_run_dirs([Path(p) for p in args.paths] or [settings.runs_dir])
     db = require_database(settings, "start it or set MONGO_URL (environment or .env), then run tracker sync again")
@@ -58,14 +67,14 @@ def run(args):
     return 1 if counts["failed"] or counts["incomplete"] else 0
 
 
-def sync_runs(db, run_dirs):
+def sync_runs(db: Database[Any], run_dirs: Iterable[Path]) -> dict[str, int]:
     """Upload each of `run_dirs`, then mark runs that died as INTERRUPTED, a line each; {outcome: number of runs}."""
     uploader = RunUploader(db)
     counts = dict.fromkeys(OUTCOMES, 0)
     for run_dir in run_dirs:
         try:
             outcome, message = sync_run(db, uploader, run_dir)
-        except Exception as error:  # a folder broken in a way no check foresaw: named, and the others still go
+        except Exception as error:  # noqa: BLE001 - a folder broken in a way no check foresaw: named, and the others still go
             outcome, message = "failed", f"{type(error).__name__}: {error}; repair or remove the folder"
         counts[outcome] += 1
         print(f"{outcome} {run_dir}: {message}", flush=True)
@@ -83,7 +92,7 @@ def sync_runs(db, run_dirs):
     return counts
 
 
-def find_run_dirs(paths):
+def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     """Run folders named by `paths`: each is a run folder or a file store whose subfolders are runs."""
     run_dirs = []
     for path in paths:
@@ -96,7 +105,7 @@ def find_run_dirs(paths):
     return run_dirs
 
 
-def sync_run(db, uploader, run_dir):
+def sync_run(db: Database[Any], uploader: RunUploader, run_dir: Path) -> tuple[str, str]:
     """Upload one run folder unless MongoDB has it already; (outcome, what happened), the outcome one of OUTCOMES."""
     with upload_lock(run_dir) as locked:
         if not locked:
@@ -106,7 +115,7 @@ def sync_run(db, uploader, run_dir):
         return _sync_locked_run(db, uploader, run_dir)
 
 
-def _sync_locked_run(db, uploader, run_dir):
+def _sync_locked_run(db: Database[Any], uploader: RunUploader, run_dir: Path) -> tuple[str, str]:
     try:
         run = LocalRun.load(run_dir)
         key = run.key
@@ -148,14 +157,14 @@ def _sync_locked_run(db, uploader, run_dir):
     return "uploaded", stored
 
 
-def what_next(run_id, info):
+def what_next(run_id: object, info: dict[str, Any]) -> str:
     """What to do with the run `run_id` that died (`info`: its info): resume it, unless another run continues it."""
     if info.get("continued_by") is not None:
         return f"run {info['continued_by']} continues it"
     return f"continue it with `{shell_command('tracker', 'resume', run_id)}`"
 
 
-def mark_dead_runs(db):
+def mark_dead_runs(db: Database[Any]) -> Iterator[tuple[Any, Any, Any, str | None]]:
     """Mark RUNNING runs in MongoDB whose process has died as INTERRUPTED, once; yield (run id, info.died, its info,
     None), or (run id, None, its info, what is wrong) for a run whose record cannot tell (runstore.stored_fields)."""
     for doc in db.runs.find({"status": "RUNNING"}, {"status": 1, "host": 1, "heartbeat": 1, "start_time": 1,

@@ -9,22 +9,45 @@ A job of several tasks (--slurm tasks_per_node=N) trains the trial with Distribu
 torchrun's environment from submitit and runs the experiment as one rank; task 0's rank records the run, reads the
 checkpoint it continues from and hands it to the others (ingredients.distributed), so only task 0 keeps the books.
 """
+from __future__ import annotations
+
 import os
 import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runstore.run_store import mark_continued, newest_run_with_info
 from tracker.resume import continuation
 
+if TYPE_CHECKING:
+    import subprocess
+
+    import submitit
+
+    from runstore.run_store import StoredRun
+
 ERROR_LINES = 5  # lines of a failed trial's traceback shown by the sweep
 
 
-def sweep_tag(sweep_id):
+def sweep_tag(sweep_id: int | str) -> str:
     """The Omniboard tag of every run of a sweep."""
     return f"sweep-{sweep_id}"
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What the sweep needs to know of a trial: its run (None when none was recorded), status and result, the end of
+    its error, and what its run recorded of its direction and pruning. A trial's job returns it to the sweep."""
+
+    status: str  # the run's, or FAILED or INTERRUPTED when there is no run
+    error: str  # the end of a failed run's error (for a process killed before Sacred could record one, the signal)
+    run: int | str | None = None  # StoredRun.origin: the database id, or the run folder
+    result: Any = None
+    higher_is_better: bool | None = None
+    pruned_at_step: int | None = None
 
 
 @dataclass
@@ -32,18 +55,19 @@ class Trial:
     sweep: int
     number: int
     script: str
-    updates: list  # the `with` updates: the sweep's fixed ones, then this trial's parameters
-    params: dict  # the swept parameters, {key: value}
+    updates: list[str]  # the `with` updates: the sweep's fixed ones, then this trial's parameters
+    params: dict[str, Any]  # the swept parameters, {key: value}
     cwd: str  # where the sweep was started: relative paths (script, RUNS_DIR, data) mean the same in the job
     stop_file: str  # exists once the sweep is cancelled: a trial that has not started its experiment then does not
-    env: dict | None = None  # environment variables for the experiment (the pruner's link, ingredients.pruning)
-    process: object = field(default=None, repr=False, compare=False)  # the experiment, while it runs
+    # Environment variables for the experiment (the pruner's link, ingredients.pruning).
+    env: dict[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)  # while it runs
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "process": None}
 
-    def __call__(self):
-        """Run (or continue) the trial; returns its outcome: run, status, result, error."""
+    def __call__(self) -> TrialOutcome | None:
+        """Run (or continue) the trial; returns its outcome (None on the ranks above 0 of a DDP trial)."""
         import submitit
 
         # Imported here, in the job: GitPython cannot even be imported without a git executable, which the other
@@ -55,34 +79,36 @@ class Trial:
         if task.num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
             if task.global_rank > 0:
-                return self.run_another_rank()
-        info = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
-                "tags": [sweep_tag(self.sweep)]}
-        updates, options = list(self.updates), []
+                self.run_another_rank()
+                return None
+        info: dict[str, Any] = {"sweep": {"id": self.sweep, "trial": self.number, "params": self.params},
+                                "tags": [sweep_tag(self.sweep)]}
+        updates = list(self.updates)
+        options: list[str] = []
         previous = self.newest_run()
         if previous is not None and previous.doc.get("status") == "COMPLETED":
             return outcome(previous)  # finished already (a job requeued after its run ended)
         with tempfile.TemporaryDirectory(prefix="tracker-trial-") as folder:
             continued = continuation(previous, Path(folder)) if previous is not None else None
-            if continued is not None:
+            if previous is not None and continued is not None:
                 info.update(continued[0])
                 options = continued[1]
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
-                return {"run": None, "status": "INTERRUPTED", "result": None, "higher_is_better": None,
-                        "error": "the sweep was cancelled"}
+                return TrialOutcome("INTERRUPTED", "the sweep was cancelled")
             returncode = run_in_foreground(
                 [sys.executable, self.script, *options, "with", *updates], experiment_env(info, self.env),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
             )
         latest = self.newest_run()
-        started = latest is not None and (previous is None or latest.origin != previous.origin)
-        if started and previous is not None:  # the trial's new run stands for the previous one now
+        if latest is None or (previous is not None and latest.origin == previous.origin):
+            return outcome(None, returncode)  # it recorded no new run
+        if previous is not None:  # the trial's new run stands for the previous one now
             mark_continued(previous, latest.origin)
-        return outcome(latest if started else None, returncode)
+        return outcome(latest, returncode)
 
-    def run_another_rank(self):
-        """Train as one of the ranks above 0, which record nothing; returns None (task 0 returns the outcome)."""
+    def run_another_rank(self) -> None:
+        """Train as one of the ranks above 0, which record nothing (task 0 returns the outcome)."""
         from tracker.launch import experiment_env, run_in_foreground
 
         previous = self.newest_run()
@@ -92,13 +118,13 @@ class Trial:
                           started=self.started, ignored_signals=(signal.SIGUSR2,))
         return None
 
-    def started(self, process):
+    def started(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
 
-    def newest_run(self):
+    def newest_run(self) -> StoredRun | None:
         return newest_run_with_info({"sweep.id": self.sweep, "sweep.trial": self.number})
 
-    def checkpoint(self):
+    def checkpoint(self) -> submitit.helpers.DelayedSubmission:
         """Called by submitit on SLURM's warning signal: stop the experiment at a checkpoint, then requeue."""
         import submitit
 
@@ -110,21 +136,19 @@ class Trial:
                                                         self.params, self.cwd, self.stop_file, self.env))
 
 
-def outcome(stored, returncode=0):
-    """What the sweep needs to know of a trial's run: its id, status, result, and the end of its error (for a process
-    killed before Sacred could record one, the signal)."""
+def outcome(stored: StoredRun | None, returncode: int = 0) -> TrialOutcome:
+    """The TrialOutcome of a trial whose experiment exited with `returncode` and recorded the run `stored` (None: it
+    recorded none)."""
     if stored is None:
-        error = exit_reason(returncode) or f"exit {returncode}"
-        return {"run": None, "status": "FAILED", "result": None, "higher_is_better": None,
-                "error": f"no run was recorded ({error})"}
+        return TrialOutcome("FAILED", f"no run was recorded ({exit_reason(returncode) or f'exit {returncode}'})")
     trace = stored.doc.get("fail_trace") or []
     lines = "".join(trace).strip().splitlines()[-ERROR_LINES:]
-    return {"run": stored.origin, "status": stored.doc.get("status"), "result": stored.doc.get("result"),
-            "error": "\n".join(lines) or exit_reason(returncode) or f"the experiment exited with status {returncode}",
-            "higher_is_better": stored.info.get("higher_is_better"), "pruned_at_step": stored.info.get("pruned_at_step")}
+    error = "\n".join(lines) or exit_reason(returncode) or f"the experiment exited with status {returncode}"
+    return TrialOutcome(stored.doc.get("status") or "FAILED", error, stored.origin, stored.doc.get("result"),
+                        stored.info.get("higher_is_better"), stored.info.get("pruned_at_step"))
 
 
-def exit_reason(returncode):
+def exit_reason(returncode: int) -> str | None:
     """'killed by signal 9 (SIGKILL)' for a process that a signal ended, else None."""
     if returncode >= 0:
         return None

@@ -32,7 +32,8 @@ def conv_bn_relu(in_channels, out_channels, stride=1):
 
 
 def classifier(in_features, num_classes, dropout):
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_features, num_classes))
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                         nn.Linear(in_features, num_classes))
 
 
 def simple_cnn(width, dropout, num_classes):

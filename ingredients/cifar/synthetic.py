@@ -1,7 +1,8 @@
 """Writes a learnable, CIFAR-10-format toy dataset (`cifar-10-batches-py` pickles) for offline runs and tests.
 
 Each of the ten classes is a shape or texture, at a random place and size, in one of three colours
-that hint at the class, over a random background with strong pixel noise. The files have CIFAR-10's names, keys, dtypes and row
+that hint at the class, over a random background with strong pixel noise. The files have CIFAR-10's names, keys,
+dtypes and row
 layout (uint8 rows of 3072 = 3×32×32, channel-major), with fewer rows per file so they are quick to make.
 """
 import pickle

@@ -53,7 +53,8 @@ def generate(size, length, noise, seed):
     signals = (amplitude * np.sin(2 * np.pi * frequency * time + phase)
                + 0.3 * amplitude * np.sin(4 * np.pi * frequency * time + harmonic_phase)
                + offset + rng.normal(0, noise, (size, length)))
-    return torch.from_numpy(signals[:, None, :].astype(np.float32)), torch.from_numpy(frequency[:, 0].astype(np.float32))
+    return (torch.from_numpy(signals[:, None, :].astype(np.float32)),
+            torch.from_numpy(frequency[:, 0].astype(np.float32)))
 
 
 def shift_and_flip(signals, generator):

@@ -2,13 +2,13 @@
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
-import torch.nn as nn  # noqa: E402
+import matplotlib.pyplot as plt
+import torch.nn as nn
 
-from ingredients.metrics import RegressionMetrics  # noqa: E402
-from ingredients.signals.data import load_splits  # noqa: E402
-from ingredients.signals.model import build_model  # noqa: E402
-from ingredients.task import Data, Task  # noqa: E402
+from ingredients.metrics import RegressionMetrics
+from ingredients.signals.data import load_splits
+from ingredients.signals.model import build_model
+from ingredients.task import Data, Task
 
 
 class SignalTask(Task):

@@ -4,8 +4,10 @@ from tracker.board_columns import (PLOT_KEY, TABLE_KEY, browser_defaults, differ
 
 
 def test_config_columns_are_the_keys_that_differ_in_config_order():
-    runs = [{"config": {"seed": 1, "lr": 0.1, "model": {"arch": "resnet", "widths": [8, 16]}, "trainer": {"steps": 10}}},
-            {"config": {"seed": 2, "lr": 0.2, "model": {"arch": "resnet", "widths": [8, 32]}, "trainer": {"steps": 10}}},
+    runs = [{"config": {"seed": 1, "lr": 0.1, "model": {"arch": "resnet", "widths": [8, 16]},
+                        "trainer": {"steps": 10}}},
+            {"config": {"seed": 2, "lr": 0.2, "model": {"arch": "resnet", "widths": [8, 32]},
+                        "trainer": {"steps": 10}}},
             {"config": {"seed": 3, "lr": 0.1, "model": {"arch": "resnet", "widths": [8, 16]}, "extra": {"seed": 4}}},
             {}]
     assert differing_config_keys(runs) == ["lr", "model.widths"]  # seeds, at any depth, say nothing

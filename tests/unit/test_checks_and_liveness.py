@@ -5,13 +5,14 @@ import platform
 import signal
 import subprocess
 import sys
+import types
 
 import pytest
 
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int
 from runstore.errors import UserError
 from runstore.liveness import STALE_HEARTBEAT_S, TEMP_ROOT, death, remove_temporary_files
-from tracker.trial import exit_reason
+from tracker.trial import TrialOutcome, exit_reason, outcome
 
 
 @pytest.mark.parametrize("check, message", [
@@ -28,7 +29,8 @@ from tracker.trial import exit_reason
     (lambda: check_number("momentum", -0.5, low=0), "momentum=-0.5 must be a finite number >= 0"),
     (lambda: check_number("lr", "0.1", low=0), "lr='0.1' must be a finite number >= 0"),
     (lambda: check_number("x", float("nan")), "x=nan must be a finite number"),
-    (lambda: check_choice("model.arch", "vgg", ("resnet", "mlp")), "model.arch='vgg' is unknown; choose one of resnet, mlp"),
+    (lambda: check_choice("model.arch", "vgg", ("resnet", "mlp")),
+     "model.arch='vgg' is unknown; choose one of resnet, mlp"),
     (lambda: check_bool("trainer.deterministic", 1), "trainer.deterministic=1 must be True or False"),
 ])
 def test_config_checks_are_one_line_errors_naming_value_and_fix(check, message):
@@ -69,7 +71,8 @@ def test_a_run_on_this_host_is_dead_when_its_process_is():
     gone = int(finished.stdout)
     assert death(running(platform.node()), {"pid": gone}, NOW) == {
         "at": NOW.isoformat(), "how": f"process {gone} on host {platform.node()} is gone"}
-    assert death(running(platform.node(), heartbeat=NOW - datetime.timedelta(days=1)), {"pid": os.getpid()}, NOW) is None
+    yesterday = NOW - datetime.timedelta(days=1)
+    assert death(running(platform.node(), heartbeat=yesterday), {"pid": os.getpid()}, NOW) is None
 
 
 def test_a_silent_run_whose_pid_a_later_process_took_is_dead():
@@ -108,3 +111,16 @@ def test_only_running_runs_can_die():
 ])
 def test_a_trial_killed_by_a_signal_says_which(returncode, reason):
     assert exit_reason(returncode) == reason
+
+
+def test_a_trial_that_recorded_no_run_failed_and_says_why():
+    expected = TrialOutcome("FAILED", "no run was recorded (killed by signal 9 (SIGKILL))")
+    assert outcome(None, -signal.SIGKILL) == expected
+
+
+def test_a_trials_run_gives_its_status_result_direction_and_the_end_of_its_error():
+    trace = ["Traceback (most recent call last):\n", *(f"line {number}\n" for number in range(8))]
+    stored = types.SimpleNamespace(origin=7, doc={"status": "FAILED", "result": None, "fail_trace": trace},
+                                   info={"higher_is_better": False})
+    assert outcome(stored, 1) == TrialOutcome("FAILED", "\n".join(f"line {number}" for number in range(3, 8)), run=7,
+                                              higher_is_better=False)

@@ -33,7 +33,8 @@ def test_the_parameter_that_drives_the_result_ranks_first_with_scipys_rho():
 
 
 def test_when_lower_is_better_the_direction_turns():
-    rows = runs(lambda lr, width, optimizer: 10 * lr + width + (1 if optimizer == "adam" else 0), higher_is_better=False)
+    rows = runs(lambda lr, width, optimizer: 10 * lr + width + (1 if optimizer == "adam" else 0),
+                higher_is_better=False)
     by_key = {item["parameter"]: item for item in importances(rows, KEYS)}
     assert by_key["config.lr"]["better_with"] == "smaller config.lr"
     assert by_key["config.optimizer"]["better_with"] == "config.optimizer=sgd"
@@ -60,8 +61,8 @@ def test_a_loguniform_lr_is_fitted_on_its_log_and_ranks_first():
     dropout = rng.uniform(0, 0.5, 300)
     result = (np.sqrt(0.75) * stats.zscore(np.log10(lr)) + np.sqrt(0.15) * stats.zscore(-dropout)
               + rng.normal(0, np.sqrt(0.1), 300))
-    rows = [{"id": i, "status": "COMPLETED", "result": float(r), "config.lr": float(l), "config.dropout": float(d)}
-            for i, (r, l, d) in enumerate(zip(result, lr, dropout))]
+    rows = [{"id": i, "status": "COMPLETED", "result": float(r), "config.lr": float(rate), "config.dropout": float(d)}
+            for i, (r, rate, d) in enumerate(zip(result, lr, dropout))]
     keys = ["config.lr", "config.dropout"]
     found = importances(rows, keys, log_keys=["config.lr"])
     assert [item["parameter"] for item in found] == keys and found[0]["importance"] > 0.7

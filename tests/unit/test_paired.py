@@ -138,7 +138,7 @@ def test_seed_verdict_pairs_by_seed_and_pools_classes():
     assert verdict.overall.difference == pytest.approx(np.mean(differences))
     assert verdict.p_a_better == np.mean(np.array(differences) > 0)
     assert verdict.overall.p_value >= 2 / 2 ** 3  # the smallest two-sided sign-flip p-value of 3 seeds
-    assert verdict.warning.startswith(f"WARNING: only 3 seeds: the sign-flip p-value cannot go below 0.25")
+    assert verdict.warning.startswith("WARNING: only 3 seeds: the sign-flip p-value cannot go below 0.25")
     assert f"run at least {MIN_SEEDS}, and 6 for the sign-flip test to reach p < 0.05" in verdict.warning
     cat = next(item for item in verdict.classes if item.label == 3)
     members = labels == 3

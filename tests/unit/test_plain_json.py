@@ -61,5 +61,6 @@ def test_with_arguments_are_read_as_sacred_reads_them_before_the_check():
     with pytest.raises(UserError, match=r"^sweep 1's record in MongoDB holds the jsonpickle tag at "
                                         r"arguments\.trainer\.steps\.py/reduce, which would run code when read"):
         plain_arguments(planted, "sweep 1", "record in MongoDB", path="arguments")
-    with pytest.raises(UserError, match=r"^sweep 1's record holds 'smoke' at arguments, not a list of `with` arguments"):
+    with pytest.raises(UserError,
+                       match=r"^sweep 1's record holds 'smoke' at arguments, not a list of `with` arguments"):
         plain_arguments("smoke", "sweep 1", "record", path="arguments")

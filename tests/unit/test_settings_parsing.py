@@ -25,7 +25,8 @@ def project(tmp_path, monkeypatch):
 def test_defaults_are_the_projects_own_store_and_runs_folder(project):
     settings = load_settings(root=project / "experiments" / "sub")
     assert settings.mongo_url == store_url(project / ".tracker" / "db")
-    assert (settings.db_name, settings.runs_dir, settings.sweeps_dir) == ("sacred", project / "runs", project / "sweeps")
+    assert ((settings.db_name, settings.runs_dir, settings.sweeps_dir)
+            == ("sacred", project / "runs", project / "sweeps"))
     assert (settings.system_metrics_s, settings.board_user, settings.board_password) == (10.0, "sacred", "")
 
 

@@ -90,7 +90,8 @@ def test_exports_write_source_files_only_inside_the_export(path):
     assert str(safe_relative("ingredients/task.py", "run 3")) == "ingredients/task.py"
 
 
-@pytest.mark.parametrize("arguments, updates", [([], []), (["with", "data.root=/data/tiles"], ["data.root=/data/tiles"])])
+@pytest.mark.parametrize("arguments, updates",
+                         [([], []), (["with", "data.root=/data/tiles"], ["data.root=/data/tiles"])])
 def test_a_continued_run_or_sweep_takes_only_where_its_data_is(arguments, updates):
     assert given_data_root(arguments, "it continues", "tracker sweep --continue 3") == updates
 

@@ -1,11 +1,15 @@
 """The Starlette app of `tracker ui`: its routes, behind the safeguards of tracker.ui.guard."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import plotly
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse, PlainTextResponse
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from runstore.errors import UserError
@@ -13,15 +17,20 @@ from tracker.ui import compare_view, groups_view, run_view, runs_view, sweep_vie
 from tracker.ui.guard import Guard
 from tracker.ui.render import page
 
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from tracker.ui.store import Board
+
 STATIC = Path(__file__).with_name("static")
 # plotly.js as the installed plotly package ships it: the board needs no CDN and no npm.
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC_FILES = {"plotly.min.js": PLOTLY_JS, "board.js": STATIC / "board.js", "board.css": STATIC / "board.css"}
 
 
-def build_app(board, token, user="", password="", any_host=False):
+def build_app(board: Board, token: str, user: str = "", password: str = "", any_host: bool = False) -> Guard:
     """The board's ASGI app over `board` (tracker.ui.store.Board)."""
-    def view(function, methods=("GET",)):
+    def view(function: Callable[..., Any], methods: Sequence[str] = ("GET",)) -> dict[str, Any]:
         return dict(endpoint=partial(function, board=board), methods=list(methods))
 
     routes = [
@@ -40,17 +49,17 @@ def build_app(board, token, user="", password="", any_host=False):
     return Guard(app, token, user, password, any_host)
 
 
-def static_file(request):
+def static_file(request: Request) -> FileResponse:
     path = STATIC_FILES.get(request.path_params["name"])
     if path is None:
         raise HTTPException(404)
     return FileResponse(path, headers={"Cache-Control": "max-age=3600"})
 
 
-def user_error(request, error):
+def user_error(request: Request, error: Exception) -> Response:
     """A UserError (an unknown run, key or condition): its one line, on a page of the board."""
     return page("base.html", status_code=400, title="Not shown", error=str(error))
 
 
-def missing_parameter(request, error):
+def missing_parameter(request: Request, error: Exception) -> Response:
     return PlainTextResponse(f"missing parameter {error}", status_code=400)

@@ -1,15 +1,21 @@
 """`tracker ui`: serve the project's own board (tracker.ui) until Ctrl-C."""
+from __future__ import annotations
+
 import secrets
 import socket
+from typing import TYPE_CHECKING
 
 from runstore.errors import UserError
 from runstore.settings import load_settings
 from tracker.board import address_to_open, check_host, check_login, is_loopback
 
+if TYPE_CHECKING:
+    import argparse
+
 DEFAULT_PORT = 9100
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ui",
         help="browse the runs in the project's own board: table, run pages, compare, groups, sweeps (no Node.js)",
@@ -29,7 +35,7 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import uvicorn  # here: the other commands start without it
 
     from tracker.ui.app import build_app
@@ -56,7 +62,7 @@ def run(args):
     return 0
 
 
-def _listen(host, port):
+def _listen(host: str, port: int) -> socket.socket:
     """A socket listening on `host`:`port`; UserError when the port is taken."""
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

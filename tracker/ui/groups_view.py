@@ -1,7 +1,10 @@
 """Groups: the selected runs grouped by keys (default: every config key but the seed), each group's mean curve of
 the result metric with its 95 % confidence band, and the table of `tracker runs --group` (runstore.groups): n, mean,
 CI and Welch's p against the best group."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,11 +14,17 @@ from runstore.query import group_selection, parse_condition
 from tracker.runs import cell
 from tracker.ui.render import page
 
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+
+    from tracker.ui.store import Board
+
 MAX_CURVE_GROUPS = 20  # groups drawn; the table lists all of them
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
-def groups_page(request, board):
+def groups_page(request: Request, board: Board) -> HTMLResponse:
     params = request.query_params
     ids = params.getlist("id")
     where = [text for text in params.getlist("where") if text.strip()]
@@ -35,14 +44,15 @@ def groups_page(request, board):
                 table=group_table(groups, keys), figure=figure, status_code=400 if error else 200)
 
 
-def group_table(groups, keys):
+def group_table(groups: list[dict[str, Any]], keys: list[str]) -> tuple[list[str], list[list[str]], list[Any]]:
     """(columns, lines of cell texts, [run ids of each group]) of the groups, as `tracker runs --group` shows them."""
     columns = [*keys, "n", "not_completed", *stat_columns("result"), P_COLUMN]
     return columns, [[cell(group.get(column), column) for column in columns] for group in groups], \
         [group["runs"] for group in groups]
 
 
-def mean_band(curves):
+def mean_band(curves: list[tuple[np.ndarray, np.ndarray]],
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(steps, mean, low, high): the mean of `curves` ((steps, values) each) and its 95 % confidence band (Student's
     t, as runstore.groups.describe), on the steps where every curve has points (interpolated between its own);
     low and high are None for a single curve."""
@@ -60,11 +70,13 @@ def mean_band(curves):
     return grid, mean, mean - half, mean + half
 
 
-def _band_figure(board, groups, keys, by_id):
+def _band_figure(board: Board, groups: list[dict[str, Any]], keys: list[str],
+                 by_id: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """A plotly figure: each group's mean curve of the result metric, with its band; None without curves."""
-    traces, metric = [], None
+    traces: list[dict[str, Any]] = []
+    metric = None
     for index, group in enumerate(groups):
-        curves = []
+        curves: list[tuple[np.ndarray, np.ndarray]] = []
         for run_id in group["runs"]:
             row = by_id[str(run_id)]
             if row.get("status") != "COMPLETED" or not row.get("result_metric"):
@@ -79,7 +91,7 @@ def _band_figure(board, groups, keys, by_id):
         color = COLORS[index % len(COLORS)]
         name = ", ".join(f"{key.removeprefix('config.')}={group.get(key)}" for key in keys) or "all"
         name += f" (n={len(curves)})"
-        if low is not None:
+        if low is not None and high is not None:
             traces.append({"x": [*steps, *steps[::-1]], "y": [*high, *low[::-1]], "fill": "toself", "opacity": 0.2,
                            "line": {"width": 0}, "fillcolor": color, "hoverinfo": "skip", "showlegend": False,
                            "type": "scatter", "legendgroup": name})

@@ -7,13 +7,19 @@
   the board listens on other addresses, which needs the login;
 - writes (anything but GET and HEAD) only from the board's own pages: their Origin is the board's.
 """
+from __future__ import annotations
+
 import base64
 import binascii
 import secrets
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 COOKIE = "tracker_ui_token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
@@ -23,13 +29,14 @@ READS = ("GET", "HEAD")
 class Guard:
     """ASGI middleware: the app behind it sees only requests that pass every safeguard."""
 
-    def __init__(self, app, token, user="", password="", any_host=False):
+    def __init__(self, app: ASGIApp, token: str, user: str = "", password: str = "",
+                 any_host: bool = False) -> None:
         self.app = app
         self.token = token
         self.user, self.password = user, password
         self.any_host = any_host  # listening beyond loopback, behind the login
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
@@ -38,7 +45,7 @@ class Guard:
             return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
-    def refusal(self, request):
+    def refusal(self, request: Request) -> PlainTextResponse | None:
         """The response that refuses `request`, or None when it may go on."""
         host = request.headers.get("host", "")
         if not self.any_host and (_host_name(host) not in LOOPBACK_NAMES or "@" in host):
@@ -56,7 +63,7 @@ class Guard:
             return PlainTextResponse("writes come only from the board's own pages", status_code=403)
         return None
 
-    def token_exchange(self, request):
+    def token_exchange(self, request: Request) -> RedirectResponse | None:
         """For a URL carrying the token: the same URL without it, with the token set as the cookie."""
         if "token" not in request.query_params:
             return None
@@ -65,7 +72,7 @@ class Guard:
         response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict")
         return response
 
-    def _logged_in(self, request):
+    def _logged_in(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
         try:
             user, _, password = base64.b64decode(encoded).decode().partition(":")
@@ -75,6 +82,6 @@ class Guard:
                 and secrets.compare_digest(password.encode(), self.password.encode()))
 
 
-def _host_name(host):
+def _host_name(host: str) -> str:
     """The name in a Host header, without its port."""
     return host if host.endswith("]") else host.rsplit(":", 1)[0] if ":" in host else host

@@ -1,15 +1,18 @@
 """A run's page: its config (what it set first), plots per metric family, output tailing live, info, host, git
 commit and diff, artifacts with previews, the commands to rerun or resume it, editable tags and note. Also the
 endpoints that its page polls while the run runs, which send only what is new."""
+from __future__ import annotations
+
 import csv
 import io
 import json
 import math
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from observers.git_state import DIFF_ARTIFACT
 from runstore.errors import UserError
@@ -18,6 +21,12 @@ from runstore.query import higher_is_better
 from runstore.shell import shell_command
 from tracker.ui.downsample import min_max
 from tracker.ui.render import page, short_id
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from runstore.run_store import StoredRun
+    from tracker.ui.store import Board
 
 FOLDED = ("sys.", "time.")  # families folded away: the machine's and the clock's, not the model's
 SPLITS = ("train", "val", "test")  # train.loss, val.loss and test.loss are one family: loss
@@ -29,7 +38,7 @@ PREVIEW_ROWS = 50
 ARTIFACT_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
-def run_page(request, board):
+def run_page(request: Request, board: Board) -> HTMLResponse:
     run = _open(board, request)
     row = board.row(run)
     tags, note = run.store.annotations(run)
@@ -51,10 +60,10 @@ def run_page(request, board):
                 commands=[shell_command("tracker", command, str(row["id"])) for command in ("rerun", "resume")])
 
 
-def metric_families(names):
+def metric_families(names: list[str]) -> list[tuple[str, list[str], bool]]:
     """[(family, [metric names], folded)]: metrics that measure one thing on different splits share a plot
     (train.loss with val.loss); sys.* and time.* are folded away, each alone."""
-    families = {}
+    families: dict[str, list[str]] = {}
     for name in sorted(names):
         split, _, rest = name.partition(".")
         family = rest if split in SPLITS and rest else name
@@ -63,7 +72,7 @@ def metric_families(names):
                   key=lambda item: (item[2], item[0]))
 
 
-def metric_points(request, board):
+def metric_points(request: Request, board: Board) -> JSONResponse:
     """{steps, values, status} of one metric: those after step `since` (a live run's new points), else every point
     between `start` and `end` (all when not given), downsampled per pixel column (tracker.ui.downsample)."""
     run = _open(board, request)
@@ -80,7 +89,7 @@ def metric_points(request, board):
                          "status": _status(run)})
 
 
-def output_tail(request, board):
+def output_tail(request: Request, board: Board) -> JSONResponse:
     """{text, offset, status}: the captured output after character `offset`."""
     run = _open(board, request)
     output = run.store.captured_out(run)
@@ -88,7 +97,7 @@ def output_tail(request, board):
     return JSONResponse({"text": output[offset:], "offset": len(output), "status": _status(run)})
 
 
-def artifact(request, board):
+def artifact(request: Request, board: Board) -> Response:
     """An artifact's bytes, as an image or as text: never as a page, a script or a style that would run."""
     run = _open(board, request)
     name = request.query_params["name"]
@@ -103,7 +112,7 @@ def artifact(request, board):
     return Response(content, media_type=media_type, headers=headers)
 
 
-async def annotate(request, board):
+async def annotate(request: Request, board: Board) -> RedirectResponse:
     """Store the tags (comma-separated) and the note of the form; back to the run's page."""
     # An urlencoded form, parsed here: Starlette's parser needs python-multipart for what one line does.
     form = dict(parse_qsl((await request.body()).decode()))
@@ -112,32 +121,32 @@ async def annotate(request, board):
     return RedirectResponse(f"/run?{urlencode({'id': form['id']})}", status_code=303)
 
 
-def _annotate(board, reference, tags, note):
+def _annotate(board: Board, reference: str, tags: list[str], note: str) -> None:
     run = board.open(reference)
     run.store.annotate(run, tags, note)
 
 
-def _distinct(repositories):
+def _distinct(repositories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sacred lists a repository once per source file in it: each (url, commit, dirty) once."""
     return list({(item.get("url"), item.get("commit"), item.get("dirty")): item for item in repositories}.values())
 
 
-def _open(board, request):
+def _open(board: Board, request: Request) -> StoredRun:
     reference = request.query_params.get("id", "")
     if not reference:
         raise UserError("give a run, e.g. /run?id=3")
     return board.open(reference)
 
 
-def _status(run):
+def _status(run: StoredRun) -> str | None:
     return run.doc.get("status")
 
 
-def _suffix(name):
+def _suffix(name: str) -> str:
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
-def _is_text(content):
+def _is_text(content: bytes) -> bool:
     try:
         content[:PREVIEW_BYTES].decode()
         return True
@@ -145,7 +154,7 @@ def _is_text(content):
         return error.start > PREVIEW_BYTES - 4  # cut inside a character
 
 
-def _preview(run, name):
+def _preview(run: StoredRun, name: str) -> dict[str, Any]:
     """{name, kind, ...}: what the run page shows of artifact `name`: an image, text, JSON, a CSV table, or a link."""
     suffix = _suffix(name)
     if suffix in IMAGES:

@@ -1,16 +1,26 @@
 """The first screen: every run as a row, filtered (`tracker runs --where` syntax), sorted, paged, columns chosen;
 the whole state is in the URL, so a link reproduces the view."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from runstore.errors import UserError
 from runstore.query import (BEST, check_keys, differing_keys_within_experiments, higher_is_better, parse_condition,
                             select)
 from tracker.ui.render import page
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+
+    from tracker.ui.store import Board
 
 PAGE_SIZE = 50
 RUN_COLUMNS = ["id", "experiment", "status", "start", "duration_s", "tags"]
 SPARK_POINTS = 60  # points of a sparkline: its shape, not its detail
 
 
-def runs_page(request, board):
+def runs_page(request: Request, board: Board) -> HTMLResponse:
     params = request.query_params
     where = [text for text in params.getlist("where") if text.strip()]
     sort = params.get("sort") or "-start"
@@ -35,7 +45,7 @@ def runs_page(request, board):
                 status_code=400 if error else 200)
 
 
-def _result_curve(board, row):
+def _result_curve(board: Board, row: dict[str, Any]) -> list[Any]:
     """The values of `row`'s result metric, about SPARK_POINTS of them, or [] when it has none."""
     if not row.get("result_metric") or row.get("status") == "UNREADABLE":
         return []

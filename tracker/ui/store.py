@@ -1,32 +1,39 @@
 """The runs that `tracker ui` shows: MongoDB (when it answered at start) and RUNS_DIR, through runstore's RunStore."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
 from runstore.query import listing_row, stored_rows
 from runstore.run_store import FolderStore, MongoStore
 
+if TYPE_CHECKING:
+    from runstore.run_store import StoredRun
+    from runstore.settings import Settings
+
 
 class Board:
     """One connection for the board's life; runs named as `tracker runs` names them (a database id or a folder)."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.folders = FolderStore(settings.runs_dir)
         self.mongo = MongoStore.connect(settings)
 
-    def close(self):
+    def close(self) -> None:
         if self.mongo is not None:
             self.mongo.close()
 
-    def describe(self):
+    def describe(self) -> str:
         where = f"database {self.settings.db_name!r} at {self.settings.safe_url} and " if self.mongo else ""
         return f"the runs in {where}{self.settings.runs_dir}/"
 
-    def rows(self):
+    def rows(self) -> list[dict[str, Any]]:
         """A row (runstore.query) per run."""
         return stored_rows(self.mongo, self.folders)
 
-    def open(self, reference):
+    def open(self, reference: str) -> StoredRun:
         """The StoredRun named `reference`: a database id, or a run folder of RUNS_DIR (no other folder is read)."""
         if reference.isdigit() and self.mongo is not None:
             return self.mongo.open(int(reference))
@@ -35,5 +42,5 @@ class Board:
             raise UserError(f"there is no run {reference!r}; the runs table lists them")
         return self.folders.open(folder)
 
-    def row(self, run):
+    def row(self, run: StoredRun) -> dict[str, Any]:
         return listing_row(run.listing())
