@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pymongo
 
-from local_mongo import start_local_server
+from local_mongo import mongo_server
 from runs_query import REPO_ROOT, Clock, fill, run_tracker
 
 
@@ -24,8 +24,7 @@ def main():
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--mongo-url")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data_dir:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(data_dir)
+    with tempfile.TemporaryDirectory() as data_dir, mongo_server(args.mongo_url, data_dir) as (server, url):
         db_name = f"answers_speed_{os.getpid()}"
         client = pymongo.MongoClient(url)
         try:
@@ -45,9 +44,6 @@ def main():
             print(f"tracker report --sweep 1 over {args.runs} runs: {seconds} ({out.stat().st_size / 1e6:.1f} MB)")
         finally:
             client.drop_database(db_name)
-            if server:
-                server.terminate()
-                server.wait()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """A throwaway nx-27017 server (MongoDB's wire protocol over SQLite) for the benchmarks, as `tracker db` serves it."""
+import contextlib
 import socket
 import subprocess
 import sys
@@ -32,3 +33,18 @@ def start_local_server(data_dir):
             time.sleep(0.2)
     process.terminate()
     raise RuntimeError("local server did not start")
+
+
+@contextlib.contextmanager
+def mongo_server(url, data_dir):
+    """(None, `url`) when a URL is given; otherwise (the process, the URL) of a local server with its data in
+    `data_dir`, stopped at the end."""
+    if url:
+        yield None, url
+        return
+    process, url = start_local_server(data_dir)
+    try:
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait()

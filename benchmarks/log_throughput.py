@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pymongo
 
-from local_mongo import start_local_server
+from local_mongo import mongo_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -54,17 +54,12 @@ def main():
     args = parser.parse_args()
     ways = ["none", "batch"] * args.repeats + (["scalar"] if args.scalar else [])
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    with tempfile.TemporaryDirectory() as tmp:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(tmp + "/db")
-        try:
-            runs = {how: [] for how in ways}
-            for how in ways:
-                runs[how].append(timed_run(how, args.points, url, tmp))
-            db = pymongo.MongoClient(url)[DB_NAME]
-            stored = {how: len(read_metric(db, runs[how][-1][2], "points")[0]) for how in runs if how != "none"}
-        finally:
-            if server:
-                server.terminate()
+    with tempfile.TemporaryDirectory() as tmp, mongo_server(args.mongo_url, tmp + "/db") as (_, url):
+        runs = {how: [] for how in ways}
+        for how in ways:
+            runs[how].append(timed_run(how, args.points, url, tmp))
+        db = pymongo.MongoClient(url)[DB_NAME]
+        stored = {how: len(read_metric(db, runs[how][-1][2], "points")[0]) for how in runs if how != "none"}
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     base_wall = statistics.median(wall for wall, _, _ in runs["none"])
     base_mb = statistics.median(mb for _, mb, _ in runs["none"])

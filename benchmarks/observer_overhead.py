@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_mongo import start_local_server
+from local_mongo import mongo_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT = re.compile(r"([0-9.]+) examples/s\n")
@@ -34,16 +34,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--mongo-url")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(tmp + "/db")
-        try:
-            results = {False: [], True: []}
-            for _ in range(args.repeats):
-                for observed in (False, True):
-                    results[observed].append(smoke_throughput(observed, url, tmp))
-        finally:
-            if server:
-                server.terminate()
+    with tempfile.TemporaryDirectory() as tmp, mongo_server(args.mongo_url, tmp + "/db") as (_, url):
+        results = {False: [], True: []}
+        for _ in range(args.repeats):
+            for observed in (False, True):
+                results[observed].append(smoke_throughput(observed, url, tmp))
     plain, observed = statistics.median(results[False]), statistics.median(results[True])
     print(f"smoke examples/s without observer: {plain:.1f}  (runs: {results[False]})")
     print(f"smoke examples/s with MongoDB observer: {observed:.1f}  (runs: {results[True]})")

@@ -12,7 +12,7 @@ import os
 import statistics
 import tempfile
 
-from local_mongo import start_local_server
+from local_mongo import mongo_server
 from run_overhead import summary, timed_run
 
 COMMAND = ["with", "smoke", "trainer.progress=False"]
@@ -27,17 +27,12 @@ def main():
         parser.error(f"--pairs={args.pairs}: use at least 3")
     print(f"python experiments/cifar.py {' '.join(COMMAND)} trainer.save_predictions=True|False; "
           f"load average before: {os.getloadavg()[0]:.2f}")
-    with tempfile.TemporaryDirectory() as tmp:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(tmp + "/db")
-        try:
-            runs = {True: [], False: []}
-            for _ in range(args.pairs):
-                for saved in (True, False):
-                    command = [*COMMAND, f"trainer.save_predictions={saved}"]
-                    runs[saved].append(timed_run(True, url, tmp, command))
-        finally:
-            if server:
-                server.terminate()
+    with tempfile.TemporaryDirectory() as tmp, mongo_server(args.mongo_url, tmp + "/db") as (_, url):
+        runs = {True: [], False: []}
+        for _ in range(args.pairs):
+            for saved in (True, False):
+                command = [*COMMAND, f"trainer.save_predictions={saved}"]
+                runs[saved].append(timed_run(True, url, tmp, command))
     print(f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(summary("with predictions   ", runs[True]))
     print(summary("without predictions", runs[False]))

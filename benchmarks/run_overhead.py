@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pymongo
 
-from local_mongo import start_local_server
+from local_mongo import mongo_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMAND = ["with", "smoke", "trainer.steps=2", "trainer.val_every=2", "trainer.progress=False"]
@@ -52,18 +52,13 @@ def main():
     if args.pairs < 6:
         parser.error(f"--pairs={args.pairs}: use at least 6, medians of fewer pairs are mostly noise")
     print(f"python experiments/cifar.py {' '.join(COMMAND)}; load average before: {os.getloadavg()[0]:.2f}")
-    with tempfile.TemporaryDirectory() as tmp:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(tmp + "/db")
-        try:
-            timed_run(False, url, tmp)  # warm the file cache and write the synthetic data once, outside the figures
-            runs = {True: [], False: []}
-            for _ in range(args.pairs):
-                for tracked in (True, False):
-                    runs[tracked].append(timed_run(tracked, url, tmp))
-            stored = pymongo.MongoClient(url)[DB_NAME].runs.count_documents({"status": "COMPLETED"})
-        finally:
-            if server:
-                server.terminate()
+    with tempfile.TemporaryDirectory() as tmp, mongo_server(args.mongo_url, tmp + "/db") as (_, url):
+        timed_run(False, url, tmp)  # warm the file cache and write the synthetic data once, outside the figures
+        runs = {True: [], False: []}
+        for _ in range(args.pairs):
+            for tracked in (True, False):
+                runs[tracked].append(timed_run(tracked, url, tmp))
+        stored = pymongo.MongoClient(url)[DB_NAME].runs.count_documents({"status": "COMPLETED"})
     print(f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(summary("tracked", runs[True]))
     print(summary("-u     ", runs[False]))

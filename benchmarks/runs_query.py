@@ -26,7 +26,7 @@ import psutil
 import pymongo
 from bson import ObjectId
 
-from local_mongo import free_port, start_local_server
+from local_mongo import free_port, mongo_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -153,8 +153,7 @@ def main():
     parser.add_argument("--mongo-url")
     parser.add_argument("--omniboard", action="store_true", help="also time Omniboard's runs page (tracker board)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as data_dir:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(data_dir)
+    with tempfile.TemporaryDirectory() as data_dir, mongo_server(args.mongo_url, data_dir) as (server, url):
         db_name = f"runs_query_{os.getpid()}"
         client = pymongo.MongoClient(url)
         try:
@@ -184,9 +183,6 @@ def main():
                       f"{again:.1f} s on a reload ({shown} rows on the page)")
         finally:
             client.drop_database(db_name)
-            if server:
-                server.terminate()
-                server.wait()
 
 
 if __name__ == "__main__":

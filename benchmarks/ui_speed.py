@@ -21,7 +21,7 @@ import numpy as np
 import pymongo
 from bson import ObjectId
 
-from local_mongo import free_port, start_local_server
+from local_mongo import free_port, mongo_server
 from runs_query import CHROMIUM, REPO_ROOT, fill, run_document
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -77,8 +77,7 @@ def main():
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        server, url = (None, args.mongo_url) if args.mongo_url else start_local_server(data_dir)
+    with tempfile.TemporaryDirectory() as data_dir, mongo_server(args.mongo_url, data_dir) as (_, url):
         db_name = f"ui_speed_{os.getpid()}"
         client = pymongo.MongoClient(url)
         ui = None
@@ -126,9 +125,6 @@ def main():
                 os.killpg(ui.pid, 9)
                 ui.wait()
             client.drop_database(db_name)
-            if server:
-                server.terminate()
-                server.wait()
 
 
 if __name__ == "__main__":

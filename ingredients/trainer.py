@@ -285,6 +285,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_score = float("-inf") if task.higher_is_better else float("inf")
         self.best_step, self.best_state, self.best_metrics = 0, None, None
+        self.best_val_kept = None  # the best validation's (outputs, targets) batches, for its predictions
         self.train_seconds, self.examples_seen = 0.0, 0
         self.workdir = Path(tempfile.mkdtemp(prefix="tracker-run-"))
 
@@ -446,7 +447,8 @@ class Trainer:
         return score > self.best_score if self.task.higher_is_better else score < self.best_score
 
     def validate(self, write):
-        metrics = self.evaluate(self.data.val)
+        kept = [] if self.config.save_predictions else None
+        metrics = self.evaluate(self.data.val, kept)
         for name, value in floats(metrics).items():
             self.run.log_scalar(f"val.{name}", value, self.step)
         score = metrics[self.task.score]
@@ -457,6 +459,7 @@ class Trainer:
             lines.append(f"New best score: {previous}{score:.4f}")
             self.best_score, self.best_step, self.best_metrics = score, self.step, metrics
             self.best_state = {k: v.detach().clone() for k, v in self.averaged.state_dict().items()}
+            self.best_val_kept = kept
         elif self.best_state is None:
             lines.append(f"No best score yet (score {score:.4f})")
         else:
@@ -567,7 +570,9 @@ class Trainer:
         test = floats(test_metrics)
         if kept is not None:
             self.store_predictions("test", kept)
-            self.store_predictions("val", self.evaluate_kept(self.data.val))
+            # The best validation's own outputs, unless it was before a resume (they are not in the checkpoint).
+            val = self.best_val_kept if self.best_val_kept is not None else self.evaluate_kept(self.data.val)
+            self.store_predictions("val", val)
         self.run.log_scalar(f"test.{self.task.score}", test[self.task.score], self.step)
         self.task.visualise_results(self.best_metrics, self.add_artifact)
         score = self.task.score

@@ -327,16 +327,17 @@ class FolderStore(RunStore):
 
 
 def open_run(reference: str, settings: Settings | None = None) -> StoredRun:
-    """The run that `reference` names: a run folder of a file store (e.g. runs/3), else a MongoDB run id."""
-    if Path(reference).is_dir():
-        folder = Path(reference)
-        return FolderStore(folder.parent).open(folder)
-    if not reference.isdigit():
+    """The run that `reference` names: a MongoDB run id (3), or a run folder of a file store given as a path (runs/3,
+    ./3). A number is always a run id, whatever folders the current directory holds."""
+    if reference.isdigit():
+        return _open_mongo_run(int(reference), settings or load_settings())
+    if not Path(reference).is_dir():
         raise UserError(
             f"{reference!r} is neither a run id nor a run folder; give the id shown in Omniboard (e.g. 3) "
             f"or a file-store folder (e.g. runs/3)"
         )
-    return _open_mongo_run(int(reference), settings or load_settings())
+    folder = Path(reference)
+    return FolderStore(folder.parent).open(folder)
 
 
 def newest_run_with_info(info: dict[str, Any], settings: Settings | None = None) -> StoredRun | None:

@@ -154,8 +154,8 @@ def test_report_is_one_offline_html_file_drawn_in_chromium(quadratic_sweep, data
     assert png.read_bytes().startswith(b"\x89PNG")
     assert re.search(r"<p>(.*?)</p>", text)[1].startswith("11 runs: 10 completed, 0 pruned, 1 failed")
     assert 'class="FAILED"' in text
-    assert re.search(rf'<p class="note">The sweep ran {re.escape(str(QUADRATIC))} at commit [0-9a-f]{{12}}, with no '
-                     rf'fixed arguments besides the swept parameters.</p>', text), text[:3000]
+    assert re.search(rf'<p class="note">The sweep ran {re.escape(str(QUADRATIC))} at commit [0-9a-f]{{12}}, with the '
+                     rf'fixed arguments seed=3 besides the swept parameters.</p>', text), text[:3000]
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

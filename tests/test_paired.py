@@ -61,11 +61,12 @@ def test_the_trainer_stores_predictions_and_per_class_metrics(stream_sweep, data
     assert stored.names[1] == "disc"
     test_acc = [value for value in database.metrics.find_one({"run_id": run["_id"], "name": "test.acc"})["values"]]
     assert stored.correct().mean() == pytest.approx(test_acc[-1])
-    assert len(predictions(database, run, "val").ids) == 600
     per_class = run["info"]["per_class"]["test"]
     members = stored.targets == 1
     assert per_class["disc"]["recall"] == pytest.approx(stored.correct()[members].mean())
     results = json.loads(artifact_bytes(database, run, "results.json"))
+    val = predictions(database, run, "val")  # the outputs of the validation that chose the best model
+    assert len(val.ids) == 600 and val.correct().mean() == pytest.approx(results["best_val_acc"])
     assert results["test_per_class_of_best"] == per_class
     listing = run_tracker(["runs", "--where", f"id={run['_id']}", "--metrics", "info.per_class.test.disc.recall"],
                           workdir, mongo_url, database.name)

@@ -18,7 +18,8 @@ from test_trust import sweep_record
 
 from ingredients.checkpoint import CHECKPOINT_KEYS
 from runstore.errors import UserError
-from runstore.run_store import FolderStore
+from runstore.run_store import FolderStore, open_run
+from runstore.settings import Settings
 from tracker.launch import show_patch
 
 PAYLOAD_TAG = "py/reduce"
@@ -126,6 +127,16 @@ def stored_folder_run(tmp_path, patch, recorded):
     (folder / "info.json").write_text(json.dumps({"git_diff_sha256": recorded}))
     (folder / "git_diff.patch").write_bytes(patch)
     return FolderStore(folder.parent).open(folder)
+
+
+def test_a_number_names_a_database_run_even_beside_a_folder_of_that_name(tmp_path, monkeypatch, mongo_url):
+    folder_run = stored_folder_run(tmp_path, b"", "")  # tmp_path/runs/1
+    monkeypatch.chdir(folder_run.key.parent)
+    settings = Settings(mongo_url=mongo_url, db_name="no_runs_here", runs_dir=tmp_path / "runs")
+
+    with pytest.raises(UserError, match="^there is no run 1 in database 'no_runs_here'"):
+        open_run("1", settings)
+    assert open_run("./1", settings).origin == str(folder_run.key)
 
 
 NUMSTAT = "2\t0\texperiments/cifar.py\n-\t-\tdata.bin"
