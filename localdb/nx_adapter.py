@@ -171,7 +171,7 @@ def decode(value):
 
 
 def _pushed_date(text):
-    """The date of the JSON text {"$date": ISO text} as neosqlite keeps a `$push`ed date, else `text` (adaptation 16)."""
+    """The date of the JSON text {"$date": ISO text}, as neosqlite keeps a `$push`ed date, else `text` (16.)."""
     try:
         date = orjson.loads(text)
     except orjson.JSONDecodeError:

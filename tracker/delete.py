@@ -1,6 +1,5 @@
 """`tracker delete RUN [RUN ...]`: removes runs from MongoDB with their metrics, metric points and files."""
 from runstore.cleanup import NOUNS
-from runstore.query import stored_time
 from runstore.run_store import MongoStore
 from runstore.settings import load_settings
 from runstore.errors import UserError
@@ -31,7 +30,7 @@ def run(args):
     runs = [store.document(run_id, fields) for run_id in dict.fromkeys(int(reference) for reference in args.runs)]
     for doc in runs:
         print(f"run {doc['_id']}: {doc.get('experiment', {}).get('name')} {doc.get('status')}, "
-              f"started {cell(stored_time(doc.get('start_time')))}")
+              f"started {cell(doc.get('start_time'))}")
     question = f"Delete {len(runs)} {NOUNS['runs'][len(runs) != 1]} from database {settings.db_name!r}? [y/N] "
     if not args.yes and confirmed(question) not in ("y", "yes"):
         print("nothing deleted")
