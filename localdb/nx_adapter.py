@@ -55,7 +55,8 @@ hold every use of their private parts). Each adaptation, and why:
     engine are not errors and are not shown.
 13. An answer to every request. nx-27017 never replies to a request whose handling raises StopIteration (asyncio
     cannot pass it on), and the client (Omniboard: one of its 10 connections) waits forever; nor to a failed legacy
-    OP_QUERY. Every failure is replied as MongoDB's error document. An aggregation stage outside SUPPORTED_STAGES,
+    OP_QUERY. Every failure is replied as MongoDB's error document (a unique index that stored documents break, with
+    MongoDB's DuplicateKey code, 11000). An aggregation stage outside SUPPORTED_STAGES,
     or an operator in UNSUPPORTED_OPERATORS, is refused before any work, so the error comes at once.
 14. Joins neosqlite does not do. A `$lookup` from a GridFS collection (Omniboard's Compare -> Source Files joins
     `fs.files`, which nx-27017 serves apart from neosqlite's tables), and a `$lookup` whose `let`/`pipeline` is one
@@ -83,6 +84,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 
 import orjson
 from bson import Decimal128, Int64, ObjectId
@@ -493,6 +495,8 @@ def _error_reply(error):
     unsupported = isinstance(error, UnsupportedQuery)
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     logging.getLogger("nx_27017").error("request answered with an error: %s", text)
+    if isinstance(error, sqlite3.IntegrityError) and "UNIQUE constraint" in str(error):  # e.g. a unique index
+        return {"ok": 0, "errmsg": text, "code": 11000, "codeName": "DuplicateKey"}
     return {"ok": 0, "errmsg": f"tracker db (the embedded store) cannot answer this: {text}",
             "code": 2 if unsupported else 1, "codeName": "BadValue" if unsupported else "InternalError"}
 

@@ -54,7 +54,7 @@ def ensure_unique_keys(db):
         # Two uploaders of one run upsert the same chunks: MongoDB's upserts double a document without such an index.
         db.metric_points.create_index([("run_id", 1), ("name", 1), ("chunk", 1)], name=CHUNK_INDEX, unique=True)
     except OperationFailure as error:
-        if error.code != 11000 and "UNIQUE constraint" not in str(error):  # MongoDB's code; nx-27017's message
+        if error.code != 11000:  # MongoDB's DuplicateKey
             raise
         raise UploadError(
             f"database {db.name!r} holds doubles of a run (two run documents from one local run, or a metric's "

@@ -12,7 +12,7 @@ import pymongo
 import pytest
 
 from conftest import LocalMongoServer
-from observers.upload import highest_id
+from observers.upload import UploadError, ensure_unique_keys, highest_id
 from runstore.query import listing_row
 from runstore.run_store import FolderStore, MongoStore, mark_continued, newest_run_with_info
 from runstore.settings import Settings
@@ -146,3 +146,10 @@ def test_an_update_keeps_the_other_fields_and_their_types(store):
     assert [again.doc[name] for name in ("start_time", "heartbeat", "stop_time")] == [
         run.doc[name] for name in ("start_time", "heartbeat", "stop_time")]
     assert isinstance(again.doc["stop_time"], datetime.datetime)
+
+
+@pytest.mark.parametrize("store", [kind for kind in KINDS if kind != "folder"], indirect=True)
+def test_a_run_stored_twice_is_named_when_its_unique_index_is_made(store):
+    store.db.runs.insert_many([{"_id": run_id, "local_copy": {"key": "node1/runs/1"}} for run_id in (1, 2)])
+    with pytest.raises(UploadError, match="holds doubles of a run"):
+        ensure_unique_keys(store.db)
