@@ -3,6 +3,8 @@ is needed:
 
 - subtract_dates_as_mongodb: neosqlite's Python engine answers `$subtract` of dates with 0 (Omniboard's Duration of
   every run); MongoDB answers date - date in milliseconds, date - number as a date. Its evaluator is a private method.
+- sort_ids_as_mongodb: neosqlite's SQL sorts by its text column of `_id`s (run 9 after run 10); MongoDB sorts numbers
+  by value, before strings, before ObjectIds. Its ORDER BY is built by a private method.
 - aggregate_in_python: neosqlite's SQL translation of an aggregation turns numeric `_id`s into strings; its Python
   engine, an internal function, answers as MongoDB, and is called here directly on given documents, never through
   neosqlite's process-wide switch to it (query_helper.set_force_fallback), which other requests would see.
@@ -20,6 +22,7 @@ import neosqlite.sql_utils
 from neosqlite.collection import json_helpers
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
 from neosqlite.collection.query_engine import python_aggregation_engine
+from neosqlite.collection.query_helper._sql_query_builder import SqlQueryBuilderMixin
 
 from compat import Package
 
@@ -49,6 +52,32 @@ def subtract_dates_as_mongodb():
 
 def _as_utc(value):
     return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+
+
+# MongoDB's order of `_id` types: numbers (by value), then strings, then the rest (ObjectIds, by the text column).
+_ID_TYPE_ORDER = "CASE json_type(data, '$._id') WHEN 'integer' THEN 0 WHEN 'real' THEN 0 WHEN 'text' THEN 1 ELSE 2 END"
+
+
+def sort_ids_as_mongodb():
+    """Make neosqlite's SQL sort `_id`s in MongoDB's order, in this process."""
+    build = NEOSQLITE.target(SqlQueryBuilderMixin, "_build_sort_clause")
+    if getattr(build, "sorts_ids", False):
+        return
+
+    def build_sort_clause(self, sort, collation=None):
+        if not sort or "_id" not in sort:
+            return build(self, sort, collation)
+        clauses = []
+        for field, direction in sort.items():
+            clause = build(self, {field: direction}, collation).removeprefix(" ORDER BY ")
+            if field == "_id":
+                order = "ASC" if direction == 1 else "DESC"
+                clause = f"{_ID_TYPE_ORDER} {order}, json_extract(data, '$._id') {order}, {clause}"
+            clauses.append(clause)
+        return " ORDER BY " + ", ".join(clauses)
+
+    build_sort_clause.sorts_ids = True
+    SqlQueryBuilderMixin._build_sort_clause = build_sort_clause
 
 
 def aggregate_in_python(collection, docs, stages):

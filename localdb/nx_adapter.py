@@ -55,7 +55,8 @@ hold every use of their private parts). Each adaptation, and why:
     engine are not errors and are not shown.
 13. An answer to every request. nx-27017 never replies to a request whose handling raises StopIteration (asyncio
     cannot pass it on), and the client (Omniboard: one of its 10 connections) waits forever; nor to a failed legacy
-    OP_QUERY. Every failure is replied as MongoDB's error document. An aggregation stage outside SUPPORTED_STAGES,
+    OP_QUERY. Every failure is replied as MongoDB's error document (a unique index that stored documents break, with
+    MongoDB's DuplicateKey code, 11000). An aggregation stage outside SUPPORTED_STAGES,
     or an operator in UNSUPPORTED_OPERATORS, is refused before any work, so the error comes at once.
 14. Joins neosqlite does not do. A `$lookup` from a GridFS collection (Omniboard's Compare -> Source Files joins
     `fs.files`, which nx-27017 serves apart from neosqlite's tables), and a `$lookup` whose `let`/`pipeline` is one
@@ -67,6 +68,14 @@ hold every use of their private parts). Each adaptation, and why:
     same order); when a page is kept, it is chosen on documents holding only the fields that the stages before
     its `$limit` read (from a listing index of kind "page", 10.), and only that page is read whole (without an
     index); those stages then run again on it. A `$count` pipeline reads only the fields it needs.
+16. Dates written by updates. neosqlite stores a date that an update sets or pushes as text ("2026-11-01
+    12:00:00", `tracker sync`'s stop time; Sacred's heartbeats), and answers it as text, where an inserted date comes
+    back as a date. The dates of an update are sent as neosqlite stores an inserted one, so they come back as dates.
+    Sacred's run times (start_time, heartbeat, stop_time) that a store holds as such text are answered as dates. A
+    `$push`ed date (Sacred's metric timestamps), which neosqlite keeps as the JSON text of {"$date": ...}, comes back
+    as a date too (as adaptation 2 reads its markers).
+17. `_id` order. neosqlite's SQL sorts `_id`s as text (run 9 after run 10); it sorts them as MongoDB does: numbers
+    by value, then strings, then ObjectIds (compat/neosqlite.py), so the newest run is the first by `_id` descending.
 """
 import datetime
 import decimal
@@ -75,6 +84,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 
 import orjson
 from bson import Decimal128, Int64, ObjectId
@@ -114,6 +124,10 @@ UNSUPPORTED_OPERATORS = {
 _METRIC_JOIN_END = {"$project": {"runs.metrics": 0}}
 # Adaptation 14: where a $lookup's `let` variable is put on each document while it is computed.
 _LET_FIELD = "__tracker_let__"
+# Adaptation 16: how the JSON text of a `$push`ed date starts, as neosqlite keeps it.
+_PUSHED_DATE_START = '{"$date":'
+# Adaptation 16: the fields of a run document that Sacred writes as dates.
+RUN_TIMES = ("start_time", "heartbeat", "stop_time")
 
 
 def escape_name(name):
@@ -150,8 +164,17 @@ def decode(value):
     if isinstance(value, list):
         return [decode(item) for item in value]
     if isinstance(value, str):
-        return _NON_FINITE_TEXT.get(value, value)
+        return _pushed_date(value) if value.startswith(_PUSHED_DATE_START) else _NON_FINITE_TEXT.get(value, value)
     return value
+
+
+def _pushed_date(text):
+    """The date of the JSON text {"$date": ISO text}, as neosqlite keeps a `$push`ed date, else `text` (16.)."""
+    try:
+        date = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return (_date(date["$date"]) if isinstance(date, dict) and isinstance(date.get("$date"), str) else None) or text
 
 
 def _encode_command(command):
@@ -166,6 +189,38 @@ def _encode_command(command):
     if "getMore" in command:
         command["collection"] = escape_name(command.get("collection"))
     return command
+
+
+def _dates_as_stored(value):
+    """`value` with each date as neosqlite stores an inserted one, {"$date": ISO text} (adaptation 16)."""
+    if isinstance(value, datetime.datetime):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dict):
+        return {key: _dates_as_stored(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_stored(item) for item in value]
+    return value
+
+
+def _with_stored_dates(section):
+    """A section of an update or findAndModify command (its body, or a payload of updates) with the dates of its
+    update documents as neosqlite stores them (adaptation 16)."""
+    if isinstance(section.get("updates"), list):
+        section["updates"] = [{**update, "u": _dates_as_stored(update["u"])}
+                              if isinstance(update, dict) and isinstance(update.get("u"), dict) else update
+                              for update in section["updates"]]
+    if "findAndModify" in section and isinstance(section.get("update"), dict):
+        section["update"] = _dates_as_stored(section["update"])
+    return section
+
+
+def _run_times_as_dates(doc):
+    """`doc` with Sacred's run times that a store holds as text (written by an update before adaptation 16) as
+    dates."""
+    for name in RUN_TIMES:
+        if isinstance(doc.get(name), str):
+            doc[name] = _date(doc[name]) or doc[name]
+    return doc
 
 
 def _decode_reply(reply):
@@ -187,7 +242,7 @@ def _fix_document(doc):
         doc["name"] = unescape_name(doc.get("name"))
     if isinstance(doc.get("uploadDate"), str):  # a GridFS file
         doc["uploadDate"] = datetime.datetime.fromisoformat(doc["uploadDate"])
-    return _nest(doc)
+    return _nest(_run_times_as_dates(doc))
 
 
 def _nest(doc):
@@ -220,10 +275,14 @@ def _encode_message(msg):
     sections = []
     body = _body(msg)
     gridfs_delete = isinstance(body.get("delete"), str) and body["delete"].endswith(_GRIDFS_SUFFIXES)
+    updates = "findAndModify" in body or (
+        isinstance(body.get("update"), str) and not body["update"].endswith(_GRIDFS_SUFFIXES))
     for section_type, doc in msg["sections"]:
         doc = _encode_command(doc) if section_type == "body" and isinstance(doc, dict) else encode(doc)
         if gridfs_delete and isinstance(doc, dict) and isinstance(doc.get("deletes"), list):
             doc["deletes"] = _split_or_deletes(doc["deletes"])
+        if updates and isinstance(doc, dict):
+            doc = _with_stored_dates(doc)
         sections.append((section_type, doc))
     return {**msg, "sections": sections}
 
@@ -419,7 +478,7 @@ class TrackerHandler(nx27017.Handler):
                     _include(doc, parts, _loads_values(f"[{parent}]")[0])
                 elif parent is not None:
                     _include(doc, parts, value, direct=True)
-            projected.append((row_id, doc))
+            projected.append((row_id, _run_times_as_dates(doc)))
         return projected
 
 
@@ -432,6 +491,8 @@ def _error_reply(error):
     unsupported = isinstance(error, UnsupportedQuery)
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     logging.getLogger("nx_27017").error("request answered with an error: %s", text)
+    if isinstance(error, sqlite3.IntegrityError) and "UNIQUE constraint" in str(error):  # e.g. a unique index
+        return {"ok": 0, "errmsg": text, "code": 11000, "codeName": "DuplicateKey"}
     return {"ok": 0, "errmsg": f"tracker db (the embedded store) cannot answer this: {text}",
             "code": 2 if unsupported else 1, "codeName": "BadValue" if unsupported else "InternalError"}
 
@@ -795,6 +856,7 @@ def install():
     nx27017.serve_with_handler(TrackerHandler)
     nx27017.encode_replies_with(_encode_reply, _cursor_id_as_int64)
     neosqlite.subtract_dates_as_mongodb()
+    neosqlite.sort_ids_as_mongodb()
     logging.getLogger("neosqlite").setLevel(logging.ERROR)
     for name in ("nx_27017", "asyncio"):  # asyncio: a connection that breaks off mid-request
         logging.getLogger(name).addFilter(OneLineErrors())

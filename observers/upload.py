@@ -40,12 +40,9 @@ class UploadState:
 
 
 def highest_id(collection):
-    """The highest integer `_id` in `collection`, 0 if none. nx-27017 sorts `_id` as text (9 after 10), so the search
-    goes on above each answer until none is higher; on MongoDB the second query finds none."""
-    highest = 0
-    while found := collection.find_one({"_id": {"$gt": highest}}, {"_id": 1}, sort=[("_id", pymongo.DESCENDING)]):
-        highest = found["_id"]
-    return highest
+    """The highest positive number `_id` in `collection` (`$gt` compares numbers only), 0 if none."""
+    found = collection.find_one({"_id": {"$gt": 0}}, {"_id": 1}, sort=[("_id", pymongo.DESCENDING)])
+    return found["_id"] if found is not None else 0
 
 
 def ensure_unique_keys(db):
@@ -57,7 +54,7 @@ def ensure_unique_keys(db):
         # Two uploaders of one run upsert the same chunks: MongoDB's upserts double a document without such an index.
         db.metric_points.create_index([("run_id", 1), ("name", 1), ("chunk", 1)], name=CHUNK_INDEX, unique=True)
     except OperationFailure as error:
-        if error.code != 11000 and "UNIQUE constraint" not in str(error):  # MongoDB's code; nx-27017's message
+        if error.code != 11000:  # MongoDB's DuplicateKey
             raise
         raise UploadError(
             f"database {db.name!r} holds doubles of a run (two run documents from one local run, or a metric's "
@@ -140,8 +137,7 @@ class RunUploader:
 
     def _set_run_document(self, run, state, resources):
         document = self._run_document(run, state, resources)
-        # Replaced whole, as the uploader owns the document (nx-27017 turns top-level datetimes written by $set into
-        # strings); only Omniboard's own field (tags, notes) is carried over.
+        # Replaced whole, as the uploader owns the document; only Omniboard's own field (tags, notes) is carried over.
         document.update(self.db.runs.find_one({"_id": state.run_id}, {"_id": 0, "omniboard": 1}) or {})
         # The run's info['tags'] (e.g. its sweep's, from `tracker sweep`) are Omniboard tags too.
         tags = document.get("omniboard", {}).get("tags", [])

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from runstore.stored_fields import times_as_dates
+
 # Long enough to ride out a MongoDB outage during which the run's heartbeats reach only its local copy.
 STALE_HEARTBEAT_S = 600
 PID_MAX = 2 ** 22  # Linux's largest pid_max: a larger stored pid is not a process id
@@ -33,6 +35,7 @@ def death(doc: dict[str, Any], info: dict[str, Any],
     else {"at": ISO time, "how": how its death was found}, as info.died records it. `info`: the run's info."""
     if doc.get("status") != "RUNNING":
         return None
+    doc = times_as_dates(doc)
     now = now or datetime.datetime.utcnow()
     host, pid = _hostname(doc), info.get("pid")
     if host == platform.node() and pid is not None:
@@ -110,10 +113,10 @@ def _process_exists(pid: int) -> bool:
 def _silent_s(doc: dict[str, Any], now: datetime.datetime) -> float | None:
     """Seconds since the run's last heartbeat (or its start), or None when it recorded neither."""
     last_sign = doc.get("heartbeat") or doc.get("start_time")
-    return None if last_sign is None else (now - _utc(last_sign)).total_seconds()
+    return None if last_sign is None else (now - last_sign).total_seconds()
 
 
-def _started_after(pid: int, start_time: datetime.datetime | str | None) -> bool:
+def _started_after(pid: int, start_time: datetime.datetime | None) -> bool:
     """Whether process `pid` started after the run's `start_time` (plus PID_REUSE_SLACK_S), so that its pid was given
     to another process since the run's died (after a reboot, say). False where /proc cannot tell (not Linux)."""
     try:
@@ -121,7 +124,7 @@ def _started_after(pid: int, start_time: datetime.datetime | str | None) -> bool
         boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
         started = datetime.datetime.utcfromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
-        return start_time is not None and started > _utc(start_time) + datetime.timedelta(seconds=PID_REUSE_SLACK_S)
+        return start_time is not None and started > start_time + datetime.timedelta(seconds=PID_REUSE_SLACK_S)
     except (OSError, ValueError, IndexError, StopIteration):
         return False
 
@@ -129,10 +132,3 @@ def _started_after(pid: int, start_time: datetime.datetime | str | None) -> bool
 def _hostname(doc: dict[str, Any]) -> str | None:
     return (doc.get("host") or {}).get("hostname")
 
-
-def _utc(value: datetime.datetime | str) -> datetime.datetime:
-    """A stored time as naive UTC, as Sacred writes it: a datetime, or an ISO string (file store, nx-27017)."""
-    value = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return value

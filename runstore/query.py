@@ -201,8 +201,8 @@ def _rows(listings: Iterable[Listing]) -> list[dict[str, Any]]:
 def _row(listing: Listing) -> dict[str, Any]:
     doc, info, config, summaries = listing.doc, listing.info, listing.config, listing.summaries
     assert doc is not None and info is not None and config is not None and summaries is not None  # no `problem`
-    start, stop = stored_time(doc.get("start_time")), stored_time(doc.get("stop_time"))
-    end = stop or stored_time(doc.get("heartbeat"))
+    start, stop = doc.get("start_time"), doc.get("stop_time")
+    end = stop or doc.get("heartbeat")
     repositories = doc.get("experiment", {}).get("repositories") or [{}]
     tags = doc.get("omniboard", {}).get("tags", [])
     status = doc.get("status")
@@ -247,14 +247,6 @@ def _flatten_into(row: dict[str, Any], config: dict[str, Any], prefix: str) -> N
             _flatten_into(row, value, f"{prefix}{key}.")
         else:
             row[prefix + key] = value
-
-
-def stored_time(value: datetime.datetime | str | None) -> datetime.datetime | None:
-    """A stored time as a naive UTC datetime (Sacred's convention); nx-27017 returns times as ISO strings."""
-    time = datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if time is not None and time.tzinfo is not None:
-        time = time.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return time
 
 
 # ---- selecting ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ and listing; they never ask which kind of store they have.
 """
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
@@ -24,6 +25,7 @@ from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders,
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
+from runstore.stored_fields import times_as_dates
 
 if TYPE_CHECKING:
     import pymongo
@@ -51,7 +53,9 @@ class StoredRun:
 
     label: str  # names the run in messages: "run 3" or "run runs/3"
     origin: int | str  # names it in a later run's info: the database id, or the folder's absolute path
-    doc: dict[str, Any]  # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...
+    # Sacred's run document (run.json in a file store): experiment, status, meta, artifacts, ...; its times
+    # (runstore.stored_fields.TIME_FIELDS) as naive UTC datetimes from either store.
+    doc: dict[str, Any]
     config: dict[str, Any]  # the config, seed included: plain JSON values only (runstore.plain_json)
     info: dict[str, Any]  # the run's info: plain JSON values only
     store: RunStore  # where it is kept: it reads the run's artifacts, sources and metrics
@@ -87,7 +91,7 @@ class Listing:
 
     id: int | str  # the database id, or the run folder
     uploaded_from: str | None = None  # the key (LocalRun.key) of the file-store run it was uploaded from, if any
-    # The run document's LISTED_FIELDS; a run folder's run.json, its info's tags as Omniboard's.
+    # The run document's LISTED_FIELDS; a run folder's run.json, its info's tags as Omniboard's; times as in StoredRun.
     doc: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     info: dict[str, Any] | None = None
@@ -269,7 +273,8 @@ class FolderStore(RunStore):
                 f"give a folder with run.json and config.json, such as runs/3"
             ) from None
         label, origin = (f"run {run_id}", run_id) if run_id is not None else (f"run {folder}", str(folder.resolve()))
-        return _stored_run(label, origin, run.entry, run.config, run.info, self, folder, run.entry.get("artifacts", []))
+        return _stored_run(label, origin, times_as_dates(run.entry), run.config, run.info, self, folder,
+                           run.entry.get("artifacts", []))
 
     def runs(self) -> Iterator[tuple[Path, LocalRun]]:
         """(folder, LocalRun) of each run folder that can be read right now."""
@@ -347,24 +352,24 @@ def newest_run_with_info(info: dict[str, Any], settings: Settings | None = None)
     of a run that MongoDB holds too is read from its folder but named by its database id.
     """
     settings = settings or load_settings()
-    found: list[tuple[str, Callable[[], StoredRun]]] = []
+    found: list[tuple[datetime.datetime, Callable[[], StoredRun]]] = []
     database_ids = {}
     mongo = MongoStore.connect(settings)
     if mongo is not None:
         with mongo:
             docs = mongo.with_info(info)
         for doc in docs:
-            found.append((str(doc["start_time"]), functools.partial(_open_mongo_run, doc["_id"], settings)))
+            found.append((doc["start_time"], functools.partial(_open_mongo_run, doc["_id"], settings)))
         database_ids = {_copy_key(doc): doc["_id"] for doc in docs if "local_copy" in doc}
     folders = FolderStore(settings.runs_dir)
     for folder, run in folders.runs():
         if all(_dotted(run.info, key) == value for key, value in info.items()):
             open_folder = functools.partial(folders.open, folder, database_ids.get(run.key))
-            found.insert(0, (run.entry["start_time"], open_folder))  # first: at the same start time, its state wins
+            # First: at the same start time, its state wins.
+            found.insert(0, (times_as_dates(run.entry)["start_time"], open_folder))
     if not found:
         return None
-    # ISO start times sort as text (nx-27017 returns them as strings, MongoDB as datetimes: both become ISO text).
-    return max(found, key=lambda item: item[0].replace(" ", "T"))[1]()
+    return max(found, key=lambda item: item[0])[1]()
 
 
 def mark_continued(run: StoredRun, by: object, settings: Settings | None = None) -> None:
@@ -418,7 +423,7 @@ def _mongo_listing(doc: dict[str, Any]) -> Listing:
 def _folder_listing(folder: Path, run: LocalRun) -> Listing:
     summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
     # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
-    entry = {**run.entry, "omniboard": {"tags": run.info.get("tags", [])}}
+    entry = {**times_as_dates(run.entry), "omniboard": {"tags": run.info.get("tags", [])}}
     return Listing(str(folder), None, entry, run.config, run.info, summaries, local=True)
 
 

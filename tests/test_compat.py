@@ -23,6 +23,7 @@ import submitit
 import torch
 from neosqlite import Connection, GridFS
 from neosqlite.collection.expr_evaluator.python_evaluators.math_ops import MathPythonMixin
+from neosqlite.collection.query_helper._sql_query_builder import SqlQueryBuilderMixin
 from neosqlite.objectid import ObjectId as NeoObjectId
 from nx_27017.wire_protocol import ResponseBuilder
 from sacred import Experiment, Ingredient
@@ -519,6 +520,19 @@ def test_neosqlite_subtract_dates_as_mongodb(collection, restored):
     answered = compat.neosqlite.aggregate_in_python(collection, list(collection.find()), stages)
     assert [doc["ms"] for doc in answered] == [1000, 2000, 3000]
     assert answered[0]["earlier"] == datetime.datetime(2026, 1, 1, 0, 0, 0, 500_000)
+
+
+def test_neosqlite_sort_ids_as_mongodb(collection, restored):
+    restored(SqlQueryBuilderMixin, "_build_sort_clause")
+    collection.insert_many([{"_id": 10}, {"_id": 2.5}, {"_id": "a"}])
+    assert [doc["_id"] for doc in collection.find().sort("_id", -1)] == ["a", 3, 2.5, 2, 10, 1]  # as text
+    object_id = collection.insert_one({}).inserted_id
+    compat.neosqlite.sort_ids_as_mongodb()
+    compat.neosqlite.sort_ids_as_mongodb()  # a second call changes nothing
+    assert [doc["_id"] for doc in collection.find().sort("_id", 1)] == [1, 2, 2.5, 3, 10, "a", object_id]
+    assert [doc["_id"] for doc in collection.find().sort("_id", -1).limit(3)] == [object_id, "a", 10]
+    by_stop = collection.find().sort([("stop", 1), ("_id", -1)]).limit(5)  # no stop first, then by stop
+    assert [doc["_id"] for doc in by_stop] == [object_id, "a", 10, 2.5, 1]
 
 
 def test_neosqlite_aggregate_in_python(collection):

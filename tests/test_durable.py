@@ -232,7 +232,7 @@ def test_unchanged_sources_are_stored_once(mongo_url, mongo_db, db_name, workdir
 
 
 def test_the_run_after_run_10_gets_id_11(mongo_url, mongo_db, db_name, workdir, tmp_path):
-    # The embedded store sorts `_id` as text (9 after 10): a new run must still get the next free id, not hang.
+    # The next id follows the highest by value: 10, not 9 (the highest as text).
     mongo_db.runs.insert_many([{"_id": run_id, "status": "COMPLETED"} for run_id in range(1, 11)])
     process = start_experiment(FLOOD, [], workdir, mongo_url, db_name, tmp_path / "runs", tmp_path)
     assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()

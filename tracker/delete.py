@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runstore.cleanup import NOUNS
-from runstore.query import stored_time
 from runstore.run_store import MongoStore
 from runstore.settings import load_settings
 from runstore.errors import UserError
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     runs = [store.document(run_id, fields) for run_id in dict.fromkeys(int(reference) for reference in args.runs)]
     for doc in runs:
         print(f"run {doc['_id']}: {doc.get('experiment', {}).get('name')} {doc.get('status')}, "
-              f"started {cell(stored_time(doc.get('start_time')))}")
+              f"started {cell(doc.get('start_time'))}")
     question = f"Delete {len(runs)} {NOUNS['runs'][len(runs) != 1]} from database {settings.db_name!r}? [y/N] "
     if not args.yes and confirmed(question) not in ("y", "yes"):
         print("nothing deleted")

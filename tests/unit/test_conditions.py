@@ -6,7 +6,7 @@ import pytest
 
 from runstore.errors import UserError
 from runstore.query import (Condition, conditions, differing_keys, differing_keys_within_experiments,
-                            mixed_directions, parse_condition, rank_best, select, stored_time)
+                            mixed_directions, parse_condition, rank_best, select)
 
 
 @pytest.mark.parametrize("text, parsed", [
@@ -134,15 +134,3 @@ def test_differing_keys_leave_out_the_seed_and_what_no_run_changes():
             {"experiment": "b", "config.b_only": 5}, {"experiment": "b", "config.b_only": 5, "config.seed": 9}]
     # a key missing from one run of an experiment differs; one that only another experiment has does not
     assert differing_keys_within_experiments(rows) == ["config.a_only", "config.lr"]
-
-
-@pytest.mark.parametrize("stored, expected", [
-    (datetime.datetime(2026, 11, 1, 12), datetime.datetime(2026, 11, 1, 12)),
-    ("2026-11-01T12:00:00.250000", datetime.datetime(2026, 11, 1, 12, 0, 0, 250000)),
-    ("2026-11-01T14:00:00+02:00", datetime.datetime(2026, 11, 1, 12)),
-    (datetime.datetime(2026, 11, 1, 7, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
-     datetime.datetime(2026, 11, 1, 12)),
-    (None, None),
-])
-def test_stored_times_become_naive_utc(stored, expected):
-    assert stored_time(stored) == expected

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from runstore.local_run import LocalRun, UnreadableRun
-from runstore.stored_fields import field_problem
+from runstore.stored_fields import field_problem, times_as_dates
 
 RUN = {"status": "RUNNING", "host": {"hostname": "node1"}, "start_time": "2026-01-01T00:00:00",
        "heartbeat": datetime.datetime(2026, 1, 1, 0, 0, 10)}
@@ -38,3 +38,16 @@ def test_a_run_folder_whose_recorded_counts_are_not_numbers_is_unreadable(tmp_pa
     with pytest.raises(UnreadableRun, match=rf"^{tmp_path / 'run.json'} is unreadable \(its 'recorded' holds other "
                                             rf"than the observer's counts"):
         LocalRun.load(tmp_path)
+
+
+@pytest.mark.parametrize("stored, expected", [
+    ("2026-11-01T12:00:00.250000", datetime.datetime(2026, 11, 1, 12, 0, 0, 250000)),
+    ("2026-11-01T14:00:00+02:00", datetime.datetime(2026, 11, 1, 12)),
+    (datetime.datetime(2026, 11, 1, 12), datetime.datetime(2026, 11, 1, 12)),
+    ("yesterday", "yesterday"),  # for field_problem to name
+    (None, None),
+])
+def test_a_run_folders_times_become_naive_utc_datetimes_as_mongodb_gives_them(stored, expected):
+    entry = {"status": "COMPLETED", "start_time": stored, "heartbeat": stored, "stop_time": stored}
+    assert times_as_dates(entry) == {"status": "COMPLETED", "start_time": expected, "heartbeat": expected,
+                                     "stop_time": expected}
