@@ -194,7 +194,7 @@ def at_main_end(run, finish):
 class FileStorage(FileStorageObserver):
     """Sacred's FileStorageObserver, each of whose writes into a run's folder goes through write_file, and whose
     sources and resources go into the run's folder `sources_folder` when that is set."""
-    sources_folder = None  # None: Sacred's folder _sources/ beside the runs, shared by all of them
+    sources_folder: str | None = None  # None: Sacred's folder _sources/ beside the runs, shared by all of them
     WRITES = ("save_json", "save_cout", "find_or_save", "render_template", "save_sources")
 
     def __init__(self, *args, **kwargs):

@@ -4,8 +4,9 @@ thread, so a database outage neither blocks training nor loses anything.
 Sacred's MongoObserver falls short here: one failed write during an outage marks it failed for the rest of the run,
 its final save raises TypeError without a failure_dir, QueuedMongoObserver hangs, and DocumentTooLarge is reported
 as an "unserializable entry". This observer writes everything to RUNS_DIR (Sacred's FileStorageObserver format;
-compat.sacred.FileStorage passes each file it writes through write_file), uploads it with observers.upload (idempotent, resumable), deletes the local copy once MongoDB holds the finished
-run, and otherwise leaves it there for `tracker sync`.
+compat.sacred.FileStorage passes each file it writes through write_file), uploads it with observers.upload
+(idempotent, resumable), deletes the local copy once MongoDB holds the finished run, and otherwise leaves it there
+for `tracker sync`.
 
 Sacred also stops calling an observer after its first exception (it logs "An error ocurred in the ... observer" and
 goes on to print "Completed"), so a full disk would silently end the recording. Every event here is therefore guarded

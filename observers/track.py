@@ -238,9 +238,10 @@ def _unknown_keys_as_user_error(run):
 
 
 def _commandline(ex, run_commandline):
-    """`ex`'s Sacred command line `run_commandline`, started once the experiment's imports are done, exiting 130 on Ctrl-C, with an
-    output whose reader may go (`| tee log` and Ctrl-C) without failing the run, quiet on ranks above 0, and ended
-    by a SIGTERM outside the main function only once it has printed the outcome (observers.termination)."""
+    """`ex`'s Sacred command line `run_commandline`, started once the experiment's imports are done, exiting 130 on
+    Ctrl-C, with an output whose reader may go (`| tee log` and Ctrl-C) without failing the run, quiet on ranks above
+    0, and ended by a SIGTERM outside the main function only once it has printed the outcome
+    (observers.termination)."""
 
     @functools.wraps(run_commandline)
     def run(*args, **kwargs):

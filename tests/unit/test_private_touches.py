@@ -1,7 +1,7 @@
 """Every touch of another package's private parts is in compat/, so that an upgrade of a package is a review of one
 compat module: outside compat/, no project file reads, calls or replaces an underscore name (`x._name` or
-`getattr(x, "_name")`, not `__dunder__`) of another package, nor imports another package's non-public module or name (`from torch._dynamo
-import ...`, `from sacred.utils import _helper`).
+`getattr(x, "_name")`, not `__dunder__`) of another package, nor imports another package's non-public module or
+name (`from torch._dynamo import ...`, `from sacred.utils import _helper`).
 
 An underscore attribute is another package's when the object comes from an import of another package (a module,
 `torch._foreach_add_`, or anything imported from one), or when the project defines that name nowhere itself (as a
