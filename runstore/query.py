@@ -98,7 +98,7 @@ def runs(where: Iterable[str] = (), experiment: str | None = None, tag: str | No
     `where`: conditions such as "config.lr>=0.01" (see the module docstring); `sort`: a column, '-' for descending.
     """
     wanted = conditions(where, experiment, tag, since)  # a malformed one fails before any database wait
-    return to_frame(select(list_rows(settings), wanted, sort, limit))
+    return to_frame(selected_rows(wanted, sort, limit, settings))
 
 
 def groups(by: Sequence[str] | None = None, where: Iterable[str] = (), experiment: str | None = None,
@@ -154,15 +154,107 @@ def _known_metric(stored: StoredRun, name: str, series: Points) -> Points:
 def list_rows(settings: Settings | None = None) -> list[dict[str, Any]]:
     """A row (dict) per run in MongoDB, then per run in RUNS_DIR not yet uploaded; only RUNS_DIR when MongoDB is
     down."""
+    return selected_rows([], None, None, settings)
+
+
+def selected_rows(wanted: Collection[Condition], sort: str | None, limit: int | None,
+                  settings: Settings | None = None, columns: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """select(list_rows(settings), wanted, sort, limit), after check_keys of `columns` (--metrics), as
+    stored_selection reads them."""
     settings = settings or load_settings()
     folders = FolderStore(settings.runs_dir)
     mongo = MongoStore.connect(settings)
     if mongo is None:
         print(f"WARNING: MongoDB at {settings.safe_url} is unreachable; listing only the runs in {settings.runs_dir}/",
               file=sys.stderr)
-        return stored_rows(None, folders)
+        return stored_selection(None, folders, wanted, sort, limit, columns)
     with mongo:
-        return stored_rows(mongo, folders)
+        return stored_selection(mongo, folders, wanted, sort, limit, columns)
+
+
+def stored_selection(mongo: MongoStore | None, folders: FolderStore, wanted: Collection[Condition],
+                     sort: str | None, limit: int | None, columns: Iterable[str] = (),
+                     option: str = "--metrics") -> list[dict[str, Any]]:
+    """select(stored_rows(mongo, folders), wanted, sort, limit), after check_keys of `columns` (named by `option` in
+    an error). With a limit and a
+    sort by a stored column, MongoDB filters, sorts and cuts (top_rows), so the first rows of 100,000 runs cost what
+    they show; otherwise, or when the store's order cannot give them exactly, every run is listed."""
+    top = top_rows(mongo, wanted, sort, limit) if mongo is not None and limit and sort and sort != BEST else None
+    if mongo is not None and top is not None:
+        local = [row for row in waiting_rows(mongo, folders) if all(condition.matches(row) for condition in wanted)]
+        shown = select(top + local, [], sort, limit)
+        if set(columns) <= set().union(*shown):  # else every run is read, to know whether any has them
+            return shown
+    rows = stored_rows(mongo, folders)
+    check_keys(rows, columns, option)
+    return select(rows, wanted, sort, limit)
+
+
+# The run document's path of each row column that the store can filter and sort on (the others are derived: _row).
+STORED_PATHS = {"experiment": "experiment.name", "start": "start_time", "stop": "stop_time",
+                "result": "result", "host": "host.hostname", "tags": "omniboard.tags",
+                "result_metric": "info.result_metric", "pruned_at_step": "info.pruned_at_step",
+                "continued_by": "info.continued_by"}
+STORED_PREFIXES = ("config.", "info.data.", "info.per_class.")  # stored under the same path
+STORED_STATUS = {"PRUNED": "COMPLETED", DEAD: "RUNNING"}  # statuses that _row derives from a stored one
+FIRST_PAGE = 50  # runs read by top_rows' first query; each further one reads twice as many
+PAGES = 3  # queries before top_rows gives up on a filter that few runs meet: listing them all costs less then
+
+
+def top_rows(mongo: MongoStore, wanted: Collection[Condition], sort: str, limit: int) -> list[dict[str, Any]] | None:
+    """At least the first `limit` rows of `mongo` that meet `wanted` in `sort`'s order, as select() orders them,
+    read page by page in that order from the store, which filters (store_query: a superset that select() narrows),
+    sorts and cuts. None when the store cannot give them exactly: an unstored column, fewer runs holding a value
+    than `limit` (select() puts missing and NaN values last), or values of several kinds (numbers, text, times),
+    which MongoDB and select() order differently."""
+    key = sort.lstrip("-")
+    path = _stored_path(key)
+    if path is None:
+        return None
+    query, found, skip, count = store_query(wanted), [], 0, max(limit, FIRST_PAGE)
+    for _ in range(PAGES):
+        page = _rows(mongo.ranked_listings(query, path, sort.startswith("-"), skip, count))
+        found += [row for row in page if _ranked(row.get(key)) and all(c.matches(row) for c in wanted)]
+        if len(found) >= limit:
+            kinds = {_kind(row[key]) for row in found}
+            exact = kinds in ({"number"}, {"text"}) or (kinds == {"time"} and key in ("start", "stop"))
+            return found if exact else None
+        if len(page) < count:
+            return None
+        skip, count = skip + count, count * 2
+    return None
+
+
+def store_query(wanted: Iterable[Condition]) -> dict[str, Any]:
+    """A MongoDB filter that every run meeting `wanted` meets: their `=` conditions on stored text (a number, a time
+    or true/false also match values of other types: select() compares those)."""
+    query: dict[str, Any] = {}
+    for condition in wanted:
+        plain = all(_same_type(value, condition.text) is None for value in (0.0, True, datetime.datetime.min))
+        if condition.op != "=" or not plain:
+            continue
+        if condition.key == "status":
+            query.setdefault("status", STORED_STATUS.get(condition.text, condition.text))
+        elif path := _stored_path(condition.key):
+            query.setdefault(path, condition.text)
+    return query
+
+
+def _stored_path(key: str) -> str | None:
+    """The run document's path of row column `key`, or None for a column that _row derives."""
+    return STORED_PATHS.get(key) or (key if key.startswith(STORED_PREFIXES) else None)
+
+
+def _ranked(value: object) -> bool:
+    """Whether select() ranks `value` before the missing and NaN ones."""
+    return value is not None and not _is_nan(value)
+
+
+def _kind(value: object) -> str:
+    """How MongoDB orders `value` among others: 'number', 'text', 'time', or 'other' (true/false, lists)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "number"
+    return {str: "text", datetime.datetime: "time"}.get(type(value), "other")
 
 
 def stored_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str, Any]]:
@@ -173,6 +265,12 @@ def stored_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str
     listed = mongo.listings()
     uploaded = {listing.uploaded_from for listing in listed if listing.uploaded_from is not None}
     return _rows(listed) + _rows(folders.listings(skip_keys=uploaded))
+
+
+def waiting_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str, Any]]:
+    """A row per run of `folders` that `mongo` does not hold: those waiting for `tracker sync` (all without one)."""
+    held = mongo.copies_held([run.key for _, run in folders.runs()]) if mongo is not None else set()
+    return _rows(folders.listings(skip_keys=held))
 
 
 def rows_of(references: Iterable[str], settings: Settings | None = None) -> list[dict[str, Any]]:

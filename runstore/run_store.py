@@ -208,6 +208,28 @@ class MongoStore(RunStore):
         self._add_missing_summaries(documents)
         return [_mongo_listing(doc) for doc in documents]
 
+    def ranked_listings(self, query: dict[str, Any], path: str, descending: bool, skip: int,
+                        count: int) -> list[Listing]:
+        """Listings of the runs that meet the MongoDB filter `query` and hold `path`, ordered by its value (ties by
+        id), from the `skip`-th on, at most `count`: the store filters, sorts and cuts, so reading the first runs
+        does not read them all."""
+        order = [(path, -1 if descending else 1), ("_id", 1)]  # pymongo.DESCENDING, ASCENDING
+        found = self.db.runs.find({path: {"$exists": True}, **query}, LISTED_FIELDS).sort(order).skip(skip)
+        documents = list(found.limit(count))
+        self._add_missing_summaries(documents)
+        return [_mongo_listing(doc) for doc in documents]
+
+    def count(self) -> int:
+        """How many runs the store holds, from its own count (no run is read)."""
+        return self.db.runs.estimated_document_count()
+
+    def copies_held(self, keys: Collection[str]) -> set[str]:
+        """Which of `keys` (LocalRun.key of runs in a file store) name runs that this store holds."""
+        if not keys:
+            return set()
+        found = self.db.runs.find({"local_copy.key": {"$in": list(keys)}}, {"local_copy.key": 1})
+        return {key for key in map(_copy_key, found) if key is not None}
+
     def listing(self, run: StoredRun) -> Listing:
         doc = dict(run.doc)
         self._add_missing_summaries([doc])
@@ -281,7 +303,7 @@ class FolderStore(RunStore):
         for folder in run_folders(self.root):
             try:
                 yield folder, LocalRun.load(folder)
-            except (OSError, ValueError):  # a run being written right now, or not a run
+            except (OSError, ValueError, KeyError):  # a run being written right now, or not a run
                 continue
 
     def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:

@@ -13,8 +13,8 @@ from typing import IO, TYPE_CHECKING, Any
 from compat.argparse import values_may_start_with_dash
 from runstore.errors import UserError
 from runstore.groups import P_COLUMN, p_legend, stat_columns
-from runstore.query import (BEST, STATS, by_experiment, check_keys, conditions,
-                             differing_keys_within_experiments, group_selection, list_rows, select)
+from runstore.query import (BEST, STATS, by_experiment, conditions, differing_keys, group_selection, list_rows,
+                             selected_rows)
 from runstore.settings import shown_path
 from runstore.shell import printable, shell_command
 from tracker.options import add_filters
@@ -66,26 +66,22 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be at least 1")
     wanted = conditions(args.where, args.experiment, args.tag, args.since)  # malformed ones fail before any wait
-    rows = list_rows()
     metrics = [name for name in args.metrics.split(",") if name]
     if args.group or args.group_by is not None:
         by = [key.strip() for key in (args.group_by or "").split(",") if key.strip()]
         if args.group_by is not None and not by:
             raise UserError("--group-by needs keys, e.g. --group-by config.lr; --group groups by every config key")
-        write_groups(group_selection(rows, wanted, by, metrics)[:args.limit], metrics, args.format)
+        write_groups(group_selection(list_rows(), wanted, by, metrics)[:args.limit], metrics, args.format)
         return 0
-    check_keys(rows, metrics, "--metrics")
-    matching = select(rows, wanted, args.sort)
-    shown = matching[:args.limit]
+    shown = selected_rows(wanted, args.sort, args.limit, columns=metrics)
     if args.format != "table":
-        write(shown, columns_of(shown, matching, metrics), args.format)
+        write(shown, columns_of(shown, metrics), args.format)
         return 0
     blocks = by_experiment(shown)
     for number, (experiment, rows) in enumerate(blocks.items()):
         if len(blocks) > 1:
             print(f"\nexperiment {experiment}:" if number else f"experiment {experiment}:")
-        same = [row for row in matching if row["experiment"] == experiment]
-        write(rows, columns_of(rows, same, metrics), "table", width=terminal_width(),
+        write(rows, columns_of(rows, metrics), "table", width=terminal_width(),
               keep=[*RUN_COLUMNS, "local", *metrics])
     return 0
 
@@ -97,13 +93,17 @@ def terminal_width() -> int | None:
     return None
 
 
-def columns_of(shown: list[dict[str, Any]], matching: list[dict[str, Any]], metrics: list[str]) -> list[str]:
-    """The run columns, then the config keys differing within an experiment among all `matching` runs (--limit 1
-    still shows what the best one chose), then `metrics`."""
+def columns_of(shown: list[dict[str, Any]], metrics: list[str]) -> list[str]:
+    """The run columns, then the config keys differing within an experiment among the `shown` runs (all of a run's
+    config when it is its experiment's only one: what the best run chose, with --limit 1), then `metrics`."""
     columns = list(RUN_COLUMNS)
     columns += ["local"] if any(row["local"] for row in shown) else []
     columns += ["continued_by"] if any(row["continued_by"] is not None for row in shown) else []
-    return columns + differing_keys_within_experiments(matching) + metrics
+    keys = set()
+    for rows in by_experiment(shown).values():
+        # An experiment's only run: every key it set, as if compared with no run.
+        keys.update(differing_keys(rows) if len(rows) > 1 else differing_keys([*rows, {}]))
+    return columns + sorted(keys) + metrics
 
 
 def write_groups(groups: list[dict[str, Any]], metrics: Sequence[str], output_format: str,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
-from runstore.query import (BEST, check_keys, differing_keys_within_experiments, higher_is_better, parse_condition,
-                            select)
+from runstore.query import BEST, differing_keys_within_experiments, higher_is_better, parse_condition
 from tracker.ui.render import page
 
 if TYPE_CHECKING:
@@ -26,20 +25,25 @@ def runs_page(request: Request, board: Board) -> HTMLResponse:
     sort = params.get("sort") or "-start"
     chosen = [key for key in params.get("cols", "").split(",") if key]
     number = max(int(params.get("page", "0")) if params.get("page", "0").isdigit() else 0, 0)
-    rows = board.rows()
+    end = (number + 1) * PAGE_SIZE
     try:
-        matching = select(rows, [parse_condition(text) for text in where], sort)
-        check_keys(rows, chosen, "columns")
+        wanted = [parse_condition(text) for text in where]
+        # The runs up to this page's end, and one more that says whether a next page exists, from the store's first
+        # ones when it can: a page of 100,000 runs reads what it shows.
+        read = board.selection(wanted, sort, end + 1, chosen)
         error = None
     except UserError as problem:
-        matching, error = [], str(problem)
-    # The keys differing among all runs, not only the matching ones: a filter keeps the columns it filtered on.
-    columns = chosen or [*RUN_COLUMNS, *differing_keys_within_experiments(rows), "result"]
-    shown = matching[number * PAGE_SIZE:(number + 1) * PAGE_SIZE]
+        wanted, read, error = [], [], str(problem)
+    # The keys that differ among the runs read, and the filtered ones, which a filter keeps in view.
+    filtered = [condition.key for condition in wanted if condition.key not in (*RUN_COLUMNS, "result")]
+    differing = differing_keys_within_experiments(read[:end])
+    columns = chosen or [*RUN_COLUMNS, *differing, *(key for key in filtered if key not in differing), "result"]
+    shown = read[number * PAGE_SIZE:end]
+    more = len(read) > end
     state = {"where": where, "sort": sort, "cols": ",".join(chosen)}
-    known = sorted(set().union(*rows) - {"local", "higher_is_better"}) if rows else []
+    known = sorted(set().union(*read) - {"local", "higher_is_better"}) if read else []
     return page("runs.html", title="Runs", rows=shown, columns=columns, state=state, error=error,
-                total=len(matching), stored=len(rows), number=number, pages=-(-len(matching) // PAGE_SIZE),
+                total=f"more than {end}" if more else len(read), stored=board.count(), number=number, more=more,
                 sparks={row["id"]: _result_curve(board, row) for row in shown}, known=known, best=BEST,
                 direction={row["id"]: "↑" if higher_is_better(row) else "↓" for row in shown},
                 status_code=400 if error else 200)

@@ -5,10 +5,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
-from runstore.query import listing_row, stored_rows
+from runstore.query import listing_row, stored_rows, stored_selection, waiting_rows
 from runstore.run_store import FolderStore, MongoStore
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+
+    from runstore.query import Condition
     from runstore.run_store import StoredRun
     from runstore.settings import Settings
 
@@ -32,6 +35,17 @@ class Board:
     def rows(self) -> list[dict[str, Any]]:
         """A row (runstore.query) per run."""
         return stored_rows(self.mongo, self.folders)
+
+    def selection(self, wanted: Collection[Condition], sort: str, limit: int, columns: Iterable[str]
+                  ) -> list[dict[str, Any]]:
+        """The first `limit` rows meeting `wanted` in `sort`'s order, from the store's first ones when it can
+        (runstore.query.stored_selection); UserError for a key of `wanted`, `sort` or `columns` that no run has."""
+        return stored_selection(self.mongo, self.folders, wanted, sort, limit, columns, option="columns")
+
+    def count(self) -> int:
+        """How many runs the board shows: the database's (as it counts them, at once) and RUNS_DIR's."""
+        stored = self.mongo.count() if self.mongo is not None else 0
+        return stored + len(waiting_rows(self.mongo, self.folders))
 
     def open(self, reference: str) -> StoredRun:
         """The StoredRun named `reference`: a database id, or a run folder of RUNS_DIR (no other folder is read)."""
