@@ -1,5 +1,7 @@
 """The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
+import os
 import warnings
+from typing import IO, Any
 
 from runstore.errors import UserError
 
@@ -12,7 +14,17 @@ CHECKPOINT_KEYS = {
 
 
 def load_checkpoint(path, label=CHECKPOINT):
-    """A checkpoint written by Trainer.save_checkpoint, on the CPU; raises UserError (naming `label`) otherwise.
+    """A checkpoint written by Trainer.save_checkpoint, on the CPU; raises UserError (naming `label`) otherwise."""
+    state = load_tensors(path, label)
+    missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise UserError(f"{label} was not written by this trainer (it lacks {', '.join(sorted(missing))})")
+    return state
+
+
+def load_tensors(source: str | os.PathLike[str] | IO[bytes], label: str = CHECKPOINT) -> Any:
+    """What a torch.save file (a path or an open file) holds, on the CPU, when it is only tensors, numbers and
+    containers of them; raises UserError (naming `label`) otherwise.
 
     weights_only=True: the file may come from a shared database, so nothing in it may run code.
     """
@@ -21,13 +33,9 @@ def load_checkpoint(path, label=CHECKPOINT):
     try:
         with warnings.catch_warnings():  # a raw pickle gets torch's two-line protocol warning before our one line
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - whatever torch raises, the file is not a usable checkpoint
         raise UserError(
             f"{label} is corrupted or holds more than tensors and numbers ({type(error).__name__}), "
             f"so it was not loaded"
         ) from None
-    missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
-    if missing:
-        raise UserError(f"{label} was not written by this trainer (it lacks {', '.join(sorted(missing))})")
-    return state

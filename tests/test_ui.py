@@ -14,6 +14,7 @@ import uuid
 
 import pymongo
 import pytest
+import torch
 
 from observers.upload import RunUploader, UploadState
 from runstore.local_run import LocalRun
@@ -26,13 +27,14 @@ SWEEP = "7"
 
 @pytest.fixture(scope="module")
 def file_store(workdir, tmp_path_factory):
-    """Two finished runs in a file store, tagged as sweep 7's trials (as `tracker sweep` tags them, in their info)."""
+    """Two finished runs in a file store, tagged as sweep 7's trials (as `tracker sweep` tags them, in their info),
+    each with its last checkpoint."""
     runs_dir = tmp_path_factory.mktemp("ui_runs")
     # A temporary folder of their own: another session's `tracker sync` on this host cleans up /tmp's.
     temp = tmp_path_factory.mktemp("ui_temp")
     for lr in ("0.01", "0.05"):
-        result = run_experiment([*TINY_ARGS, f"lr={lr}"], workdir, NO_DATABASE, "unused", runs_dir=runs_dir,
-                                TMPDIR=temp)
+        result = run_experiment([*TINY_ARGS, f"lr={lr}", "trainer.checkpoint_every=20"], workdir, NO_DATABASE,
+                                "unused", runs_dir=runs_dir, TMPDIR=temp)
         assert result.returncode == 0, result.stderr
     for folder in run_folders(runs_dir):
         info = json.loads((folder / "info.json").read_text())
@@ -164,7 +166,7 @@ def test_filter_sort_and_columns_survive_a_reload(page, store):
     assert page.locator("form.filters input[name=where]").first.input_value() == "config.lr>0"
 
 
-def test_the_run_page_shows_this_runs_config_plots_output_and_artifacts(page, store):
+def test_the_run_page_shows_this_runs_config_plots_output_and_artifacts(page, store, file_store):
     open_run(page, "0.05")
     plot = page.locator("#plot-loss.js-plotly-plot")
     plot.locator(".legendtext", has_text="val.loss").wait_for()
@@ -180,6 +182,14 @@ def test_the_run_page_shows_this_runs_config_plots_output_and_artifacts(page, st
     results = page.locator(".preview", has=page.get_by_role("heading", name="results.json", exact=True))
     assert '"best_val_acc"' in results.inner_text()
     assert "tracker rerun" in page.locator("code.command").first.inner_text()
+
+    folder, = (path for path in run_folders(file_store) if json.loads((path / "config.json").read_text())["lr"] == 0.05)
+    model = torch.load(folder / "checkpoint.pt", weights_only=True)["model"]  # the store holds this file's bytes
+    checkpoint = page.locator(".preview", has=page.get_by_role("heading", name="checkpoint.pt", exact=True))
+    rows = checkpoint.locator("table.state-dicts tbody tr").all()
+    state_dicts = {cells[0]: cells[1:] for cells in (row.locator("td").all_inner_texts() for row in rows)}
+    assert state_dicts["model"][:2] == [str(len(model)), f"{sum(tensor.numel() for tensor in model.values()):,}"]
+    assert f"model.{next(iter(model))}" in checkpoint.locator("table.tensors").inner_text()
 
 
 def test_a_tag_and_note_edit_is_stored(page, store):

@@ -14,6 +14,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ingredients.checkpoint import load_tensors
 from observers.git_state import DIFF_ARTIFACT
 from runstore.errors import UserError
 from runstore.plain_json import dotted_values
@@ -23,6 +24,9 @@ from tracker.ui.downsample import min_max
 from tracker.ui.render import page, short_id
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import torch
     from starlette.requests import Request
 
     from runstore.run_store import StoredRun
@@ -34,6 +38,9 @@ IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gi
 TEXTS = (".txt", ".log", ".patch", ".diff", ".md", ".py", ".yaml", ".yml", ".out", ".err")
 PREVIEW_BYTES = 50_000
 PREVIEW_ROWS = 50
+CHECKPOINTS = (".pt", ".pth")  # torch.save files: summarised, never unpickled beyond tensors and numbers
+CHECKPOINT_PREVIEW_BYTES = 200_000_000  # larger ones only as a download: loading takes their size in memory
+CHECKPOINT_TENSORS = 20  # rows of a checkpoint's tensor table
 # Artifacts are data: a browser must run none of them, whatever they hold (HTML and SVG come as text).
 ARTIFACT_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
@@ -155,10 +162,13 @@ def _is_text(content: bytes) -> bool:
 
 
 def _preview(run: StoredRun, name: str) -> dict[str, Any]:
-    """{name, kind, ...}: what the run page shows of artifact `name`: an image, text, JSON, a CSV table, or a link."""
+    """{name, kind, ...}: what the run page shows of artifact `name`: an image, text, JSON, a CSV table, a checkpoint's
+    summary, or a link."""
     suffix = _suffix(name)
     if suffix in IMAGES:
         return {"name": name, "kind": "image"}
+    if suffix in CHECKPOINTS:
+        return checkpoint_preview(name, run.artifact(name) or b"")
     if suffix not in (".json", ".csv", *TEXTS):
         return {"name": name, "kind": "file"}
     content = (run.artifact(name) or b"")[:PREVIEW_BYTES].decode(errors="replace")
@@ -171,3 +181,52 @@ def _preview(run: StoredRun, name: str) -> dict[str, Any]:
         lines = list(csv.reader(io.StringIO(content)))[:PREVIEW_ROWS + 1]
         return {"name": name, "kind": "table", "header": lines[0] if lines else [], "lines": lines[1:]}
     return {"name": name, "kind": "text", "text": content}
+
+
+def checkpoint_preview(name: str, content: bytes) -> dict[str, Any]:
+    """{name, kind: "checkpoint", key_names, groups, scalars, tensors, more}: what a torch.save file holds, loaded with
+    weights_only (ingredients.checkpoint.load_tensors): its top-level keys (none for a state dict, whose keys are its
+    tensors' names); per top-level entry that holds tensors (a state dict: model, optimizer...), (key, tensors,
+    elements, bytes); its top-level numbers and strings (step, epoch...); the first CHECKPOINT_TENSORS tensors as
+    (name, shape, dtype) and how many more there are. {name, kind: "file", note} for a file too large to summarise
+    or that does not load that way."""
+    if len(content) > CHECKPOINT_PREVIEW_BYTES:
+        return {"name": name, "kind": "file", "note": f"{len(content) / 1e6:.0f} MB, over the "
+                f"{CHECKPOINT_PREVIEW_BYTES / 1e6:.0f} MB that the run page summarises: download it to look inside"}
+    try:
+        state = load_tensors(io.BytesIO(content), name)
+    except UserError as error:
+        return {"name": name, "kind": "file", "note": str(error)}
+    import torch  # here: the tracker command imports this module, and torch takes seconds to load
+
+    entries = state if isinstance(state, dict) else {"": state}
+    tensors: list[tuple[str, torch.Tensor]] = []
+    groups: dict[str, list[torch.Tensor]] = {}
+    for key, value in entries.items():
+        found = list(_tensors(value, str(key)))
+        tensors += found
+        if found:  # a flat state dict's tensors are all at the top level: one group
+            group = "(top level)" if isinstance(value, torch.Tensor) or key == "" else str(key)
+            groups.setdefault(group, []).extend(tensor for _, tensor in found)
+    state_dict = all(isinstance(value, torch.Tensor) for value in entries.values())  # keys: the tensors' names
+    return {"name": name, "kind": "checkpoint",
+            "key_names": [] if state_dict else [str(key) for key in entries if key != ""],
+            "groups": [(group, len(items), sum(item.numel() for item in items),
+                        sum(item.numel() * item.element_size() for item in items)) for group, items in groups.items()],
+            "scalars": [(str(key), value) for key, value in entries.items()
+                        if isinstance(value, (bool, int, float, str)) or value is None],
+            "tensors": [(key, tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."))
+                        for key, tensor in tensors[:CHECKPOINT_TENSORS]],
+            "more": max(0, len(tensors) - CHECKPOINT_TENSORS)}
+
+
+def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) of every tensor in `value` and its nested dicts, lists and tuples, named by their path
+    (model.fc.weight, optimizer.state.0.momentum_buffer)."""
+    import torch  # here: the tracker command imports this module, and torch takes seconds to load
+
+    if isinstance(value, torch.Tensor):
+        yield name, value
+    elif isinstance(value, (dict, list, tuple)):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _tensors(item, f"{name}.{key}" if name else str(key))
