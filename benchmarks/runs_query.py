@@ -177,6 +177,10 @@ def main():
             runs(settings=load_settings(), limit=1)  # pandas imported and the connection pool warm, as in a notebook
             seconds, frame = clock.time(lambda: runs(settings=load_settings()))
             print(f"runstore.query.runs(): {seconds} ({frame.shape[0]} rows, {frame.shape[1]} columns)")
+            seconds, frame = clock.time(lambda: runs(["config.lr>=0.05"], sort="-result", limit=10,
+                                                     settings=load_settings()))
+            print(f"runstore.query.runs(['config.lr>=0.05'], sort='-result', limit=10): {seconds} "
+                  f"({frame.shape[0]} rows; the store sorts and cuts)")
             if args.omniboard:
                 first, again, shown = time_omniboard(env)
                 print(f"Omniboard runs page (Chromium): first run shown after {first:.1f} s the first time, "
