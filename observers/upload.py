@@ -16,8 +16,8 @@ import pymongo
 from bson import ObjectId
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
-from runstore.layout import (CHUNK_INDEX, CHUNK_POINTS, KEY_INDEX, MONGO_OBSERVER_FORMAT, OUTPUT_ARTIFACT, PLOT_POINTS,
-                          TAIL_CHARS, pack_points, series_arrays, summarize)
+from runstore.layout import (CHUNK_INDEX, CHUNK_POINTS, KEY_INDEX, LISTING_ORDERS, MONGO_OBSERVER_FORMAT,
+                             OUTPUT_ARTIFACT, PLOT_POINTS, TAIL_CHARS, pack_points, series_arrays, summarize)
 
 BLOCK_BYTES = 2**20
 DOCUMENT_LIMIT_BYTES = 16 * 2**20
@@ -63,6 +63,13 @@ def ensure_unique_keys(db):
         ) from None
 
 
+def ensure_listing_indexes(db):
+    """Indexes on what listings sort by most (newest first, best result first: runstore.query.top_rows), created if
+    missing, so that the store reads the first of 100,000 runs in that order instead of sorting them all."""
+    for path in LISTING_ORDERS:
+        db.runs.create_index(path, name=f"tracker_order_{path}")
+
+
 def find_uploaded(db, key):
     """The run document uploaded from the file-store run `key`, or None."""
     return db.runs.find_one({"local_copy.key": key}, {"status": 1, "local_copy": 1, "artifacts": 1})
@@ -98,6 +105,7 @@ class RunUploader:
                      for path, stored in run.entry["resources"]]
         if state.run_id is None:
             ensure_unique_keys(self.db)
+            ensure_listing_indexes(self.db)
             self._find_or_insert_run(run, state, resources)
         for name in run.stored_artifacts():
             types = run.artifact_types.get(name, {})

@@ -33,6 +33,8 @@ OUTPUT_ARTIFACT = "captured_out.txt"
 EPOCH = np.datetime64(0, "us")
 KEY_INDEX = "local_copy_key_unique"
 CHUNK_INDEX = "metric_points_chunk_unique"
+# The run fields that listings sort by most (newest first, best result first), each indexed by observers.upload.
+LISTING_ORDERS = ("start_time", "result")
 PRUNED_TAG = "pruned"  # the Omniboard tag of a run its sweep's pruner stopped early; listings show it as PRUNED
 
 

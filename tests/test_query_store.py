@@ -10,6 +10,7 @@ import pymongo
 import pytest
 
 from conftest import TrackerCommand, free_port
+from observers.upload import ensure_listing_indexes
 from runstore.query import list_rows, parse_condition, select, selected_rows, top_rows
 from runstore.run_store import MongoStore
 from runstore.settings import Settings
@@ -38,9 +39,10 @@ def run_document(run_id, rng):
     return document
 
 
-@pytest.fixture(scope="module")
-def settings(mongo_url, tmp_path_factory):
-    """STORED runs in a fresh database, and two run folders in RUNS_DIR: one uploaded, one still waiting."""
+@pytest.fixture(scope="module", params=["indexed", "unindexed"])
+def settings(request, mongo_url, tmp_path_factory):
+    """STORED runs in a fresh database, and two run folders in RUNS_DIR: one uploaded, one still waiting. With the
+    indexes that the uploader makes, and without (a database that Sacred's own observer filled)."""
     runs_dir = tmp_path_factory.mktemp("runs")
     settings = Settings(mongo_url=mongo_url, db_name=f"query_store_{random.randrange(10**9)}", runs_dir=runs_dir)
     rng = random.Random(3)
@@ -58,6 +60,8 @@ def settings(mongo_url, tmp_path_factory):
         if uploaded:
             documents[0]["local_copy"] = {"key": f"laptop|{entry['start_time']}|cifar"}
     client[settings.db_name].runs.insert_many(documents)
+    if request.param == "indexed":
+        ensure_listing_indexes(client[settings.db_name])
     yield settings
     client.drop_database(settings.db_name)
     client.close()
