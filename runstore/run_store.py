@@ -219,6 +219,12 @@ class MongoStore(RunStore):
         self._add_missing_summaries(documents)
         return [_mongo_listing(doc) for doc in documents]
 
+    def listings_of(self, run_ids: Collection[int]) -> list[Listing]:
+        """The Listings of the runs `run_ids` that the store holds, in the store's order."""
+        documents = list(self.db.runs.find({"_id": {"$in": list(run_ids)}}, LISTED_FIELDS))
+        self._add_missing_summaries(documents)
+        return [_mongo_listing(doc) for doc in documents]
+
     def count(self) -> int:
         """How many runs the store holds, from its own count (no run is read)."""
         return self.db.runs.estimated_document_count()

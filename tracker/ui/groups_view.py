@@ -29,9 +29,7 @@ def groups_page(request: Request, board: Board) -> HTMLResponse:
     ids = params.getlist("id")
     where = [text for text in params.getlist("where") if text.strip()]
     by = [key.strip() for key in params.get("by", "").split(",") if key.strip()]
-    rows = board.rows()
-    if ids:
-        rows = [row for row in rows if str(row["id"]) in ids]
+    rows = board.rows_of(ids) if ids else board.rows()
     try:
         groups = group_selection(rows, [parse_condition(text) for text in where], by or None, ())
         error = None

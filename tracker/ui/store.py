@@ -36,6 +36,20 @@ class Board:
         """A row (runstore.query) per run."""
         return stored_rows(self.mongo, self.folders)
 
+    def rows_of(self, references: Collection[str]) -> list[dict[str, Any]]:
+        """The rows of the runs named by `references` (database ids and run folders of RUNS_DIR) that exist, read
+        alone: a selection of 200 runs does not list 100,000."""
+        ids = [int(reference) for reference in references if reference.isdigit()]
+        listings = self.mongo.listings_of(ids) if self.mongo is not None and ids else []
+        rows = [listing_row(listing) for listing in listings]
+        for reference in references:
+            if not reference.isdigit():
+                try:
+                    rows.append(self.row(self.open(reference)))
+                except UserError:
+                    continue  # a folder gone since the table was drawn, or never in RUNS_DIR: not a run to show
+        return rows
+
     def selection(self, wanted: Collection[Condition], sort: str, limit: int, columns: Iterable[str]
                   ) -> list[dict[str, Any]]:
         """The first `limit` rows meeting `wanted` in `sort`'s order, from the store's first ones when it can
