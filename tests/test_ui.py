@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import gridfs
 import pymongo
 import pytest
 import torch
@@ -317,3 +318,36 @@ def test_another_address_needs_the_login_and_the_login_is_asked(tmp_path, workdi
         assert status_of(base, {**cookie, "Authorization": f"Basic {wrong}"}) == 401
     finally:
         command.kill()
+
+
+def test_an_html_artifact_is_served_as_text_that_runs_no_script(page, store, ui):
+    """A stored notes.html (planted in the database, as Omniboard's API lets anyone do, or in a run folder) is served
+    as sandboxed text: its script never runs on the board's origin."""
+    html = b"<html><title>x</title><script>document.title = 'ran'</script></html>"
+    env = store["env"]
+    if store["kind"] == "mongo":
+        client = pymongo.MongoClient(env["MONGO_URL"])
+        db = client[env["SACRED_DB"]]
+        run = db.runs.find_one({"config.lr": 0.05})
+        file_id = gridfs.GridFS(db).put(html, filename="notes.html")
+        artifacts = [*run["artifacts"], {"name": "notes.html", "file_id": file_id}]
+        db.runs.update_one({"_id": run["_id"]}, {"$set": {"artifacts": artifacts}})  # as Omniboard's API writes
+        client.close()
+        reference = str(run["_id"])
+    else:
+        folder = next(path for path in run_folders(env["RUNS_DIR"])
+                      if json.loads((path / "config.json").read_text())["lr"] == 0.05)
+        entry = json.loads((folder / "run.json").read_text())
+        write_json(folder / "run.json", {**entry, "artifacts": [*entry["artifacts"], "notes.html"]})
+        (folder / "notes.html").write_bytes(html)
+        reference = str(folder)
+    url = ui.split("?")[0] + "artifact?" + urllib.parse.urlencode({"id": reference, "name": "notes.html"})
+
+    response = page.goto(url)
+
+    assert response.status == 200, page.content()
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-security-policy"] == "sandbox"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" in page.locator("body").inner_text()  # shown as its text
+    assert page.evaluate("document.title") != "ran"
