@@ -3,10 +3,11 @@ and the GPUs.
 
 Sacred's `experiment.dependencies` lists only the packages imported by the main file's globals (numpy, sacred, ...),
 not torch. A run keeps the whole environment as the artifact environment.json, and in `info.environment` a summary
-that `tracker compare` and `tracker rerun` read: Python, torch, CUDA, cuDNN, the GPUs and the versions of the
-distributions the run had imported when it started. Reading the metadata of every installed distribution takes about
-0.5 s, so it happens in a thread while the run trains (info.environment is set from there, as the heartbeat sends
-info); the artifact is added when the run's main function ends, from the run's own thread, as every other artifact.
+that `tracker compare` and `tracker rerun` read (runstore.environment): Python, torch, CUDA, cuDNN, the GPUs and the
+versions of the distributions the run had imported when it started. Reading the metadata of every installed
+distribution takes about 0.5 s, so it happens in a thread while the run trains (info.environment is set from there,
+as the heartbeat sends info); the artifact is added when the run's main function ends, from the run's own thread, as
+every other artifact.
 """
 import json
 import platform
@@ -83,27 +84,3 @@ def gpu_names():
             continue
         names.append(name.decode() if isinstance(name, bytes) else name)
     return names
-
-
-def differences(summaries):
-    """{key: [value of each]} of the info.environment `summaries` ({} for a run without one) where they differ:
-    python, torch, cuda, cudnn, gpus and packages.NAME."""
-    flat = [{**{key: value for key, value in summary.items() if key != "packages"},
-             **{f"packages.{name}": version for name, version in summary.get("packages", {}).items()}}
-            for summary in summaries]
-    keys = sorted({key for values in flat for key in values})
-    table = {key: [values.get(key) for values in flat] for key in keys}
-    return {key: values for key, values in table.items() if any(value != values[0] for value in values)}
-
-
-def changed_packages(recorded):
-    """{name: (recorded version, installed version or None)} of `recorded` ({name: version}) that differ now."""
-    changed = {}
-    for name, version in recorded.items():
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            installed = None
-        if installed != version:
-            changed[name] = (version, installed)
-    return changed

@@ -106,3 +106,13 @@ def test_a_tracked_run_keeps_its_temporary_files_in_its_process_folder_and_gives
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["during"].startswith(seen["before"]) and "tracker-process-" in seen["during"]
     assert (seen["after"], seen["left"]) == (seen["before"], False)
+
+
+def test_the_tracker_command_starts_without_sacred_torch_or_pandas():
+    """Every `tracker` command imports the modules of all of them at start: none may pull in what takes a second to
+    import and that the command line does without (a run, a sweep, a report import them where they need them)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tracker", "--help"], cwd=REPO_ROOT,
+                            env=python_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"sacred", "torch", "pandas", "scipy", "optuna", "submitit"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from observers.environment import differences
+from runstore.environment import differences
 from runstore.errors import UserError
 from runstore.paired import ALPHA, POWER, SIGN_FLIP_SEEDS, paired_comparison, seed_comparison
 from runstore.predictions import SPLIT

@@ -24,7 +24,7 @@ import git
 import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
 from sacred.config import save_config_file
 
-from observers.environment import changed_packages
+from runstore.environment import changed_packages
 from observers.git_state import (DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, has_recorded_changes,
                                  is_dirty, patch_digest)
 from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV

@@ -3,7 +3,7 @@ import datetime
 import io
 import json
 
-from observers.environment import differences
+from runstore.environment import differences
 from runstore.shell import shell_command
 from tracker.compare import data_warning, legend_label
 from tracker.runs import MAX_CELL, cell, render_table, write
