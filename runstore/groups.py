@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runstore.direction import higher_is_better, mixed_directions
 from runstore.errors import UserError
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ def group_rows(rows: list[dict[str, Any]], keys: Sequence[str],
 
 
 def _direction(rows: list[dict[str, Any]]) -> bool:
-    from runstore.query import higher_is_better, mixed_directions
-
     note = mixed_directions(rows)
     if note:
         raise UserError(f"{note}; group one experiment's runs, e.g. with --experiment NAME")
