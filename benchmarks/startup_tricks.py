@@ -7,7 +7,8 @@ unreachable) gets 8 tiny runs of experiments/signals.py (2 lr x 2 model.width x 
 variant of three short commands once, in turn:
 
 - a tiny signals run (its own throwaway store), `tracker runs --group` and `tracker report` on those 8 runs, as they
-  are and without the collector tweaks of observers.startup (gc.set_threshold and gc.freeze made no-ops): trick (a);
+  are and without the collector tweaks of observers.startup (gc.set_threshold and gc.freeze made no-ops; for the
+  run also each without the other): trick (a);
 - `tracker runs --group` with runstore.groups' t distribution importing scipy.stats first, as scipy.stats.t.ppf and
   ttest_ind would: trick (b), scipy.special instead of scipy.stats;
 - `tracker report` without its background import of optuna.importance (the thread's work made a no-op, so the
@@ -37,7 +38,9 @@ TINY_RUN = ["with", "smoke", "trainer.steps=4", "trainer.val_every=2", "trainer.
 
 # Each variant's code, run before the command (`argv`, `kind`: "experiment" or "tracker").
 AS_IT_IS = ""
-NO_GC_TWEAKS = "import gc; gc.set_threshold = lambda *thresholds: None; gc.freeze = lambda: None\n"
+NO_THRESHOLDS = "import gc; gc.set_threshold = lambda *thresholds: None\n"
+NO_FREEZE = "import gc; gc.freeze = lambda: None\n"
+NO_GC_TWEAKS = NO_THRESHOLDS + NO_FREEZE
 SCIPY_STATS = """import runstore.groups as groups
 plain_describe = groups.describe
 def describe(values):
@@ -87,7 +90,8 @@ def main() -> None:
                     run = [experiment, *TINY_RUN, f"lr={lr}", f"model.width={width}", f"seed={seed}"]
                     timed(COMMAND.format(argv=run, kind="experiment"), env, work)
         commands = {
-            "tiny signals run": ([experiment, *TINY_RUN], "experiment", {"(a) no gc tweaks": NO_GC_TWEAKS}),
+            "tiny signals run": ([experiment, *TINY_RUN], "experiment", {
+                "(a) no gc tweaks": NO_GC_TWEAKS, "(a) no thresholds": NO_THRESHOLDS, "(a) no gc.freeze": NO_FREEZE}),
             "tracker runs --group": (["runs", "--experiment", "signals", "--group"], "tracker",
                                      {"(a) no gc tweaks": NO_GC_TWEAKS, "(b) scipy.stats": SCIPY_STATS}),
             "tracker report": (["report", "--experiment", "signals", "--out", str(work / "report.html")], "tracker",
