@@ -18,7 +18,7 @@ sweep --continue`) counts once, as the run that continued it:
 
 Groups are sorted best first by the experiment's direction (the runs' higher_is_better); a selection that mixes
 directions cannot be grouped. Student's t distribution is scipy.special's (stdtr, stdtrit): importing scipy.stats
-would add 0.6 s to the 1.3 s of `tracker runs --group` on 8 runs (`python benchmarks/startup_tricks.py`);
+would add 0.4 to 0.6 s to the 1.3 s of `tracker runs --group` on 8 runs (`python benchmarks/startup_tricks.py`);
 tests/unit/test_group_statistics.py and tests/test_answers.py check every figure against scipy.stats.
 """
 from __future__ import annotations
