@@ -17,9 +17,9 @@ sweep --continue`) counts once, as the run that continued it:
                       single run
 
 Groups are sorted best first by the experiment's direction (the runs' higher_is_better); a selection that mixes
-directions cannot be grouped. Student's t distribution is scipy.special's (stdtr, stdtrit): scipy.stats would take
-a second to import, half of the time that `tracker runs --group` may take; tests/test_answers.py checks every figure
-against scipy.stats.
+directions cannot be grouped. Student's t distribution is scipy.special's (stdtr, stdtrit): importing scipy.stats
+would add 0.4 to 0.6 s to the 1.3 s of `tracker runs --group` on 8 runs (`python benchmarks/startup_tricks.py`);
+tests/unit/test_group_statistics.py and tests/test_answers.py check every figure against scipy.stats.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runstore.direction import higher_is_better, mixed_directions
 from runstore.errors import UserError
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ def group_rows(rows: list[dict[str, Any]], keys: Sequence[str],
 
 
 def _direction(rows: list[dict[str, Any]]) -> bool:
-    from runstore.query import higher_is_better, mixed_directions
-
     note = mixed_directions(rows)
     if note:
         raise UserError(f"{note}; group one experiment's runs, e.g. with --experiment NAME")

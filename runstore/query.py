@@ -27,7 +27,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runstore.direction import higher_is_better, mixed_directions
 from runstore.errors import UserError
+from runstore.groups import group_rows
 from runstore.layout import PRUNED_TAG
 from runstore.liveness import seems_dead
 from runstore.run_store import FolderStore, MongoStore, open_run
@@ -117,8 +119,6 @@ def groups(by: Sequence[str] | None = None, where: Iterable[str] = (), experimen
 def group_selection(rows: list[dict[str, Any]], wanted: Collection[Condition], by: Sequence[str] | None,
                     metrics: Sequence[str]) -> list[dict[str, Any]]:
     """The groups (runstore.groups.group_rows) of the rows meeting `wanted`; UserError for an unknown key."""
-    from runstore.groups import group_rows
-
     check_keys(rows, by or [], "--group-by")
     check_keys(rows, metrics, "--metrics")
     matching = select(rows, wanted)
@@ -376,12 +376,6 @@ def select(rows: list[dict[str, Any]], conditions: Collection[Condition] = (), s
     return rows if limit is None else rows[:limit]
 
 
-def higher_is_better(row: dict[str, Any]) -> bool:
-    """Whether a larger result of `row`'s run is better; runs that do not say (Sacred's own observers) count as yes,
-    as track()'s default."""
-    return row.get("higher_is_better") is not False
-
-
 def rank_best(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each experiment's runs (experiments by name) best first by its own direction, runs without a result last."""
     def key(row: dict[str, Any]) -> tuple[str, bool, Any]:
@@ -390,17 +384,6 @@ def rank_best(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return (str(row.get("experiment")), not ranked, (-result if higher_is_better(row) else result) if ranked else 0)
 
     return sorted(rows, key=key)
-
-
-def mixed_directions(rows: Iterable[dict[str, Any]]) -> str | None:
-    """A line saying that `rows` mix results where higher is better with results where lower is, or None."""
-    by_direction: dict[bool, set[str]] = {True: set(), False: set()}
-    for row in rows:
-        by_direction[higher_is_better(row)].add(str(row.get("experiment")))
-    if not (by_direction[True] and by_direction[False]):
-        return None
-    return (f"these runs mix results where higher is better ({', '.join(sorted(by_direction[True]))}) and where lower "
-            f"is better ({', '.join(sorted(by_direction[False]))})")
 
 
 def check_keys(rows: list[dict[str, Any]], keys: Iterable[str], option: str) -> None:

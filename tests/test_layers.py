@@ -62,3 +62,40 @@ def test_the_command_line_names_no_task():
     for path in (REPO_ROOT / "tracker").rglob("*.py"):
         named = {name for name in code_names(ast.parse(path.read_text())) if task_names.search(name)}
         assert not named, path
+
+
+def module_name(path):
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(path, modules):
+    """The `modules` that the file `path` imports as it runs, inside functions too; not those imported only for type
+    checking."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(node) for branch in ast.walk(tree)
+                   if isinstance(branch, ast.If) and "TYPE_CHECKING" in ast.unparse(branch.test)
+                   for statement in branch.body for node in ast.walk(statement)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            yield from (name for name in names if name in modules)
+
+
+def test_no_module_needs_itself_through_another():
+    """An import cycle hidden by a function-local import still makes two modules one: each needs the other."""
+    paths = {module_name(path): path for package in ALLOWED for path in (REPO_ROOT / package).rglob("*.py")}
+    graph = {name: set(runtime_imports(path, paths)) - {name} for name, path in paths.items()}
+    in_cycles = []
+    for name, imported in graph.items():
+        seen, todo = set(), list(imported)
+        while todo and name not in seen:
+            module = todo.pop()
+            todo += [] if module in seen else graph[module]
+            seen.add(module)
+        in_cycles += [name] if name in seen else []
+    assert not sorted(in_cycles)

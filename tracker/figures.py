@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runstore.direction import higher_is_better
 from runstore.errors import UserError
 from runstore.groups import completed, group_rows, is_number
-from runstore.query import higher_is_better, plotted_metric
+from runstore.query import plotted_metric
 from tracker.importance import Importance, importances
 
 if TYPE_CHECKING:

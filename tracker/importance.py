@@ -18,9 +18,9 @@ import sys
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from runstore.direction import higher_is_better
 from runstore.errors import UserError
 from runstore.groups import completed, is_number
-from runstore.query import higher_is_better
 from tracker.runs import render_table
 from tracker.selection import add_selection_arguments, selected
 

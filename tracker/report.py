@@ -10,15 +10,11 @@ writes a static summary with matplotlib.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import html
-import importlib
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from observers.startup import imports_done, quick_start
 from runstore.atomic_file import write_atomically
 from runstore.errors import UserError
 from runstore.groups import completed, is_number, stat_columns
@@ -64,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
     for option, path in (("--out", args.out), ("--png", args.png)):
         if path and not Path(path).resolve().parent.is_dir():
             raise UserError(f"{option} {path}: the folder {Path(path).parent} does not exist; create it first")
-    # fANOVA's scikit-learn takes ~1.3 s to import: import it while the runs are read from the database
-    threading.Thread(target=_import_quietly, args=("optuna.importance",)).start()
     rows, parameters, log_keys = selected(args)
     content = dataclasses.replace(gather(rows, parameters, log_keys, args.top, title=_title(args)),
                                   ran=what_ran(sweep_record(args.sweep) if args.sweep else None, rows),
@@ -76,17 +70,6 @@ def run(args: argparse.Namespace) -> int:
         write_atomically(Path(args.png), png_summary(content))
     print(f"report: wrote {args.out}" + (f" and {args.png}" if args.png else ""))
     return 0
-
-
-def _import_quietly(name: str) -> None:
-    """Import module `name`, collecting rarely meanwhile (observers.startup: ~0.15 s of scikit-learn's import); a
-    failure shows where it is imported for use."""
-    quick_start(git=False)
-    try:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-    finally:
-        imports_done()
 
 
 def _title(args: argparse.Namespace) -> str:

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
+from runstore.direction import mixed_directions
 from runstore.errors import UserError
 from runstore.query import (Condition, conditions, differing_keys, differing_keys_within_experiments,
-                            mixed_directions, parse_condition, rank_best, select)
+                            parse_condition, rank_best, select)
 
 
 @pytest.mark.parametrize("text, parsed", [

@@ -54,7 +54,7 @@ def mean_band(curves: list[tuple[np.ndarray, np.ndarray]],
     """(steps, mean, low, high): the mean of `curves` ((steps, values) each) and its 95 % confidence band (Student's
     t, as runstore.groups.describe), on the steps where every curve has points (interpolated between its own);
     low and high are None for a single curve."""
-    from scipy.special import stdtrit
+    from scipy import stats
 
     start = max(steps[0] for steps, _ in curves)
     end = min(steps[-1] for steps, _ in curves)
@@ -64,7 +64,7 @@ def mean_band(curves: list[tuple[np.ndarray, np.ndarray]],
     mean = values.mean(axis=0)
     if len(curves) < 2:
         return grid, mean, None, None
-    half = stdtrit(len(curves) - 1, 0.975) * values.std(axis=0, ddof=1) / math.sqrt(len(curves))
+    half = stats.t.ppf(0.975, len(curves) - 1) * values.std(axis=0, ddof=1) / math.sqrt(len(curves))
     return grid, mean, mean - half, mean + half
 
 

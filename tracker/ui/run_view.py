@@ -16,9 +16,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from ingredients.checkpoint import load_tensors
 from observers.git_state import DIFF_ARTIFACT
+from runstore.direction import higher_is_better
 from runstore.errors import UserError
 from runstore.plain_json import dotted_values
-from runstore.query import higher_is_better
 from runstore.shell import shell_command
 from tracker.ui.downsample import min_max
 from tracker.ui.render import page, short_id

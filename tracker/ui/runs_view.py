@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from runstore.direction import higher_is_better
 from runstore.errors import UserError
-from runstore.query import BEST, differing_keys_within_experiments, higher_is_better, parse_condition
+from runstore.query import BEST, differing_keys_within_experiments, parse_condition
 from tracker.ui.render import page
 
 if TYPE_CHECKING:
