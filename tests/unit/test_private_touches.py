@@ -158,8 +158,9 @@ def overrides(path):
         defined = [name for name in class_attributes(node) if is_private(name)]
         if not defined:
             continue
-        theirs = {name for base in base_classes(node, classes, imported) for klass in base.__mro__
-                  if is_anothers(klass) for name in vars(klass)}
+        # A base that is no class (typing.TypedDict is a function) has no methods to override.
+        theirs = {name for base in base_classes(node, classes, imported) if isinstance(base, type)
+                  for klass in base.__mro__ if is_anothers(klass) for name in vars(klass)}
         yield from ((node.lineno, f"{node.name}.{name} (overrides another package's)") for name in defined
                     if name in theirs)
 
