@@ -27,6 +27,7 @@ from tracker.board_columns import browser_defaults, listed_runs, stored_columns,
 from tracker.sync import find_run_dirs, sync_runs
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
     import types
 
@@ -44,7 +45,7 @@ LISTENING = re.compile(r"Omniboard is listening on port (\d+)")
 CONNECTED = "established successfully"
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "board",
         help="browse the recorded runs in Omniboard (no docker needed)",

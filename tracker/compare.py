@@ -17,6 +17,7 @@ from tracker.runs import HEADERS, cell, render_table
 from tracker.selection import add_selection_arguments, selected
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     from runstore.paired import ClassDifference, Interval, PairVerdict, SeedVerdict
@@ -28,7 +29,7 @@ SUMMARIES = ("last", "min", "max")
 LABEL_KEYS = 3  # config keys at most in a legend entry; the table lists every differing one
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="compare runs side by side; overlay a metric of each in a figure",

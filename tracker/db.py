@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from runstore.settings import STORE_DIR, STORE_SOCKET, project_root, shown_url, store_url
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "db",
         help="serve a local MongoDB-compatible run store, private to you (no docker needed)",

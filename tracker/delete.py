@@ -10,10 +10,11 @@ from runstore.errors import UserError
 from tracker.runs import cell
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "delete",
         help="delete runs from MongoDB with everything they stored",

@@ -13,6 +13,7 @@ from tracker.models import WEIGHTS, rebuild
 from tracker.options import add_run_argument
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     import torch
@@ -43,7 +44,7 @@ PROGRAM_GUIDE = """\
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export",
         help="write a folder that rebuilds a run's trained network",

@@ -9,10 +9,11 @@ from runstore.cleanup import find_orphans, remove_orphans
 from runstore.settings import load_settings
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "gc",
         help="remove metrics, metric points and files that no run uses any more",

@@ -11,10 +11,11 @@ from runstore.settings import create_tracker_folder
 from tracker.options import add_run_argument
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "get",
         help="download an artifact of a run",

@@ -25,6 +25,7 @@ from tracker.runs import render_table
 from tracker.selection import add_selection_arguments, selected
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     import optuna
@@ -52,7 +53,7 @@ class Importance(Effect):
     importance: float  # its fANOVA share of the result's variance; the shares add up to 1
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "importance",
         help="which swept parameters matter for the result (Optuna's fANOVA), and in which direction",

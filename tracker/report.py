@@ -28,6 +28,7 @@ from tracker.selection import add_selection_arguments, selected, sweep_record
 from tracker.verdict_html import run_thumbnails, seed_verdict_html
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     from tracker.sweep import SweepRecord
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 TOP_K = 5  # learning curves of this many best runs, by default
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write one self-contained HTML report of a sweep: parameters, results, curves, importance, groups",

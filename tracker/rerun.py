@@ -11,10 +11,11 @@ from tracker.options import add_code_choice, add_run_argument
 from tracker.search_space import new_seeds
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rerun",
         help="run a recorded run again with its stored config",

@@ -15,12 +15,13 @@ from runstore.stored_fields import field_problem
 from tracker.options import add_code_choice, add_run_argument, given_data_root
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     from runstore.run_store import StoredRun
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "resume",
         help="continue an interrupted run from its latest checkpoint",

@@ -20,6 +20,7 @@ from runstore.shell import printable, shell_command
 from tracker.options import add_filters
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 FORMATS = ("table", "csv", "json")
@@ -29,7 +30,7 @@ RUN_COLUMNS = ["id", "experiment", "status", "start", "duration_s", "result"]  #
 HEADERS = {"duration_s": "duration"}  # a table's headers for its cells (1h02m03s); CSV and JSON give seconds
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "runs",
         help="list recorded runs: filter, sort, compare configs and metrics",

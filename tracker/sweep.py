@@ -40,6 +40,7 @@ from tracker.search_space import as_updates, grid, new_seeds, split_arguments
 from tracker.trial import Trial, TrialOutcome, sweep_tag
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     import optuna
@@ -97,7 +98,7 @@ class SweepRecord(TypedDict):
     parallel: NotRequired[int | None]
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sweep",
         usage="tracker sweep [OPTIONS] SCRIPT with [FIXED ...] KEY=[A,B] KEY=DISTRIBUTION(...) ...\n"

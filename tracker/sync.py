@@ -25,6 +25,7 @@ from runstore.stored_fields import field_problem
 from observers.upload import RunUploader, UploadError, UploadState, find_uploaded
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
     from pymongo.database import Database
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 OUTCOMES = ("uploaded", "skipped", "failed", "incomplete")
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sync",
         help="upload runs kept in the local file store (runs/) to MongoDB",

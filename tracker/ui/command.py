@@ -10,12 +10,13 @@ from runstore.settings import load_settings
 from tracker.board import address_to_open, check_host, check_login, is_loopback
 
 if TYPE_CHECKING:
+    from compat.argparse import SubParsers
     import argparse
 
 DEFAULT_PORT = 9100
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ui",
         help="browse the runs in the project's own board: table, run pages, compare, groups, sweeps (no Node.js)",
