@@ -69,6 +69,7 @@ def test_an_export_rebuilds_the_same_predictions_with_the_database_stopped(tmp_p
         git("init", "-q", cwd=tmp_path)  # the README's `tracker export 3 exported/run3` in a checkout
         result = run_tracker(["export", "1", str(export)], workdir, server.url, db_name)
         assert result.returncode == 0, result.stdout + result.stderr
+        assert "pkg_resources" not in result.stderr  # Sacred's import warns of it, and the export does not show it
         loaded = python(LOADED_PREDICTIONS, 1, export, cwd=workdir, MONGO_URL=server.url, SACRED_DB=db_name)
     finally:
         server.stop()
