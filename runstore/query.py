@@ -176,11 +176,11 @@ def stored_selection(mongo: MongoStore | None, folders: FolderStore, wanted: Col
                      sort: str | None, limit: int | None, columns: Iterable[str] = (),
                      option: str = "--metrics") -> list[dict[str, Any]]:
     """select(stored_rows(mongo, folders), wanted, sort, limit), after check_keys of `columns` (named by `option` in
-    an error). With a limit and a
-    sort by a stored column, MongoDB filters, sorts and cuts (top_rows), so the first rows of 100,000 runs cost what
-    they show; otherwise, or when the store's order cannot give them exactly, every run is listed."""
+    an error). With a limit and a sort by a stored column, MongoDB filters, sorts and cuts (top_rows), so the first
+    rows of 100,000 runs cost what they show; otherwise, or when the store's order cannot give them exactly, every
+    run is listed."""
     top = top_rows(mongo, wanted, sort, limit) if mongo is not None and limit and sort and sort != BEST else None
-    if mongo is not None and top is not None:
+    if top is not None:
         local = [row for row in waiting_rows(mongo, folders) if all(condition.matches(row) for condition in wanted)]
         shown = select(top + local, [], sort, limit)
         if set(columns) <= set().union(*shown):  # else every run is read, to know whether any has them
