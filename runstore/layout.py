@@ -68,11 +68,13 @@ def read_plotted(db: Database[Any], metric_id: str | None) -> tuple[list[Any], .
     return tuple(doc.get(key, []) if doc else [] for key in ("steps", "values"))
 
 
-def read_file(db: Database[Any], file_id: object) -> bytes:
-    """A GridFS file's bytes, read in ranges of chunks: nx-27017 answers a query in one message of at most
-    48 MB, so GridFS's own reader fails on larger files there (MongoDB itself has no such limit)."""
+def read_file(db: Database[Any], file_id: object) -> bytes | None:
+    """A GridFS file's bytes (None when there is no such file: deleted by hand, or an upload cut short), read in
+    ranges of chunks: nx-27017 answers a query in one message of at most 48 MB, so GridFS's own reader fails on larger
+    files there (MongoDB itself has no such limit)."""
     file = db.fs.files.find_one({"_id": file_id})
-    assert file is not None, f"no GridFS file {file_id}"  # the caller read its id from a stored run
+    if file is None:
+        return None
     count = -(-file["length"] // file["chunkSize"])
     parts: list[bytes] = []
     for first in range(0, count, 64):

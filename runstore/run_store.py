@@ -247,7 +247,12 @@ class MongoStore(RunStore):
         return read_file(self.db, entries[-1]["file_id"]) if entries else None
 
     def sources(self, run: StoredRun) -> dict[str, bytes]:
-        return {path: read_file(self.db, file_id) for path, file_id in run.doc["experiment"].get("sources", [])}
+        sources = {path: read_file(self.db, file_id) for path, file_id in run.doc["experiment"].get("sources", [])}
+        missing = sorted(path for path, content in sources.items() if content is None)
+        if missing:
+            raise UserError(f"{run.label}'s source {missing[0]} has no file in the database "
+                            f"({len(missing)} missing): its code cannot be read back from the store")
+        return {path: content for path, content in sources.items() if content is not None}
 
     def metric(self, run: StoredRun, name: str) -> Points:
         return read_metric(self.db, _run_id(run), name)
@@ -329,7 +334,8 @@ class FolderStore(RunStore):
 
     def artifact(self, run: StoredRun, name: str) -> bytes | None:
         # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
-        return (_folder(run) / name).read_bytes() if name in run.doc.get("artifacts", []) else None
+        file = _folder(run) / name
+        return file.read_bytes() if name in run.doc.get("artifacts", []) and file.is_file() else None
 
     def sources(self, run: StoredRun) -> dict[str, bytes]:
         sources = run.doc["experiment"].get("sources", [])

@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import bson
 import gridfs
 import pymongo
 import pytest
@@ -181,12 +182,14 @@ def test_the_run_page_shows_this_runs_config_plots_output_and_artifacts(page, st
     assert "Validation at step 20/20" in page.locator("#output").inner_text()
     assert page.locator(".preview img[alt='confusion_matrix.png']").evaluate("image => image.naturalWidth") > 0
     results = page.locator(".preview", has=page.get_by_role("heading", name="results.json", exact=True))
+    results.locator("pre").wait_for()  # previews are read once the page is drawn
     assert '"best_val_acc"' in results.inner_text()
     assert "tracker rerun" in page.locator("code.command").first.inner_text()
 
     folder, = (path for path in run_folders(file_store) if json.loads((path / "config.json").read_text())["lr"] == 0.05)
     model = torch.load(folder / "checkpoint.pt", weights_only=True)["model"]  # the store holds this file's bytes
     checkpoint = page.locator(".preview", has=page.get_by_role("heading", name="checkpoint.pt", exact=True))
+    checkpoint.locator("table.tensors").wait_for()
     rows = checkpoint.locator("table.state-dicts tbody tr").all()
     state_dicts = {cells[0]: cells[1:] for cells in (row.locator("td").all_inner_texts() for row in rows)}
     assert state_dicts["model"][:2] == [str(len(model)), f"{sum(tensor.numel() for tensor in model.values()):,}"]
@@ -351,3 +354,31 @@ def test_an_html_artifact_is_served_as_text_that_runs_no_script(page, store, ui)
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "<script>" in page.locator("body").inner_text()  # shown as its text
     assert page.evaluate("document.title") != "ran"
+
+
+def test_an_artifact_whose_file_is_gone_is_named_and_the_page_still_draws(page, store, ui):
+    """An artifact listed by its run but whose file was deleted by hand (or never uploaded) leaves a note in its
+    box; the rest of the run page draws."""
+    env = store["env"]
+    if store["kind"] == "mongo":
+        client = pymongo.MongoClient(env["MONGO_URL"])
+        db = client[env["SACRED_DB"]]
+        run = db.runs.find_one({"config.lr": 0.01})
+        lost = {"name": "lost.json", "file_id": bson.ObjectId()}  # no GridFS file has this id
+        db.runs.update_one({"_id": run["_id"]}, {"$set": {"artifacts": [*run["artifacts"], lost]}})
+        client.close()
+    else:
+        folder = next(path for path in run_folders(env["RUNS_DIR"])
+                      if json.loads((path / "config.json").read_text())["lr"] == 0.01)
+        entry = json.loads((folder / "run.json").read_text())
+        write_json(folder / "run.json", {**entry, "artifacts": [*entry["artifacts"], "lost.json"]})
+
+    open_run(page, "0.01")
+
+    lost_box = page.locator(".preview", has=page.get_by_role("heading", name="lost.json", exact=True))
+    lost_box.locator("p.note", has_text="holds no file").wait_for()
+    checkpoint = page.locator(".preview", has=page.get_by_role("heading", name="checkpoint.pt", exact=True))
+    checkpoint.locator("table.tensors").wait_for()
+    link = lost_box.get_by_role("link", name="lost.json").get_attribute("href")
+    download = page.request.get(ui.split("?")[0] + link.lstrip("/"))
+    assert download.status == 404

@@ -40,6 +40,7 @@ def build_app(board: Board, token: str, user: str = "", password: str = "", any_
         Route("/api/metric", **view(run_view.metric_points)),
         Route("/api/output", **view(run_view.output_tail)),
         Route("/artifact", **view(run_view.artifact)),
+        Route("/api/preview", **view(run_view.preview)),
         Route("/compare", **view(compare_view.compare_page)),
         Route("/groups", **view(groups_view.groups_page)),
         Route("/sweep", **view(sweep_view.sweep_page)),

@@ -62,7 +62,7 @@ def run_page(request: Request, board: Board) -> HTMLResponse:
                 info=json.dumps(info, indent=1, default=str), host=json.dumps(run.doc.get("host", {}), indent=1),
                 repositories=_distinct(run.doc.get("experiment", {}).get("repositories", [])),
                 diff=diff.decode(errors="replace") if diff else None, error=None,
-                artifacts=[_preview(run, name) for name in run.artifact_names if name != DIFF_ARTIFACT],
+                artifacts=[(name, _suffix(name) in IMAGES) for name in run.artifact_names if name != DIFF_ARTIFACT],
                 higher=higher_is_better(row),
                 commands=[shell_command("tracker", command, str(row["id"])) for command in ("rerun", "resume")])
 
@@ -102,6 +102,16 @@ def output_tail(request: Request, board: Board) -> JSONResponse:
     output = run.store.captured_out(run)
     offset = int(request.query_params.get("offset", "0"))
     return JSONResponse({"text": output[offset:], "offset": len(output), "status": _status(run)})
+
+
+def preview(request: Request, board: Board) -> HTMLResponse:
+    """What the run page shows of an artifact (text, JSON, a CSV table, a checkpoint's summary), as a part of a page:
+    asked for once the page is drawn, so a large checkpoint never holds the page back."""
+    run = _open(board, request)
+    name = request.query_params["name"]
+    if name not in run.artifact_names:
+        return HTMLResponse(f"{run.label} has no artifact {name!r}", status_code=404)
+    return page("preview.html", item=_preview(run, name))
 
 
 def artifact(request: Request, board: Board) -> Response:
@@ -162,16 +172,17 @@ def _is_text(content: bytes) -> bool:
 
 
 def _preview(run: StoredRun, name: str) -> dict[str, Any]:
-    """{name, kind, ...}: what the run page shows of artifact `name`: an image, text, JSON, a CSV table, a checkpoint's
-    summary, or a link."""
+    """{name, kind, ...}: what the run page shows of artifact `name` (not an image): text, JSON, a CSV table, a
+    checkpoint's summary, or a note."""
     suffix = _suffix(name)
-    if suffix in IMAGES:
-        return {"name": name, "kind": "image"}
-    if suffix in CHECKPOINTS:
-        return checkpoint_preview(name, run.artifact(name) or b"")
-    if suffix not in (".json", ".csv", *TEXTS):
+    if suffix not in (".json", ".csv", *TEXTS, *CHECKPOINTS):
         return {"name": name, "kind": "file"}
-    content = (run.artifact(name) or b"")[:PREVIEW_BYTES].decode(errors="replace")
+    stored = run.artifact(name)
+    if stored is None:
+        return {"name": name, "kind": "file", "note": "the store holds no file of this artifact"}
+    if suffix in CHECKPOINTS:
+        return checkpoint_preview(name, stored)
+    content = stored[:PREVIEW_BYTES].decode(errors="replace")
     if suffix == ".json":
         try:
             return {"name": name, "kind": "text", "text": json.dumps(json.loads(content), indent=1)}

@@ -88,6 +88,15 @@ async function follow(run, plots, lastStep) {
   }
 }
 
+// Each artifact's preview, read once the page is drawn: a large checkpoint never holds the page back. The parts come
+// from our own templates, every value escaped.
+async function fillPreviews() {
+  await Promise.all([...document.querySelectorAll(".preview-body[data-src]")].map(async box => {
+    const response = await fetch(box.dataset.src, {credentials: "same-origin"});
+    box.innerHTML = response.ok ? await response.text() : `<p class="note">no preview (${response.status})</p>`;
+  }));
+}
+
 function chooseColumns() {
   const button = document.getElementById("apply-columns");
   if (!button) return;
@@ -103,6 +112,7 @@ function chooseColumns() {
 document.addEventListener("DOMContentLoaded", () => {
   chooseColumns();
   drawFigures();
+  fillPreviews();
   const run = document.getElementById("run-data");
   if (run) drawRun(JSON.parse(run.textContent));
 });
