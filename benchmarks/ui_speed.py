@@ -1,11 +1,12 @@
 """How fast `tracker ui` answers on many runs, side by side with `tracker runs`, and how it draws a 1,000,000-point
 metric with a one-point spike.
 
-    python benchmarks/ui_speed.py [--runs 10000] [--mongo-url URL]
+    python benchmarks/ui_speed.py [--runs 10000] [--mongo-url URL] [--omniboard]
 
 Without --mongo-url a local nx-27017 server (what `tracker db` serves) is started on a temporary folder and filled as
 benchmarks/runs_query.py fills it, plus one run whose train.loss has 1,000,000 points. Times are wall-clock seconds
-in headless Chromium (/usr/bin/chromium) from the navigation to the first row (or the drawn plot).
+in headless Chromium (/usr/bin/chromium) from the navigation to the first row (or the drawn plot). With --omniboard,
+Omniboard's runs page on the same store follows (tracker board), as benchmarks/runs_query.py times it.
 """
 import argparse
 import datetime
@@ -22,14 +23,16 @@ import pymongo
 from bson import ObjectId
 
 from local_mongo import free_port, mongo_server
-from runs_query import CHROMIUM, REPO_ROOT, fill, run_document
+from runs_query import CHROMIUM, REPO_ROOT, fill, run_document, time_omniboard
 
 sys.path.insert(0, str(REPO_ROOT))
-from runstore.layout import CHUNK_POINTS, pack_points, summarize
+from runstore.downsample import extreme_indices
+from runstore.layout import CHUNK_POINTS, PLOT_POINTS, pack_points, summarize
 
 LONG_POINTS = 1_000_000
 SPIKE_AT, SPIKE = 654_321, 100.0
 GROUPED = 200  # runs in the groups view
+ZOOM = (600_000, 700_000)  # the steps a zoom into the long metric shows
 
 
 def add_long_run(db, run_id):
@@ -43,7 +46,7 @@ def add_long_run(db, run_id):
         db.metric_points.insert_one({"run_id": run_id, "name": "train.loss", "chunk": chunk, "points": CHUNK_POINTS,
                                      **pack_points(steps[part], values[part], stamps[part])})
     metric_id = ObjectId()
-    shown = np.arange(0, LONG_POINTS, 100)  # as the uploader samples 10,000 points for Omniboard
+    shown = extreme_indices(steps, values, (PLOT_POINTS - 2) // 2)  # as the uploader samples them for Omniboard
     db.metrics.insert_one({"_id": metric_id, "run_id": run_id, "name": "train.loss", "steps": steps[shown].tolist(),
                            "values": values[shown].tolist(), "points": LONG_POINTS})
     summary = [{"name": "train.loss", **summarize(steps, values)}]
@@ -74,6 +77,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--mongo-url")
+    parser.add_argument("--omniboard", action="store_true", help="also time Omniboard's runs page on the same store")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -110,7 +114,8 @@ def main():
                     took, _ = seconds(lambda: (page.goto(base + path),  # noqa: B023 - called in this iteration
                                                page.locator("table.runs tbody tr").first.wait_for()))
                     print(f"tracker ui in Chromium, {label}: {took:.2f} s")
-                took, _ = seconds(lambda: (page.goto(f"{base}groups?where=id%3C%3D{GROUPED}"),
+                selected = "&".join(f"id={run_id}" for run_id in range(1, GROUPED + 1))  # as the table's checkboxes
+                took, _ = seconds(lambda: (page.goto(f"{base}groups?{selected}"),
                                            page.locator("#plot-groups .legendtext").first.wait_for()))
                 print(f"tracker ui in Chromium, groups of {GROUPED} runs with mean curves and bands: {took:.2f} s")
                 took, _ = seconds(lambda: (page.goto(f"{base}run?id={args.runs + 1}"),
@@ -119,7 +124,19 @@ def main():
                 print(f"tracker ui in Chromium, a run page with a {LONG_POINTS:,}-point metric drawn: {took:.2f} s "
                       f"({len(drawn['x'])} points sent; the spike of {SPIKE} at step {SPIKE_AT} "
                       f"{'is' if max(drawn['y']) == SPIKE else 'is NOT'} drawn)")
+                zoomed = "plot => plot.data[0].x.length && plot.data[0].x[0] >= %d" % ZOOM[0]
+                took, _ = seconds(lambda: (page.evaluate(
+                    "range => Plotly.relayout('plot-loss', {'xaxis.range[0]': range[0], 'xaxis.range[1]': range[1]})",
+                    list(ZOOM)), page.wait_for_function(f"({zoomed})(document.getElementById('plot-loss'))")))
+                drawn = page.evaluate("document.getElementById('plot-loss').data[0]")
+                print(f"tracker ui in Chromium, zoomed into steps {ZOOM[0]:,}-{ZOOM[1]:,}: {took:.2f} s "
+                      f"({len(drawn['x'])} points of that range; the spike "
+                      f"{'is' if max(drawn['y']) == SPIKE else 'is NOT'} drawn)")
                 browser.close()
+            if args.omniboard:
+                first, again, shown = time_omniboard(env)
+                print(f"Omniboard runs page on the same store (Chromium): first run shown after {first:.2f} s the "
+                      f"first time, {again:.2f} s on a reload ({shown} rows on the page)")
         finally:
             if ui is not None:
                 os.killpg(ui.pid, 9)

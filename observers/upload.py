@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import bson
 import bson.errors
 import gridfs
-import numpy as np
 import pymongo
 from bson import ObjectId
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
+from runstore.downsample import extreme_indices
 from runstore.layout import (CHUNK_INDEX, CHUNK_POINTS, KEY_INDEX, LISTING_ORDERS, MONGO_OBSERVER_FORMAT,
                              OUTPUT_ARTIFACT, PLOT_POINTS, TAIL_CHARS, pack_points, series_arrays, summarize)
 
@@ -228,7 +228,8 @@ class RunUploader:
                     {"$set": {"points": points.stop - points.start, **packed}})
         if name not in state.metric_ids:
             state.metric_ids[name] = self._metric_document_id(run_id, name)
-        shown = np.unique(np.append(np.arange(0, total, -(-total // PLOT_POINTS)), total - 1))
+        # Each column's lowest and highest point, as tracker ui draws them: Omniboard's plot keeps every spike.
+        shown = extreme_indices(steps, values, (PLOT_POINTS - 2) // 2) if total > PLOT_POINTS else slice(None)
         self.db.metrics.update_one({"_id": state.metric_ids[name]}, {"$set": {
             "steps": steps[shown].tolist(),
             "values": values[shown].tolist(),

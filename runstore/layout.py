@@ -4,7 +4,8 @@
   (a unique index, KEY_INDEX, stores each one once); `local_copy.missing` lists, one line each, what its local copy
   lacked (a missing or truncated file; a completed run then has status FAILED, and its fail_trace says why);
   `omniboard.tags` (Omniboard's tags) also holds the tags listed in the run's info['tags'].
-- `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else an even sample.
+- `metrics`: one document per metric, which Omniboard plots: every point up to PLOT_POINTS, else the lowest and
+  highest point of each of PLOT_POINTS / 2 columns of its steps (runstore.downsample), so no spike disappears.
 - `metric_summaries` in the run document: first, last, min, max and the step of the max of every metric, so run
   listings (runstore.query) need not read any points.
 - `metric_points`: every point of every metric, CHUNK_POINTS per document, as packed binary arrays, zlib-compressed

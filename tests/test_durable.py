@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 
+import numpy as np
 import pymongo
 import pytest
 import torch
@@ -174,16 +175,19 @@ def test_a_run_whose_database_never_returns_is_kept_and_synced_once(fault_server
 
 def test_huge_output_and_a_million_points_are_stored_whole(mongo_url, mongo_db, db_name, workdir, tmp_path):
     points = 1_000_000
-    process = start_experiment(FLOOD, ["with", "output_mb=100", f"points={points}"], workdir, mongo_url, db_name,
-                               tmp_path / "runs", tmp_path)
+    spike = 654_321
+    process = start_experiment(FLOOD, ["with", "output_mb=100", f"points={points}", f"spike_at={spike}"], workdir,
+                               mongo_url, db_name, tmp_path / "runs", tmp_path)
     assert process.wait(timeout=300) == 0, (tmp_path / "stderr.txt").read_text()
     [run] = mongo_db.runs.find()
     assert run["status"] == "COMPLETED" and run["result"] == points
     steps, values, _ = read_metric(mongo_db, run["_id"], "flood")
-    assert steps.tolist() == list(range(points)) and (values == steps / 2).all()
+    assert steps.tolist() == list(range(points)) and values[spike] == points
+    assert (np.delete(values, spike) == np.delete(steps, spike) / 2).all()
     plotted = mongo_db.metrics.find_one({"run_id": run["_id"], "name": "flood"})
-    assert plotted["points"] == points and len(plotted["steps"]) <= PLOT_POINTS + 1
+    assert plotted["points"] == points and len(plotted["steps"]) <= PLOT_POINTS
     assert plotted["steps"][0] == 0 and plotted["steps"][-1] == points - 1
+    assert plotted["values"][plotted["steps"].index(spike)] == points  # Omniboard's sample keeps the spike
     assert len(run["captured_out"]) < TAIL_CHARS + 200 and output_line(999_999) in run["captured_out"]
     [output] = [a for a in run["artifacts"] if a["name"] == "captured_out.txt"]
     full_output = read_file(mongo_db, output["file_id"]).decode()

@@ -11,7 +11,7 @@ from runstore.paired import compare_stored
 from runstore.predictions import ARTIFACT, SPLIT
 from runstore.query import by_experiment, differing_keys, differing_keys_within_experiments
 from tracker.compare import DATA_KEYS, data_warning, legend_label
-from tracker.ui.downsample import min_max
+from runstore.downsample import min_max
 from tracker.ui.groups_view import COLORS
 from tracker.ui.render import page, short_id
 from tracker.ui.run_view import metric_families

@@ -20,7 +20,7 @@ from runstore.direction import higher_is_better
 from runstore.errors import UserError
 from runstore.plain_json import dotted_values
 from runstore.shell import shell_command
-from tracker.ui.downsample import min_max
+from runstore.downsample import min_max
 from tracker.ui.render import page, short_id
 
 if TYPE_CHECKING:
@@ -81,16 +81,20 @@ def metric_families(names: list[str]) -> list[tuple[str, list[str], bool]]:
 
 def metric_points(request: Request, board: Board) -> JSONResponse:
     """{steps, values, status} of one metric: those after step `since` (a live run's new points), else every point
-    between `start` and `end` (all when not given), downsampled per pixel column (tracker.ui.downsample)."""
+    between `start` and `end`, downsampled per pixel column (runstore.downsample). The whole series is drawn from the
+    points Omniboard plots, which keep each spike of a long one in a few thousand points; a zoom reads every point."""
     run = _open(board, request)
     params = request.query_params
-    steps, values = (np.asarray(series) for series in run.metric(params["name"])[:2])
     if "since" in params:
+        steps, values = (np.asarray(series) for series in run.metric(params["name"])[:2])
         new = steps > float(params["since"])
         steps, values = steps[new], values[new]
-    else:
+    elif "start" in params or "end" in params:
+        steps, values = (np.asarray(series) for series in run.metric(params["name"])[:2])
         inside = (steps >= float(params.get("start", "-inf"))) & (steps <= float(params.get("end", "inf")))
         steps, values = min_max(steps[inside], values[inside])
+    else:
+        steps, values = min_max(*run.plotted_metric(params["name"]))
     return JSONResponse({"steps": steps.tolist(),
                          "values": [None if math.isnan(value) else value for value in values.tolist()],
                          "status": _status(run)})

@@ -43,7 +43,7 @@ async function drawFamily(run, family, members, lastStep) {
   const div = document.getElementById("plot-" + family);
   const series = await Promise.all(members.map(name => getJSON(metricURL(run.id, name, {}))));
   const traces = series.map((points, index) => ({x: points.steps, y: points.values, name: members[index],
-                                                 type: "scattergl", mode: "lines+markers", marker: {size: 4}}));
+                                                 type: "scatter", mode: "lines+markers", marker: {size: 4}}));
   members.forEach((name, index) => { lastStep[name] = series[index].steps.at(-1) ?? -1; });
   const layout = {title: {text: family}, margin: {l: 50, r: 20, t: 40, b: 40}, xaxis: {title: {text: "step"}},
                   showlegend: true, legend: {orientation: "h"}};
