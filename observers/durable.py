@@ -36,6 +36,7 @@ from sacred.serializer import flatten
 
 from runstore.atomic_file import replacing, write_atomically
 from runstore.errors import UserError
+from runstore.layout import summarize
 from runstore.local_run import (ARTIFACT_TYPES_FILE, RECORDED_KEY, SOURCES_DIR, LocalRun, file_record,
                                 upload_lock)
 from runstore.settings import shown_url
@@ -84,6 +85,7 @@ class DurableMongoObserver(FileStorage):
         self.metrics_changed = False  # points arrived since metrics.json was last written
         self.artifact_types = {}
         self.written_points = {}  # name -> points in metrics.json, recorded in run.json (runstore.local_run)
+        self.written_summaries = {}  # name -> summarize() of those points, recorded in run.json for listings
         self.file_records = {}  # path in the run folder -> file_record of what was written there, also in run.json
         self.mirror = None
         self.local_failure = None  # why the local store stopped taking the run; from then on MongoDB alone has it
@@ -143,6 +145,8 @@ class DurableMongoObserver(FileStorage):
             self.mirror.wake()  # the upload runs while metrics.json is written (the arrays never change)
             if arrays is not None and self._write_locally("metrics.json", self._write_metrics, arrays):
                 self.written_points = {name: len(steps) for name, (steps, _, _) in arrays.items()}
+                self.written_summaries = {name: summarize(steps, values)
+                                          for name, (steps, values, _) in arrays.items()}
 
     @_never_raises
     def log_batch(self, name, steps, values, timestamp):
@@ -236,7 +240,7 @@ class DurableMongoObserver(FileStorage):
         the failed local store cannot take is recorded where it is."""
         if name == "run.json":
             self.run_entry[RECORDED_KEY] = {"output_chars": len(self.cout), "metric_points": self.written_points,
-                                            "files": self.file_records}
+                                            "files": self.file_records, "metric_summaries": self.written_summaries}
         return self._write_locally(name, write, *args)
 
     def save_source(self, filename, store_dir):

@@ -21,7 +21,8 @@ from runstore.cleanup import delete_run
 from runstore.database import connect, require_database
 from runstore.errors import UserError
 from runstore.layout import read_file, read_metric, read_plotted, summarize
-from runstore.local_run import LocalRun, UnreadableRun, is_run_dir, run_folders, source_file
+from runstore.local_run import (LISTED_FILES, LocalRun, UnreadableRun, is_run_dir, read_listed, read_metrics,
+                                run_folders, run_key, source_file)
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
@@ -41,6 +42,7 @@ LISTED_FIELDS = {
     "info.higher_is_better": 1, "info.result_metric": 1, "info.pruned_at_step": 1, "info.data": 1,
     "info.pid": 1, "info.continued_by": 1, "info.per_class": 1,
 }
+LISTED_INFO = [path.removeprefix("info.") for path in LISTED_FIELDS if path.startswith("info.")]
 LISTING_BATCH = 100_000  # runs per reply when listing: as many as the 16 MB that the server allows a reply
 # A metric's points: (steps, values, timestamps), or (steps, values) as Omniboard plots them; numpy arrays from
 # MongoDB, lists from a run folder.
@@ -90,7 +92,7 @@ class Listing:
     """What a listing of runs (runstore.query) shows of one run; `problem` says why a run folder could not be read."""
 
     id: int | str  # the database id, or the run folder
-    uploaded_from: str | None = None  # the key (LocalRun.key) of the file-store run it was uploaded from, if any
+    uploaded_from: str | None = None  # the key (LocalRun.key) of the file-store run it is, or was uploaded from
     # The run document's LISTED_FIELDS; a run folder's run.json, its info's tags as Omniboard's; times as in StoredRun.
     doc: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
@@ -200,9 +202,11 @@ class MongoStore(RunStore):
         """Remove the run of `doc` (its artifacts, experiment.sources and _id at least) and all it stored: Freed."""
         return delete_run(self.db, doc)
 
-    def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
+    def listings(self, skip_keys: Collection[str] = frozenset(), query: dict[str, Any] | None = None
+                 ) -> list[Listing]:
+        """As RunStore.listings; `query`: only the runs that meet this MongoDB filter."""
         # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
-        documents = list(self.db.runs.find({}, LISTED_FIELDS, batch_size=LISTING_BATCH))
+        documents = list(self.db.runs.find(query or {}, LISTED_FIELDS, batch_size=LISTING_BATCH))
         if skip_keys:
             documents = [doc for doc in documents if _copy_key(doc) not in skip_keys]
         self._add_missing_summaries(documents)
@@ -295,6 +299,9 @@ class FolderStore(RunStore):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        # Each folder's Listing while the files it is read from stay as they were: a board that lists the store on
+        # every page reads again only the runs that changed.
+        self._listed: dict[Path, tuple[tuple[int, ...], Listing]] = {}
 
     def open(self, folder: Path, run_id: int | None = None) -> StoredRun:
         """The StoredRun in `folder`; `run_id`: its id in MongoDB, which then names it. UserError when unreadable."""
@@ -318,19 +325,24 @@ class FolderStore(RunStore):
                 continue
 
     def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
-        listings = []
+        listings, listed = [], {}
         for folder in run_folders(self.root):
+            stamp = _stamp(folder)
+            cached = self._listed.get(folder)
             try:
-                run = LocalRun.load(folder)
-                if run.key not in skip_keys:
-                    listings.append(_folder_listing(folder, run))
+                listing = cached[1] if cached is not None and cached[0] == stamp else _folder_listing(folder)
             except (UnreadableRun, KeyError) as error:
                 problem = error if isinstance(error, UnreadableRun) else f"{folder / 'run.json'} has no {error}"
                 listings.append(Listing(str(folder), local=True, problem=str(problem)))
+                continue
+            listed[folder] = stamp, listing
+            if listing.uploaded_from not in skip_keys:
+                listings.append(listing)
+        self._listed = listed
         return listings
 
     def listing(self, run: StoredRun) -> Listing:
-        return _folder_listing(_folder(run), LocalRun.load(_folder(run)))
+        return _folder_listing(_folder(run))
 
     def artifact(self, run: StoredRun, name: str) -> bytes | None:
         # A file store copies each artifact to <folder>/<name>, so the file there is the newest.
@@ -454,11 +466,49 @@ def _mongo_listing(doc: dict[str, Any]) -> Listing:
     return Listing(doc["_id"], _copy_key(doc), doc, doc.get("config", {}), doc.get("info", {}), summaries)
 
 
-def _folder_listing(folder: Path, run: LocalRun) -> Listing:
-    summaries = {name: summarize(series["steps"], series["values"]) for name, series in run.metrics.items()}
-    # Its info's tags (a sweep's, "pruned") are what the upload makes Omniboard tags.
-    entry = {**times_as_dates(run.entry), "omniboard": {"tags": run.info.get("tags", [])}}
-    return Listing(str(folder), None, entry, run.config, run.info, summaries, local=True)
+def _folder_listing(folder: Path) -> Listing:
+    """The Listing of a run folder, from the files runstore.local_run.read_listed reads; its metrics' summaries from
+    metrics.json when run.json records none. UnreadableRun when it cannot be read."""
+    entry, config, info, summaries = read_listed(folder)
+    if summaries is None:
+        summaries = {name: summarize(series["steps"], series["values"])
+                     for name, series in read_metrics(folder).items()}
+    # Only what a listing of the database reads (LISTED_FIELDS): 10,000 listings kept whole cost seconds to collect.
+    listed = times_as_dates(_projected(entry, LISTED_FIELDS))
+    listed["omniboard"] = {"tags": info.get("tags", [])}  # its info's tags: what the upload makes Omniboard tags
+    try:
+        key = run_key(entry)
+    except (KeyError, TypeError):  # a run.json written by hand, without a host: no database can hold a copy of it
+        key = None
+    return Listing(str(folder), key, listed, config, _projected(info, LISTED_INFO), summaries, local=True)
+
+
+def _stamp(folder: Path) -> tuple[int, ...]:
+    """What changes when a file a listing reads is written (each is replaced whole, or appended to): the inode, size
+    and modification time of each (zeros for a missing one)."""
+    stamp: list[int] = []
+    for name in (*LISTED_FILES, "metrics.json"):
+        try:
+            status = os.stat(folder / name)
+            stamp += (status.st_ino, status.st_size, status.st_mtime_ns)
+        except OSError:
+            stamp += (0, 0, 0)
+    return tuple(stamp)
+
+
+def _projected(document: dict[str, Any], paths: Collection[str]) -> dict[str, Any]:
+    """`document` with only the dotted `paths` (as a MongoDB projection keeps them)."""
+    kept: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        source: Any = document
+        target = kept
+        for part in parents:
+            source = source.get(part) if isinstance(source, dict) else None
+            target = target.setdefault(part, {})
+        if isinstance(source, dict) and last in source:
+            target[last] = source[last]
+    return kept
 
 
 def _stored_run(label: str, origin: int | str, doc: dict[str, Any], config: dict[str, Any], info: dict[str, Any],
