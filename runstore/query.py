@@ -267,10 +267,20 @@ def stored_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str
     return _rows(listed) + _rows(folders.listings(skip_keys=uploaded))
 
 
+def matching_rows(mongo: MongoStore | None, folders: FolderStore, wanted: Collection[Condition]
+                  ) -> list[dict[str, Any]]:
+    """select(stored_rows(mongo, folders), wanted), with MongoDB filtering first on what it can (store_query): a
+    sweep's 50 runs among 100,000 are read alone."""
+    listed = _rows(mongo.listings(query=store_query(wanted))) if mongo is not None else []
+    return select(listed + waiting_rows(mongo, folders), wanted)
+
+
 def waiting_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str, Any]]:
     """A row per run of `folders` that `mongo` does not hold: those waiting for `tracker sync` (all without one)."""
-    held = mongo.copies_held([run.key for _, run in folders.runs()]) if mongo is not None else set()
-    return _rows(folders.listings(skip_keys=held))
+    listings = folders.listings()
+    held = mongo.copies_held([listing.uploaded_from for listing in listings if listing.uploaded_from is not None]
+                             ) if mongo is not None else set()
+    return _rows(listing for listing in listings if listing.uploaded_from not in held)
 
 
 def rows_of(references: Iterable[str], settings: Settings | None = None) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import urllib.error
 import urllib.parse
@@ -144,6 +145,7 @@ def test_the_runs_table_shows_each_run_with_its_status_result_and_curve(page, st
     assert {row["status"] for row in rows} == {"COMPLETED"}
     assert all(float(row["result"].split()[0]) > 0 and "↑" in row["result"] for row in rows)
     assert {row["tags"] for row in rows} == {f"sweep-{SWEEP}"}
+    assert all(re.fullmatch(r"(\d+m)?\d+s", row["duration"]) for row in rows)  # as `tracker runs` shows it
     assert page.locator("table.runs svg.spark polyline").count() == 2  # each run's val.acc
 
 

@@ -29,12 +29,13 @@ def groups_page(request: Request, board: Board) -> HTMLResponse:
     ids = params.getlist("id")
     where = [text for text in params.getlist("where") if text.strip()]
     by = [key.strip() for key in params.get("by", "").split(",") if key.strip()]
-    rows = board.rows_of(ids) if ids else board.rows()
     try:
-        groups = group_selection(rows, [parse_condition(text) for text in where], by or None, ())
+        wanted = [parse_condition(text) for text in where]
+        rows = board.rows_of(ids) if ids else board.matching(wanted)
+        groups = group_selection(rows, wanted, by or None, ())
         error = None
     except UserError as problem:
-        groups, error = [], str(problem)
+        rows, groups, error = [], [], str(problem)
     keys = list(groups[0])[:list(groups[0]).index("n")] if groups else by
     by_id = {str(row["id"]): row for row in rows}
     figure = _band_figure(board, groups[:MAX_CURVE_GROUPS], keys, by_id)

@@ -13,7 +13,7 @@ import jinja2
 import markupsafe
 from starlette.responses import HTMLResponse
 
-from tracker.runs import cell
+from tracker.runs import HEADERS, cell
 
 TEMPLATES = Path(__file__).with_name("templates")
 SPARK_WIDTH, SPARK_HEIGHT = 100, 20
@@ -30,7 +30,8 @@ def _url(path: str, **params: Any) -> str:
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
-    environment.globals.update(url=_url, cell=cell, sparkline=sparkline, short_id=short_id)
+    environment.globals.update(url=_url, cell=cell, sparkline=sparkline, short_id=short_id,
+                               header=lambda column: HEADERS.get(column, column))
     environment.filters["json"] = script_json
     return environment
 

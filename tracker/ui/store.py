@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
-from runstore.query import listing_row, stored_rows, stored_selection, waiting_rows
+from runstore.query import listing_row, matching_rows, stored_selection, waiting_rows
 from runstore.run_store import FolderStore, MongoStore
 
 if TYPE_CHECKING:
@@ -32,9 +32,9 @@ class Board:
         where = f"database {self.settings.db_name!r} at {self.settings.safe_url} and " if self.mongo else ""
         return f"the runs in {where}{self.settings.runs_dir}/"
 
-    def rows(self) -> list[dict[str, Any]]:
-        """A row (runstore.query) per run."""
-        return stored_rows(self.mongo, self.folders)
+    def matching(self, wanted: Collection[Condition]) -> list[dict[str, Any]]:
+        """The rows meeting `wanted`, the database filtering first on what it can (runstore.query.matching_rows)."""
+        return matching_rows(self.mongo, self.folders, wanted)
 
     def rows_of(self, references: Collection[str]) -> list[dict[str, Any]]:
         """The rows of the runs named by `references` (database ids and run folders of RUNS_DIR) that exist, read

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
-from runstore.query import Condition, differing_keys, select
+from runstore.query import Condition, differing_keys
 from tracker.figures import MARKERS, figures, gather, outcome
 from tracker.selection import log_keys
 from tracker.trial import sweep_tag
@@ -27,7 +27,7 @@ def sweep_page(request: Request, board: Board) -> HTMLResponse:
     sweep = request.query_params.get("id", "")
     if not sweep.isdigit():
         raise UserError(f"sweep {sweep!r} is not a sweep id; give the number `tracker sweep` printed, e.g. /sweep?id=3")
-    rows = select(board.rows(), [Condition("tags", "=", sweep_tag(sweep))])
+    rows = board.matching([Condition("tags", "=", sweep_tag(sweep))])
     if not rows:
         raise UserError(f"no run is tagged {sweep_tag(sweep)}; the runs table lists the runs")
     parameters = differing_keys(rows)
