@@ -277,10 +277,15 @@ def matching_rows(mongo: MongoStore | None, folders: FolderStore, wanted: Collec
 
 def waiting_rows(mongo: MongoStore | None, folders: FolderStore) -> list[dict[str, Any]]:
     """A row per run of `folders` that `mongo` does not hold: those waiting for `tracker sync` (all without one)."""
+    return _rows(waiting_listings(mongo, folders))
+
+
+def waiting_listings(mongo: MongoStore | None, folders: FolderStore) -> list[Listing]:
+    """The Listings of waiting_rows."""
     listings = folders.listings()
     held = mongo.copies_held([listing.uploaded_from for listing in listings if listing.uploaded_from is not None]
                              ) if mongo is not None else set()
-    return _rows(listing for listing in listings if listing.uploaded_from not in held)
+    return [listing for listing in listings if listing.uploaded_from not in held]
 
 
 def rows_of(references: Iterable[str], settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -298,11 +303,17 @@ def _rows(listings: Iterable[Listing]) -> list[dict[str, Any]]:
     """A row per runstore.run_store.Listing; a run folder that cannot be read is a row with status UNREADABLE."""
     rows: list[dict[str, Any]] = []
     for listing in listings:
-        if listing.problem is None:
-            rows.append(_row(listing))
-        else:
+        if listing.problem is not None:
             print(f"WARNING: {listing.problem}; listed as {UNREADABLE}", file=sys.stderr)
             rows.append({**dict.fromkeys(RUN_COLUMNS), "id": listing.id, "status": UNREADABLE, "local": True})
+        elif listing.row is not None:
+            rows.append(dict(listing.row))  # a copy: callers may change their rows
+        else:
+            row = _row(listing)
+            # A FolderStore may list the folder again; a running run's row changes with the clock (seems_dead).
+            if listing.local and row["status"] not in ("RUNNING", DEAD):
+                listing.row = dict(row)
+            rows.append(row)
     return rows
 
 

@@ -12,9 +12,11 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import bson
 
 from runstore.atomic_file import write_atomically
 from runstore.cleanup import delete_run
@@ -100,6 +102,8 @@ class Listing:
     summaries: dict[str, dict[str, Any]] | None = None  # metric name -> runstore.layout.summarize of its points
     local: bool = False  # waiting in a file store for `tracker sync`
     problem: str | None = None
+    # Its row (runstore.query), kept while a FolderStore reuses the listing of a folder that did not change.
+    row: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class RunStore(ABC):
@@ -197,6 +201,17 @@ class MongoStore(RunStore):
         ({dotted key: value})."""
         query = {f"info.{key}": value for key, value in info.items()}
         return list(self.db.runs.find(query, {"_id": 1, "start_time": 1, "local_copy.key": 1}))
+
+    def plotted_metrics(self, run_ids: Collection[int], name: str) -> dict[int, Points]:
+        """{run id: (steps, values)}: the points Omniboard plots of metric `name` of each of `run_ids` that has it,
+        in two reads however many runs (a group's curves, a page's sparklines)."""
+        metric_ids: dict[str, int] = {}
+        for doc in self.db.runs.find({"_id": {"$in": list(run_ids)}}, {"info.metrics": 1}):
+            metric_ids.update((metric["id"], doc["_id"]) for metric in doc.get("info", {}).get("metrics", [])
+                              if metric.get("name") == name and bson.ObjectId.is_valid(metric.get("id")))
+        found = self.db.metrics.find({"_id": {"$in": [bson.ObjectId(metric_id) for metric_id in metric_ids]}},
+                                     {"steps": 1, "values": 1})
+        return {metric_ids[str(doc["_id"])]: (doc.get("steps", []), doc.get("values", [])) for doc in found}
 
     def delete(self, doc: dict[str, Any]) -> Freed:
         """Remove the run of `doc` (its artifacts, experiment.sources and _id at least) and all it stored: Freed."""
@@ -408,11 +423,15 @@ def newest_run_with_info(info: dict[str, Any], settings: Settings | None = None)
             found.append((doc["start_time"], functools.partial(_open_mongo_run, doc["_id"], settings)))
         database_ids = {_copy_key(doc): doc["_id"] for doc in docs if "local_copy" in doc}
     folders = FolderStore(settings.runs_dir)
-    for folder, run in folders.runs():
-        if all(_dotted(run.info, key) == value for key, value in info.items()):
-            open_folder = functools.partial(folders.open, folder, database_ids.get(run.key))
-            # First: at the same start time, its state wins.
-            found.insert(0, (times_as_dates(run.entry)["start_time"], open_folder))
+    for folder in run_folders(folders.root):
+        try:
+            entry, _, folder_info, _ = read_listed(folder)  # a sweep's trial looks among every run folder
+            if all(_dotted(folder_info, key) == value for key, value in info.items()):
+                open_folder = functools.partial(folders.open, folder, database_ids.get(run_key(entry)))
+                # First: at the same start time, its state wins.
+                found.insert(0, (times_as_dates(entry)["start_time"], open_folder))
+        except (UnreadableRun, KeyError):  # a run being written right now, or not a run
+            continue
     if not found:
         return None
     return max(found, key=lambda item: item[0])[1]()

@@ -73,15 +73,14 @@ def _band_figure(board: Board, groups: list[dict[str, Any]], keys: list[str],
                  by_id: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """A plotly figure: each group's mean curve of the result metric, with its band; None without curves."""
     traces: list[dict[str, Any]] = []
-    metric = None
+    completed = [by_id[str(run_id)] for group in groups for run_id in group["runs"]
+                 if by_id[str(run_id)].get("status") == "COMPLETED"]
+    plotted = board.plotted_metrics(completed)
+    metric = next((row["result_metric"] for row in completed if str(row["id"]) in plotted), None)
     for index, group in enumerate(groups):
         curves: list[tuple[np.ndarray, np.ndarray]] = []
         for run_id in group["runs"]:
-            row = by_id[str(run_id)]
-            if row.get("status") != "COMPLETED" or not row.get("result_metric"):
-                continue
-            metric = metric or row["result_metric"]
-            steps, values = board.open(str(run_id)).plotted_metric(row["result_metric"])
+            steps, values = plotted.get(str(run_id), ([], []))
             if len(steps) > 1:
                 curves.append((np.asarray(steps, dtype=float), np.asarray(values, dtype=float)))
         if not curves:

@@ -45,18 +45,16 @@ def runs_page(request: Request, board: Board) -> HTMLResponse:
     known = sorted(set().union(*read) - {"local", "higher_is_better"}) if read else []
     return page("runs.html", title="Runs", rows=shown, columns=columns, state=state, error=error,
                 total=f"more than {end}" if more else len(read), stored=board.count(), number=number, more=more,
-                sparks={row["id"]: _result_curve(board, row) for row in shown}, known=known, best=BEST,
+                sparks=_result_curves(board, shown), known=known, best=BEST,
                 direction={row["id"]: "↑" if higher_is_better(row) else "↓" for row in shown},
                 status_code=400 if error else 200)
 
 
-def _result_curve(board: Board, row: dict[str, Any]) -> list[Any]:
-    """The values of `row`'s result metric, about SPARK_POINTS of them, or [] when it has none."""
-    if not row.get("result_metric") or row.get("status") == "UNREADABLE":
-        return []
-    try:
-        values = board.open(str(row["id"])).plotted_metric(row["result_metric"])[1]
-    except UserError:
-        return []
-    stride = max(len(values) // SPARK_POINTS, 1)
-    return list(values[::stride])
+def _result_curves(board: Board, rows: list[dict[str, Any]]) -> dict[Any, list[Any]]:
+    """{row id: about SPARK_POINTS values of its result metric, or [] when it has none}."""
+    plotted = board.plotted_metrics(rows)
+    curves = {}
+    for row in rows:
+        values = plotted.get(str(row["id"]), ([], []))[1]
+        curves[row["id"]] = list(values[::max(len(values) // SPARK_POINTS, 1)])
+    return curves

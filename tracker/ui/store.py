@@ -5,14 +5,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
-from runstore.query import listing_row, matching_rows, stored_selection, waiting_rows
+from runstore.query import listing_row, matching_rows, stored_selection, waiting_listings
 from runstore.run_store import FolderStore, MongoStore
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
 
     from runstore.query import Condition
-    from runstore.run_store import StoredRun
+    from runstore.run_store import Points, StoredRun
     from runstore.settings import Settings
 
 
@@ -59,7 +59,7 @@ class Board:
     def count(self) -> int:
         """How many runs the board shows: the database's (as it counts them, at once) and RUNS_DIR's."""
         stored = self.mongo.count() if self.mongo is not None else 0
-        return stored + len(waiting_rows(self.mongo, self.folders))
+        return stored + len(waiting_listings(self.mongo, self.folders))
 
     def open(self, reference: str) -> StoredRun:
         """The StoredRun named `reference`: a database id, or a run folder of RUNS_DIR (no other folder is read)."""
@@ -69,6 +69,26 @@ class Board:
         if folder.resolve().parent != self.settings.runs_dir.resolve() or not folder.is_dir():
             raise UserError(f"there is no run {reference!r}; the runs table lists them")
         return self.folders.open(folder)
+
+    def plotted_metrics(self, rows: Iterable[dict[str, Any]]) -> dict[str, Points]:
+        """{run id as text: (steps, values)}: the points Omniboard plots of each row's result metric, for the rows that
+        have one and logged it; the database's in two reads per metric name, however many runs."""
+        wanted: dict[str, list[str]] = {}
+        for row in rows:
+            if row.get("result_metric") and row.get("status") != "UNREADABLE":
+                wanted.setdefault(row["result_metric"], []).append(str(row["id"]))
+        found: dict[str, Points] = {}
+        for name, references in wanted.items():
+            ids = [int(reference) for reference in references if reference.isdigit()]
+            if self.mongo is not None and ids:
+                found.update((str(run_id), points) for run_id, points in self.mongo.plotted_metrics(ids, name).items())
+            for reference in references:
+                if not reference.isdigit():
+                    try:
+                        found[reference] = self.open(reference).plotted_metric(name)
+                    except UserError:
+                        continue  # a folder gone since it was listed
+        return found
 
     def row(self, run: StoredRun) -> dict[str, Any]:
         return listing_row(run.listing())
