@@ -10,6 +10,7 @@ import datetime
 import functools
 import json
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -317,6 +318,7 @@ class FolderStore(RunStore):
         # Each folder's Listing while the files it is read from stay as they were: a board that lists the store on
         # every page reads again only the runs that changed.
         self._listed: dict[Path, tuple[tuple[int, ...], Listing]] = {}
+        self._listing = threading.Lock()  # one listing at a time: a second waits, then reuses what the first read
 
     def open(self, folder: Path, run_id: int | None = None) -> StoredRun:
         """The StoredRun in `folder`; `run_id`: its id in MongoDB, which then names it. UserError when unreadable."""
@@ -340,6 +342,10 @@ class FolderStore(RunStore):
                 continue
 
     def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
+        with self._listing:
+            return self._read_listings(skip_keys)
+
+    def _read_listings(self, skip_keys: Collection[str]) -> list[Listing]:
         listings, listed = [], {}
         for folder in run_folders(self.root):
             stamp = _stamp(folder)

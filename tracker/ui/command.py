@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import threading
 from typing import TYPE_CHECKING
 
 from runstore.errors import UserError
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     login = f" and log in as {settings.board_user!r}" if settings.board_password else ""
     print(f"tracker ui shows {board.describe()}: open "
           f"http://{address_to_open(args.host)}:{args.port}/?token={token}{login}  (Ctrl-C to stop)", flush=True)
+    # The run folders read while the browser opens: the first page then finds them read, as every later one does.
+    threading.Thread(target=board.read_folders, name="read-run-folders", daemon=True).start()
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
     except KeyboardInterrupt:  # uvicorn raises Ctrl-C again once it has stopped serving: the usual way to stop

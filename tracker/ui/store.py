@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
-from runstore.query import listing_row, matching_rows, stored_selection, waiting_listings
+from runstore.query import listing_row, matching_rows, stored_selection, waiting_listings, waiting_rows
 from runstore.run_store import FolderStore, MongoStore
 
 if TYPE_CHECKING:
@@ -55,6 +55,11 @@ class Board:
         """The first `limit` rows meeting `wanted` in `sort`'s order, from the store's first ones when it can
         (runstore.query.stored_selection); UserError for a key of `wanted`, `sort` or `columns` that no run has."""
         return stored_selection(self.mongo, self.folders, wanted, sort, limit, columns, option="columns")
+
+    def read_folders(self) -> None:
+        """Read RUNS_DIR's run folders into the FolderStore's listings and their rows, which later pages reuse for
+        every folder that did not change."""
+        waiting_rows(self.mongo, self.folders)
 
     def count(self) -> int:
         """How many runs the board shows: the database's (as it counts them, at once) and RUNS_DIR's."""
