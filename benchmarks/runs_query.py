@@ -126,15 +126,14 @@ def time_omniboard(env):
     board = subprocess.Popen([sys.executable, "-m", "tracker", "board", "--port", port], cwd=REPO_ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        for line in board.stdout:
-            if "open http" in line:
-                break
+        address = next(line.split("open ")[1].split()[0] for line in board.stdout if "open http" in line)
         with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
             browser = playwright.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"],
                 viewport={"width": 1600, "height": 1000})
             browser.set_default_timeout(600_000)
             page = browser.new_page()
+            page.goto(address)  # the URL with its token: the board's cookie
             shown_after = []
             for _ in range(2):
                 began = time.perf_counter()
