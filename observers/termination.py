@@ -30,6 +30,8 @@ class RunEnd:
         self.previous = None  # SIGTERM's handler before ours, while ours is set
         self.held = False  # the command line holds a SIGTERM until `release`
         self.terminated = False  # a SIGTERM came and waits
+        self.sigterm_came = threading.Event()  # the same, for a thread that waits for it
+        self.main_ran = False  # the main function started, in this command line
         self._new_run()
 
     def _new_run(self):
@@ -48,7 +50,7 @@ class RunEnd:
 
     def main_started(self):
         """The main function starts: a SIGTERM ends the process at once."""
-        self.main_works = True
+        self.main_works = self.main_ran = True
         if self.terminated:
             self._end_now()
 
@@ -88,8 +90,13 @@ class RunEnd:
             self.previous = signal.signal(signal.SIGTERM, self._sigterm)
         return self.previous is not None
 
+    def wait_for_sigterm(self, timeout_s):
+        """Wait until a SIGTERM has come (it waits for `release`), at most `timeout_s` seconds."""
+        self.sigterm_came.wait(timeout_s)
+
     def _sigterm(self, number, frame):
         self.terminated = True
+        self.sigterm_came.set()
         if self.main_works:
             self._end_now()
 

@@ -64,6 +64,8 @@ from runstore.settings import load_settings, tracker_folders
 from runstore.storable import check_storable
 
 TAG_FLAG = "--tag"
+# How long a rank above 0 that refused its config waits for torchrun to end it, once rank 0 has printed why.
+PEER_REPORT_S = 60
 
 
 @cli_option("-r", RESUME_FLAG)
@@ -254,6 +256,12 @@ def _commandline(ex, run_commandline):
             return run_commandline(*args, **kwargs)
         except KeyboardInterrupt:  # Sacred has recorded the run as INTERRUPTED and re-raises it
             sys.exit(130)
+        except SystemExit as refused:
+            if process_rank() > 0 and refused.code == 1 and not RUN_END.main_ran:
+                # Every rank refuses a bad config alike, and rank 0 prints why: a rank that left first would make
+                # torchrun end rank 0 before it prints. torchrun ends this one once rank 0 has left.
+                RUN_END.wait_for_sigterm(PEER_REPORT_S)
+            raise
         finally:
             RUN_END.release()
 
