@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from local_mongo import REPO_ROOT
-from ui_speed import start_ui
+from ui_speed import seconds, start_ui
 
 sys.path.insert(0, str(REPO_ROOT))
 from runstore.local_run import LocalRun, run_folders
@@ -42,12 +42,6 @@ def copies(first: Path, count: int) -> None:
             shutil.copy2(source, target) if source.endswith((".json", ".txt")) else os.link(source, target)))
         config = json.loads((folder / "config.json").read_text())
         (folder / "config.json").write_text(json.dumps({**config, "lr": number / 1e5}))
-
-
-def seconds(function):
-    began = time.perf_counter()
-    value = function()
-    return time.perf_counter() - began, value
 
 
 def main():
