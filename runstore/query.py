@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runstore.collector import collector_paused
 from runstore.direction import higher_is_better, mixed_directions
 from runstore.errors import UserError
 from runstore.groups import group_rows
@@ -301,20 +302,21 @@ def listing_row(listing: Listing) -> dict[str, Any]:
 
 def _rows(listings: Iterable[Listing]) -> list[dict[str, Any]]:
     """A row per runstore.run_store.Listing; a run folder that cannot be read is a row with status UNREADABLE."""
-    rows: list[dict[str, Any]] = []
-    for listing in listings:
-        if listing.problem is not None:
-            print(f"WARNING: {listing.problem}; listed as {UNREADABLE}", file=sys.stderr)
-            rows.append({**dict.fromkeys(RUN_COLUMNS), "id": listing.id, "status": UNREADABLE, "local": True})
-        elif listing.row is not None:
-            rows.append(dict(listing.row))  # a copy: callers may change their rows
-        else:
-            row = _row(listing)
-            # A FolderStore may list the folder again; a running run's row changes with the clock (seems_dead).
-            if listing.local and row["status"] not in ("RUNNING", DEAD):
-                listing.row = dict(row)
-            rows.append(row)
-    return rows
+    with collector_paused():
+        return [_listed_row(listing) for listing in listings]
+
+
+def _listed_row(listing: Listing) -> dict[str, Any]:
+    if listing.problem is not None:
+        print(f"WARNING: {listing.problem}; listed as {UNREADABLE}", file=sys.stderr)
+        return {**dict.fromkeys(RUN_COLUMNS), "id": listing.id, "status": UNREADABLE, "local": True}
+    if listing.row is not None:
+        return dict(listing.row)  # a copy: callers may change their rows
+    row = _row(listing)
+    # A FolderStore may list the folder again; a running run's row changes with the clock (seems_dead).
+    if listing.local and row["status"] not in ("RUNNING", DEAD):
+        listing.row = dict(row)
+    return row
 
 
 def _row(listing: Listing) -> dict[str, Any]:

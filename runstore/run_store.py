@@ -10,6 +10,7 @@ import datetime
 import functools
 import json
 import os
+import stat
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -21,11 +22,12 @@ import bson
 
 from runstore.atomic_file import write_atomically
 from runstore.cleanup import delete_run
+from runstore.collector import collector_paused
 from runstore.database import connect, require_database
 from runstore.errors import UserError
 from runstore.layout import read_file, read_metric, read_plotted, summarize
 from runstore.local_run import (LISTED_FILES, LocalRun, UnreadableRun, is_run_dir, read_listed, read_metrics,
-                                run_folders, run_key, source_file)
+                                run_folders, run_key, source_file, subfolders)
 from runstore.plain_json import plain_values
 from runstore.settings import load_settings
 from runstore.shell import shell_command
@@ -221,12 +223,13 @@ class MongoStore(RunStore):
     def listings(self, skip_keys: Collection[str] = frozenset(), query: dict[str, Any] | None = None
                  ) -> list[Listing]:
         """As RunStore.listings; `query`: only the runs that meet this MongoDB filter."""
-        # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
-        documents = list(self.db.runs.find(query or {}, LISTED_FIELDS, batch_size=LISTING_BATCH))
-        if skip_keys:
-            documents = [doc for doc in documents if _copy_key(doc) not in skip_keys]
-        self._add_missing_summaries(documents)
-        return [_mongo_listing(doc) for doc in documents]
+        with collector_paused():
+            # Large batches: nx-27017 answers each batch of a cursor in ~20 ms, 100 runs per batch by default.
+            documents = list(self.db.runs.find(query or {}, LISTED_FIELDS, batch_size=LISTING_BATCH))
+            if skip_keys:
+                documents = [doc for doc in documents if _copy_key(doc) not in skip_keys]
+            self._add_missing_summaries(documents)
+            return [_mongo_listing(doc) for doc in documents]
 
     def ranked_listings(self, query: dict[str, Any], path: str, descending: bool, skip: int,
                         count: int) -> list[Listing]:
@@ -317,7 +320,7 @@ class FolderStore(RunStore):
         self.root = Path(root)
         # Each folder's Listing while the files it is read from stay as they were: a board that lists the store on
         # every page reads again only the runs that changed.
-        self._listed: dict[Path, tuple[tuple[int, ...], Listing]] = {}
+        self._listed: dict[str, tuple[tuple[int, ...], Listing]] = {}
         self._listing = threading.Lock()  # one listing at a time: a second waits, then reuses what the first read
 
     def open(self, folder: Path, run_id: int | None = None) -> StoredRun:
@@ -342,19 +345,21 @@ class FolderStore(RunStore):
                 continue
 
     def listings(self, skip_keys: Collection[str] = frozenset()) -> list[Listing]:
-        with self._listing:
+        with self._listing, collector_paused():
             return self._read_listings(skip_keys)
 
     def _read_listings(self, skip_keys: Collection[str]) -> list[Listing]:
         listings, listed = [], {}
-        for folder in run_folders(self.root):
+        for folder in subfolders(self.root):  # text paths: 10,000 folders join names 100,000 times
             stamp = _stamp(folder)
+            if stamp is None:  # not a run folder
+                continue
             cached = self._listed.get(folder)
             try:
                 listing = cached[1] if cached is not None and cached[0] == stamp else _folder_listing(folder)
             except (UnreadableRun, KeyError) as error:
-                problem = error if isinstance(error, UnreadableRun) else f"{folder / 'run.json'} has no {error}"
-                listings.append(Listing(str(folder), local=True, problem=str(problem)))
+                problem = error if isinstance(error, UnreadableRun) else f"{folder}{os.sep}run.json has no {error}"
+                listings.append(Listing(folder, local=True, problem=str(problem)))
                 continue
             listed[folder] = stamp, listing
             if listing.uploaded_from not in skip_keys:
@@ -491,7 +496,7 @@ def _mongo_listing(doc: dict[str, Any]) -> Listing:
     return Listing(doc["_id"], _copy_key(doc), doc, doc.get("config", {}), doc.get("info", {}), summaries)
 
 
-def _folder_listing(folder: Path) -> Listing:
+def _folder_listing(folder: str | Path) -> Listing:
     """The Listing of a run folder, from the files runstore.local_run.read_listed reads; its metrics' summaries from
     metrics.json when run.json records none. UnreadableRun when it cannot be read."""
     entry, config, info, summaries = read_listed(folder)
@@ -499,40 +504,55 @@ def _folder_listing(folder: Path) -> Listing:
         summaries = {name: summarize(series["steps"], series["values"])
                      for name, series in read_metrics(folder).items()}
     # Only what a listing of the database reads (LISTED_FIELDS): 10,000 listings kept whole cost seconds to collect.
-    listed = times_as_dates(_projected(entry, LISTED_FIELDS))
+    listed = times_as_dates(_projected(entry, _projection(tuple(LISTED_FIELDS))))
     listed["omniboard"] = {"tags": info.get("tags", [])}  # its info's tags: what the upload makes Omniboard tags
     try:
         key = run_key(entry)
     except (KeyError, TypeError):  # a run.json written by hand, without a host: no database can hold a copy of it
         key = None
-    return Listing(str(folder), key, listed, config, _projected(info, LISTED_INFO), summaries, local=True)
+    return Listing(str(folder), key, listed, config, _projected(info, _projection(tuple(LISTED_INFO))), summaries,
+                   local=True)
 
 
-def _stamp(folder: Path) -> tuple[int, ...]:
+def _stamp(folder: str) -> tuple[int, ...] | None:
     """What changes when a file a listing reads is written (each is replaced whole, or appended to): the inode, size
-    and modification time of each (zeros for a missing one)."""
+    and modification time of each (zeros for a missing one); None when the folder holds no run.json file."""
     stamp: list[int] = []
     for name in (*LISTED_FILES, "metrics.json"):
         try:
-            status = os.stat(folder / name)
-            stamp += (status.st_ino, status.st_size, status.st_mtime_ns)
+            status = os.stat(os.path.join(folder, name))
         except OSError:
-            stamp += (0, 0, 0)
+            status = None
+        if name == "run.json" and (status is None or not stat.S_ISREG(status.st_mode)):
+            return None
+        stamp += (status.st_ino, status.st_size, status.st_mtime_ns) if status is not None else (0, 0, 0)
     return tuple(stamp)
 
 
-def _projected(document: dict[str, Any], paths: Collection[str]) -> dict[str, Any]:
-    """`document` with only the dotted `paths` (as a MongoDB projection keeps them)."""
-    kept: dict[str, Any] = {}
+@functools.cache
+def _projection(paths: tuple[str, ...]) -> dict[str, Any]:
+    """The dotted `paths` as a tree ({part: its tree, or None for a path's last part}) that _projected walks."""
+    tree: dict[str, Any] = {}
     for path in paths:
         *parents, last = path.split(".")
-        source: Any = document
-        target = kept
+        node = tree
         for part in parents:
-            source = source.get(part) if isinstance(source, dict) else None
-            target = target.setdefault(part, {})
-        if isinstance(source, dict) and last in source:
-            target[last] = source[last]
+            node = node.setdefault(part, {})
+        node[last] = None
+    return tree
+
+
+def _projected(document: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    """`document` with only the paths of the _projection `tree` (as a MongoDB projection keeps them)."""
+    kept: dict[str, Any] = {}
+    for key, below in tree.items():
+        if key not in document:
+            continue
+        value = document[key]
+        if below is None:
+            kept[key] = value
+        elif isinstance(value, dict):
+            kept[key] = _projected(value, below)
     return kept
 
 
