@@ -4,6 +4,8 @@ Kept apart from observers.choose, which imports Sacred: the tracker CLI connects
 """
 from __future__ import annotations
 
+import ipaddress
+import socket
 from typing import TYPE_CHECKING, Any
 
 import pymongo
@@ -46,6 +48,9 @@ def connect(settings: Settings, timeout_s: float = CONNECT_TIMEOUT_S) -> pymongo
         raise UserError(
             f"MONGO_URL {settings.safe_url!r} is not a valid MongoDB URL ({error}); {fix}"
         ) from None
+    if _refused_here(settings.mongo_url, timeout_s):
+        client.close()
+        return None
     try:
         client[settings.db_name].list_collection_names()  # needs read access, so it also checks credentials
     except OperationFailure as error:
@@ -65,6 +70,31 @@ def connect(settings: Settings, timeout_s: float = CONNECT_TIMEOUT_S) -> pymongo
         client.close()
         return None
     return client
+
+
+def _refused_here(url: str, timeout_s: float) -> bool:
+    """Whether every host of `url` is this machine and refuses a connection: no server listens there (no 'tracker
+    db' running), which pymongo's server selection would only conclude after `timeout_s`."""
+    if not url.startswith("mongodb://"):  # mongodb+srv names its hosts in DNS
+        return False
+    for host, port in pymongo.uri_parser.parse_uri(url)["nodelist"]:
+        if not _is_loopback(host):
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                return False
+        except ConnectionRefusedError:
+            continue
+        except OSError:  # a timeout or another failure: pymongo decides
+            return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
 
 
 def require_database(settings: Settings, fix: str) -> Database[Any]:

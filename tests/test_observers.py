@@ -1,5 +1,4 @@
 """Choosing the run store: MongoDB when reachable, the file store when not, a clear error when misconfigured."""
-import time
 import uuid
 
 import pytest
@@ -21,10 +20,9 @@ def test_reachable_mongodb_records_into_the_configured_database(mongo_url, db_na
     assert capsys.readouterr().err == ""
 
 
-def test_unreachable_mongodb_warns_once_within_3_seconds_and_keeps_the_run_locally(tmp_path, capsys):
-    started = time.monotonic()
+def test_unreachable_mongodb_warns_once_and_keeps_the_run_locally(tmp_path, capsys):
+    # How long it takes to find out: benchmarks/offline_start.py
     [observer] = choose_observers(settings(f"mongodb://127.0.0.1:{free_port()}", tmp_path))
-    assert time.monotonic() - started < 3.5
     assert observer.basedir == str(tmp_path / "runs")
     warning = capsys.readouterr().err.strip().splitlines()
     assert len(warning) == 1 and "unreachable" in warning[0] and str(tmp_path / "runs") in warning[0]
