@@ -21,7 +21,7 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -33,7 +33,7 @@ from ingredients.checkpoint import CHECKPOINT, load_checkpoint
 from ingredients.checks import check_bool, check_choice, check_number, check_positive_int, is_int
 from ingredients.distributed import Distributed
 from ingredients.fingerprint import fingerprint
-from ingredients.metrics import per_class_metrics
+from ingredients.metrics import Metrics, per_class_metrics
 from ingredients.pruning import report_score
 from ingredients.rebuild import hand_over_task
 from ingredients.sgd import SGD
@@ -302,7 +302,7 @@ class Trainer:
         with Progress(self.step, self.total_steps, self.config) as progress, StopRequests() as signals:
             for inputs, targets, waited_s in self.remaining_batches():
                 lr = self.lr * self.lr_factor(self.step)
-                self.train_step(inputs, targets, window["metrics"], lr)
+                self.train_step(inputs, targets, window.metrics, lr)
                 self.count_step(window, len(targets), waited_s)
                 progress.update()
                 loss = None
@@ -337,9 +337,9 @@ class Trainer:
         """Move the position on by the batch just trained, and count it in the metrics window."""
         self.step += 1
         self.batch_in_epoch += 1
-        window["steps"] += 1
-        window["examples"] += examples
-        window["data_s"] += waited_s
+        window.steps += 1
+        window.examples += examples
+        window.data_s += waited_s
 
     def is_log_step(self):
         return self.step == 1 or self.step % self.config.log_every == 0 or self.step == self.total_steps
@@ -428,23 +428,22 @@ class Trainer:
 
     # ---- reporting --------------------------------------------------------------------------
     def new_window(self):
-        return {"metrics": self.task.create_metrics(), "steps": 0, "examples": 0, "data_s": 0.0,
-                "started": time.perf_counter()}
+        return Window(self.task.create_metrics())
 
     def log_window(self, window, lr):
         """Log the training metrics of the steps since the last report."""
-        steps = window["steps"]
-        seconds = time.perf_counter() - window["started"]
+        steps = window.steps
+        seconds = time.perf_counter() - window.started
         self.train_seconds += seconds
-        self.distributed.add_sums(window["metrics"])  # the global batch's metrics
-        examples = self.distributed.add(window["examples"])
+        self.distributed.add_sums(window.metrics)  # the global batch's metrics
+        examples = self.distributed.add(window.examples)
         self.examples_seen += examples
-        stats = {f"train.{name}": value for name, value in floats(window["metrics"].compute()).items()}
+        stats = {f"train.{name}": value for name, value in floats(window.metrics.compute()).items()}
         stats.update({
             "lr": lr,
             "examples_per_s": examples / seconds,
-            "time.data_ms": 1000 * window["data_s"] / steps,
-            "time.step_ms": 1000 * (seconds - window["data_s"]) / steps,
+            "time.data_ms": 1000 * window.data_s / steps,
+            "time.step_ms": 1000 * (seconds - window.data_s) / steps,
         })
         for name, value in stats.items():
             self.run.log_scalar(name, value, self.step)
@@ -536,8 +535,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "data_rng": self.batches.rng_state(),
-            "window": {"metrics": window["metrics"].state_dict(), "steps": window["steps"],
-                       "examples": window["examples"]},
+            "window": {"metrics": window.metrics.state_dict(), "steps": window.steps, "examples": window.examples},
         }
 
     def save_checkpoint(self, window):
@@ -591,9 +589,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(own["cuda_rng"])
         self.batches.set_rng_state(own["data_rng"])
         self.train_seconds, self.examples_seen = state["train_seconds"], state["examples_seen"]
-        window = self.new_window()
-        window["metrics"].load_state_dict(own["window"]["metrics"], self.device)
-        window.update(steps=own["window"]["steps"], examples=own["window"]["examples"])
+        window = Window(self.task.create_metrics(), steps=own["window"]["steps"], examples=own["window"]["examples"])
+        window.metrics.load_state_dict(own["window"]["metrics"], self.device)
         return window
 
     def finish(self):
@@ -660,6 +657,18 @@ def train(task, lr, _run, _seed, _config):
         shutil.rmtree(trainer.workdir, ignore_errors=True)
 
 
+@dataclass
+class Window:
+    """The training metrics since the last report, and the steps, examples and seconds of waiting for data they
+    cover; `started`: when its training time began, moved on by the time spent outside training (paused)."""
+
+    metrics: Metrics
+    steps: int = 0
+    examples: int = 0
+    data_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+
 @dataclass(frozen=True)
 class Stop:
     """Why training ends before its step budget."""
@@ -713,7 +722,7 @@ def paused(window):
     """The time spent inside does not count as the metrics window's training time."""
     started = time.perf_counter()
     yield
-    window["started"] += time.perf_counter() - started
+    window.started += time.perf_counter() - started
 
 
 class StopRequests:

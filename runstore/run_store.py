@@ -505,6 +505,9 @@ def _folder_listing(folder: str | Path) -> Listing:
                      for name, series in read_metrics(folder).items()}
     # Only what a listing of the database reads (LISTED_FIELDS): 10,000 listings kept whole cost seconds to collect.
     listed = times_as_dates(_projected(entry, _projection(tuple(LISTED_FIELDS))))
+    repositories = listed.get("experiment", {}).get("repositories")
+    if isinstance(repositories, list):  # the first names the commit its row shows; Sacred lists one per source file
+        listed["experiment"]["repositories"] = repositories[:1]
     listed["omniboard"] = {"tags": info.get("tags", [])}  # its info's tags: what the upload makes Omniboard tags
     try:
         key = run_key(entry)
