@@ -30,7 +30,7 @@ from local_mongo import free_port, mongo_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-from observers.upload import ensure_listing_indexes  # noqa: E402
+from observers.upload import ensure_listing_indexes, ensure_unique_keys  # noqa: E402
 from runstore.settings import load_settings  # noqa: E402
 from runstore.query import runs  # noqa: E402
 from runstore.layout import pack_points, series_arrays, summarize  # noqa: E402
@@ -66,7 +66,8 @@ def fill(db, count):
         db.runs.insert_many(documents)
         db.metrics.insert_many(metrics)
         db.metric_points.insert_many(points)
-    ensure_listing_indexes(db)  # as the uploader makes them
+    ensure_unique_keys(db)  # as the uploader makes them: the metric points its reads find by run, name and chunk
+    ensure_listing_indexes(db)
 
 
 def run_document(run_id, began, rng, summaries, listed):

@@ -43,3 +43,18 @@ def test_a_store_listed_again_reads_only_the_folders_that_changed(tmp_path):
     write_run(tmp_path / "3", 0.3)
     third = {listing.config["lr"]: listing for listing in store.listings()}
     assert third[0.5] is again[0.5] and sorted(third) == [0.1, 0.3, 0.5]
+
+
+def test_only_folders_holding_a_run_json_file_are_listed_numbered_ones_first_by_number(tmp_path):
+    for name, lr in (("10", 0.3), ("9", 0.2), ("copied", 0.4), ("2", 0.1)):
+        write_run(tmp_path / name, lr)
+    (tmp_path / "11" / "run.json").mkdir(parents=True)  # a folder named run.json is no run
+    (tmp_path / "12").mkdir()  # an empty folder
+    (tmp_path / "notes.txt").write_text("not a folder")
+
+    listings = FolderStore(tmp_path).listings()
+
+    assert [(listing.id, listing.config["lr"]) for listing in listings] == [
+        (str(tmp_path / "2"), 0.1), (str(tmp_path / "9"), 0.2), (str(tmp_path / "10"), 0.3),
+        (str(tmp_path / "copied"), 0.4)]
+    assert [row["config.lr"] for row in waiting_rows(None, FolderStore(tmp_path))] == [0.1, 0.2, 0.3, 0.4]
