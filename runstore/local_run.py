@@ -27,6 +27,7 @@ LISTED_FILES = ("run.json", "config.json", "info.json")  # what read_listed read
 # size and sha256 of each artifact and source file it wrote ("files": {path in the run folder: file_record}), and the
 # summaries of the points metrics.json holds ("metric_summaries": {name: runstore.layout.summarize}), for listings.
 RECORDED_KEY = "recorded"
+READ_CHUNK = 1 << 16  # bytes per read of a JSON file: run.json whole, below the size malloc maps apart
 
 
 class UnreadableRun(ValueError):
@@ -196,7 +197,7 @@ def read_listed(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     """(run.json, config.json, info.json, the metric summaries run.json records or None): what a listing shows of a
     run folder, read without its output, its points or the checks of its files that an upload needs, so that 10,000
     folders list in a second or two. UnreadableRun as LocalRun.load gives it."""
-    _refuse_links_out(Path(run_dir), LISTED_FILES)
+    _refuse_links_out(run_dir, LISTED_FILES)
     entry = _read_required(os.path.join(run_dir, "run.json"))
     config = _read_required(os.path.join(run_dir, "config.json"))
     info = _read_optional(os.path.join(run_dir, "info.json"), [])
@@ -212,12 +213,13 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return _read_optional(Path(run_dir) / "metrics.json", [])
 
 
-def _refuse_links_out(folder: Path, names: Iterable[str]) -> None:
+def _refuse_links_out(folder: str | os.PathLike[str], names: Iterable[str]) -> None:
     """UnreadableRun when a file `names` names in `folder` links outside it: a copied folder may link one elsewhere,
     which would be read and uploaded as the run's."""
     for name in names:
         path = os.path.join(folder, name)
-        if os.path.islink(path) and os.path.exists(path) and not Path(path).resolve().is_relative_to(folder.resolve()):
+        if os.path.islink(path) and os.path.exists(path) and not Path(path).resolve().is_relative_to(
+                Path(folder).resolve()):
             raise UnreadableRun(f"{path} links to a file outside the run folder; it was not read")
 
 
@@ -346,12 +348,24 @@ def _read_optional(path: str | Path, missing: list[str]) -> Any:
 def _read_json(path: str | Path) -> Any:
     """A JSON file's value, by orjson (2x faster than json on run.json, which listings read for every run folder);
     the NaN and Infinity that Sacred writes, which orjson refuses, by json."""
-    with open(path, "rb", buffering=0) as file:  # unbuffered: one read, and no isatty or seek calls
-        data = file.read()
+    data = _read_bytes(path)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    """A whole file, by os.open and os.read: Python's file object adds an fstat, a seek and more per file, and a
+    listing of 10,000 run folders reads 30,000 files (0.3 s of its 2 s)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(descriptor, READ_CHUNK)]
+        while len(chunks[-1]) == READ_CHUNK:  # a regular file's short read is its end
+            chunks.append(os.read(descriptor, READ_CHUNK))
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def _read_output(path: Path, missing: list[str]) -> str:
