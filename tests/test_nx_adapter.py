@@ -114,3 +114,19 @@ def test_a_listing_find_projects_through_arrays_and_gridfs_as_mongodb_does(mongo
     ]
     mongo_db.fs.files.insert_one({"filename": "x.py", "length": 0})
     assert [f["filename"] for f in mongo_db.fs.files.find({}, {"filename": 1})] == ["x.py"]
+
+
+def test_a_runs_metric_points_are_found_as_mongodb_finds_them(mongo_db):
+    # The embedded store sends these equalities as $eq, which its index serves (adaptation 18).
+    mongo_db.metric_points.create_index([("run_id", 1), ("name", 1), ("chunk", 1)], unique=True)
+    mongo_db.metric_points.insert_many([
+        {"run_id": run_id, "name": name, "chunk": chunk, "points": 10 * run_id + chunk}
+        for run_id in (1, 7, 70) for name in ("train.loss", "val.acc") for chunk in (2, 0, 1)])
+    mongo_db.metric_points.insert_one({"run_id": "7", "name": "train.loss", "chunk": 0, "points": -1})
+
+    found = mongo_db.metric_points.find({"run_id": 7, "name": "train.loss"}).sort("chunk", 1)
+    assert [(doc["chunk"], doc["points"]) for doc in found] == [(0, 70), (1, 71), (2, 72)]
+    later = mongo_db.metric_points.find({"run_id": 7, "name": "val.acc", "chunk": {"$gte": 1}}).sort("chunk", -1)
+    assert [doc["chunk"] for doc in later] == [2, 1]
+    assert [doc["points"] for doc in mongo_db.metric_points.find({"run_id": "7"})] == [-1]
+    assert mongo_db.metric_points.count_documents({"run_id": 70}) == 6
