@@ -76,11 +76,13 @@ hold every use of their private parts). Each adaptation, and why:
     as a date too (as adaptation 2 reads its markers).
 17. `_id` order. neosqlite's SQL sorts `_id`s as text (run 9 after run 10); it sorts them as MongoDB does: numbers
     by value, then strings, then ObjectIds (compat/neosqlite.py), so the newest run is the first by `_id` descending.
-18. Finds of a run's metric points. neosqlite's SQL for a field's equality also matches an array holding the value
-    (an OR that keeps SQLite from every index), so a find of one run's points read all `metric_points` documents:
-    0.24 s per 100,000, at each zoom and each live poll of a run page. `metric_points` is written by this project
-    alone, its INDEXED_SCALARS never arrays, so there a find's equality on them is sent as `$eq`, which neosqlite
-    puts into SQL as a plain comparison that the uploader's index (run_id, name, chunk) serves.
+18. A run's metric points. neosqlite's SQL for a field's equality also matches an array holding the value (an OR
+    that keeps SQLite from every index), so a find of one run's points, and the uploader's upsert of each new chunk,
+    read every `metric_points` document: 0.9 s each among 100,000 runs' (benchmarks/metric_find.py), at each zoom
+    and live poll of a run page. `metric_points` is written by this project alone, its INDEXED_SCALARS never
+    arrays, so there the equalities on them of a find, an update or a delete are sent as `$eq`, which neosqlite puts
+    into SQL as a plain comparison that the uploader's index (run_id, name, chunk) serves (1 ms), and which an
+    upsert copies into its new document as MongoDB does.
 """
 import datetime
 import decimal
@@ -282,12 +284,14 @@ def _encode_message(msg):
     sections = []
     body = _body(msg)
     gridfs_delete = isinstance(body.get("delete"), str) and body["delete"].endswith(_GRIDFS_SUFFIXES)
+    scalars = next((INDEXED_SCALARS[name] for name in (body.get(key) for key in ("find", "update", "delete"))
+                    if isinstance(name, str) and name in INDEXED_SCALARS), None)
     updates = "findAndModify" in body or (
         isinstance(body.get("update"), str) and not body["update"].endswith(_GRIDFS_SUFFIXES))
     for section_type, doc in msg["sections"]:
         doc = _encode_command(doc) if section_type == "body" and isinstance(doc, dict) else encode(doc)
-        if section_type == "body" and isinstance(doc, dict) and doc.get("find") in INDEXED_SCALARS:
-            doc = _with_plain_equalities(doc)
+        if scalars and isinstance(doc, dict):
+            doc = _with_plain_equalities(doc, scalars)
         if gridfs_delete and isinstance(doc, dict) and isinstance(doc.get("deletes"), list):
             doc["deletes"] = _split_or_deletes(doc["deletes"])
         if updates and isinstance(doc, dict):
@@ -296,14 +300,20 @@ def _encode_message(msg):
     return {**msg, "sections": sections}
 
 
-def _with_plain_equalities(body):
-    """A find `body` whose equalities on INDEXED_SCALARS are `$eq` conditions (adaptation 18)."""
-    fields = INDEXED_SCALARS[body["find"]]
-    wanted = body.get("filter")
-    if not isinstance(wanted, dict):
-        return body
-    return {**body, "filter": {key: {"$eq": value} if key in fields and _is_scalar(value) else value
-                               for key, value in wanted.items()}}
+def _with_plain_equalities(doc, fields):
+    """A section `doc` of a find, update or delete whose filters' equalities on `fields` are `$eq` conditions
+    (adaptation 18): a find's "filter", each of "updates" and "deletes"' "q"."""
+    def plain(wanted):
+        if not isinstance(wanted, dict):
+            return wanted
+        return {key: {"$eq": value} if key in fields and _is_scalar(value) else value for key, value in wanted.items()}
+
+    doc = {**doc, "filter": plain(doc["filter"])} if "filter" in doc else doc
+    for key in ("updates", "deletes"):
+        if isinstance(doc.get(key), list):
+            doc = {**doc, key: [{**item, "q": plain(item["q"])} if isinstance(item, dict) and "q" in item else item
+                                for item in doc[key]]}
+    return doc
 
 
 def _is_scalar(value):

@@ -130,3 +130,18 @@ def test_a_runs_metric_points_are_found_as_mongodb_finds_them(mongo_db):
     assert [doc["chunk"] for doc in later] == [2, 1]
     assert [doc["points"] for doc in mongo_db.metric_points.find({"run_id": "7"})] == [-1]
     assert mongo_db.metric_points.count_documents({"run_id": 70}) == 6
+
+
+def test_an_upsert_or_delete_of_metric_points_acts_as_mongodb_does(mongo_db):
+    # The uploader's upsert of a chunk, and a run's deletion (adaptation 18 sends their equalities as $eq).
+    mongo_db.metric_points.create_index([("run_id", 1), ("name", 1), ("chunk", 1)], unique=True)
+    for points in (5, 6):
+        mongo_db.metric_points.update_one({"run_id": 3, "name": "val.acc", "chunk": 0}, {"$set": {"points": points}},
+                                          upsert=True)
+    mongo_db.metric_points.update_one({"run_id": 4, "name": "val.acc", "chunk": 0}, {"$set": {"points": 1}},
+                                      upsert=True)
+    stored = [{key: doc[key] for key in ("run_id", "name", "chunk", "points")} for doc in mongo_db.metric_points.find()]
+    assert stored == [{"run_id": 3, "name": "val.acc", "chunk": 0, "points": 6},
+                      {"run_id": 4, "name": "val.acc", "chunk": 0, "points": 1}]
+    assert mongo_db.metric_points.delete_many({"run_id": 3}).deleted_count == 1
+    assert [doc["run_id"] for doc in mongo_db.metric_points.find()] == [4]
