@@ -130,6 +130,29 @@ for method in ("GET", "PUT", "DELETE"):
     assert one_run.runs.find_one({"_id": 1}) == RUN
 
 
+def test_another_user_of_the_machine_cannot_use_tracker_ui(tmp_path, workdir, other_user):
+    ui = TrackerCommand("ui", "--port", str(free_port()), cwd=workdir, MONGO_URL="mongodb://127.0.0.1:1",
+                        SACRED_DB="unused", RUNS_DIR=tmp_path / "runs")
+    try:
+        url = ui.wait_for(r"open (http://\S+)", 60)[1]
+        base, token = url.split("?token=")
+        answers = as_user(other_user, f"""
+import urllib.error, urllib.request
+for method, path, data in (("GET", "", None), ("GET", "api/metric?id=1&name=x", None),
+                           ("POST", "run/annotate", b"id=1&tags=x")):
+    try:
+        answer = urllib.request.urlopen(urllib.request.Request({base!r} + path, data=data, method=method), timeout=30)
+        print(method, answer.status)
+    except urllib.error.HTTPError as error:
+        print(method, error.code)
+""")
+        assert answers.splitlines() == ["GET 401", "GET 401", "POST 401"]
+        own = urllib.request.Request(base, headers={"Cookie": f"tracker_ui_token={token}"})
+        assert urllib.request.urlopen(own, timeout=30).status == 200  # its user, with the token it printed, gets in
+    finally:
+        ui.kill()
+
+
 @pytest.fixture
 def attacker_page(tmp_path):
     """A page of another origin (another port) that sends the board a DELETE when opened."""
