@@ -1,6 +1,6 @@
 """What a command costs when no database runs on this machine (no `tracker db`, no compose stack): `tracker runs` in
-a folder with no runs, MONGO_URL naming a loopback port where nothing listens, side by side with the same command
-that waits for pymongo's server selection instead of taking the refused connection as the answer
+a folder with no runs and no MONGO_URL (the project's `tracker db` socket, which does not exist), side by side with
+the same command that waits for pymongo's server selection instead of taking the refused connection as the answer
 (runstore.database.connect).
 
     python benchmarks/offline_start.py [--repeat 5]
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 
-from local_mongo import REPO_ROOT, free_port
+from local_mongo import REPO_ROOT
 from ui_speed import seconds
 
 # The command with runstore.database's fast answer switched off, as connect() was without it.
@@ -26,7 +26,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
-        env = {**os.environ, "MONGO_URL": f"mongodb://127.0.0.1:{free_port()}",
+        env = {**{key: value for key, value in os.environ.items() if key != "MONGO_URL"},
                "RUNS_DIR": os.path.join(workdir, "runs"), "PYTHONPATH": str(REPO_ROOT)}
         commands = {"refused at once": [sys.executable, "-m", "tracker", "runs"],
                     "server selection waited for": [sys.executable, "-c", WAITING, "runs"]}

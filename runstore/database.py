@@ -73,17 +73,22 @@ def connect(settings: Settings, timeout_s: float = CONNECT_TIMEOUT_S) -> pymongo
 
 
 def _refused_here(url: str, timeout_s: float) -> bool:
-    """Whether every host of `url` is this machine and refuses a connection: no server listens there (no 'tracker
-    db' running), which pymongo's server selection would only conclude after `timeout_s`."""
+    """Whether every host of `url` is on this machine (a loopback address, or a socket file: the project's `tracker
+    db`) and nothing listens there, which pymongo's server selection would only conclude after `timeout_s`."""
     if not url.startswith("mongodb://"):  # mongodb+srv names its hosts in DNS
         return False
     for host, port in pymongo.uri_parser.parse_uri(url)["nodelist"]:
-        if not _is_loopback(host):
-            return False
         try:
-            with socket.create_connection((host, port), timeout=timeout_s):
+            if host.endswith(".sock"):  # as pymongo tells a socket file from a host name
+                with socket.socket(socket.AF_UNIX) as unix_socket:
+                    unix_socket.settimeout(timeout_s)
+                    unix_socket.connect(host)
+            elif _is_loopback(host):
+                socket.create_connection((host, port), timeout=timeout_s).close()
+            else:
                 return False
-        except ConnectionRefusedError:
+            return False  # a server listens
+        except (ConnectionRefusedError, FileNotFoundError):
             continue
         except OSError:  # a timeout or another failure: pymongo decides
             return False
