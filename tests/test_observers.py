@@ -4,7 +4,7 @@ import uuid
 import pytest
 from observers.choose import choose_observers
 from observers.durable import DurableMongoObserver
-from runstore.settings import Settings, load_settings, project_root, redact
+from runstore.settings import Settings, load_settings, project_root, redact, store_url
 from conftest import free_port
 from runstore.errors import UserError
 
@@ -20,9 +20,12 @@ def test_reachable_mongodb_records_into_the_configured_database(mongo_url, db_na
     assert capsys.readouterr().err == ""
 
 
-def test_unreachable_mongodb_warns_once_and_keeps_the_run_locally(tmp_path, capsys):
+@pytest.mark.parametrize("where", ["a loopback port", "the socket of a tracker db that is not running"])
+def test_unreachable_mongodb_warns_once_and_keeps_the_run_locally(where, tmp_path, capsys):
     # How long it takes to find out: benchmarks/offline_start.py
-    [observer] = choose_observers(settings(f"mongodb://127.0.0.1:{free_port()}", tmp_path))
+    url = (f"mongodb://127.0.0.1:{free_port()}" if where == "a loopback port"
+           else store_url(tmp_path / ".tracker" / "db"))
+    [observer] = choose_observers(settings(url, tmp_path))
     assert observer.basedir == str(tmp_path / "runs")
     warning = capsys.readouterr().err.strip().splitlines()
     assert len(warning) == 1 and "unreachable" in warning[0] and str(tmp_path / "runs") in warning[0]
