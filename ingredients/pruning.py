@@ -1,7 +1,8 @@
 """A sweep trial's link to its Optuna study: it reports validation scores and learns whether to stop early.
 
-`tracker sweep --optuna N --prune median|hyperband` starts each trial with PRUNING_ENV naming the study's journal
-(one file in the sweep's folder, shared by every trial process, local or on SLURM), the study and the trial. The
+`tracker sweep --optuna N --prune median|hyperband` starts each trial with a Handoff (observers.origin) whose
+pruning link names the study's journal (one file in the sweep's folder, shared by every trial process, local or on
+SLURM), the study and the trial. The
 trainer calls `report_score` at every validation; an experiment without the trainer calls it itself:
 
     from ingredients.pruning import report_score
@@ -12,10 +13,8 @@ A pruned run ends COMPLETED, with `info.pruned_at_step` and the Omniboard tag "p
 `report_score` does nothing and returns False (Optuna is not even imported).
 """
 import functools
-import json
-import os
 
-from observers.origin import PRUNING_ENV
+from observers.origin import received_handoff
 from runstore.layout import PRUNED_TAG
 
 PRUNERS = ("median", "hyperband")
@@ -42,18 +41,18 @@ def open_journal(path):
 
 
 @functools.cache
-def _sweep_trial(link):
-    """The Optuna trial that `link` (PRUNING_ENV's value) names, opened once per process."""
+def _sweep_trial(journal, study_name, number, pruner):
+    """The Optuna trial that a Handoff's pruning link names (tracker.sweep.Sweep.pruning_link), opened once per
+    process."""
     import optuna
 
     from compat.optuna import existing_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    link = json.loads(link)
-    storage = open_journal(link["journal"])
-    study = optuna.load_study(study_name=link["study"], storage=storage, pruner=make_pruner(link["pruner"]))
-    study_id = storage.get_study_id_from_name(link["study"])
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, link["trial"])
+    storage = open_journal(journal)
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(pruner))
+    study_id = storage.get_study_id_from_name(study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
     return existing_trial(study, trial_id)
 
 
@@ -64,12 +63,13 @@ def report_score(run, step, score):
 
     A pruned run's info records pruned_at_step, and its info tags (Omniboard's) include "pruned".
     """
-    link = os.environ.get(PRUNING_ENV)
-    if link is None:
+    handoff = received_handoff()
+    if handoff is None or handoff.pruning is None:
         return False
+    link = handoff.pruning
     from optuna.study import StudyDirection
 
-    trial = _sweep_trial(link)
+    trial = _sweep_trial(link["journal"], link["study"], link["trial"], link["pruner"])
     # A study whose direction was not given maximizes (tracker.sweep): a lower-is-better score is reported negated.
     maximizes = trial.study.direction == StudyDirection.MAXIMIZE
     trial.report(score if maximizes == run.info.get("higher_is_better", True) else -score, step)

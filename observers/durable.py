@@ -37,6 +37,7 @@ from sacred.serializer import flatten
 from runstore.atomic_file import replacing, write_atomically
 from runstore.errors import UserError
 from runstore.layout import summarize
+from runstore.run_ref import RunRef
 from runstore.local_run import (ARTIFACT_TYPES_FILE, RECORDED_KEY, SOURCES_DIR, LocalRun, file_record,
                                 upload_lock)
 from runstore.settings import shown_url
@@ -97,6 +98,13 @@ class DurableMongoObserver(FileStorage):
 
     def __repr__(self):
         return f"DurableMongoObserver({self.safe_url}, {self.db_name!r}, local copy in {self.basedir})"
+
+    def run_ref(self):
+        """The run this observer records, as it stands (None before it starts): its database id once MongoDB has
+        it, its folder until the upload is complete and the folder removed."""
+        database_id = self.mirror.state.run_id if self.mirror is not None else None
+        folder = Path(self.dir).resolve() if self.dir and os.path.isdir(self.dir) else None
+        return RunRef(database_id, folder) if database_id is not None or folder is not None else None
 
     # ---- Sacred events: write locally, then wake the mirror -------------------------------------
     def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):

@@ -3,8 +3,9 @@
 What a tracked experiment gets:
 - the durable MongoDB observer (observers.durable), attached after every other config hook has run, so a bad config
   value fails before any database wait; `-u`, `print_config`, `save_config` and `--help` never touch the database;
-- what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin) in its info; a rerun whose
-  script ignores the config it was given (a script calling ex.run itself) stops as FAILED before its main function;
+- what `tracker rerun`/`resume`/`sweep` say about the run's origin (observers.origin.Handoff) in its info, and the
+  run's RunRef written back to them; a rerun whose script ignores the config it was given (a script calling ex.run
+  itself) stops as FAILED before its main function;
 - the option `--tag=TAG` (`-T TAG`; several: comma-separated), which tags the run as Omniboard's Tags do;
 - the option `--resume=CHECKPOINT`, with which `tracker resume` starts a run that the trainer continues from
   CHECKPOINT (observers.origin.resume_checkpoint);
@@ -29,9 +30,9 @@ What a tracked experiment gets:
   before the run starts for a config MongoDB cannot store (runstore.storable), and one line, exit status 1, for any
   UserError.
 """
+import contextlib
 import difflib
 import functools
-import json
 import logging
 import os
 import sys
@@ -51,8 +52,8 @@ from observers.choose import choose_observers
 from observers.closed_output import tolerate_closed_output
 from observers.environment import record_environment
 from observers.git_state import record_uncommitted_changes
-from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, RUN_INFO_ENV,
-                              config_not_given)
+from observers.origin import (CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RESUME_FLAG, config_not_given,
+                              received_handoff)
 from observers.process_rank import process_rank
 from observers.startup import imports_done, quick_start_done
 from observers.system_metrics import start_system_metrics
@@ -119,15 +120,27 @@ def track(ex, higher_is_better=True):
         RUN_END.main_started()
         at_main_end(_run, RUN_END.recording)  # the first hook: it holds SIGTERM before the others' end work
 
+    def answer_handoff():
+        """Name the run in the file of the tracker command that started it (observers.origin.Handoff)."""
+        handoff = received_handoff()
+        refs = [observer.run_ref() for observer in state["attached"]]
+        if handoff is not None and process_rank() == 0 and any(refs):
+            with contextlib.suppress(OSError):  # its folder is gone with the command: nobody waits for the answer
+                handoff.answer(next(ref for ref in refs if ref))
+
     @ex.pre_run_hook
     def record_origin_and_code(_run):
         if process_rank() > 0:  # rank 0 records the run
             return
-        _run.info.update(json.loads(os.environ.get(RUN_INFO_ENV, "{}")))
+        handoff = received_handoff()
+        if handoff is not None:
+            _run.info.update(handoff.info)
+            answer_handoff()  # now: a run killed later is still the command's to find
         tags = [*_run.info.get("tags", []), *given_tags(_run)]
         if tags:  # the info's tags become Omniboard's (observers.upload)
             _run.info["tags"] = list(dict.fromkeys(tags))
-        problem = config_not_given(_run.config, _run.meta_info, f"run {run_id(_run)}")
+        arguments = handoff.rerun_arguments if handoff is not None else None
+        problem = config_not_given(_run.config, _run.meta_info, f"run {run_id(_run)}", arguments)
         if problem:  # SystemExit: Sacred records the run as FAILED, and Python prints the line without a traceback
             raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
@@ -144,7 +157,8 @@ def track(ex, higher_is_better=True):
         if process_rank() == 0:
             start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
-    wrap_run(ex, lambda run: _one_line_errors(_unknown_keys_as_user_error(_in_this_process(run))))
+    wrap_run(ex, lambda run: _one_line_errors(_unknown_keys_as_user_error(_then(_in_this_process(run),
+                                                                                   answer_handoff))))
     wrap_run_commandline(ex, functools.partial(_commandline, ex))
     return ex
 
@@ -192,6 +206,19 @@ def _in_this_process(run):
             RUN_END.finish()  # removes the folder; a SIGTERM received meanwhile ends the process now
 
     return in_process_temp_dir
+
+
+def _then(run, after):
+    """`run` (Sacred's Experiment.run), calling `after()` once it has returned or raised: its observers have
+    stored the run's end by then."""
+    @functools.wraps(run)
+    def followed(*args, **kwargs):
+        try:
+            return run(*args, **kwargs)
+        finally:
+            after()
+
+    return followed
 
 
 def _one_line_errors(run):

@@ -29,6 +29,7 @@ from runstore.layout import read_file, read_metric, read_plotted, summarize
 from runstore.local_run import (LISTED_FILES, LocalRun, UnreadableRun, is_run_dir, read_listed, read_metrics,
                                 run_folders, run_key, source_file, subfolders)
 from runstore.plain_json import plain_values
+from runstore.run_ref import RunRef
 from runstore.settings import load_settings
 from runstore.shell import shell_command
 from runstore.stored_fields import times_as_dates
@@ -406,15 +407,59 @@ class FolderStore(RunStore):
 def open_run(reference: str, settings: Settings | None = None) -> StoredRun:
     """The run that `reference` names: a MongoDB run id (3), or a run folder of a file store given as a path (runs/3,
     ./3). A number is always a run id, whatever folders the current directory holds."""
-    if reference.isdigit():
-        return _open_mongo_run(int(reference), settings or load_settings())
-    if not Path(reference).is_dir():
+    return open_ref(RunRef.parse(reference), settings)
+
+
+def open_ref(ref: RunRef, settings: Settings | None = None) -> StoredRun:
+    """The run that `ref` names; read from its folder when it has one (the latest state of a run that MongoDB may
+    not hold in full yet), named by its database id when it has one. UserError when there is no such run."""
+    if ref.folder is None:
+        assert ref.database_id is not None  # a RunRef names one or the other
+        return _open_mongo_run(ref.database_id, settings or load_settings())
+    if not ref.folder.is_dir():
         raise UserError(
-            f"{reference!r} is neither a run id nor a run folder; give the id shown in Omniboard (e.g. 3) "
+            f"{str(ref.folder)!r} is neither a run id nor a run folder; give the id shown in Omniboard (e.g. 3) "
             f"or a file-store folder (e.g. runs/3)"
         )
-    folder = Path(reference)
-    return FolderStore(folder.parent).open(folder)
+    return FolderStore(ref.folder.parent).open(ref.folder, ref.database_id)
+
+
+def handed_back_run(ref: RunRef | None, settings: Settings | None = None) -> StoredRun | None:
+    """The run that a run started by `tracker` named as its own (observers.origin.Handoff), as it stands now, or None
+    when it named none or is gone.
+
+    Its folder is read while it exists (named by the database id the run gave, or else the one MongoDB holds its
+    copy under); a folder whose upload completed was removed, and the run is then read from MongoDB.
+    """
+    if ref is None:
+        return None
+    settings = settings or load_settings()
+    if ref.folder is not None and is_run_dir(ref.folder):
+        database_id = ref.database_id
+        if database_id is None:
+            database_id = _uploaded_copy_id(ref.folder, settings)
+        return FolderStore(ref.folder.parent).open(ref.folder, database_id)
+    if ref.database_id is None:
+        return None
+    mongo = MongoStore.connect(settings)
+    if mongo is None:
+        return None
+    with mongo:
+        return mongo.open(ref.database_id) if mongo.db.runs.count_documents({"_id": ref.database_id}) else None
+
+
+def _uploaded_copy_id(folder: Path, settings: Settings) -> int | None:
+    """The database id of the upload of the run in `folder`, when MongoDB is reachable and holds one."""
+    try:
+        key = LocalRun.load(folder).key
+    except (OSError, ValueError, KeyError):
+        return None
+    mongo = MongoStore.connect(settings)
+    if mongo is None:
+        return None
+    with mongo:
+        doc = mongo.db.runs.find_one({"local_copy.key": key}, {"_id": 1})
+    return None if doc is None else doc["_id"]
 
 
 def newest_run_with_info(info: dict[str, Any], settings: Settings | None = None) -> StoredRun | None:

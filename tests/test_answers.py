@@ -52,10 +52,10 @@ def quadratic_sweep(database, mongo_url, workdir):
                          database.name, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     sweep_id = sweep_id_of(result.stdout)
-    tagged = json.dumps({"tags": [f"sweep-{sweep_id}"]})  # as the sweep's trials are tagged (tracker.trial)
-    diverged = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=2.0"], cwd=workdir, capture_output=True,
-                              env=python_env(MONGO_URL=mongo_url, SACRED_DB=database.name, TRACKER_RUN_INFO=tagged),
-                              text=True, timeout=300)
+    # Tagged as the sweep's trials are (tracker.trial).
+    diverged = subprocess.run([sys.executable, str(QUADRATIC), f"--tag=sweep-{sweep_id}", "with", "lr=2.0"],
+                              cwd=workdir, capture_output=True,
+                              env=python_env(MONGO_URL=mongo_url, SACRED_DB=database.name), text=True, timeout=300)
     assert diverged.returncode == 1 and "diverged at step" in diverged.stderr
     failed = database.runs.find_one({"config.lr": 2.0})
     assert failed["status"] == "FAILED" and failed["omniboard"]["tags"] == [f"sweep-{sweep_id}"], failed

@@ -1,12 +1,19 @@
 """Choosing the run store: MongoDB when reachable, the file store when not, a clear error when misconfigured."""
+import subprocess
+import sys
 import uuid
 
 import pytest
 from observers.choose import choose_observers
 from observers.durable import DurableMongoObserver
+from observers.origin import Handoff
+from runstore.run_ref import RunRef
+from runstore.run_store import handed_back_run
 from runstore.settings import Settings, load_settings, project_root, redact, store_url
-from conftest import free_port
+from conftest import REPO_ROOT, free_port, python_env
 from runstore.errors import UserError
+
+QUADRATIC = REPO_ROOT / "tests" / "quadratic_experiment.py"
 
 
 def settings(url, tmp_path, db="sacred"):
@@ -66,3 +73,27 @@ def test_redact_masks_only_the_password():
     assert redact(f"mongodb://alice:{PASSWORD}@localhost:27017/?authSource=admin") == (
         "mongodb://alice:***@localhost:27017/?authSource=admin")
     assert redact("mongodb://localhost:27017") == "mongodb://localhost:27017"
+
+
+@pytest.mark.parametrize("store", ["MongoDB", "the file store"])
+def test_a_run_started_with_a_handoff_names_itself_there(store, mongo_url, mongo_db, db_name, tmp_path):
+    """How `tracker rerun`, `resume` and a sweep's trial learn which run they started (observers.origin.Handoff),
+    even beside another run that carries the same info."""
+    url = mongo_url if store == "MongoDB" else f"mongodb://127.0.0.1:{free_port()}"
+    env = python_env(MONGO_URL=url, SACRED_DB=db_name, RUNS_DIR=tmp_path / "runs")
+    before = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=0.2"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert before.returncode == 0, before.stderr
+    handoff = Handoff.create(tmp_path, {"rerun_of": 41, "tags": ["handed"]})
+    started = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=0.3"], env={**env, **handoff.env()},
+                             capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stderr
+
+    run = handed_back_run(handoff.answered(), settings(url, tmp_path, db_name))
+    assert run.config["lr"] == 0.3 and run.doc["status"] == "COMPLETED"
+    assert run.info["rerun_of"] == 41 and run.info["tags"] == ["handed"]
+    if store == "MongoDB":  # uploaded whole: its folder is gone, and its database id names it
+        assert handoff.answered() == RunRef(run.origin) and mongo_db.runs.find_one({"_id": run.origin})["config"][
+            "lr"] == 0.3
+    else:
+        assert run.key == handoff.answered().folder and run.key.parent == (tmp_path / "runs").resolve()

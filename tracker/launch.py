@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import git
 import compat.sacred  # noqa: F401  (first: it imports Sacred without its pkg_resources warning)
@@ -27,7 +27,7 @@ from sacred.config import save_config_file
 from runstore.environment import changed_packages
 from observers.git_state import (DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, has_recorded_changes,
                                  is_dirty, patch_digest)
-from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, RERUN_ARGUMENTS_ENV, RUN_INFO_ENV
+from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, Handoff
 from runstore.plain_json import dotted_keys, dotted_values
 from runstore.run_store import FolderStore
 from runstore.settings import load_settings, tracker_folders
@@ -35,6 +35,7 @@ from runstore.errors import UserError
 from runstore.shell import last_line
 
 if TYPE_CHECKING:
+    from runstore.run_ref import RunRef
     from runstore.run_store import StoredRun
 
 
@@ -52,13 +53,19 @@ OTHER_REPOSITORY = "a run of another repository is rerun from within a checkout 
 SHOWN_VALUE_CHARS = 40  # a config value longer than this is cut in the line saying what a rerun runs
 
 
+class Launched(NamedTuple):
+    status: int  # the experiment's exit status
+    run: RunRef | None  # the run it recorded, as it named itself (observers.origin.Handoff); None: it recorded none
+
+
 def relaunch(stored: StoredRun, info: dict[str, Any], updates: Sequence[str] = (), at_commit: bool = False,
-             force: bool = False, options: Sequence[str] = (), action: str = "rerun", apply_diff: bool = False) -> int:
+             force: bool = False, options: Sequence[str] = (), action: str = "rerun",
+             apply_diff: bool = False) -> Launched:
     """Run `stored`'s experiment as a new run: its config, then `updates`; `info` goes into the new run's info.
 
     `options` are command-line options for the experiment (observers.origin.resume_argument); `action` ("rerun",
     "resume") names the run in the line saying what runs; `apply_diff`: with `at_commit`, apply the run's stored
-    patch of uncommitted changes (original_code). Returns the experiment's exit status.
+    patch of uncommitted changes (original_code).
     """
     if apply_diff and not at_commit:
         raise UserError("--apply-diff applies a run's stored patch to its commit; give it with --at-commit")
@@ -69,8 +76,7 @@ def relaunch(stored: StoredRun, info: dict[str, Any], updates: Sequence[str] = (
         if not (code_dir / script).is_file():
             raise UserError(f"{stored.label} ran {script}, which is not in {code_dir}; {CODE_CHOICE_HINT}")
         # Code in a temporary worktree still records into the checkout's own store and RUNS_DIR, not the worktree's.
-        child_env = experiment_env({**info, **code_info}, env=store_env(checkout) if code_dir != checkout else None,
-                                   code_dir=code_dir)
+        child_env = experiment_env(env=store_env(checkout) if code_dir != checkout else None, code_dir=code_dir)
         defaults = experiment_defaults(code_dir / script, child_env)
         if defaults is not None:
             if code_info:  # forced onto different code: Sacred would stop on config keys that code lacks
@@ -83,9 +89,10 @@ def relaunch(stored: StoredRun, info: dict[str, Any], updates: Sequence[str] = (
             save_config_file(stored.config, str(config_file))
             arguments = [str(config_file), *updates]
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
-            child_env[RERUN_ARGUMENTS_ENV] = json.dumps(arguments)
+            handoff = Handoff.create(Path(folder), {**info, **code_info}, arguments)
             command = [*launcher, str(code_dir / script), *options, "with", *arguments]
-            return run_in_foreground(command, child_env)
+            status = run_in_foreground(command, {**child_env, **handoff.env()})
+            return Launched(status, handoff.answered())
 
 
 def stored_world_size(stored: StoredRun) -> int:
@@ -118,14 +125,11 @@ def warn_of_changed_packages(stored: StoredRun) -> None:
         print(f"WARNING: {stored.label} ran with {then}; installed now: {now}", file=sys.stderr)
 
 
-def experiment_env(info: dict[str, Any], env: dict[str, str] | None = None,
-                   code_dir: Path | None = None) -> dict[str, str]:
-    """The environment for an experiment process: `info` for its run's info, `env` added, `code_dir` first on the
-    path."""
+def experiment_env(env: dict[str, str] | None = None, code_dir: Path | None = None) -> dict[str, str]:
+    """The environment for an experiment process: this one's, `env` added, `code_dir` first on the path."""
     return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir) if code_dir else "", os.environ.get("PYTHONPATH")])),
-        RUN_INFO_ENV: json.dumps(info),
         **(env or {}),
     }
 

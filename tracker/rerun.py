@@ -50,14 +50,14 @@ def run(args: argparse.Namespace) -> int:
     stored = open_run(args.run)
     if args.seeds is None:
         return relaunch(stored, {"rerun_of": stored.origin, "overrides": overrides}, overrides,
-                        at_commit=args.at_commit, force=args.force, apply_diff=args.apply_diff)
+                        at_commit=args.at_commit, force=args.force, apply_diff=args.apply_diff).status
     seeds = new_seeds(args.seeds, taken={stored.config.get("seed")})
     worst = 0
     for number, seed in enumerate(seeds, 1):
         print(f"rerun {number}/{len(seeds)} of {stored.label} with seed={seed}", flush=True)
         changed = [*overrides, f"seed={seed}"]
         returncode = relaunch(stored, {"rerun_of": stored.origin, "overrides": changed}, changed,
-                              at_commit=args.at_commit, force=args.force, apply_diff=args.apply_diff)
+                              at_commit=args.at_commit, force=args.force, apply_diff=args.apply_diff).status
         worst = max(worst, returncode)
         if returncode == 130:  # Ctrl-C: the interrupted run can be resumed; the others are not started
             break

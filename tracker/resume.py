@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from runstore.run_store import mark_continued, newest_run_with_info, open_run
+from runstore.run_store import handed_back_run, mark_continued, open_run
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
                 f"`{shell_command('tracker', 'rerun', args.run)}`"
             )
         info, options = continued
-        status = relaunch(stored, info, updates, at_commit=args.at_commit, force=args.force, options=options,
-                          action="resume", apply_diff=args.apply_diff)
-    resumed = newest_run_with_info({"resumed_from": stored.origin})
+        launched = relaunch(stored, info, updates, at_commit=args.at_commit, force=args.force, options=options,
+                            action="resume", apply_diff=args.apply_diff)
+    resumed = handed_back_run(launched.run)
     if resumed is not None:  # whatever became of it: the new run stands for this one now
         mark_continued(stored, resumed.origin)
-    return status
+    return launched.status
 
 
 def continuation(stored: StoredRun, folder: Path) -> tuple[dict[str, Any], list[str]] | None:

@@ -34,7 +34,6 @@ from runstore.settings import create_tracker_folder, load_settings
 from runstore.shell import last_line, shell_command
 from observers.upload import highest_id
 from ingredients.pruning import PRUNERS, make_pruner, open_journal
-from observers.origin import PRUNING_ENV
 from tracker.options import given_data_root
 from tracker.search_space import as_updates, grid, new_seeds, split_arguments
 from tracker.trial import Trial, TrialOutcome, sweep_tag
@@ -330,7 +329,7 @@ def check_data_roots(record: SweepRecord, given: list[str]) -> None:
                     if isinstance(each.config.get("data"), dict) and "root" in each.config.get("data")]
     if given or not setting_root:  # the experiment's defaults take a process to read: only when they matter
         return
-    defaults = experiment_defaults(Path(record["script"]), experiment_env({}))
+    defaults = experiment_defaults(Path(record["script"]), experiment_env())
     if defaults is None:  # the script ignores its command line
         return
     for each in setting_root:
@@ -582,12 +581,12 @@ class Sweep:
     def journal(self) -> Path:
         return self.folder / "optuna.journal"
 
-    def pruning_link(self, number: int) -> dict[str, str] | None:
+    def pruning_link(self, number: int) -> dict[str, Any] | None:
         """What a trial needs to report to the study's pruner (ingredients.pruning), or None without --prune."""
         if not self.record.get("prune"):
             return None
-        return {PRUNING_ENV: json.dumps({"journal": str(self.journal), "study": sweep_tag(self.record["_id"]),
-                                         "trial": number, "pruner": self.record["prune"]})}
+        return {"journal": str(self.journal), "study": sweep_tag(self.record["_id"]), "trial": number,
+                "pruner": self.record["prune"]}
 
     def tell(self, number: int, trial: TrialRecord) -> None:
         from optuna.study import StudyDirection

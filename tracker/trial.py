@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runstore.run_store import mark_continued, newest_run_with_info
+from observers.origin import Handoff
+from runstore.run_store import handed_back_run, mark_continued, newest_run_with_info
 from tracker.resume import continuation
 
 if TYPE_CHECKING:
@@ -59,8 +60,7 @@ class Trial:
     params: dict[str, Any]  # the swept parameters, {key: value}
     cwd: str  # where the sweep was started: relative paths (script, RUNS_DIR, data) mean the same in the job
     stop_file: str  # exists once the sweep is cancelled: a trial that has not started its experiment then does not
-    # Environment variables for the experiment (the pruner's link, ingredients.pruning).
-    env: dict[str, str] | None = None
+    pruning: dict[str, Any] | None = None  # the study's pruner for the experiment to report to (ingredients.pruning)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)  # while it runs
 
     def __getstate__(self) -> dict[str, Any]:
@@ -96,13 +96,14 @@ class Trial:
                 updates.append(f"seed={previous.config['seed']!r}")  # as `tracker resume`: the run's own seed
             if Path(self.stop_file).exists():  # cancelled while this job started, too early for Ctrl-C to reach
                 return TrialOutcome("INTERRUPTED", "the sweep was cancelled")
+            handoff = Handoff.create(Path(folder), info, pruning=self.pruning)
             returncode = run_in_foreground(
-                [sys.executable, self.script, *options, "with", *updates], experiment_env(info, self.env),
+                [sys.executable, self.script, *options, "with", *updates], experiment_env(handoff.env()),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
             )
-        latest = self.newest_run()
-        if latest is None or (previous is not None and latest.origin == previous.origin):
-            return outcome(None, returncode)  # it recorded no new run
+            latest = handed_back_run(handoff.answered())
+        if latest is None:
+            return outcome(None, returncode)  # it recorded no run
         if previous is not None:  # the trial's new run stands for the previous one now
             mark_continued(previous, latest.origin)
         return outcome(latest, returncode)
@@ -114,7 +115,7 @@ class Trial:
         previous = self.newest_run()
         if Path(self.stop_file).exists() or (previous is not None and previous.doc.get("status") == "COMPLETED"):
             return None  # task 0 does not start the experiment either
-        run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env({}, self.env),
+        run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env(),
                           started=self.started, ignored_signals=(signal.SIGUSR2,))
         return None
 
@@ -122,6 +123,7 @@ class Trial:
         self.process = process
 
     def newest_run(self) -> StoredRun | None:
+        """This trial's newest run, if an earlier job of it recorded one (requeued, or continued by the sweep)."""
         return newest_run_with_info({"sweep.id": self.sweep, "sweep.trial": self.number})
 
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
@@ -133,7 +135,7 @@ class Trial:
             # Wait without reaping: the wait this signal interrupted reaps it and holds Popen's lock meanwhile.
             os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOWAIT)
         return submitit.helpers.DelayedSubmission(Trial(self.sweep, self.number, self.script, self.updates,
-                                                        self.params, self.cwd, self.stop_file, self.env))
+                                                        self.params, self.cwd, self.stop_file, self.pruning))
 
 
 def outcome(stored: StoredRun | None, returncode: int = 0) -> TrialOutcome:
