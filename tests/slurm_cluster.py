@@ -31,11 +31,12 @@ class SlurmCluster:
                        check=True, capture_output=True, timeout=30)
         self.conf.write_text("\n".join([
             "ClusterName=tests", f"SlurmctldHost={host}", "SlurmUser=root", "SlurmdUser=root",
-            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={munge_socket}",
+            # cred_expire also delays a requeued job's new start (120 s by default, most of a requeue test's time).
+            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={munge_socket},cred_expire=15",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "MpiDefault=none",
             "ReturnToService=2", "JobRequeue=1", "SchedulerType=sched/backfill",
-            # Finished jobs are kept listed briefly; a requeued job starts again at once.
+            # Finished jobs are kept listed briefly.
             "MinJobAge=300", "KillWait=30",
             f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
             f"StateSaveLocation={folder / 'state'}", f"SlurmdSpoolDir={folder / 'spool'}",
