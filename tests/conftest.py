@@ -143,8 +143,9 @@ def with_token(url, token):
 
 
 def python_env(**extra):
-    """The environment for project subprocesses: this checkout first on the path, no stray .env settings."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "SACRED_DB", "RUNS_DIR")}
+    """The environment for project subprocesses: this checkout first on the path, no stray .env settings, and no
+    terminal size (pytest-xdist's workers set COLUMNS=80, which tables would fit), as for output into a pipe."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "SACRED_DB", "RUNS_DIR", "COLUMNS", "LINES")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
     # One torch thread per process: tests run several at once on few cores (a run and its DataLoader workers, the

@@ -43,7 +43,8 @@ def test_unreachable_mongodb_warns_once_and_keeps_the_run_locally(where, tmp_pat
 PASSWORD = uuid.uuid4().hex
 
 
-@pytest.mark.parametrize("url", [f"mongodb://u:{PASSWORD}@[bad", "http://localhost:27017", "mongodb://host:notaport"])
+@pytest.mark.parametrize("url", [f"mongodb://u:{PASSWORD}@[bad", "http://localhost:27017", "mongodb://host:notaport"],
+                         ids=["a password and a bad host", "another scheme", "a port that is no number"])
 def test_malformed_url_is_a_one_line_error_without_the_password(url, tmp_path):
     with pytest.raises(UserError) as error:
         choose_observers(settings(url, tmp_path))

@@ -96,14 +96,15 @@ def test_the_project_root_is_the_nearest_folder_with_git_or_env(tmp_path, monkey
     assert project_root(nested) == tmp_path / "a" / "b"
 
 
-@pytest.mark.parametrize("url, shown", [
+# Named by what is shown: the password changes from run to run, and test ids must not (pytest-xdist compares them).
+@pytest.mark.parametrize("url, shown", [pytest.param(url, shown, id=shown) for url, shown in [
     (f"mongodb://alice:{PASSWORD}@db:27017/sacred", "mongodb://alice:***@db:27017/sacred"),
     (f"mongodb://alice:{PASSWORD}@x@db:27017", "mongodb://alice:***@db:27017"),  # an unescaped @ in the password
     (f"mongodb+srv://:{PASSWORD}@cluster.example/", "mongodb+srv://:***@cluster.example/"),
     (f"mongodb://alice:{PASSWORD}@[bad", "mongodb://alice:***@[bad"),
     ("mongodb://alice@db:27017", "mongodb://alice@db:27017"),
     ("mongodb://db:27017,db2:27018/?replicaSet=rs", "mongodb://db:27017,db2:27018/?replicaSet=rs"),
-])
+]])
 def test_redact_hides_the_password_of_any_url(url, shown):
     assert redact(url) == shown
 
