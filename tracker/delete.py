@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runstore.cleanup import NOUNS
+from runstore.run_ref import RunRef
 from runstore.run_store import MongoStore
 from runstore.settings import load_settings
 from runstore.errors import UserError
@@ -30,12 +31,14 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    bad = [reference for reference in args.runs if not reference.isdigit()]
+    refs = [RunRef.parse(reference) for reference in args.runs]
+    bad = [reference for reference, ref in zip(args.runs, refs) if ref.database_id is None]
     if bad:
         raise UserError(f"{bad[0]!r} is not a run id; give the ids Omniboard shows, e.g. 'tracker delete 3 4'")
     store = MongoStore.require(settings, "start it to delete runs from it")
     fields = {"artifacts": 1, "experiment.sources": 1, "experiment.name": 1, "status": 1, "start_time": 1}
-    runs = [store.document(run_id, fields) for run_id in dict.fromkeys(int(reference) for reference in args.runs)]
+    ids = dict.fromkeys(ref.database_id for ref in refs if ref.database_id is not None)
+    runs = [store.document(run_id, fields) for run_id in ids]
     for doc in runs:
         print(f"run {doc['_id']}: {doc.get('experiment', {}).get('name')} {doc.get('status')}, "
               f"started {cell(doc.get('start_time'))}")

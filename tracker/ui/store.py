@@ -1,11 +1,11 @@
 """The runs that `tracker ui` shows: MongoDB (when it answered at start) and RUNS_DIR, through runstore's RunStore."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runstore.errors import UserError
 from runstore.query import listing_row, matching_rows, stored_selection, waiting_listings, waiting_rows
+from runstore.run_ref import RunRef
 from runstore.run_store import FolderStore, MongoStore
 
 if TYPE_CHECKING:
@@ -39,13 +39,14 @@ class Board:
     def rows_of(self, references: Collection[str]) -> list[dict[str, Any]]:
         """The rows of the runs named by `references` (database ids and run folders of RUNS_DIR) that exist, read
         alone: a selection of 200 runs does not list 100,000."""
-        ids = [int(reference) for reference in references if reference.isdigit()]
+        refs = _refs(references)
+        ids = [ref.database_id for ref in refs if ref.database_id is not None]
         listings = self.mongo.listings_of(ids) if self.mongo is not None and ids else []
         rows = [listing_row(listing) for listing in listings]
-        for reference in references:
-            if not reference.isdigit():
+        for ref in refs:
+            if ref.folder is not None:
                 try:
-                    rows.append(self.row(self.open(reference)))
+                    rows.append(self.row(self.open_ref(ref)))
                 except UserError:
                     continue  # a folder gone since the table was drawn, or never in RUNS_DIR: not a run to show
         return rows
@@ -68,12 +69,20 @@ class Board:
 
     def open(self, reference: str) -> StoredRun:
         """The StoredRun named `reference`: a database id, or a run folder of RUNS_DIR (no other folder is read)."""
-        if reference.isdigit() and self.mongo is not None:
-            return self.mongo.open(int(reference))
-        folder = Path(reference)
-        if folder.resolve().parent != self.settings.runs_dir.resolve() or not folder.is_dir():
-            raise UserError(f"there is no run {reference!r}; the runs table lists them")
-        return self.folders.open(folder)
+        if not reference:
+            raise UserError("there is no run ''; the runs table lists them")
+        return self.open_ref(RunRef.parse(reference))
+
+    def open_ref(self, ref: RunRef) -> StoredRun:
+        if ref.database_id is not None:
+            if self.mongo is None:
+                raise UserError(f"there is no run {ref.database_id}: the board reads no database; the runs table "
+                                f"lists the runs it has")
+            return self.mongo.open(ref.database_id)
+        assert ref.folder is not None  # a RunRef names one or the other
+        if ref.folder.resolve().parent != self.settings.runs_dir.resolve() or not ref.folder.is_dir():
+            raise UserError(f"there is no run {str(ref.folder)!r}; the runs table lists them")
+        return self.folders.open(ref.folder)
 
     def plotted_metrics(self, rows: Iterable[dict[str, Any]]) -> dict[str, Points]:
         """{run id as text: (steps, values)}: the points Omniboard plots of each row's result metric, for the rows that
@@ -84,16 +93,23 @@ class Board:
                 wanted.setdefault(row["result_metric"], []).append(str(row["id"]))
         found: dict[str, Points] = {}
         for name, references in wanted.items():
-            ids = [int(reference) for reference in references if reference.isdigit()]
+            refs = _refs(references)
+            ids = [ref.database_id for ref in refs if ref.database_id is not None]
             if self.mongo is not None and ids:
                 found.update((str(run_id), points) for run_id, points in self.mongo.plotted_metrics(ids, name).items())
-            for reference in references:
-                if not reference.isdigit():
+            for ref in refs:
+                if ref.folder is not None:
                     try:
-                        found[reference] = self.open(reference).plotted_metric(name)
+                        found[str(ref.folder)] = self.open_ref(ref).plotted_metric(name)
                     except UserError:
                         continue  # a folder gone since it was listed
         return found
 
     def row(self, run: StoredRun) -> dict[str, Any]:
         return listing_row(run.listing())
+
+
+def _refs(references: Iterable[str]) -> list[RunRef]:
+    """The runs that the page's references name, as `tracker` commands read them (RunRef.parse); empty ones name
+    none."""
+    return [RunRef.parse(reference) for reference in references if reference]
