@@ -179,9 +179,8 @@ def test_planted_cifar_pickles_never_run(tmp_path, workdir, mongo_url, mongo_db)
 
 # ---- data.root -----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("root", ["../../../elsewhere", "; touch X", "/tmp/elsewhere"])
-def test_a_stored_data_root_outside_the_data_folder_is_used_only_when_given_again(
-    root, reference_run, project_repo, tmp_path, mongo_url, mongo_db
-):
+def test_a_stored_data_root_outside_the_data_folder_is_refused(root, reference_run, project_repo, tmp_path, mongo_url,
+                                                               mongo_db):
     original = reference_run["run"]
     config = {**original["config"], "data": {**original["config"]["data"], "root": root}}
     run_id = plant_run(mongo_db, original["experiment"], config)
@@ -195,6 +194,12 @@ def test_a_stored_data_root_outside_the_data_folder_is_used_only_when_given_agai
     assert mongo_db.runs.count_documents({}) == 1
     assert not (project_repo / "; touch X").exists()
 
+
+def test_a_data_root_outside_the_data_folder_is_used_when_given_again(reference_run, project_repo, tmp_path,
+                                                                      mongo_url, mongo_db):
+    original = reference_run["run"]
+    config = {**original["config"], "data": {**original["config"]["data"], "root": "/tmp/elsewhere"}}
+    run_id = plant_run(mongo_db, original["experiment"], config)
     # Given on the command line, the user's own folder is used (data.limit=10 ends the run once the data is read).
     given = tmp_path / "my data"
     again = run_tracker(["rerun", str(run_id), "with", f"data.root={given}", "data.limit=10"], tmp_path, mongo_url,
