@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ class Handoff:
         return cls(
             Path(path),
             info if isinstance(info, dict) else {},
-            arguments if isinstance(arguments, list) and all(isinstance(a, str) for a in arguments) else None,
+            arguments if isinstance(arguments, list) and arguments and all(isinstance(a, str) for a in arguments)
+            else None,
             pruning if isinstance(pruning, dict) else None,
         )
 
@@ -72,7 +74,7 @@ class Handoff:
         """The run that the experiment named as its own, or None when it recorded none."""
         try:
             return RunRef.from_json(json.loads(self.path.read_text()).get("run"))
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
             return None
 
     def _write(self, run: RunRef | None) -> None:
@@ -82,14 +84,20 @@ class Handoff:
 
 
 def received_handoff() -> Handoff | None:
-    """The Handoff that the tracker command starting this process gave it, or None (a run started by hand)."""
+    """The Handoff that the tracker command starting this process gave it, or None (a run started by hand, or a
+    handoff file that is gone or unreadable, which costs the run only its origin: one warning says so)."""
     path = os.environ.get(HANDOFF_ENV)
     return _read_handoff(path) if path else None
 
 
 @functools.cache
-def _read_handoff(path: str) -> Handoff:
-    return Handoff.read(Path(path))  # once per process: its values are the same at every call
+def _read_handoff(path: str) -> Handoff | None:
+    try:
+        return Handoff.read(Path(path))  # once per process: its values are the same at every call
+    except (OSError, ValueError, RecursionError) as error:
+        print(f"WARNING: {HANDOFF_ENV}={path} cannot be read ({error.__class__.__name__}: {error}); the run is "
+              f"recorded without the origin that tracker gave it", file=sys.stderr)
+        return None
 
 
 def resume_argument(checkpoint):

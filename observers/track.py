@@ -122,9 +122,11 @@ def track(ex, higher_is_better=True):
 
     def answer_handoff():
         """Name the run in the file of the tracker command that started it (observers.origin.Handoff)."""
+        if process_rank() > 0:
+            return
         handoff = received_handoff()
         refs = [observer.run_ref() for observer in state["attached"]]
-        if handoff is not None and process_rank() == 0 and any(refs):
+        if handoff is not None and any(refs):
             with contextlib.suppress(OSError):  # its folder is gone with the command: nobody waits for the answer
                 handoff.answer(next(ref for ref in refs if ref))
 
@@ -157,8 +159,11 @@ def track(ex, higher_is_better=True):
         if process_rank() == 0:
             start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
 
-    wrap_run(ex, lambda run: _one_line_errors(_unknown_keys_as_user_error(_then(_in_this_process(run),
-                                                                                   answer_handoff))))
+    def wrapped(run):
+        # The last answer comes before the run's end work is over (RUN_END.finish acts on a SIGTERM held meanwhile).
+        return _one_line_errors(_unknown_keys_as_user_error(_in_this_process(_then(run, answer_handoff))))
+
+    wrap_run(ex, wrapped)
     wrap_run_commandline(ex, functools.partial(_commandline, ex))
     return ex
 

@@ -28,7 +28,7 @@ class RunRef:
     def parse(cls, reference: str) -> RunRef:
         """The run a user names on the command line: a number is always a MongoDB run id (3), whatever folders the
         current directory holds; anything else is the path of a run folder (runs/3, ./3)."""
-        if reference.isdigit():
+        if reference.isascii() and reference.isdigit():
             return cls(database_id=int(reference))
         if not reference:
             raise UserError("the run reference is empty; give the id shown in Omniboard (e.g. 3) or a file-store "

@@ -78,23 +78,24 @@ def test_redact_masks_only_the_password():
 
 @pytest.mark.parametrize("store", ["MongoDB", "the file store"])
 def test_a_run_started_with_a_handoff_names_itself_there(store, mongo_url, mongo_db, db_name, tmp_path):
-    """How `tracker rerun`, `resume` and a sweep's trial learn which run they started (observers.origin.Handoff),
-    even beside another run that carries the same info."""
+    """How `tracker rerun`, `resume` and a sweep's trial learn which run they started (observers.origin.Handoff):
+    each names its own, although a later run carries the same info (a search for the newest would find that one)."""
     url = mongo_url if store == "MongoDB" else f"mongodb://127.0.0.1:{free_port()}"
     env = python_env(MONGO_URL=url, SACRED_DB=db_name, RUNS_DIR=tmp_path / "runs")
-    before = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=0.2"], env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert before.returncode == 0, before.stderr
-    handoff = Handoff.create(tmp_path, {"rerun_of": 41, "tags": ["handed"]})
-    started = subprocess.run([sys.executable, str(QUADRATIC), "with", "lr=0.3"], env={**env, **handoff.env()},
-                             capture_output=True, text=True, timeout=300)
-    assert started.returncode == 0, started.stderr
+    handoffs = {}
+    for lr in (0.3, 0.2):
+        (tmp_path / str(lr)).mkdir()
+        handoffs[lr] = Handoff.create(tmp_path / str(lr), {"rerun_of": 41, "tags": ["handed"]})
+        started = subprocess.run([sys.executable, str(QUADRATIC), "with", f"lr={lr}"],
+                                 env={**env, **handoffs[lr].env()}, capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr
 
-    run = handed_back_run(handoff.answered(), settings(url, tmp_path, db_name))
-    assert run.config["lr"] == 0.3 and run.doc["status"] == "COMPLETED"
-    assert run.info["rerun_of"] == 41 and run.info["tags"] == ["handed"]
-    if store == "MongoDB":  # uploaded whole: its folder is gone, and its database id names it
-        assert handoff.answered() == RunRef(run.origin) and mongo_db.runs.find_one({"_id": run.origin})["config"][
-            "lr"] == 0.3
-    else:
-        assert run.key == handoff.answered().folder and run.key.parent == (tmp_path / "runs").resolve()
+    for lr, handoff in handoffs.items():
+        run = handed_back_run(handoff.answered(), settings(url, tmp_path, db_name))
+        assert run.config["lr"] == lr and run.doc["status"] == "COMPLETED"
+        assert run.info["rerun_of"] == 41 and run.info["tags"] == ["handed"]
+        if store == "MongoDB":  # uploaded whole: its folder is gone, and its database id names it
+            assert handoff.answered() == RunRef(run.origin)
+            assert mongo_db.runs.find_one({"_id": run.origin})["config"]["lr"] == lr
+        else:
+            assert run.key == handoff.answered().folder and run.key.parent == (tmp_path / "runs").resolve()

@@ -27,7 +27,7 @@ from sacred.config import save_config_file
 from runstore.environment import changed_packages
 from observers.git_state import (DIFF_ARTIFACT, DIFF_DIGEST_INFO, had_uncommitted_changes, has_recorded_changes,
                                  is_dirty, patch_digest)
-from observers.origin import CONFIG_QUERY_ENV, IGNORES_COMMAND_LINE_EXIT, Handoff
+from observers.origin import CONFIG_QUERY_ENV, HANDOFF_ENV, IGNORES_COMMAND_LINE_EXIT, Handoff
 from runstore.plain_json import dotted_keys, dotted_values
 from runstore.run_store import FolderStore
 from runstore.settings import load_settings, tracker_folders
@@ -91,7 +91,8 @@ def relaunch(stored: StoredRun, info: dict[str, Any], updates: Sequence[str] = (
             # The experiment checks that Sacred gave it exactly these (observers.origin.config_not_given).
             handoff = Handoff.create(Path(folder), {**info, **code_info}, arguments)
             command = [*launcher, str(code_dir / script), *options, "with", *arguments]
-            status = run_in_foreground(command, {**child_env, **handoff.env()})
+            older_code = pre_handoff_env(handoff) if code_dir != checkout else {}
+            status = run_in_foreground(command, {**child_env, **handoff.env(), **older_code})
             return Launched(status, handoff.answered())
 
 
@@ -126,12 +127,21 @@ def warn_of_changed_packages(stored: StoredRun) -> None:
 
 
 def experiment_env(env: dict[str, str] | None = None, code_dir: Path | None = None) -> dict[str, str]:
-    """The environment for an experiment process: this one's, `env` added, `code_dir` first on the path."""
+    """The environment for an experiment process: this one's, `env` added, `code_dir` first on the path. A handoff
+    reaches it only in `env`: one this process got (a tracker command run within a run) is not the child's."""
     return {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != HANDOFF_ENV},
         "PYTHONPATH": os.pathsep.join(filter(None, [str(code_dir) if code_dir else "", os.environ.get("PYTHONPATH")])),
         **(env or {}),
     }
+
+
+def pre_handoff_env(handoff: Handoff) -> dict[str, str]:
+    """The origin in the environment variables that the code of a commit from before observers.origin.Handoff reads
+    instead, for --at-commit runs of such commits (a worktree's own observers/ come first on its path). That code
+    names no run back: Launched.run is None."""
+    return {"TRACKER_RUN_INFO": json.dumps(handoff.info, default=str),
+            "TRACKER_RERUN_ARGUMENTS": json.dumps(handoff.rerun_arguments)}
 
 
 def store_env(checkout: Path) -> dict[str, str]:

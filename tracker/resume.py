@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingredients.checkpoint import CHECKPOINT, load_checkpoint
-from runstore.run_store import handed_back_run, mark_continued, open_run
+from runstore.run_store import handed_back_run, mark_continued, newest_run_with_info, open_run
 from runstore.errors import UserError
 from runstore.liveness import death, describe_alive
 from observers.origin import resume_argument
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         launched = relaunch(stored, info, updates, at_commit=args.at_commit, force=args.force, options=options,
                             action="resume", apply_diff=args.apply_diff)
     resumed = handed_back_run(launched.run)
+    if resumed is None and args.at_commit:  # a commit's code from before observers.origin.Handoff names no run
+        resumed = newest_run_with_info({"resumed_from": stored.origin})
     if resumed is not None:  # whatever became of it: the new run stands for this one now
         mark_continued(stored, resumed.origin)
     return launched.status

@@ -115,8 +115,10 @@ class Trial:
         previous = self.newest_run()
         if Path(self.stop_file).exists() or (previous is not None and previous.doc.get("status") == "COMPLETED"):
             return None  # task 0 does not start the experiment either
-        run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env(),
-                          started=self.started, ignored_signals=(signal.SIGUSR2,))
+        with tempfile.TemporaryDirectory(prefix="tracker-trial-") as folder:
+            handoff = Handoff.create(Path(folder), {}, pruning=self.pruning)  # every rank may ask the pruner
+            run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env(handoff.env()),
+                              started=self.started, ignored_signals=(signal.SIGUSR2,))
         return None
 
     def started(self, process: subprocess.Popen[bytes]) -> None:

@@ -14,6 +14,7 @@ from runstore.run_ref import RunRef
     ("runs/3", RunRef(folder=Path("runs/3"))),
     ("./3", RunRef(folder=Path("3"))),
     ("/abs/runs/12", RunRef(folder=Path("/abs/runs/12"))),
+    ("\u00b2", RunRef(folder=Path("\u00b2"))),  # a superscript two is a digit to str.isdigit, but no run id
 ])
 def test_a_number_is_a_run_id_and_anything_else_a_folder(reference, expected):
     assert RunRef.parse(reference) == expected
@@ -55,8 +56,17 @@ def test_a_handoff_file_is_data(tmp_path):
     path.write_text(json.dumps({"info": "x", "rerun_arguments": ["a", 1], "pruning": [1], "run": {"folder": 5}}))
     handoff = Handoff.read(path)
     assert (handoff.info, handoff.rerun_arguments, handoff.pruning, handoff.answered()) == ({}, None, None, None)
+    path.write_text(json.dumps({"rerun_arguments": []}))  # no stored config file to compare with
+    assert Handoff.read(path).rerun_arguments is None
     path.write_text("[1, 2]")
     assert Handoff.read(path).info == {} and Handoff(path).answered() is None
+
+
+def test_an_unreadable_handoff_costs_the_run_only_its_origin(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(HANDOFF_ENV, str(tmp_path / "gone" / "handoff.json"))  # its command's folder was removed
+    assert received_handoff() is None
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith(f"WARNING: {HANDOFF_ENV}=") and "without the origin" in warning
 
 
 def test_no_handoff_outside_a_tracker_command(monkeypatch):
