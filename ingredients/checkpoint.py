@@ -1,4 +1,6 @@
 """The resumable checkpoint file: its name, its keys, and how to load one without running code from it."""
+from __future__ import annotations
+
 import os
 import warnings
 from typing import IO, Any
@@ -13,7 +15,7 @@ CHECKPOINT_KEYS = {
 }
 
 
-def load_checkpoint(path, label=CHECKPOINT):
+def load_checkpoint(path: str | os.PathLike[str] | IO[bytes], label: str = CHECKPOINT) -> dict[str, Any]:
     """A checkpoint written by Trainer.save_checkpoint, on the CPU; raises UserError (naming `label`) otherwise."""
     state = load_tensors(path, label)
     missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS

@@ -15,9 +15,12 @@ torch's DDP averages the gradients; this module holds what the trainer adds arou
   torch.load(weights_only=True), as checkpoints are: torch's *_object collectives would unpickle what they receive.
 With one process every method is a no-op and torch.distributed is never initialized.
 """
+from __future__ import annotations
+
 import atexit
 import io
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,14 +30,23 @@ from torch.nn.parallel import DistributedDataParallel
 from observers.process_rank import process_rank, world_size
 from observers.termination import RUN_END, this_process
 
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from ingredients.metrics import Metrics
+    from ingredients.task import Data
+
+    Number = TypeVar("Number", int, float)
+
 
 class Distributed:
     """The processes training one run together; `rank` 0 is the one that records it."""
 
-    def __init__(self, device):
+    def __init__(self, device: torch.device) -> None:
         self.rank, self.world_size = process_rank(), world_size()
         self.device = device
-        self.control = None  # the gloo group for control messages, when there are several processes
+        # the gloo group for control messages, when there are several processes
+        self.control: dist.ProcessGroup | None = None
         if self.world_size == 1:
             return
         if device.type == "cuda":
@@ -42,16 +54,18 @@ class Distributed:
             torch.cuda.set_device(self.device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(dist.destroy_process_group)
-        self.control = dist.new_group(backend="gloo") if device.type == "cuda" else dist.group.WORLD
+        # type: ignore: new_group may return NON_GROUP_MEMBER, but never to a member of the group, as every rank is
+        self.control = (dist.new_group(backend="gloo")  # type: ignore[assignment]
+                        if device.type == "cuda" else dist.group.WORLD)
         processes = self.gather(this_process())
         if self.is_main:  # a rank that is SIGKILLed cannot remove its temporary folder: rank 0 does
-            RUN_END.add_other_ranks(processes[1:])
+            RUN_END.add_other_ranks(processes[1:])  # type: ignore[index]  # gather gives rank 0 the list
 
     @property
-    def is_main(self):
+    def is_main(self) -> bool:
         return self.rank == 0
 
-    def shared_seed(self, seed):
+    def shared_seed(self, seed: int) -> int:
         """Rank 0's `seed`; ranks above 0 also reseed torch's global random numbers (dropout) from it and their
         rank, so a rerun with the same seed draws the same numbers on every rank."""
         if self.world_size == 1:
@@ -61,19 +75,19 @@ class Distributed:
             torch.manual_seed(int(np.random.SeedSequence([seed, self.rank]).generate_state(1)[0]))
         return seed
 
-    def wrap(self, model):
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """`model` in DistributedDataParallel, which averages its gradients over the ranks at each backward."""
         if self.world_size == 1:
             return model
         return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-    def shard(self, data):
+    def shard(self, data: Data) -> None:
         """Each rank's share of `data`'s (an ingredients.task.Data) batches: of every training batch and of the
         evaluation splits."""
         for batches in (data.train, data.val, data.test):
             batches.shard(self.rank, self.world_size)
 
-    def add_sums(self, metrics):
+    def add_sums(self, metrics: Metrics) -> None:
         """`metrics`' (an ingredients.metrics.Metrics) sums become the sums over every rank."""
         if self.world_size == 1:
             return
@@ -82,7 +96,7 @@ class Distributed:
             dist.all_reduce(total)
             metrics.sums[name] = total
 
-    def add(self, number):
+    def add(self, number: Number) -> Number:
         """The sum of `number` over the ranks."""
         if self.world_size == 1:
             return number
@@ -90,7 +104,7 @@ class Distributed:
         dist.all_reduce(total, group=self.control)
         return type(number)(total.item())
 
-    def any_rank(self, *flags):
+    def any_rank(self, *flags: bool) -> tuple[bool, ...]:
         """For each flag, whether it is set on any rank; every rank gets the same answer."""
         if self.world_size == 1:
             return flags
@@ -98,26 +112,27 @@ class Distributed:
         dist.all_reduce(raised, op=dist.ReduceOp.MAX, group=self.control)
         return tuple(bool(flag) for flag in raised.tolist())
 
-    def broadcast_buffers(self, model):
+    def broadcast_buffers(self, model: torch.nn.Module) -> None:
         """Rank 0's buffers (BatchNorm statistics) in `model` on every rank, so all ranks evaluate one network."""
         if self.world_size == 1:
             return
         for buffer in model.buffers():
             dist.broadcast(buffer.data, src=0)
 
-    def broadcast(self, value):
+    def broadcast(self, value: Any) -> Any:
         """Rank 0's `value` (plain values and tensors, as in a checkpoint) on every rank."""
         if self.world_size == 1:
             return value
+        # type: ignores: `payload` is None only on ranks above 0 until it is the buffer that receives rank 0's bytes
         payload = to_bytes(value) if self.is_main else None
-        size = torch.tensor([len(payload) if self.is_main else 0])
+        size = torch.tensor([len(payload) if self.is_main else 0])  # type: ignore[arg-type]
         dist.broadcast(size, src=0, group=self.control)
         if not self.is_main:
             payload = torch.empty(int(size), dtype=torch.uint8)
-        dist.broadcast(payload, src=0, group=self.control)
-        return from_bytes(payload)
+        dist.broadcast(payload, src=0, group=self.control)  # type: ignore[arg-type]
+        return from_bytes(payload)  # type: ignore[arg-type]
 
-    def gather(self, value):
+    def gather(self, value: Any) -> list[Any] | None:
         """Every rank's `value` (plain values and tensors), in rank order, on rank 0 (None on the others)."""
         if self.world_size == 1:
             return [value]
@@ -130,9 +145,10 @@ class Distributed:
         dist.gather(padded, gathered, dst=0, group=self.control)
         if not self.is_main:
             return None
-        return [from_bytes(payload[:int(size)]) for payload, size in zip(gathered, sizes)]
+        # type: ignore: `gathered` is None only on the ranks above 0, which returned
+        return [from_bytes(payload[:int(size)]) for payload, size in zip(gathered, sizes)]  # type: ignore[arg-type]
 
-    def leave_together(self):
+    def leave_together(self) -> None:
         """Exit only once every rank is exiting; for an end that every rank reaches at the same step (a stop, a
         NaN loss), after which rank 0 still records the run: torchrun ends every process as soon as one exits
         with a failure."""
@@ -140,13 +156,13 @@ class Distributed:
             atexit.register(dist.barrier, group=self.control)  # runs before destroy_process_group
 
 
-def to_bytes(value):
+def to_bytes(value: Any) -> torch.Tensor:
     """`value` as torch.save's bytes, in a uint8 tensor that a collective can send."""
     buffer = io.BytesIO()
     torch.save(value, buffer)
     return torch.frombuffer(bytearray(buffer.getbuffer()), dtype=torch.uint8)
 
 
-def from_bytes(payload):
+def from_bytes(payload: torch.Tensor) -> Any:
     """The value of `to_bytes`' tensor, read as a checkpoint is: no code, only tensors and plain values."""
     return torch.load(io.BytesIO(payload.numpy().tobytes()), weights_only=True)

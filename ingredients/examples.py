@@ -4,15 +4,25 @@ most-disagreeing examples (tracker report, tracker ui): PNGs made with PIL, as d
 They are read from the data on disk that the run's config names (CIFAR's data.dataset and data.root, or an image
 folder's data.root), never generated or downloaded, and only when the split's fingerprint on disk is the digest the
 run recorded with its predictions; otherwise a note says why there are none."""
+from __future__ import annotations
+
 import base64
 import io
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from pathlib import Path
+
+    # (id -> uint8 3×H×W image, the test split's digest), or (None, the missing folder)
+    TestImages = tuple[Callable[[int], np.ndarray], str] | tuple[None, Path]
 
 SIZE = 48  # pixels a side of a thumbnail
 
 
-def thumbnails(config, digest, ids):
+def thumbnails(config: Mapping[str, Any], digest: str | None, ids: Iterable[int]) -> tuple[dict[int, str], str | None]:
     """({id: data URI of a PNG}, None), or ({}, a note saying why there are none), for the examples `ids` of the
     test split that a run with `config` evaluated, whose fingerprint it recorded as `digest`; ({}, None) for data
     that are not images."""
@@ -36,7 +46,7 @@ def thumbnails(config, digest, ids):
     return {int(index): _data_uri(images(int(index))) for index in ids}, None
 
 
-def _cifar_test(data):
+def _cifar_test(data: Mapping[str, Any]) -> TestImages:
     """(id -> uint8 3×H×W image, the test split's digest), or (None, the missing folder). The test split is the
     test batch's first data.limit images (ingredients.cifar.data.load_splits)."""
     from ingredients.batches import EvalBatches
@@ -51,7 +61,7 @@ def _cifar_test(data):
     return (lambda index: images[index].numpy()), split_digest(EvalBatches(images, labels, len(labels)))
 
 
-def _folder_test(data):
+def _folder_test(data: Mapping[str, Any]) -> TestImages:
     """(id -> uint8 3×H×W image, the test split's digest), or (None, the missing folder)."""
     from ingredients.fingerprint import files_fingerprint
     from ingredients.images.data import REPO_ROOT, SYNTHETIC, image_folder, read_image, scan_folder
@@ -67,11 +77,13 @@ def _folder_test(data):
     return (lambda index: read_image(scanned.root / files[index], data["size"]).numpy()), digest
 
 
-def _data_uri(image):
+def _data_uri(image: np.ndarray) -> str:
     """A uint8 3×H×W image as a data: URI of a SIZE×SIZE PNG."""
     from PIL import Image
 
-    picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).resize((SIZE, SIZE), Image.NEAREST)
+    # type: ignore: Pillow defines its filters' aliases such as Image.NEAREST at run time, unseen by its type hints
+    picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).resize(
+        (SIZE, SIZE), Image.NEAREST)  # type: ignore[attr-defined]
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -8,6 +8,10 @@ The experiment's file holds its research (its ingredients, config, named configs
 - the `rebuild` command, through which `tracker`'s load_model and export build a run's network from the task its
   `main` gives the trainer (ingredients.rebuild).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from observers.track import track  # first: it imports Sacred without its pkg_resources warning
 
 from compat.sacred import add_documented_config
@@ -15,10 +19,13 @@ from compat.sacred import add_documented_config
 from ingredients.rebuild import add_rebuild_command
 from ingredients.trainer import validate_lr
 
+if TYPE_CHECKING:
+    from sacred import Experiment
+
 LR_DOC = "learning rate of the optimizer (before the trainer's schedule)"
 
 
-def trainer_experiment(ex, lr):
+def trainer_experiment(ex: Experiment, lr: float) -> Experiment:
     """`ex` (a sacred.Experiment with the trainer ingredient among its ingredients, whose `main` calls
     ingredients.trainer.train), tracked and checked, with the `rebuild` command; returns it.
 

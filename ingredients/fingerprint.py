@@ -10,21 +10,32 @@
 Digests are the first 16 hex digits of the SHA-256. `tracker compare` flags runs whose digests differ, and `tracker
 runs --where info.data.digest=...` lists the runs that trained on the same data.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ingredients.batches import seeded_random
 from ingredients.task import Datasets
 
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping
+
+    import numpy as np
+
+    from ingredients.batches import EvalBatches, MapDataset, TrainBatches
+    from ingredients.task import Data
+
 SPLITS = ("train", "val", "test")
 DIGITS = 16
 READERS = 8  # threads reading files: hashlib releases the GIL, and reads wait on the disk
 
 
-def fingerprint(data):
+def fingerprint(data: Data | Datasets) -> dict[str, Any]:
     """info.data for a task's Data (in-memory tensors) or Datasets."""
     if isinstance(data, Datasets):
         datasets = {name: getattr(data, name) for name in SPLITS}
@@ -36,7 +47,8 @@ def fingerprint(data):
     return items_fingerprint({name: _tensor_hashes(getattr(data, name)) for name in SPLITS})
 
 
-def files_fingerprint(root, splits, rule="content"):
+def files_fingerprint(root: str | os.PathLike[str], splits: Mapping[str, Collection[str]], rule: str = "content"
+                      ) -> dict[str, Any]:
     """`splits`: {split: relative paths under `root`}. See the module docstring."""
     paths = sorted(set().union(*splits.values()))
     describe = _content if rule == "content" else _size
@@ -51,9 +63,9 @@ def files_fingerprint(root, splits, rule="content"):
     }
 
 
-def items_fingerprint(splits):
+def items_fingerprint(splits: Mapping[str, Collection[bytes]]) -> dict[str, Any]:
     """`splits`: {split: each item's hash (bytes)}. See the module docstring."""
-    def over(hashes):
+    def over(hashes: Iterable[bytes]) -> str:
         return _digest(b"".join(sorted(hashes)))
 
     return {
@@ -64,32 +76,32 @@ def items_fingerprint(splits):
     }
 
 
-def split_digest(batches):
+def split_digest(batches: TrainBatches | EvalBatches) -> str:
     """info.data.splits' digest of one split held as tensors (`batches`: its .inputs and .targets)."""
     return items_fingerprint({"split": _tensor_hashes(batches)})["splits"]["split"]
 
 
-def _digest(data):
+def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:DIGITS]
 
 
-def _content(path):
+def _content(path: str) -> str:
     with open(path, "rb") as file:
         content = file.read()
     return f"{len(content)}\0{hashlib.sha256(content).hexdigest()}"
 
 
-def _size(path):
+def _size(path: str) -> str:
     return str(os.path.getsize(path))
 
 
-def _rows(tensor):
+def _rows(tensor: torch.Tensor) -> np.ndarray:
     """A tensor's items as rows of bytes (a uint8 numpy array, one row per item)."""
     flat = tensor.detach().cpu().contiguous().reshape(len(tensor), -1)
     return flat.view(torch.uint8).numpy()
 
 
-def _tensor_hashes(batches):
+def _tensor_hashes(batches: TrainBatches | EvalBatches) -> list[bytes]:
     inputs, targets = _rows(batches.inputs), _rows(batches.targets)
     hashes = []
     for row, target in zip(inputs, targets):
@@ -99,7 +111,7 @@ def _tensor_hashes(batches):
     return hashes
 
 
-def _item_hash(dataset, index):
+def _item_hash(dataset: MapDataset, index: int) -> bytes:
     """The hash of a Dataset item's tensors and numbers, fetched with the same random numbers in every run."""
     with seeded_random(0):
         item = dataset[index]

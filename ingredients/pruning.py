@@ -12,15 +12,25 @@ trainer calls `report_score` at every validation; an experiment without the trai
 A pruned run ends COMPLETED, with `info.pruned_at_step` and the Omniboard tag "pruned"; outside such a sweep
 `report_score` does nothing and returns False (Optuna is not even imported).
 """
+from __future__ import annotations
+
 import functools
+from typing import TYPE_CHECKING
 
 from observers.origin import received_handoff
 from runstore.layout import PRUNED_TAG
 
+if TYPE_CHECKING:
+    import os
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from sacred.run import Run
+
 PRUNERS = ("median", "hyperband")
 
 
-def make_pruner(kind):
+def make_pruner(kind: str) -> optuna.pruners.BasePruner:
     """Optuna's pruner for `--prune kind`: the same object in the sweep and in every trial process."""
     import optuna
 
@@ -33,7 +43,7 @@ def make_pruner(kind):
     raise ValueError(f"unknown pruner {kind!r}")
 
 
-def open_journal(path):
+def open_journal(path: str | os.PathLike[str]) -> JournalStorage:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -41,7 +51,7 @@ def open_journal(path):
 
 
 @functools.cache
-def _sweep_trial(journal, study_name, number, pruner):
+def _sweep_trial(journal: str, study_name: str, number: int, pruner: str) -> optuna.trial.Trial:
     """The Optuna trial that a Handoff's pruning link names (tracker.sweep.Sweep.pruning_link), opened once per
     process."""
     import optuna
@@ -56,7 +66,7 @@ def _sweep_trial(journal, study_name, number, pruner):
     return existing_trial(study, trial_id)
 
 
-def report_score(run, step, score):
+def report_score(run: Run, step: int, score: float) -> bool:
     """Report `score` (the validation metric the sweep optimises) at `step`; True when the trial is pruned.
 
     The score's direction is the run's info.higher_is_better (observers.track; the trainer sets it from its task).

@@ -7,29 +7,38 @@ start on 2 CPU cores, more than a short run's training. The update is torch's (d
 except that a parameter without a gradient (unused in the forward pass) steps with a zero one instead of being
 skipped. The trainer sets `param_groups[0]["lr"]` before each step, as it does for torch's Adam and AdamW.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import torch
 from compat.torch import sgd_step
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
 
 class SGD:
-    def __init__(self, parameters, lr, momentum, weight_decay):
+    def __init__(self, parameters: Iterable[torch.Tensor], lr: float, momentum: float,
+                 weight_decay: float) -> None:
         self.params = [p for p in parameters if p.requires_grad]
-        self.param_groups = [{"params": self.params, "lr": lr}]
+        self.param_groups: list[dict[str, Any]] = [{"params": self.params, "lr": lr}]
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.buffers = None  # the momentum buffers, one per parameter, from the first step on
+        # the momentum buffers, one per parameter, from the first step on
+        self.buffers: list[torch.Tensor] | None = None
 
-    def step(self):
+    def step(self) -> None:
         grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in self.params]
         self.buffers = sgd_step(self.params, grads, self.buffers, self.param_groups[0]["lr"], self.momentum,
                                 self.weight_decay)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
             p.grad = None
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {"momentum_buffers": self.buffers}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         buffers = state["momentum_buffers"]
         self.buffers = None if buffers is None else [b.to(p.device) for b, p in zip(buffers, self.params)]

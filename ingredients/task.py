@@ -13,20 +13,31 @@ uninterrupted run's metrics bit for bit. A Dataset's random augmentation must dr
 global random numbers (as torchvision's transforms do), which the trainer seeds per item from (seed, epoch, index).
 The trainer records a fingerprint of the data in the run's info.data (ingredients/fingerprint.py).
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
-
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ingredients.batches import DatasetBatches, DatasetEvalBatches, EvalBatches, TrainBatches
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+
+    from ingredients.batches import MapDataset
+    from ingredients.metrics import Metrics
+
+    # `add_artifact(name, write)`: attach a file that `write(path)` writes (Trainer.add_artifact)
+    AddArtifact = Callable[[str, Callable[[Path], object]], object]
 
 
 @dataclass
 class Data:
-    train: TrainBatches
-    val: EvalBatches  # picks the best model
-    test: EvalBatches  # evaluated once, with the best model
+    train: TrainBatches | DatasetBatches
+    val: EvalBatches | DatasetEvalBatches  # picks the best model
+    test: EvalBatches | DatasetEvalBatches  # evaluated once, with the best model
 
 
 @dataclass
@@ -38,9 +49,9 @@ class Datasets:
     big to read at every start). Without `root` it hashes every item once.
     """
 
-    train: Dataset
-    val: Dataset
-    test: Dataset
+    train: MapDataset
+    val: MapDataset
+    test: MapDataset
     batch_size: int  # training batch size
     eval_batch_size: int
     num_workers: int = 0  # DataLoader worker processes (0: items are read in the training process)
@@ -50,9 +61,9 @@ class Datasets:
     root: Optional[Path] = None  # the folder of the Datasets' `files`
     fingerprint: str = "content"  # 'content' or 'size' (see above)
 
-    def batches(self, device, seed):
+    def batches(self, device: torch.device, seed: int) -> Data:
         """The Data that the trainer iterates; `seed` fixes the training order and the items' augmentation."""
-        def evaluation(dataset):
+        def evaluation(dataset: MapDataset) -> DatasetEvalBatches:
             return DatasetEvalBatches(dataset, self.eval_batch_size, device, self.eval_transform, self.num_workers,
                                       self.prefetch_factor)
 
@@ -64,31 +75,32 @@ class Datasets:
 class Task:
     score = "acc"  # the validation metric that picks the best model; the run's result is its best value
     higher_is_better = True
-    classes = None  # a classification's class names (create_data may set them): per-class metrics and predictions
+    # a classification's class names (create_data may set them): per-class metrics and predictions
+    classes: Sequence[str] | None = None
 
-    def create_data(self, device, seed):
+    def create_data(self, device: torch.device, seed: int) -> Data | Datasets:
         """A Data on `device` (`seed` fixes the training batches' order and augmentation), or a Datasets."""
         raise NotImplementedError
 
-    def create_model(self):
+    def create_model(self) -> torch.nn.Module:
         """The network, an nn.Module (the trainer moves it to the device)."""
         raise NotImplementedError
 
-    def create_loss(self):
+    def create_loss(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """A function (outputs, targets) -> the batch's mean loss."""
         raise NotImplementedError
 
-    def create_metrics(self):
+    def create_metrics(self) -> Metrics:
         """A fresh ingredients.metrics.Metrics; the trainer makes one per training window and per evaluation."""
         raise NotImplementedError
 
-    def predict(self, model, inputs):
+    def predict(self, model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """The outputs that evaluation scores; a task may override it, e.g. to average augmented views."""
         return model(inputs)
 
-    def visualise_data(self, data, add_artifact):
+    def visualise_data(self, data: Data, add_artifact: AddArtifact) -> None:
         """Optional figures of the data (a Data), once training has started; `add_artifact(name, write)` attaches a
         file."""
 
-    def visualise_results(self, best_metrics, add_artifact):
+    def visualise_results(self, best_metrics: dict[str, Any], add_artifact: AddArtifact) -> None:
         """Optional figures at the end; `best_metrics` are the validation metrics of the best model."""

@@ -11,6 +11,8 @@ run whose every validation score is NaN keeps its last model as the best, and it
 Under torchrun it trains with DistributedDataParallel (ingredients/distributed.py, docs/ddp.md): rank 0 records the
 run, each rank trains on its share of every batch, and the logged metrics are those of the global batch.
 """
+from __future__ import annotations
+
 import contextlib
 import copy
 import json
@@ -23,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from sacred import Ingredient
@@ -43,6 +46,18 @@ from observers.origin import resume_checkpoint
 from observers.predictions import save_predictions
 from observers.process_rank import world_size
 
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from types import FrameType
+    from typing import TextIO
+
+    import numpy as np
+    from sacred.run import Run
+
+    from ingredients.batches import Batch
+    from ingredients.task import Task
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "constant", "triangle")
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,7 +69,7 @@ trainer_ingredient = Ingredient("trainer", base_dir=Path(__file__).resolve().par
 
 
 @trainer_ingredient.config
-def config():
+def config() -> None:
     optimizer = "sgd"  # 'sgd' (Nesterov momentum), 'adam' or 'adamw'; the learning rate is the top-level `lr`
     momentum = 0.9  # SGD momentum (ignored by Adam)
     weight_decay = 5e-4  # L2 penalty (decoupled for AdamW)
@@ -111,12 +126,12 @@ class TrainerConfig:
     accumulate: int
 
     @classmethod
-    def of(cls, values):
+    def of(cls, values: Mapping[str, Any]) -> TrainerConfig:
         """The TrainerConfig of the ingredient's config `values`, without its keys that are no option: a config hook
         sees the keys given on the command line before Sacred refuses the unknown ones."""
         return cls(**{option.name: values[option.name] for option in fields(cls)})
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_choice("trainer.optimizer", self.optimizer, OPTIMIZERS)
         check_choice("trainer.schedule", self.schedule, SCHEDULES)
         check_choice("trainer.device", self.device, DEVICES)
@@ -142,7 +157,7 @@ class TrainerConfig:
 
 
 @trainer_ingredient.config_hook
-def validate(config, command_name, logger):
+def validate(config: Mapping[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     """The trainer's options are checked with the rest of the config, so a bad value stops the run before it is
     recorded."""
     trainer = TrainerConfig.of(config["trainer"])
@@ -152,20 +167,20 @@ def validate(config, command_name, logger):
     return {}
 
 
-def validate_lr(config, command_name, logger):
+def validate_lr(config: Mapping[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     """The top-level `lr` that the experiment passes to train(), checked as the trainer's options are. A config hook
     of the experiment (ingredients.experiment registers it): Sacred sets `lr` after the ingredients' hooks have run."""
     check_number("lr", config["lr"], low=0, low_inclusive=False, example=0.01)
     return {}
 
 
-def resolve_device(device):
+def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-def set_determinism(deterministic):
+def set_determinism(deterministic: bool) -> None:
     """Deterministic kernels make reruns bit-identical; otherwise let cuDNN pick the fastest ones."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -174,7 +189,7 @@ def set_determinism(deterministic):
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def make_optimizer(parameters, lr, config):
+def make_optimizer(parameters: Iterable[torch.Tensor], lr: float, config: TrainerConfig) -> SGD | torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return SGD(parameters, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
@@ -182,7 +197,7 @@ def make_optimizer(parameters, lr, config):
     return torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
 
 
-def make_schedule(total_steps, config):
+def make_schedule(total_steps: int, config: TrainerConfig) -> Callable[[int], float]:
     """The learning rate's factor at each step (0 to total_steps - 1), a function of the step alone, so a resumed
     run needs no schedule state."""
     if config.schedule == "cosine":
@@ -192,7 +207,7 @@ def make_schedule(total_steps, config):
     return lambda step: 1.0
 
 
-def triangle(step, total_steps, warmup):
+def triangle(step: int, total_steps: int, warmup: float) -> float:
     """Linear warm-up over the first `warmup` share of the steps, then linear decay (TRIANGLE_FACTORS)."""
     start, peak, end = TRIANGLE_FACTORS
     top = warmup * total_steps
@@ -201,14 +216,14 @@ def triangle(step, total_steps, warmup):
     return peak + (end - peak) * (step - top) / max(1e-9, total_steps - top)
 
 
-def micro_batches(inputs, targets, parts):
+def micro_batches(inputs: torch.Tensor, targets: torch.Tensor, parts: int) -> Iterable[Batch]:
     """(inputs, targets) split into `parts` equal, consecutive micro-batches (trainer.accumulate)."""
     if parts == 1:
         return [(inputs, targets)]
     return zip(inputs.chunk(parts), targets.chunk(parts))
 
 
-def open_terminal():
+def open_terminal() -> TextIO | None:
     """The controlling terminal, or None: the bar is drawn there so the run's captured output holds only lines."""
     try:
         return open("/dev/tty", "w")
@@ -216,13 +231,18 @@ def open_terminal():
         return None
 
 
-def format_duration(seconds):
+def format_duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600:02d}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
 
 
 @torch.no_grad()
-def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_sums=None, kept=None):
+def evaluate(model: torch.nn.Module, batches: Iterable[Batch],
+             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], metrics: Metrics,
+             predict: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
+             prepare: Callable[[torch.Tensor], torch.Tensor],
+             autocast: Callable[[], contextlib.AbstractContextManager[Any]],
+             add_sums: Callable[[Metrics], None] | None = None, kept: list[Batch] | None = None) -> dict[str, Any]:
     """`metrics` (a fresh Metrics) filled with the model's outputs on every batch; returns metrics.compute().
 
     `predict(model, inputs)` gives the outputs (Task.predict), `prepare(inputs)` sets the inputs' memory format
@@ -243,7 +263,7 @@ def evaluate(model, batches, loss_fn, metrics, predict, prepare, autocast, add_s
     return metrics.compute()
 
 
-def floats(metrics):
+def floats(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The metrics that are numbers (logged), without the others (e.g. a confusion matrix, kept for figures)."""
     return {name: value for name, value in metrics.items() if isinstance(value, float)}
 
@@ -251,7 +271,11 @@ def floats(metrics):
 class Trainer:
     """Runs the training loop of one Sacred run on a task and reports everything to the run."""
 
-    def __init__(self, run, task, lr, seed, config, distributed=None):
+    best_state: dict[str, torch.Tensor] | None  # the best model's weights (None until the first validation)
+    best_metrics: dict[str, Any] | None  # its validation metrics
+
+    def __init__(self, run: Run, task: Task, lr: float, seed: int, config: TrainerConfig,
+                 distributed: Distributed | None = None) -> None:
         """`config`: the TrainerConfig; `lr` the learning rate before the schedule; `seed` the run's; `distributed`
         the processes training together (ingredients.distributed; default: from the environment)."""
         self.run, self.task, self.config = run, task, config
@@ -286,12 +310,13 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_score = float("-inf") if task.higher_is_better else float("inf")
         self.best_step, self.best_state, self.best_metrics = 0, None, None
-        self.best_val_kept = None  # the best validation's (outputs, targets) batches, for its predictions
+        # the best validation's (outputs, targets) batches, for its predictions
+        self.best_val_kept: list[Batch] | None = None
         self.train_seconds, self.examples_seen = 0.0, 0
         self.workdir = Path(tempfile.mkdtemp(prefix="tracker-run-"))
 
     # ---- the loop -------------------------------------------------------------------------
-    def fit(self, window=None):
+    def fit(self, window: Window | None = None) -> dict[str, Any]:
         """Train for the step budget; return the results written to results.json.
 
         `window` holds the training metrics accumulated since the last report (restored when resuming).
@@ -321,7 +346,7 @@ class Trainer:
             raise KeyboardInterrupt  # Sacred records the run as INTERRUPTED
         return self.finish()
 
-    def remaining_batches(self):
+    def remaining_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
         """The training batches from the current position to the step budget, epoch after epoch, each with the
         seconds spent waiting for it."""
         while self.step < self.total_steps:
@@ -333,7 +358,7 @@ class Trainer:
                 waiting = time.perf_counter()
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
-    def count_step(self, window, examples, waited_s):
+    def count_step(self, window: Window, examples: int, waited_s: float) -> None:
         """Move the position on by the batch just trained, and count it in the metrics window."""
         self.step += 1
         self.batch_in_epoch += 1
@@ -341,13 +366,13 @@ class Trainer:
         window.examples += examples
         window.data_s += waited_s
 
-    def is_log_step(self):
+    def is_log_step(self) -> bool:
         return self.step == 1 or self.step % self.config.log_every == 0 or self.step == self.total_steps
 
-    def is_val_step(self):
+    def is_val_step(self) -> bool:
         return self.step % self.config.val_every == 0 or self.step == self.total_steps
 
-    def stop_request(self, signals, loss, score):
+    def stop_request(self, signals: StopRequests, loss: float | None, score: float | None) -> Stop | None:
         """Whether training ends after this step, as a Stop, or None: every request to stop is checked here.
 
         `loss` is the training loss just logged (None between logged steps), `score` the validation score (None
@@ -375,17 +400,17 @@ class Trainer:
             return Stop(f"Pruned by the sweep's Optuna study at step {self.step}/{self.total_steps}", interrupts=False)
         return None
 
-    def autocast(self):
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def prepare(self, inputs):
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.config.channels_last and inputs.dim() == 4:
             return inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
-    def train_step(self, inputs, targets, metrics, lr):
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor, metrics: Metrics, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -398,39 +423,42 @@ class Trainer:
                 # the mean of the parts' mean losses; loss scaling only with fp16, otherwise (loss / parts).backward()
                 self.scaler.scale(loss / parts).backward()
             metrics.update(outputs.detach(), part_targets, loss)  # kept on the device: no GPU synchronization
-        self.scaler.step(self.optimizer)
+        self.scaler.step(self.optimizer)  # type: ignore[arg-type]  # it needs only SGD's param_groups and step
         self.scaler.update()
         if self.config.ema_decay is not None and (self.step + 1) % self.config.ema_every == 0:
             self.update_average()
 
-    def gradient_sync(self, last):
+    def gradient_sync(self, last: bool) -> contextlib.AbstractContextManager[Any]:
         """DDP averages the gradients over the ranks at the backward of a step's last micro-batch only."""
         if last or self.training is self.model:
             return contextlib.nullcontext()
-        return self.training.no_sync()
+        # type: ignore: self.training is then a DistributedDataParallel (Module's __getattr__ types no_sync as a Tensor)
+        return self.training.no_sync()  # type: ignore[operator]
 
     @torch.no_grad()
-    def update_average(self):
+    def update_average(self) -> None:
         """Move the weight average towards the current weights (buffers such as BatchNorm statistics too)."""
         current = self.model.state_dict()
         for name, average in self.averaged.state_dict().items():
             if average.is_floating_point():
-                average.lerp_(current[name], 1 - self.config.ema_decay)
+                average.lerp_(current[name], 1 - self.config.ema_decay)  # type: ignore[operator]  # set when called
             else:
                 average.copy_(current[name])
         if self.config.lookahead:
             self.model.load_state_dict(self.averaged.state_dict())
 
-    def evaluate(self, batches, kept=None):
+    def evaluate(self, batches: Iterable[Batch], kept: list[Batch] | None = None) -> dict[str, Any]:
         self.distributed.broadcast_buffers(self.averaged)
-        return evaluate(self.eval_forward, batches, self.loss_fn, self.task.create_metrics(), self.task.predict,
+        # type: ignore: torch.compile of a Module is a Module (OptimizedModule), though its type hints say Callable
+        return evaluate(self.eval_forward, batches,  # type: ignore[arg-type]
+                        self.loss_fn, self.task.create_metrics(), self.task.predict,
                         self.prepare, self.autocast, self.distributed.add_sums, kept)
 
     # ---- reporting --------------------------------------------------------------------------
-    def new_window(self):
+    def new_window(self) -> Window:
         return Window(self.task.create_metrics())
 
-    def log_window(self, window, lr):
+    def log_window(self, window: Window, lr: float) -> dict[str, float]:
         """Log the training metrics of the steps since the last report."""
         steps = window.steps
         seconds = time.perf_counter() - window.started
@@ -449,7 +477,7 @@ class Trainer:
             self.run.log_scalar(name, value, self.step)
         return stats
 
-    def report(self, window, lr, progress):
+    def report(self, window: Window, lr: float, progress: Progress) -> float:
         """Log the window's training metrics, and print them when the `Iteration …` lines are due; return the
         training loss."""
         stats = self.log_window(window, lr)
@@ -457,7 +485,7 @@ class Trainer:
             progress.write(self.progress_lines(stats, progress.elapsed(), self.step - progress.first_step))
         return stats["train.loss"]
 
-    def progress_lines(self, stats, elapsed, steps_done):
+    def progress_lines(self, stats: Mapping[str, float], elapsed: float, steps_done: int) -> str:
         remaining = elapsed / max(1, steps_done) * (self.total_steps - self.step)
         width = len(str(self.total_steps))
         return (
@@ -467,15 +495,15 @@ class Trainer:
             f"Fetch data time: {stats['time.data_ms']:.0f}ms, model update time: {stats['time.step_ms']:.0f}ms"
         )
 
-    def is_better(self, score):
+    def is_better(self, score: float) -> bool:
         """Whether `score` makes the current model the best. The first score does. A NaN best is no score, so any
         later score replaces it: a run whose every score is NaN (trainer.stop_on_nan=False) keeps its last model."""
         if self.best_state is None or math.isnan(self.best_score):
             return True
         return score > self.best_score if self.task.higher_is_better else score < self.best_score
 
-    def validate(self, write):
-        kept = [] if self.config.save_predictions else None
+    def validate(self, write: Callable[[str], object]) -> float:
+        kept: list[Batch] | None = [] if self.config.save_predictions else None
         metrics = self.evaluate(self.data.val, kept)
         for name, value in floats(metrics).items():
             self.run.log_scalar(f"val.{name}", value, self.step)
@@ -498,24 +526,25 @@ class Trainer:
         return score
 
     # ---- files ------------------------------------------------------------------------------
-    def evaluate_kept(self, batches):
-        kept = []
+    def evaluate_kept(self, batches: Iterable[Batch]) -> list[Batch]:
+        kept: list[Batch] = []
         self.evaluate(batches, kept)
         return kept
 
-    def store_predictions(self, split, kept):
+    def store_predictions(self, split: str, kept: list[Batch]) -> None:
         """Store the (outputs, targets) batches `kept` of every rank, in split order, as the run's predictions of
         `split` (observers.predictions)."""
-        outputs = torch.cat([batch[0] for batch in kept]) if kept else torch.empty(0)
-        targets = torch.cat([batch[1] for batch in kept]) if kept else torch.empty(0)
-        shares = self.distributed.gather((outputs, targets))  # the ranks evaluate consecutive shares of a split
+        outputs: torch.Tensor | np.ndarray = torch.cat([batch[0] for batch in kept]) if kept else torch.empty(0)
+        targets: torch.Tensor | np.ndarray = torch.cat([batch[1] for batch in kept]) if kept else torch.empty(0)
+        # the ranks evaluate consecutive shares of a split; (type: ignore) only rank 0, given the list, reads it
+        shares: list[Batch] = self.distributed.gather((outputs, targets))  # type: ignore[assignment]
         if not self.distributed.is_main:
             return
         outputs = torch.cat([share[0] for share in shares]).numpy()
         targets = torch.cat([share[1] for share in shares]).numpy()
         save_predictions(self.run, split, targets, outputs, names=self.task.classes)
 
-    def add_artifact(self, name, write):
+    def add_artifact(self, name: str, write: Callable[[Path], object]) -> None:
         """Write a file with `write(path)` into the run's folder and attach it to the run (on rank 0 only)."""
         if not self.distributed.is_main:
             return
@@ -524,12 +553,12 @@ class Trainer:
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.run.add_artifact(str(path), name=name, content_type=content_type)
 
-    def save_checkpoint_if_due(self, window, stop):
+    def save_checkpoint_if_due(self, window: Window, stop: Stop | None) -> None:
         """A checkpoint every trainer.checkpoint_every steps, and before a Stop that `tracker resume` continues."""
         if self.step % self.config.checkpoint_every == 0 or (stop is not None and stop.interrupts):
             self.save_checkpoint(window)
 
-    def rank_state(self, window):
+    def rank_state(self, window: Window) -> dict[str, Any]:
         """What differs between ranks: the random numbers and the metrics window since the last report."""
         return {
             "torch_rng": torch.get_rng_state(),
@@ -538,11 +567,12 @@ class Trainer:
             "window": {"metrics": window.metrics.state_dict(), "steps": window.steps, "examples": window.examples},
         }
 
-    def save_checkpoint(self, window):
+    def save_checkpoint(self, window: Window) -> None:
         """A resumable checkpoint: plain tensors and numbers, loadable with torch.load(weights_only=True).
 
         Rank 0 writes it, with every other rank's rank_state in `other_ranks`."""
-        ranks = self.distributed.gather(self.rank_state(window))
+        # type: ignore: gather gives a list to rank 0, the only rank that reads it
+        ranks: list[dict[str, Any]] = self.distributed.gather(self.rank_state(window))  # type: ignore[assignment]
         if not self.distributed.is_main:
             return
         state = {
@@ -565,7 +595,7 @@ class Trainer:
         }
         self.add_artifact(CHECKPOINT, lambda path: torch.save(state, path))
 
-    def restore(self, state):
+    def restore(self, state: Mapping[str, Any]) -> Window:
         """Continue from a `save_checkpoint` state; return the metrics window to go on with."""
         written_by, world_size = state.get("world_size", 1), self.distributed.world_size
         if written_by != world_size:
@@ -593,12 +623,12 @@ class Trainer:
         window.metrics.load_state_dict(own["window"]["metrics"], self.device)
         return window
 
-    def finish(self):
+    def finish(self) -> dict[str, Any]:
         """Store the last and best models, the figures and results.json; return the results."""
         self.add_artifact("model_last.pt", lambda path: torch.save(self.averaged.state_dict(), path))
         self.add_artifact("model_best.pt", lambda path: torch.save(self.best_state, path))
-        self.averaged.load_state_dict(self.best_state)
-        kept = [] if self.config.save_predictions else None
+        self.averaged.load_state_dict(self.best_state)  # type: ignore[arg-type]  # set by the last step's validation
+        kept: list[Batch] | None = [] if self.config.save_predictions else None
         test_metrics = self.evaluate(self.data.test, kept)
         test = floats(test_metrics)
         if kept is not None:
@@ -607,9 +637,9 @@ class Trainer:
             val = self.best_val_kept if self.best_val_kept is not None else self.evaluate_kept(self.data.val)
             self.store_predictions("val", val)
         self.run.log_scalar(f"test.{self.task.score}", test[self.task.score], self.step)
-        self.task.visualise_results(self.best_metrics, self.add_artifact)
+        self.task.visualise_results(self.best_metrics, self.add_artifact)  # type: ignore[arg-type]  # as best_state
         score = self.task.score
-        results = {
+        results: dict[str, Any] = {
             f"best_val_{score}": self.best_score,
             "best_step": self.best_step,
             **{f"test_{name}_of_best": value for name, value in test.items()},
@@ -631,7 +661,7 @@ class Trainer:
 
 
 @trainer_ingredient.capture
-def train(task, lr, _run, _seed, _config):
+def train(task: Task, lr: float, _run: Run, _seed: int, _config: dict[str, Any]) -> dict[str, Any]:
     """Train `task` (an ingredients.task.Task) with learning rate `lr`; return the results (also in results.json).
 
     The trainer's options are this ingredient's config, as a TrainerConfig. A run given `--resume=CHECKPOINT` (as
@@ -681,7 +711,7 @@ class Progress:
     """What the terminal shows of the loop: a bar on the controlling terminal (never in the run's captured output)
     and the `Iteration …` lines, about every trainer.print_every steps and at the end."""
 
-    def __init__(self, step, total_steps, config):
+    def __init__(self, step: int, total_steps: int, config: TrainerConfig) -> None:
         self.first_step, self.total_steps, self.print_every = step, total_steps, config.print_every
         self.next_lines = self.next_multiple(step)
         self.started = time.perf_counter()
@@ -689,27 +719,27 @@ class Progress:
         self.bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", file=self.terminal,
                         disable=self.terminal is None, dynamic_ncols=True, mininterval=0.5)
 
-    def __enter__(self):
+    def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.bar.close()
         if self.terminal is not None:
             self.terminal.close()
 
-    def next_multiple(self, step):
+    def next_multiple(self, step: int) -> int:
         return (step // self.print_every + 1) * self.print_every
 
-    def update(self):
+    def update(self) -> None:
         self.bar.update(1)
 
-    def write(self, text):
+    def write(self, text: str) -> None:
         self.bar.write(text)
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def lines_due(self, step):
+    def lines_due(self, step: int) -> bool:
         """Whether the `Iteration …` lines are due after `step`; if so, the next ones are due print_every later."""
         if step < self.next_lines and step < self.total_steps:
             return False
@@ -718,7 +748,7 @@ class Progress:
 
 
 @contextlib.contextmanager
-def paused(window):
+def paused(window: Window) -> Iterator[None]:
     """The time spent inside does not count as the metrics window's training time."""
     started = time.perf_counter()
     yield
@@ -731,14 +761,14 @@ class StopRequests:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __enter__(self):
-        self.signal_name = None
+    def __enter__(self) -> StopRequests:
+        self.signal_name: str | None = None
         self.previous = {number: signal.signal(number, self.request) for number in self.SIGNALS}
         return self
 
-    def request(self, number, frame):
+    def request(self, number: int, frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(number).name
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         for number, handler in self.previous.items():
             signal.signal(number, handler)

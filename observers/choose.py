@@ -1,14 +1,22 @@
 """Chooses where a run is recorded: MongoDB through a local copy that survives outages (observers.durable)."""
+from __future__ import annotations
+
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
 from runstore.database import connect
 from observers.durable import DurableMongoObserver
 from runstore.errors import UserError
 from runstore.settings import create_tracker_folder, load_settings
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def choose_observers(settings=None):
+    from runstore.settings import Settings
+
+
+def choose_observers(settings: Settings | None = None) -> list[DurableMongoObserver]:
     """[DurableMongoObserver]: the run goes to RUNS_DIR first and to MongoDB as soon as (and whenever) it answers.
 
     Checks the URL and credentials first, so that a mistake there stops the run with one clear line.
@@ -17,7 +25,7 @@ def choose_observers(settings=None):
     client = connect(settings)
     reachable = client is not None
     if reachable:
-        client.close()
+        client.close()  # type: ignore[union-attr]  # reachable: client is not None
     require_writable(settings.runs_dir)
     if not reachable:
         print(
@@ -29,7 +37,7 @@ def choose_observers(settings=None):
     return [DurableMongoObserver(settings.runs_dir, settings.mongo_url, settings.db_name, reachable)]
 
 
-def require_writable(folder):
+def require_writable(folder: Path) -> None:
     """Create `folder` if needed; UserError when no file can be written there (every run is written there first)."""
     try:
         create_tracker_folder(folder)

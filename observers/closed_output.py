@@ -6,11 +6,17 @@ and the run would end FAILED instead of INTERRUPTED with its checkpoint. A lost 
 once a write finds the pipe closed, the file descriptor is pointed at /dev/null (as Python's documentation on
 SIGPIPE advises), and output goes on there.
 """
+from __future__ import annotations
+
 import os
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
-def tolerate_closed_output():
+def tolerate_closed_output() -> None:
     """Make sys.stdout and sys.stderr of this process survive a closed reader; for an entry point to call."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
@@ -21,23 +27,23 @@ def tolerate_closed_output():
 class ClosedReaderTolerant:
     """A text stream whose write and flush send the output to /dev/null once the reader of its pipe has gone."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
             self._discard_output()
             return len(text)
 
-    def flush(self):
+    def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._discard_output()
 
-    def _discard_output(self):
+    def _discard_output(self) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, self._stream.fileno())
@@ -48,5 +54,5 @@ class ClosedReaderTolerant:
         except BrokenPipeError:
             pass
 
-    def __getattr__(self, name):  # everything else (fileno, isatty, encoding, ...) as the stream has it
+    def __getattr__(self, name: str) -> Any:  # everything else (fileno, isatty, encoding, ...) as the stream has it
         return getattr(self._stream, name)

@@ -15,6 +15,8 @@ the path and the free space; from then on nothing more is written locally and Mo
 state kept in memory. When MongoDB cannot take it either, the run fails in one line and the process exits 1. The
 design is in docs/durability.md.
 """
+from __future__ import annotations
+
 import contextlib
 import functools
 import json
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -44,8 +47,18 @@ from runstore.settings import shown_url
 from runstore.shell import shell_command
 from observers.upload import RunUploader, UploadError, UploadState
 
+if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Callable
+    from typing import Concatenate, ParamSpec
+
+    from numpy.typing import ArrayLike
+    from pymongo.database import Database
+
+    P = ParamSpec("P")
+
 # Short timeouts: an attempt against a dead server fails fast, and the next one follows RETRY_S later.
-CLIENT_OPTIONS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000, "socketTimeoutMS": 20000}
+CLIENT_OPTIONS: dict[str, Any] = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000, "socketTimeoutMS": 20000}
 RETRY_S = 2.0
 GIVE_UP_S = 10.0  # at the end of a run, stop waiting once MongoDB has failed for this long
 # ...unless it never answered during the whole run: then the final attempt alone decides, so a laptop
@@ -56,11 +69,12 @@ STORE_FIX = ("free space there or set RUNS_DIR (environment or .env) to a folder
              "answers (MONGO_URL)")
 
 
-def _never_raises(event):
+def _never_raises(event: Callable[Concatenate[DurableMongoObserver, P], None]
+                  ) -> Callable[Concatenate[DurableMongoObserver, P], None]:
     """A Sacred event that reports any error in one line instead of raising it: Sacred would stop calling the
     observer for the rest of the run. (Failures of the local store are handled where they happen, _write_locally.)"""
     @functools.wraps(event)
-    def guarded(self, *args, **kwargs):
+    def guarded(self: DurableMongoObserver, *args: P.args, **kwargs: P.kwargs) -> None:
         try:
             return event(self, *args, **kwargs)
         except Exception as error:  # noqa: BLE001 - any error would stop Sacred calling the observer
@@ -73,7 +87,7 @@ def _never_raises(event):
 
 class DurableMongoObserver(FileStorage):
     sources_folder = SOURCES_DIR  # removed with the run's folder; Sacred's shared one would stay behind
-    def __init__(self, runs_dir, mongo_url, db_name, reachable=True):
+    def __init__(self, runs_dir: str | os.PathLike[str], mongo_url: str, db_name: str, reachable: bool = True) -> None:
         """`reachable`: whether MongoDB answered just before the run (observers.choose has warned if not)."""
         super().__init__(runs_dir, priority=MONGO_PRIORITY)
         self.reachable = reachable
@@ -82,24 +96,29 @@ class DurableMongoObserver(FileStorage):
         self.db_name = db_name
         self.lock = threading.Lock()  # Sacred calls events from the training and the heartbeat thread
         self.metrics_file_lock = threading.Lock()  # metrics.json is written outside self.lock, one snapshot at a time
-        self.metrics = {}  # name -> MetricSeries
+        self.metrics: dict[str, MetricSeries] = {}  # name -> MetricSeries
         self.metrics_changed = False  # points arrived since metrics.json was last written
-        self.artifact_types = {}
-        self.written_points = {}  # name -> points in metrics.json, recorded in run.json (runstore.local_run)
-        self.written_summaries = {}  # name -> summarize() of those points, recorded in run.json for listings
-        self.file_records = {}  # path in the run folder -> file_record of what was written there, also in run.json
-        self.mirror = None
-        self.local_failure = None  # why the local store stopped taking the run; from then on MongoDB alone has it
-        self.artifact_sources = {}  # name -> the added file, for artifacts the local store did not take
-        self.local_artifacts = set()  # names whose latest file is in the run folder
-        self.lost = []  # what neither store took, one line each
-        self.reported_errors = set()  # events whose error has been reported (_never_raises)
+        self.artifact_types: dict[str, dict[str, Any]] = {}
+        # name -> points in metrics.json, recorded in run.json (runstore.local_run)
+        self.written_points: dict[str, int] = {}
+        # name -> summarize() of those points, recorded in run.json for listings
+        self.written_summaries: dict[str, dict[str, Any]] = {}
+        # path in the run folder -> file_record of what was written there, also in run.json
+        self.file_records: dict[str, dict[str, Any]] = {}
+        self.mirror: MongoMirror | None = None
+        # why the local store stopped taking the run; from then on MongoDB alone has it
+        self.local_failure: str | None = None
+        # name -> the added file, for artifacts the local store did not take
+        self.artifact_sources: dict[str, str | os.PathLike[str]] = {}
+        self.local_artifacts: set[str] = set()  # names whose latest file is in the run folder
+        self.lost: list[str] = []  # what neither store took, one line each
+        self.reported_errors: set[str] = set()  # events whose error has been reported (_never_raises)
         self.folder_lock = contextlib.ExitStack()  # the run folder's upload lock, held for the whole run
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DurableMongoObserver({self.safe_url}, {self.db_name!r}, local copy in {self.basedir})"
 
-    def run_ref(self):
+    def run_ref(self) -> RunRef | None:
         """The run this observer records, as it stands (None before it starts): its database id once MongoDB has
         it, its folder until the upload is complete and the folder removed."""
         database_id = self.mirror.state.run_id if self.mirror is not None else None
@@ -107,7 +126,9 @@ class DurableMongoObserver(FileStorage):
         return RunRef(database_id, folder) if database_id is not None or folder is not None else None
 
     # ---- Sacred events: write locally, then wake the mirror -------------------------------------
-    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+    def started_event(self, ex_info: dict[str, Any], command: str, host_info: dict[str, Any],
+                      start_time: datetime.datetime, config: dict[str, Any], meta_info: dict[str, Any],
+                      _id: object) -> int | str | None:
         """Raises UserError (the run does not start) when neither the local store nor MongoDB takes the run."""
         try:
             local_id = super().started_event(ex_info, command, host_info, start_time, config, meta_info, None)
@@ -132,13 +153,14 @@ class DurableMongoObserver(FileStorage):
         return self.mirror.state.run_id if uploaded else local_id
 
     @_never_raises
-    def heartbeat_event(self, info, captured_out, beat_time, result):
+    def heartbeat_event(self, info: dict[str, Any], captured_out: str, beat_time: datetime.datetime,
+                        result: Any) -> None:
         with self.lock:
             super().heartbeat_event(flatten({**info, "pid": os.getpid()}), captured_out, beat_time, result)
-        self.mirror.wake()
+        self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
 
     @_never_raises
-    def log_metrics(self, metrics_by_name, info):
+    def log_metrics(self, metrics_by_name: dict[str, dict[str, Any]], info: dict[str, Any]) -> None:
         """Sacred's heartbeat: the `_run.log_scalar` points since the last one; also writes log_batch's points."""
         # Sacred's final heartbeat may overlap a slow one of its heartbeat thread: a newer snapshot is never
         # overwritten by an older one.
@@ -150,14 +172,15 @@ class DurableMongoObserver(FileStorage):
                     self.metrics_changed = True
                 changed, self.metrics_changed = self.metrics_changed, False
                 arrays = {name: series.arrays() for name, series in self.metrics.items()} if changed else None
-            self.mirror.wake()  # the upload runs while metrics.json is written (the arrays never change)
+            # the upload runs while metrics.json is written (the arrays never change)
+            self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
             if arrays is not None and self._write_locally("metrics.json", self._write_metrics, arrays):
                 self.written_points = {name: len(steps) for name, (steps, _, _) in arrays.items()}
                 self.written_summaries = {name: summarize(steps, values)
                                           for name, (steps, values, _) in arrays.items()}
 
     @_never_raises
-    def log_batch(self, name, steps, values, timestamp):
+    def log_batch(self, name: str, steps: np.ndarray, values: np.ndarray, timestamp: np.datetime64) -> None:
         """Points of one metric logged at `timestamp` (observers.log_batch); stored at the next heartbeat, as
         Sacred stores `_run.log_scalar` points."""
         with self.lock:
@@ -165,7 +188,8 @@ class DurableMongoObserver(FileStorage):
             self.metrics_changed = True
 
     @_never_raises
-    def artifact_event(self, name, filename, metadata=None, content_type=None):
+    def artifact_event(self, name: str, filename: str | os.PathLike[str], metadata: Any = None,
+                       content_type: str | None = None) -> None:
         with self.lock:
             self.artifact_types[name] = {"content_type": content_type, "metadata": metadata}
             self.run_entry["artifacts"].append(name)
@@ -178,31 +202,32 @@ class DurableMongoObserver(FileStorage):
                 self.local_artifacts.discard(name)
                 self.artifact_sources[name] = filename
         if self.local_failure is None:
-            self.mirror.wake()
+            self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
             return
-        if not self.mirror.attempt():  # the file may be gone once add_artifact returns: uploaded while it is there
+        # the file may be gone once add_artifact returns: uploaded while it is there
+        if not self.mirror.attempt():  # type: ignore[union-attr]  # set by started_event
             self.lost.append(f"artifact {name} ({filename})")
         with self.lock:
             self.artifact_sources.pop(name, None)  # in MongoDB now, or lost
 
     @_never_raises
-    def resource_event(self, filename):
+    def resource_event(self, filename: str) -> None:
         with self.lock:
             super().resource_event(filename)
-        self.mirror.wake()
+        self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
 
     @_never_raises
-    def completed_event(self, stop_time, result):
+    def completed_event(self, stop_time: datetime.datetime, result: Any) -> None:
         with self.lock:
             super().completed_event(stop_time, result)
 
     @_never_raises
-    def interrupted_event(self, interrupt_time, status):
+    def interrupted_event(self, interrupt_time: datetime.datetime, status: str) -> None:
         with self.lock:
             super().interrupted_event(interrupt_time, status)
 
     @_never_raises
-    def failed_event(self, fail_time, fail_trace):
+    def failed_event(self, fail_time: datetime.datetime, fail_trace: list[str]) -> None:
         if self.mirror is None:  # the run failed in started_event itself: there is nothing to record it in
             return
         with self.lock:
@@ -211,7 +236,7 @@ class DurableMongoObserver(FileStorage):
             self.save_cout()
             super().failed_event(fail_time, fail_trace)
 
-    def join(self):
+    def join(self) -> None:
         """After the final event: wait for MongoDB to hold the finished run, then drop the local copy.
 
         The wait is bounded: each MongoDB operation times out (CLIENT_OPTIONS), and failures end it after GIVE_UP_S.
@@ -242,7 +267,7 @@ class DurableMongoObserver(FileStorage):
               file=sys.stderr)
 
     # ---- the local store ------------------------------------------------------------------------
-    def write_file(self, name, write, *args):
+    def write_file(self, name: str, write: Callable[..., Any], *args: Any) -> Any:
         """Each of Sacred's writes into the run folder; run.json also records what cout.txt and metrics.json hold by
         then, so `tracker sync` can tell when they lack some of it (runstore.local_run). A source or resource that
         the failed local store cannot take is recorded where it is."""
@@ -251,13 +276,13 @@ class DurableMongoObserver(FileStorage):
                                             "files": self.file_records, "metric_summaries": self.written_summaries}
         return self._write_locally(name, write, *args)
 
-    def save_source(self, filename, store_dir):
+    def save_source(self, filename: str, store_dir: Path) -> Path:
         stored = super().save_source(filename, store_dir)
         if stored.parent == Path(self.dir) / SOURCES_DIR:
             self.file_records[f"{SOURCES_DIR}/{stored.name}"] = file_record(stored)
         return stored
 
-    def _write_locally(self, name, write, *args):
+    def _write_locally(self, name: str, write: Callable[..., Any], *args: Any) -> Any:
         """write(*args), a write of the file `name` into the run folder: its result (True for none), or None once the
         local store has failed (then or earlier; reported once, and the run goes on in MongoDB)."""
         if self.local_failure is not None:
@@ -271,11 +296,11 @@ class DurableMongoObserver(FileStorage):
                 self._warn_local_failure()
             return None
 
-    def _warn_local_failure(self):
+    def _warn_local_failure(self) -> None:
         print(f"WARNING: {self.local_failure}; nothing more is written there, the run goes on in MongoDB at "
               f"{self.safe_url} alone", file=sys.stderr)
 
-    def _store_problem(self, error, path):
+    def _store_problem(self, error: OSError, path: str | os.PathLike[str]) -> str:
         """One line: the local store failed to write `path`, why, and the free space there."""
         try:
             free = f"{shutil.disk_usage(self.basedir).free / 2**20:.1f} MB free"
@@ -283,19 +308,19 @@ class DurableMongoObserver(FileStorage):
             free = "free space unknown"
         return f"the local store failed to write {path} ({error.strerror or error}; {free} in {self.basedir})"
 
-    def _copy_artifact(self, name, filename):
+    def _copy_artifact(self, name: str, filename: str | os.PathLike[str]) -> None:
         # Replaced atomically: the mirror may be reading the previous version of the same name.
         with replacing(os.path.join(self.dir, name)) as partial:
             shutil.copyfile(filename, partial)
             self.file_records[name] = file_record(partial)  # what `tracker sync` checks the folder's copy against
 
     # ---- for the mirror -------------------------------------------------------------------------
-    def snapshot(self):
+    def snapshot(self) -> LocalRun:
         """The run as it would be read back from the local copy now; what the local store did not take comes from
         memory (the output, metrics and run entry are all held there) and from the added artifact files."""
         with self.lock:
             entry = flatten(self.run_entry)
-            replaced = {}
+            replaced: dict[str, bytes | str | os.PathLike[str]] = {}
             if self.local_failure is not None:  # the uploader reads only the files that are there
                 entry["artifacts"] = [n for n in entry["artifacts"]
                                       if n in self.artifact_sources or n in self.local_artifacts]
@@ -315,7 +340,7 @@ class DurableMongoObserver(FileStorage):
                 in_memory=True,
             )
 
-    def _write_metrics(self, arrays):
+    def _write_metrics(self, arrays: dict[str, tuple[np.ndarray, ...]]) -> None:
         """metrics.json in Sacred's format from {name: (steps, values, timestamps)}, written piecewise: json.dump of
         a million points as Python lists took seconds and hundreds of MB."""
         with replacing(os.path.join(self.dir, "metrics.json")) as partial, open(partial, "w") as file:
@@ -330,7 +355,7 @@ class DurableMongoObserver(FileStorage):
                 file.write("}")
             file.write("}")
 
-    def _write_json_atomically(self, value, name):
+    def _write_json_atomically(self, value: Any, name: str) -> None:
         write_atomically(os.path.join(self.dir, name), json.dumps(value))
 
 
@@ -338,24 +363,25 @@ class MetricSeries:
     """One metric's points as numpy arrays (int64 steps, float64 values, datetime64[us] timestamps), appended in
     chunks and joined when read: a million points as lists of Python objects took over 400 MB."""
 
-    def __init__(self):
-        self.chunks = []  # (steps, values, timestamps) per append; a series is created by its first append
+    def __init__(self) -> None:
+        # (steps, values, timestamps) per append; a series is created by its first append
+        self.chunks: list[tuple[np.ndarray, ...]] = []
 
-    def append(self, steps, values, timestamps):
+    def append(self, steps: ArrayLike, values: ArrayLike, timestamps: ArrayLike) -> None:
         self.chunks.append((np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64),
                             np.asarray(timestamps, dtype="datetime64[us]")))
 
-    def arrays(self):
+    def arrays(self) -> tuple[np.ndarray, ...]:
         """(steps, values, timestamps); the arrays are never changed afterwards, so readers may keep them."""
         if len(self.chunks) > 1:
             self.chunks = [tuple(np.concatenate(parts) for parts in zip(*self.chunks))]
         return self.chunks[0]
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, np.ndarray]:
         return dict(zip(("steps", "values", "timestamps"), self.arrays()))
 
 
-def _numbers_json(part):
+def _numbers_json(part: np.ndarray) -> str:
     """Numbers as JSON list items. orjson writes a numpy array ~10x faster than json.dumps its list, but writes NaN
     and infinities as null, so arrays holding them keep Python's NaN, Infinity, as Sacred's metrics.json has."""
     if part.dtype.kind == "f" and not np.isfinite(part).all():
@@ -363,7 +389,7 @@ def _numbers_json(part):
     return orjson.dumps(part, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1]
 
 
-def _timestamps_json(part):
+def _timestamps_json(part: np.ndarray) -> str:
     """datetime64 values as quoted ISO strings, formatted once per run of equal ones (a log_batch call's points)."""
     starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]])
     counts = np.diff(np.r_[starts, len(part)]).tolist()
@@ -371,7 +397,8 @@ def _timestamps_json(part):
     return "".join(f'"{text}", ' * count for text, count in zip(texts, counts))[:-2]
 
 
-def _write_json_list(file, array, to_json=_numbers_json, points=100_000):
+def _write_json_list(file: IO[str], array: np.ndarray, to_json: Callable[[np.ndarray], str] = _numbers_json,
+                     points: int = 100_000) -> None:
     """`array` as a JSON list, converted `points` at a time, so the text never exists whole in memory."""
     file.write("[")
     for start in range(0, len(array), points):
@@ -382,7 +409,7 @@ def _write_json_list(file, array, to_json=_numbers_json, points=100_000):
 class MongoMirror(threading.Thread):
     """Uploads the observer's run whenever it changes, retrying every RETRY_S while MongoDB is unreachable."""
 
-    def __init__(self, observer, db, warned=False):
+    def __init__(self, observer: DurableMongoObserver, db: Database[Any], warned: bool = False) -> None:
         """`warned`: the user already knows MongoDB is unreachable, so the first failure is not reported again."""
         super().__init__(name="mongo-mirror", daemon=True)  # a daemon never holds up the end of the process
         self.observer = observer
@@ -391,15 +418,15 @@ class MongoMirror(threading.Thread):
         self.changed = threading.Event()
         self.finishing = threading.Event()
         self.finished = threading.Event()  # MongoDB holds the finished run
-        self.failing_since = time.monotonic() if warned else None
+        self.failing_since: float | None = time.monotonic() if warned else None
         self.refused = False  # MongoDB cannot take the run as it is (UploadError): waiting is pointless
         self.reached = False  # MongoDB took at least one upload of this run
         self.uploading = threading.Lock()  # uploads come from this thread and from artifact_event
 
-    def wake(self):
+    def wake(self) -> None:
         self.changed.set()
 
-    def attempt(self):
+    def attempt(self) -> bool:
         """Upload the latest state once; True when MongoDB took all of it."""
         try:
             with self.uploading:
@@ -423,7 +450,7 @@ class MongoMirror(threading.Thread):
             self.failing_since = None
         return True
 
-    def run(self):
+    def run(self) -> None:
         while not self.finished.is_set():
             self.changed.wait(RETRY_S if self.failing_since is not None else None)
             self.changed.clear()
@@ -431,13 +458,15 @@ class MongoMirror(threading.Thread):
             if self.attempt() and final:
                 self.finished.set()
 
-    def finish(self, give_up_s):
+    def finish(self, give_up_s: float) -> bool:
         """Upload the final state; wait while uploads succeed, however slow, and at most `give_up_s` of failures."""
         started = time.monotonic()
         self.finishing.set()
         self.wake()
         while not self.finished.wait(0.2):
             failing = self.failing_since is not None
-            if self.refused or failing and time.monotonic() - max(self.failing_since, started) > give_up_s:
+            # `failing` says that failing_since is not None, which mypy does not follow
+            if self.refused or failing and time.monotonic() - max(  # type: ignore[operator, type-var]
+                    self.failing_since, started) > give_up_s:
                 return False
         return True

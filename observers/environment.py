@@ -9,27 +9,33 @@ distribution takes about 0.5 s, so it happens in a thread while the run trains (
 as the heartbeat sends info); the artifact is added when the run's main function ends, from the run's own thread, as
 every other artifact.
 """
+from __future__ import annotations
+
 import json
 import platform
 import sys
 import threading
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from compat.sacred import at_main_end
+
+if TYPE_CHECKING:
+    from sacred.run import Run
 
 ARTIFACT = "environment.json"
 
 
-def record_environment(run, folder):
+def record_environment(run: Run, folder: Path) -> None:
     """Add ARTIFACT (written in `folder`) and info.environment to `run` (a sacred Run, in a pre-run hook)."""
-    collected = {}
+    collected: dict[str, Any] = {}
 
-    def collect_in_background():
+    def collect_in_background() -> None:
         collected.update(collect())
         run.info["environment"] = summary(collected)
 
-    def add_artifact():
+    def add_artifact() -> None:
         collector.join()
         if collected:  # else collecting failed, and the thread printed why
             path = Path(folder) / ARTIFACT
@@ -41,7 +47,7 @@ def record_environment(run, folder):
     at_main_end(run, add_artifact)
 
 
-def collect():
+def collect() -> dict[str, Any]:
     """Everything: {python, platform, torch, cuda, cudnn, gpus, packages: {name: version}, imported: [names]}."""
     imported = {name.partition(".")[0] for name in list(sys.modules)}
     packages, used = {}, []
@@ -66,13 +72,13 @@ def collect():
     }
 
 
-def summary(environment):
+def summary(environment: dict[str, Any]) -> dict[str, Any]:
     """What info.environment keeps: all but the packages the run had not imported, and the platform."""
     return {**{key: environment[key] for key in ("python", "torch", "cuda", "cudnn", "gpus")},
             "packages": {name: environment["packages"][name] for name in environment["imported"]}}
 
 
-def gpu_names():
+def gpu_names() -> list[str]:
     """The names NVIDIA's management library reports (no CUDA initialisation, which takes seconds); [] without."""
     from observers.system_metrics import gpu_handles, pynvml
 

@@ -10,14 +10,30 @@ Folders that hold an environment or a cache are neither code nor changes of it: 
 `conda-meta/`, e.g. `python -m venv .venv` or `uv venv` in the project), `node_modules/` and tools' caches are never
 listed, whether .gitignore names them or not.
 """
+from __future__ import annotations
+
 import fnmatch
 import functools
 import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import git
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+
+    from sacred.run import Run
+
+    # The `skip` folders, as str or as paths. Not Iterable[str | PathLike]: untracked_files replaces them by a tuple of
+    # str, which mypy would then type as a tuple of that union.
+    Folders = Iterable[str] | Iterable[os.PathLike[str]]
+
+# GitPython types Repo.working_tree_dir as optional (None for a bare repository); the repositories here have a work
+# tree, hence `type: ignore[arg-type]  # not bare` where it is used.
 
 DIFF_ARTIFACT = "git_diff.patch"
 # info key: the sha256 of the run's DIFF_ARTIFACT, which `tracker rerun --apply-diff` checks against the run's folder
@@ -37,16 +53,16 @@ SECRET_NAMES = (".env*", "*.pem", "*key*", "*.token", "id_rsa*", "id_dsa*", "id_
 @dataclass
 class Changes:
     patch: str = ""  # what `git apply` restores on the commit; '' when there is nothing
-    included: list = field(default_factory=list)  # untracked files in the patch
+    included: list[str] = field(default_factory=list)  # untracked files in the patch
     # Untracked files not in it, as {"file": name, "why": ...}: names hold dots, which MongoDB keys must not.
-    left_out: list = field(default_factory=list)
+    left_out: list[dict[str, str]] = field(default_factory=list)
 
     @property
-    def has_untracked(self):
+    def has_untracked(self) -> bool:
         return bool(self.included or self.left_out)
 
 
-def uncommitted_changes(path, skip=()):
+def uncommitted_changes(path: str | os.PathLike[str], skip: Folders = ()) -> Changes:
     """`git diff HEAD` plus the untracked files that may go in (see the module docstring), as one patch.
 
     `skip`: folders whose files are not changes of the code (the tracker's own records).
@@ -58,7 +74,7 @@ def uncommitted_changes(path, skip=()):
     changes = Changes(patch=repo.git.diff("HEAD", "--binary", "--", *_outside(repo, skip)))
     total = 0
     for name in untracked_files(repo, skip):
-        file = os.path.join(repo.working_tree_dir, name)
+        file = os.path.join(repo.working_tree_dir, name)  # type: ignore[arg-type]  # not bare
         size = os.path.getsize(file)
         why = _left_out_because(name, size, total)
         if why:
@@ -72,17 +88,17 @@ def uncommitted_changes(path, skip=()):
     return changes
 
 
-def untracked_files(repo, skip=()):
+def untracked_files(repo: git.Repo, skip: Folders = ()) -> Iterator[str]:
     """The untracked, not ignored files of `repo` (names relative to it), but for those in the `skip` folders and in
     environments and caches."""
     skip = tuple(os.path.realpath(folder) + os.sep for folder in skip)
     for name in _untracked_outside_environments(repo):
-        file = os.path.join(repo.working_tree_dir, name)
+        file = os.path.join(repo.working_tree_dir, name)  # type: ignore[arg-type]  # not bare
         if os.path.isfile(file) and not os.path.realpath(file).startswith(skip):
             yield name
 
 
-def _untracked_outside_environments(repo):
+def _untracked_outside_environments(repo: git.Repo) -> Iterator[str]:
     """Untracked names, but for those inside environments and caches. Git names a wholly untracked folder once
     (`--directory`), so a top-level environment's thousands of files are never listed; other folders are listed
     file by file, and a file inside an environment there is dropped."""
@@ -91,7 +107,8 @@ def _untracked_outside_environments(repo):
     folders = [name for name in listed if name.endswith("/")]
     yield from (name for name in listed if name and not name.endswith("/"))
     is_environment = functools.cache(lambda folder: any(
-        os.path.exists(os.path.join(repo.working_tree_dir, folder, marker)) for marker in ENVIRONMENT_MARKERS))
+        os.path.exists(os.path.join(repo.working_tree_dir, folder, marker))  # type: ignore[arg-type]  # not bare
+        for marker in ENVIRONMENT_MARKERS))
     wanted = [folder for folder in folders if not is_environment(folder.rstrip("/"))]
     if not wanted:
         return
@@ -104,17 +121,18 @@ def _untracked_outside_environments(repo):
             yield name
 
 
-def _outside(repo, skip):
+def _outside(repo: git.Repo, skip: Folders) -> list[str]:
     """Pathspecs for all of `repo` but the `skip` folders: tracked files there (committed records) are no code."""
     inside = []
     for folder in skip:
-        relative = os.path.relpath(os.path.realpath(folder), os.path.realpath(repo.working_tree_dir))
+        relative = os.path.relpath(os.path.realpath(folder),
+                                   os.path.realpath(repo.working_tree_dir))  # type: ignore[arg-type]  # not bare
         if relative != "." and not relative.startswith(os.pardir):
             inside.append(f":(exclude){relative}")
     return [".", *inside]
 
 
-def _left_out_because(name, size, total):
+def _left_out_because(name: str, size: int, total: int) -> str | None:
     base = os.path.basename(name).lower()
     if any(fnmatch.fnmatch(base, pattern) for pattern in SECRET_NAMES):
         return "the name looks like a secret"
@@ -125,7 +143,7 @@ def _left_out_because(name, size, total):
     return None
 
 
-def record_uncommitted_changes(run, path, workdir, skip=()):
+def record_uncommitted_changes(run: Run, path: str | os.PathLike[str], workdir: Path, skip: Folders = ()) -> None:
     """Attach the patch of uncommitted changes as an artifact, and list untracked files in the run's info."""
     changes = uncommitted_changes(path, skip)
     if changes.has_untracked:
@@ -142,17 +160,17 @@ def record_uncommitted_changes(run, path, workdir, skip=()):
         run.add_artifact(str(file), name=DIFF_ARTIFACT, content_type="text/x-diff")
 
 
-def patch_digest(patch):
+def patch_digest(patch: bytes) -> str:
     """The sha256 (hex) of a patch's bytes."""
     return hashlib.sha256(patch).hexdigest()
 
 
-def had_uncommitted_changes(recorded_repository, info):
+def had_uncommitted_changes(recorded_repository: dict[str, Any], info: dict[str, Any]) -> bool:
     """Whether a run's code differed from its commit: Sacred's dirty flag, or untracked files (UNTRACKED_INFO)."""
     return bool(recorded_repository["dirty"] or info.get(UNTRACKED_INFO))
 
 
-def has_recorded_changes(path, info, skip=()):
+def has_recorded_changes(path: str | os.PathLike[str], info: dict[str, Any], skip: Folders = ()) -> bool:
     """Whether the checkout at `path` has the very uncommitted changes a run recorded in its `info` (the sha256 of
     its patch, and the untracked files left out of it), so that its code is the run's."""
     recorded = info.get(DIFF_DIGEST_INFO)
@@ -165,7 +183,7 @@ def has_recorded_changes(path, info, skip=()):
             and len(changes.left_out) == untracked.get("left_out_count", len(untracked.get("left_out", []))))
 
 
-def is_dirty(repo, skip=()):
+def is_dirty(repo: git.Repo, skip: Folders = ()) -> bool:
     """Whether a checkout differs from its commit, in the sense a run records: untracked files count, but no file in
     the `skip` folders does."""
     changed = repo.git.diff("HEAD", "--name-only", "--", *_outside(repo, skip))

@@ -5,15 +5,22 @@ and holds every point as Python objects until the next heartbeat; this call hand
 observer, which keeps them as arrays. The points are stored at the next heartbeat, as `log_scalar`'s are, so a
 metric should be logged one way or the other, not both.
 """
+from __future__ import annotations
+
 import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from observers.durable import DurableMongoObserver
 from runstore.errors import UserError
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from sacred.run import Run
 
-def log_batch(run, name, steps, values):
+
+def log_batch(run: Run, name: str, steps: ArrayLike, values: ArrayLike) -> None:
     """Log `values[i]` at step `steps[i]` for the metric `name` of `run` (Sacred's `_run`); all get the call's time."""
     steps = np.asarray(steps, dtype=np.int64).ravel()
     values = np.asarray(values, dtype=np.float64).ravel()

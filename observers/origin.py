@@ -16,11 +16,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runstore.atomic_file import write_atomically
 from runstore.plain_json import dotted_values
 from runstore.run_ref import RunRef
+
+if TYPE_CHECKING:
+    from sacred.run import Run
 
 HANDOFF_ENV = "TRACKER_HANDOFF"  # the path of the Handoff file of a run started by a tracker command
 HANDOFF_FILE = "handoff.json"
@@ -100,12 +103,12 @@ def _read_handoff(path: str) -> Handoff | None:
         return None
 
 
-def resume_argument(checkpoint):
+def resume_argument(checkpoint: str | os.PathLike[str]) -> str:
     """The command-line option that makes a new run continue from the file `checkpoint`."""
     return f"{RESUME_FLAG}={checkpoint}"
 
 
-def resume_checkpoint(run):
+def resume_checkpoint(run: Run) -> str | None:
     """The checkpoint file that the Sacred run `run` was told to continue from (resume_argument), or None."""
     return (run.meta_info.get("options") or {}).get(RESUME_FLAG)
 

@@ -8,15 +8,27 @@ experiment without the trainer calls it itself, once per split, after its final 
     save_predictions(_run, "test", labels, logits, names=classes)   # integer labels: a classification
     save_predictions(_run, "test", targets, outputs)                # float targets: a regression
 """
+from __future__ import annotations
+
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runstore.predictions import ARTIFACT, classification, regression
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-def save_predictions(run, split, targets, outputs, names=None, ids=None, digest=None):
+    from numpy.typing import ArrayLike
+    from sacred.run import Run
+
+    from runstore.predictions import Predictions
+
+
+def save_predictions(run: Run, split: str, targets: ArrayLike, outputs: ArrayLike, names: Iterable[str] | None = None,
+                     ids: ArrayLike | None = None, digest: str | None = None) -> Predictions:
     """Store the predictions of `split` as the artifact predictions.<split>.npz of `run` (Sacred's `_run`).
 
     `targets`: one per example, integer class labels (a classification: `outputs` are then examples x classes

@@ -11,11 +11,17 @@ main function ends, so a run shorter than the interval has two; the step is the 
   (nvidia-ml-py); without a GPU or driver there are none, and no warning.
 The sampler reads counters only: it draws no random numbers and touches no tensors, so training is unchanged.
 """
+from __future__ import annotations
+
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 import psutil
 from compat.sacred import at_main_end
+
+if TYPE_CHECKING:
+    from sacred.run import Run
 
 try:
     import pynvml
@@ -25,7 +31,7 @@ except ImportError:  # nvidia-ml-py is a dependency, but a GPU-less install may 
 GB = 1e9
 
 
-def start_system_metrics(run, interval_s):
+def start_system_metrics(run: Run, interval_s: float) -> None:
     """Sample system metrics into `run` (a sacred Run, in a pre-run hook) now, every `interval_s` seconds, and when
     its main function returns or raises."""
     if interval_s <= 0:
@@ -37,34 +43,35 @@ def start_system_metrics(run, interval_s):
 
 
 class SystemSampler(threading.Thread):
-    def __init__(self, run, interval_s):
+    def __init__(self, run: Run, interval_s: float) -> None:
         # A daemon: the process's end never waits for it.
         super().__init__(name="system-metrics", daemon=True)
         self.sacred_run = run
         self.interval_s = interval_s
         self.process = psutil.Process()
-        self.cpu_seconds = {}  # pid -> (psutil.Process, its CPU seconds and the time at the previous sample)
+        # pid -> (psutil.Process, its CPU seconds and the time at the previous sample)
+        self.cpu_seconds: dict[int, tuple[Any, float, float]] = {}
         self.gpus = gpu_handles()
         self.step = 0
         self.lock = threading.Lock()  # the periodic and the last sample never interleave their steps
         self.stopped = threading.Event()
 
-    def run(self):
+    def run(self) -> None:
         while not self.stopped.wait(self.interval_s) and self.sacred_run.status == "RUNNING":
             self.log_sample()
 
-    def stop(self):
+    def stop(self) -> None:
         """Take the last sample and end the thread."""
         self.stopped.set()
         self.log_sample()
 
-    def log_sample(self):
+    def log_sample(self) -> None:
         with self.lock:
             for name, value in self.sample().items():
                 self.sacred_run.log_scalar(name, value, self.step)
             self.step += 1
 
-    def sample(self):
+    def sample(self) -> dict[str, float]:
         cpu_percent, rss = self._sample_processes()
         values = {
             # Since the previous call; the first call, in the pre-run hook, counts from psutil's import.
@@ -77,7 +84,7 @@ class SystemSampler(threading.Thread):
             values.update(_gpu_sample(f"sys.gpu{index}", handle))
         return values
 
-    def _sample_processes(self):
+    def _sample_processes(self) -> tuple[float, float]:
         """CPU % and resident bytes of this process and its children, CPU measured since the previous call (for a
         process not seen before, since it started)."""
         try:
@@ -103,7 +110,7 @@ class SystemSampler(threading.Thread):
         return cpu_percent, rss
 
 
-def gpu_handles():
+def gpu_handles() -> list[Any]:
     """NVML handles of the machine's GPUs; none when NVML does not answer (no GPU, no driver)."""
     if pynvml is None:
         return []
@@ -114,7 +121,7 @@ def gpu_handles():
         return []
 
 
-def _gpu_sample(prefix, handle):
+def _gpu_sample(prefix: str, handle: Any) -> dict[str, float]:
     readings = {
         "util_percent": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
         "memory_gb": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used / GB,

@@ -12,58 +12,67 @@ that the other rank stopped on, and it leaves the process's temporary folder beh
 `finish` also removes the temporary folders of the other ranks on this host whose process is gone (a SIGKILLed rank
 cannot remove its own). A handler can only be set in the main thread: elsewhere SIGTERM keeps its handler.
 """
+from __future__ import annotations
+
 import os
 import platform
 import shutil
 import signal
 import threading
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from runstore.liveness import remove_temporary_files
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+    from types import FrameType
+
 
 class RunEnd:
     """The end of the one tracked run of this process (observers.track holds, begins, finishes and releases it)."""
 
-    def __init__(self):
-        self.previous = None  # SIGTERM's handler before ours, while ours is set
+    def __init__(self) -> None:
+        # SIGTERM's handler before ours, while ours is set
+        self.previous: Callable[[int, FrameType | None], Any] | int | None = None
         self.held = False  # the command line holds a SIGTERM until `release`
         self.terminated = False  # a SIGTERM came and waits
         self.sigterm_came = threading.Event()  # the same, for a thread that waits for it
         self.main_ran = False  # the main function started, in this command line
         self._new_run()
 
-    def _new_run(self):
-        self.folder = None  # the run's temporary folder, while it runs
+    def _new_run(self) -> None:
+        self.folder: Path | None = None  # the run's temporary folder, while it runs
         self.main_works = False  # a SIGTERM ends the process at once
-        self.other_ranks = []  # (host, pid) of the other processes of a DDP run
+        self.other_ranks: list[tuple[str, int]] = []  # (host, pid) of the other processes of a DDP run
 
-    def hold(self):
+    def hold(self) -> None:
         """The command line starts: a SIGTERM waits for `release`, except while the main function works."""
         self.held = self._set_handler()
 
-    def begin(self, folder):
+    def begin(self, folder: Path) -> None:
         """The run starts, with its temporary files in `folder`."""
         self.folder = folder
         self._set_handler()
 
-    def main_started(self):
+    def main_started(self) -> None:
         """The main function starts: a SIGTERM ends the process at once."""
         self.main_works = self.main_ran = True
         if self.terminated:
             self._end_now()
 
-    def recording(self):
+    def recording(self) -> None:
         """The run records its end: a SIGTERM now waits."""
         self.main_works = False
 
-    def add_other_ranks(self, processes):
+    def add_other_ranks(self, processes: Iterable[tuple[str, int]]) -> None:
         """(host, pid) of the other processes training this run (ingredients.distributed), whose temporary folders
         `finish` removes once they are gone."""
         self.other_ranks = list(processes)
 
-    def finish(self):
+    def finish(self) -> None:
         """The run is recorded: remove the temporary folders; without a hold, give SIGTERM its handler back and act
         on one that waited."""
         if self.folder is not None:
@@ -75,37 +84,38 @@ class RunEnd:
         if not self.held:
             self.release()
 
-    def release(self):
+    def release(self) -> None:
         """The command line has printed the outcome: give SIGTERM its handler back and act on one that waited."""
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
         terminated = self.terminated
-        self.__init__()  # ready for the next run of this process
+        # ready for the next run of this process; no class derives from RunEnd, so this is RunEnd's own __init__
+        self.__init__()  # type: ignore[misc]
         if terminated:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def _set_handler(self):
+    def _set_handler(self) -> bool:
         """Whether SIGTERM has our handler (set here unless it is already, and only in the main thread)."""
         if self.previous is None and threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._sigterm)
         return self.previous is not None
 
-    def wait_for_sigterm(self, timeout_s):
+    def wait_for_sigterm(self, timeout_s: float) -> None:
         """Wait until a SIGTERM has come (it waits for `release`), at most `timeout_s` seconds."""
         self.sigterm_came.wait(timeout_s)
 
-    def _sigterm(self, number, frame):
+    def _sigterm(self, number: int, frame: FrameType | None) -> None:
         self.terminated = True
         self.sigterm_came.set()
         if self.main_works:
             self._end_now()
 
-    def _end_now(self):
+    def _end_now(self) -> None:
         self.held = False
         self.finish()
 
 
-def _gone(pid):
+def _gone(pid: int) -> bool:
     """Whether process `pid` of this host has ended (a zombie too: its parent has not yet collected its status)."""
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -113,7 +123,7 @@ def _gone(pid):
         return True
 
 
-def this_process():
+def this_process() -> tuple[str, int]:
     """(host, pid) of this process, as `add_other_ranks` takes them."""
     return platform.node(), os.getpid()
 

@@ -30,6 +30,8 @@ What a tracked experiment gets:
   before the run starts for a config MongoDB cannot store (runstore.storable), and one line, exit status 1, for any
   UserError.
 """
+from __future__ import annotations
+
 import contextlib
 import difflib
 import functools
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from compat import CompatError
 # compat.sacred before sacred: it imports Sacred without its warning
@@ -64,41 +67,54 @@ from runstore.plain_json import dotted_keys
 from runstore.settings import load_settings, tracker_folders
 from runstore.storable import check_storable
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import ParamSpec, TypeVar
+
+    from sacred import Experiment
+    from sacred.run import Run
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
+# Sacred types some of Experiment's attributes by their defaults (captured_out_filter and logger: None) or too loosely
+# (base_dir, path: str | bytes): hence the `type: ignore[...]` where track() sets or uses them.
+
 TAG_FLAG = "--tag"
 # How long a rank above 0 that refused its config waits for torchrun to end it, once rank 0 has printed why.
 PEER_REPORT_S = 60
 
 
 @cli_option("-r", RESUME_FLAG)
-def resume_option(checkpoint, run):
+def resume_option(checkpoint: str, run: Run) -> None:
     """Continue from the checkpoint file VALUE, as `tracker resume` does."""
     if not Path(checkpoint).is_file():
         raise UserError(f"{RESUME_FLAG}={checkpoint} is not a file; give the checkpoint.pt of the run to continue")
 
 
 @cli_option("-T", TAG_FLAG)
-def tag_option(tags, run):
+def tag_option(tags: str, run: Run) -> None:
     """Tag the run with VALUE (several: comma-separated), as Omniboard's Tags show it and `tracker runs --tag`
     selects it."""
 
 
-def given_tags(run):
+def given_tags(run: Run) -> list[str]:
     """The tags given with --tag, in order."""
     value = (run.meta_info.get("options") or {}).get(TAG_FLAG) or ""
     return [tag.strip() for tag in value.split(",") if tag.strip()]
 
 
-def track(ex, higher_is_better=True):
+def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
     """Record every run of `ex` (a sacred.Experiment) in MONGO_URL/SACRED_DB, or in RUNS_DIR while that is down.
 
     `higher_is_better`: whether a larger result of `ex`'s main function is a better one (False for an error).
     """
     quick_start_done()  # the experiment is created: its imports are done
-    ex.captured_out_filter = apply_backspaces_and_linefeeds
-    state = {"observe": True, "attached": []}
+    ex.captured_out_filter = apply_backspaces_and_linefeeds  # type: ignore[assignment]
+    state: dict[str, Any] = {"observe": True, "attached": []}
     add_command_line_options(ex, [resume_option, tag_option])
 
-    def attach_observers(config, command_name, logger):
+    def attach_observers(config: dict[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
         if os.environ.get(CONFIG_QUERY_ENV) and command_name != "save_config":
             sys.exit(IGNORES_COMMAND_LINE_EXIT)  # asked for its defaults, the script started a run: it calls ex.run
         for observer in state["attached"]:
@@ -106,21 +122,22 @@ def track(ex, higher_is_better=True):
         observe = command_name == ex.default_command and state["observe"] and process_rank() == 0
         if observe:
             check_storable(config, "config")  # before any run folder or database wait
-        state["attached"] = choose_observers(load_settings(root=ex.base_dir)) if observe else []
+        state["attached"] = (choose_observers(load_settings(root=ex.base_dir))  # type: ignore[arg-type]
+                             if observe else [])
         ex.observers.extend(state["attached"])
         return {}
 
     @ex.option_hook
-    def read_options(options):
+    def read_options(options: dict[str, Any]) -> None:
         state["observe"] = not options.get("--unobserved")
         add_last_config_hook(ex, attach_observers)  # option hooks run once the experiment's file is loaded
 
     @ex.pre_run_hook
-    def sigterm_ends_only_the_main_function_at_once(_run):
+    def sigterm_ends_only_the_main_function_at_once(_run: Run) -> None:
         RUN_END.main_started()
         at_main_end(_run, RUN_END.recording)  # the first hook: it holds SIGTERM before the others' end work
 
-    def answer_handoff():
+    def answer_handoff() -> None:
         """Name the run in the file of the tracker command that started it (observers.origin.Handoff)."""
         if process_rank() > 0:
             return
@@ -131,7 +148,7 @@ def track(ex, higher_is_better=True):
                 handoff.answer(next(ref for ref in refs if ref))
 
     @ex.pre_run_hook
-    def record_origin_and_code(_run):
+    def record_origin_and_code(_run: Run) -> None:
         if process_rank() > 0:  # rank 0 records the run
             return
         handoff = received_handoff()
@@ -147,19 +164,21 @@ def track(ex, higher_is_better=True):
             raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
-            record_uncommitted_changes(_run, ex.base_dir, Path(workdir), skip=tracker_folders(ex.base_dir))
+            record_uncommitted_changes(_run, ex.base_dir, Path(workdir),  # type: ignore[arg-type]
+                                       skip=tracker_folders(ex.base_dir))  # type: ignore[arg-type]
 
     @ex.pre_run_hook
-    def record_the_environment(_run):
+    def record_the_environment(_run: Run) -> None:
         if process_rank() == 0:
             record_environment(_run, Path(tempfile.gettempdir()))  # the run's own folder
 
     @ex.pre_run_hook
-    def sample_system_metrics(_run):
+    def sample_system_metrics(_run: Run) -> None:
         if process_rank() == 0:
-            start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # stops when the run ends
+            # stops when the run ends
+            start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # type: ignore[arg-type]
 
-    def wrapped(run):
+    def wrapped(run: Callable[P, R]) -> Callable[P, R]:
         # The last answer comes before the run's end work is over (RUN_END.finish acts on a SIGTERM held meanwhile).
         return _one_line_errors(_unknown_keys_as_user_error(_in_this_process(_then(run, answer_handoff))))
 
@@ -168,13 +187,13 @@ def track(ex, higher_is_better=True):
     return ex
 
 
-def _quiet(ex):
+def _quiet(ex: Experiment) -> None:
     """Silence a rank above 0, which would print what rank 0 prints: its output, Sacred's log lines and warnings
     (tracebacks of its own failures still reach stderr)."""
     SETTINGS.CAPTURE_MODE = "no"
-    ex.logger = logging.getLogger(f"{ex.path}.rank{process_rank()}")
-    ex.logger.setLevel(logging.CRITICAL + 1)
-    ex.logger.propagate = False
+    ex.logger = logging.getLogger(f"{ex.path}.rank{process_rank()}")  # type: ignore[assignment, str-bytes-safe]
+    ex.logger.setLevel(logging.CRITICAL + 1)  # type: ignore[attr-defined]
+    ex.logger.propagate = False  # type: ignore[attr-defined]
     sys.stdout = open(os.devnull, "w")
     warnings.simplefilter("ignore")
 
@@ -183,7 +202,7 @@ class SacredUserError(UserError, SacredError):
     """A UserError as Sacred's command line prints its own errors: one line, without a traceback. (UserError itself
     does not derive from Sacred's error, so that the `tracker` command starts without importing Sacred.)"""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         SacredError.__init__(self, message, print_traceback=False)
 
 
@@ -192,14 +211,15 @@ SacredUserError.__name__ = SacredUserError.__qualname__ = "error"
 SacredUserError.__module__ = "builtins"
 
 
-def _in_this_process(run):
+def _in_this_process(run: Callable[P, R]) -> Callable[P, R]:
     """`run` (Sacred's Experiment.run) with Sacred's reads of captured output serialized (compat.sacred), and the
     temporary files of the run (anyone's, through tempfile) in one new folder of its process, removed at its end,
     or by `tracker sync` after a kill (a killed process cannot clean up); tempfile's own folder is given back after."""
     @functools.wraps(run)
-    def in_process_temp_dir(*args, **kwargs):
+    def in_process_temp_dir(*args: P.args, **kwargs: P.kwargs) -> R:
         lock_captured_output()
-        if tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):  # a run within a run: the outer one cleans up
+        # a run within a run: the outer one cleans up (typeshed's `in` wants a str: tempfile.tempdir may be None)
+        if tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):  # type: ignore[operator]
             return run(*args, **kwargs)
         folder = str(make_process_temp_dir(os.getpid()))
         previous, tempfile.tempdir = tempfile.tempdir, folder
@@ -213,11 +233,11 @@ def _in_this_process(run):
     return in_process_temp_dir
 
 
-def _then(run, after):
+def _then(run: Callable[P, R], after: Callable[[], None]) -> Callable[P, R]:
     """`run` (Sacred's Experiment.run), calling `after()` once it has returned or raised: its observers have
     stored the run's end by then."""
     @functools.wraps(run)
-    def followed(*args, **kwargs):
+    def followed(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return run(*args, **kwargs)
         finally:
@@ -226,11 +246,11 @@ def _then(run, after):
     return followed
 
 
-def _one_line_errors(run):
+def _one_line_errors(run: Callable[P, R]) -> Callable[P, R]:
     """`run` (Sacred's Experiment.run) raising any UserError (or CompatError) as a SacredUserError. Sacred has
     recorded the failed run, with the traceback, by then."""
     @functools.wraps(run)
-    def checked(*args, **kwargs):
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return run(*args, **kwargs)
         except (UserError, CompatError) as error:
@@ -243,11 +263,11 @@ def _one_line_errors(run):
     return checked
 
 
-def _unknown_keys_as_user_error(run):
+def _unknown_keys_as_user_error(run: Callable[P, R]) -> Callable[P, R]:
     """`run` raising Sacred's error for an unknown config key as a UserError naming the closest existing keys, and
     its error for a key MongoDB cannot store as a UserError naming a valid one."""
     @functools.wraps(run)
-    def checked(*args, **kwargs):
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return run(*args, **kwargs)
         except KeyError as error:
@@ -271,14 +291,14 @@ def _unknown_keys_as_user_error(run):
     return checked
 
 
-def _commandline(ex, run_commandline):
+def _commandline(ex: Experiment, run_commandline: Callable[P, R]) -> Callable[P, R]:
     """`ex`'s Sacred command line `run_commandline`, started once the experiment's imports are done, exiting 130 on
     Ctrl-C, with an output whose reader may go (`| tee log` and Ctrl-C) without failing the run, quiet on ranks above
     0, and ended by a SIGTERM outside the main function only once it has printed the outcome
     (observers.termination)."""
 
     @functools.wraps(run_commandline)
-    def run(*args, **kwargs):
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         imports_done()
         tolerate_closed_output()
         if process_rank() > 0:

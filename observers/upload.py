@@ -1,5 +1,7 @@
 """Writes a file-store run into MongoDB as an ordinary Sacred run (laid out as runstore.layout describes); every step is
 idempotent, so uploads resume safely."""
+from __future__ import annotations
+
 import contextlib
 import datetime
 import hashlib
@@ -7,6 +9,7 @@ import io
 import mimetypes
 import os
 from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
 import bson
 import bson.errors
@@ -18,6 +21,14 @@ from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 from runstore.downsample import extreme_indices
 from runstore.layout import (CHUNK_INDEX, CHUNK_POINTS, KEY_INDEX, LISTING_ORDERS, MONGO_OBSERVER_FORMAT,
                              OUTPUT_ARTIFACT, PLOT_POINTS, TAIL_CHARS, pack_points, series_arrays, summarize)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pymongo.collection import Collection
+    from pymongo.database import Database
+
+    from runstore.local_run import LocalRun
 
 BLOCK_BYTES = 2**20
 DOCUMENT_LIMIT_BYTES = 16 * 2**20
@@ -31,21 +42,21 @@ class UploadError(Exception):
 class UploadState:
     """What is already in MongoDB for one run, so repeated uploads only send what changed."""
 
-    run_id: object = None
-    sources: list = None
-    artifacts: dict = field(default_factory=dict)  # name -> {"name", "file_id", "md5"}
-    metric_ids: dict = field(default_factory=dict)  # name -> _id of its `metrics` document
-    metric_points: dict = field(default_factory=dict)  # name -> points stored in `metric_points`
-    metric_summaries: dict = field(default_factory=dict)  # name -> summarize(series)
+    run_id: int | None = None
+    sources: list[list[Any]] | None = None  # [name, GridFS id] of each source
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"name", "file_id", "md5"}
+    metric_ids: dict[str, ObjectId] = field(default_factory=dict)  # name -> _id of its `metrics` document
+    metric_points: dict[str, int] = field(default_factory=dict)  # name -> points stored in `metric_points`
+    metric_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> summarize(series)
 
 
-def highest_id(collection):
+def highest_id(collection: Collection[Any]) -> int:
     """The highest positive number `_id` in `collection` (`$gt` compares numbers only), 0 if none."""
     found = collection.find_one({"_id": {"$gt": 0}}, {"_id": 1}, sort=[("_id", pymongo.DESCENDING)])
     return found["_id"] if found is not None else 0
 
 
-def ensure_unique_keys(db):
+def ensure_unique_keys(db: Database[Any]) -> None:
     """The unique index KEY_INDEX on `runs`, created if missing: it stores each local run once, however many processes
     or machines upload it at the same time. Partial, so runs without a local copy (Sacred's own observer) are free."""
     try:
@@ -63,25 +74,26 @@ def ensure_unique_keys(db):
         ) from None
 
 
-def ensure_listing_indexes(db):
+def ensure_listing_indexes(db: Database[Any]) -> None:
     """Indexes on what listings sort by most (newest first, best result first: runstore.query.top_rows), created if
     missing, so that the store reads the first of 100,000 runs in that order instead of sorting them all."""
     for path in LISTING_ORDERS:
         db.runs.create_index(path, name=f"tracker_order_{path}")
 
 
-def find_uploaded(db, key):
+def find_uploaded(db: Database[Any], key: str) -> dict[str, Any] | None:
     """The run document uploaded from the file-store run `key`, or None."""
     return db.runs.find_one({"local_copy.key": key}, {"status": 1, "local_copy": 1, "artifacts": 1})
 
 
 class RunUploader:
-    def __init__(self, db):
+    def __init__(self, db: Database[Any]) -> None:
         self.db = db
         self.fs = gridfs.GridFS(db)
-        self.digests = {}  # path -> ((inode, mtime, size), md5): unchanged files are not hashed again
+        # path -> ((inode, mtime, size), md5): unchanged files are not hashed again
+        self.digests: dict[str, tuple[tuple[int, int, int], str]] = {}
 
-    def _md5(self, file):
+    def _md5(self, file: IO[bytes]) -> str:
         """md5 of an open file, which is left at its start; hashed again only when the file changed."""
         if isinstance(file, io.BytesIO):  # a run's file that only its observer's memory holds (LocalRun.replaced_files)
             return hashlib.md5(file.getbuffer()).hexdigest()
@@ -95,13 +107,15 @@ class RunUploader:
             self.digests[file.name] = (signature, digest.hexdigest())
         return self.digests[file.name][1]
 
-    def upload(self, run, state):
+    def upload(self, run: LocalRun, state: UploadState) -> int | None:
         """Bring MongoDB up to date with `run` (a LocalRun); return the run's MongoDB id."""
         if state.sources is None:
             base_dir = run.entry["experiment"]["base_dir"]
             state.sources = [[name, self._store_once(path, os.path.join(base_dir, name))]
                              for name, path in run.stored_sources()]
-        resources = [[path, self._store_once(run.resource_file(stored), path, return_md5=True)]
+        # LocalRun.load refuses a run.json naming a resource that resource_file finds no file for (None)
+        resources = [[path, self._store_once(run.resource_file(stored), path,  # type: ignore[arg-type]
+                                             return_md5=True)]
                      for path, stored in run.entry["resources"]]
         if state.run_id is None:
             ensure_unique_keys(self.db)
@@ -118,7 +132,7 @@ class RunUploader:
         return state.run_id
 
     # ---- the run document ---------------------------------------------------------------------
-    def _find_or_insert_run(self, run, state, resources):
+    def _find_or_insert_run(self, run: LocalRun, state: UploadState, resources: list[list[Any]]) -> None:
         """The run's document: found, or inserted whole but for its files and metrics (local_copy.complete false
         until they are stored), so no reader ever sees a run without its status and config."""
         existing = find_uploaded(self.db, run.key)
@@ -143,7 +157,7 @@ class RunUploader:
                     return
         state.run_id = run_id
 
-    def _set_run_document(self, run, state, resources):
+    def _set_run_document(self, run: LocalRun, state: UploadState, resources: list[list[Any]]) -> None:
         document = self._run_document(run, state, resources)
         # Replaced whole, as the uploader owns the document; only Omniboard's own field (tags, notes) is carried over.
         document.update(self.db.runs.find_one({"_id": state.run_id}, {"_id": 0, "omniboard": 1}) or {})
@@ -155,7 +169,7 @@ class RunUploader:
         with _refusals_as_upload_error(state.run_id, document):
             self.db.runs.replace_one({"_id": state.run_id}, document)
 
-    def _run_document(self, run, state, resources):
+    def _run_document(self, run: LocalRun, state: UploadState, resources: list[list[Any]]) -> dict[str, Any]:
         """The run document of `run` with what `state` holds of its files and metrics in MongoDB."""
         entry = run.entry
         captured = run.captured_out
@@ -189,7 +203,7 @@ class RunUploader:
         return document
 
     # ---- files --------------------------------------------------------------------------------
-    def _store_once(self, path, filename, return_md5=False):
+    def _store_once(self, path: str | os.PathLike[str], filename: str, return_md5: bool = False) -> Any:
         """Store a source or resource file unless GridFS has it already; its GridFS id (or md5)."""
         with open(path, "rb") as file:
             md5 = self._md5(file)
@@ -198,7 +212,8 @@ class RunUploader:
             file_id = existing["_id"] if existing is not None else self.fs.put(file, filename=filename, md5=md5)
         return md5 if return_md5 else file_id
 
-    def _store_artifact(self, state, name, run, filename, content_type, metadata):
+    def _store_artifact(self, state: UploadState, name: str, run: LocalRun, filename: str, content_type: str | None,
+                        metadata: Any) -> None:
         # One open file for hash and upload: the observer may replace the file with a newer version meanwhile.
         with run.open_file(filename) as file:
             md5 = self._md5(file)
@@ -214,7 +229,7 @@ class RunUploader:
             self.fs.delete(previous["file_id"])
 
     # ---- metrics ------------------------------------------------------------------------------
-    def _store_metric(self, state, name, series):
+    def _store_metric(self, state: UploadState, name: str, series: dict[str, Any]) -> None:
         steps, values, stamps = series_arrays(series)
         total = len(steps)
         stored = state.metric_points.get(name, 0)
@@ -239,7 +254,7 @@ class RunUploader:
         state.metric_points[name] = total
         state.metric_summaries[name] = {"name": name, **summarize(series["steps"], series["values"])}
 
-    def _metric_document_id(self, run_id, name):
+    def _metric_document_id(self, run_id: int | None, name: str) -> ObjectId:
         existing = self.db.metrics.find_one({"run_id": run_id, "name": name}, {"_id": 1})
         if existing is not None:
             return existing["_id"]
@@ -254,7 +269,7 @@ class RunUploader:
         return metric_id
 
 
-def _upsert(collection, query, update):
+def _upsert(collection: Collection[Any], query: dict[str, Any], update: dict[str, Any]) -> None:
     """update_one with upsert; an upsert that lost the race to insert (CHUNK_INDEX refused it) updates instead."""
     try:
         collection.update_one(query, update, upsert=True)
@@ -263,7 +278,7 @@ def _upsert(collection, query, update):
 
 
 @contextlib.contextmanager
-def _refusals_as_upload_error(run_id, document):
+def _refusals_as_upload_error(run_id: int | None, document: dict[str, Any]) -> Iterator[None]:
     """MongoDB's refusal of the run document `document` (too large, a key it does not allow) as an UploadError."""
     try:
         yield
@@ -273,13 +288,13 @@ def _refusals_as_upload_error(run_id, document):
         raise UploadError(f"run {run_id}'s document cannot be stored ({error}); repair what its record holds") from None
 
 
-def _datetime(value):
+def _datetime(value: str | datetime.datetime | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _too_large_message(run_id, document):
+def _too_large_message(run_id: int | None, document: dict[str, Any]) -> str:
     sizes = {key: len(bson.encode({key: value})) for key, value in document.items()}
-    biggest = max(sizes, key=sizes.get)
+    biggest = max(sizes, key=sizes.get)  # type: ignore[arg-type]  # get of its own keys: never None
     return (
         f"run {run_id}'s document is {sum(sizes.values()) / 2**20:.1f} MB, over MongoDB's "
         f"{DOCUMENT_LIMIT_BYTES // 2**20} MB limit ('{biggest}' alone is {sizes[biggest] / 2**20:.1f} MB); "

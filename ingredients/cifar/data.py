@@ -3,11 +3,14 @@
 Each split is held whole as a uint8 tensor; augmentation (random crop with padding, horizontal
 flip) runs batched on tensors, on the training device, instead of per sample through PIL.
 """
+from __future__ import annotations
+
 import contextlib
 import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +22,10 @@ from ingredients.checks import builds_data, check_bool, check_choice, check_numb
 from ingredients.cifar.synthetic import write_synthetic_cifar
 from runstore.errors import UserError
 from runstore.settings import project_root
+
+if TYPE_CHECKING:
+    import logging
+    import os
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("cifar10", "synthetic")
@@ -38,7 +45,7 @@ data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 
 
 @data_ingredient.config
-def config():
+def config() -> None:
     dataset = "cifar10"  # 'cifar10' (torchvision's files, downloaded when possible) or 'synthetic' (generated offline)
     root = "data"  # folder holding cifar-10-batches-py/, relative to the project (synthetic data: <root>/synthetic/)
     batch_size = 128  # training batch size
@@ -52,7 +59,7 @@ def config():
 
 
 @data_ingredient.config_hook
-def validate(config, command_name, logger):
+def validate(config: dict[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     cfg = config["data"]
     check_choice("data.dataset", cfg["dataset"], DATASETS)
     check_choice("data.stream", cfg["stream"], STREAMS)
@@ -69,7 +76,7 @@ def validate(config, command_name, logger):
     return {}
 
 
-def prepare_data(config, command_name, logger):
+def prepare_data(config: dict[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     """The experiment's config hook that fetches the data (prepare_files) before a run starts, added after its other
     checks: the ingredients' hooks run before the experiment's, so a mistyped `lr` would cost a download first."""
     if builds_data(command_name):
@@ -77,13 +84,13 @@ def prepare_data(config, command_name, logger):
     return {}
 
 
-def resolve(root):
+def resolve(root: str | os.PathLike[str]) -> Path:
     """`root` as given when absolute, else inside the project (runstore.settings.project_root: this checkout, or the
     working directory of an installed package), not the working directory within a checkout, which varies."""
     return Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
 
 
-def prepare_files(dataset, root):
+def prepare_files(dataset: str, root: str | os.PathLike[str]) -> Path:
     """The folder of `dataset`'s files under data.root `root`, downloaded or generated when missing; UserError when
     they cannot be. The config hook calls it before a run starts, so that missing data leaves no FAILED run."""
     try:
@@ -93,7 +100,7 @@ def prepare_files(dataset, root):
 
 
 @data_ingredient.capture
-def read_split(train, dataset, root):
+def read_split(train: bool, dataset: str, root: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Read one split of the CIFAR-10 pickles: (uint8 N×3×32×32, int64 labels, class names).
 
     Read directly rather than through torchvision, whose import loads its models and ops (seconds per run).
@@ -109,13 +116,13 @@ def read_split(train, dataset, root):
     return rows.view(-1, 3, 32, 32), labels, classes
 
 
-def _cannot_hold(root, error):
+def _cannot_hold(root: str | os.PathLike[str], error: OSError) -> UserError:
     """For a data.root that is missing, not a folder, or not readable (or, for synthetic data, not writable)."""
     return UserError(f"data.root={root!r} cannot hold the dataset ({error.strerror}: {error.filename}); "
                      f"give a folder you can write, e.g. with data.root=data")
 
 
-def _data_folder(dataset, root):
+def _data_folder(dataset: str, root: Path) -> Path:
     if dataset == "synthetic":
         return write_synthetic_cifar(root / "synthetic" / FOLDER)
     folder = root / FOLDER
@@ -137,13 +144,13 @@ class CifarUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),  # bytes in protocol 2, as Python 3 writes them
     }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"it names {module}.{name}, which CIFAR-10's files never hold")
         return super().find_class(module, name)
 
 
-def _unpickle(path):
+def _unpickle(path: Path) -> dict[str, Any]:
     with open(path, "rb") as file:
         try:
             return CifarUnpickler(file, encoding="latin1").load()
@@ -154,7 +161,7 @@ def _unpickle(path):
             ) from None
 
 
-def download_cifar10(root):
+def download_cifar10(root: Path) -> None:
     """Download and unpack CIFAR-10 into `root` with torchvision (imported only here: it is slow to import)."""
     try:
         from torchvision.datasets import CIFAR10
@@ -177,15 +184,16 @@ class Split:
     images: torch.Tensor
     labels: torch.Tensor
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.labels)
 
-    def to(self, device):
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
 
 
 @data_ingredient.capture
-def load_splits(device, batch_size, val_fraction, limit):
+def load_splits(device: str | torch.device, batch_size: int, val_fraction: float,
+                limit: int | None) -> tuple[Split, Split, Split, list[str]]:
     """Train, validation and test splits plus class names; on a GPU the tensors live on the device."""
     train_images, train_labels, classes = read_split(train=True)
     test_images, test_labels, _ = read_split(train=False)
@@ -211,14 +219,14 @@ def load_splits(device, batch_size, val_fraction, limit):
     return (*splits, classes)
 
 
-def normalize(images):
+def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 images to float tensors with CIFAR-10's per-channel mean and std removed."""
     mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
     return (images.float().div_(255) - mean) / std
 
 
-def augment_batch(images, generator, crop_padding=CROP_PADDING):
+def augment_batch(images: torch.Tensor, generator: torch.Generator, crop_padding: int = CROP_PADDING) -> torch.Tensor:
     """Random crop with `crop_padding` pixels of zero padding and random horizontal flip, for a whole uint8 batch.
 
     Random numbers come from `generator` (a CPU generator), so the result does not depend on
@@ -236,7 +244,7 @@ def augment_batch(images, generator, crop_padding=CROP_PADDING):
     return padded[batch_idx, channel_idx, rows, cols]
 
 
-def stream_view(images, stream):
+def stream_view(images: torch.Tensor, stream: str) -> torch.Tensor:
     """What the network sees of normalized images (N×3×H×W): all of them ('rgb'), their colour alone ('color': each
     COLOR_BLOCK block's mean, bilinearly upsampled) or their shape alone ('shape': the magnitude of the grayscale
     image's Sobel gradient, in all three channels, so every model takes it unchanged)."""
@@ -252,11 +260,12 @@ def stream_view(images, stream):
 
 
 @data_ingredient.capture
-def train_batches(split, seed, batch_size, augment, crop_padding, num_workers, stream):
+def train_batches(split: Split, seed: int, batch_size: int, augment: bool, crop_padding: int | None,
+                  num_workers: int, stream: str) -> TrainBatches:
     """The training batches of `split` as configured (augmented, normalized, the stream's view); `seed` fixes order
     and augmentation."""
 
-    def prepare(images, generator):
+    def prepare(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         padding = CROP_PADDING if crop_padding is None else crop_padding
         return stream_view(normalize(augment_batch(images, generator, padding) if augment else images), stream)
 
@@ -264,7 +273,7 @@ def train_batches(split, seed, batch_size, augment, crop_padding, num_workers, s
 
 
 @data_ingredient.capture
-def eval_batches(split, eval_batch_size, stream):
+def eval_batches(split: Split, eval_batch_size: int, stream: str) -> EvalBatches:
     """Normalized batches of a split (the stream's view) in order, without augmentation."""
     return EvalBatches(split.images, split.labels, eval_batch_size,
                        transform=lambda images: stream_view(normalize(images), stream))

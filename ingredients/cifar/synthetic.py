@@ -5,12 +5,18 @@ that hint at the class, over a random background with strong pixel noise. The fi
 dtypes and row
 layout (uint8 rows of 3072 = 3×32×32, channel-major), with fewer rows per file so they are quick to make.
 """
+from __future__ import annotations
+
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runstore.atomic_file import write_atomically
+
+if TYPE_CHECKING:
+    import os
 
 CLASSES = ["square", "disc", "ring", "h-stripes", "v-stripes", "diagonals", "cross", "checker", "triangle", "frame"]
 PALETTE = np.array(
@@ -23,7 +29,8 @@ TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 SIZE = 32
 
 
-def write_synthetic_cifar(folder, images_per_file=IMAGES_PER_FILE, seed=0):
+def write_synthetic_cifar(folder: str | os.PathLike[str], images_per_file: int = IMAGES_PER_FILE,
+                          seed: int = 0) -> Path:
     """Create the dataset in `folder` unless it is already complete; the content depends only on the seed."""
     folder = Path(folder)
     names = TRAIN_FILES + ["test_batch", "batches.meta"]
@@ -46,11 +53,11 @@ def write_synthetic_cifar(folder, images_per_file=IMAGES_PER_FILE, seed=0):
     return folder
 
 
-def _write_pickle(path, obj):
+def _write_pickle(path: Path, obj: object) -> None:
     write_atomically(path, pickle.dumps(obj, protocol=2))
 
 
-def draw_images(labels, rng):
+def draw_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 images, N×3×32×32, one per label."""
     n = len(labels)
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)

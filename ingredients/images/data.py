@@ -8,8 +8,11 @@ Files are found in class folders at any depth; hidden ones and other suffixes ar
 PIL, which is only let open PNG and JPEG: nothing in data.root is unpickled or run. Each is converted to RGB and
 resized to data.size pixels; training images are augmented one by one, in the DataLoader's workers.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +26,11 @@ from ingredients.task import Datasets
 from runstore.errors import UserError
 from runstore.settings import project_root
 
+if TYPE_CHECKING:
+    import logging
+    import os
+    from collections.abc import Sequence
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNTHETIC = "data/synthetic-images"  # where the generated folder is written, relative to the project
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -34,7 +42,7 @@ data_ingredient = Ingredient("data", base_dir=REPO_ROOT)
 
 
 @data_ingredient.config
-def config():
+def config() -> None:
     root = None  # the image folder (absolute, or relative to the project); None: generated shapes in data/
     size = 32  # images are resized to size×size pixels
     batch_size = 64  # training batch size
@@ -49,7 +57,7 @@ def config():
 
 
 @data_ingredient.config_hook
-def validate(config, command_name, logger):
+def validate(config: dict[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     cfg = config["data"]
     if cfg["root"] is not None and not isinstance(cfg["root"], str):
         raise UserError(f"data.root={cfg['root']!r} must be a folder path, e.g. with data.root=/data/flowers")
@@ -73,12 +81,12 @@ def validate(config, command_name, logger):
     return {}
 
 
-def image_folder(root):
+def image_folder(root: str | os.PathLike[str]) -> Path:
     """data.root as given when absolute, else inside the project (runstore.settings.project_root)."""
     return Path(root) if Path(root).is_absolute() else project_root(REPO_ROOT) / root
 
 
-def check_is_folder(folder):
+def check_is_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise UserError(f"data.root={str(folder)!r} is not a folder; point it at an image folder "
                         f"(one sub-folder per class holding PNG or JPEG files)")
@@ -89,13 +97,14 @@ class Folder:
     """An image folder's classes and, per split, its items: (path relative to `root`, class index)."""
 
     root: Path
-    classes: list
-    splits: dict
+    classes: list[str]
+    splits: dict[str, list[tuple[str, int]]]
     seeded: bool  # the held-out splits were drawn (rather than read from val/ and test/)
 
 
 @data_ingredient.capture
-def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
+def scan_folder(root: str | None, batch_size: int, val_fraction: float, test_fraction: float,
+                split_seed: int) -> Folder:
     """The image folder at data.root (generated when None); UserError for anything else."""
     folder = write_synthetic_folder(project_root(REPO_ROOT) / SYNTHETIC) if root is None else image_folder(root)
     check_is_folder(folder)
@@ -104,7 +113,7 @@ def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
             if not (folder / split).is_dir():
                 raise UserError(f"data.root={str(folder)!r} has train/ but no {split}/; give it train/, val/ and "
                                 f"test/, each with the class folders, or only the class folders")
-        found = {split: class_files(folder, folder / split) for split in SPLITS}
+        found: dict[str, Any] = {split: class_files(folder, folder / split) for split in SPLITS}  # by split
         classes = sorted(found["train"])
         for split in ("val", "test"):
             if sorted(found[split]) != classes:
@@ -134,13 +143,13 @@ def scan_folder(root, batch_size, val_fraction, test_fraction, split_seed):
     return result
 
 
-def class_files(root, folder):
+def class_files(root: Path, folder: Path) -> dict[str, list[str]]:
     """{class name: sorted image paths relative to `root`} of the class folders in `folder`."""
     classes = sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
     if not classes:
         raise UserError(f"data.root={str(root)!r} is not an image folder: {str(folder)!r} has no class folders; put "
                         f"each class's PNG or JPEG files in a sub-folder named after the class")
-    found = {}
+    found: dict[str, list[str]] = {}
     for class_folder in classes:
         paths = sorted(
             path.relative_to(root).as_posix() for path in class_folder.rglob("*")
@@ -155,11 +164,11 @@ def class_files(root, folder):
     return found
 
 
-def read_image(path, size):
+def read_image(path: str | os.PathLike[str], size: int) -> torch.Tensor:
     """A PNG or JPEG file as a uint8 3×size×size tensor; UserError when it is neither."""
     try:
         with Image.open(path, formats=DECODERS) as image:
-            pixels = image.convert("RGB").resize((size, size), Image.BILINEAR)
+            pixels = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise UserError(f"{str(path)!r} is not a readable PNG or JPEG image ({error}); remove it from data.root") \
             from None
@@ -169,15 +178,15 @@ def read_image(path, size):
 class ImageFiles(torch.utils.data.Dataset):
     """One split's images: items (uint8 3×size×size image, class index), read from `files` under `root`."""
 
-    def __init__(self, root, items, size, augment):
+    def __init__(self, root: Path, items: Sequence[tuple[str, int]], size: int, augment: bool) -> None:
         self.root, self.size, self.augment = root, size, augment
         self.files = [path for path, _ in items]  # the fingerprint hashes these (ingredients/fingerprint.py)
         self.labels = [label for _, label in items]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = read_image(self.root / self.files[index], self.size)
         if self.augment:  # the trainer seeds the global generator per item
             image = augment_batch(image[None], torch.default_generator)[0]
@@ -185,7 +194,8 @@ class ImageFiles(torch.utils.data.Dataset):
 
 
 @data_ingredient.capture
-def datasets(folder, size, augment, batch_size, eval_batch_size, num_workers, prefetch_factor, fingerprint):
+def datasets(folder: Folder, size: int, augment: bool, batch_size: int, eval_batch_size: int, num_workers: int,
+             prefetch_factor: int, fingerprint: str) -> Datasets:
     """The folder's splits as the trainer's Datasets, normalized on the device."""
     split = {name: ImageFiles(folder.root, folder.splits[name], size, augment and name == "train")
              for name in SPLITS}

@@ -1,5 +1,7 @@
 """Writes the generated shapes of ingredients/cifar/synthetic.py as an image folder (one sub-folder per class, PNG
 files), for offline runs and tests of the image-folder path."""
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
@@ -13,7 +15,8 @@ from ingredients.cifar.synthetic import CLASSES, draw_images
 IMAGES_PER_CLASS = 240
 
 
-def write_synthetic_folder(folder, images_per_class=IMAGES_PER_CLASS, seed=0):
+def write_synthetic_folder(folder: str | os.PathLike[str], images_per_class: int = IMAGES_PER_CLASS,
+                           seed: int = 0) -> Path:
     """Create the folder unless it exists; its content depends only on the arguments."""
     folder = Path(folder)
     if folder.is_dir():

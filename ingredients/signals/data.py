@@ -3,7 +3,10 @@
 Each signal is a sine of frequency f (cycles per window) with a weaker second harmonic, random phases, amplitude and
 offset, plus Gaussian noise. The splits are generated in memory from fixed seeds, so every run sees the same data.
 """
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,6 +16,9 @@ from ingredients.batches import EvalBatches, TrainBatches
 from ingredients.checks import check_number, check_positive_int
 from runstore.errors import UserError
 
+if TYPE_CHECKING:
+    import logging
+
 MIN_FREQUENCY, MAX_FREQUENCY = 1.0, 10.0  # cycles per window: the range of the targets
 SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3}  # fixed: the data does not depend on the run's seed
 
@@ -20,7 +26,7 @@ data_ingredient = Ingredient("data", base_dir=Path(__file__).resolve().parents[2
 
 
 @data_ingredient.config
-def config():
+def config() -> None:
     length = 128  # samples per signal
     train_size = 8000  # signals in the training split
     eval_size = 1000  # signals in each of the validation and test splits
@@ -30,7 +36,7 @@ def config():
 
 
 @data_ingredient.config_hook
-def validate(config, command_name, logger):
+def validate(config: dict[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     cfg = config["data"]
     check_positive_int("data.length", cfg["length"], example=128)
     for key in ("train_size", "eval_size", "batch_size"):
@@ -42,7 +48,7 @@ def validate(config, command_name, logger):
     return {}
 
 
-def generate(size, length, noise, seed):
+def generate(size: int, length: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(signals float32 N×1×length, frequencies float32 N)."""
     rng = np.random.default_rng(seed)
     frequency = rng.uniform(MIN_FREQUENCY, MAX_FREQUENCY, (size, 1))
@@ -57,7 +63,7 @@ def generate(size, length, noise, seed):
             torch.from_numpy(frequency[:, 0].astype(np.float32)))
 
 
-def shift_and_flip(signals, generator):
+def shift_and_flip(signals: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A random circular shift and sign per signal: a phase change, so the frequency (the target) is unchanged."""
     shifts = torch.randint(0, signals.shape[-1], (len(signals),), generator=generator)
     signs = torch.where(torch.rand(len(signals), generator=generator) < 0.5, -1.0, 1.0)
@@ -66,9 +72,14 @@ def shift_and_flip(signals, generator):
 
 
 @data_ingredient.capture
-def load_splits(device, seed, length, train_size, eval_size, noise, batch_size, augment):
+def load_splits(device: str | torch.device, seed: int, length: int, train_size: int, eval_size: int, noise: float,
+                batch_size: int, augment: bool) -> tuple[TrainBatches, EvalBatches, EvalBatches]:
     """Training, validation and test batches on `device`; `seed` fixes the training order and augmentation."""
-    splits = {name: [t.to(device) for t in generate(size, length, noise, SPLIT_SEEDS[name])]
-              for name, size in (("train", train_size), ("val", eval_size), ("test", eval_size))}
-    train = TrainBatches(*splits["train"], batch_size, seed, transform=shift_and_flip if augment else None)
-    return train, EvalBatches(*splits["val"], batch_size), EvalBatches(*splits["test"], batch_size)
+    splits: dict[str, Any] = {name: [t.to(device) for t in generate(size, length, noise, SPLIT_SEEDS[name])]
+                              for name, size in (("train", train_size), ("val", eval_size), ("test", eval_size))}
+    # Each split is a list [inputs, targets], whose length mypy does not know: it spreads *split over every
+    # positional parameter, hence the ignores.
+    train = TrainBatches(*splits["train"], batch_size, seed,  # type: ignore[call-arg, misc]
+                         transform=shift_and_flip if augment else None)
+    return (train, EvalBatches(*splits["val"], batch_size),  # type: ignore[call-arg]
+            EvalBatches(*splits["test"], batch_size))  # type: ignore[call-arg]

@@ -1,5 +1,8 @@
 """The `model` ingredient of the signals task: a 1-D convolutional network that regresses one number per signal."""
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch.nn as nn
 from sacred import Ingredient
@@ -7,11 +10,16 @@ from sacred import Ingredient
 from ingredients.checks import check_bool, check_positive_int, is_int
 from runstore.errors import UserError
 
+if TYPE_CHECKING:
+    import logging
+
+    import torch
+
 model_ingredient = Ingredient("model", base_dir=Path(__file__).resolve().parents[2])
 
 
 @model_ingredient.config
-def config():
+def config() -> None:
     width = 32  # channels of the first convolution; each later stage doubles it
     stages = 3  # convolution stages, each halving the length
     kernel_size = 7  # samples each convolution sees
@@ -19,7 +27,7 @@ def config():
 
 
 @model_ingredient.config_hook
-def validate(config, command_name, logger):
+def validate(config: dict[str, Any], command_name: str, logger: logging.Logger) -> dict[str, Any]:
     for key in ("width", "stages", "kernel_size"):
         check_positive_int(f"model.{key}", config["model"][key])
     check_bool("model.batch_norm", config["model"]["batch_norm"])
@@ -31,7 +39,7 @@ def validate(config, command_name, logger):
 
 
 class SignalRegressor(nn.Module):
-    def __init__(self, width, stages, kernel_size, batch_norm=True):
+    def __init__(self, width: int, stages: int, kernel_size: int, batch_norm: bool = True) -> None:
         super().__init__()
         layers, channels = [], 1
         for stage in range(stages):
@@ -43,10 +51,10 @@ class SignalRegressor(nn.Module):
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten())
         self.head = nn.Linear(channels, 1)
 
-    def forward(self, signals):
+    def forward(self, signals: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(signals)).squeeze(-1)
 
 
 @model_ingredient.capture
-def build_model(width, stages, kernel_size, batch_norm):
+def build_model(width: int, stages: int, kernel_size: int, batch_norm: bool) -> SignalRegressor:
     return SignalRegressor(width, stages, kernel_size, batch_norm)

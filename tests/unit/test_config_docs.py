@@ -12,7 +12,7 @@ CONFIG_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "ing
 @pytest.mark.parametrize("name", CONFIG_FILES)
 def test_every_config_key_is_described_on_its_own_line(name):
     source = (ROOT / name).read_text()
-    bodies = re.findall(r"_ingredient\.config\ndef \w+\(\):\n((?:    .*\n|\n)+)", source)
+    bodies = re.findall(r"_ingredient\.config\ndef \w+\(\)(?: -> None)?:\n((?:    .*\n|\n)+)", source)
     assert bodies, f"{name} has no ingredient config function"
     continued = [line.strip() for body in bodies for line in body.splitlines() if line.strip().startswith("#")]
     assert continued == [], f"{name}: print_config would cut these descriptions short"
