@@ -81,9 +81,8 @@ def _data_uri(image: np.ndarray) -> str:
     """A uint8 3×H×W image as a data: URI of a SIZE×SIZE PNG."""
     from PIL import Image
 
-    # type: ignore: Pillow defines its filters' aliases such as Image.NEAREST at run time, unseen by its type hints
     picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).resize(
-        (SIZE, SIZE), Image.NEAREST)  # type: ignore[attr-defined]
+        (SIZE, SIZE), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -24,8 +24,8 @@ def choose_observers(settings: Settings | None = None) -> list[DurableMongoObser
     settings = settings or load_settings()
     client = connect(settings)
     reachable = client is not None
-    if reachable:
-        client.close()  # type: ignore[union-attr]  # reachable: client is not None
+    if client is not None:
+        client.close()
     require_writable(settings.runs_dir)
     if not reachable:
         print(

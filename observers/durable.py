@@ -118,6 +118,12 @@ class DurableMongoObserver(FileStorage):
     def __repr__(self) -> str:
         return f"DurableMongoObserver({self.safe_url}, {self.db_name!r}, local copy in {self.basedir})"
 
+    @property
+    def started_mirror(self) -> MongoMirror:
+        """The mirror, for the events that Sacred sends only after started_event made it."""
+        assert self.mirror is not None, "an event before started_event"
+        return self.mirror
+
     def run_ref(self) -> RunRef | None:
         """The run this observer records, as it stands (None before it starts): its database id once MongoDB has
         it, its folder until the upload is complete and the folder removed."""
@@ -157,7 +163,7 @@ class DurableMongoObserver(FileStorage):
                         result: Any) -> None:
         with self.lock:
             super().heartbeat_event(flatten({**info, "pid": os.getpid()}), captured_out, beat_time, result)
-        self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
+        self.started_mirror.wake()
 
     @_never_raises
     def log_metrics(self, metrics_by_name: dict[str, dict[str, Any]], info: dict[str, Any]) -> None:
@@ -173,7 +179,7 @@ class DurableMongoObserver(FileStorage):
                 changed, self.metrics_changed = self.metrics_changed, False
                 arrays = {name: series.arrays() for name, series in self.metrics.items()} if changed else None
             # the upload runs while metrics.json is written (the arrays never change)
-            self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
+            self.started_mirror.wake()
             if arrays is not None and self._write_locally("metrics.json", self._write_metrics, arrays):
                 self.written_points = {name: len(steps) for name, (steps, _, _) in arrays.items()}
                 self.written_summaries = {name: summarize(steps, values)
@@ -202,10 +208,10 @@ class DurableMongoObserver(FileStorage):
                 self.local_artifacts.discard(name)
                 self.artifact_sources[name] = filename
         if self.local_failure is None:
-            self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
+            self.started_mirror.wake()
             return
         # the file may be gone once add_artifact returns: uploaded while it is there
-        if not self.mirror.attempt():  # type: ignore[union-attr]  # set by started_event
+        if not self.started_mirror.attempt():
             self.lost.append(f"artifact {name} ({filename})")
         with self.lock:
             self.artifact_sources.pop(name, None)  # in MongoDB now, or lost
@@ -214,7 +220,7 @@ class DurableMongoObserver(FileStorage):
     def resource_event(self, filename: str) -> None:
         with self.lock:
             super().resource_event(filename)
-        self.mirror.wake()  # type: ignore[union-attr]  # set by started_event
+        self.started_mirror.wake()
 
     @_never_raises
     def completed_event(self, stop_time: datetime.datetime, result: Any) -> None:
