@@ -142,10 +142,10 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
         if process_rank() > 0:
             return
         handoff = received_handoff()
-        refs = [observer.run_ref() for observer in state["attached"]]
-        if handoff is not None and any(refs):
+        ref = next(filter(None, (observer.run_ref() for observer in state["attached"])), None)
+        if handoff is not None and ref is not None:
             with contextlib.suppress(OSError):  # its folder is gone with the command: nobody waits for the answer
-                handoff.answer(next(ref for ref in refs if ref))
+                handoff.answer(ref)
 
     @ex.pre_run_hook
     def record_origin_and_code(_run: Run) -> None:

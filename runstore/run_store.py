@@ -435,24 +435,23 @@ def handed_back_run(ref: RunRef | None, settings: Settings | None = None) -> Sto
         return None
     settings = settings or load_settings()
     if ref.folder is not None and is_run_dir(ref.folder):
-        database_id = ref.database_id
-        if database_id is None:
-            database_id = _uploaded_copy_id(ref.folder, settings)
-        return FolderStore(ref.folder.parent).open(ref.folder, database_id)
-    if ref.database_id is None:
+        database_id = ref.database_id if ref.database_id is not None else _uploaded_copy_id(ref.folder, settings)
+        ref = RunRef(database_id, ref.folder)
+    elif ref.database_id is not None:
+        ref = RunRef(ref.database_id)
+    else:
         return None
-    mongo = MongoStore.connect(settings)
-    if mongo is None:
+    try:
+        return open_ref(ref, settings)
+    except UserError:  # MongoDB is unreachable, or the run was deleted meanwhile
         return None
-    with mongo:
-        return mongo.open(ref.database_id) if mongo.db.runs.count_documents({"_id": ref.database_id}) else None
 
 
 def _uploaded_copy_id(folder: Path, settings: Settings) -> int | None:
     """The database id of the upload of the run in `folder`, when MongoDB is reachable and holds one."""
     try:
-        key = LocalRun.load(folder).key
-    except (OSError, ValueError, KeyError):
+        key = run_key(read_listed(folder)[0])  # its run.json alone, not its points and output
+    except (UnreadableRun, KeyError):
         return None
     mongo = MongoStore.connect(settings)
     if mongo is None:
