@@ -283,7 +283,8 @@ class Trainer:
         self.device = device = self.distributed.device
         data = task.create_data(device=device, seed=seed)
         if self.distributed.is_main:
-            run.info.update(data=fingerprint(data), world_size=self.distributed.world_size)
+            run.info.update(data=fingerprint(data), world_size=self.distributed.world_size,
+                            torch_threads=torch.get_num_threads())
         self.data = data.batches(device, seed) if isinstance(data, Datasets) else data
         check_shareable(self.data.train.batch_size, self.distributed.world_size, config.accumulate)
         self.distributed.shard(self.data)

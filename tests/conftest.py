@@ -151,8 +151,8 @@ def python_env(**extra):
     # One torch thread per process: tests run several at once on few cores (a run and its DataLoader workers, the
     # database server, sweep trials side by side), and torch's threads would wait for each other at every operation.
     env.setdefault("OMP_NUM_THREADS", "1")
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    env.update({k: str(v) for k, v in extra.items() if v is not None})
+    return {k: v for k, v in env.items() if extra.get(k, "") is not None}  # NAME=None leaves NAME out
 
 
 @pytest.fixture(scope="session")

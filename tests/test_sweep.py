@@ -23,17 +23,22 @@ def sweep_id_of(output):
 
 
 def test_random_sweep_runs_two_trials_at_once(mongo_url, mongo_db, db_name, workdir):
+    # OMP_NUM_THREADS unset, as in a user's shell: the two trials share the cores.
     result = run_tracker(["sweep", "--random", "3", "--parallel", "2", str(EXPERIMENT), *TINY,
                           "lr=loguniform(1e-3,0.3)", "model.width=choice(8,16)"], workdir, mongo_url, db_name,
-                         timeout=900)
+                         timeout=900, OMP_NUM_THREADS=None)
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     sweep_id = sweep_id_of(output)
     assert "0/3 done, 2 running, 0 failed" in output and "3 running" not in output
     assert "3/3 done, 0 running, 0 failed; best " in output
+    cores = len(os.sched_getaffinity(0))
+    threads = max(1, cores // 2)
+    assert f"2 trials at once share this machine's {cores} cores: each trains with {threads} torch thread" in output
     runs = sweep_runs(mongo_db, sweep_id)
     assert [run["info"]["sweep"]["trial"] for run in runs] == [0, 1, 2]
+    assert [run["info"]["torch_threads"] for run in runs] == [threads] * 3
     for run in runs:
         params = run["info"]["sweep"]["params"]
         assert run["status"] == "COMPLETED" and run["omniboard"]["tags"] == [f"sweep-{sweep_id}"]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
@@ -442,6 +442,20 @@ def gpu_ids() -> list[int]:
     return [int(line) for line in answer.stdout.split() if line.isdigit()] if answer.returncode == 0 else []
 
 
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def trial_threads(local: bool, parallel: int | None, environ: Mapping[str, str]) -> int | None:
+    """Torch threads per trial when several trials of a local sweep run at once: the cores shared out, as torchrun
+    does for its processes. Each trial taking every core makes them wait for each other's threads (2 at once on 2
+    cores: 2.1 times the time, `python benchmarks/parallel_trials.py`). None (torch's default) for one trial at a
+    time, on SLURM (a job has cores of its own), or when the user set OMP_NUM_THREADS."""
+    if not local or parallel is None or parallel == 1 or "OMP_NUM_THREADS" in environ:
+        return None
+    return max(1, available_cores() // parallel)
+
+
 # ---- running the trials ---------------------------------------------------------------------------------------
 class Sweep:
     def __init__(self, record: SweepRecord, db: Database[Any] | None, given: Sequence[str] = ()) -> None:
@@ -458,6 +472,7 @@ class Sweep:
         self.study = self.open_study() if record["search"] == "optuna" else None
         self.running: dict[Any, int] = {}  # submitit job (with the GPU it was given as .gpu) -> trial number
         self.stop_file = self.folder / "cancelled"
+        self.threads = trial_threads(self.local, record["parallel"], os.environ)
         self.cancelling = False
         self.shown: str | None = None
 
@@ -468,6 +483,10 @@ class Sweep:
               + (f" ({len(seeds)} seeds per configuration)" if (seeds := self.record.get("seeds")) else "")
               + f"; runs are tagged {sweep_tag(sweep_id)}; "
               f"record and job logs in {self.folder}", flush=True)
+        if self.threads is not None:
+            print(f"{self.record['parallel']} trials at once share this machine's {available_cores()} cores: each "
+                  f"trains with {self.threads} torch thread{'s' if self.threads > 1 else ''} (set OMP_NUM_THREADS "
+                  f"to choose)", flush=True)
         self.record["status"] = "RUNNING"
         self.stop_file.unlink(missing_ok=True)
         self.queue = [number for number, trial in sorted(self.trials.items()) if self.to_run(trial)]
@@ -501,7 +520,7 @@ class Sweep:
             job = self.submit(Trial(self.record["_id"], number, self.record["script"],
                                     [*self.fixed, *as_updates(trial["params"]), *self.given],
                                     trial["params"], self.record["cwd"],
-                                    str(self.stop_file), self.pruning_link(number)))
+                                    str(self.stop_file), self.pruning_link(number), self.threads))
             self.running[job] = number
             trial["status"] = "RUNNING"
             self.save()

@@ -61,6 +61,7 @@ class Trial:
     cwd: str  # where the sweep was started: relative paths (script, RUNS_DIR, data) mean the same in the job
     stop_file: str  # exists once the sweep is cancelled: a trial that has not started its experiment then does not
     pruning: dict[str, Any] | None = None  # the study's pruner for the experiment to report to (ingredients.pruning)
+    threads: int | None = None  # torch threads (OMP_NUM_THREADS) for the experiment; None: its default, all cores
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)  # while it runs
 
     def __getstate__(self) -> dict[str, Any]:
@@ -98,7 +99,7 @@ class Trial:
                 return TrialOutcome("INTERRUPTED", "the sweep was cancelled")
             handoff = Handoff.create(Path(folder), info, pruning=self.pruning)
             returncode = run_in_foreground(
-                [sys.executable, self.script, *options, "with", *updates], experiment_env(handoff.env()),
+                [sys.executable, self.script, *options, "with", *updates], experiment_env(self.env(handoff)),
                 started=self.started, ignored_signals=(signal.SIGUSR2,),
             )
             latest = handed_back_run(handoff.answered())
@@ -117,9 +118,13 @@ class Trial:
             return None  # task 0 does not start the experiment either
         with tempfile.TemporaryDirectory(prefix="tracker-trial-") as folder:
             handoff = Handoff.create(Path(folder), {}, pruning=self.pruning)  # every rank may ask the pruner
-            run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env(handoff.env()),
+            run_in_foreground([sys.executable, self.script, "with", *self.updates], experiment_env(self.env(handoff)),
                               started=self.started, ignored_signals=(signal.SIGUSR2,))
         return None
+
+    def env(self, handoff: Handoff) -> dict[str, str]:
+        """What the experiment's environment adds: the handoff, and the number of torch threads when it is set."""
+        return {**handoff.env(), **({"OMP_NUM_THREADS": str(self.threads)} if self.threads is not None else {})}
 
     def started(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
