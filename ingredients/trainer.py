@@ -627,8 +627,10 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         """Store the last and best models, the figures and results.json; return the results."""
         self.add_artifact("model_last.pt", lambda path: torch.save(self.averaged.state_dict(), path))
-        self.add_artifact("model_best.pt", lambda path: torch.save(self.best_state, path))
-        self.averaged.load_state_dict(self.best_state)  # type: ignore[arg-type]  # set by the last step's validation
+        best_state, best_metrics = self.best_state, self.best_metrics
+        assert best_state is not None and best_metrics is not None, "the last step's validation sets them"
+        self.add_artifact("model_best.pt", lambda path: torch.save(best_state, path))
+        self.averaged.load_state_dict(best_state)
         kept: list[Batch] | None = [] if self.config.save_predictions else None
         test_metrics = self.evaluate(self.data.test, kept)
         test = floats(test_metrics)
@@ -638,7 +640,7 @@ class Trainer:
             val = self.best_val_kept if self.best_val_kept is not None else self.evaluate_kept(self.data.val)
             self.store_predictions("val", val)
         self.run.log_scalar(f"test.{self.task.score}", test[self.task.score], self.step)
-        self.task.visualise_results(self.best_metrics, self.add_artifact)  # type: ignore[arg-type]  # as best_state
+        self.task.visualise_results(best_metrics, self.add_artifact)
         score = self.task.score
         results: dict[str, Any] = {
             f"best_val_{score}": self.best_score,

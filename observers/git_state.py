@@ -32,9 +32,6 @@ if TYPE_CHECKING:
     # str, which mypy would then type as a tuple of that union.
     Folders = Iterable[str] | Iterable[os.PathLike[str]]
 
-# GitPython types Repo.working_tree_dir as optional (None for a bare repository); the repositories here have a work
-# tree, hence `type: ignore[arg-type]  # not bare` where it is used.
-
 DIFF_ARTIFACT = "git_diff.patch"
 # info key: the sha256 of the run's DIFF_ARTIFACT, which `tracker rerun --apply-diff` checks against the run's folder
 DIFF_DIGEST_INFO = "git_diff_sha256"
@@ -74,7 +71,7 @@ def uncommitted_changes(path: str | os.PathLike[str], skip: Folders = ()) -> Cha
     changes = Changes(patch=repo.git.diff("HEAD", "--binary", "--", *_outside(repo, skip)))
     total = 0
     for name in untracked_files(repo, skip):
-        file = os.path.join(repo.working_tree_dir, name)  # type: ignore[arg-type]  # not bare
+        file = os.path.join(work_tree(repo), name)
         size = os.path.getsize(file)
         why = _left_out_because(name, size, total)
         if why:
@@ -93,7 +90,7 @@ def untracked_files(repo: git.Repo, skip: Folders = ()) -> Iterator[str]:
     environments and caches."""
     skip = tuple(os.path.realpath(folder) + os.sep for folder in skip)
     for name in _untracked_outside_environments(repo):
-        file = os.path.join(repo.working_tree_dir, name)  # type: ignore[arg-type]  # not bare
+        file = os.path.join(work_tree(repo), name)
         if os.path.isfile(file) and not os.path.realpath(file).startswith(skip):
             yield name
 
@@ -107,7 +104,7 @@ def _untracked_outside_environments(repo: git.Repo) -> Iterator[str]:
     folders = [name for name in listed if name.endswith("/")]
     yield from (name for name in listed if name and not name.endswith("/"))
     is_environment = functools.cache(lambda folder: any(
-        os.path.exists(os.path.join(repo.working_tree_dir, folder, marker))  # type: ignore[arg-type]  # not bare
+        os.path.exists(os.path.join(work_tree(repo), folder, marker))
         for marker in ENVIRONMENT_MARKERS))
     wanted = [folder for folder in folders if not is_environment(folder.rstrip("/"))]
     if not wanted:
@@ -121,12 +118,18 @@ def _untracked_outside_environments(repo: git.Repo) -> Iterator[str]:
             yield name
 
 
+def work_tree(repo: git.Repo) -> str:
+    """The folder of `repo`'s files. GitPython types it as optional, for a bare repository; none here is bare."""
+    assert repo.working_tree_dir is not None, f"{repo.git_dir} is a bare repository"
+    return str(repo.working_tree_dir)
+
+
 def _outside(repo: git.Repo, skip: Folders) -> list[str]:
     """Pathspecs for all of `repo` but the `skip` folders: tracked files there (committed records) are no code."""
     inside = []
     for folder in skip:
         relative = os.path.relpath(os.path.realpath(folder),
-                                   os.path.realpath(repo.working_tree_dir))  # type: ignore[arg-type]  # not bare
+                                   os.path.realpath(work_tree(repo)))
         if relative != "." and not relative.startswith(os.pardir):
             inside.append(f":(exclude){relative}")
     return [".", *inside]
