@@ -470,9 +470,7 @@ class MongoMirror(threading.Thread):
         self.finishing.set()
         self.wake()
         while not self.finished.wait(0.2):
-            failing = self.failing_since is not None
-            # `failing` says that failing_since is not None, which mypy does not follow
-            if self.refused or failing and time.monotonic() - max(  # type: ignore[operator, type-var]
-                    self.failing_since, started) > give_up_s:
+            failing_since = self.failing_since
+            if self.refused or failing_since is not None and time.monotonic() - max(failing_since, started) > give_up_s:
                 return False
         return True

@@ -77,8 +77,8 @@ if TYPE_CHECKING:
     P = ParamSpec("P")
     R = TypeVar("R")
 
-# Sacred types some of Experiment's attributes by their defaults (captured_out_filter and logger: None) or too loosely
-# (base_dir, path: str | bytes): hence the `type: ignore[...]` where track() sets or uses them.
+# Sacred types some of Experiment's attributes by their defaults (captured_out_filter and logger: None): hence the
+# `type: ignore[assignment]` where track() sets them.
 
 TAG_FLAG = "--tag"
 # How long a rank above 0 that refused its config waits for torchrun to end it, once rank 0 has printed why.
@@ -122,8 +122,7 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
         observe = command_name == ex.default_command and state["observe"] and process_rank() == 0
         if observe:
             check_storable(config, "config")  # before any run folder or database wait
-        state["attached"] = (choose_observers(load_settings(root=ex.base_dir))  # type: ignore[arg-type]
-                             if observe else [])
+        state["attached"] = choose_observers(load_settings(root=project_dir(ex))) if observe else []
         ex.observers.extend(state["attached"])
         return {}
 
@@ -164,8 +163,7 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
             raise SystemExit(f"error: {problem}")
         _run.info["higher_is_better"] = higher_is_better
         with tempfile.TemporaryDirectory(prefix="tracker-git-") as workdir:
-            record_uncommitted_changes(_run, ex.base_dir, Path(workdir),  # type: ignore[arg-type]
-                                       skip=tracker_folders(ex.base_dir))  # type: ignore[arg-type]
+            record_uncommitted_changes(_run, project_dir(ex), Path(workdir), skip=tracker_folders(project_dir(ex)))
 
     @ex.pre_run_hook
     def record_the_environment(_run: Run) -> None:
@@ -176,7 +174,7 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
     def sample_system_metrics(_run: Run) -> None:
         if process_rank() == 0:
             # stops when the run ends
-            start_system_metrics(_run, load_settings(root=ex.base_dir).system_metrics_s)  # type: ignore[arg-type]
+            start_system_metrics(_run, load_settings(root=project_dir(ex)).system_metrics_s)
 
     def wrapped(run: Callable[P, R]) -> Callable[P, R]:
         # The last answer comes before the run's end work is over (RUN_END.finish acts on a SIGTERM held meanwhile).
@@ -187,13 +185,19 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
     return ex
 
 
+def project_dir(ex: Experiment) -> str:
+    """The folder of `ex`'s project (its base_dir, which Sacred types as str or bytes)."""
+    return os.fsdecode(ex.base_dir)
+
+
 def _quiet(ex: Experiment) -> None:
     """Silence a rank above 0, which would print what rank 0 prints: its output, Sacred's log lines and warnings
     (tracebacks of its own failures still reach stderr)."""
     SETTINGS.CAPTURE_MODE = "no"
-    ex.logger = logging.getLogger(f"{ex.path}.rank{process_rank()}")  # type: ignore[assignment, str-bytes-safe]
-    ex.logger.setLevel(logging.CRITICAL + 1)  # type: ignore[attr-defined]
-    ex.logger.propagate = False  # type: ignore[attr-defined]
+    logger = logging.getLogger(f"{os.fsdecode(ex.path)}.rank{process_rank()}")
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+    ex.logger = logger  # type: ignore[assignment]
     sys.stdout = open(os.devnull, "w")
     warnings.simplefilter("ignore")
 
@@ -218,8 +222,8 @@ def _in_this_process(run: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(run)
     def in_process_temp_dir(*args: P.args, **kwargs: P.kwargs) -> R:
         lock_captured_output()
-        # a run within a run: the outer one cleans up (typeshed's `in` wants a str: tempfile.tempdir may be None)
-        if tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):  # type: ignore[operator]
+        # a run within a run: the outer one cleans up
+        if tempfile.tempdir is not None and tempfile.tempdir in map(str, process_temp_dirs(os.getpid())):
             return run(*args, **kwargs)
         folder = str(make_process_temp_dir(os.getpid()))
         previous, tempfile.tempdir = tempfile.tempdir, folder

@@ -75,11 +75,9 @@ def shift_and_flip(signals: torch.Tensor, generator: torch.Generator) -> torch.T
 def load_splits(device: str | torch.device, seed: int, length: int, train_size: int, eval_size: int, noise: float,
                 batch_size: int, augment: bool) -> tuple[TrainBatches, EvalBatches, EvalBatches]:
     """Training, validation and test batches on `device`; `seed` fixes the training order and augmentation."""
-    splits: dict[str, Any] = {name: [t.to(device) for t in generate(size, length, noise, SPLIT_SEEDS[name])]
-                              for name, size in (("train", train_size), ("val", eval_size), ("test", eval_size))}
-    # Each split is a list [inputs, targets], whose length mypy does not know: it spreads *split over every
-    # positional parameter, hence the ignores.
-    train = TrainBatches(*splits["train"], batch_size, seed,  # type: ignore[call-arg, misc]
-                         transform=shift_and_flip if augment else None)
-    return (train, EvalBatches(*splits["val"], batch_size),  # type: ignore[call-arg]
-            EvalBatches(*splits["test"], batch_size))  # type: ignore[call-arg]
+    def split(name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = generate(size, length, noise, SPLIT_SEEDS[name])
+        return inputs.to(device), targets.to(device)
+
+    train = TrainBatches(*split("train", train_size), batch_size, seed, transform=shift_and_flip if augment else None)
+    return train, EvalBatches(*split("val", eval_size), batch_size), EvalBatches(*split("test", eval_size), batch_size)
