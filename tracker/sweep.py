@@ -443,7 +443,8 @@ def gpu_ids() -> list[int]:
 
 
 def available_cores() -> int:
-    return len(os.sched_getaffinity(0))
+    """The CPU cores this process may use (its affinity where the system has one, as on Linux; else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def trial_threads(local: bool, parallel: int | None, environ: Mapping[str, str]) -> int | None:
