@@ -129,7 +129,8 @@ def add_parser(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
                              "key, so `tracker runs --group` gives each configuration's mean and confidence interval")
     parser.add_argument("--executor", help="local (default: processes on this machine) or slurm (jobs on SLURM)")
     parser.add_argument("--parallel", type=int, metavar="K",
-                        help="trials at once (default: 1 on local, every trial on slurm, queued by SLURM)")
+                        help="trials at once (default: 1 on local, every trial on slurm, queued by SLURM); local "
+                             "trials share the CPU cores as torch threads, unless OMP_NUM_THREADS is set")
     parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="a submitit SLURM parameter, e.g. partition=gpu, gpus_per_node=1, timeout_min=60")
     parser.add_argument("--continue", dest="continue_sweep", metavar="SWEEP",
