@@ -39,7 +39,7 @@ class Board:
     def rows_of(self, references: Collection[str]) -> list[dict[str, Any]]:
         """The rows of the runs named by `references` (database ids and run folders of RUNS_DIR) that exist, read
         alone: a selection of 200 runs does not list 100,000."""
-        refs = _refs(references)
+        refs = [ref for _, ref in _refs(references)]
         ids = [ref.database_id for ref in refs if ref.database_id is not None]
         listings = self.mongo.listings_of(ids) if self.mongo is not None and ids else []
         rows = [listing_row(listing) for listing in listings]
@@ -94,13 +94,13 @@ class Board:
         found: dict[str, Points] = {}
         for name, references in wanted.items():
             refs = _refs(references)
-            ids = [ref.database_id for ref in refs if ref.database_id is not None]
+            ids = [ref.database_id for _, ref in refs if ref.database_id is not None]
             if self.mongo is not None and ids:
                 found.update((str(run_id), points) for run_id, points in self.mongo.plotted_metrics(ids, name).items())
-            for ref in refs:
+            for reference, ref in refs:
                 if ref.folder is not None:
                     try:
-                        found[str(ref.folder)] = self.open_ref(ref).plotted_metric(name)
+                        found[reference] = self.open_ref(ref).plotted_metric(name)
                     except UserError:
                         continue  # a folder gone since it was listed
         return found
@@ -109,7 +109,7 @@ class Board:
         return listing_row(run.listing())
 
 
-def _refs(references: Iterable[str]) -> list[RunRef]:
-    """The runs that the page's references name, as `tracker` commands read them (RunRef.parse); empty ones name
-    none."""
-    return [RunRef.parse(reference) for reference in references if reference]
+def _refs(references: Iterable[str]) -> list[tuple[str, RunRef]]:
+    """(reference, the run it names) for the page's references, read as `tracker` commands read them
+    (RunRef.parse); empty ones name none."""
+    return [(reference, RunRef.parse(reference)) for reference in references if reference]
