@@ -20,6 +20,9 @@
   through the Experiment's attributes, so that replacing them there wraps every run.
 - add_documented_config: Sacred documents a config entry only from a comment in a config function; an entry given
   as a value is documented through the ConfigDict's summary.
+- store_info_now: Sacred hands a run's info to its observers only with a heartbeat, the first one 10 s after the
+  start; what the pre-run hooks put there (a sweep trial's number, the run a rerun repeats) must be stored before a
+  kill can come, or `tracker sweep --continue` and `tracker resume` cannot find the run.
 - at_main_end: Sacred's post-run hooks run only after the main function returns; a Run calls its main function,
   after the pre-run hooks, through its attribute main_function.
 - MONGO_PRIORITY: the priority of Sacred's MongoObserver, which an observer in its place takes, is a constant of a
@@ -175,6 +178,11 @@ def add_documented_config(ex, key, value, doc):
         return summary
 
     SACRED.target(ex, "configurations").append(config)
+
+
+def store_info_now(run):
+    """Send the observers of `run` (a sacred Run, in a pre-run hook) a heartbeat now: its info, output and metrics."""
+    SACRED.target(run, "_emit_heartbeat")()
 
 
 def at_main_end(run, finish):

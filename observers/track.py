@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 from compat import CompatError
 # compat.sacred before sacred: it imports Sacred without its warning
 from compat.sacred import (add_command_line_options, add_last_config_hook, at_main_end, invalid_config_key,
-                           lock_captured_output, run_id, unknown_config_key, wrap_run, wrap_run_commandline)
+                           lock_captured_output, run_id, store_info_now, unknown_config_key, wrap_run,
+                           wrap_run_commandline)
 from sacred import SETTINGS
 from sacred.commandline_options import cli_option
 from sacred.utils import ConfigAddedError, SacredError, apply_backspaces_and_linefeeds
@@ -175,6 +176,13 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
         if process_rank() == 0:
             # stops when the run ends
             start_system_metrics(_run, load_settings(root=project_dir(ex)).system_metrics_s)
+
+    @ex.pre_run_hook
+    def store_the_origin_now(_run: Run) -> None:
+        """The last hook: the stores get what the hooks put in the info (a trial's sweep and number, a rerun's source)
+        now, not with the first heartbeat 10 s on; a run killed meanwhile is still found by its sweep or resume."""
+        if process_rank() == 0:
+            store_info_now(_run)
 
     def wrapped(run: Callable[P, R]) -> Callable[P, R]:
         # The last answer comes before the run's end work is over (RUN_END.finish acts on a SIGTERM held meanwhile).

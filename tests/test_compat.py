@@ -303,6 +303,28 @@ def test_sacred_at_main_end():
     assert events == ["main", "finished"]
 
 
+class InfoRecorder(RunObserver):
+    def __init__(self):
+        self.beats = []
+
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        self.beats.append(dict(info))
+
+
+def test_sacred_store_info_now():
+    ex = Experiment("info", save_git_info=False)
+    observer = InfoRecorder()
+    ex.observers.append(observer)
+
+    @ex.pre_run_hook
+    def set_origin(_run):
+        _run.info["origin"] = 3
+        compat.sacred.store_info_now(_run)
+
+    ex.main(lambda: observer.beats[0])  # the run's result: the first heartbeat, sent before the main function
+    assert ex.run(options=OPTIONS).result == {"origin": 3}
+
+
 def test_sacred_mongo_priority():
     assert inspect.signature(MongoObserver).parameters["priority"].default == compat.sacred.MONGO_PRIORITY
 

@@ -88,15 +88,17 @@ def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, 
 
 
 def sweep_of_a_killed_trial(steps, mongo_url, mongo_db, db_name, tmp_path):
-    """(the run document, the output) of a one-trial sweep of `steps` steps whose run was killed once it had
-    recorded a heartbeat."""
+    """(the run document, the output) of a one-trial sweep of `steps` steps whose run was killed as soon as MongoDB
+    had its process and its trial, before Sacred's first heartbeat (10 s): a run killed early is found too."""
     sweep = TrackerCommand("sweep", str(EXPERIMENT), *TINY, f"trainer.steps={steps}", "lr=[0.01]", cwd=tmp_path,
                            MONGO_URL=mongo_url, SACRED_DB=db_name, RUNS_DIR=tmp_path / "runs")
     try:
         deadline = time.monotonic() + 300
-        while (run := mongo_db.runs.find_one({"info.pid": {"$exists": True}, "heartbeat": {"$ne": None}})) is None:
+        while (run := mongo_db.runs.find_one({"info.pid": {"$exists": True}, "info.sweep.trial": 0})) is None:
             assert time.monotonic() < deadline and sweep.process.poll() is None, "".join(sweep.output)
             time.sleep(0.2)
+        # Found before Sacred's first heartbeat, which brings the first training metrics 10 s after the start.
+        assert mongo_db.metrics.find_one({"run_id": run["_id"], "name": "train.loss"}) is None
         os.kill(run["info"]["pid"], signal.SIGKILL)  # as the kernel's OOM killer or `kill -9` would
         assert sweep.process.wait(120) == 1
     finally:
@@ -112,7 +114,7 @@ def test_a_killed_trial_is_reported_with_the_signal_and_its_run_id(mongo_url, mo
 def test_a_killed_trial_that_continue_finished_counts_once_in_groups_and_sync(mongo_url, mongo_db, db_name,
                                                                               tmp_path):
     """The killed run stays RUNNING in MongoDB and in its folder; `--continue` runs the trial again, and marks it."""
-    killed, output = sweep_of_a_killed_trial(300, mongo_url, mongo_db, db_name, tmp_path)
+    killed, output = sweep_of_a_killed_trial(100, mongo_url, mongo_db, db_name, tmp_path)
 
     result = run_tracker(["sweep", "--continue", str(sweep_id_of(output))], tmp_path, mongo_url, db_name)
 
