@@ -31,11 +31,13 @@ class SlurmCluster:
                        check=True, capture_output=True, timeout=30)
         self.conf.write_text("\n".join([
             "ClusterName=tests", f"SlurmctldHost={host}", "SlurmUser=root", "SlurmdUser=root",
-            # cred_expire also delays a requeued job's new start (120 s by default, most of a requeue test's time).
-            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={munge_socket},cred_expire=15",
+            # cred_expire also sets how long a requeued job waits before it starts again (120 s by default).
+            "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={munge_socket},cred_expire=5",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "MpiDefault=none",
-            "ReturnToService=2", "JobRequeue=1", "SchedulerType=sched/backfill",
+            # A requeued job waits for its begin time (cred_expire), then for the main scheduler's next pass over
+            # pending jobs: every 60 s by default, and a requeue test waited 20 to 50 s for it.
+            "ReturnToService=2", "JobRequeue=1", "SchedulerType=sched/backfill", "SchedulerParameters=sched_interval=1",
             # Finished jobs are kept listed briefly.
             "MinJobAge=300", "KillWait=30",
             f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
