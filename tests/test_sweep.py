@@ -6,10 +6,11 @@ import signal
 import time
 
 import pytest
-from conftest import EXPERIMENT, TrackerCommand, git, metric, run_tracker
+from conftest import EXPERIMENT, REPO_ROOT, TrackerCommand, git, metric, run_tracker
 
 from runstore.layout import read_file
 
+QUADRATIC = REPO_ROOT / "tests" / "quadratic_experiment.py"  # a trial of a second, without torch
 # A trial of a few seconds: 20 steps of the smoke model on 1000 generated images.
 TINY = ["with", "smoke", "trainer.steps=20", "trainer.val_every=10", "data.limit=1000", "trainer.progress=False"]
 
@@ -132,24 +133,24 @@ def test_a_killed_trial_that_continue_finished_counts_once_in_groups_and_sync(mo
 
 def test_eight_trials_started_together_keep_their_own_ids_and_records(mongo_url, mongo_db, db_name, workdir):
     seeds = list(range(1, 9))
-    result = run_tracker(["sweep", "--parallel", "8", str(EXPERIMENT), *TINY, "trainer.steps=4",
-                          "trainer.val_every=2", f"seed={seeds}"], workdir, mongo_url, db_name, timeout=900)
+    result = run_tracker(["sweep", "--parallel", "8", str(QUADRATIC), "with", "steps=4", "save_result=True",
+                          f"seed={seeds}"], workdir, mongo_url, db_name, timeout=900)
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     runs = sweep_runs(mongo_db, sweep_id_of(output))
     assert len({run["_id"] for run in runs}) == 8
     for run in runs:  # each run's config, metrics, output and artifacts are its own
-        assert run["config"]["seed"] == run["info"]["sweep"]["params"]["seed"]
-        assert sorted(metric(mongo_db, run["_id"], "val.acc")) == [2, 4]
-        assert max(metric(mongo_db, run["_id"], "val.acc").values()) == run["result"]
+        seed = run["config"]["seed"]
+        assert seed == run["info"]["sweep"]["params"]["seed"]
+        assert sorted(metric(mongo_db, run["_id"], "val.loss")) == [1, 2, 3, 4]
+        assert metric(mongo_db, run["_id"], "val.loss")[4] == run["result"]
         artifacts = {artifact["name"]: artifact["file_id"] for artifact in run["artifacts"]}
-        stored = json.loads(read_file(mongo_db, artifacts["results.json"]))
-        assert stored["best_val_acc"] == run["result"]
-        assert stored["test_acc_of_best"] == metric(mongo_db, run["_id"], "test.acc")[4]
-        assert f"Best val acc {run['result']:.4f}" in run["captured_out"]
-        assert mongo_db.fs.files.find_one({"_id": artifacts["results.json"]})["filename"].startswith(
+        assert json.loads(read_file(mongo_db, artifacts["result.json"])) == {"seed": seed, "result": run["result"]}
+        assert f"result {run['result']!r} from seed {seed}\n" in run["captured_out"]
+        assert mongo_db.fs.files.find_one({"_id": artifacts["result.json"]})["filename"].startswith(
             f"artifact://runs/{run['_id']}/")
+    assert len({run["result"] for run in runs}) == 8  # eight seeds, eight starting points
 
 
 @pytest.mark.parametrize("arguments, message", [
