@@ -16,6 +16,8 @@ import pytest
 from conftest import REPO_ROOT, metric, newest_run, python_env, run_experiment, run_tracker
 from test_experiment import artifact_bytes
 
+from ingredients.batches import check_shareable
+from runstore.errors import UserError
 from runstore.predictions import Predictions
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -187,16 +189,19 @@ def test_a_sigkilled_rank_leaves_the_run_failed_and_no_temporary_folder(workdir,
         assert not list(Path(tempfile.gettempdir()).glob(f"tracker-process-{rank.pid}*")), f"rank {rank}'s folder"
 
 
-@pytest.mark.parametrize("args, line", [
-    (["data.batch_size=63"], "data.batch_size=63 is the global batch, which 2 processes cannot share equally; use a "
-                             "multiple of 2, e.g. with data.batch_size=62"),
-    (["data.batch_size=64", "trainer.accumulate=3"],
-     "data.batch_size=64 is the global batch, which 2 processes and trainer.accumulate=3 cannot share equally; use a "
-     "multiple of 6, e.g. with data.batch_size=60"),
-])
-def test_a_batch_that_two_processes_cannot_share_is_one_line(args, line, workdir, mongo_url, mongo_db, db_name,
-                                                              tmp_path):
-    result = torchrun("signals", [*SIGNALS, *args], workdir, mongo_url, db_name, tmp_path)
+def test_a_batch_that_two_processes_cannot_share_is_one_line(workdir, mongo_url, mongo_db, db_name, tmp_path):
+    result = torchrun("signals", [*SIGNALS, "data.batch_size=63"], workdir, mongo_url, db_name, tmp_path)
     assert result.returncode == 1
+    line = ("data.batch_size=63 is the global batch, which 2 processes cannot share equally; use a multiple of 2, "
+            "e.g. with data.batch_size=62")
     assert (result.stdout + result.stderr).count(line) == 1, result.stderr
     assert mongo_db.runs.count_documents({}) == 0
+
+
+def test_a_batch_that_processes_and_accumulation_cannot_share_names_both():
+    """The same check as above (ingredients.batches, called by the trainer's config check), with trainer.accumulate."""
+    with pytest.raises(UserError) as refused:
+        check_shareable(64, world_size=2, accumulate=3)
+    assert str(refused.value) == (
+        "data.batch_size=64 is the global batch, which 2 processes and trainer.accumulate=3 cannot share equally; "
+        "use a multiple of 6, e.g. with data.batch_size=60")
