@@ -57,6 +57,24 @@ def _write_pickle(path: Path, obj: object) -> None:
     write_atomically(path, pickle.dumps(obj, protocol=2))
 
 
+# Each class's shape, from a pixel's coordinates (x, y), its offset from the image's centre (dx, dy), its distance
+# from it, the shape's size and a stripe phase.
+SHAPES = [
+    lambda x, y, dx, dy, radius, size, phase: (np.abs(dx) < size) & (np.abs(dy) < size),
+    lambda x, y, dx, dy, radius, size, phase: radius < size,
+    lambda x, y, dx, dy, radius, size, phase: (radius < size) & (radius > 0.6 * size),
+    lambda x, y, dx, dy, radius, size, phase: ((y + phase) // 3) % 2 == 0,
+    lambda x, y, dx, dy, radius, size, phase: ((x + phase) // 3) % 2 == 0,
+    lambda x, y, dx, dy, radius, size, phase: ((x + y + phase) // 4) % 2 == 0,
+    lambda x, y, dx, dy, radius, size, phase: (((np.abs(dx) < 2) & (np.abs(dy) < size))
+                                               | ((np.abs(dy) < 2) & (np.abs(dx) < size))),
+    lambda x, y, dx, dy, radius, size, phase: (((x + phase) // 4 + (y + phase) // 4) % 2) == 0,
+    lambda x, y, dx, dy, radius, size, phase: (dy > -size) & (dy < size) & (np.abs(dx) < (dy + size) / 2),
+    lambda x, y, dx, dy, radius, size, phase: ((np.abs(dx) < size) & (np.abs(dy) < size)
+                                               & ~((np.abs(dx) < size - 3) & (np.abs(dy) < size - 3))),
+]
+
+
 def draw_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 images, N×3×32×32, one per label."""
     n = len(labels)
@@ -65,22 +83,11 @@ def draw_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cy = rng.uniform(10, 22, (n, 1, 1)).astype(np.float32)
     size = rng.uniform(6, 11, (n, 1, 1)).astype(np.float32)
     phase = rng.integers(0, 8, (n, 1, 1)).astype(np.float32)
-    dx, dy = x - cx, y - cy
-    radius = np.sqrt(dx**2 + dy**2)
-    inside_square = (np.abs(dx) < size) & (np.abs(dy) < size)
-    masks = [
-        inside_square,
-        radius < size,
-        (radius < size) & (radius > 0.6 * size),
-        ((y + phase) // 3) % 2 == 0,
-        ((x + phase) // 3) % 2 == 0,
-        ((x + y + phase) // 4) % 2 == 0,
-        ((np.abs(dx) < 2) & (np.abs(dy) < size)) | ((np.abs(dy) < 2) & (np.abs(dx) < size)),
-        (((x + phase) // 4 + (y + phase) // 4) % 2) == 0,
-        (dy > -size) & (dy < size) & (np.abs(dx) < (dy + size) / 2),
-        inside_square & ~((np.abs(dx) < size - 3) & (np.abs(dy) < size - 3)),
-    ]
-    mask = np.stack(masks)[labels, np.arange(n)]  # N×32×32: each image's own class shape
+    mask = np.empty((n, SIZE, SIZE), dtype=bool)  # each image's own class shape, drawn class by class
+    for label, shape in enumerate(SHAPES):
+        chosen = labels == label
+        dx, dy = x - cx[chosen], y - cy[chosen]
+        mask[chosen] = shape(x, y, dx, dy, np.sqrt(dx**2 + dy**2), size[chosen], phase[chosen])
     background = rng.uniform(0, 120, (n, 3, 1, 1)).astype(np.float32)
     # Colour alone is ambiguous (shared by three classes), so a model has to learn the shapes.
     colour = (labels + rng.integers(0, 3, n)) % len(PALETTE)
