@@ -65,7 +65,7 @@ def test_optuna_sweep_interrupted_after_two_trials_continues_to_four(mongo_url, 
     try:
         sweep.wait_for(r"2/4 done", timeout_s=400)
         os.killpg(sweep.process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
-        assert sweep.process.wait(180) == 130
+        assert sweep.process.wait(180) == 130, "".join(sweep.output)
     finally:
         sweep.kill()
     output = "".join(sweep.output)
