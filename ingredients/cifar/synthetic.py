@@ -57,8 +57,8 @@ def _write_pickle(path: Path, obj: object) -> None:
     write_atomically(path, pickle.dumps(obj, protocol=2))
 
 
-# Each class's shape, from a pixel's coordinates (x, y), its offset from the image's centre (dx, dy), its distance
-# from it, the shape's size and a stripe phase.
+# Each class's shape, in the order of CLASSES, from a pixel's coordinates (x, y), its offset from the shape's centre
+# (dx, dy), its distance from it, the shape's size and a stripe phase.
 SHAPES = [
     lambda x, y, dx, dy, radius, size, phase: (np.abs(dx) < size) & (np.abs(dy) < size),
     lambda x, y, dx, dy, radius, size, phase: radius < size,
