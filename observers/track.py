@@ -179,8 +179,9 @@ def track(ex: Experiment, higher_is_better: bool = True) -> Experiment:
 
     @ex.pre_run_hook
     def store_the_origin_now(_run: Run) -> None:
-        """After the hooks above: the stores get what they put in the info (a trial's sweep and number, a rerun's source)
-        now, not with the first heartbeat 10 s on; a run killed meanwhile is still found by its sweep or resume."""
+        """After the hooks above: the stores get what they put in the info (a trial's sweep and number, a rerun's
+        source) now, not with the first heartbeat 10 s on; a run killed meanwhile is still found by its sweep or
+        resume."""
         if process_rank() == 0:
             store_info_now(_run)
 
